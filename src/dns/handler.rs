@@ -1,0 +1,123 @@
+//! The hickory request handler: one snapshot per query.
+//!
+//! Failover names (and the empty non-terminals above them) are answered here from the
+//! snapshot's failover table; everything else goes to the snapshot's hickory `Catalog`,
+//! which holds the static zones. Both come from the same `Arc<Snapshot>`, loaded once.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use tracing::warn;
+
+use super::snapshot::{FailoverEntry, Published, Snapshot};
+
+pub struct Handler {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Handler {
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
+        Handler { snapshot }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let snapshot = self.snapshot.load_full();
+        if let Some(entry) = failover_entry(&snapshot, request) {
+            return answer_failover(&snapshot, entry, request, response_handle).await;
+        }
+        snapshot
+            .catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+/// The failover entry this request asks about, if it is a plain query we answer ourselves.
+/// Anything unusual (several questions, another class, EDNS version > 0, updates) goes to
+/// the catalog, which knows how to refuse it.
+fn failover_entry<'s>(snapshot: &'s Snapshot, request: &Request) -> Option<&'s FailoverEntry> {
+    let metadata = &request.metadata;
+    if metadata.message_type != MessageType::Query || metadata.op_code != OpCode::Query {
+        return None;
+    }
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        return None;
+    }
+    let [query] = request.queries.queries() else {
+        return None;
+    };
+    if query.query_class() != DNSClass::IN || query.query_type() == RecordType::AXFR {
+        return None;
+    }
+    snapshot.failover.get(query.name())
+}
+
+async fn answer_failover<R: ResponseHandler>(
+    snapshot: &Snapshot,
+    entry: &FailoverEntry,
+    request: &Request,
+    mut response_handle: R,
+) -> ResponseInfo {
+    // request_info() succeeds: failover_entry checked there is exactly one query.
+    let query = request.queries.queries()[0].original();
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = true;
+    let mut answers = Vec::new();
+    match &entry.answer {
+        Published::Pending | Published::Servfail => metadata.response_code = ResponseCode::ServFail,
+        Published::Nodata => {}
+        Published::Addresses(addresses) => {
+            let qtype = query.query_type();
+            for address in addresses {
+                let rdata = match (address, qtype) {
+                    (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(*v4)),
+                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(*v6)),
+                    _ => continue,
+                };
+                answers.push(Record::from_rdata(query.name().clone(), entry.ttl, rdata));
+            }
+        }
+    }
+    let soa = if answers.is_empty() && metadata.response_code == ResponseCode::NoError {
+        Some(&snapshot.negative_soa[entry.zone])
+    } else {
+        None
+    };
+    let response_edns = request.edns.as_ref().map(|req| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(req.max_payload().max(512));
+        edns.set_version(0);
+        edns
+    });
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(edns) = &response_edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(metadata, answers.iter(), None, soa, None);
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            warn!(%error, "cannot send a response");
+            let mut header = Metadata::response_from_request(&request.metadata);
+            header.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(hickory_proto::op::Header {
+                metadata: header,
+                counts: Default::default(),
+            })
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The DNS side: static zones, answer snapshots and the server. Only this module knows hickory.
+//!
+//! - `zones`: RFC 1035 master files -> [`ZoneSet`], and the checks of failover records
+//!   against them.
+//! - `snapshot`: [`SnapshotBuilder`] turns the zones and the current failover answers into
+//!   an immutable [`Snapshot`].
+//! - `handler`: the hickory `RequestHandler` that answers each query from one snapshot.
+
+mod client;
+mod handler;
+mod snapshot;
+mod zones;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_server::Server;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+pub use snapshot::{Published, Snapshot, SnapshotBuilder};
+pub use client::query_addresses;
+pub use zones::ZoneSet;
+
+/// A TCP connection that sends no query for this long is closed.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses buffered per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// The bound DNS sockets: a UDP socket and a TCP listener on the same address and port.
+pub struct Sockets {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+impl Sockets {
+    /// Binds UDP and TCP on every address. With port 0 the kernel picks a UDP port and TCP
+    /// binds the same one (retried a few times if TCP finds it taken).
+    pub async fn bind(listen: &[SocketAddr]) -> io::Result<Sockets> {
+        let mut sockets = Sockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for &addr in listen {
+            let (udp, tcp) = bind_pair(addr).await?;
+            sockets.udp.push(udp);
+            sockets.tcp.push(tcp);
+        }
+        Ok(sockets)
+    }
+
+    /// The actual addresses, port 0 resolved.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+    }
+}
+
+async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    let attempts = if addr.port() == 0 { 16 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {addr}: {e}")))?;
+        let bound = udp.local_addr()?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_error = Some(io::Error::new(e.kind(), format!("cannot bind tcp {bound}: {e}"))),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other(format!("cannot bind {addr}"))))
+}
+
+/// Serves DNS on `sockets` from whatever snapshot `snapshot` holds, until `shutdown`.
+pub async fn serve(
+    sockets: Sockets,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let mut server = Server::new(handler::Handler::new(snapshot));
+    for udp in sockets.udp {
+        server.register_socket(udp);
+    }
+    for tcp in sockets.tcp {
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    }
+    shutdown.cancelled().await;
+    server
+        .shutdown_gracefully()
+        .await
+        .map_err(|e| io::Error::other(format!("dns server: {e}")))
+}

@@ -1,0 +1,226 @@
+//! Immutable answer snapshots: static zones plus the current failover answers.
+//!
+//! A [`Snapshot`] is never changed after it is built. The [`SnapshotBuilder`] makes a new
+//! one whenever a failover answer changes, with the SOA serial of every zone whose
+//! answers changed incremented, and the server swaps it in with one pointer store.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+
+use super::zones::ZoneSet;
+use crate::config;
+
+/// What one failover record answers right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The first round of checks has not completed: SERVFAIL, so clients retry.
+    Pending,
+    /// A and AAAA answers, in this order.
+    Addresses(Vec<IpAddr>),
+    /// NOERROR with no records and the SOA in the authority section.
+    Nodata,
+    Servfail,
+}
+
+/// The answer data for one failover name.
+#[derive(Debug)]
+pub(crate) struct FailoverEntry {
+    pub zone: usize,
+    pub ttl: u32,
+    pub answer: Published,
+}
+
+/// One consistent state of everything hadns answers.
+pub struct Snapshot {
+    pub(crate) catalog: Catalog,
+    /// Failover names, and the empty non-terminals above them (answered as `Nodata`).
+    pub(crate) failover: HashMap<LowerName, FailoverEntry>,
+    /// Per zone: the SOA record for negative answers (TTL = min(SOA TTL, minimum)).
+    pub(crate) negative_soa: Vec<Record>,
+    serials: Vec<u32>,
+}
+
+impl Snapshot {
+    /// The SOA serial of the zone with this origin.
+    pub fn serial(&self, zone: usize) -> u32 {
+        self.serials[zone]
+    }
+
+    /// The SOA serial of the zone that holds a failover record.
+    pub fn serial_of(&self, record_name: &str) -> Option<u32> {
+        let name = LowerName::new(&Name::from_str(record_name).ok()?);
+        self.failover.get(&name).map(|e| self.serials[e.zone])
+    }
+}
+
+struct RecordSlot {
+    name: LowerName,
+    zone: usize,
+    ttl: u32,
+}
+
+/// Builds successive snapshots; keeps the serials and reuses unchanged zones.
+pub struct SnapshotBuilder {
+    zones: ZoneSet,
+    records: Vec<RecordSlot>,
+    /// Empty non-terminals between failover names and their zone apex.
+    ents: Vec<(LowerName, usize)>,
+    serials: Vec<u32>,
+    handlers: Vec<Arc<dyn ZoneHandler>>,
+    last: Option<Vec<Published>>,
+}
+
+impl SnapshotBuilder {
+    /// `start_serial` is the serial for zones whose file has a lower one (the Unix time at
+    /// start, so a restarted hadns does not go back below what secondaries have seen).
+    /// The records must have passed [`ZoneSet::check_records`].
+    pub fn new(zones: ZoneSet, records: &[config::Record], start_serial: u32) -> SnapshotBuilder {
+        let records: Vec<RecordSlot> = records
+            .iter()
+            .map(|r| {
+                // check_records has parsed this name and found its zone.
+                let name = LowerName::new(&Name::from_str(&r.name).expect("record name was validated"));
+                let zone = zones.zone_of(&name).expect("record zone was validated");
+                RecordSlot {
+                    name,
+                    zone,
+                    ttl: r.ttl,
+                }
+            })
+            .collect();
+        let mut ents = Vec::new();
+        for slot in &records {
+            let apex = LowerName::new(&zones.zones[slot.zone].origin);
+            let mut name = slot.name.base_name();
+            while name != apex && apex.zone_of(&name) {
+                let static_name = zones.zones[slot.zone].records.keys().any(|k| k.name() == &name);
+                let failover_name = records_contain(&records, &name);
+                if !static_name && !failover_name && !ents.iter().any(|(n, _)| n == &name) {
+                    ents.push((name.clone(), slot.zone));
+                }
+                name = name.base_name();
+            }
+        }
+        let serials: Vec<u32> = zones.zones.iter().map(|z| z.file_serial.max(start_serial)).collect();
+        let handlers = zones
+            .zones
+            .iter()
+            .zip(&serials)
+            .map(|(z, &s)| zone_handler(z, s))
+            .collect();
+        SnapshotBuilder {
+            zones,
+            records,
+            ents,
+            serials,
+            handlers,
+            last: None,
+        }
+    }
+
+    /// Builds the snapshot for `answers` (one per configured record, in order). Zones whose
+    /// failover answers differ from the previous build get their serial incremented.
+    pub fn build(&mut self, answers: &[Published]) -> Snapshot {
+        if let Some(last) = &self.last {
+            let mut changed = vec![false; self.zones.zones.len()];
+            for (i, slot) in self.records.iter().enumerate() {
+                if last[i] != answers[i] {
+                    changed[slot.zone] = true;
+                }
+            }
+            for (zone, changed) in changed.into_iter().enumerate() {
+                if changed {
+                    self.serials[zone] = self.serials[zone].wrapping_add(1).max(1);
+                    self.handlers[zone] = zone_handler(&self.zones.zones[zone], self.serials[zone]);
+                }
+            }
+        }
+        self.last = Some(answers.to_vec());
+
+        let mut catalog = Catalog::new();
+        for (zone, handler) in self.zones.zones.iter().zip(&self.handlers) {
+            catalog.upsert(LowerName::new(&zone.origin), vec![handler.clone()]);
+        }
+        let mut failover = HashMap::new();
+        for (name, zone) in &self.ents {
+            let entry = FailoverEntry {
+                zone: *zone,
+                ttl: 0,
+                answer: Published::Nodata,
+            };
+            failover.insert(name.clone(), entry);
+        }
+        for (slot, answer) in self.records.iter().zip(answers) {
+            let entry = FailoverEntry {
+                zone: slot.zone,
+                ttl: slot.ttl,
+                answer: answer.clone(),
+            };
+            failover.insert(slot.name.clone(), entry);
+        }
+        let negative_soa = self
+            .zones
+            .zones
+            .iter()
+            .zip(&self.serials)
+            .map(|(z, &serial)| negative_soa(z, serial))
+            .collect();
+        Snapshot {
+            catalog,
+            failover,
+            negative_soa,
+            serials: self.serials.clone(),
+        }
+    }
+}
+
+fn records_contain(records: &[RecordSlot], name: &LowerName) -> bool {
+    records.iter().any(|r| &r.name == name)
+}
+
+fn soa_record(zone: &super::zones::StaticZone) -> Record {
+    let key = RrKey::new(LowerName::new(&zone.origin), RecordType::SOA);
+    // ZoneSet::load refuses a zone without an SOA at its apex.
+    zone.records[&key]
+        .records_without_rrsigs()
+        .next()
+        .expect("zone has an SOA")
+        .clone()
+}
+
+fn with_serial(mut record: Record, serial: u32) -> Record {
+    if let RData::SOA(soa) = &mut record.data {
+        soa.serial = serial;
+    }
+    record
+}
+
+fn negative_soa(zone: &super::zones::StaticZone, serial: u32) -> Record {
+    let mut record = with_serial(soa_record(zone), serial);
+    if let RData::SOA(soa) = &record.data {
+        record.ttl = record.ttl.min(soa.minimum);
+    }
+    record
+}
+
+fn zone_handler(zone: &super::zones::StaticZone, serial: u32) -> Arc<dyn ZoneHandler> {
+    let mut records = zone.records.clone();
+    let key = RrKey::new(LowerName::new(&zone.origin), RecordType::SOA);
+    if let Some(set) = records.get_mut(&key) {
+        let soa = with_serial(soa_record(zone), serial);
+        let mut fresh = hickory_proto::rr::RecordSet::with_ttl(soa.name.clone(), RecordType::SOA, soa.ttl);
+        fresh.insert(soa, serial);
+        *set = fresh;
+    }
+    // The zone was parsed from a file and has its SOA, the only thing `new` checks.
+    let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(zone.origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
+        .expect("a parsed zone with an SOA is a valid zone");
+    Arc::new(handler)
+}

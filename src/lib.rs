@@ -1,0 +1,57 @@
+//! hadns: an authoritative DNS server whose answers follow the current healthy primary.
+//!
+//! # Layout
+//! - [`config`]: the TOML file -> a validated [`config::Config`]; every problem keyed by path.
+//! - [`engine`]: pure decisions (rise/fall, selection); no IO, no clock.
+//! - [`checks`]: one checker task per node (tcp, http, exec) sending observations.
+//! - [`dns`]: zone files, immutable answer snapshots, the hickory server. Only it knows hickory.
+//! - [`server`]: wires checkers -> engine -> snapshots -> DNS, and shuts them down.
+//! - [`demo`]: `hadns demo`, a self-contained walkthrough.
+
+pub mod checks;
+pub mod config;
+pub mod demo;
+pub mod dns;
+pub mod engine;
+pub mod server;
+
+use std::path::Path;
+
+use config::{Config, ConfigError};
+use dns::ZoneSet;
+
+/// A configuration and its zones, checked against each other. Nothing is bound yet.
+pub struct Prepared {
+    pub config: Config,
+    pub zones: ZoneSet,
+}
+
+/// Reads and validates the config file and its zone files, reporting every problem.
+pub fn prepare(path: &Path) -> Result<Prepared, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    prepare_str(&text, config::base_dir(path)).map_err(|problems| ConfigError::Invalid {
+        file: Some(path.to_path_buf()),
+        problems,
+    })
+}
+
+/// [`prepare`] for config text; relative paths are resolved against `base`.
+pub fn prepare_str(text: &str, base: &Path) -> Result<Prepared, Vec<config::Problem>> {
+    let (config, mut problems) = Config::parse(text, base);
+    let Some(config) = config else {
+        return Err(problems);
+    };
+    match ZoneSet::load(&config.dns.zones_dir) {
+        Ok(zones) => {
+            problems.extend(zones.check_records(&config));
+            if problems.is_empty() {
+                return Ok(Prepared { config, zones });
+            }
+        }
+        Err(zone_problems) => problems.extend(zone_problems),
+    }
+    Err(problems)
+}

@@ -1,0 +1,155 @@
+//! The `hadns` command line: parsing, logging set-up, signals and exit codes. No logic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "hadns", version, about = "Authoritative DNS whose answers follow the healthy primary")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level or filter (RUST_LOG syntax); RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve DNS and run the health checks.
+    Serve {
+        #[arg(long, default_value = "config/hadns.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration and its zone files, report every problem, bind nothing.
+    CheckConfig {
+        #[arg(long, default_value = "config/hadns.toml")]
+        config: PathBuf,
+    },
+    /// A self-contained demonstration: two local backends, one name, failover on a timer.
+    Demo {
+        /// Stop and restart the primary backend this many times (0 = until Ctrl-C).
+        #[arg(long, default_value_t = 3)]
+        cycles: u32,
+        /// DNS port for the demo server (0 = any free port).
+        #[arg(long, default_value_t = 5353)]
+        port: u16,
+    },
+}
+
+/// Exit code for an invalid configuration.
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hadns: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { config } => match hadns::prepare(&config) {
+            Ok(p) => {
+                println!(
+                    "{}: ok ({} pools, {} records, {} zones)",
+                    config.display(),
+                    p.config.pools.len(),
+                    p.config.records.len(),
+                    p.zones.zones.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_INVALID_CONFIG)
+            }
+        },
+        Command::Serve { config } => {
+            let prepared = match hadns::prepare(&config) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_INVALID_CONFIG);
+                }
+            };
+            match runtime.block_on(serve(prepared)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { cycles, port } => match runtime.block_on(async { hadns::demo::run(cycles, port, shutdown_on_signal()).await }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hadns demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(prepared: hadns::Prepared) -> anyhow::Result<()> {
+    let sockets = hadns::dns::Sockets::bind(&prepared.config.dns.listen)
+        .await
+        .context("binding the DNS sockets")?;
+    for addr in sockets.local_addrs() {
+        info!(%addr, "listening on udp and tcp");
+    }
+    let shutdown = shutdown_on_signal();
+    hadns::server::run(prepared.config, prepared.zones, sockets, shutdown)
+        .await
+        .context("serving")?;
+    info!("stopped");
+    Ok(())
+}
+
+/// A token cancelled by the first SIGINT or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            error!("cannot install signal handlers; stop hadns with SIGKILL");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = name, "shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        // hickory logs every request at info; keep it to warnings unless RUST_LOG asks.
+        .or_else(|_| EnvFilter::try_new(format!("{level},hickory_server=warn,hickory_proto=warn,hickory_net=warn")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
