@@ -365,7 +365,9 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
                 Err(_) => {
                     problems.push(Problem::new(
                         format!("dns.listen[{i}]"),
-                        format!("{s:?} is not an address with a port (\"127.0.0.1:53\", \"[::1]:53\")"),
+                        format!(
+                            "{s:?} is not an address with a port (\"127.0.0.1:53\", \"[::1]:53\")"
+                        ),
                     ));
                     None
                 }
@@ -400,17 +402,33 @@ fn validate_pool(raw: RawPool, path: &str, problems: &mut Vec<Problem>) -> Pool 
     if raw.http.is_some() && !matches!(check, Check::Http(_)) {
         problems.push(Problem::new(
             format!("{path}.http"),
-            format!("only allowed with check = \"http\" (check is {:?})", check.kind()),
+            format!(
+                "only allowed with check = \"http\" (check is {:?})",
+                check.kind()
+            ),
         ));
     }
     if raw.exec.is_some() && !matches!(check, Check::Exec(_)) {
         problems.push(Problem::new(
             format!("{path}.exec"),
-            format!("only allowed with check = \"exec\" (check is {:?})", check.kind()),
+            format!(
+                "only allowed with check = \"exec\" (check is {:?})",
+                check.kind()
+            ),
         ));
     }
-    let interval = duration(raw.interval, DEFAULT_INTERVAL, &format!("{path}.interval"), problems);
-    let timeout = duration(raw.timeout, DEFAULT_TIMEOUT, &format!("{path}.timeout"), problems);
+    let interval = duration(
+        raw.interval,
+        DEFAULT_INTERVAL,
+        &format!("{path}.interval"),
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout,
+        DEFAULT_TIMEOUT,
+        &format!("{path}.timeout"),
+        problems,
+    );
     let rise = count(raw.rise, DEFAULT_RISE, &format!("{path}.rise"), problems);
     let fall = count(raw.fall, DEFAULT_FALL, &format!("{path}.fall"), problems);
 
@@ -454,7 +472,10 @@ fn validate_http(raw: Option<&RawHttp>, path: &str, problems: &mut Vec<Problem>)
             host: None,
         };
     };
-    let http_path = raw.path.clone().unwrap_or_else(|| DEFAULT_HTTP_PATH.to_string());
+    let http_path = raw
+        .path
+        .clone()
+        .unwrap_or_else(|| DEFAULT_HTTP_PATH.to_string());
     if !http_path.starts_with('/') {
         problems.push(Problem::new(
             format!("{path}.http.path"),
@@ -478,11 +499,7 @@ fn validate_http(raw: Option<&RawHttp>, path: &str, problems: &mut Vec<Problem>)
 
 /// `200`, `"200-299"`, `"200,204"` or a list of those.
 fn parse_status(value: &toml::Value) -> Result<Vec<RangeInclusive<u16>>, String> {
-    let bad = || {
-        format!(
-            "{value} is not a status code, a range (\"200-399\") or a list of them",
-        )
-    };
+    let bad = || format!("{value} is not a status code, a range (\"200-399\") or a list of them",);
     let items: Vec<&toml::Value> = match value {
         toml::Value::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -732,7 +749,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("{s:?} has an unknown unit {other:?} (ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "{s:?} has an unknown unit {other:?} (ms, s, m or h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s:?} is out of range"))
 }
@@ -785,7 +806,10 @@ on_empty = "nodata"
         assert_eq!(c.dns.listen.len(), 2);
         assert_eq!(c.dns.zones_dir, Path::new("/etc/hadns/zones"));
         assert_eq!(c.pools[0].interval, Duration::from_millis(200));
-        assert_eq!(c.pools[0].nodes[1].address, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            c.pools[0].nodes[1].address,
+            "::1".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(c.pools[0].nodes[1].priority, DEFAULT_PRIORITY);
         assert_eq!(c.records[0].name, "www.example.internal.");
         assert_eq!(c.records[0].pool, 0);
@@ -799,10 +823,22 @@ on_empty = "nodata"
             .replace("port = 8080\npriority", "port = 70000\npriority")
             .replace("fall = 2", "fall = 2\nfalls = 3");
         let got = problems(&text);
-        assert!(got.contains(&"pool[0].interval: \"200\" has no unit (ms, s, m or h)".to_string()), "{got:?}");
-        assert!(got.contains(&"record[0].pool: no pool named \"db\"".to_string()), "{got:?}");
-        assert!(got.contains(&"pool[0].node[0].port: 70000 is not a port (1-65535)".to_string()), "{got:?}");
-        assert!(got.contains(&"pool[0].falls: unknown key".to_string()), "{got:?}");
+        assert!(
+            got.contains(&"pool[0].interval: \"200\" has no unit (ms, s, m or h)".to_string()),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&"record[0].pool: no pool named \"db\"".to_string()),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&"pool[0].node[0].port: 70000 is not a port (1-65535)".to_string()),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&"pool[0].falls: unknown key".to_string()),
+            "{got:?}"
+        );
         assert_eq!(got.len(), 4, "{got:?}");
     }
 
@@ -822,9 +858,16 @@ on_empty = "nodata"
 
     #[test]
     fn check_sections_must_match_the_check() {
-        let text = GOOD.replace("check = \"tcp\"", "check = \"tcp\"\n[pool.exec]\ncommand = [\"true\"]");
+        let text = GOOD.replace(
+            "check = \"tcp\"",
+            "check = \"tcp\"\n[pool.exec]\ncommand = [\"true\"]",
+        );
         // [pool.exec] opens a table, so the following keys move into it: only assert the key error.
-        assert!(problems(&text).iter().any(|p| p.starts_with("pool[0].exec")));
+        assert!(
+            problems(&text)
+                .iter()
+                .any(|p| p.starts_with("pool[0].exec"))
+        );
         let text = GOOD.replace("check = \"tcp\"", "check = \"exec\"");
         assert!(problems(&text).contains(&"pool[0].exec.command: check = \"exec\" needs a command: [pool.exec] command = [\"/path/to/check\", \"arg\"]".to_string()));
     }
@@ -840,7 +883,9 @@ on_empty = "nodata"
         let text = GOOD.replace("interval = \"200ms\"", "interval = 200");
         assert_eq!(
             problems(&text),
-            vec!["pool[0].interval: 200 has no unit; write it as a string such as \"200ms\" or \"2s\""]
+            vec![
+                "pool[0].interval: 200 has no unit; write it as a string such as \"200ms\" or \"2s\""
+            ]
         );
     }
 
@@ -848,8 +893,14 @@ on_empty = "nodata"
     fn http_status_forms() {
         let v = |s: &str| toml::from_str::<toml::Table>(&format!("v = {s}")).unwrap()["v"].clone();
         assert_eq!(parse_status(&v("200")), Ok(vec![200..=200]));
-        assert_eq!(parse_status(&v("\"200-299,404\"")), Ok(vec![200..=299, 404..=404]));
-        assert_eq!(parse_status(&v("[200, \"301-302\"]")), Ok(vec![200..=200, 301..=302]));
+        assert_eq!(
+            parse_status(&v("\"200-299,404\"")),
+            Ok(vec![200..=299, 404..=404])
+        );
+        assert_eq!(
+            parse_status(&v("[200, \"301-302\"]")),
+            Ok(vec![200..=200, 301..=302])
+        );
         assert!(parse_status(&v("\"abc\"")).is_err());
         assert!(parse_status(&v("\"399-200\"")).is_err());
     }
@@ -862,6 +913,8 @@ on_empty = "nodata"
             vec!["pool[0].node[1].name: node name \"web1\" is used twice in pool \"web\""]
         );
         let text = GOOD.replace("select = \"first\"", "select = \"primary\"");
-        assert!(problems(&text)[0].starts_with("record[0].select: \"primary\" needs a database check"));
+        assert!(
+            problems(&text)[0].starts_with("record[0].select: \"primary\" needs a database check")
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! primary backend, printing every answer change and how long it took after the stop.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -37,7 +37,11 @@ impl Backend {
     async fn start(name: &'static str, ip: [u8; 4]) -> anyhow::Result<Backend> {
         let listener = listen(SocketAddr::from((ip, 0)))?;
         let addr = listener.local_addr()?;
-        let mut backend = Backend { name, addr, task: None };
+        let mut backend = Backend {
+            name,
+            addr,
+            task: None,
+        };
         backend.task = Some(tokio::spawn(accept_forever(listener)));
         Ok(backend)
     }
@@ -56,7 +60,9 @@ impl Backend {
             match listen(self.addr) {
                 Ok(l) => break l,
                 Err(_) if Instant::now() < deadline => tokio::task::yield_now().await,
-                Err(e) => return Err(e).with_context(|| format!("restarting backend {}", self.name)),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("restarting backend {}", self.name));
+                }
             }
         };
         self.task = Some(tokio::spawn(accept_forever(listener)));
@@ -84,9 +90,18 @@ pub async fn run(cycles: u32, port: u16, shutdown: CancellationToken) -> anyhow:
     result
 }
 
-async fn demo(dir: &PathBuf, cycles: u32, port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut web1 = Backend::start("web1", [127, 0, 0, 11]).await.context("starting backend web1")?;
-    let web2 = Backend::start("web2", [127, 0, 0, 12]).await.context("starting backend web2")?;
+async fn demo(
+    dir: &Path,
+    cycles: u32,
+    port: u16,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut web1 = Backend::start("web1", [127, 0, 0, 11])
+        .await
+        .context("starting backend web1")?;
+    let web2 = Backend::start("web2", [127, 0, 0, 12])
+        .await
+        .context("starting backend web2")?;
 
     let config_text = format!(
         r#"[dns]
@@ -148,10 +163,20 @@ failback = true
     ));
 
     println!("hadns demo");
-    println!("  config:   {} (zone files beside it)", config_path.display());
-    println!("  backends: web1 at {} (priority 100), web2 at {} (priority 50)", web1.addr, web2.addr);
+    println!(
+        "  config:   {} (zone files beside it)",
+        config_path.display()
+    );
+    println!(
+        "  backends: web1 at {} (priority 100), web2 at {} (priority 50)",
+        web1.addr, web2.addr
+    );
     println!("  checks:   tcp every 100ms, down after 1 failure, up after 2 successes");
-    println!("  try it:   dig @{} -p {} {NAME} +norec", server_addr.ip(), server_addr.port());
+    println!(
+        "  try it:   dig @{} -p {} {NAME} +norec",
+        server_addr.ip(),
+        server_addr.port()
+    );
     println!();
 
     let client = UdpSocket::bind("127.0.0.1:0").await?;
@@ -162,18 +187,24 @@ failback = true
         started: Instant::now(),
     };
     let outcome = async {
-        watch.until_changed(Duration::from_secs(5), "hadns starts").await?;
+        watch
+            .until_changed(Duration::from_secs(5), "hadns starts")
+            .await?;
         let mut cycle = 0;
         while cycles == 0 || cycle < cycles {
             cycle += 1;
             watch.hold(PHASE).await?;
             println!("--- stopping web1 (cycle {cycle})");
             web1.stop();
-            watch.until_changed(Duration::from_secs(5), "web1 stopped").await?;
+            watch
+                .until_changed(Duration::from_secs(5), "web1 stopped")
+                .await?;
             watch.hold(PHASE).await?;
             println!("--- starting web1 again");
             web1.restart().await?;
-            watch.until_changed(Duration::from_secs(5), "web1 restarted").await?;
+            watch
+                .until_changed(Duration::from_secs(5), "web1 restarted")
+                .await?;
         }
         anyhow::Ok(())
     };
@@ -198,10 +229,16 @@ struct Watch {
 
 impl Watch {
     async fn answer(&self) -> anyhow::Result<String> {
-        let answer = crate::dns::query_addresses(&self.client, self.server, NAME, Duration::from_secs(1)).await?;
+        let answer =
+            crate::dns::query_addresses(&self.client, self.server, NAME, Duration::from_secs(1))
+                .await?;
         Ok(match answer {
             Ok(addresses) if addresses.is_empty() => "no address (NODATA)".to_string(),
-            Ok(addresses) => addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", "),
+            Ok(addresses) => addresses
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             Err(rcode) => rcode,
         })
     }
@@ -220,7 +257,10 @@ impl Watch {
                 self.last = answer;
                 return Ok(());
             }
-            anyhow::ensure!(since.elapsed() < limit, "the answer did not change within {limit:?} after {after}");
+            anyhow::ensure!(
+                since.elapsed() < limit,
+                "the answer did not change within {limit:?} after {after}"
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -231,7 +271,10 @@ impl Watch {
         while Instant::now() < until {
             let answer = self.answer().await?;
             if answer != self.last {
-                println!("[{:>6.2}s] {NAME} -> {answer} (unexpected change)", self.started.elapsed().as_secs_f64());
+                println!(
+                    "[{:>6.2}s] {NAME} -> {answer} (unexpected change)",
+                    self.started.elapsed().as_secs_f64()
+                );
                 self.last = answer;
             }
             tokio::time::sleep(POLL).await;

@@ -182,7 +182,13 @@ impl Engine {
     }
 
     /// Feeds one probe result of node `node` of pool `pool`, observed at `now`.
-    pub fn observe(&mut self, pool: usize, node: usize, obs: Observation, now: Duration) -> Vec<Event> {
+    pub fn observe(
+        &mut self,
+        pool: usize,
+        node: usize,
+        obs: Observation,
+        now: Duration,
+    ) -> Vec<Event> {
         let spec = &self.pools[pool];
         let state = &mut self.nodes[pool][node];
         let from = state.health;
@@ -356,15 +362,25 @@ pool = "web"
                 ["expect", "event", node, change] => {
                     let (from, to) = change.split_once("->").unwrap();
                     let found = events.iter().any(|e| match e {
-                        Event::NodeChanged { node: i, from: f, to: t, .. } => {
-                            pool.nodes[*i].name == *node && f.to_string() == from && t.to_string() == to
+                        Event::NodeChanged {
+                            node: i,
+                            from: f,
+                            to: t,
+                            ..
+                        } => {
+                            pool.nodes[*i].name == *node
+                                && f.to_string() == from
+                                && t.to_string() == to
                         }
                         _ => false,
                     });
                     assert!(found, "line {n} `{line}`: events were {events:?}");
                 }
                 ["expect", "no", "events"] => {
-                    assert!(events.is_empty(), "line {n} `{line}`: events were {events:?}")
+                    assert!(
+                        events.is_empty(),
+                        "line {n} `{line}`: events were {events:?}"
+                    )
                 }
                 ["expect", _record, "=", answer] => {
                     assert_eq!(&show(&engine, config, 0), answer, "line {n} `{line}`");
@@ -434,7 +450,11 @@ pool = "web"
 
     #[test]
     fn on_empty_policies() {
-        for (policy, expected) in [("nodata", "nodata"), ("servfail", "servfail"), ("all", "web1,web2,web3")] {
+        for (policy, expected) in [
+            ("nodata", "nodata"),
+            ("servfail", "servfail"),
+            ("all", "web1,web2,web3"),
+        ] {
             let c = config("fall = 1", &format!("on_empty = \"{policy}\""));
             run(
                 &c,
@@ -471,9 +491,19 @@ pool = "web"
         let c = config("fall = 1", "");
         let mut e = Engine::new(&c);
         for node in 0..3 {
-            e.observe(0, node, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+            e.observe(
+                0,
+                node,
+                Observation::up("ok", Duration::ZERO),
+                Duration::ZERO,
+            );
         }
-        let events = e.observe(0, 0, Observation::down("connection refused", Duration::ZERO), Duration::from_secs(1));
+        let events = e.observe(
+            0,
+            0,
+            Observation::down("connection refused", Duration::ZERO),
+            Duration::from_secs(1),
+        );
         assert_eq!(
             events[1],
             Event::AnswerChanged {

@@ -9,7 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "hadns", version, about = "Authoritative DNS whose answers follow the healthy primary")]
+#[command(
+    name = "hadns",
+    version,
+    about = "Authoritative DNS whose answers follow the healthy primary"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -96,7 +100,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo { cycles, port } => match runtime.block_on(async { hadns::demo::run(cycles, port, shutdown_on_signal()).await }) {
+        Command::Demo { cycles, port } => match runtime
+            .block_on(async { hadns::demo::run(cycles, port, shutdown_on_signal()).await })
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hadns demo: {e:#}");
@@ -127,7 +133,10 @@ fn shutdown_on_signal() -> CancellationToken {
     let cancel = token.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             error!("cannot install signal handlers; stop hadns with SIGKILL");
             return;
         };
@@ -145,9 +154,16 @@ fn init_logging(format: LogFormat, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         // hickory logs every request at info; keep it to warnings unless RUST_LOG asks.
-        .or_else(|_| EnvFilter::try_new(format!("{level},hickory_server=warn,hickory_proto=warn,hickory_net=warn")))
+        .or_else(|_| {
+            EnvFilter::try_new(format!(
+                "{level},hickory_server=warn,hickory_proto=warn,hickory_net=warn"
+            ))
+        })
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -41,10 +41,16 @@ pub async fn run(
         .unwrap_or(1);
     let mut builder = SnapshotBuilder::new(zones, &config.records, start_serial);
     let mut engine = Engine::new(&config);
-    let snapshot = Arc::new(ArcSwap::from_pointee(builder.build(&published(&config, &engine))));
+    let snapshot = Arc::new(ArcSwap::from_pointee(
+        builder.build(&published(&config, &engine)),
+    ));
 
     let mut tasks = JoinSet::new();
-    let dns = tokio::spawn(crate::dns::serve(sockets, snapshot.clone(), shutdown.clone()));
+    let dns = tokio::spawn(crate::dns::serve(
+        sockets,
+        snapshot.clone(),
+        shutdown.clone(),
+    ));
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
     checks::spawn_all(&config, reports_tx, shutdown.clone(), &mut tasks);
 
@@ -56,14 +62,26 @@ pub async fn run(
             _ = shutdown.cancelled() => None,
         };
         let Some(report) = report else { break };
-        let events = engine.observe(report.pool, report.node, report.observation, started.elapsed());
-        if events.iter().any(|e| matches!(e, Event::AnswerChanged { .. })) {
+        let events = engine.observe(
+            report.pool,
+            report.node,
+            report.observation,
+            started.elapsed(),
+        );
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::AnswerChanged { .. }))
+        {
             snapshot.store(Arc::new(builder.build(&published(&config, &engine))));
         }
         log_events(&config, &snapshot.load(), &events);
         if !all_ready && (0..config.pools.len()).all(|p| engine.pool_ready(p)) {
             all_ready = true;
-            info!(pools = config.pools.len(), records = config.records.len(), "first round of checks complete");
+            info!(
+                pools = config.pools.len(),
+                records = config.records.len(),
+                "first round of checks complete"
+            );
         }
     }
 
@@ -113,17 +131,34 @@ pub fn describe_answer(config: &Config, record: usize, answer: &Answer) -> Strin
 fn log_events(config: &Config, snapshot: &Snapshot, events: &[Event]) {
     for event in events {
         match event {
-            Event::NodeChanged { pool, node, from, to, reason } => {
+            Event::NodeChanged {
+                pool,
+                node,
+                from,
+                to,
+                reason,
+            } => {
                 let pool = &config.pools[*pool];
                 info!(pool = %pool.name, node = %pool.nodes[*node].name, from = %from, to = %to, reason = %reason, "node state changed");
             }
-            Event::AnswerChanged { record, from, to, reason } => {
+            Event::AnswerChanged {
+                record,
+                from,
+                to,
+                reason,
+            } => {
                 let name = &config.records[*record].name;
                 let serial = snapshot.serial_of(name).unwrap_or_default();
-                let (from, to) = (describe_answer(config, *record, from), describe_answer(config, *record, to));
+                let (from, to) = (
+                    describe_answer(config, *record, from),
+                    describe_answer(config, *record, to),
+                );
                 if matches!(
                     event,
-                    Event::AnswerChanged { to: Answer::Nodata | Answer::Servfail, .. }
+                    Event::AnswerChanged {
+                        to: Answer::Nodata | Answer::Servfail,
+                        ..
+                    }
                 ) {
                     error!(record = %name, from = %from, to = %to, reason = %reason, serial, "answer changed: no node qualifies");
                 } else {

@@ -26,7 +26,10 @@ impl ExecProber {
                 ("HADNS_POOL", pool.name.clone()),
                 ("HADNS_NODE", node.name.clone()),
                 ("HADNS_ADDRESS", node.address.to_string()),
-                ("HADNS_PORT", node.port.map(|p| p.to_string()).unwrap_or_default()),
+                (
+                    "HADNS_PORT",
+                    node.port.map(|p| p.to_string()).unwrap_or_default(),
+                ),
             ],
         }
     }

@@ -42,7 +42,12 @@ impl HttpProber {
         }
         let response = request.send().await.map_err(|e| describe(&e))?;
         let status = response.status().as_u16();
-        if !self.check.status.iter().any(|range| range.contains(&status)) {
+        if !self
+            .check
+            .status
+            .iter()
+            .any(|range| range.contains(&status))
+        {
             return Err(format!("status {status}"));
         }
         if let Some(wanted) = &self.check.body {

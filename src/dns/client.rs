@@ -17,7 +17,8 @@ pub async fn query_addresses(
     name: &str,
     timeout: Duration,
 ) -> io::Result<Result<Vec<IpAddr>, String>> {
-    let name = Name::from_str(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let name = Name::from_str(name)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let mut addresses = Vec::new();
     for qtype in [RecordType::A, RecordType::AAAA] {
         let mut message = Message::query();
@@ -30,7 +31,9 @@ pub async fn query_addresses(
             let (len, from) = tokio::time::timeout(timeout, socket.recv_from(&mut buf))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer"))??;
-            let Ok(response) = Message::from_vec(&buf[..len]) else { continue };
+            let Ok(response) = Message::from_vec(&buf[..len]) else {
+                continue;
+            };
             if from == server && response.metadata.id == message.metadata.id {
                 break response;
             }

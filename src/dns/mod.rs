@@ -21,8 +21,8 @@ use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-pub use snapshot::{Published, Snapshot, SnapshotBuilder};
 pub use client::query_addresses;
+pub use snapshot::{Published, Snapshot, SnapshotBuilder};
 pub use zones::ZoneSet;
 
 /// A TCP connection that sends no query for this long is closed.
@@ -54,7 +54,10 @@ impl Sockets {
 
     /// The actual addresses, port 0 resolved.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 }
 
@@ -68,7 +71,12 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
         let bound = udp.local_addr()?;
         match TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) => last_error = Some(io::Error::new(e.kind(), format!("cannot bind tcp {bound}: {e}"))),
+            Err(e) => {
+                last_error = Some(io::Error::new(
+                    e.kind(),
+                    format!("cannot bind tcp {bound}: {e}"),
+                ))
+            }
         }
     }
     Err(last_error.unwrap_or_else(|| io::Error::other(format!("cannot bind {addr}"))))

@@ -86,7 +86,8 @@ impl SnapshotBuilder {
             .iter()
             .map(|r| {
                 // check_records has parsed this name and found its zone.
-                let name = LowerName::new(&Name::from_str(&r.name).expect("record name was validated"));
+                let name =
+                    LowerName::new(&Name::from_str(&r.name).expect("record name was validated"));
                 let zone = zones.zone_of(&name).expect("record zone was validated");
                 RecordSlot {
                     name,
@@ -100,7 +101,10 @@ impl SnapshotBuilder {
             let apex = LowerName::new(&zones.zones[slot.zone].origin);
             let mut name = slot.name.base_name();
             while name != apex && apex.zone_of(&name) {
-                let static_name = zones.zones[slot.zone].records.keys().any(|k| k.name() == &name);
+                let static_name = zones.zones[slot.zone]
+                    .records
+                    .keys()
+                    .any(|k| k.name() == &name);
                 let failover_name = records_contain(&records, &name);
                 if !static_name && !failover_name && !ents.iter().any(|(n, _)| n == &name) {
                     ents.push((name.clone(), slot.zone));
@@ -108,7 +112,11 @@ impl SnapshotBuilder {
                 name = name.base_name();
             }
         }
-        let serials: Vec<u32> = zones.zones.iter().map(|z| z.file_serial.max(start_serial)).collect();
+        let serials: Vec<u32> = zones
+            .zones
+            .iter()
+            .map(|z| z.file_serial.max(start_serial))
+            .collect();
         let handlers = zones
             .zones
             .iter()
@@ -215,12 +223,18 @@ fn zone_handler(zone: &super::zones::StaticZone, serial: u32) -> Arc<dyn ZoneHan
     let key = RrKey::new(LowerName::new(&zone.origin), RecordType::SOA);
     if let Some(set) = records.get_mut(&key) {
         let soa = with_serial(soa_record(zone), serial);
-        let mut fresh = hickory_proto::rr::RecordSet::with_ttl(soa.name.clone(), RecordType::SOA, soa.ttl);
+        let mut fresh =
+            hickory_proto::rr::RecordSet::with_ttl(soa.name.clone(), RecordType::SOA, soa.ttl);
         fresh.insert(soa, serial);
         *set = fresh;
     }
     // The zone was parsed from a file and has its SOA, the only thing `new` checks.
-    let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(zone.origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
-        .expect("a parsed zone with an SOA is a valid zone");
+    let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+        zone.origin.clone(),
+        records,
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    )
+    .expect("a parsed zone with an SOA is a valid zone");
     Arc::new(handler)
 }

@@ -53,7 +53,11 @@ impl ZoneSet {
                     if let Some(other) = zones.iter().find(|z| z.origin == zone.origin) {
                         problems.push(Problem::new(
                             file.display().to_string(),
-                            format!("zone {} is also loaded from {}", zone.origin, other.file.display()),
+                            format!(
+                                "zone {} is also loaded from {}",
+                                zone.origin,
+                                other.file.display()
+                            ),
                         ));
                     }
                     zones.push(zone)
@@ -87,7 +91,10 @@ impl ZoneSet {
             let name = match Name::from_str(&record.name) {
                 Ok(n) => LowerName::new(&n),
                 Err(e) => {
-                    problems.push(Problem::new(path, format!("{:?} is not a DNS name: {e}", record.name)));
+                    problems.push(Problem::new(
+                        path,
+                        format!("{:?} is not a DNS name: {e}", record.name),
+                    ));
                     continue;
                 }
             };
@@ -99,7 +106,11 @@ impl ZoneSet {
                         "{} is not inside any zone loaded from {} (loaded: {})",
                         record.name,
                         config.dns.zones_dir.display(),
-                        if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") }
+                        if loaded.is_empty() {
+                            "none".to_string()
+                        } else {
+                            loaded.join(", ")
+                        }
                     ),
                 ));
                 continue;
@@ -127,7 +138,8 @@ fn load_zone(file: &Path) -> Result<StaticZone, String> {
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
-    let origin = Name::from_str(&stem).map_err(|e| format!("file name {stem:?} is not a zone name: {e}"))?;
+    let origin =
+        Name::from_str(&stem).map_err(|e| format!("file name {stem:?} is not a zone name: {e}"))?;
     let (origin, records) = Parser::new(text, Some(file.to_path_buf()), Some(origin))
         .parse()
         .map_err(|e| format!("cannot parse: {e}"))?;
@@ -141,8 +153,13 @@ fn load_zone(file: &Path) -> Result<StaticZone, String> {
         })
         .ok_or_else(|| format!("zone {origin} has no SOA record at its apex"))?;
     // Build it once here, so that building it again for a snapshot cannot fail.
-    InMemoryZoneHandler::<TokioRuntimeProvider>::new(origin.clone(), records.clone(), ZoneType::Primary, AxfrPolicy::Deny)
-        .map_err(|e| format!("invalid zone {origin}: {e}"))?;
+    InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+        origin.clone(),
+        records.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    )
+    .map_err(|e| format!("invalid zone {origin}: {e}"))?;
     Ok(StaticZone {
         origin,
         file: file.to_path_buf(),

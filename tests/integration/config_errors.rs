@@ -1,0 +1,89 @@
+//! Every invalid config in tests/invalid/ fails with its documented messages (the
+//! `# expect:` lines at its top) and binds nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_configs_report_every_problem_and_bind_nothing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{}: no # expect: lines",
+            path.display()
+        );
+
+        // Hold the port the config would listen on: had hadns tried to bind it, it would
+        // fail with a bind error, not with the config problems.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let _tcp = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let config = work.path().join("hadns.toml");
+        std::fs::write(&config, text.replace("PORT", &port.to_string())).unwrap();
+        std::fs::create_dir(work.path().join("zones")).unwrap();
+        std::fs::copy(
+            dir.join("zones/example.internal.zone"),
+            work.path().join("zones/example.internal.zone"),
+        )
+        .unwrap();
+
+        for command in ["serve", "check-config"] {
+            let output = tokio::time::timeout(
+                Duration::from_secs(10),
+                hadns_command(&[command], &config).output(),
+            )
+            .await
+            .expect("hadns did not exit on an invalid config")
+            .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{} {command}: {stderr}",
+                path.display()
+            );
+            for line in &expected {
+                assert!(
+                    stderr.contains(line),
+                    "{} {command}: expected {line:?} in:\n{stderr}",
+                    path.display()
+                );
+            }
+            assert!(
+                !stderr.contains("listening"),
+                "{}: bound a socket:\n{stderr}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} invalid configs found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_config_is_valid() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hadns.toml");
+    let output = hadns_command(&["check-config"], &config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,0 +1,202 @@
+//! Authoritative DNS behaviour over UDP and TCP.
+
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use tokio::net::TcpStream;
+
+use crate::harness::*;
+
+/// A zone with a name whose TXT set is far larger than 512 bytes, for truncation.
+fn big_zone() -> String {
+    let mut zone = ZONE.to_string();
+    for i in 0..40 {
+        zone.push_str(&format!(
+            "big IN TXT \"{i:02} padding padding padding padding padding padding\"\n"
+        ));
+    }
+    zone
+}
+
+async fn started() -> (Hadns, TcpBackend) {
+    let web = TcpBackend::start("127.0.0.10").await;
+    let config = tcp_pool_config(&[&web], "interval = \"100ms\"", "ttl = 2")
+        + "\n[[record]]\nname = \"db.prod.example.internal.\"\npool = \"web\"\n";
+    let hadns = Hadns::start_with_zone(&config, &big_zone()).await;
+    hadns
+        .wait_for_answer("www.example.internal.", &[web.ip()], Duration::from_secs(5))
+        .await;
+    (hadns, web)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authoritative_answers_and_negative_responses() {
+    let (hadns, web) = started().await;
+
+    // Failover record: AA, the node's address, the record's TTL, no recursion offered.
+    let m = hadns.query("www.example.internal.", RecordType::A).await;
+    assert!(m.metadata.authoritative);
+    assert!(!m.metadata.recursion_available);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addresses(&m), vec![web.ip()]);
+    assert_eq!(m.answers[0].ttl, 2);
+
+    // Mixed case is the same name; the answer echoes the question's case.
+    let m = hadns.query("WwW.Example.INTERNAL.", RecordType::A).await;
+    assert_eq!(addresses(&m), vec![web.ip()]);
+    assert_eq!(
+        m.queries[0].name().to_string(),
+        "WwW.Example.INTERNAL.",
+        "question case kept (0x20)"
+    );
+    assert_eq!(m.answers[0].name.to_string(), "WwW.Example.INTERNAL.");
+
+    // AAAA for an IPv4 node: NODATA with the SOA (TTL capped by its minimum) in authority.
+    let m = hadns.query("www.example.internal.", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities.len(), 1);
+    assert!(matches!(m.authorities[0].data, RData::SOA(_)));
+    assert_eq!(m.authorities[0].ttl, 5);
+
+    // Static records.
+    let m = hadns.query("mail.example.internal.", RecordType::A).await;
+    assert!(m.metadata.authoritative);
+    assert_eq!(addresses(&m), vec![ip("127.0.0.25")]);
+    let m = hadns.query("mail.example.internal.", RecordType::MX).await;
+    assert_eq!(m.answers.len(), 1);
+
+    // Static NODATA: name exists, type does not.
+    let m = hadns
+        .query("mail.example.internal.", RecordType::AAAA)
+        .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)))
+    );
+
+    // NXDOMAIN with the SOA.
+    let m = hadns.query("nope.example.internal.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)))
+    );
+
+    // The empty non-terminal above a failover name exists: NODATA, not NXDOMAIN.
+    let m = hadns.query("prod.example.internal.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)))
+    );
+
+    // Outside every zone: REFUSED.
+    let m = hadns.query("example.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_truncates_and_tcp_carries_several_queries() {
+    let (hadns, _web) = started().await;
+
+    // Without EDNS, UDP answers are at most 512 bytes: the big TXT set is truncated.
+    let m = udp_query(hadns.addr, "big.example.internal.", RecordType::TXT, None).await;
+    assert!(m.metadata.truncation, "expected TC without EDNS");
+    // With EDNS and a large buffer it fits, and the response carries EDNS too.
+    let m = udp_query(
+        hadns.addr,
+        "big.example.internal.",
+        RecordType::TXT,
+        Some(4096),
+    )
+    .await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 40);
+    assert!(m.edns.is_some());
+    // EDNS on a failover answer is echoed as well.
+    let m = udp_query(
+        hadns.addr,
+        "www.example.internal.",
+        RecordType::A,
+        Some(1232),
+    )
+    .await;
+    assert!(m.edns.is_some());
+
+    // TCP: several queries on one connection, including the one too big for UDP.
+    let mut stream = TcpStream::connect(hadns.addr).await.unwrap();
+    for _ in 0..3 {
+        let m = tcp_exchange(
+            &mut stream,
+            &query_message("big.example.internal.", RecordType::TXT, None),
+        )
+        .await;
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 40);
+        let m = tcp_exchange(
+            &mut stream,
+            &query_message("www.example.internal.", RecordType::A, None),
+        )
+        .await;
+        assert_eq!(m.answers.len(), 1);
+        assert!(m.metadata.authoritative);
+    }
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_packets_do_not_stop_the_server() {
+    let (hadns, web) = started().await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let good = query_message("www.example.internal.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let junk: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0; 5],
+        vec![0xff; 12],
+        good[..good.len() - 3].to_vec(),
+        {
+            let mut v = good.clone();
+            v[5] = 9; // claims nine questions
+            v
+        },
+        (0..600).map(|i| (i * 7) as u8).collect(),
+    ];
+    for packet in &junk {
+        socket.send_to(packet, hadns.addr).await.unwrap();
+    }
+    let mut stream = TcpStream::connect(hadns.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &[0, 4, 1, 2, 3, 4])
+        .await
+        .unwrap();
+    drop(stream);
+    // Still answering, correctly.
+    assert_eq!(
+        hadns.addresses("www.example.internal.").await,
+        Ok(vec![web.ip()])
+    );
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_shutdown_releases_the_ports() {
+    let (hadns, _web) = started().await;
+    let addr = hadns.addr;
+    let status = hadns.stop().await;
+    assert!(status.success(), "exit status {status}");
+    // Both sockets are free again.
+    std::net::UdpSocket::bind(addr).expect("udp port still bound after shutdown");
+    std::net::TcpListener::bind(addr).expect("tcp port still bound after shutdown");
+}

@@ -1,0 +1,388 @@
+//! Test harness: the real `hadns` binary on loopback with ephemeral ports, real backends,
+//! and a small DNS client over UDP and TCP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+pub const ZONE: &str = "$TTL 300
+@       IN SOA ns1.example.internal. hostmaster.example.internal. 7 3600 600 604800 5
+@       IN NS  ns1.example.internal.
+ns1     IN A   127.0.0.1
+mail    IN A   127.0.0.25
+mail    IN MX  10 mail.example.internal.
+alias   IN CNAME mail.example.internal.
+";
+
+/// Waits for `condition` to hold, checking again every few milliseconds, until `limit`.
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// === the hadns process ===
+
+pub struct Hadns {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Holds the config and zone files for as long as hadns runs.
+    _dir: tempfile::TempDir,
+    pub log: Arc<Mutex<Vec<String>>>,
+    log_changed: Arc<Notify>,
+}
+
+/// Writes `config` (with `listen` and `zones_dir` filled in) and the zone file to a
+/// temporary directory.
+pub fn write_config(config: &str, zone: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.internal.zone"), zone).unwrap();
+    let path = dir.path().join("hadns.toml");
+    let full = format!("[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n\n{config}");
+    std::fs::write(&path, full).unwrap();
+    (dir, path)
+}
+
+pub fn hadns_command(args: &[&str], config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hadns"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info,hickory_server=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+impl Hadns {
+    /// Starts `hadns serve` and waits for its "listening" line.
+    pub async fn start(config: &str) -> Hadns {
+        Hadns::start_with_zone(config, ZONE).await
+    }
+
+    pub async fn start_with_zone(config: &str, zone: &str) -> Hadns {
+        let (dir, path) = write_config(config, zone);
+        let mut child = hadns_command(&["serve"], &path).spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log_changed = Arc::new(Notify::new());
+        let stderr = child.stderr.take().unwrap();
+        let (log2, changed2) = (log.clone(), log_changed.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("hadns| {line}");
+                log2.lock().unwrap().push(line);
+                changed2.notify_waiters();
+            }
+            changed2.notify_waiters();
+        });
+        let mut hadns = Hadns {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            _dir: dir,
+            log,
+            log_changed,
+        };
+        let line = hadns
+            .wait_for_log("listening on udp and tcp", Duration::from_secs(10))
+            .await;
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        hadns.addr = addr.parse().unwrap();
+        hadns
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub async fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let notified = self.log_changed.notified();
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("hadns exited ({status}) before logging {needle:?}");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "hadns did not log {needle:?} within {limit:?}"
+            );
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().unwrap() as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("hadns did not exit within 10s of SIGTERM")
+            .unwrap()
+    }
+
+    pub async fn query(&self, name: &str, qtype: RecordType) -> Message {
+        udp_query(self.addr, name, qtype, None).await
+    }
+
+    /// The A/AAAA addresses of `name`, or the response code if not NOERROR.
+    pub async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, ResponseCode> {
+        let m = self.query(name, RecordType::A).await;
+        if m.metadata.response_code != ResponseCode::NoError {
+            return Err(m.metadata.response_code);
+        }
+        Ok(addresses(&m))
+    }
+
+    /// Waits until `name` answers exactly `expected`.
+    pub async fn wait_for_answer(&self, name: &str, expected: &[IpAddr], limit: Duration) {
+        wait_for(limit, &format!("{name} to answer {expected:?}"), || async {
+            self.addresses(name).await.as_deref() == Ok(expected)
+        })
+        .await;
+    }
+
+    pub async fn soa_serial(&self) -> u32 {
+        let m = self.query("example.internal.", RecordType::SOA).await;
+        match &m.answers[0].data {
+            RData::SOA(soa) => soa.serial,
+            other => panic!("not an SOA: {other:?}"),
+        }
+    }
+}
+
+pub fn addresses(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+// === DNS client ===
+
+pub fn query_message(name: &str, qtype: RecordType, edns_payload: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.metadata.id = rand::random();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(payload) = edns_payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        m.set_edns(edns);
+    }
+    m
+}
+
+pub async fn udp_query(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    edns: Option<u16>,
+) -> Message {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp_exchange(&socket, server, &query_message(name, qtype, edns)).await
+}
+
+pub async fn udp_exchange(socket: &UdpSocket, server: SocketAddr, query: &Message) -> Message {
+    socket
+        .send_to(&query.to_vec().unwrap(), server)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+            .await
+            .expect("no UDP answer within 5s")
+            .unwrap();
+        let m = Message::from_vec(&buf[..len]).unwrap();
+        if m.metadata.id == query.metadata.id {
+            return m;
+        }
+    }
+}
+
+/// Sends one query on an open TCP connection and reads its answer.
+pub async fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
+    let bytes = query.to_vec().unwrap();
+    stream
+        .write_all(&(bytes.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).await.unwrap();
+    Message::from_vec(&buf).unwrap()
+}
+
+// === backends ===
+
+/// A TCP service on a fixed address that can be stopped (listener closed) and started.
+pub struct TcpBackend {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+}
+
+fn bind_reusable(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(128)
+}
+
+impl TcpBackend {
+    pub async fn start(ip: &str) -> TcpBackend {
+        let listener = bind_reusable(SocketAddr::new(ip.parse().unwrap(), 0)).unwrap();
+        let mut backend = TcpBackend {
+            addr: listener.local_addr().unwrap(),
+            stop: None,
+        };
+        backend.serve(listener);
+        backend
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let (tx, mut rx) = oneshot::channel::<oneshot::Sender<()>>();
+        self.stop = Some(tx);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => { let _ = accepted; }
+                    ack = &mut rx => {
+                        drop(listener);
+                        if let Ok(ack) = ack { let _ = ack.send(()); }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Closes the listener; returns once it is closed.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let (ack, done) = oneshot::channel();
+            stop.send(ack).unwrap();
+            done.await.unwrap();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = bind_reusable(self.addr).unwrap();
+        self.serve(listener);
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+}
+
+/// An HTTP service whose status and body the test sets.
+pub struct HttpBackend {
+    pub addr: SocketAddr,
+    pub reply: Arc<Mutex<(u16, String)>>,
+}
+
+impl HttpBackend {
+    pub async fn start(ip: &str, status: u16, body: &str) -> HttpBackend {
+        let listener = TcpListener::bind(SocketAddr::new(ip.parse().unwrap(), 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reply = Arc::new(Mutex::new((status, body.to_string())));
+        let reply2 = reply.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let reply = reply2.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let (status, body) = reply.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        HttpBackend { addr, reply }
+    }
+
+    pub fn set(&self, status: u16, body: &str) {
+        *self.reply.lock().unwrap() = (status, body.to_string());
+    }
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A pool of tcp nodes with one `first` record `www`, one node per backend.
+pub fn tcp_pool_config(backends: &[&TcpBackend], pool_extra: &str, record_extra: &str) -> String {
+    let mut s = format!("[[pool]]\nname = \"web\"\ncheck = \"tcp\"\n{pool_extra}\n");
+    for (i, b) in backends.iter().enumerate() {
+        s.push_str(&format!(
+            "[[pool.node]]\nname = \"web{}\"\naddress = \"{}\"\nport = {}\npriority = {}\n",
+            i + 1,
+            b.addr.ip(),
+            b.addr.port(),
+            100 - i * 10
+        ));
+    }
+    s.push_str(&format!(
+        "\n[[record]]\nname = \"www.example.internal.\"\npool = \"web\"\n{record_extra}\n"
+    ));
+    s
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real binary, real sockets, real backends.
+
+mod concurrency;
+mod config_errors;
+mod dns_behaviour;
+mod failover;
+mod harness;
