@@ -200,3 +200,54 @@ async fn graceful_shutdown_releases_the_ports() {
     std::net::UdpSocket::bind(addr).expect("udp port still bound after shutdown");
     std::net::TcpListener::bind(addr).expect("tcp port still bound after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_listeners_and_aaaa_answers() {
+    let web4 = TcpBackend::start("127.0.0.10").await;
+    let web6 = TcpBackend::start("::1").await;
+    let config = tcp_pool_config(
+        &[&web4, &web6],
+        "interval = \"100ms\"",
+        "select = \"healthy\"",
+    );
+    let hadns = Hadns::start_listening(&config, ZONE, &["127.0.0.1:0", "[::1]:0"]).await;
+    let v6 = hadns.addrs[1];
+    assert!(v6.is_ipv6());
+    wait_for(Duration::from_secs(10), "both nodes healthy", || async {
+        udp_query(hadns.addr, "www.example.internal.", RecordType::A, None)
+            .await
+            .answers
+            .len()
+            == 1
+            && udp_query(hadns.addr, "www.example.internal.", RecordType::AAAA, None)
+                .await
+                .answers
+                .len()
+                == 1
+    })
+    .await;
+    // Over IPv6, UDP and TCP: A answers the IPv4 node, AAAA the IPv6 one.
+    let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    let m = udp_exchange(
+        &socket,
+        v6,
+        &query_message("www.example.internal.", RecordType::AAAA, None),
+    )
+    .await;
+    assert_eq!(addresses(&m), vec![ip("::1")]);
+    let m = udp_exchange(
+        &socket,
+        v6,
+        &query_message("www.example.internal.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(addresses(&m), vec![ip("127.0.0.10")]);
+    let mut stream = TcpStream::connect(v6).await.unwrap();
+    let m = tcp_exchange(
+        &mut stream,
+        &query_message("www.example.internal.", RecordType::AAAA, None),
+    )
+    .await;
+    assert_eq!(addresses(&m), vec![ip("::1")]);
+    hadns.stop().await;
+}

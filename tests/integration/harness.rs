@@ -47,7 +47,9 @@ where
 
 pub struct Hadns {
     pub child: Child,
+    /// The first listening address.
     pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
     /// Holds the config and zone files for as long as hadns runs.
     _dir: tempfile::TempDir,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -56,12 +58,16 @@ pub struct Hadns {
 
 /// Writes `config` (with `listen` and `zones_dir` filled in) and the zone file to a
 /// temporary directory.
-pub fn write_config(config: &str, zone: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn write_config(config: &str, zone: &str, listen: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     std::fs::write(dir.path().join("zones/example.internal.zone"), zone).unwrap();
     let path = dir.path().join("hadns.toml");
-    let full = format!("[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n\n{config}");
+    let listen: Vec<String> = listen.iter().map(|l| format!("{l:?}")).collect();
+    let full = format!(
+        "[dns]\nlisten = [{}]\nzones_dir = \"zones\"\n\n{config}",
+        listen.join(", ")
+    );
     std::fs::write(&path, full).unwrap();
     (dir, path)
 }
@@ -86,7 +92,12 @@ impl Hadns {
     }
 
     pub async fn start_with_zone(config: &str, zone: &str) -> Hadns {
-        let (dir, path) = write_config(config, zone);
+        Hadns::start_listening(config, zone, &["127.0.0.1:0"]).await
+    }
+
+    /// Starts hadns listening on each of `listen`; `addrs` has the bound addresses in order.
+    pub async fn start_listening(config: &str, zone: &str, listen: &[&str]) -> Hadns {
+        let (dir, path) = write_config(config, zone, listen);
         let mut child = hadns_command(&["serve"], &path).spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log_changed = Arc::new(Notify::new());
@@ -104,39 +115,67 @@ impl Hadns {
         let mut hadns = Hadns {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
+            addrs: Vec::new(),
             _dir: dir,
             log,
             log_changed,
         };
-        let line = hadns
-            .wait_for_log("listening on udp and tcp", Duration::from_secs(10))
+        let listening = |lines: &[String]| -> Vec<SocketAddr> {
+            lines
+                .iter()
+                .filter(|l| l.contains("listening on udp and tcp"))
+                .map(|l| {
+                    l.split("addr=")
+                        .nth(1)
+                        .unwrap()
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                })
+                .collect()
+        };
+        hadns
+            .wait_until("every listening line", Duration::from_secs(10), |lines| {
+                listening(lines).len() == listen.len()
+            })
             .await;
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        hadns.addr = addr.parse().unwrap();
+        hadns.addrs = listening(&hadns.log.lock().unwrap());
+        hadns.addr = hadns.addrs[0];
         hadns
     }
 
     /// Waits for a log line containing `needle` and returns it.
     pub async fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
+        self.wait_until(needle, limit, |lines| {
+            lines.iter().any(|l| l.contains(needle))
+        })
+        .await;
+        let lines = self.log.lock().unwrap();
+        lines.iter().find(|l| l.contains(needle)).unwrap().clone()
+    }
+
+    /// Waits until `condition` holds for the log lines so far.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        condition: impl Fn(&[String]) -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         loop {
             let notified = self.log_changed.notified();
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
+            if condition(&self.log.lock().unwrap()) {
+                return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("hadns exited ({status}) before logging {needle:?}");
+                panic!("hadns exited ({status}) before logging {what:?}");
             }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
-                "hadns did not log {needle:?} within {limit:?}"
+                "hadns did not log {what:?} within {limit:?}"
             );
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
         }
