@@ -1,179 +1,19 @@
-//! The TOML configuration: raw serde types, then `validate()` into a typed [`Config`].
-//!
-//! Every problem is collected and reported with its TOML path (`pool[0].interval: "200"
-//! has no unit`), unknown keys included, so an operator fixes a file in one pass. Reading
-//! is split from parsing: [`Config::from_toml`] needs no file.
-//!
-//! Unknown keys are found with `serde_ignored` rather than `deny_unknown_fields`, because
-//! the latter stops at the first one and we want to report them all.
+//! Raw serde types and their validation into the typed config, every problem collected.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-// === typed configuration ===
-
-/// A validated configuration. There is no `Default`: a `Config` only comes from `validate`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub dns: Dns,
-    pub pools: Vec<Pool>,
-    pub records: Vec<Record>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Dns {
-    /// UDP and TCP are served on every address.
-    pub listen: Vec<SocketAddr>,
-    /// Absolute, or relative to the working directory when the config came from a string.
-    pub zones_dir: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct Pool {
-    pub name: String,
-    pub check: Check,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub rise: u32,
-    pub fall: u32,
-    pub nodes: Vec<Node>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Check {
-    Tcp,
-    Http(HttpCheck),
-    Exec(ExecCheck),
-}
-
-impl Check {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Check::Tcp => "tcp",
-            Check::Http(_) => "http",
-            Check::Exec(_) => "exec",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpCheck {
-    pub path: String,
-    /// Accepted status codes.
-    pub status: Vec<RangeInclusive<u16>>,
-    /// The body must contain this substring, when set.
-    pub body: Option<String>,
-    /// Host header; the node's address when unset.
-    pub host: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecCheck {
-    /// Program and arguments; never run through a shell.
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    pub name: String,
-    pub address: IpAddr,
-    /// Required by tcp and http checks; optional for exec.
-    pub port: Option<u16>,
-    /// Higher wins for `select = "first"`.
-    pub priority: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Record {
-    /// Lower case, fully qualified, with the trailing dot.
-    pub name: String,
-    /// Index into `Config::pools`.
-    pub pool: usize,
-    pub select: Select,
-    pub ttl: u32,
-    pub failback: bool,
-    pub on_empty: OnEmpty,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Select {
-    /// The highest-priority healthy node.
-    First,
-    /// Every healthy node.
-    Healthy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnEmpty {
-    Nodata,
-    Servfail,
-    All,
-}
-
-// === errors ===
-
-/// One problem, located by its TOML path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}", format_problems(.file, .problems))]
-    Invalid {
-        file: Option<PathBuf>,
-        problems: Vec<Problem>,
-    },
-}
-
-fn format_problems(file: &Option<PathBuf>, problems: &[Problem]) -> String {
-    let origin = file
-        .as_ref()
-        .map(|f| f.display().to_string())
-        .unwrap_or_else(|| "config".to_string());
-    let mut out = format!("{origin}: {} problem(s)", problems.len());
-    for p in problems {
-        out.push_str(&format!("\n  {p}"));
-    }
-    out
-}
+use super::*;
 
 // === raw serde types ===
 
 #[derive(Deserialize, Default)]
-struct RawConfig {
+pub(super) struct RawConfig {
     dns: Option<RawDns>,
     #[serde(default)]
     pool: Vec<RawPool>,
@@ -242,77 +82,14 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 2;
-const DEFAULT_PRIORITY: u32 = 100;
+pub(super) const DEFAULT_PRIORITY: u32 = 100;
 const DEFAULT_TTL: u32 = 1;
 const DEFAULT_HTTP_PATH: &str = "/";
 const DEFAULT_HTTP_STATUS: RangeInclusive<u16> = 200..=399;
 
-// === loading ===
-
-impl Config {
-    /// Parses and validates TOML text; relative paths are resolved against `base`.
-    pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
-        match Config::parse(text, base) {
-            (Some(config), problems) if problems.is_empty() => Ok(config),
-            (_, problems) => Err(problems),
-        }
-    }
-
-    /// Like [`Config::from_toml`], but also returns what could be validated when there are
-    /// problems (invalid records and pools left out), so later checks can still run and
-    /// report theirs. `None` only when the text is not TOML of the right shape.
-    pub fn parse(text: &str, base: &Path) -> (Option<Config>, Vec<Problem>) {
-        let mut problems = Vec::new();
-        let deserializer = match toml::Deserializer::parse(text) {
-            Ok(d) => d,
-            Err(e) => return (None, vec![toml_problem(&e)]),
-        };
-        let raw: RawConfig = match serde_ignored::deserialize(deserializer, |path| {
-            problems.push(Problem::new(toml_path(&path), "unknown key"));
-        }) {
-            Ok(raw) => raw,
-            Err(e) => return (None, vec![toml_problem(&e)]),
-        };
-        let config = validate(raw, base, &mut problems);
-        (Some(config), problems)
-    }
-
-    pub fn pool(&self, name: &str) -> Option<&Pool> {
-        self.pools.iter().find(|p| p.name == name)
-    }
-}
-
-/// The directory relative paths in a config file are resolved against.
-pub fn base_dir(config_file: &Path) -> &Path {
-    match config_file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-fn toml_problem(e: &toml::de::Error) -> Problem {
-    Problem::new("", e.to_string().trim_end().replace('\n', "\n    "))
-}
-
-/// `pool.0.node.1.name` -> `pool[0].node[1].name`
-fn toml_path(path: &serde_ignored::Path<'_>) -> String {
-    let mut out = String::new();
-    for part in path.to_string().split('.') {
-        if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-    }
-    out
-}
-
 // === validation ===
 
-fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>) -> Config {
+pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>) -> Config {
     let dns = validate_dns(raw.dns.unwrap_or_default(), base, problems);
     if raw.pool.is_empty() && !raw.record.is_empty() {
         problems.push(Problem::new("pool", "records need at least one [[pool]]"));
@@ -498,7 +275,7 @@ fn validate_http(raw: Option<&RawHttp>, path: &str, problems: &mut Vec<Problem>)
 }
 
 /// `200`, `"200-299"`, `"200,204"` or a list of those.
-fn parse_status(value: &toml::Value) -> Result<Vec<RangeInclusive<u16>>, String> {
+pub(super) fn parse_status(value: &toml::Value) -> Result<Vec<RangeInclusive<u16>>, String> {
     let bad = || format!("{value} is not a status code, a range (\"200-399\") or a list of them",);
     let items: Vec<&toml::Value> = match value {
         toml::Value::Array(items) => items.iter().collect(),
@@ -756,165 +533,4 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s:?} is out of range"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[dns]
-listen = ["127.0.0.1:5353", "[::1]:5353"]
-zones_dir = "zones"
-
-[[pool]]
-name = "web"
-check = "tcp"
-interval = "200ms"
-timeout = "500ms"
-rise = 2
-fall = 2
-[[pool.node]]
-name = "web1"
-address = "127.0.0.10"
-port = 8080
-priority = 100
-[[pool.node]]
-name = "web2"
-address = "::1"
-port = 8080
-
-[[record]]
-name = "www.example.internal."
-pool = "web"
-select = "first"
-ttl = 1
-failback = true
-on_empty = "nodata"
-"#;
-
-    fn problems(text: &str) -> Vec<String> {
-        match Config::from_toml(text, Path::new("/etc/hadns")) {
-            Ok(_) => Vec::new(),
-            Err(p) => p.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    #[test]
-    fn the_documented_keys_parse() {
-        let c = Config::from_toml(GOOD, Path::new("/etc/hadns")).unwrap();
-        assert_eq!(c.dns.listen.len(), 2);
-        assert_eq!(c.dns.zones_dir, Path::new("/etc/hadns/zones"));
-        assert_eq!(c.pools[0].interval, Duration::from_millis(200));
-        assert_eq!(
-            c.pools[0].nodes[1].address,
-            "::1".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(c.pools[0].nodes[1].priority, DEFAULT_PRIORITY);
-        assert_eq!(c.records[0].name, "www.example.internal.");
-        assert_eq!(c.records[0].pool, 0);
-    }
-
-    #[test]
-    fn every_problem_is_reported_with_its_path() {
-        let text = GOOD
-            .replace("interval = \"200ms\"", "interval = \"200\"")
-            .replace("pool = \"web\"", "pool = \"db\"")
-            .replace("port = 8080\npriority", "port = 70000\npriority")
-            .replace("fall = 2", "fall = 2\nfalls = 3");
-        let got = problems(&text);
-        assert!(
-            got.contains(&"pool[0].interval: \"200\" has no unit (ms, s, m or h)".to_string()),
-            "{got:?}"
-        );
-        assert!(
-            got.contains(&"record[0].pool: no pool named \"db\"".to_string()),
-            "{got:?}"
-        );
-        assert!(
-            got.contains(&"pool[0].node[0].port: 70000 is not a port (1-65535)".to_string()),
-            "{got:?}"
-        );
-        assert!(
-            got.contains(&"pool[0].falls: unknown key".to_string()),
-            "{got:?}"
-        );
-        assert_eq!(got.len(), 4, "{got:?}");
-    }
-
-    #[test]
-    fn unknown_keys_in_every_table_are_errors() {
-        // Inject an unknown key at the end of every table of the example.
-        let tables = ["[dns]", "[[pool]]", "[[pool.node]]", "[[record]]"];
-        for table in tables {
-            let text = GOOD.replacen(table, &format!("{table}\nbogus = 1"), 1);
-            let got = problems(&text);
-            assert_eq!(got.len(), 1, "{table}: {got:?}");
-            assert!(got[0].ends_with("bogus: unknown key"), "{table}: {got:?}");
-        }
-        let got = problems(&format!("bogus = true\n{GOOD}"));
-        assert_eq!(got, vec!["bogus: unknown key"]);
-    }
-
-    #[test]
-    fn check_sections_must_match_the_check() {
-        let text = GOOD.replace(
-            "check = \"tcp\"",
-            "check = \"tcp\"\n[pool.exec]\ncommand = [\"true\"]",
-        );
-        // [pool.exec] opens a table, so the following keys move into it: only assert the key error.
-        assert!(
-            problems(&text)
-                .iter()
-                .any(|p| p.starts_with("pool[0].exec"))
-        );
-        let text = GOOD.replace("check = \"tcp\"", "check = \"exec\"");
-        assert!(problems(&text).contains(&"pool[0].exec.command: check = \"exec\" needs a command: [pool.exec] command = [\"/path/to/check\", \"arg\"]".to_string()));
-    }
-
-    #[test]
-    fn durations_need_units() {
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("200").unwrap_err().contains("has no unit"));
-        assert!(parse_duration("2x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("ms").is_err());
-        let text = GOOD.replace("interval = \"200ms\"", "interval = 200");
-        assert_eq!(
-            problems(&text),
-            vec![
-                "pool[0].interval: 200 has no unit; write it as a string such as \"200ms\" or \"2s\""
-            ]
-        );
-    }
-
-    #[test]
-    fn http_status_forms() {
-        let v = |s: &str| toml::from_str::<toml::Table>(&format!("v = {s}")).unwrap()["v"].clone();
-        assert_eq!(parse_status(&v("200")), Ok(vec![200..=200]));
-        assert_eq!(
-            parse_status(&v("\"200-299,404\"")),
-            Ok(vec![200..=299, 404..=404])
-        );
-        assert_eq!(
-            parse_status(&v("[200, \"301-302\"]")),
-            Ok(vec![200..=200, 301..=302])
-        );
-        assert!(parse_status(&v("\"abc\"")).is_err());
-        assert!(parse_status(&v("\"399-200\"")).is_err());
-    }
-
-    #[test]
-    fn duplicate_names_and_selectors() {
-        let text = GOOD.replace("name = \"web2\"", "name = \"web1\"");
-        assert_eq!(
-            problems(&text),
-            vec!["pool[0].node[1].name: node name \"web1\" is used twice in pool \"web\""]
-        );
-        let text = GOOD.replace("select = \"first\"", "select = \"primary\"");
-        assert!(
-            problems(&text)[0].starts_with("record[0].select: \"primary\" needs a database check")
-        );
-    }
 }

@@ -1,0 +1,237 @@
+//! The TOML configuration: raw serde types, then `validate()` into a typed [`Config`].
+//!
+//! Every problem is collected and reported with its TOML path (`pool[0].interval: "200"
+//! has no unit`), unknown keys included, so an operator fixes a file in one pass. Reading
+//! is split from parsing: [`Config::from_toml`] needs no file.
+//!
+//! Unknown keys are found with `serde_ignored` rather than `deny_unknown_fields`, because
+//! the latter stops at the first one and we want to report them all.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use validate::{normalize_name, parse_duration};
+
+// === typed configuration ===
+
+/// A validated configuration. There is no `Default`: a `Config` only comes from `validate`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dns: Dns,
+    pub pools: Vec<Pool>,
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dns {
+    /// UDP and TCP are served on every address.
+    pub listen: Vec<SocketAddr>,
+    /// Absolute, or relative to the working directory when the config came from a string.
+    pub zones_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub name: String,
+    pub check: Check,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Tcp,
+    Http(HttpCheck),
+    Exec(ExecCheck),
+}
+
+impl Check {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Tcp => "tcp",
+            Check::Http(_) => "http",
+            Check::Exec(_) => "exec",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    pub path: String,
+    /// Accepted status codes.
+    pub status: Vec<RangeInclusive<u16>>,
+    /// The body must contain this substring, when set.
+    pub body: Option<String>,
+    /// Host header; the node's address when unset.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecCheck {
+    /// Program and arguments; never run through a shell.
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub address: IpAddr,
+    /// Required by tcp and http checks; optional for exec.
+    pub port: Option<u16>,
+    /// Higher wins for `select = "first"`.
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Lower case, fully qualified, with the trailing dot.
+    pub name: String,
+    /// Index into `Config::pools`.
+    pub pool: usize,
+    pub select: Select,
+    pub ttl: u32,
+    pub failback: bool,
+    pub on_empty: OnEmpty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// The highest-priority healthy node.
+    First,
+    /// Every healthy node.
+    Healthy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnEmpty {
+    Nodata,
+    Servfail,
+    All,
+}
+
+// === errors ===
+
+/// One problem, located by its TOML path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", format_problems(.file, .problems))]
+    Invalid {
+        file: Option<PathBuf>,
+        problems: Vec<Problem>,
+    },
+}
+
+fn format_problems(file: &Option<PathBuf>, problems: &[Problem]) -> String {
+    let origin = file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "config".to_string());
+    let mut out = format!("{origin}: {} problem(s)", problems.len());
+    for p in problems {
+        out.push_str(&format!("\n  {p}"));
+    }
+    out
+}
+
+// === loading ===
+
+impl Config {
+    /// Parses and validates TOML text; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+        match Config::parse(text, base) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// Like [`Config::from_toml`], but also returns what could be validated when there are
+    /// problems (invalid records and pools left out), so later checks can still run and
+    /// report theirs. `None` only when the text is not TOML of the right shape.
+    pub fn parse(text: &str, base: &Path) -> (Option<Config>, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let deserializer = match toml::Deserializer::parse(text) {
+            Ok(d) => d,
+            Err(e) => return (None, vec![toml_problem(&e)]),
+        };
+        let raw: validate::RawConfig = match serde_ignored::deserialize(deserializer, |path| {
+            problems.push(Problem::new(toml_path(&path), "unknown key"));
+        }) {
+            Ok(raw) => raw,
+            Err(e) => return (None, vec![toml_problem(&e)]),
+        };
+        let config = validate::validate(raw, base, &mut problems);
+        (Some(config), problems)
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// The directory relative paths in a config file are resolved against.
+pub fn base_dir(config_file: &Path) -> &Path {
+    match config_file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn toml_problem(e: &toml::de::Error) -> Problem {
+    Problem::new("", e.to_string().trim_end().replace('\n', "\n    "))
+}
+
+/// `pool.0.node.1.name` -> `pool[0].node[1].name`
+fn toml_path(path: &serde_ignored::Path<'_>) -> String {
+    let mut out = String::new();
+    for part in path.to_string().split('.') {
+        if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}

@@ -1,0 +1,154 @@
+use super::validate::{DEFAULT_PRIORITY, parse_status};
+use super::*;
+
+const GOOD: &str = r#"
+[dns]
+listen = ["127.0.0.1:5353", "[::1]:5353"]
+zones_dir = "zones"
+
+[[pool]]
+name = "web"
+check = "tcp"
+interval = "200ms"
+timeout = "500ms"
+rise = 2
+fall = 2
+[[pool.node]]
+name = "web1"
+address = "127.0.0.10"
+port = 8080
+priority = 100
+[[pool.node]]
+name = "web2"
+address = "::1"
+port = 8080
+
+[[record]]
+name = "www.example.internal."
+pool = "web"
+select = "first"
+ttl = 1
+failback = true
+on_empty = "nodata"
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match Config::from_toml(text, Path::new("/etc/hadns")) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_documented_keys_parse() {
+    let c = Config::from_toml(GOOD, Path::new("/etc/hadns")).unwrap();
+    assert_eq!(c.dns.listen.len(), 2);
+    assert_eq!(c.dns.zones_dir, Path::new("/etc/hadns/zones"));
+    assert_eq!(c.pools[0].interval, Duration::from_millis(200));
+    assert_eq!(
+        c.pools[0].nodes[1].address,
+        "::1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(c.pools[0].nodes[1].priority, DEFAULT_PRIORITY);
+    assert_eq!(c.records[0].name, "www.example.internal.");
+    assert_eq!(c.records[0].pool, 0);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let text = GOOD
+        .replace("interval = \"200ms\"", "interval = \"200\"")
+        .replace("pool = \"web\"", "pool = \"db\"")
+        .replace("port = 8080\npriority", "port = 70000\npriority")
+        .replace("fall = 2", "fall = 2\nfalls = 3");
+    let got = problems(&text);
+    assert!(
+        got.contains(&"pool[0].interval: \"200\" has no unit (ms, s, m or h)".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"record[0].pool: no pool named \"db\"".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"pool[0].node[0].port: 70000 is not a port (1-65535)".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"pool[0].falls: unknown key".to_string()),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 4, "{got:?}");
+}
+
+#[test]
+fn unknown_keys_in_every_table_are_errors() {
+    // Inject an unknown key at the end of every table of the example.
+    let tables = ["[dns]", "[[pool]]", "[[pool.node]]", "[[record]]"];
+    for table in tables {
+        let text = GOOD.replacen(table, &format!("{table}\nbogus = 1"), 1);
+        let got = problems(&text);
+        assert_eq!(got.len(), 1, "{table}: {got:?}");
+        assert!(got[0].ends_with("bogus: unknown key"), "{table}: {got:?}");
+    }
+    let got = problems(&format!("bogus = true\n{GOOD}"));
+    assert_eq!(got, vec!["bogus: unknown key"]);
+}
+
+#[test]
+fn check_sections_must_match_the_check() {
+    let text = GOOD.replace(
+        "check = \"tcp\"",
+        "check = \"tcp\"\n[pool.exec]\ncommand = [\"true\"]",
+    );
+    // [pool.exec] opens a table, so the following keys move into it: only assert the key error.
+    assert!(
+        problems(&text)
+            .iter()
+            .any(|p| p.starts_with("pool[0].exec"))
+    );
+    let text = GOOD.replace("check = \"tcp\"", "check = \"exec\"");
+    assert!(problems(&text).contains(&"pool[0].exec.command: check = \"exec\" needs a command: [pool.exec] command = [\"/path/to/check\", \"arg\"]".to_string()));
+}
+
+#[test]
+fn durations_need_units() {
+    assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert!(parse_duration("200").unwrap_err().contains("has no unit"));
+    assert!(parse_duration("2x").unwrap_err().contains("unknown unit"));
+    assert!(parse_duration("ms").is_err());
+    let text = GOOD.replace("interval = \"200ms\"", "interval = 200");
+    assert_eq!(
+        problems(&text),
+        vec!["pool[0].interval: 200 has no unit; write it as a string such as \"200ms\" or \"2s\""]
+    );
+}
+
+#[test]
+fn http_status_forms() {
+    let v = |s: &str| toml::from_str::<toml::Table>(&format!("v = {s}")).unwrap()["v"].clone();
+    assert_eq!(parse_status(&v("200")), Ok(vec![200..=200]));
+    assert_eq!(
+        parse_status(&v("\"200-299,404\"")),
+        Ok(vec![200..=299, 404..=404])
+    );
+    assert_eq!(
+        parse_status(&v("[200, \"301-302\"]")),
+        Ok(vec![200..=200, 301..=302])
+    );
+    assert!(parse_status(&v("\"abc\"")).is_err());
+    assert!(parse_status(&v("\"399-200\"")).is_err());
+}
+
+#[test]
+fn duplicate_names_and_selectors() {
+    let text = GOOD.replace("name = \"web2\"", "name = \"web1\"");
+    assert_eq!(
+        problems(&text),
+        vec!["pool[0].node[1].name: node name \"web1\" is used twice in pool \"web\""]
+    );
+    let text = GOOD.replace("select = \"first\"", "select = \"primary\"");
+    assert!(problems(&text)[0].starts_with("record[0].select: \"primary\" needs a database check"));
+}
