@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::checks;
 use crate::config::Config;
@@ -46,42 +46,42 @@ pub async fn run(
     ));
 
     let mut tasks = JoinSet::new();
-    let dns = tokio::spawn(crate::dns::serve(
-        sockets,
-        snapshot.clone(),
-        shutdown.clone(),
-    ));
+    let dns = tokio::spawn(crate::dns::serve(sockets, snapshot.clone(), shutdown.clone()));
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
-    checks::spawn_all(&config, reports_tx, shutdown.clone(), &mut tasks);
+    let (degraded, degraded_rx): (Vec<_>, Vec<_>) = config.pools.iter().map(|_| watch::channel(false)).unzip();
+    checks::spawn_all(&config, reports_tx, &degraded_rx, shutdown.clone(), &mut tasks);
 
     let started = Instant::now();
     let mut all_ready = false;
+    let mut failing: Vec<Vec<Option<String>>> = config.pools.iter().map(|p| vec![None; p.nodes.len()]).collect();
     loop {
         let report = tokio::select! {
             r = reports.recv() => r,
             _ = shutdown.cancelled() => None,
         };
         let Some(report) = report else { break };
-        let events = engine.observe(
-            report.pool,
-            report.node,
-            report.observation,
-            started.elapsed(),
-        );
-        if events
-            .iter()
-            .any(|e| matches!(e, Event::AnswerChanged { .. }))
-        {
+        let (pool, node) = (report.pool, report.node);
+        let failure = (!report.observation.ok).then(|| report.observation.detail.clone());
+        let events = engine.observe(pool, node, report.observation, started.elapsed());
+        log_failure_change(&config, pool, node, &mut failing[pool][node], failure, &events);
+
+        // Fence the losers first, then move the name.
+        for event in &events {
+            if let Event::Fence { pool, node, reason } = event {
+                fence(&config, *pool, *node, reason).await;
+            }
+        }
+        if events.iter().any(|e| matches!(e, Event::AnswerChanged { .. })) {
             snapshot.store(Arc::new(builder.build(&published(&config, &engine))));
         }
         log_events(&config, &snapshot.load(), &events);
+        for (p, flag) in degraded.iter().enumerate() {
+            let now = engine.pool_ready(p) && engine.pool_degraded(p);
+            flag.send_if_modified(|d| std::mem::replace(d, now) != now);
+        }
         if !all_ready && (0..config.pools.len()).all(|p| engine.pool_ready(p)) {
             all_ready = true;
-            info!(
-                pools = config.pools.len(),
-                records = config.records.len(),
-                "first round of checks complete"
-            );
+            info!(pools = config.pools.len(), records = config.records.len(), "first round of checks complete");
         }
     }
 
@@ -91,6 +91,38 @@ pub async fn run(
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(format!("dns server task: {e}"))),
     }
+}
+
+async fn fence(config: &Config, pool: usize, node: usize, reason: &str) {
+    let (pool, node) = (&config.pools[pool], &config.pools[pool].nodes[node]);
+    info!(pool = %pool.name, node = %node.name, reason, "fencing");
+    match checks::fence(pool, node).await {
+        Ok(done) => info!(pool = %pool.name, node = %node.name, done = %done, "fenced"),
+        Err(error) => error!(pool = %pool.name, node = %node.name, %error, "fencing failed; moving the answer anyway"),
+    }
+}
+
+/// A failing probe is logged once per change of its reason (authentication failures, a
+/// missing database, ...), not at every probe; state changes are logged as events.
+fn log_failure_change(
+    config: &Config,
+    pool: usize,
+    node: usize,
+    last: &mut Option<String>,
+    failure: Option<String>,
+    events: &[Event],
+) {
+    if failure == *last {
+        return;
+    }
+    let reported = events.iter().any(|e| matches!(e, Event::NodeChanged { pool: p, node: n, .. } if *p == pool && *n == node));
+    let (pool, node) = (&config.pools[pool], &config.pools[pool].nodes[node]);
+    match (&failure, reported) {
+        (Some(reason), false) => warn!(pool = %pool.name, node = %node.name, reason = %reason, "probe failing"),
+        (None, false) if last.is_some() => info!(pool = %pool.name, node = %node.name, "probe succeeding again"),
+        _ => {}
+    }
+    *last = failure;
 }
 
 /// The engine's answers as addresses, one per configured record.
@@ -165,6 +197,24 @@ fn log_events(config: &Config, snapshot: &Snapshot, events: &[Event]) {
                     info!(record = %name, from = %from, to = %to, reason = %reason, serial, "answer changed");
                 }
             }
+            Event::SplitBrain { record, writable, outcome } => {
+                let pool = &config.pools[config.records[*record].pool];
+                let writable: Vec<&str> = writable.iter().map(|&n| pool.nodes[n].name.as_str()).collect();
+                error!(record = %config.records[*record].name, pool = %pool.name, writable = %writable.join(","), outcome = %outcome, "split_brain");
+            }
+            Event::ClusterMismatch { pool, node, cluster, expected } => {
+                let pool = &config.pools[*pool];
+                error!(pool = %pool.name, node = %pool.nodes[*node].name, cluster = %cluster, expected = ?expected, "node excluded: cluster identity differs");
+            }
+            Event::ClusterRejoined { pool, node } => {
+                let pool = &config.pools[*pool];
+                info!(pool = %pool.name, node = %pool.nodes[*node].name, "node included again: cluster identity agrees");
+            }
+            Event::Stale { record, max_stale } => {
+                warn!(record = %config.records[*record].name, max_stale = ?max_stale, "no node reachable; keeping the last answer (stale)");
+            }
+            // Logged where it is carried out.
+            Event::Fence { .. } => {}
         }
     }
 }

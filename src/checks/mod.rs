@@ -5,20 +5,25 @@
 //! each bounded by `timeout`; the first probe runs at once.
 
 mod exec;
+mod fence;
 mod http;
+mod mysql;
+mod postgres;
 mod tcp;
+
+pub use fence::fence;
 
 use std::io;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::{Check, Config, Node, Pool};
-use crate::engine::Observation;
+use crate::engine::{DbStatus, Observation};
 
 /// One probe result, addressed to its pool and node.
 #[derive(Debug)]
@@ -28,11 +33,36 @@ pub struct Report {
     pub observation: Observation,
 }
 
+/// A failed probe: why, and whether it needs no confirmation (a broken session whose
+/// reconnect was refused).
+#[derive(Debug)]
+pub struct Failure {
+    pub reason: String,
+    pub conclusive: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure {
+            reason,
+            conclusive: false,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Self {
+        Failure::from(reason.to_string())
+    }
+}
+
 /// How one node is probed; built once per checker task.
 enum Prober {
     Tcp,
     Http(http::HttpProber),
     Exec(exec::ExecProber),
+    Postgres(postgres::PgProber),
+    Mysql(mysql::MysqlProber),
 }
 
 impl Prober {
@@ -41,22 +71,41 @@ impl Prober {
             Check::Tcp => Prober::Tcp,
             Check::Http(check) => Prober::Http(http::HttpProber::new(check, node)),
             Check::Exec(check) => Prober::Exec(exec::ExecProber::new(check, pool, node)),
+            Check::Postgres(check) => Prober::Postgres(postgres::PgProber::new(check, node)),
+            Check::Mysql(check) => Prober::Mysql(mysql::MysqlProber::new(check, node)),
         }
     }
 
     async fn probe(&self, node: &Node, timeout: Duration) -> Observation {
         let started = Instant::now();
-        let result = match self {
+        let result: Result<(String, Option<DbStatus>), Failure> = match self {
             // Validation guarantees tcp and http nodes have a port.
             Prober::Tcp => bounded(timeout, tcp::probe(node.address, node.port.unwrap_or(0))).await,
             Prober::Http(p) => bounded(timeout, p.probe()).await,
             // Exec bounds itself, to kill the whole process group on timeout.
-            Prober::Exec(p) => p.probe(timeout).await,
+            Prober::Exec(p) => p.probe(timeout).await.map(|d| (d, None)).map_err(Failure::from),
+            Prober::Postgres(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
+            Prober::Mysql(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
         };
         let latency = started.elapsed();
         match result {
-            Ok(detail) => Observation::up(detail, latency),
-            Err(reason) => Observation::down(reason, latency),
+            Ok((detail, db)) => Observation {
+                db,
+                ..Observation::up(detail, latency)
+            },
+            Err(failure) => Observation {
+                conclusive: failure.conclusive,
+                ..Observation::down(failure.reason, latency)
+            },
+        }
+    }
+
+    /// Resolves when the node's persistent session breaks; never for sessionless checks.
+    async fn session_broken(&self) {
+        match self {
+            Prober::Postgres(p) => p.session_broken().await,
+            Prober::Mysql(p) => p.session_broken().await,
+            _ => std::future::pending().await,
         }
     }
 }
@@ -64,16 +113,20 @@ impl Prober {
 async fn bounded(
     timeout: Duration,
     probe: impl Future<Output = Result<String, String>>,
-) -> Result<String, String> {
-    tokio::time::timeout(timeout, probe)
-        .await
-        .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+) -> Result<(String, Option<DbStatus>), Failure> {
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(detail)) => Ok((detail, None)),
+        Ok(Err(reason)) => Err(Failure::from(reason)),
+        Err(_) => Err(Failure::from(format!("timed out after {timeout:?}"))),
+    }
 }
 
-/// Spawns one checker per node of every pool into `tasks`.
+/// Spawns one checker per node of every pool into `tasks`. `degraded[p]` tells the
+/// checkers of pool `p` to probe at its fast interval.
 pub fn spawn_all(
     config: &Config,
     reports: mpsc::Sender<Report>,
+    degraded: &[watch::Receiver<bool>],
     shutdown: CancellationToken,
     tasks: &mut JoinSet<()>,
 ) {
@@ -86,7 +139,7 @@ pub fn spawn_all(
                 pool: pool.clone(),
                 node: node.clone(),
             };
-            tasks.spawn(checker.run(reports.clone(), shutdown.clone()));
+            tasks.spawn(checker.run(reports.clone(), degraded[p].clone(), shutdown.clone()));
         }
     }
 }
@@ -100,7 +153,12 @@ struct Checker {
 }
 
 impl Checker {
-    async fn run(self, reports: mpsc::Sender<Report>, shutdown: CancellationToken) {
+    async fn run(
+        self,
+        reports: mpsc::Sender<Report>,
+        mut degraded: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let started = Instant::now();
             let observation = tokio::select! {
@@ -119,10 +177,23 @@ impl Checker {
             if reports.send(report).await.is_err() {
                 return;
             }
-            let next = started + jittered(self.pool.interval);
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = shutdown.cancelled() => return,
+            // Wait for the next probe: the interval (the fast one while the pool is
+            // degraded), or at once when the node's session breaks.
+            loop {
+                let interval = if *degraded.borrow_and_update() {
+                    self.pool.fast_interval
+                } else {
+                    self.pool.interval
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(started + jittered(interval)) => break,
+                    _ = self.prober.session_broken() => {
+                        debug!(pool = %self.pool.name, node = %self.node.name, "session broken, probing now");
+                        break;
+                    }
+                    changed = degraded.changed() => if changed.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
             }
         }
     }

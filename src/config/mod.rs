@@ -42,10 +42,29 @@ pub struct Pool {
     pub name: String,
     pub check: Check,
     pub interval: Duration,
+    /// The probe interval while a record of this pool has no answer (or a stale one).
+    pub fast_interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// How the loser of a primary election is fenced; empty = not at all.
+    pub fence: Fencing,
     pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fencing {
+    /// `fence = "read-only"`: make the node read-only and end its client sessions.
+    pub read_only: bool,
+    /// `fence_command`: run with the node in its environment, after `read_only`.
+    pub command: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+impl Fencing {
+    pub fn is_enabled(&self) -> bool {
+        self.read_only || self.command.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +72,8 @@ pub enum Check {
     Tcp,
     Http(HttpCheck),
     Exec(ExecCheck),
+    Postgres(DbCheck),
+    Mysql(DbCheck),
 }
 
 impl Check {
@@ -61,8 +82,42 @@ impl Check {
             Check::Tcp => "tcp",
             Check::Http(_) => "http",
             Check::Exec(_) => "exec",
+            Check::Postgres(_) => "postgres",
+            Check::Mysql(_) => "mysql",
         }
     }
+
+    /// Whether the check tells a writable primary from a read-only replica.
+    pub fn knows_roles(&self) -> bool {
+        matches!(self, Check::Postgres(_) | Check::Mysql(_))
+    }
+
+    /// The port a node without one is checked on.
+    pub fn default_port(&self) -> Option<u16> {
+        match self {
+            Check::Postgres(_) => Some(5432),
+            Check::Mysql(_) => Some(3306),
+            _ => None,
+        }
+    }
+}
+
+/// `[pool.postgres]` and `[pool.mysql]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbCheck {
+    pub user: String,
+    /// From `password`, or read from `password_file` when the config is loaded.
+    pub password: Option<String>,
+    pub dbname: Option<String>,
+    pub sslmode: SslMode,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +157,16 @@ pub struct Record {
     pub ttl: u32,
     pub failback: bool,
     pub on_empty: OnEmpty,
+    /// `select = "replicas"`: the most a replica may lag and still be answered.
+    pub max_lag: Option<MaxLag>,
+    /// When no node of the pool can be reached, keep the last answer this long.
+    pub max_stale: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxLag {
+    Bytes(u64),
+    Time(Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +175,10 @@ pub enum Select {
     First,
     /// Every healthy node.
     Healthy,
+    /// The one healthy writable node (database checks).
+    Primary,
+    /// Healthy read-only nodes within `max_lag` (database checks).
+    Replicas,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

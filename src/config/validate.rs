@@ -35,10 +35,26 @@ struct RawPool {
     timeout: Option<toml::Value>,
     rise: Option<i64>,
     fall: Option<i64>,
+    fast_interval: Option<toml::Value>,
+    fence: Option<String>,
+    fence_command: Option<Vec<String>>,
+    fence_timeout: Option<toml::Value>,
     http: Option<RawHttp>,
     exec: Option<RawExec>,
+    postgres: Option<RawDb>,
+    mysql: Option<RawDb>,
     #[serde(default)]
     node: Vec<RawNode>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDb {
+    user: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+    dbname: Option<String>,
+    sslmode: Option<String>,
+    connect_timeout: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +86,8 @@ struct RawRecord {
     ttl: Option<i64>,
     failback: Option<bool>,
     on_empty: Option<String>,
+    max_lag: Option<String>,
+    max_stale: Option<toml::Value>,
 }
 
 // === defaults ===
@@ -86,6 +104,10 @@ pub(super) const DEFAULT_PRIORITY: u32 = 100;
 const DEFAULT_TTL: u32 = 1;
 const DEFAULT_HTTP_PATH: &str = "/";
 const DEFAULT_HTTP_STATUS: RangeInclusive<u16> = 200..=399;
+const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(50);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
 
 // === validation ===
 
@@ -97,7 +119,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let mut pools = Vec::new();
     let mut pool_names = HashSet::new();
     for (i, raw_pool) in raw.pool.into_iter().enumerate() {
-        let pool = validate_pool(raw_pool, &format!("pool[{i}]"), problems);
+        let pool = validate_pool(raw_pool, &format!("pool[{i}]"), base, problems);
         if !pool.name.is_empty() && !pool_names.insert(pool.name.clone()) {
             problems.push(Problem::new(
                 format!("pool[{i}].name"),
@@ -155,59 +177,54 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
     Dns { listen, zones_dir }
 }
 
-fn validate_pool(raw: RawPool, path: &str, problems: &mut Vec<Problem>) -> Pool {
+const CHECKS: &str = "tcp | http | exec | postgres | mysql";
+
+fn validate_pool(raw: RawPool, path: &str, base: &Path, problems: &mut Vec<Problem>) -> Pool {
     let name = required(raw.name, &format!("{path}.name"), problems).unwrap_or_default();
     let check = match raw.check.as_deref() {
         None => {
-            problems.push(Problem::new(
-                format!("{path}.check"),
-                "missing (tcp | http | exec)",
-            ));
+            problems.push(Problem::new(format!("{path}.check"), format!("missing ({CHECKS})")));
             Check::Tcp
         }
         Some("tcp") => Check::Tcp,
         Some("http") => Check::Http(validate_http(raw.http.as_ref(), path, problems)),
         Some("exec") => Check::Exec(validate_exec(raw.exec.as_ref(), path, problems)),
+        Some("postgres") => Check::Postgres(validate_db(raw.postgres.as_ref(), "postgres", path, base, problems)),
+        Some("mysql") => Check::Mysql(validate_db(raw.mysql.as_ref(), "mysql", path, base, problems)),
         Some(other) => {
             problems.push(Problem::new(
                 format!("{path}.check"),
-                format!("unknown check {other:?} (tcp | http | exec)"),
+                format!("unknown check {other:?} ({CHECKS})"),
             ));
             Check::Tcp
         }
     };
-    if raw.http.is_some() && !matches!(check, Check::Http(_)) {
-        problems.push(Problem::new(
-            format!("{path}.http"),
-            format!(
-                "only allowed with check = \"http\" (check is {:?})",
-                check.kind()
-            ),
-        ));
+    let sections = [
+        ("http", raw.http.is_some()),
+        ("exec", raw.exec.is_some()),
+        ("postgres", raw.postgres.is_some()),
+        ("mysql", raw.mysql.is_some()),
+    ];
+    for (section, present) in sections {
+        if present && check.kind() != section {
+            problems.push(Problem::new(
+                format!("{path}.{section}"),
+                format!("only allowed with check = \"{section}\" (check is {:?})", check.kind()),
+            ));
+        }
     }
-    if raw.exec.is_some() && !matches!(check, Check::Exec(_)) {
-        problems.push(Problem::new(
-            format!("{path}.exec"),
-            format!(
-                "only allowed with check = \"exec\" (check is {:?})",
-                check.kind()
-            ),
-        ));
-    }
-    let interval = duration(
-        raw.interval,
-        DEFAULT_INTERVAL,
-        &format!("{path}.interval"),
+    let interval = duration(raw.interval, DEFAULT_INTERVAL, &format!("{path}.interval"), problems);
+    let timeout = duration(raw.timeout, DEFAULT_TIMEOUT, &format!("{path}.timeout"), problems);
+    let fast_interval = duration(
+        raw.fast_interval,
+        DEFAULT_FAST_INTERVAL,
+        &format!("{path}.fast_interval"),
         problems,
-    );
-    let timeout = duration(
-        raw.timeout,
-        DEFAULT_TIMEOUT,
-        &format!("{path}.timeout"),
-        problems,
-    );
+    )
+    .min(interval);
     let rise = count(raw.rise, DEFAULT_RISE, &format!("{path}.rise"), problems);
     let fall = count(raw.fall, DEFAULT_FALL, &format!("{path}.fall"), problems);
+    let fence = validate_fencing(&raw.fence, raw.fence_command, raw.fence_timeout, &check, path, problems);
 
     if raw.node.is_empty() {
         problems.push(Problem::new(
@@ -215,12 +232,13 @@ fn validate_pool(raw: RawPool, path: &str, problems: &mut Vec<Problem>) -> Pool 
             "a pool needs at least one [[pool.node]]",
         ));
     }
-    let needs_port = !matches!(check, Check::Exec(_));
+    let needs_port = matches!(check, Check::Tcp | Check::Http(_));
     let mut nodes = Vec::new();
     let mut node_names = HashSet::new();
     for (i, raw_node) in raw.node.into_iter().enumerate() {
         let node_path = format!("{path}.node[{i}]");
-        let node = validate_node(raw_node, &node_path, needs_port, problems);
+        let mut node = validate_node(raw_node, &node_path, needs_port, problems);
+        node.port = node.port.or(check.default_port());
         if !node.name.is_empty() && !node_names.insert(node.name.clone()) {
             problems.push(Problem::new(
                 format!("{node_path}.name"),
@@ -233,10 +251,116 @@ fn validate_pool(raw: RawPool, path: &str, problems: &mut Vec<Problem>) -> Pool 
         name,
         check,
         interval,
+        fast_interval,
         timeout,
         rise,
         fall,
+        fence,
         nodes,
+    }
+}
+
+fn validate_db(
+    raw: Option<&RawDb>,
+    kind: &str,
+    path: &str,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> DbCheck {
+    let section = format!("{path}.{kind}");
+    let default_user = if kind == "postgres" { "postgres" } else { "root" };
+    let empty = RawDb::default();
+    let raw = raw.unwrap_or(&empty);
+    if raw.password.is_some() && raw.password_file.is_some() {
+        problems.push(Problem::new(
+            format!("{section}.password_file"),
+            "set password or password_file, not both",
+        ));
+    }
+    let password = match &raw.password_file {
+        None => raw.password.clone(),
+        Some(file) => {
+            let file = base.join(file);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
+                Err(e) => {
+                    problems.push(Problem::new(
+                        format!("{section}.password_file"),
+                        format!("cannot read {}: {e}", file.display()),
+                    ));
+                    None
+                }
+            }
+        }
+    };
+    let sslmode = match raw.sslmode.as_deref() {
+        None | Some("prefer") => SslMode::Prefer,
+        Some("disable") => SslMode::Disable,
+        Some("require") => SslMode::Require,
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{section}.sslmode"),
+                format!("unknown value {other:?} (disable | prefer | require)"),
+            ));
+            SslMode::Prefer
+        }
+    };
+    DbCheck {
+        user: raw.user.clone().unwrap_or_else(|| default_user.to_string()),
+        password,
+        dbname: raw.dbname.clone(),
+        sslmode,
+        connect_timeout: duration(
+            raw.connect_timeout.clone(),
+            DEFAULT_CONNECT_TIMEOUT,
+            &format!("{section}.connect_timeout"),
+            problems,
+        ),
+    }
+}
+
+fn validate_fencing(
+    fence: &Option<String>,
+    command: Option<Vec<String>>,
+    timeout: Option<toml::Value>,
+    check: &Check,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Fencing {
+    let read_only = match fence.as_deref() {
+        None | Some("none") => false,
+        Some("read-only") if check.knows_roles() => true,
+        Some("read-only") => {
+            problems.push(Problem::new(
+                format!("{path}.fence"),
+                format!("\"read-only\" needs a postgres or mysql check (check is {:?})", check.kind()),
+            ));
+            false
+        }
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{path}.fence"),
+                format!("unknown value {other:?} (read-only | none)"),
+            ));
+            false
+        }
+    };
+    if command.as_ref().is_some_and(|c| c.is_empty() || c[0].is_empty()) {
+        problems.push(Problem::new(
+            format!("{path}.fence_command"),
+            "must name a program: [\"/path/to/fence\", \"arg\"]",
+        ));
+    }
+    if command.is_some() && !check.knows_roles() {
+        problems.push(Problem::new(
+            format!("{path}.fence_command"),
+            format!("fencing needs a postgres or mysql check (check is {:?})", check.kind()),
+        ));
+    }
+    Fencing {
+        read_only,
+        command: command.filter(|c| !c.is_empty()),
+        timeout: duration(timeout, DEFAULT_FENCE_TIMEOUT, &format!("{path}.fence_timeout"), problems),
     }
 }
 
@@ -393,20 +517,47 @@ fn validate_record(
     let select = match raw.select.as_deref() {
         None | Some("first") => Select::First,
         Some("healthy") => Select::Healthy,
-        Some(other @ ("primary" | "replicas")) => {
-            problems.push(Problem::new(
-                format!("{path}.select"),
-                format!("{other:?} needs a database check, which this version does not have (first | healthy)"),
-            ));
-            Select::First
-        }
+        Some("primary") => Select::Primary,
+        Some("replicas") => Select::Replicas,
         Some(other) => {
             problems.push(Problem::new(
                 format!("{path}.select"),
-                format!("unknown selector {other:?} (first | healthy)"),
+                format!("unknown selector {other:?} (first | healthy | primary | replicas)"),
             ));
             Select::First
         }
+    };
+    let pool_check = pool.map(|p| &pools[p].check);
+    if let Some(check) = pool_check
+        && matches!(select, Select::Primary | Select::Replicas)
+        && !check.knows_roles()
+    {
+        problems.push(Problem::new(
+            format!("{path}.select"),
+            format!(
+                "{:?} needs a pool whose check knows roles (postgres | mysql); pool {:?} uses {:?}",
+                raw.select.as_deref().unwrap_or_default(),
+                pool_name.as_deref().unwrap_or_default(),
+                check.kind()
+            ),
+        ));
+    }
+    let max_lag = raw.max_lag.as_deref().and_then(|text| {
+        let lag_path = format!("{path}.max_lag");
+        if select != Select::Replicas {
+            problems.push(Problem::new(&lag_path, "only means something with select = \"replicas\""));
+            return None;
+        }
+        let lag = parse_max_lag(text).map_err(|m| problems.push(Problem::new(&lag_path, m))).ok()?;
+        if matches!(lag, MaxLag::Bytes(_)) && matches!(pool_check, Some(Check::Mysql(_))) {
+            problems.push(Problem::new(&lag_path, "mysql replicas report lag in seconds only; use a time such as \"5s\""));
+        }
+        Some(lag)
+    });
+    let max_stale = match raw.max_stale {
+        None => DEFAULT_MAX_STALE,
+        Some(toml::Value::String(s)) if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" => Duration::ZERO,
+        value => duration(value, DEFAULT_MAX_STALE, &format!("{path}.max_stale"), problems),
     };
     let on_empty = match raw.on_empty.as_deref() {
         None | Some("nodata") => OnEmpty::Nodata,
@@ -446,7 +597,27 @@ fn validate_record(
         ttl,
         failback: raw.failback.unwrap_or(true),
         on_empty,
+        max_lag,
+        max_stale,
     })
+}
+
+/// `"16MB"`, `"512kB"`, `"1GB"` (powers of 1024, as PostgreSQL writes sizes) or a duration.
+pub(super) fn parse_max_lag(text: &str) -> Result<MaxLag, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "B" => 1,
+        "kB" | "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        _ => return parse_duration(t).map(MaxLag::Time).map_err(|_| {
+            format!("{text:?} is neither a size (\"16MB\", \"512kB\") nor a duration (\"5s\")")
+        }),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as \"16MB\""))?;
+    Ok(MaxLag::Bytes(n.saturating_mul(scale)))
 }
 
 /// Lower case with a trailing dot: names in the config are always absolute.

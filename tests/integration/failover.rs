@@ -167,6 +167,7 @@ priority = 5
 name = "batch.example.internal."
 pool = "batch"
 on_empty = "servfail"
+max_stale = "0s"
 "#,
         script.display()
     );

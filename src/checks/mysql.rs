@@ -1,0 +1,174 @@
+//! `check = "mysql"` (MySQL and MariaDB): one persistent session per node.
+//!
+//! Each probe reads `@@read_only` (and `@@super_read_only` on MySQL), the server's identity
+//! and GTID position, then the replica status for its delay. The protocol has no way to be
+//! told that a session died, so a second "watch" session per node sits in `SELECT
+//! SLEEP(...)`: when the server goes away that query fails at once, `session_broken`
+//! fires, and the checker probes again immediately.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Row};
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinHandle;
+
+use super::Failure;
+use crate::config::{DbCheck, Node};
+use crate::engine::DbStatus;
+
+/// How long one watch query sleeps before it is issued again.
+const WATCH_SLEEP_SECONDS: u32 = 300;
+
+pub struct MysqlProber {
+    opts: Opts,
+    session: Mutex<Option<Session>>,
+    broken: Arc<Notify>,
+}
+
+struct Session {
+    conn: Conn,
+    mariadb: bool,
+    lost: Arc<AtomicBool>,
+    watcher: JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// The connection settings for one node, shared by the checker and fencing.
+pub fn connection_opts(check: &DbCheck, node: &Node) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(node.address.to_string())
+        .tcp_port(node.port.unwrap_or(3306))
+        .user(Some(check.user.clone()))
+        .pass(check.password.clone())
+        .db_name(check.dbname.clone())
+        .prefer_socket(false)
+        .into()
+}
+
+impl MysqlProber {
+    pub fn new(check: &DbCheck, node: &Node) -> MysqlProber {
+        MysqlProber {
+            opts: connection_opts(check, node),
+            session: Mutex::new(None),
+            broken: Arc::new(Notify::new()),
+        }
+    }
+
+    pub async fn session_broken(&self) {
+        self.broken.notified().await
+    }
+
+    async fn open(&self) -> Result<Session, String> {
+        let mut conn = Conn::new(self.opts.clone()).await.map_err(|e| describe(&e))?;
+        let version: Option<String> = conn.query_first("SELECT @@version").await.map_err(|e| describe(&e))?;
+        let mariadb = version.unwrap_or_default().contains("MariaDB");
+        let lost = Arc::new(AtomicBool::new(false));
+        let watch = Conn::new(self.opts.clone()).await.map_err(|e| describe(&e))?;
+        let watcher = tokio::spawn(watch_session(watch, lost.clone(), self.broken.clone()));
+        Ok(Session {
+            conn,
+            mariadb,
+            lost,
+            watcher,
+        })
+    }
+
+    pub async fn probe(&self, timeout: Duration) -> Result<(String, DbStatus), Failure> {
+        let mut session = self.session.lock().await;
+        let lost = session.as_ref().is_some_and(|s| s.lost.load(Ordering::SeqCst));
+        if lost {
+            *session = None;
+        }
+        if session.is_none() {
+            let opened = tokio::time::timeout(timeout, self.open())
+                .await
+                .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")))
+                .map_err(|reason| Failure {
+                    reason: if lost { format!("session lost; reconnect failed: {reason}") } else { reason },
+                    conclusive: lost,
+                })?;
+            *session = Some(opened);
+        }
+        // Just set above when it was empty.
+        let s = session.as_mut().expect("session is open");
+        match tokio::time::timeout(timeout, query(s)).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(reason)) => {
+                *session = None;
+                Err(Failure::from(reason))
+            }
+            Err(_) => {
+                *session = None;
+                Err(Failure::from(format!("query timed out after {timeout:?}")))
+            }
+        }
+    }
+}
+
+async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
+    let sql = if s.mariadb {
+        "SELECT @@read_only, 0, CAST(@@server_id AS CHAR), @@gtid_current_pos"
+    } else {
+        "SELECT @@read_only, @@super_read_only, @@server_uuid, @@gtid_executed"
+    };
+    let row: (i64, i64, String, String) = s
+        .conn
+        .query_first(sql)
+        .await
+        .map_err(|e| describe(&e))?
+        .ok_or("no row from the status query")?;
+    let replica: Option<Row> = match s.conn.query_first("SHOW REPLICA STATUS").await {
+        Ok(r) => r,
+        Err(_) => s.conn.query_first("SHOW SLAVE STATUS").await.map_err(|e| describe(&e))?,
+    };
+    let lag = replica.as_ref().and_then(|r| {
+        let col = |name: &str| r.get_opt::<Option<u64>, &str>(name).and_then(|v| v.ok()).flatten();
+        col("Seconds_Behind_Master").or_else(|| col("Seconds_Behind_Source"))
+    });
+    let read_only = row.0 != 0 || row.1 != 0;
+    let status = DbStatus {
+        writable: !read_only,
+        cluster: None,
+        timeline: None,
+        lsn: None,
+        receive_lsn: None,
+        lag_seconds: match (&replica, lag) {
+            (_, Some(l)) => Some(l as f64),
+            // No replication configured: not a replica, no delay.
+            (None, None) => Some(0.0),
+            // Replication configured but not running: the delay is unknown.
+            (Some(_), None) => None,
+        },
+    };
+    let role = if read_only { "read-only" } else { "writable" };
+    let lag = status
+        .lag_seconds
+        .map(|l| format!("{l}s"))
+        .unwrap_or_else(|| "unknown (replication stopped)".into());
+    Ok((format!("{role}, server {}, gtid {:?}, replica delay {lag}", row.2, row.3), status))
+}
+
+/// Sleeps in a query until the session dies, then reports it.
+async fn watch_session(mut conn: Conn, lost: Arc<AtomicBool>, broken: Arc<Notify>) {
+    let sql = format!("SELECT SLEEP({WATCH_SLEEP_SECONDS})");
+    while conn.query_drop(&sql).await.is_ok() {}
+    lost.store(true, Ordering::SeqCst);
+    broken.notify_one();
+}
+
+/// The server's message for server errors, the IO cause for network errors.
+pub fn describe(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => s.message.clone(),
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => super::describe(io),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,159 @@
+//! `check = "postgres"`: one persistent session per node; each probe is one round trip.
+//!
+//! The probe reads whether the node is in recovery or read-only, its cluster identity
+//! (`system_identifier`), its timeline (on a primary from the current WAL file name, which
+//! is up to date at once after a promotion, unlike `pg_control_checkpoint()`), and WAL
+//! positions and replay delay. When the session breaks (the server died or was restarted),
+//! `session_broken` fires so the checker probes again at once, and a refused reconnect is
+//! a conclusive failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::Failure;
+use crate::config::{DbCheck, Node, SslMode};
+use crate::engine::DbStatus;
+
+const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
+  current_setting('default_transaction_read_only')::bool, \
+  (SELECT system_identifier FROM pg_control_system()), \
+  CASE WHEN pg_is_in_recovery() \
+    THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())) \
+    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END, \
+  (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn, \
+  pg_last_wal_receive_lsn() - '0/0'::pg_lsn, \
+  CASE WHEN NOT pg_is_in_recovery() THEN NULL \
+    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END";
+
+pub struct PgProber {
+    config: tokio_postgres::Config,
+    session: Mutex<Option<Client>>,
+    broken: Arc<Notify>,
+}
+
+/// The connection settings for one node, shared by the checker and fencing.
+pub fn connection_config(check: &DbCheck, node: &Node) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(node.address.to_string())
+        .port(node.port.unwrap_or(5432))
+        .user(&check.user)
+        .dbname(check.dbname.as_deref().unwrap_or("postgres"))
+        .application_name("hadns")
+        .connect_timeout(check.connect_timeout)
+        .ssl_mode(match check.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require => tokio_postgres::config::SslMode::Require,
+        });
+    if let Some(password) = &check.password {
+        config.password(password);
+    }
+    config
+}
+
+/// Opens a session; `on_close` is notified when it ends.
+pub async fn connect(config: &tokio_postgres::Config, on_close: Arc<Notify>) -> Result<Client, String> {
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+        on_close.notify_one();
+    });
+    Ok(client)
+}
+
+impl PgProber {
+    pub fn new(check: &DbCheck, node: &Node) -> PgProber {
+        PgProber {
+            config: connection_config(check, node),
+            session: Mutex::new(None),
+            broken: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Resolves when the current session has broken.
+    pub async fn session_broken(&self) {
+        self.broken.notified().await
+    }
+
+    pub async fn probe(&self, timeout: Duration) -> Result<(String, DbStatus), Failure> {
+        let mut session = self.session.lock().await;
+        // A session that closed by itself: the server went away or restarted.
+        let lost = session.as_ref().is_some_and(Client::is_closed);
+        if lost {
+            *session = None;
+        }
+        if session.is_none() {
+            let client = tokio::time::timeout(timeout, connect(&self.config, self.broken.clone()))
+                .await
+                .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")))
+                .map_err(|reason| Failure {
+                    reason: if lost { format!("session lost; reconnect failed: {reason}") } else { reason },
+                    conclusive: lost,
+                })?;
+            *session = Some(client);
+        }
+        // Just set above when it was empty.
+        let client = session.as_ref().expect("session is open");
+        let rows = match tokio::time::timeout(timeout, client.simple_query(PROBE_SQL)).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                let reason = describe(&e);
+                if client.is_closed() {
+                    *session = None;
+                }
+                return Err(Failure::from(reason));
+            }
+            Err(_) => return Err(Failure::from(format!("query timed out after {timeout:?}"))),
+        };
+        let row = rows
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| Failure::from("probe query returned no row"))?;
+        let text = |i: usize| row.get(i).map(str::to_string);
+        let number = |i: usize| row.get(i).and_then(|v| v.split('.').next()?.parse::<u64>().ok());
+        let in_recovery = text(0).as_deref() == Some("t");
+        let read_only = text(1).as_deref() == Some("t");
+        let status = DbStatus {
+            writable: !in_recovery && !read_only,
+            cluster: text(2),
+            timeline: number(3),
+            lsn: number(4),
+            receive_lsn: number(5),
+            lag_seconds: row.get(6).and_then(|v| v.parse().ok()),
+        };
+        let detail = match (in_recovery, read_only) {
+            (false, false) => format!("primary, timeline {}", status.timeline.unwrap_or(0)),
+            (false, true) => "primary set read-only (default_transaction_read_only)".to_string(),
+            (true, _) => format!(
+                "standby, timeline {}, replay delay {:.1}s",
+                status.timeline.unwrap_or(0),
+                status.lag_seconds.unwrap_or(0.0)
+            ),
+        };
+        Ok((detail, status))
+    }
+}
+
+/// The server's own message for database errors (`password authentication failed for user
+/// "x"`), the IO cause for network errors (`connection refused`).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return super::describe(io);
+        }
+        source = s.source();
+    }
+    e.to_string()
+}

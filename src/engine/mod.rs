@@ -1,0 +1,348 @@
+//! Pure health and selection decisions: no IO, no clock.
+//!
+//! The engine is fed [`Observation`]s, each at a virtual time `now` (time since start),
+//! and returns the [`Event`]s they cause. It keeps rise/fall hysteresis per node and the
+//! current [`Answer`] per record; `select.rs` holds the selectors and the rules that keep
+//! a `primary` record from ever naming two nodes. Same inputs, same decisions: it is
+//! tested with transcripts of observations at virtual times (`tests.rs`).
+
+mod select;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{Config, MaxLag, OnEmpty, Select};
+
+/// What a database check learned about a node, besides being reachable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DbStatus {
+    /// Accepts writes: not in recovery and not read-only.
+    pub writable: bool,
+    /// PostgreSQL `system_identifier`; nodes of one cluster share it.
+    pub cluster: Option<String>,
+    /// PostgreSQL timeline: a promotion starts a higher one.
+    pub timeline: Option<u64>,
+    /// Write position on a primary, replay position on a replica (bytes).
+    pub lsn: Option<u64>,
+    /// A replica's receive position (bytes).
+    pub receive_lsn: Option<u64>,
+    /// Replication delay as the replica reports it.
+    pub lag_seconds: Option<f64>,
+}
+
+/// The result of one probe. A failed probe is data, not an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub ok: bool,
+    /// Why the probe failed (`connection refused`), or a short note on success.
+    pub detail: String,
+    pub latency: Duration,
+    /// A failure that needs no confirmation: the node's session broke and it refused a new
+    /// one. The node goes down at once instead of after `fall` failures.
+    pub conclusive: bool,
+    pub db: Option<DbStatus>,
+}
+
+impl Observation {
+    pub fn up(detail: impl Into<String>, latency: Duration) -> Self {
+        Observation {
+            ok: true,
+            detail: detail.into(),
+            latency,
+            conclusive: false,
+            db: None,
+        }
+    }
+
+    pub fn down(detail: impl Into<String>, latency: Duration) -> Self {
+        Observation {
+            ok: false,
+            ..Observation::up(detail, latency)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No probe has completed yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    pub health: Health,
+    /// Consecutive successful probes.
+    pub successes: u32,
+    /// Consecutive failed probes.
+    pub failures: u32,
+    pub last: Option<Observation>,
+    /// The last database status from a successful probe.
+    pub db: Option<DbStatus>,
+    /// When `health` last changed.
+    pub since: Duration,
+    /// Set while the node's cluster identity differs from the pool's: the node is left out.
+    pub excluded: Option<String>,
+    /// Fencing was requested during the node's current writable episode.
+    fenced: bool,
+}
+
+impl NodeState {
+    fn reachable(&self) -> bool {
+        self.health == Health::Up && self.excluded.is_none()
+    }
+
+    fn writable(&self) -> bool {
+        self.reachable() && self.db.as_ref().is_some_and(|d| d.writable)
+    }
+}
+
+/// What a record answers. Node indices point into the record's pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The pool's first round of checks has not completed.
+    Pending,
+    Nodes(Vec<usize>),
+    /// No node qualifies and `on_empty = "nodata"`.
+    Nodata,
+    /// No node qualifies and `on_empty = "servfail"`.
+    Servfail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    NodeChanged {
+        pool: usize,
+        node: usize,
+        from: Health,
+        to: Health,
+        reason: String,
+    },
+    AnswerChanged {
+        record: usize,
+        from: Answer,
+        to: Answer,
+        reason: String,
+    },
+    /// Several writable nodes for a `primary` record; `outcome` says what was answered.
+    SplitBrain {
+        record: usize,
+        writable: Vec<usize>,
+        outcome: String,
+    },
+    /// A node's cluster identity differs from the pool's (`expected` is `None` when the
+    /// pool has no majority identity); it is left out of every answer until it agrees.
+    ClusterMismatch {
+        pool: usize,
+        node: usize,
+        cluster: String,
+        expected: Option<String>,
+    },
+    /// A node's cluster identity agrees again.
+    ClusterRejoined { pool: usize, node: usize },
+    /// No node of the pool can be reached: the last answer is kept for up to `max_stale`.
+    Stale { record: usize, max_stale: Duration },
+    /// Make this still-writable loser read-only before the new answer is published.
+    Fence {
+        pool: usize,
+        node: usize,
+        reason: String,
+    },
+}
+
+struct PoolSpec {
+    rise: u32,
+    fall: u32,
+    node_names: Vec<String>,
+    /// Node indices, highest priority first; ties keep config order.
+    by_priority: Vec<usize>,
+    fencing: bool,
+}
+
+struct RecordSpec {
+    pool: usize,
+    select: Select,
+    failback: bool,
+    on_empty: OnEmpty,
+    max_lag: Option<MaxLag>,
+    max_stale: Duration,
+}
+
+struct RecordState {
+    answer: Answer,
+    /// Since when no node of the pool could be reached while the answer was kept.
+    stale_since: Option<Duration>,
+    /// Per node of the pool: over `max_lag` (hysteresis: back under half of it to return).
+    lagging: Vec<bool>,
+    /// The writable nodes of the split brain last reported; empty when there is none.
+    split_brain: Vec<usize>,
+}
+
+pub struct Engine {
+    pools: Vec<PoolSpec>,
+    records: Vec<RecordSpec>,
+    nodes: Vec<Vec<NodeState>>,
+    state: Vec<RecordState>,
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> Engine {
+        let pools = config
+            .pools
+            .iter()
+            .map(|p| {
+                let mut by_priority: Vec<usize> = (0..p.nodes.len()).collect();
+                by_priority.sort_by_key(|&i| std::cmp::Reverse(p.nodes[i].priority));
+                PoolSpec {
+                    rise: p.rise,
+                    fall: p.fall,
+                    node_names: p.nodes.iter().map(|n| n.name.clone()).collect(),
+                    by_priority,
+                    fencing: p.fence.is_enabled(),
+                }
+            })
+            .collect();
+        let records = config
+            .records
+            .iter()
+            .map(|r| RecordSpec {
+                pool: r.pool,
+                select: r.select,
+                failback: r.failback,
+                on_empty: r.on_empty,
+                max_lag: r.max_lag,
+                max_stale: r.max_stale,
+            })
+            .collect();
+        let nodes = config
+            .pools
+            .iter()
+            .map(|p| {
+                p.nodes
+                    .iter()
+                    .map(|_| NodeState {
+                        health: Health::Unknown,
+                        successes: 0,
+                        failures: 0,
+                        last: None,
+                        db: None,
+                        since: Duration::ZERO,
+                        excluded: None,
+                        fenced: false,
+                    })
+                    .collect()
+            })
+            .collect();
+        let state = config
+            .records
+            .iter()
+            .map(|r| RecordState {
+                answer: Answer::Pending,
+                stale_since: None,
+                lagging: vec![false; config.pools[r.pool].nodes.len()],
+                split_brain: Vec::new(),
+            })
+            .collect();
+        Engine {
+            pools,
+            records,
+            nodes,
+            state,
+        }
+    }
+
+    pub fn answer(&self, record: usize) -> &Answer {
+        &self.state[record].answer
+    }
+
+    /// Since when the record's answer has been kept without any reachable node.
+    pub fn stale_since(&self, record: usize) -> Option<Duration> {
+        self.state[record].stale_since
+    }
+
+    pub fn node(&self, pool: usize, node: usize) -> &NodeState {
+        &self.nodes[pool][node]
+    }
+
+    /// A pool is ready once every node has completed one probe.
+    pub fn pool_ready(&self, pool: usize) -> bool {
+        self.nodes[pool].iter().all(|n| n.health != Health::Unknown)
+    }
+
+    /// Whether some record of the pool has no answer, or a stale one: its nodes are then
+    /// probed at the pool's fast interval until it has one again.
+    pub fn pool_degraded(&self, pool: usize) -> bool {
+        self.records.iter().zip(&self.state).any(|(spec, state)| {
+            spec.pool == pool && (!matches!(state.answer, Answer::Nodes(_)) || state.stale_since.is_some())
+        })
+    }
+
+    /// Feeds one probe result of node `node` of pool `pool`, observed at `now`.
+    pub fn observe(&mut self, pool: usize, node: usize, obs: Observation, now: Duration) -> Vec<Event> {
+        let spec = &self.pools[pool];
+        let state = &mut self.nodes[pool][node];
+        let from = state.health;
+        if obs.ok {
+            state.successes += 1;
+            state.failures = 0;
+        } else {
+            state.failures += 1;
+            state.successes = 0;
+        }
+        // The first probe decides at once: a node is neither assumed up nor down at start.
+        let to = match (from, obs.ok) {
+            (Health::Unknown, true) => Health::Up,
+            (Health::Unknown, false) => Health::Down,
+            (Health::Down, true) if state.successes >= spec.rise => Health::Up,
+            (Health::Up, false) if obs.conclusive || state.failures >= spec.fall => Health::Down,
+            (h, _) => h,
+        };
+        if obs.ok {
+            state.db = obs.db.clone();
+            if !obs.db.as_ref().is_some_and(|d| d.writable) {
+                state.fenced = false;
+            }
+        }
+        let name = &spec.node_names[node];
+        let why = if to != from {
+            format!("{name} {to}: {}", obs.detail)
+        } else {
+            format!("{name}: {}", obs.detail)
+        };
+        let mut events = Vec::new();
+        if to != from {
+            state.health = to;
+            state.since = now;
+            events.push(Event::NodeChanged {
+                pool,
+                node,
+                from,
+                to,
+                reason: obs.detail.clone(),
+            });
+        }
+        state.last = Some(obs);
+        if self.pool_ready(pool) {
+            events.extend(self.update_clusters(pool));
+            for record in 0..self.records.len() {
+                if self.records[record].pool == pool {
+                    events.extend(self.update_record(record, now, &why));
+                }
+            }
+        }
+        events
+    }
+}

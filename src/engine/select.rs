@@ -1,0 +1,296 @@
+//! Selectors, cluster identity, split-brain rules, staleness and fencing decisions.
+//!
+//! Never two primaries: a `primary` record answers at most one node. Nodes whose cluster
+//! identity differs from the pool's are left out; of several writable nodes the newest
+//! timeline wins; a tie keeps the published node if it is still writable, else nothing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Answer, Engine, Event, RecordState};
+use crate::config::{MaxLag, OnEmpty, Select};
+
+/// A selector's choice, and the split brain it resolved if there was one.
+struct Choice {
+    nodes: Vec<usize>,
+    split_brain: Option<(Vec<usize>, String)>,
+    /// Overrides the observation's reason when the selector knows better (lag).
+    reason: Option<String>,
+}
+
+impl Choice {
+    fn plain(nodes: Vec<usize>) -> Choice {
+        Choice {
+            nodes,
+            split_brain: None,
+            reason: None,
+        }
+    }
+}
+
+impl Engine {
+    /// Marks nodes whose cluster identity differs from the pool's majority as excluded.
+    /// A tie is broken by the identity of a node a record currently answers; without one,
+    /// every node involved in the disagreement is left out.
+    pub(super) fn update_clusters(&mut self, pool: usize) -> Vec<Event> {
+        let nodes = &self.nodes[pool];
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for n in nodes.iter().filter(|n| n.health == super::Health::Up) {
+            if let Some(c) = n.db.as_ref().and_then(|d| d.cluster.as_deref()) {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        let best = counts.values().copied().max().unwrap_or(0);
+        let leaders: Vec<&str> = counts.iter().filter(|(_, n)| **n == best).map(|(c, _)| *c).collect();
+        let expected: Option<String> = match leaders.as_slice() {
+            [] => None,
+            [one] => Some(one.to_string()),
+            _ => self
+                .published_nodes(pool)
+                .into_iter()
+                .filter_map(|i| nodes[i].db.as_ref().and_then(|d| d.cluster.clone()))
+                .find(|c| leaders.contains(&c.as_str())),
+        };
+        let disagreement = counts.len() > 1;
+        let mut events = Vec::new();
+        for (i, node) in self.nodes[pool].iter_mut().enumerate() {
+            let cluster = node.db.as_ref().and_then(|d| d.cluster.clone());
+            let excluded = match (&cluster, &expected) {
+                (Some(c), Some(e)) if c != e => cluster.clone(),
+                (Some(_), None) if disagreement => cluster.clone(),
+                _ => None,
+            };
+            if excluded != node.excluded {
+                match &excluded {
+                    Some(c) => events.push(Event::ClusterMismatch {
+                        pool,
+                        node: i,
+                        cluster: c.clone(),
+                        expected: expected.clone(),
+                    }),
+                    None => events.push(Event::ClusterRejoined { pool, node: i }),
+                }
+                node.excluded = excluded;
+            }
+        }
+        events
+    }
+
+    /// Nodes that some record of `pool` answers right now.
+    fn published_nodes(&self, pool: usize) -> Vec<usize> {
+        self.records
+            .iter()
+            .zip(&self.state)
+            .filter(|(spec, _)| spec.pool == pool)
+            .flat_map(|(_, state)| match &state.answer {
+                Answer::Nodes(n) => n.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Recomputes one record's answer at `now`; `why` is the observation that prompted it.
+    pub(super) fn update_record(&mut self, record: usize, now: Duration, why: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        let choice = match self.records[record].select {
+            Select::First => self.select_first(record),
+            Select::Healthy => self.select_healthy(record),
+            Select::Primary => self.select_primary(record),
+            Select::Replicas => self.select_replicas(record),
+        };
+        let spec = &self.records[record];
+        let pool = spec.pool;
+        let state = &mut self.state[record];
+
+        let writable = choice.split_brain.as_ref().map(|(w, _)| w.clone()).unwrap_or_default();
+        if writable != state.split_brain {
+            if let Some((writable, outcome)) = &choice.split_brain {
+                events.push(Event::SplitBrain {
+                    record,
+                    writable: writable.clone(),
+                    outcome: outcome.clone(),
+                });
+            }
+            state.split_brain = writable;
+        }
+
+        let mut reason = choice.reason.clone().unwrap_or_else(|| why.to_string());
+        let unreachable = self.nodes[pool].iter().all(|n| n.health == super::Health::Down);
+        let to = if !choice.nodes.is_empty() {
+            state.stale_since = None;
+            Answer::Nodes(choice.nodes.clone())
+        } else if unreachable && !spec.max_stale.is_zero() && matches!(state.answer, Answer::Nodes(_)) {
+            // hadns is more likely cut off than every node dead at once: keep the answer.
+            match state.stale_since {
+                None => {
+                    state.stale_since = Some(now);
+                    events.push(Event::Stale {
+                        record,
+                        max_stale: spec.max_stale,
+                    });
+                    return events;
+                }
+                Some(since) if now.saturating_sub(since) < spec.max_stale => return events,
+                Some(_) => {
+                    reason = format!("no node reachable for max_stale ({:?}): {why}", spec.max_stale);
+                    state.stale_since = None;
+                    empty_answer(spec.on_empty, self.nodes[pool].len())
+                }
+            }
+        } else {
+            state.stale_since = None;
+            empty_answer(spec.on_empty, self.nodes[pool].len())
+        };
+
+        if self.pools[pool].fencing && spec.select == Select::Primary {
+            events.extend(self.fence_losers(record, &to));
+        }
+        let state = &mut self.state[record];
+        if to != state.answer {
+            let from = std::mem::replace(&mut state.answer, to.clone());
+            if from == Answer::Pending {
+                reason = format!("first round of checks complete ({reason})");
+            }
+            events.push(Event::AnswerChanged {
+                record,
+                from,
+                to,
+                reason,
+            });
+        }
+        events
+    }
+
+    /// With a single winner, every other writable node of the same cluster is a loser to
+    /// fence, once per writable episode.
+    fn fence_losers(&mut self, record: usize, to: &Answer) -> Vec<Event> {
+        let Answer::Nodes(winner) = to else {
+            return Vec::new();
+        };
+        let pool = self.records[record].pool;
+        let mut events = Vec::new();
+        for (i, node) in self.nodes[pool].iter_mut().enumerate() {
+            if !winner.contains(&i) && node.writable() && !node.fenced {
+                node.fenced = true;
+                events.push(Event::Fence {
+                    pool,
+                    node: i,
+                    reason: format!("{} is the primary", self.pools[pool].node_names[winner[0]]),
+                });
+            }
+        }
+        events
+    }
+
+    fn select_first(&self, record: usize) -> Choice {
+        let spec = &self.records[record];
+        let nodes = &self.nodes[spec.pool];
+        let healthy = |i: &usize| nodes[*i].reachable();
+        let sticky = match &self.state[record].answer {
+            Answer::Nodes(current) if !spec.failback && current.len() == 1 => Some(current[0]).filter(healthy),
+            _ => None,
+        };
+        let first = sticky.or_else(|| self.pools[spec.pool].by_priority.iter().copied().find(healthy));
+        Choice::plain(first.into_iter().collect())
+    }
+
+    fn select_healthy(&self, record: usize) -> Choice {
+        let nodes = &self.nodes[self.records[record].pool];
+        Choice::plain((0..nodes.len()).filter(|&i| nodes[i].reachable()).collect())
+    }
+
+    fn select_primary(&self, record: usize) -> Choice {
+        let pool = self.records[record].pool;
+        let nodes = &self.nodes[pool];
+        let names = &self.pools[pool].node_names;
+        let writable: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].writable()).collect();
+        if writable.len() < 2 {
+            return Choice::plain(writable);
+        }
+        let timeline = |i: usize| nodes[i].db.as_ref().and_then(|d| d.timeline);
+        let newest = writable.iter().map(|&i| timeline(i)).max().flatten();
+        let top: Vec<usize> = writable.iter().copied().filter(|&i| timeline(i) == newest).collect();
+        let list = |v: &[usize]| v.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>().join(", ");
+        let current = match &self.state[record].answer {
+            Answer::Nodes(n) if n.len() == 1 => Some(n[0]),
+            _ => None,
+        };
+        let (chosen, outcome) = if top.len() == 1 {
+            let tl = newest.map(|t| t.to_string()).unwrap_or_else(|| "unknown".into());
+            (top.clone(), format!("{} has the newest timeline ({tl}) and is the answer", names[top[0]]))
+        } else if let Some(c) = current.filter(|c| top.contains(c)) {
+            (vec![c], format!("{} tie on timeline; keeping the published node {}", list(&top), names[c]))
+        } else {
+            (Vec::new(), format!("{} tie on timeline and none is published; no answer", list(&top)))
+        };
+        Choice {
+            nodes: chosen,
+            split_brain: Some((writable, outcome)),
+            reason: None,
+        }
+    }
+
+    fn select_replicas(&mut self, record: usize) -> Choice {
+        let spec = &self.records[record];
+        let pool = spec.pool;
+        let nodes = &self.nodes[pool];
+        let primary_lsn = nodes
+            .iter()
+            .filter(|n| n.writable())
+            .filter_map(|n| n.db.as_ref().and_then(|d| d.lsn))
+            .max();
+        let state: &mut RecordState = &mut self.state[record];
+        let mut chosen = Vec::new();
+        let mut reason = None;
+        for (i, node) in nodes.iter().enumerate() {
+            let Some(db) = node.db.as_ref().filter(|d| node.reachable() && !d.writable) else {
+                continue;
+            };
+            if let Some(max) = spec.max_lag {
+                let (over, under_half, shown) = match max {
+                    MaxLag::Bytes(max) => {
+                        let lag = match (primary_lsn, db.lsn, db.receive_lsn) {
+                            (Some(p), Some(l), _) => Some(p.saturating_sub(l)),
+                            (None, Some(l), Some(r)) => Some(r.saturating_sub(l)),
+                            _ => None,
+                        };
+                        let shown = lag.map(|b| format!("{b} bytes")).unwrap_or_else(|| "unknown".into());
+                        (lag.is_none_or(|b| b > max), lag.is_some_and(|b| b <= max / 2), shown)
+                    }
+                    MaxLag::Time(max) => {
+                        let lag = db.lag_seconds.map(Duration::from_secs_f64);
+                        let shown = lag.map(|d| format!("{d:?}")).unwrap_or_else(|| "unknown".into());
+                        (lag.is_none_or(|d| d > max), lag.is_some_and(|d| d <= max / 2), shown)
+                    }
+                };
+                let was = state.lagging[i];
+                state.lagging[i] = if was { !under_half } else { over };
+                if state.lagging[i] != was {
+                    let name = &self.pools[pool].node_names[i];
+                    reason = Some(if state.lagging[i] {
+                        format!("{name} lags {shown}, over max_lag")
+                    } else {
+                        format!("{name} caught up (lag {shown})")
+                    });
+                }
+                if state.lagging[i] {
+                    continue;
+                }
+            }
+            chosen.push(i);
+        }
+        Choice {
+            nodes: chosen,
+            split_brain: None,
+            reason,
+        }
+    }
+}
+
+fn empty_answer(on_empty: OnEmpty, node_count: usize) -> Answer {
+    match on_empty {
+        OnEmpty::Nodata => Answer::Nodata,
+        OnEmpty::Servfail => Answer::Servfail,
+        OnEmpty::All => Answer::Nodes((0..node_count).collect()),
+    }
+}

@@ -1,0 +1,503 @@
+//! Transcripts: each line is one of
+//! - `at TIME NODE ok|fail|lost [detail]`: a probe result (`lost`: the session broke and a
+//!   new one was refused, a conclusive failure);
+//! - `at TIME NODE primary|standby [tl=N] [lsn=N] [recv=N] [lagsec=F] [cluster=ID]`: a
+//!   successful database probe (cluster defaults to `A`);
+//! - `expect RECORD = ANSWER`: node names joined by `,`, or `pending`, `nodata`, `servfail`;
+//! - `expect event node NODE FROM->TO`, `expect event split-brain`, `expect event fence NODE`,
+//!   `expect event mismatch NODE`, `expect event rejoined NODE`, `expect event stale`,
+//!   `expect no events`, `expect no event KIND`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::config::parse_duration;
+
+fn config(check: &str, pool_extra: &str, records: &str) -> Config {
+    let section = match check {
+        "postgres" | "mysql" => format!("[pool.{check}]\nuser = \"hadns\"\n"),
+        _ => String::new(),
+    };
+    let text = format!(
+        r#"
+[[pool]]
+name = "p"
+check = "{check}"
+{pool_extra}
+{section}
+[[pool.node]]
+name = "n1"
+address = "127.0.0.10"
+port = 1
+priority = 100
+[[pool.node]]
+name = "n2"
+address = "127.0.0.11"
+port = 1
+priority = 50
+[[pool.node]]
+name = "n3"
+address = "::1"
+port = 1
+priority = 10
+
+{records}
+"#
+    );
+    match Config::from_toml(&text, Path::new(".")) {
+        Ok(c) => c,
+        Err(p) => panic!("{p:?}"),
+    }
+}
+
+/// One `first` record `www` on a tcp pool, with extra record keys.
+fn tcp(pool_extra: &str, record_extra: &str) -> Config {
+    config(
+        "tcp",
+        pool_extra,
+        &format!("[[record]]\nname = \"www.example.internal.\"\npool = \"p\"\n{record_extra}"),
+    )
+}
+
+/// `db` (primary) and `db-ro` (replicas) on a postgres pool.
+fn pg(pool_extra: &str, db_extra: &str, ro_extra: &str) -> Config {
+    config(
+        "postgres",
+        pool_extra,
+        &format!(
+            "[[record]]\nname = \"db.example.internal.\"\npool = \"p\"\nselect = \"primary\"\n{db_extra}\n\
+             [[record]]\nname = \"db-ro.example.internal.\"\npool = \"p\"\nselect = \"replicas\"\n{ro_extra}"
+        ),
+    )
+}
+
+fn show(engine: &Engine, config: &Config, record: usize) -> String {
+    let pool = &config.pools[config.records[record].pool];
+    match engine.answer(record) {
+        Answer::Pending => "pending".into(),
+        Answer::Nodata => "nodata".into(),
+        Answer::Servfail => "servfail".into(),
+        Answer::Nodes(n) => n.iter().map(|&i| pool.nodes[i].name.as_str()).collect::<Vec<_>>().join(","),
+    }
+}
+
+fn db_observation(role: &str, args: &[&str]) -> Observation {
+    let mut db = DbStatus {
+        writable: role == "primary",
+        cluster: Some("A".into()),
+        ..DbStatus::default()
+    };
+    for arg in args {
+        let (k, v) = arg.split_once('=').unwrap_or_else(|| panic!("bad argument {arg}"));
+        match k {
+            "tl" => db.timeline = Some(v.parse().unwrap()),
+            "lsn" => db.lsn = Some(v.parse().unwrap()),
+            "recv" => db.receive_lsn = Some(v.parse().unwrap()),
+            "lagsec" => db.lag_seconds = Some(v.parse().unwrap()),
+            "cluster" => db.cluster = Some(v.to_string()),
+            _ => panic!("unknown argument {arg}"),
+        }
+    }
+    Observation {
+        db: Some(db),
+        ..Observation::up(role, Duration::from_millis(1))
+    }
+}
+
+fn event_matches(event: &Event, kind: &str, node: Option<usize>) -> bool {
+    match (event, kind) {
+        (Event::SplitBrain { .. }, "split-brain") => true,
+        (Event::Stale { .. }, "stale") => true,
+        (Event::AnswerChanged { .. }, "answer") => true,
+        (Event::Fence { node: n, .. }, "fence") => Some(*n) == node,
+        (Event::ClusterMismatch { node: n, .. }, "mismatch") => Some(*n) == node,
+        (Event::ClusterRejoined { node: n, .. }, "rejoined") => Some(*n) == node,
+        _ => false,
+    }
+}
+
+fn run(config: &Config, transcript: &str) {
+    let mut engine = Engine::new(config);
+    let pool = &config.pools[0];
+    let node_index = |name: &str| pool.nodes.iter().position(|x| x.name == name).unwrap();
+    let mut events = Vec::new();
+    for (n, line) in transcript.lines().map(str::trim).enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["at", time, node, result, rest @ ..] => {
+                let now = parse_duration(time).unwrap();
+                let obs = match *result {
+                    "ok" => Observation::up(rest.join(" "), Duration::from_millis(1)),
+                    "fail" => Observation::down(rest.join(" "), Duration::from_millis(1)),
+                    "lost" => Observation {
+                        conclusive: true,
+                        ..Observation::down(rest.join(" "), Duration::from_millis(1))
+                    },
+                    role @ ("primary" | "standby") => db_observation(role, rest),
+                    other => panic!("line {n}: unknown result {other}"),
+                };
+                events = engine.observe(0, node_index(node), obs, now);
+            }
+            ["expect", "event", "node", node, change] => {
+                let (from, to) = change.split_once("->").unwrap();
+                let found = events.iter().any(|e| match e {
+                    Event::NodeChanged { node: i, from: f, to: t, .. } => {
+                        pool.nodes[*i].name == *node && f.to_string() == from && t.to_string() == to
+                    }
+                    _ => false,
+                });
+                assert!(found, "line {n} `{line}`: events were {events:?}");
+            }
+            ["expect", "event", kind, node @ ..] => {
+                let node = node.first().map(|x| node_index(x));
+                assert!(
+                    events.iter().any(|e| event_matches(e, kind, node)),
+                    "line {n} `{line}`: events were {events:?}"
+                );
+            }
+            ["expect", "no", "event", kind, node @ ..] => {
+                let node = node.first().map(|x| node_index(x));
+                assert!(
+                    !events.iter().any(|e| event_matches(e, kind, node)),
+                    "line {n} `{line}`: events were {events:?}"
+                );
+            }
+            ["expect", "no", "events"] => assert!(events.is_empty(), "line {n} `{line}`: events were {events:?}"),
+            ["expect", record, "=", answer] => {
+                let r = config
+                    .records
+                    .iter()
+                    .position(|r| r.name.split('.').next() == Some(record))
+                    .unwrap_or_else(|| panic!("line {n}: no record {record}"));
+                assert_eq!(&show(&engine, config, r), answer, "line {n} `{line}`");
+            }
+            _ => panic!("bad transcript line {n}: {line}"),
+        }
+    }
+}
+
+// === tcp-style pools: rise/fall, first, healthy, on_empty ===
+
+#[test]
+fn startup_waits_for_the_whole_first_round() {
+    run(
+        &tcp("", ""),
+        "at 0ms n2 ok
+         expect www = pending
+         at 1ms n1 fail connection refused
+         expect www = pending
+         at 2ms n3 ok
+         expect www = n2",
+    );
+}
+
+#[test]
+fn fall_and_rise_hysteresis() {
+    run(
+        &tcp("rise = 2\nfall = 2", ""),
+        "at 0ms n1 ok
+         at 0ms n2 ok
+         at 0ms n3 ok
+         expect www = n1
+         at 100ms n1 fail connection refused
+         expect www = n1
+         expect no events
+         at 200ms n1 ok
+         at 300ms n1 fail connection refused
+         expect www = n1
+         at 400ms n1 fail connection refused
+         expect event node n1 up->down
+         expect www = n2
+         at 500ms n1 ok
+         expect www = n2
+         at 600ms n1 ok
+         expect event node n1 down->up
+         expect www = n1",
+    );
+}
+
+#[test]
+fn a_lost_session_needs_no_confirmation() {
+    run(
+        &tcp("fall = 3", ""),
+        "at 0ms n1 ok
+         at 0ms n2 ok
+         at 0ms n3 ok
+         at 100ms n1 fail timeout
+         expect www = n1
+         at 110ms n1 lost connection refused
+         expect event node n1 up->down
+         expect www = n2",
+    );
+}
+
+#[test]
+fn failback_false_keeps_the_current_node() {
+    run(
+        &tcp("rise = 1\nfall = 1", "failback = false"),
+        "at 0ms n1 fail timeout
+         at 0ms n2 ok
+         at 0ms n3 ok
+         expect www = n2
+         at 100ms n1 ok
+         expect www = n2
+         at 200ms n2 fail connection refused
+         expect www = n1
+         at 300ms n2 ok
+         expect www = n1",
+    );
+}
+
+#[test]
+fn on_empty_policies() {
+    for (policy, expected) in [("nodata", "nodata"), ("servfail", "servfail"), ("all", "n1,n2,n3")] {
+        // n2 and n3 stay reachable (up for tcp means reachable), so nothing is stale.
+        run(
+            &tcp("fall = 1", &format!("on_empty = \"{policy}\"\nmax_stale = \"0s\"")),
+            &format!(
+                "at 0ms n1 ok
+                 at 0ms n2 fail refused
+                 at 0ms n3 fail refused
+                 expect www = n1
+                 at 1s n1 fail refused
+                 expect www = {expected}"
+            ),
+        );
+    }
+}
+
+#[test]
+fn healthy_selects_every_healthy_node() {
+    run(
+        &tcp("fall = 1\nrise = 1", "select = \"healthy\""),
+        "at 0ms n1 ok
+         at 0ms n2 fail refused
+         at 0ms n3 ok
+         expect www = n1,n3
+         at 1s n2 ok
+         expect www = n1,n2,n3
+         at 2s n1 fail refused
+         expect www = n2,n3",
+    );
+}
+
+#[test]
+fn answer_events_say_why() {
+    let c = tcp("fall = 1", "");
+    let mut e = Engine::new(&c);
+    for node in 0..3 {
+        e.observe(0, node, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+    }
+    let events = e.observe(0, 0, Observation::down("connection refused", Duration::ZERO), Duration::from_secs(1));
+    assert_eq!(
+        events[1],
+        Event::AnswerChanged {
+            record: 0,
+            from: Answer::Nodes(vec![0]),
+            to: Answer::Nodes(vec![1]),
+            reason: "n1 down: connection refused".into()
+        }
+    );
+    assert_eq!(e.node(0, 0).since, Duration::from_secs(1));
+}
+
+// === staleness ===
+
+#[test]
+fn an_unreachable_pool_keeps_its_answer_until_max_stale() {
+    run(
+        &tcp("fall = 1", "max_stale = \"10s\""),
+        "at 0ms n1 ok
+         at 0ms n2 ok
+         at 0ms n3 ok
+         at 1s n2 fail timeout
+         at 1s n3 fail timeout
+         expect www = n1
+         at 2s n1 fail timeout
+         expect event stale
+         expect www = n1
+         at 11s n1 fail timeout
+         expect www = n1
+         at 12s n1 fail timeout
+         expect event answer
+         expect www = nodata",
+    );
+    // With a node still reachable nothing is kept: see primary_and_replicas_follow_roles,
+    // where the primary's loss gives NODATA at once while the standbys answer probes.
+}
+
+// === database roles ===
+
+#[test]
+fn primary_and_replicas_follow_roles() {
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=1 lsn=1000
+         at 0ms n2 standby lsn=1000
+         at 0ms n3 standby lsn=990
+         expect db = n1
+         expect db-ro = n2,n3
+         at 1s n1 lost connection refused
+         expect db = nodata
+         expect db-ro = n2,n3
+         at 1100ms n2 primary tl=2 lsn=1100
+         expect db = n2
+         expect db-ro = n3",
+    );
+}
+
+#[test]
+fn the_newest_timeline_wins_a_split_brain() {
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=1 lsn=1000
+         at 0ms n2 standby lsn=1000
+         at 0ms n3 standby lsn=1000
+         expect db = n1
+         at 1s n2 primary tl=2 lsn=1000
+         expect event split-brain
+         expect db = n2
+         at 2s n1 primary tl=1 lsn=5000
+         expect no event split-brain
+         expect db = n2
+         at 3s n2 fail connection refused
+         expect db = n1",
+    );
+}
+
+#[test]
+fn a_timeline_tie_keeps_the_published_node_or_answers_nothing() {
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=3
+         at 0ms n2 standby
+         at 0ms n3 standby
+         expect db = n1
+         at 1s n2 primary tl=3
+         expect event split-brain
+         expect db = n1
+         at 2s n1 primary tl=3
+         expect db = n1",
+    );
+    // Nothing published when the tie appears: no answer at all.
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=3
+         at 0ms n2 primary tl=3
+         at 0ms n3 standby
+         expect event split-brain
+         expect db = nodata",
+    );
+    // The published node stops being writable during a tie: no answer, never the other.
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=3
+         at 0ms n2 standby
+         at 0ms n3 standby
+         at 1s n2 primary tl=3
+         at 1s n3 primary tl=3
+         expect db = n1
+         at 2s n1 standby
+         expect db = nodata",
+    );
+}
+
+#[test]
+fn a_node_of_another_cluster_is_excluded() {
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=1 cluster=A
+         at 0ms n2 standby cluster=A
+         at 0ms n3 primary tl=9 cluster=B
+         expect event mismatch n3
+         expect db = n1
+         expect db-ro = n2
+         at 1s n3 standby cluster=A
+         expect event rejoined n3
+         expect db-ro = n2,n3",
+    );
+    // Two nodes, two identities, nothing published: neither is trusted.
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=1 cluster=A
+         at 0ms n2 standby cluster=B
+         at 0ms n3 fail refused
+         expect db = nodata
+         expect db-ro = nodata",
+    );
+}
+
+#[test]
+fn replicas_over_max_lag_leave_until_they_catch_up() {
+    run(
+        &pg("fall = 1\nrise = 1", "", "max_lag = \"1kB\""),
+        "at 0ms n1 primary tl=1 lsn=10000
+         at 0ms n2 standby lsn=10000
+         at 0ms n3 standby lsn=9900
+         expect db-ro = n2,n3
+         at 1s n1 primary tl=1 lsn=20000
+         at 1s n2 standby lsn=20000
+         at 1s n3 standby lsn=10000
+         expect db-ro = n2
+         at 2s n3 standby lsn=19300
+         expect db-ro = n2
+         at 3s n3 standby lsn=19600
+         expect db-ro = n2,n3",
+    );
+    run(
+        &pg("fall = 1\nrise = 1", "", "max_lag = \"5s\""),
+        "at 0ms n1 primary tl=1
+         at 0ms n2 standby lagsec=0.2
+         at 0ms n3 standby lagsec=7
+         expect db-ro = n2
+         at 1s n3 standby lagsec=3
+         expect db-ro = n2
+         at 2s n3 standby lagsec=2
+         expect db-ro = n2,n3
+         at 3s n2 standby
+         expect db-ro = n3",
+    );
+}
+
+#[test]
+fn the_losing_writable_node_is_fenced_once() {
+    run(
+        &pg("fall = 1\nrise = 1\nfence = \"read-only\"", "", ""),
+        "at 0ms n1 primary tl=1
+         at 0ms n2 standby
+         at 0ms n3 standby
+         expect no event fence n1
+         at 1s n2 primary tl=2
+         expect event fence n1
+         expect db = n2
+         at 2s n1 primary tl=1
+         expect no event fence n1
+         at 3s n1 standby
+         at 4s n1 primary tl=1
+         expect event fence n1",
+    );
+    // Without fencing configured, no fence events.
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=1
+         at 0ms n2 primary tl=2
+         at 0ms n3 standby
+         expect no event fence n1
+         expect db = n2",
+    );
+}
+
+#[test]
+fn degraded_pools_are_reported() {
+    let c = pg("fall = 1\nrise = 1", "", "");
+    let mut e = Engine::new(&c);
+    let up = |role| db_observation(role, &["tl=1"]);
+    e.observe(0, 0, up("primary"), Duration::ZERO);
+    e.observe(0, 1, up("standby"), Duration::ZERO);
+    e.observe(0, 2, up("standby"), Duration::ZERO);
+    assert!(!e.pool_degraded(0));
+    e.observe(0, 0, Observation::down("refused", Duration::ZERO), Duration::from_secs(1));
+    assert!(e.pool_degraded(0), "no primary: probe faster");
+}
