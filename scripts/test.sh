@@ -3,15 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use beyond the Rust toolchain (later database and
-# network-namespace tests add theirs here).
-needed=(ca-certificates)
+# Debian packages the tests use beyond the Rust toolchain: real PostgreSQL and MariaDB
+# servers (the tests start their own, in temporary directories).
+needed=(ca-certificates postgresql mariadb-server)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -q && apt-get install -y -q "${missing[@]}"
+  echo "installing: ${missing[*]}"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
 cargo test --release --all-targets "$@"

@@ -46,14 +46,29 @@ pub async fn run(
     ));
 
     let mut tasks = JoinSet::new();
-    let dns = tokio::spawn(crate::dns::serve(sockets, snapshot.clone(), shutdown.clone()));
+    let dns = tokio::spawn(crate::dns::serve(
+        sockets,
+        snapshot.clone(),
+        shutdown.clone(),
+    ));
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
-    let (degraded, degraded_rx): (Vec<_>, Vec<_>) = config.pools.iter().map(|_| watch::channel(false)).unzip();
-    checks::spawn_all(&config, reports_tx, &degraded_rx, shutdown.clone(), &mut tasks);
+    let (degraded, degraded_rx): (Vec<_>, Vec<_>) =
+        config.pools.iter().map(|_| watch::channel(false)).unzip();
+    checks::spawn_all(
+        &config,
+        reports_tx,
+        &degraded_rx,
+        shutdown.clone(),
+        &mut tasks,
+    );
 
     let started = Instant::now();
     let mut all_ready = false;
-    let mut failing: Vec<Vec<Option<String>>> = config.pools.iter().map(|p| vec![None; p.nodes.len()]).collect();
+    let mut failing: Vec<Vec<Option<String>>> = config
+        .pools
+        .iter()
+        .map(|p| vec![None; p.nodes.len()])
+        .collect();
     loop {
         let report = tokio::select! {
             r = reports.recv() => r,
@@ -63,7 +78,14 @@ pub async fn run(
         let (pool, node) = (report.pool, report.node);
         let failure = (!report.observation.ok).then(|| report.observation.detail.clone());
         let events = engine.observe(pool, node, report.observation, started.elapsed());
-        log_failure_change(&config, pool, node, &mut failing[pool][node], failure, &events);
+        log_failure_change(
+            &config,
+            pool,
+            node,
+            &mut failing[pool][node],
+            failure,
+            &events,
+        );
 
         // Fence the losers first, then move the name.
         for event in &events {
@@ -71,7 +93,10 @@ pub async fn run(
                 fence(&config, *pool, *node, reason).await;
             }
         }
-        if events.iter().any(|e| matches!(e, Event::AnswerChanged { .. })) {
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::AnswerChanged { .. }))
+        {
             snapshot.store(Arc::new(builder.build(&published(&config, &engine))));
         }
         log_events(&config, &snapshot.load(), &events);
@@ -81,7 +106,11 @@ pub async fn run(
         }
         if !all_ready && (0..config.pools.len()).all(|p| engine.pool_ready(p)) {
             all_ready = true;
-            info!(pools = config.pools.len(), records = config.records.len(), "first round of checks complete");
+            info!(
+                pools = config.pools.len(),
+                records = config.records.len(),
+                "first round of checks complete"
+            );
         }
     }
 
@@ -98,7 +127,9 @@ async fn fence(config: &Config, pool: usize, node: usize, reason: &str) {
     info!(pool = %pool.name, node = %node.name, reason, "fencing");
     match checks::fence(pool, node).await {
         Ok(done) => info!(pool = %pool.name, node = %node.name, done = %done, "fenced"),
-        Err(error) => error!(pool = %pool.name, node = %node.name, %error, "fencing failed; moving the answer anyway"),
+        Err(error) => {
+            error!(pool = %pool.name, node = %node.name, %error, "fencing failed; moving the answer anyway")
+        }
     }
 }
 
@@ -115,11 +146,17 @@ fn log_failure_change(
     if failure == *last {
         return;
     }
-    let reported = events.iter().any(|e| matches!(e, Event::NodeChanged { pool: p, node: n, .. } if *p == pool && *n == node));
+    let reported = events.iter().any(
+        |e| matches!(e, Event::NodeChanged { pool: p, node: n, .. } if *p == pool && *n == node),
+    );
     let (pool, node) = (&config.pools[pool], &config.pools[pool].nodes[node]);
     match (&failure, reported) {
-        (Some(reason), false) => warn!(pool = %pool.name, node = %node.name, reason = %reason, "probe failing"),
-        (None, false) if last.is_some() => info!(pool = %pool.name, node = %node.name, "probe succeeding again"),
+        (Some(reason), false) => {
+            warn!(pool = %pool.name, node = %node.name, reason = %reason, "probe failing")
+        }
+        (None, false) if last.is_some() => {
+            info!(pool = %pool.name, node = %node.name, "probe succeeding again")
+        }
         _ => {}
     }
     *last = failure;
@@ -197,12 +234,24 @@ fn log_events(config: &Config, snapshot: &Snapshot, events: &[Event]) {
                     info!(record = %name, from = %from, to = %to, reason = %reason, serial, "answer changed");
                 }
             }
-            Event::SplitBrain { record, writable, outcome } => {
+            Event::SplitBrain {
+                record,
+                writable,
+                outcome,
+            } => {
                 let pool = &config.pools[config.records[*record].pool];
-                let writable: Vec<&str> = writable.iter().map(|&n| pool.nodes[n].name.as_str()).collect();
+                let writable: Vec<&str> = writable
+                    .iter()
+                    .map(|&n| pool.nodes[n].name.as_str())
+                    .collect();
                 error!(record = %config.records[*record].name, pool = %pool.name, writable = %writable.join(","), outcome = %outcome, "split_brain");
             }
-            Event::ClusterMismatch { pool, node, cluster, expected } => {
+            Event::ClusterMismatch {
+                pool,
+                node,
+                cluster,
+                expected,
+            } => {
                 let pool = &config.pools[*pool];
                 error!(pool = %pool.name, node = %pool.nodes[*node].name, cluster = %cluster, expected = ?expected, "node excluded: cluster identity differs");
             }

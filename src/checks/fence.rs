@@ -18,7 +18,9 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
     if pool.fence.read_only {
         let read_only = async {
             match &pool.check {
-                Check::Postgres(check) => postgres_read_only(&postgres::connection_config(check, node)).await,
+                Check::Postgres(check) => {
+                    postgres_read_only(&postgres::connection_config(check, node)).await
+                }
                 Check::Mysql(check) => mysql_read_only(mysql::connection_opts(check, node)).await,
                 // Validation allows read-only fencing only on database checks.
                 _ => Err("read-only fencing needs a database check".to_string()),
@@ -31,7 +33,13 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
         done.push(summary);
     }
     if let Some(command) = &pool.fence.command {
-        let prober = exec::ExecProber::new(&ExecCheck { command: command.clone() }, pool, node);
+        let prober = exec::ExecProber::new(
+            &ExecCheck {
+                command: command.clone(),
+            },
+            pool,
+            node,
+        );
         prober
             .probe(pool.fence.timeout)
             .await
@@ -43,10 +51,16 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
 
 async fn postgres_read_only(config: &tokio_postgres::Config) -> Result<String, String> {
     let client = postgres::connect(config, std::sync::Arc::new(Notify::new())).await?;
-    client
-        .batch_execute("ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();")
-        .await
-        .map_err(|e| postgres::describe(&e))?;
+    // Two statements: ALTER SYSTEM cannot run inside the implicit transaction of a batch.
+    for sql in [
+        "ALTER SYSTEM SET default_transaction_read_only = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| postgres::describe(&e))?;
+    }
     let rows = client
         .query(
             "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a \
@@ -56,18 +70,28 @@ async fn postgres_read_only(config: &tokio_postgres::Config) -> Result<String, S
         )
         .await
         .map_err(|e| postgres::describe(&e))?;
-    Ok(format!("set default_transaction_read_only, ended {} client sessions", rows.len()))
+    Ok(format!(
+        "set default_transaction_read_only, ended {} client sessions",
+        rows.len()
+    ))
 }
 
 async fn mysql_read_only(opts: mysql_async::Opts) -> Result<String, String> {
-    let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| mysql::describe(&e))?;
-    let version: Option<String> = conn.query_first("SELECT @@version").await.map_err(|e| mysql::describe(&e))?;
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| mysql::describe(&e))?;
+    let version: Option<String> = conn
+        .query_first("SELECT @@version")
+        .await
+        .map_err(|e| mysql::describe(&e))?;
     let sql = if version.unwrap_or_default().contains("MariaDB") {
         "SET GLOBAL read_only = ON"
     } else {
         "SET GLOBAL super_read_only = ON"
     };
-    conn.query_drop(sql).await.map_err(|e| mysql::describe(&e))?;
+    conn.query_drop(sql)
+        .await
+        .map_err(|e| mysql::describe(&e))?;
     let ids: Vec<u64> = conn
         .query(
             "SELECT id FROM information_schema.processlist \
@@ -84,5 +108,8 @@ async fn mysql_read_only(opts: mysql_async::Opts) -> Result<String, String> {
         }
     }
     let _ = conn.disconnect().await;
-    Ok(format!("set {}, killed {killed} client connections", sql.trim_start_matches("SET GLOBAL ")))
+    Ok(format!(
+        "set {}, killed {killed} client connections",
+        sql.trim_start_matches("SET GLOBAL ")
+    ))
 }

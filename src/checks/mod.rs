@@ -61,8 +61,8 @@ enum Prober {
     Tcp,
     Http(http::HttpProber),
     Exec(exec::ExecProber),
-    Postgres(postgres::PgProber),
-    Mysql(mysql::MysqlProber),
+    Postgres(Box<postgres::PgProber>),
+    Mysql(Box<mysql::MysqlProber>),
 }
 
 impl Prober {
@@ -71,8 +71,10 @@ impl Prober {
             Check::Tcp => Prober::Tcp,
             Check::Http(check) => Prober::Http(http::HttpProber::new(check, node)),
             Check::Exec(check) => Prober::Exec(exec::ExecProber::new(check, pool, node)),
-            Check::Postgres(check) => Prober::Postgres(postgres::PgProber::new(check, node)),
-            Check::Mysql(check) => Prober::Mysql(mysql::MysqlProber::new(check, node)),
+            Check::Postgres(check) => {
+                Prober::Postgres(Box::new(postgres::PgProber::new(check, node)))
+            }
+            Check::Mysql(check) => Prober::Mysql(Box::new(mysql::MysqlProber::new(check, node))),
         }
     }
 
@@ -83,7 +85,11 @@ impl Prober {
             Prober::Tcp => bounded(timeout, tcp::probe(node.address, node.port.unwrap_or(0))).await,
             Prober::Http(p) => bounded(timeout, p.probe()).await,
             // Exec bounds itself, to kill the whole process group on timeout.
-            Prober::Exec(p) => p.probe(timeout).await.map(|d| (d, None)).map_err(Failure::from),
+            Prober::Exec(p) => p
+                .probe(timeout)
+                .await
+                .map(|d| (d, None))
+                .map_err(Failure::from),
             Prober::Postgres(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
             Prober::Mysql(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
         };

@@ -67,11 +67,18 @@ impl MysqlProber {
     }
 
     async fn open(&self) -> Result<Session, String> {
-        let mut conn = Conn::new(self.opts.clone()).await.map_err(|e| describe(&e))?;
-        let version: Option<String> = conn.query_first("SELECT @@version").await.map_err(|e| describe(&e))?;
+        let mut conn = Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| describe(&e))?;
+        let version: Option<String> = conn
+            .query_first("SELECT @@version")
+            .await
+            .map_err(|e| describe(&e))?;
         let mariadb = version.unwrap_or_default().contains("MariaDB");
         let lost = Arc::new(AtomicBool::new(false));
-        let watch = Conn::new(self.opts.clone()).await.map_err(|e| describe(&e))?;
+        let watch = Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| describe(&e))?;
         let watcher = tokio::spawn(watch_session(watch, lost.clone(), self.broken.clone()));
         Ok(Session {
             conn,
@@ -83,7 +90,9 @@ impl MysqlProber {
 
     pub async fn probe(&self, timeout: Duration) -> Result<(String, DbStatus), Failure> {
         let mut session = self.session.lock().await;
-        let lost = session.as_ref().is_some_and(|s| s.lost.load(Ordering::SeqCst));
+        let lost = session
+            .as_ref()
+            .is_some_and(|s| s.lost.load(Ordering::SeqCst));
         if lost {
             *session = None;
         }
@@ -92,7 +101,11 @@ impl MysqlProber {
                 .await
                 .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")))
                 .map_err(|reason| Failure {
-                    reason: if lost { format!("session lost; reconnect failed: {reason}") } else { reason },
+                    reason: if lost {
+                        format!("session lost; reconnect failed: {reason}")
+                    } else {
+                        reason
+                    },
                     conclusive: lost,
                 })?;
             *session = Some(opened);
@@ -127,10 +140,18 @@ async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
         .ok_or("no row from the status query")?;
     let replica: Option<Row> = match s.conn.query_first("SHOW REPLICA STATUS").await {
         Ok(r) => r,
-        Err(_) => s.conn.query_first("SHOW SLAVE STATUS").await.map_err(|e| describe(&e))?,
+        Err(_) => s
+            .conn
+            .query_first("SHOW SLAVE STATUS")
+            .await
+            .map_err(|e| describe(&e))?,
     };
     let lag = replica.as_ref().and_then(|r| {
-        let col = |name: &str| r.get_opt::<Option<u64>, &str>(name).and_then(|v| v.ok()).flatten();
+        let col = |name: &str| {
+            r.get_opt::<Option<u64>, &str>(name)
+                .and_then(|v| v.ok())
+                .flatten()
+        };
         col("Seconds_Behind_Master").or_else(|| col("Seconds_Behind_Source"))
     });
     let read_only = row.0 != 0 || row.1 != 0;
@@ -153,7 +174,13 @@ async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
         .lag_seconds
         .map(|l| format!("{l}s"))
         .unwrap_or_else(|| "unknown (replication stopped)".into());
-    Ok((format!("{role}, server {}, gtid {:?}, replica delay {lag}", row.2, row.3), status))
+    Ok((
+        format!(
+            "{role}, server {}, gtid {:?}, replica delay {lag}",
+            row.2, row.3
+        ),
+        status,
+    ))
 }
 
 /// Sleeps in a query until the session dies, then reports it.

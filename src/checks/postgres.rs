@@ -57,7 +57,10 @@ pub fn connection_config(check: &DbCheck, node: &Node) -> tokio_postgres::Config
 }
 
 /// Opens a session; `on_close` is notified when it ends.
-pub async fn connect(config: &tokio_postgres::Config, on_close: Arc<Notify>) -> Result<Client, String> {
+pub async fn connect(
+    config: &tokio_postgres::Config,
+    on_close: Arc<Notify>,
+) -> Result<Client, String> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -92,7 +95,11 @@ impl PgProber {
                 .await
                 .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")))
                 .map_err(|reason| Failure {
-                    reason: if lost { format!("session lost; reconnect failed: {reason}") } else { reason },
+                    reason: if lost {
+                        format!("session lost; reconnect failed: {reason}")
+                    } else {
+                        reason
+                    },
                     conclusive: lost,
                 })?;
             *session = Some(client);
@@ -118,7 +125,10 @@ impl PgProber {
             })
             .ok_or_else(|| Failure::from("probe query returned no row"))?;
         let text = |i: usize| row.get(i).map(str::to_string);
-        let number = |i: usize| row.get(i).and_then(|v| v.split('.').next()?.parse::<u64>().ok());
+        let number = |i: usize| {
+            row.get(i)
+                .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
+        };
         let in_recovery = text(0).as_deref() == Some("t");
         let read_only = text(1).as_deref() == Some("t");
         let status = DbStatus {

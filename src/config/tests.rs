@@ -150,5 +150,8 @@ fn duplicate_names_and_selectors() {
         vec!["pool[0].node[1].name: node name \"web1\" is used twice in pool \"web\""]
     );
     let text = GOOD.replace("select = \"first\"", "select = \"primary\"");
-    assert!(problems(&text)[0].starts_with("record[0].select: \"primary\" needs a pool whose check knows roles"));
+    assert!(
+        problems(&text)[0]
+            .starts_with("record[0].select: \"primary\" needs a pool whose check knows roles")
+    );
 }

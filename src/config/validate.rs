@@ -183,14 +183,29 @@ fn validate_pool(raw: RawPool, path: &str, base: &Path, problems: &mut Vec<Probl
     let name = required(raw.name, &format!("{path}.name"), problems).unwrap_or_default();
     let check = match raw.check.as_deref() {
         None => {
-            problems.push(Problem::new(format!("{path}.check"), format!("missing ({CHECKS})")));
+            problems.push(Problem::new(
+                format!("{path}.check"),
+                format!("missing ({CHECKS})"),
+            ));
             Check::Tcp
         }
         Some("tcp") => Check::Tcp,
         Some("http") => Check::Http(validate_http(raw.http.as_ref(), path, problems)),
         Some("exec") => Check::Exec(validate_exec(raw.exec.as_ref(), path, problems)),
-        Some("postgres") => Check::Postgres(validate_db(raw.postgres.as_ref(), "postgres", path, base, problems)),
-        Some("mysql") => Check::Mysql(validate_db(raw.mysql.as_ref(), "mysql", path, base, problems)),
+        Some("postgres") => Check::Postgres(validate_db(
+            raw.postgres.as_ref(),
+            "postgres",
+            path,
+            base,
+            problems,
+        )),
+        Some("mysql") => Check::Mysql(validate_db(
+            raw.mysql.as_ref(),
+            "mysql",
+            path,
+            base,
+            problems,
+        )),
         Some(other) => {
             problems.push(Problem::new(
                 format!("{path}.check"),
@@ -209,12 +224,25 @@ fn validate_pool(raw: RawPool, path: &str, base: &Path, problems: &mut Vec<Probl
         if present && check.kind() != section {
             problems.push(Problem::new(
                 format!("{path}.{section}"),
-                format!("only allowed with check = \"{section}\" (check is {:?})", check.kind()),
+                format!(
+                    "only allowed with check = \"{section}\" (check is {:?})",
+                    check.kind()
+                ),
             ));
         }
     }
-    let interval = duration(raw.interval, DEFAULT_INTERVAL, &format!("{path}.interval"), problems);
-    let timeout = duration(raw.timeout, DEFAULT_TIMEOUT, &format!("{path}.timeout"), problems);
+    let interval = duration(
+        raw.interval,
+        DEFAULT_INTERVAL,
+        &format!("{path}.interval"),
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout,
+        DEFAULT_TIMEOUT,
+        &format!("{path}.timeout"),
+        problems,
+    );
     let fast_interval = duration(
         raw.fast_interval,
         DEFAULT_FAST_INTERVAL,
@@ -224,7 +252,14 @@ fn validate_pool(raw: RawPool, path: &str, base: &Path, problems: &mut Vec<Probl
     .min(interval);
     let rise = count(raw.rise, DEFAULT_RISE, &format!("{path}.rise"), problems);
     let fall = count(raw.fall, DEFAULT_FALL, &format!("{path}.fall"), problems);
-    let fence = validate_fencing(&raw.fence, raw.fence_command, raw.fence_timeout, &check, path, problems);
+    let fence = validate_fencing(
+        &raw.fence,
+        raw.fence_command,
+        raw.fence_timeout,
+        &check,
+        path,
+        problems,
+    );
 
     if raw.node.is_empty() {
         problems.push(Problem::new(
@@ -268,7 +303,11 @@ fn validate_db(
     problems: &mut Vec<Problem>,
 ) -> DbCheck {
     let section = format!("{path}.{kind}");
-    let default_user = if kind == "postgres" { "postgres" } else { "root" };
+    let default_user = if kind == "postgres" {
+        "postgres"
+    } else {
+        "root"
+    };
     let empty = RawDb::default();
     let raw = raw.unwrap_or(&empty);
     if raw.password.is_some() && raw.password_file.is_some() {
@@ -333,7 +372,10 @@ fn validate_fencing(
         Some("read-only") => {
             problems.push(Problem::new(
                 format!("{path}.fence"),
-                format!("\"read-only\" needs a postgres or mysql check (check is {:?})", check.kind()),
+                format!(
+                    "\"read-only\" needs a postgres or mysql check (check is {:?})",
+                    check.kind()
+                ),
             ));
             false
         }
@@ -345,7 +387,10 @@ fn validate_fencing(
             false
         }
     };
-    if command.as_ref().is_some_and(|c| c.is_empty() || c[0].is_empty()) {
+    if command
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c[0].is_empty())
+    {
         problems.push(Problem::new(
             format!("{path}.fence_command"),
             "must name a program: [\"/path/to/fence\", \"arg\"]",
@@ -354,13 +399,21 @@ fn validate_fencing(
     if command.is_some() && !check.knows_roles() {
         problems.push(Problem::new(
             format!("{path}.fence_command"),
-            format!("fencing needs a postgres or mysql check (check is {:?})", check.kind()),
+            format!(
+                "fencing needs a postgres or mysql check (check is {:?})",
+                check.kind()
+            ),
         ));
     }
     Fencing {
         read_only,
         command: command.filter(|c| !c.is_empty()),
-        timeout: duration(timeout, DEFAULT_FENCE_TIMEOUT, &format!("{path}.fence_timeout"), problems),
+        timeout: duration(
+            timeout,
+            DEFAULT_FENCE_TIMEOUT,
+            &format!("{path}.fence_timeout"),
+            problems,
+        ),
     }
 }
 
@@ -545,19 +598,36 @@ fn validate_record(
     let max_lag = raw.max_lag.as_deref().and_then(|text| {
         let lag_path = format!("{path}.max_lag");
         if select != Select::Replicas {
-            problems.push(Problem::new(&lag_path, "only means something with select = \"replicas\""));
+            problems.push(Problem::new(
+                &lag_path,
+                "only means something with select = \"replicas\"",
+            ));
             return None;
         }
-        let lag = parse_max_lag(text).map_err(|m| problems.push(Problem::new(&lag_path, m))).ok()?;
+        let lag = parse_max_lag(text)
+            .map_err(|m| problems.push(Problem::new(&lag_path, m)))
+            .ok()?;
         if matches!(lag, MaxLag::Bytes(_)) && matches!(pool_check, Some(Check::Mysql(_))) {
-            problems.push(Problem::new(&lag_path, "mysql replicas report lag in seconds only; use a time such as \"5s\""));
+            problems.push(Problem::new(
+                &lag_path,
+                "mysql replicas report lag in seconds only; use a time such as \"5s\"",
+            ));
         }
         Some(lag)
     });
     let max_stale = match raw.max_stale {
         None => DEFAULT_MAX_STALE,
-        Some(toml::Value::String(s)) if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" => Duration::ZERO,
-        value => duration(value, DEFAULT_MAX_STALE, &format!("{path}.max_stale"), problems),
+        Some(toml::Value::String(s))
+            if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" =>
+        {
+            Duration::ZERO
+        }
+        value => duration(
+            value,
+            DEFAULT_MAX_STALE,
+            &format!("{path}.max_stale"),
+            problems,
+        ),
     };
     let on_empty = match raw.on_empty.as_deref() {
         None | Some("nodata") => OnEmpty::Nodata,
@@ -612,11 +682,15 @@ pub(super) fn parse_max_lag(text: &str) -> Result<MaxLag, String> {
         "kB" | "KB" => 1 << 10,
         "MB" => 1 << 20,
         "GB" => 1 << 30,
-        _ => return parse_duration(t).map(MaxLag::Time).map_err(|_| {
-            format!("{text:?} is neither a size (\"16MB\", \"512kB\") nor a duration (\"5s\")")
-        }),
+        _ => {
+            return parse_duration(t).map(MaxLag::Time).map_err(|_| {
+                format!("{text:?} is neither a size (\"16MB\", \"512kB\") nor a duration (\"5s\")")
+            });
+        }
     };
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as \"16MB\""))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as \"16MB\""))?;
     Ok(MaxLag::Bytes(n.saturating_mul(scale)))
 }
 

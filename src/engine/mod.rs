@@ -286,12 +286,19 @@ impl Engine {
     /// probed at the pool's fast interval until it has one again.
     pub fn pool_degraded(&self, pool: usize) -> bool {
         self.records.iter().zip(&self.state).any(|(spec, state)| {
-            spec.pool == pool && (!matches!(state.answer, Answer::Nodes(_)) || state.stale_since.is_some())
+            spec.pool == pool
+                && (!matches!(state.answer, Answer::Nodes(_)) || state.stale_since.is_some())
         })
     }
 
     /// Feeds one probe result of node `node` of pool `pool`, observed at `now`.
-    pub fn observe(&mut self, pool: usize, node: usize, obs: Observation, now: Duration) -> Vec<Event> {
+    pub fn observe(
+        &mut self,
+        pool: usize,
+        node: usize,
+        obs: Observation,
+        now: Duration,
+    ) -> Vec<Event> {
         let spec = &self.pools[pool];
         let state = &mut self.nodes[pool][node];
         let from = state.health;

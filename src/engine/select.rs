@@ -41,7 +41,11 @@ impl Engine {
             }
         }
         let best = counts.values().copied().max().unwrap_or(0);
-        let leaders: Vec<&str> = counts.iter().filter(|(_, n)| **n == best).map(|(c, _)| *c).collect();
+        let leaders: Vec<&str> = counts
+            .iter()
+            .filter(|(_, n)| **n == best)
+            .map(|(c, _)| *c)
+            .collect();
         let expected: Option<String> = match leaders.as_slice() {
             [] => None,
             [one] => Some(one.to_string()),
@@ -102,7 +106,11 @@ impl Engine {
         let pool = spec.pool;
         let state = &mut self.state[record];
 
-        let writable = choice.split_brain.as_ref().map(|(w, _)| w.clone()).unwrap_or_default();
+        let writable = choice
+            .split_brain
+            .as_ref()
+            .map(|(w, _)| w.clone())
+            .unwrap_or_default();
         if writable != state.split_brain {
             if let Some((writable, outcome)) = &choice.split_brain {
                 events.push(Event::SplitBrain {
@@ -115,11 +123,16 @@ impl Engine {
         }
 
         let mut reason = choice.reason.clone().unwrap_or_else(|| why.to_string());
-        let unreachable = self.nodes[pool].iter().all(|n| n.health == super::Health::Down);
+        let unreachable = self.nodes[pool]
+            .iter()
+            .all(|n| n.health == super::Health::Down);
         let to = if !choice.nodes.is_empty() {
             state.stale_since = None;
             Answer::Nodes(choice.nodes.clone())
-        } else if unreachable && !spec.max_stale.is_zero() && matches!(state.answer, Answer::Nodes(_)) {
+        } else if unreachable
+            && !spec.max_stale.is_zero()
+            && matches!(state.answer, Answer::Nodes(_))
+        {
             // hadns is more likely cut off than every node dead at once: keep the answer.
             match state.stale_since {
                 None => {
@@ -132,7 +145,10 @@ impl Engine {
                 }
                 Some(since) if now.saturating_sub(since) < spec.max_stale => return events,
                 Some(_) => {
-                    reason = format!("no node reachable for max_stale ({:?}): {why}", spec.max_stale);
+                    reason = format!(
+                        "no node reachable for max_stale ({:?}): {why}",
+                        spec.max_stale
+                    );
                     state.stale_since = None;
                     empty_answer(spec.on_empty, self.nodes[pool].len())
                 }
@@ -187,10 +203,18 @@ impl Engine {
         let nodes = &self.nodes[spec.pool];
         let healthy = |i: &usize| nodes[*i].reachable();
         let sticky = match &self.state[record].answer {
-            Answer::Nodes(current) if !spec.failback && current.len() == 1 => Some(current[0]).filter(healthy),
+            Answer::Nodes(current) if !spec.failback && current.len() == 1 => {
+                Some(current[0]).filter(healthy)
+            }
             _ => None,
         };
-        let first = sticky.or_else(|| self.pools[spec.pool].by_priority.iter().copied().find(healthy));
+        let first = sticky.or_else(|| {
+            self.pools[spec.pool]
+                .by_priority
+                .iter()
+                .copied()
+                .find(healthy)
+        });
         Choice::plain(first.into_iter().collect())
     }
 
@@ -209,19 +233,49 @@ impl Engine {
         }
         let timeline = |i: usize| nodes[i].db.as_ref().and_then(|d| d.timeline);
         let newest = writable.iter().map(|&i| timeline(i)).max().flatten();
-        let top: Vec<usize> = writable.iter().copied().filter(|&i| timeline(i) == newest).collect();
-        let list = |v: &[usize]| v.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>().join(", ");
+        let top: Vec<usize> = writable
+            .iter()
+            .copied()
+            .filter(|&i| timeline(i) == newest)
+            .collect();
+        let list = |v: &[usize]| {
+            v.iter()
+                .map(|&i| names[i].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let current = match &self.state[record].answer {
             Answer::Nodes(n) if n.len() == 1 => Some(n[0]),
             _ => None,
         };
         let (chosen, outcome) = if top.len() == 1 {
-            let tl = newest.map(|t| t.to_string()).unwrap_or_else(|| "unknown".into());
-            (top.clone(), format!("{} has the newest timeline ({tl}) and is the answer", names[top[0]]))
+            let tl = newest
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            (
+                top.clone(),
+                format!(
+                    "{} has the newest timeline ({tl}) and is the answer",
+                    names[top[0]]
+                ),
+            )
         } else if let Some(c) = current.filter(|c| top.contains(c)) {
-            (vec![c], format!("{} tie on timeline; keeping the published node {}", list(&top), names[c]))
+            (
+                vec![c],
+                format!(
+                    "{} tie on timeline; keeping the published node {}",
+                    list(&top),
+                    names[c]
+                ),
+            )
         } else {
-            (Vec::new(), format!("{} tie on timeline and none is published; no answer", list(&top)))
+            (
+                Vec::new(),
+                format!(
+                    "{} tie on timeline and none is published; no answer",
+                    list(&top)
+                ),
+            )
         };
         Choice {
             nodes: chosen,
@@ -254,13 +308,25 @@ impl Engine {
                             (None, Some(l), Some(r)) => Some(r.saturating_sub(l)),
                             _ => None,
                         };
-                        let shown = lag.map(|b| format!("{b} bytes")).unwrap_or_else(|| "unknown".into());
-                        (lag.is_none_or(|b| b > max), lag.is_some_and(|b| b <= max / 2), shown)
+                        let shown = lag
+                            .map(|b| format!("{b} bytes"))
+                            .unwrap_or_else(|| "unknown".into());
+                        (
+                            lag.is_none_or(|b| b > max),
+                            lag.is_some_and(|b| b <= max / 2),
+                            shown,
+                        )
                     }
                     MaxLag::Time(max) => {
                         let lag = db.lag_seconds.map(Duration::from_secs_f64);
-                        let shown = lag.map(|d| format!("{d:?}")).unwrap_or_else(|| "unknown".into());
-                        (lag.is_none_or(|d| d > max), lag.is_some_and(|d| d <= max / 2), shown)
+                        let shown = lag
+                            .map(|d| format!("{d:?}"))
+                            .unwrap_or_else(|| "unknown".into());
+                        (
+                            lag.is_none_or(|d| d > max),
+                            lag.is_some_and(|d| d <= max / 2),
+                            shown,
+                        )
                     }
                 };
                 let was = state.lagging[i];

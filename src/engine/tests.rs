@@ -78,7 +78,11 @@ fn show(engine: &Engine, config: &Config, record: usize) -> String {
         Answer::Pending => "pending".into(),
         Answer::Nodata => "nodata".into(),
         Answer::Servfail => "servfail".into(),
-        Answer::Nodes(n) => n.iter().map(|&i| pool.nodes[i].name.as_str()).collect::<Vec<_>>().join(","),
+        Answer::Nodes(n) => n
+            .iter()
+            .map(|&i| pool.nodes[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 
@@ -89,7 +93,9 @@ fn db_observation(role: &str, args: &[&str]) -> Observation {
         ..DbStatus::default()
     };
     for arg in args {
-        let (k, v) = arg.split_once('=').unwrap_or_else(|| panic!("bad argument {arg}"));
+        let (k, v) = arg
+            .split_once('=')
+            .unwrap_or_else(|| panic!("bad argument {arg}"));
         match k {
             "tl" => db.timeline = Some(v.parse().unwrap()),
             "lsn" => db.lsn = Some(v.parse().unwrap()),
@@ -143,7 +149,12 @@ fn run(config: &Config, transcript: &str) {
             ["expect", "event", "node", node, change] => {
                 let (from, to) = change.split_once("->").unwrap();
                 let found = events.iter().any(|e| match e {
-                    Event::NodeChanged { node: i, from: f, to: t, .. } => {
+                    Event::NodeChanged {
+                        node: i,
+                        from: f,
+                        to: t,
+                        ..
+                    } => {
                         pool.nodes[*i].name == *node && f.to_string() == from && t.to_string() == to
                     }
                     _ => false,
@@ -164,7 +175,10 @@ fn run(config: &Config, transcript: &str) {
                     "line {n} `{line}`: events were {events:?}"
                 );
             }
-            ["expect", "no", "events"] => assert!(events.is_empty(), "line {n} `{line}`: events were {events:?}"),
+            ["expect", "no", "events"] => assert!(
+                events.is_empty(),
+                "line {n} `{line}`: events were {events:?}"
+            ),
             ["expect", record, "=", answer] => {
                 let r = config
                     .records
@@ -252,10 +266,17 @@ fn failback_false_keeps_the_current_node() {
 
 #[test]
 fn on_empty_policies() {
-    for (policy, expected) in [("nodata", "nodata"), ("servfail", "servfail"), ("all", "n1,n2,n3")] {
+    for (policy, expected) in [
+        ("nodata", "nodata"),
+        ("servfail", "servfail"),
+        ("all", "n1,n2,n3"),
+    ] {
         // n2 and n3 stay reachable (up for tcp means reachable), so nothing is stale.
         run(
-            &tcp("fall = 1", &format!("on_empty = \"{policy}\"\nmax_stale = \"0s\"")),
+            &tcp(
+                "fall = 1",
+                &format!("on_empty = \"{policy}\"\nmax_stale = \"0s\""),
+            ),
             &format!(
                 "at 0ms n1 ok
                  at 0ms n2 fail refused
@@ -288,9 +309,19 @@ fn answer_events_say_why() {
     let c = tcp("fall = 1", "");
     let mut e = Engine::new(&c);
     for node in 0..3 {
-        e.observe(0, node, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+        e.observe(
+            0,
+            node,
+            Observation::up("ok", Duration::ZERO),
+            Duration::ZERO,
+        );
     }
-    let events = e.observe(0, 0, Observation::down("connection refused", Duration::ZERO), Duration::from_secs(1));
+    let events = e.observe(
+        0,
+        0,
+        Observation::down("connection refused", Duration::ZERO),
+        Duration::from_secs(1),
+    );
     assert_eq!(
         events[1],
         Event::AnswerChanged {
@@ -498,6 +529,11 @@ fn degraded_pools_are_reported() {
     e.observe(0, 1, up("standby"), Duration::ZERO);
     e.observe(0, 2, up("standby"), Duration::ZERO);
     assert!(!e.pool_degraded(0));
-    e.observe(0, 0, Observation::down("refused", Duration::ZERO), Duration::from_secs(1));
+    e.observe(
+        0,
+        0,
+        Observation::down("refused", Duration::ZERO),
+        Duration::from_secs(1),
+    );
     assert!(e.pool_degraded(0), "no primary: probe faster");
 }

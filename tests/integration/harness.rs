@@ -72,12 +72,15 @@ pub fn write_config(config: &str, zone: &str, listen: &[&str]) -> (tempfile::Tem
     (dir, path)
 }
 
+/// The log filter the tests run hadns with.
+pub const TEST_LOG: &str = "info,hickory_server=warn";
+
 pub fn hadns_command(args: &[&str], config: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hadns"));
     cmd.args(args)
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "info,hickory_server=warn")
+        .env("RUST_LOG", TEST_LOG)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,8 +100,16 @@ impl Hadns {
 
     /// Starts hadns listening on each of `listen`; `addrs` has the bound addresses in order.
     pub async fn start_listening(config: &str, zone: &str, listen: &[&str]) -> Hadns {
+        Hadns::start_logging(config, zone, listen, TEST_LOG).await
+    }
+
+    /// Like `start_listening`, with hadns's log filter (RUST_LOG) set to `log`.
+    pub async fn start_logging(config: &str, zone: &str, listen: &[&str], log: &str) -> Hadns {
         let (dir, path) = write_config(config, zone, listen);
-        let mut child = hadns_command(&["serve"], &path).spawn().unwrap();
+        let mut child = hadns_command(&["serve"], &path)
+            .env("RUST_LOG", log)
+            .spawn()
+            .unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log_changed = Arc::new(Notify::new());
         let stderr = child.stderr.take().unwrap();
@@ -179,6 +190,16 @@ impl Hadns {
             );
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
         }
+    }
+
+    /// How many log lines so far contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -424,4 +445,38 @@ pub fn tcp_pool_config(backends: &[&TcpBackend], pool_extra: &str, record_extra:
         "\n[[record]]\nname = \"www.example.internal.\"\npool = \"web\"\n{record_extra}\n"
     ));
     s
+}
+
+/// Queries `name` A in a tight loop until stopped, failing on any answer with more than
+/// one address; returns how often each address was answered.
+pub struct QueryLoop {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<std::collections::HashMap<Option<IpAddr>, u64>>,
+}
+
+impl QueryLoop {
+    pub fn start(server: SocketAddr, name: &str) -> QueryLoop {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, name) = (stop.clone(), name.to_string());
+        let task = tokio::spawn(async move {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut seen = std::collections::HashMap::new();
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                let m =
+                    udp_exchange(&socket, server, &query_message(&name, RecordType::A, None)).await;
+                let got = addresses(&m);
+                assert!(got.len() <= 1, "{name} answered two primaries: {got:?}");
+                *seen.entry(got.first().copied()).or_insert(0) += 1;
+            }
+            seen
+        });
+        QueryLoop { stop, task }
+    }
+
+    pub async fn finish(self) -> std::collections::HashMap<Option<IpAddr>, u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task
+            .await
+            .expect("the query loop saw two addresses in one answer")
+    }
 }

@@ -2,6 +2,9 @@
 
 mod concurrency;
 mod config_errors;
+mod dbs;
 mod dns_behaviour;
 mod failover;
 mod harness;
+mod mysql;
+mod postgres;

@@ -1,0 +1,404 @@
+//! Real PostgreSQL and MariaDB servers, started by the tests in temporary directories on
+//! loopback addresses and ephemeral ports, and removed afterwards.
+//!
+//! PostgreSQL refuses to run as root, so when the tests run as root the server commands
+//! run as the `postgres` user the Debian package creates.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::wait_for;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A free TCP port on `ip` (bound, then released).
+pub fn free_port(ip: IpAddr) -> u16 {
+    std::net::TcpListener::bind(SocketAddr::new(ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(mut cmd: Command) -> String {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+// === PostgreSQL ===
+
+fn pg_bin(tool: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: run scripts/test.sh, which installs it")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    versions.sort_by_key(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+    });
+    versions
+        .last()
+        .expect("no PostgreSQL version installed")
+        .join("bin")
+        .join(tool)
+}
+
+/// A command running as the `postgres` user when we are root.
+fn pg_command(tool: &str) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(pg_bin(tool));
+        cmd
+    } else {
+        Command::new(pg_bin(tool))
+    }
+}
+
+/// One PostgreSQL server: a data directory, an address and a port.
+pub struct Pg {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pg {
+    fn new_dir(ip: &str) -> (tempfile::TempDir, PathBuf, IpAddr, u16) {
+        let dir = tempfile::Builder::new()
+            .prefix("hadns-pg")
+            .tempdir()
+            .unwrap();
+        if is_root() {
+            run({
+                let mut c = Command::new("chown");
+                c.arg("postgres:").arg(dir.path());
+                c
+            });
+        }
+        let data = dir.path().join("data");
+        let ip: IpAddr = ip.parse().unwrap();
+        (dir, data, ip, free_port(ip))
+    }
+
+    /// A new cluster (its own system identifier), started as a primary.
+    pub fn init_primary(ip: &str) -> Pg {
+        let (dir, data, ip, port) = Pg::new_dir(ip);
+        let mut init = pg_command("initdb");
+        init.arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync"]);
+        run(init);
+        let hba = data.join("pg_hba.conf");
+        let mut text = std::fs::read_to_string(&hba).unwrap();
+        text.push_str("host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n");
+        std::fs::write(&hba, text).unwrap();
+        let pg = Pg {
+            ip,
+            port,
+            data,
+            _dir: dir,
+        };
+        pg.start();
+        pg
+    }
+
+    /// A streaming standby of `primary` (pg_basebackup -R), started.
+    pub fn init_standby(ip: &str, primary: &Pg) -> Pg {
+        let (dir, data, ip, port) = Pg::new_dir(ip);
+        let mut backup = pg_command("pg_basebackup");
+        backup
+            .args([
+                "-h",
+                &primary.ip.to_string(),
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(&data)
+            .args(["-R", "-X", "stream", "--no-sync"]);
+        run(backup);
+        let pg = Pg {
+            ip,
+            port,
+            data,
+            _dir: dir,
+        };
+        pg.start();
+        pg
+    }
+
+    pub fn start(&self) {
+        let options = format!(
+            "-c port={} -c listen_addresses={} -c unix_socket_directories={} -c fsync=off \
+             -c wal_receiver_status_interval=1s -c checkpoint_timeout=1h",
+            self.port,
+            self.ip,
+            self.data.parent().unwrap().display()
+        );
+        let mut start = pg_command("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.data.parent().unwrap().join("log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"]);
+        run(start);
+    }
+
+    pub fn stop_immediate(&self) {
+        let mut stop = pg_command("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]);
+        run(stop);
+    }
+
+    /// SIGKILL to the postmaster.
+    pub fn kill_postmaster(&self) {
+        let pid: i32 = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+
+    /// `pg_ctl promote -w`: returns once the promotion has completed.
+    pub fn promote(&self) {
+        let mut promote = pg_command("pg_ctl");
+        promote
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "60", "promote"]);
+        run(promote);
+    }
+
+    /// `pg_ctl promote` without waiting for it to complete.
+    pub fn promote_nowait(&self) {
+        let mut promote = pg_command("pg_ctl");
+        promote.arg("-D").arg(&self.data).args(["-W", "promote"]);
+        run(promote);
+    }
+
+    pub fn config(&self, user: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(self.ip.to_string())
+            .port(self.port)
+            .user(user)
+            .dbname("postgres");
+        c
+    }
+
+    pub async fn client_as(&self, user: &str) -> tokio_postgres::Client {
+        let (client, connection) = self
+            .config(user)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        self.client_as("postgres").await
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        self.client().await.batch_execute(sql).await.unwrap();
+    }
+
+    /// Waits until this standby replays what its primary has written.
+    pub async fn wait_replaying(&self) {
+        let client = self.client().await;
+        wait_for(Duration::from_secs(30), "the standby to stream", || async {
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                    &[],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0) == 1)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+
+    /// The pool node entry for hadns.
+    pub fn node(&self, name: &str, priority: u32) -> String {
+        format!(
+            "[[pool.node]]\nname = \"{name}\"\naddress = \"{}\"\nport = {}\npriority = {priority}\n",
+            self.ip, self.port
+        )
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if self.data.join("postmaster.pid").exists() {
+            let mut stop = pg_command("pg_ctl");
+            stop.arg("-D")
+                .arg(&self.data)
+                .args(["-m", "immediate", "-w", "stop"]);
+            let _ = stop.output();
+        }
+    }
+}
+
+// === MariaDB ===
+
+/// One MariaDB server, run as the current user, with grant tables skipped (no accounts
+/// to set up; loopback only).
+pub struct Maria {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Maria {
+    pub async fn start(ip: &str, server_id: u32, read_only: bool) -> Maria {
+        let dir = tempfile::Builder::new()
+            .prefix("hadns-maria")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        if is_root() {
+            install.arg("--user=root");
+        }
+        run(install);
+        let ip: IpAddr = ip.parse().unwrap();
+        let mut maria = Maria {
+            ip,
+            port: 0,
+            child: Command::new("true").spawn().unwrap(),
+            dir,
+        };
+        maria.launch(server_id, read_only).await;
+        maria
+    }
+
+    async fn launch(&mut self, server_id: u32, read_only: bool) {
+        self.port = if self.port == 0 {
+            free_port(self.ip)
+        } else {
+            self.port
+        };
+        let data = self.dir.path().join("data");
+        let mut cmd = Command::new("mariadbd");
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.path().join("pid").display()
+            ))
+            .arg(format!("--bind-address={}", self.ip))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--server-id={server_id}"))
+            .arg(format!("--read-only={}", if read_only { 1 } else { 0 }))
+            .args([
+                "--skip-grant-tables",
+                "--log-bin=binlog",
+                "--innodb-buffer-pool-size=16M",
+            ])
+            .arg(format!(
+                "--log-error={}",
+                self.dir.path().join("log").display()
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        self.child = cmd
+            .spawn()
+            .expect("cannot start mariadbd: run scripts/test.sh, which installs it");
+        let opts = self.opts();
+        wait_for(
+            Duration::from_secs(60),
+            "mariadbd to accept connections",
+            || {
+                let opts = opts.clone();
+                async move { mysql_async::Conn::new(opts).await.is_ok() }
+            },
+        )
+        .await;
+    }
+
+    pub fn opts(&self) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.ip.to_string())
+            .tcp_port(self.port)
+            .user(Some("root"))
+            .prefer_socket(false)
+            .into()
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::new(self.opts()).await.unwrap();
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.disconnect().await.unwrap();
+    }
+
+    /// Makes this server replicate from `primary`.
+    pub async fn replicate_from(&self, primary: &Maria) {
+        self.execute(&format!(
+            "CHANGE MASTER TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='root', MASTER_USE_GTID=slave_pos",
+            primary.ip, primary.port
+        ))
+        .await;
+        self.execute("START SLAVE").await;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn node(&self, name: &str, priority: u32) -> String {
+        format!(
+            "[[pool.node]]\nname = \"{name}\"\naddress = \"{}\"\nport = {}\npriority = {priority}\n",
+            self.ip, self.port
+        )
+    }
+}
+
+impl Drop for Maria {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,267 @@
+//! PostgreSQL primaries and replicas, with real clusters built by the tests.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::dbs::Pg;
+use crate::harness::*;
+
+const DB: &str = "db.example.internal.";
+const DB_RO: &str = "db-ro.example.internal.";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn pool(nodes: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[pool]]
+name = "pg"
+check = "postgres"
+interval = "1s"
+timeout = "1s"
+rise = 1
+fall = 2
+{extra}
+[pool.postgres]
+user = "postgres"
+sslmode = "disable"
+{nodes}
+
+[[record]]
+name = "{DB}"
+pool = "pg"
+select = "primary"
+
+[[record]]
+name = "{DB_RO}"
+pool = "pg"
+select = "replicas"
+max_lag = "256kB"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_primary_and_replicas_follow_the_cluster() {
+    let pg1 = Pg::init_primary("127.0.0.20");
+    let pg2 = Pg::init_standby("127.0.0.21", &pg1);
+    // A separate initdb: another cluster, whatever it claims to be.
+    let other = Pg::init_primary("127.0.0.22");
+    pg2.wait_replaying().await;
+    let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50) + &other.node("other", 10);
+    let mut hadns = Hadns::start(&pool(&nodes, "")).await;
+    hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;
+    hadns.wait_for_answer(DB_RO, &[pg2.ip], LIMIT).await;
+    hadns
+        .wait_for_log(
+            "node excluded: cluster identity differs pool=pg node=other",
+            LIMIT,
+        )
+        .await;
+    // Two records share the pool: still one session per node.
+    let sessions = pg1
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hadns'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(
+        sessions, 1,
+        "one checker session per node, however many records"
+    );
+    let queries = QueryLoop::start(hadns.addr, DB);
+
+    // A replica that stops replaying while the primary writes leaves db-ro, and returns.
+    pg2.execute("SELECT pg_wal_replay_pause()").await;
+    pg1.execute(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 20000) g",
+    )
+    .await;
+    hadns.wait_for_answer(DB_RO, &[], LIMIT).await;
+    hadns.wait_for_log("pg2 lags", LIMIT).await;
+    pg2.execute("SELECT pg_wal_replay_resume()").await;
+    hadns.wait_for_answer(DB_RO, &[pg2.ip], LIMIT).await;
+
+    // The primary dies; the standby is promoted: db follows, well before the next interval.
+    pg1.stop_immediate();
+    hadns.wait_for_answer(DB, &[], LIMIT).await;
+    pg2.promote();
+    let promoted = Instant::now();
+    hadns.wait_for_answer(DB, &[pg2.ip], LIMIT).await;
+    println!(
+        "db answered the promoted standby {:?} after promotion completed",
+        promoted.elapsed()
+    );
+
+    // The old primary comes back alone, writable, on the older timeline: it never wins.
+    pg1.start();
+    hadns
+        .wait_for_log("split_brain record=db.example.internal.", LIMIT)
+        .await;
+    for _ in 0..200 {
+        assert_eq!(hadns.addresses(DB).await, Ok(vec![pg2.ip]));
+    }
+    let seen = queries.finish().await;
+    println!("db answers during the test: {seen:?}");
+    assert!(seen.contains_key(&Some(pg1.ip)) && seen.contains_key(&Some(pg2.ip)));
+    assert!(
+        !seen.contains_key(&Some(other.ip)),
+        "the node of another cluster was answered"
+    );
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_split_brain_fences_the_loser() {
+    let pg1 = Pg::init_primary("127.0.0.23");
+    let pg2 = Pg::init_standby("127.0.0.24", &pg1);
+    pg2.wait_replaying().await;
+    pg1.execute("CREATE ROLE app LOGIN").await;
+    let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50);
+    let mut hadns = Hadns::start(&pool(&nodes, "fence = \"read-only\"")).await;
+    hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;
+    let app = pg1.client_as("app").await;
+    app.simple_query("SELECT 1").await.unwrap();
+    let queries = QueryLoop::start(hadns.addr, DB);
+
+    // Promote the standby while the old primary still runs and accepts writes.
+    pg2.promote();
+    hadns.wait_for_answer(DB, &[pg2.ip], LIMIT).await;
+    hadns.wait_for_log("fenced pool=pg node=pg1", LIMIT).await;
+
+    // The loser is read-only, and the application's session on it was ended.
+    let admin = pg1.client().await;
+    let row = admin
+        .query_one("SHOW default_transaction_read_only", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "on");
+    assert!(
+        app.simple_query("SELECT 1").await.is_err(),
+        "the app session on the loser survived"
+    );
+    let err = pg1
+        .client_as("app")
+        .await
+        .simple_query("CREATE TABLE t (x int)")
+        .await
+        .unwrap_err();
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert!(message.contains("read-only"), "{err:?}");
+
+    let seen = queries.finish().await;
+    println!("db answers during the split brain: {seen:?}");
+    hadns.stop().await;
+}
+
+/// The issue's target: interval 1s; the primary's postmaster is killed (SIGKILL) and the
+/// standby promoted right after; how long after the promotion completes db answers it.
+/// Completion is seen by polling `pg_is_in_recovery()` on the standby every millisecond.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_failover_time_after_promotion() {
+    let mut times = Vec::new();
+    for round in 0..5u8 {
+        let primary = Pg::init_primary(&format!("127.0.0.{}", 40 + 2 * round));
+        let standby = Pg::init_standby(&format!("127.0.0.{}", 41 + 2 * round), &primary);
+        standby.wait_replaying().await;
+        let nodes = primary.node("a", 100) + &standby.node("b", 50);
+        let hadns = Hadns::start(&pool(&nodes, "")).await;
+        hadns.wait_for_answer(DB, &[primary.ip], LIMIT).await;
+        let watcher = standby.client().await;
+        primary.kill_postmaster();
+        standby.promote_nowait();
+        let started = Instant::now();
+        loop {
+            let row = watcher
+                .query_one("SELECT pg_is_in_recovery()", &[])
+                .await
+                .unwrap();
+            if !row.get::<_, bool>(0) {
+                break;
+            }
+            assert!(started.elapsed() < LIMIT, "promotion did not complete");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let promoted = Instant::now();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        loop {
+            let m = udp_exchange(
+                &socket,
+                hadns.addr,
+                &query_message(DB, hickory_proto::rr::RecordType::A, None),
+            )
+            .await;
+            if addresses(&m) == vec![standby.ip] {
+                break;
+            }
+            assert!(promoted.elapsed() < LIMIT);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(promoted.elapsed());
+        hadns.stop().await;
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!("postgres failover after promotion (interval 1s): {times:?}, median {median:?}");
+    // Generous: well below the 1s interval means the degraded pool was probed fast.
+    assert!(median < Duration::from_millis(900), "median {median:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_errors_are_reported_once_per_change() {
+    let pg = Pg::init_primary("127.0.0.25");
+    let config = pool(&pg.node("pg1", 100), "")
+        .replace("interval = \"1s\"", "interval = \"50ms\"")
+        .replace(
+            "user = \"postgres\"",
+            "user = \"postgres\"\ndbname = \"nope\"",
+        );
+    let mut hadns = Hadns::start_logging(
+        &config,
+        ZONE,
+        &["127.0.0.1:0"],
+        "info,hadns::checks=debug,hickory_server=warn",
+    )
+    .await;
+    // Many probes fail the same way...
+    hadns
+        .wait_until("ten failed probes", LIMIT, |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains("probe") && l.contains("ok=false"))
+                .count()
+                >= 10
+        })
+        .await;
+    // ...and the reason is logged once (in the state change), not at every probe.
+    let reason = "database \"nope\" does not exist";
+    let info_lines: Vec<String> = hadns
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l.contains(reason) && (l.contains("node state changed") || l.contains("probe failing"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(info_lines.len(), 1, "{info_lines:?}");
+    assert!(info_lines[0].contains("node state changed pool=pg node=pg1 from=unknown to=down"));
+    // A different failure is a change of condition: reported again.
+    pg.stop_immediate();
+    hadns
+        .wait_for_log(
+            "probe failing pool=pg node=pg1 reason=connection refused",
+            LIMIT,
+        )
+        .await;
+    assert_eq!(hadns.log_count("reason=connection refused"), 1);
+    hadns.stop().await;
+}
