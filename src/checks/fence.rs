@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::Notify;
 
 use super::{exec, mysql, postgres};
-use crate::config::{Check, ExecCheck, Node, Pool};
+use crate::config::{Check, ExecCheck, Node, Pool, SslMode};
 
 /// Fences `node` of `pool` as configured; returns what was done, or why it failed.
 pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
@@ -21,7 +21,9 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
                 Check::Postgres(check) => {
                     postgres_read_only(&postgres::connection_config(check, node)).await
                 }
-                Check::Mysql(check) => mysql_read_only(mysql::connection_opts(check, node)).await,
+                Check::Mysql(check) => {
+                    mysql_read_only(&mysql::connection_opts(check, node), check.sslmode).await
+                }
                 // Validation allows read-only fencing only on database checks.
                 _ => Err("read-only fencing needs a database check".to_string()),
             }
@@ -76,8 +78,8 @@ async fn postgres_read_only(config: &tokio_postgres::Config) -> Result<String, S
     ))
 }
 
-async fn mysql_read_only(opts: mysql_async::Opts) -> Result<String, String> {
-    let mut conn = mysql_async::Conn::new(opts)
+async fn mysql_read_only(opts: &mysql_async::Opts, sslmode: SslMode) -> Result<String, String> {
+    let mut conn = mysql::connect(opts, sslmode)
         .await
         .map_err(|e| mysql::describe(&e))?;
     let version: Option<String> = conn

@@ -10,6 +10,7 @@ mod http;
 mod mysql;
 mod postgres;
 mod tcp;
+mod tls;
 
 pub use fence::fence;
 

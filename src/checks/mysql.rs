@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Row};
+use mysql_async::{Conn, Opts, OptsBuilder, Row, SslOpts};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use super::Failure;
-use crate::config::{DbCheck, Node};
+use crate::config::{DbCheck, Node, SslMode};
 use crate::engine::DbStatus;
 
 /// How long one watch query sleeps before it is issued again.
@@ -24,6 +24,7 @@ const WATCH_SLEEP_SECONDS: u32 = 300;
 
 pub struct MysqlProber {
     opts: Opts,
+    sslmode: SslMode,
     session: Mutex<Option<Session>>,
     broken: Arc<Notify>,
 }
@@ -43,6 +44,12 @@ impl Drop for Session {
 
 /// The connection settings for one node, shared by the checker and fencing.
 pub fn connection_opts(check: &DbCheck, node: &Node) -> Opts {
+    let tls = (check.sslmode != SslMode::Disable).then(|| {
+        // Encrypt without verifying the certificate: libpq's `require` (see tls.rs).
+        SslOpts::default()
+            .with_danger_accept_invalid_certs(true)
+            .with_danger_skip_domain_validation(true)
+    });
     OptsBuilder::default()
         .ip_or_hostname(node.address.to_string())
         .tcp_port(node.port.unwrap_or(3306))
@@ -50,13 +57,27 @@ pub fn connection_opts(check: &DbCheck, node: &Node) -> Opts {
         .pass(check.password.clone())
         .db_name(check.dbname.clone())
         .prefer_socket(false)
+        .ssl_opts(tls)
         .into()
+}
+
+/// Connects with `opts`; with `sslmode = "prefer"` a server without TLS gets a plain session.
+pub async fn connect(opts: &Opts, sslmode: SslMode) -> Result<Conn, mysql_async::Error> {
+    match Conn::new(opts.clone()).await {
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if sslmode == SslMode::Prefer =>
+        {
+            Conn::new(OptsBuilder::from_opts(opts.clone()).ssl_opts(None)).await
+        }
+        other => other,
+    }
 }
 
 impl MysqlProber {
     pub fn new(check: &DbCheck, node: &Node) -> MysqlProber {
         MysqlProber {
             opts: connection_opts(check, node),
+            sslmode: check.sslmode,
             session: Mutex::new(None),
             broken: Arc::new(Notify::new()),
         }
@@ -67,7 +88,7 @@ impl MysqlProber {
     }
 
     async fn open(&self) -> Result<Session, String> {
-        let mut conn = Conn::new(self.opts.clone())
+        let mut conn = connect(&self.opts, self.sslmode)
             .await
             .map_err(|e| describe(&e))?;
         let version: Option<String> = conn
@@ -76,7 +97,7 @@ impl MysqlProber {
             .map_err(|e| describe(&e))?;
         let mariadb = version.unwrap_or_default().contains("MariaDB");
         let lost = Arc::new(AtomicBool::new(false));
-        let watch = Conn::new(self.opts.clone())
+        let watch = connect(&self.opts, self.sslmode)
             .await
             .map_err(|e| describe(&e))?;
         let watcher = tokio::spawn(watch_session(watch, lost.clone(), self.broken.clone()));

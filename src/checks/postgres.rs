@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Failure;
 use crate::config::{DbCheck, Node, SslMode};
@@ -61,7 +62,8 @@ pub async fn connect(
     config: &tokio_postgres::Config,
     on_close: Arc<Notify>,
 ) -> Result<Client, String> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+    let tls = MakeRustlsConnect::new(super::tls::unverified_client_config());
+    let (client, connection) = config.connect(tls).await.map_err(|e| describe(&e))?;
     tokio::spawn(async move {
         let _ = connection.await;
         on_close.notify_one();
@@ -153,17 +155,20 @@ impl PgProber {
 }
 
 /// The server's own message for database errors (`password authentication failed for user
-/// "x"`), the IO cause for network errors (`connection refused`).
+/// "x"`), the IO cause for network errors (`connection refused`), else the error and its
+/// causes (`error performing TLS handshake: server does not support TLS`).
 pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_string();
     }
+    let mut text = e.to_string();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             return super::describe(io);
         }
+        text = format!("{text}: {s}");
         source = s.source();
     }
-    e.to_string()
+    text
 }

@@ -116,6 +116,28 @@ impl Pg {
         pg
     }
 
+    /// A new cluster that accepts TLS (a self-signed certificate), started as a primary.
+    pub fn init_primary_with_tls(ip: &str) -> Pg {
+        let pg = Pg::init_primary(ip);
+        pg.stop_immediate();
+        self_signed_certificate(&pg.data);
+        if is_root() {
+            run({
+                let mut c = Command::new("chown");
+                c.arg("postgres:")
+                    .arg(pg.data.join("server.crt"))
+                    .arg(pg.data.join("server.key"));
+                c
+            });
+        }
+        let conf = pg.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        pg.start();
+        pg
+    }
+
     /// A streaming standby of `primary` (pg_basebackup -R), started.
     pub fn init_standby(ip: &str, primary: &Pg) -> Pg {
         let (dir, data, ip, port) = Pg::new_dir(ip);
@@ -267,6 +289,34 @@ impl Drop for Pg {
     }
 }
 
+/// Writes `server.crt` and `server.key` (mode 0600) into `dir`.
+pub fn self_signed_certificate(dir: &std::path::Path) {
+    let mut openssl = Command::new("openssl");
+    openssl
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            "/CN=hadns-test",
+            "-newkey",
+            "rsa:2048",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"));
+    run(openssl);
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+}
+
 // === MariaDB ===
 
 /// One MariaDB server, run as the current user, with grant tables skipped (no accounts
@@ -280,6 +330,11 @@ pub struct Maria {
 
 impl Maria {
     pub async fn start(ip: &str, server_id: u32, read_only: bool) -> Maria {
+        Maria::start_with(ip, server_id, read_only, false).await
+    }
+
+    /// `tls`: serve TLS with a self-signed certificate.
+    pub async fn start_with(ip: &str, server_id: u32, read_only: bool, tls: bool) -> Maria {
         let dir = tempfile::Builder::new()
             .prefix("hadns-maria")
             .tempdir()
@@ -301,11 +356,14 @@ impl Maria {
             child: Command::new("true").spawn().unwrap(),
             dir,
         };
-        maria.launch(server_id, read_only).await;
+        if tls {
+            self_signed_certificate(maria.dir.path());
+        }
+        maria.launch(server_id, read_only, tls).await;
         maria
     }
 
-    async fn launch(&mut self, server_id: u32, read_only: bool) {
+    async fn launch(&mut self, server_id: u32, read_only: bool, tls: bool) {
         self.port = if self.port == 0 {
             free_port(self.ip)
         } else {
@@ -340,6 +398,16 @@ impl Maria {
             .stderr(std::process::Stdio::null());
         if is_root() {
             cmd.arg("--user=root");
+        }
+        if tls {
+            cmd.arg(format!(
+                "--ssl-cert={}",
+                self.dir.path().join("server.crt").display()
+            ))
+            .arg(format!(
+                "--ssl-key={}",
+                self.dir.path().join("server.key").display()
+            ));
         }
         self.child = cmd
             .spawn()

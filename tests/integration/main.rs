@@ -8,3 +8,4 @@ mod failover;
 mod harness;
 mod mysql;
 mod postgres;
+mod tls;

@@ -1,0 +1,111 @@
+//! `sslmode` for database checks: `require` gets an encrypted session or a clear failure,
+//! `prefer` falls back to a plain session when the server offers no TLS.
+
+use std::time::Duration;
+
+use crate::dbs::{Maria, Pg};
+use crate::harness::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// One pool per node, each with its own record `<node>.example.internal.`: the nodes are
+/// separate servers (separate clusters), so they must not share a pool.
+fn config(check: &str, sslmode: &str, nodes: &[(&str, String)]) -> String {
+    let user = if check == "postgres" {
+        "postgres"
+    } else {
+        "root"
+    };
+    let mut text = String::new();
+    for (name, node) in nodes {
+        text.push_str(&format!(
+            r#"
+[[pool]]
+name = "{name}"
+check = "{check}"
+interval = "100ms"
+fall = 1
+rise = 1
+[pool.{check}]
+user = "{user}"
+sslmode = "{sslmode}"
+{node}
+[[record]]
+name = "{name}.example.internal."
+pool = "{name}"
+"#
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_sslmode() {
+    let with_tls = Pg::init_primary_with_tls("127.0.0.26");
+    let plain = Pg::init_primary("127.0.0.27");
+    let nodes = [
+        ("tls", with_tls.node("tls", 1)),
+        ("plain", plain.node("plain", 1)),
+    ];
+
+    // require: the TLS server is up over an encrypted session; the plain one is refused.
+    let mut hadns = Hadns::start(&config("postgres", "require", &nodes)).await;
+    hadns
+        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
+        .await;
+    hadns
+        .wait_for_log("node=plain from=unknown to=down reason=", LIMIT)
+        .await;
+    assert_eq!(hadns.addresses("plain.example.internal.").await, Ok(vec![]));
+    let encrypted: bool = with_tls
+        .client()
+        .await
+        .query_one(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'hadns'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted, "hadns's session is not encrypted");
+    hadns.stop().await;
+
+    // prefer: both are up.
+    let hadns = Hadns::start(&config("postgres", "prefer", &nodes)).await;
+    hadns
+        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
+        .await;
+    hadns
+        .wait_for_answer("plain.example.internal.", &[plain.ip], LIMIT)
+        .await;
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_sslmode() {
+    let with_tls = Maria::start_with("127.0.0.32", 1, false, true).await;
+    let plain = Maria::start("127.0.0.33", 2, false).await;
+    let nodes = [
+        ("tls", with_tls.node("tls", 1)),
+        ("plain", plain.node("plain", 1)),
+    ];
+
+    let mut hadns = Hadns::start(&config("mysql", "require", &nodes)).await;
+    hadns
+        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
+        .await;
+    hadns
+        .wait_for_log("node=plain from=unknown to=down reason=", LIMIT)
+        .await;
+    assert_eq!(hadns.addresses("plain.example.internal.").await, Ok(vec![]));
+    hadns.stop().await;
+
+    let hadns = Hadns::start(&config("mysql", "prefer", &nodes)).await;
+    hadns
+        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
+        .await;
+    hadns
+        .wait_for_answer("plain.example.internal.", &[plain.ip], LIMIT)
+        .await;
+    hadns.stop().await;
+}
