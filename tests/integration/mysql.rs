@@ -73,3 +73,62 @@ max_lag = "5s"
     println!("db answers: {seen:?}");
     hadns.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_second_writable_node_is_fenced() {
+    use mysql_async::prelude::Queryable;
+    let m1 = Maria::start("127.0.0.34", 1, false).await;
+    let m2 = Maria::start("127.0.0.35", 2, true).await;
+    let config = format!(
+        r#"
+[[pool]]
+name = "maria"
+check = "mysql"
+interval = "100ms"
+rise = 1
+fall = 1
+fence = "read-only"
+[pool.mysql]
+user = "root"
+sslmode = "disable"
+{}{}
+[[record]]
+name = "{DB}"
+pool = "maria"
+select = "primary"
+"#,
+        m1.node("m1", 100),
+        m2.node("m2", 50)
+    );
+    let mut hadns = Hadns::start(&config).await;
+    hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;
+    let mut app = mysql_async::Conn::new(m2.opts()).await.unwrap();
+    let queries = QueryLoop::start(hadns.addr, DB);
+
+    // m2 becomes writable beside the published m1. MySQL has no timelines: the published
+    // node stays, and the other writable node is fenced.
+    m2.execute("SET GLOBAL read_only = 0").await;
+    hadns
+        .wait_for_log("split_brain record=db.example.internal.", LIMIT)
+        .await;
+    hadns.wait_for_log("fenced pool=maria node=m2", LIMIT).await;
+    assert_eq!(hadns.addresses(DB).await, Ok(vec![m1.ip]));
+    let mut admin = mysql_async::Conn::new(m2.opts()).await.unwrap();
+    let read_only: i64 = admin
+        .query_first("SELECT @@read_only")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_only, 1, "the loser is not read-only");
+    assert!(
+        app.query_drop("SELECT 1").await.is_err(),
+        "the client connection on the loser survived"
+    );
+
+    let seen = queries.finish().await;
+    assert!(
+        !seen.contains_key(&Some(m2.ip)),
+        "the fenced node was answered: {seen:?}"
+    );
+    hadns.stop().await;
+}
