@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod pool;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -1,4 +1,4 @@
-use super::validate::{DEFAULT_PRIORITY, parse_status};
+use super::pool::{DEFAULT_PRIORITY, parse_status};
 use super::*;
 
 const GOOD: &str = r#"
