@@ -4,8 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use beyond the Rust toolchain: real PostgreSQL and MariaDB
-# servers (the tests start their own, in temporary directories).
-needed=(ca-certificates postgresql mariadb-server)
+# servers (the tests start their own, in temporary directories), iproute2 for the network
+# namespaces of the L2 tests (they need root; HADNS_SKIP_NETNS=1 skips them explicitly),
+# python3 for the small HTTP service those tests run on each test host, openssl for the
+# TLS tests' certificates.
+needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -159,6 +159,7 @@ failback = true
         prepared.config,
         prepared.zones,
         sockets,
+        Vec::new(),
         server_shutdown.clone(),
     ));
 

@@ -5,7 +5,9 @@
 //! - [`engine`]: pure decisions (rise/fall, selection); no IO, no clock.
 //! - [`checks`]: one checker task per node (tcp, http, exec) sending observations.
 //! - [`dns`]: zone files, immutable answer snapshots, the hickory server. Only it knows hickory.
-//! - [`server`]: wires checkers -> engine -> snapshots -> DNS, and shuts them down.
+//! - [`server`]: wires checkers -> engine -> snapshots -> DNS and VIPs, and shuts them down.
+//! - [`vip`]: L2 mode, a virtual IP held while a record answers the local node. Only it
+//!   knows netlink and raw sockets.
 //! - [`demo`]: `hadns demo`, a self-contained walkthrough.
 
 pub mod checks;
@@ -14,6 +16,7 @@ pub mod demo;
 pub mod dns;
 pub mod engine;
 pub mod server;
+pub mod vip;
 
 use std::path::Path;
 

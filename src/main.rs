@@ -113,6 +113,9 @@ fn main() -> ExitCode {
 }
 
 async fn serve(prepared: hadns::Prepared) -> anyhow::Result<()> {
+    let vips = hadns::vip::prepare(&prepared.config)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let sockets = hadns::dns::Sockets::bind(&prepared.config.dns.listen)
         .await
         .context("binding the DNS sockets")?;
@@ -120,7 +123,7 @@ async fn serve(prepared: hadns::Prepared) -> anyhow::Result<()> {
         info!(%addr, "listening on udp and tcp");
     }
     let shutdown = shutdown_on_signal();
-    hadns::server::run(prepared.config, prepared.zones, sockets, shutdown)
+    hadns::server::run(prepared.config, prepared.zones, sockets, vips, shutdown)
         .await
         .context("serving")?;
     info!("stopped");

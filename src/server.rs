@@ -33,6 +33,7 @@ pub async fn run(
     config: Config,
     zones: ZoneSet,
     sockets: Sockets,
+    vips: Vec<crate::vip::Prepared>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let start_serial = SystemTime::now()
@@ -61,6 +62,12 @@ pub async fn run(
         shutdown.clone(),
         &mut tasks,
     );
+    let mut vip_wanted = Vec::new();
+    for vip in vips {
+        let (tx, rx) = watch::channel(false);
+        vip_wanted.push((vip.record(), vip.node(), tx));
+        tasks.spawn(vip.run(rx, shutdown.clone()));
+    }
 
     let started = Instant::now();
     let mut all_ready = false;
@@ -100,6 +107,13 @@ pub async fn run(
             snapshot.store(Arc::new(builder.build(&published(&config, &engine))));
         }
         log_events(&config, &snapshot.load(), &events);
+        // A vip is held while its record answers exactly the local node and that node is up.
+        for (record, node, wanted) in &vip_wanted {
+            let pool = config.records[*record].pool;
+            let hold = engine.answer(*record) == &Answer::Nodes(vec![*node])
+                && engine.node(pool, *node).health == crate::engine::Health::Up;
+            wanted.send_if_modified(|w| std::mem::replace(w, hold) != hold);
+        }
         for (p, flag) in degraded.iter().enumerate() {
             let now = engine.pool_ready(p) && engine.pool_degraded(p);
             flag.send_if_modified(|d| std::mem::replace(d, now) != now);

@@ -35,41 +35,52 @@ impl ExecProber {
     }
 
     pub async fn probe(&self, timeout: Duration) -> Result<String, String> {
-        let program = &self.command[0];
-        let child = Command::new(program)
-            .args(&self.command[1..])
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run {program}: {}", super::describe(&e)))?;
-        let pid = child.id();
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Ok(Ok(output)) if output.status.success() => Ok("exit 0".to_string()),
-            Ok(Ok(output)) => {
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let first_line = stderr.lines().next().unwrap_or("").trim();
-                let status = match output.status.code() {
-                    Some(code) => format!("exit {code}"),
-                    None => format!("{}", output.status),
-                };
-                if first_line.is_empty() {
-                    Err(status)
-                } else {
-                    Err(format!("{status}: {first_line}"))
-                }
+        run_command(&self.command, &self.env, timeout).await
+    }
+}
+
+/// Runs `command` (no shell) with `env` added, in its own process group, killed with its
+/// children at `timeout`. Exit 0 is `Ok`; otherwise the exit status and the first line of
+/// standard error.
+pub async fn run_command(
+    command: &[String],
+    env: &[(&'static str, String)],
+    timeout: Duration,
+) -> Result<String, String> {
+    let program = &command[0];
+    let child = Command::new(program)
+        .args(&command[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {}", super::describe(&e)))?;
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(output)) if output.status.success() => Ok("exit 0".to_string()),
+        Ok(Ok(output)) => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let first_line = stderr.lines().next().unwrap_or("").trim();
+            let status = match output.status.code() {
+                Some(code) => format!("exit {code}"),
+                None => format!("{}", output.status),
+            };
+            if first_line.is_empty() {
+                Err(status)
+            } else {
+                Err(format!("{status}: {first_line}"))
             }
-            Ok(Err(e)) => Err(format!("waiting for {program}: {}", super::describe(&e))),
-            Err(_) => {
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    // The group may be gone already; nothing to do then.
-                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-                Err(format!("timed out after {timeout:?}, killed"))
+        }
+        Ok(Err(e)) => Err(format!("waiting for {program}: {}", super::describe(&e))),
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                // The group may be gone already; nothing to do then.
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
+            Err(format!("timed out after {timeout:?}, killed"))
         }
     }
 }

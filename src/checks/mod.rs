@@ -12,6 +12,7 @@ mod postgres;
 mod tcp;
 mod tls;
 
+pub use exec::run_command;
 pub use fence::fence;
 
 use std::io;

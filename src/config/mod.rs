@@ -17,6 +17,7 @@ mod pool;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod vip;
 
 pub use validate::{normalize_name, parse_duration};
 
@@ -28,6 +29,25 @@ pub struct Config {
     pub dns: Dns,
     pub pools: Vec<Pool>,
     pub records: Vec<Record>,
+    pub vips: Vec<Vip>,
+}
+
+/// `[[vip]]`: hold an address on this host while a record answers the local node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vip {
+    /// Index into `Config::records`.
+    pub record: usize,
+    /// Index of the local node in the record's pool.
+    pub node: usize,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub interface: String,
+    pub announce_count: u32,
+    pub announce_interval: Duration,
+    /// Re-announce this often while held; zero = never.
+    pub refresh: Duration,
+    pub fence_command: Option<Vec<String>>,
+    pub takeover_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     pool: Vec<super::pool::RawPool>,
     #[serde(default)]
     record: Vec<RawRecord>,
+    #[serde(default)]
+    vip: Vec<super::vip::RawVip>,
 }
 
 #[derive(Deserialize, Default)]
@@ -80,10 +82,12 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
             records.push(record);
         }
     }
+    let vips = super::vip::validate_vips(raw.vip, &pools, &records, problems);
     Config {
         dns,
         pools,
         records,
+        vips,
     }
 }
 
@@ -181,20 +185,12 @@ fn validate_record(
         }
         Some(lag)
     });
-    let max_stale = match raw.max_stale {
-        None => DEFAULT_MAX_STALE,
-        Some(toml::Value::String(s))
-            if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" =>
-        {
-            Duration::ZERO
-        }
-        value => duration(
-            value,
-            DEFAULT_MAX_STALE,
-            &format!("{path}.max_stale"),
-            problems,
-        ),
-    };
+    let max_stale = duration_or_zero(
+        raw.max_stale,
+        DEFAULT_MAX_STALE,
+        &format!("{path}.max_stale"),
+        problems,
+    );
     let on_empty = match raw.on_empty.as_deref() {
         None | Some("nodata") => OnEmpty::Nodata,
         Some("servfail") => OnEmpty::Servfail,
@@ -303,7 +299,23 @@ pub(super) fn count(
     }
 }
 
+/// A duration greater than zero; `default` when absent.
 pub(super) fn duration(
+    value: Option<toml::Value>,
+    default: Duration,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let d = duration_or_zero(value, default, path, problems);
+    if d.is_zero() {
+        problems.push(Problem::new(path, "must be greater than zero"));
+        return default;
+    }
+    d
+}
+
+/// A duration, zero allowed (`"0s"`: off); `default` when absent.
+pub(super) fn duration_or_zero(
     value: Option<toml::Value>,
     default: Duration,
     path: &str,
@@ -316,17 +328,10 @@ pub(super) fn duration(
             "{other} has no unit; write it as a string such as \"200ms\" or \"2s\""
         )),
     };
-    match parsed {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
-            problems.push(Problem::new(path, "must be greater than zero"));
-            default
-        }
-        Err(message) => {
-            problems.push(Problem::new(path, message));
-            default
-        }
-    }
+    parsed.unwrap_or_else(|message| {
+        problems.push(Problem::new(path, message));
+        default
+    })
 }
 
 /// `"200ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`. A number without a unit is an error.

@@ -106,18 +106,48 @@ impl Hadns {
     /// Like `start_listening`, with hadns's log filter (RUST_LOG) set to `log`.
     pub async fn start_logging(config: &str, zone: &str, listen: &[&str], log: &str) -> Hadns {
         let (dir, path) = write_config(config, zone, listen);
-        let mut child = hadns_command(&["serve"], &path)
+        let child = hadns_command(&["serve"], &path)
             .env("RUST_LOG", log)
             .spawn()
             .unwrap();
+        Hadns::attach(child, dir, listen.len()).await
+    }
+
+    /// Starts `hadns serve` inside network namespace `ns` (`ip netns exec`, which execs
+    /// hadns, so signals reach it directly).
+    pub async fn start_in_netns(ns: &str, config: &str) -> Hadns {
+        let (dir, path) = write_config(config, ZONE, &["127.0.0.1:0"]);
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_hadns"),
+                "serve",
+                "--config",
+            ])
+            .arg(&path)
+            .env("RUST_LOG", TEST_LOG)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Hadns::attach(child, dir, 1).await
+    }
+
+    /// Follows a started hadns: collects its log and waits for its listening lines.
+    async fn attach(mut child: Child, dir: tempfile::TempDir, listeners: usize) -> Hadns {
         let log = Arc::new(Mutex::new(Vec::new()));
         let log_changed = Arc::new(Notify::new());
         let stderr = child.stderr.take().unwrap();
         let (log2, changed2) = (log.clone(), log_changed.clone());
+        let pid = child.id().unwrap_or(0);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("hadns| {line}");
+                eprintln!("hadns {pid}| {line}");
                 log2.lock().unwrap().push(line);
                 changed2.notify_waiters();
             }
@@ -149,7 +179,7 @@ impl Hadns {
         };
         hadns
             .wait_until("every listening line", Duration::from_secs(10), |lines| {
-                listening(lines).len() == listen.len()
+                listening(lines).len() == listeners
             })
             .await;
         hadns.addrs = listening(&hadns.log.lock().unwrap());

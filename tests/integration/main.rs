@@ -7,5 +7,7 @@ mod dns_behaviour;
 mod failover;
 mod harness;
 mod mysql;
+mod netns;
 mod postgres;
 mod tls;
+mod vip;

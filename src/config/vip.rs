@@ -1,0 +1,166 @@
+//! Validation of `[[vip]]` tables.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::validate::{duration, duration_or_zero, normalize_name, required};
+use super::*;
+
+const DEFAULT_ANNOUNCE_COUNT: u32 = 5;
+const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_millis(200);
+const DEFAULT_TAKEOVER_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+pub(super) struct RawVip {
+    record: Option<String>,
+    node: Option<String>,
+    address: Option<String>,
+    interface: Option<String>,
+    announce_count: Option<i64>,
+    announce_interval: Option<toml::Value>,
+    refresh: Option<toml::Value>,
+    fence_command: Option<Vec<String>>,
+    takeover_timeout: Option<toml::Value>,
+}
+
+pub(super) fn validate_vips(
+    raw: Vec<RawVip>,
+    pools: &[Pool],
+    records: &[Record],
+    problems: &mut Vec<Problem>,
+) -> Vec<Vip> {
+    let mut vips = Vec::new();
+    let mut addresses = HashSet::new();
+    for (i, raw) in raw.into_iter().enumerate() {
+        let path = format!("vip[{i}]");
+        if let Some(vip) = validate_vip(raw, &path, pools, records, problems) {
+            if !addresses.insert(vip.address) {
+                problems.push(Problem::new(
+                    format!("{path}.address"),
+                    format!("{} is held by another [[vip]] already", vip.address),
+                ));
+            }
+            vips.push(vip);
+        }
+    }
+    vips
+}
+
+fn validate_vip(
+    raw: RawVip,
+    path: &str,
+    pools: &[Pool],
+    records: &[Record],
+    problems: &mut Vec<Problem>,
+) -> Option<Vip> {
+    let record = required(raw.record, &format!("{path}.record"), problems).and_then(|name| {
+        let wanted = normalize_name(&name);
+        let found = records.iter().position(|r| r.name == wanted);
+        match found.map(|r| &records[r]) {
+            None => problems.push(Problem::new(
+                format!("{path}.record"),
+                format!("no [[record]] named {wanted:?}"),
+            )),
+            Some(r) if !matches!(r.select, Select::First | Select::Primary) => problems.push(Problem::new(
+                format!("{path}.record"),
+                format!("{wanted} answers several nodes; a vip follows a record with select = \"first\" or \"primary\""),
+            )),
+            Some(_) => {}
+        }
+        found
+    });
+    let node = required(raw.node, &format!("{path}.node"), problems);
+    let node = match (record, node) {
+        (Some(r), Some(name)) => {
+            let pool = &pools[records[r].pool];
+            let found = pool.nodes.iter().position(|n| n.name == name);
+            if found.is_none() {
+                problems.push(Problem::new(
+                    format!("{path}.node"),
+                    format!("pool {:?} has no node named {name:?}", pool.name),
+                ));
+            }
+            found
+        }
+        _ => None,
+    };
+    let address = required(raw.address, &format!("{path}.address"), problems).and_then(|text| {
+        parse_cidr(&text)
+            .map_err(|m| problems.push(Problem::new(format!("{path}.address"), m)))
+            .ok()
+    });
+    let interface = required(raw.interface, &format!("{path}.interface"), problems);
+    let announce_count = match raw.announce_count {
+        None => DEFAULT_ANNOUNCE_COUNT,
+        Some(n) if (0..=100).contains(&n) => n as u32,
+        Some(n) => {
+            problems.push(Problem::new(
+                format!("{path}.announce_count"),
+                format!("{n} is out of range (0-100)"),
+            ));
+            DEFAULT_ANNOUNCE_COUNT
+        }
+    };
+    let fence_command = raw.fence_command;
+    if fence_command
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c[0].is_empty())
+    {
+        problems.push(Problem::new(
+            format!("{path}.fence_command"),
+            "must name a program: [\"/path/to/fence\", \"arg\"]",
+        ));
+    }
+    let vip = Vip {
+        record: record?,
+        node: node?,
+        address: address?.0,
+        prefix_len: address?.1,
+        interface: interface?,
+        announce_count,
+        announce_interval: duration(
+            raw.announce_interval,
+            DEFAULT_ANNOUNCE_INTERVAL,
+            &format!("{path}.announce_interval"),
+            problems,
+        ),
+        refresh: duration_or_zero(
+            raw.refresh,
+            Duration::ZERO,
+            &format!("{path}.refresh"),
+            problems,
+        ),
+        fence_command: fence_command.filter(|c| !c.is_empty()),
+        takeover_timeout: duration(
+            raw.takeover_timeout,
+            DEFAULT_TAKEOVER_TIMEOUT,
+            &format!("{path}.takeover_timeout"),
+            problems,
+        ),
+    };
+    Some(vip)
+}
+
+/// `"10.0.0.100/24"` or `"2001:db8::100/64"`; without a prefix, a host address (/32, /128).
+fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let ip: IpAddr = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address with a prefix (\"10.0.0.100/24\")"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = if prefix.is_empty() {
+        max
+    } else {
+        prefix
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("{text:?} has an invalid prefix length (0-{max})"))?
+    };
+    Ok((ip, prefix))
+}

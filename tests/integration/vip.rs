@@ -1,0 +1,262 @@
+//! L2 mode in network namespaces: a virtual IP follows the service between two hosts, each
+//! with its own hadns, and is never on both.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::harness::*;
+use crate::netns::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The config of the hadns on `local`: both nodes' services checked over HTTP, one record,
+/// and the vip for the local node.
+fn config(topology: &Topology, local: &str, vip: &str, failback: bool, vip_extra: &str) -> String {
+    let node = |name: &str, v4: &str, priority: u32| {
+        format!(
+            "[[pool.node]]\nname = \"{name}\"\naddress = \"{v4}\"\nport = 7000\npriority = {priority}\n"
+        )
+    };
+    let _ = topology;
+    format!(
+        r#"
+[[pool]]
+name = "svc"
+check = "http"
+interval = "100ms"
+timeout = "200ms"
+rise = 2
+fall = 1
+{}{}
+[[record]]
+name = "svc.example.internal."
+pool = "svc"
+failback = {failback}
+max_stale = "0s"
+
+[[vip]]
+record = "svc.example.internal."
+node = "{local}"
+address = "{vip}"
+interface = "eth0"
+announce_count = 5
+announce_interval = "100ms"
+takeover_timeout = "1s"
+{vip_extra}
+"#,
+        node("node1", HOSTS[0].1, 100),
+        node("node2", HOSTS[1].1, 50),
+    )
+}
+
+struct Running {
+    topology: Topology,
+    services: Vec<std::process::Child>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for s in &mut self.services {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.id() as i32), Signal::SIGCONT);
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+fn start_services() -> Option<Running> {
+    let topology = Topology::build()?;
+    let services = vec![
+        topology.start_service("node1"),
+        topology.start_service("node2"),
+    ];
+    Some(Running { topology, services })
+}
+
+async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: bool) {
+    let Some(mut running) = start_services() else {
+        return;
+    };
+    let address: IpAddr = vip.split('/').next().unwrap().parse().unwrap();
+    let t = &running.topology;
+    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config(t, "node1", vip, failback, "")).await;
+    let h2 = Hadns::start_in_netns(&t.ns("node2"), &config(t, "node2", vip, failback, "")).await;
+    t.wait_holds("node1", address, true, LIMIT);
+    let sampler = HolderSampler::start(t, address);
+    let client = ClientLoop::start(t, service_addr);
+    client.wait_for("node1", LIMIT);
+    assert_eq!(t.neighbour("client", address), Some(t.mac("node1")));
+
+    // node1's service stops: the vip moves to node2, and so do the client's neighbour
+    // entry and its connections.
+    let mut s1 = running.services.remove(0);
+    s1.kill().unwrap();
+    s1.wait().unwrap();
+    t.wait_holds("node2", address, true, LIMIT);
+    client.wait_for("node2", LIMIT);
+    assert!(!t.holds("node1", address));
+    let mac2 = t.mac("node2");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while t.neighbour("client", address).as_deref() != Some(mac2.as_str()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client's neighbour entry did not move"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "client-visible gap node1 -> node2: {:?}",
+        client.gap("node1", "node2")
+    );
+
+    // node1's service comes back: failback decides.
+    running.services.insert(0, t.start_service("node1"));
+    if failback {
+        t.wait_holds("node1", address, true, LIMIT);
+        client.wait_for("node1", LIMIT);
+        assert!(!t.holds("node2", address));
+    } else {
+        // Give both hadns time to see node1 healthy again (rise = 2 at 100ms), twice over.
+        let mut h1 = h1;
+        h1.wait_until("node1 up again", LIMIT, |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains("node=node1") && l.contains("to=up"))
+                .count()
+                >= 2
+        })
+        .await;
+        assert!(
+            t.holds("node2", address),
+            "failback = false, yet the vip left node2"
+        );
+        assert!(!t.holds("node1", address));
+        let (samples, both) = sampler.finish();
+        assert_eq!(
+            both, 0,
+            "the vip was on both nodes in {both} of {samples} samples"
+        );
+        client.finish();
+        h1.stop().await;
+        h2.stop().await;
+        return;
+    }
+    let (samples, both) = sampler.finish();
+    println!("{samples} samples of both nodes' addresses");
+    assert_eq!(
+        both, 0,
+        "the vip was on both nodes in {both} of {samples} samples"
+    );
+    client.finish();
+
+    // A graceful stop of the holder releases the address.
+    let status = h1.stop().await;
+    assert!(status.success());
+    assert!(
+        !t.holds("node1", address),
+        "the stopped hadns left the vip behind"
+    );
+    h2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vip_follows_the_service_ipv4() {
+    moves_with_the_service("192.0.2.100/24", "192.0.2.100:7000".parse().unwrap(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vip_follows_the_service_ipv6_without_failback() {
+    moves_with_the_service(
+        "2001:db8::100/64",
+        "[2001:db8::100]:7000".parse().unwrap(),
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vip_is_not_taken_from_a_hung_holder_until_it_is_fenced() {
+    let Some(running) = start_services() else {
+        return;
+    };
+    let t = &running.topology;
+    let vip = "192.0.2.100/24";
+    let address: IpAddr = "192.0.2.100".parse().unwrap();
+    let fence = format!(
+        "fence_command = [\"ip\", \"netns\", \"exec\", \"{}\", \"ip\", \"addr\", \"del\", \"{vip}\", \"dev\", \"eth0\"]",
+        t.ns("node1")
+    );
+    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config(t, "node1", vip, true, "")).await;
+    let mut h2 =
+        Hadns::start_in_netns(&t.ns("node2"), &config(t, "node2", vip, true, &fence)).await;
+    t.wait_holds("node1", address, true, LIMIT);
+    let sampler = HolderSampler::start(t, address);
+
+    // Freeze node1's hadns and its service: node1's kernel still answers ARP for the vip.
+    signal(&running.services[0], Signal::SIGSTOP);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(h1.child.id().unwrap() as i32),
+        Signal::SIGSTOP,
+    )
+    .unwrap();
+
+    h2.wait_for_log("vip conflict: another host answers for the address", LIMIT)
+        .await;
+    assert!(
+        !t.holds("node2", address),
+        "node2 took the vip while node1 still answered for it"
+    );
+    h2.wait_for_log("vip fence: running fence_command", LIMIT)
+        .await;
+    h2.wait_for_log("vip taken", LIMIT).await;
+    assert!(t.holds("node2", address));
+    assert!(!t.holds("node1", address));
+    let (samples, both) = sampler.finish();
+    assert_eq!(
+        both, 0,
+        "the vip was on both nodes in {both} of {samples} samples"
+    );
+
+    signal(&running.services[0], Signal::SIGCONT);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(h1.child.id().unwrap() as i32),
+        Signal::SIGCONT,
+    )
+    .unwrap();
+    h1.stop().await;
+    h2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_interface_is_an_error_at_start() {
+    let Some(running) = start_services() else {
+        return;
+    };
+    let t = &running.topology;
+    let config = config(t, "node1", "192.0.2.100/24", true, "")
+        .replace("interface = \"eth0\"", "interface = \"eth9\"");
+    let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
+    let out = tokio::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.ns("node1"),
+            env!("CARGO_BIN_EXE_hadns"),
+            "serve",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("vip[0].interface: no interface \"eth9\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
