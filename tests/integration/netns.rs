@@ -229,10 +229,13 @@ fn enter(path: &str) {
     nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
+/// When each reply came, and which node sent it (None: no reply).
+pub type Replies = Vec<(Instant, Option<String>)>;
+
 /// A client in the `client` namespace asking `addr` for the serving node's name in a loop.
 pub struct ClientLoop {
     stop: Arc<AtomicBool>,
-    pub replies: Arc<Mutex<Vec<(Instant, Option<String>)>>>,
+    pub replies: Arc<Mutex<Replies>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -288,7 +291,7 @@ impl ClientLoop {
         Some(first_to.0 - replies[last_from].0)
     }
 
-    pub fn finish(mut self) -> Vec<(Instant, Option<String>)> {
+    pub fn finish(mut self) -> Replies {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
