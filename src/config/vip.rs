@@ -114,34 +114,38 @@ fn validate_vip(
             "must name a program: [\"/path/to/fence\", \"arg\"]",
         ));
     }
-    let vip = Vip {
+    // Every key is checked before any missing one ends the validation of this table.
+    let announce_interval = duration(
+        raw.announce_interval,
+        DEFAULT_ANNOUNCE_INTERVAL,
+        &format!("{path}.announce_interval"),
+        problems,
+    );
+    let refresh = duration_or_zero(
+        raw.refresh,
+        Duration::ZERO,
+        &format!("{path}.refresh"),
+        problems,
+    );
+    let takeover_timeout = duration(
+        raw.takeover_timeout,
+        DEFAULT_TAKEOVER_TIMEOUT,
+        &format!("{path}.takeover_timeout"),
+        problems,
+    );
+    let (address, prefix_len) = address?;
+    Some(Vip {
         record: record?,
         node: node?,
-        address: address?.0,
-        prefix_len: address?.1,
+        address,
+        prefix_len,
         interface: interface?,
         announce_count,
-        announce_interval: duration(
-            raw.announce_interval,
-            DEFAULT_ANNOUNCE_INTERVAL,
-            &format!("{path}.announce_interval"),
-            problems,
-        ),
-        refresh: duration_or_zero(
-            raw.refresh,
-            Duration::ZERO,
-            &format!("{path}.refresh"),
-            problems,
-        ),
+        announce_interval,
+        refresh,
         fence_command: fence_command.filter(|c| !c.is_empty()),
-        takeover_timeout: duration(
-            raw.takeover_timeout,
-            DEFAULT_TAKEOVER_TIMEOUT,
-            &format!("{path}.takeover_timeout"),
-            problems,
-        ),
-    };
-    Some(vip)
+        takeover_timeout,
+    })
 }
 
 /// `"10.0.0.100/24"` or `"2001:db8::100/64"`; without a prefix, a host address (/32, /128).

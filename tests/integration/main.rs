@@ -11,3 +11,4 @@ mod netns;
 mod postgres;
 mod tls;
 mod vip;
+mod vip_bench;

@@ -85,6 +85,31 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
     let h1 = Hadns::start_in_netns(&t.ns("node1"), &config(t, "node1", vip, failback, "")).await;
     let h2 = Hadns::start_in_netns(&t.ns("node2"), &config(t, "node2", vip, failback, "")).await;
     t.wait_holds("node1", address, true, LIMIT);
+
+    // The interface is put right: an address removed behind hadns's back comes back, one
+    // added where it should not be goes.
+    let family = if address.is_ipv4() { "-4" } else { "-6" };
+    let del = t
+        .command("node1", "ip")
+        .args([family, "addr", "del", vip, "dev", "eth0"])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    t.wait_holds("node1", address, true, LIMIT);
+    let add = t
+        .command("node2", "ip")
+        .args([family, "addr", "add", vip, "dev", "eth0", "nodad"])
+        .status()
+        .unwrap();
+    assert!(add.success());
+    t.wait_holds("node2", address, false, LIMIT);
+    let mut h2 = h2;
+    h2.wait_for_log(
+        "vip address present while it should not be; removing it",
+        LIMIT,
+    )
+    .await;
+
     let sampler = HolderSampler::start(t, address);
     let client = ClientLoop::start(t, service_addr);
     client.wait_for("node1", LIMIT);

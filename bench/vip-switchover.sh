@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# VIP switchover benchmark: the gap a client sees when the primary's service dies, for
+# hadns (interval 100ms) and keepalived (VRRPv3, advert_int 1 and 0.1, track_script on the
+# same service), in the same network-namespace topology, in one run. Needs root.
+#   bench/vip-switchover.sh            # 7 rounds per contender
+#   HADNS_BENCH_ROUNDS=15 bench/vip-switchover.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for pkg in keepalived iproute2 python3; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:-} $pkg"
+done
+if [ -n "${missing:-}" ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+fi
+cargo test --release --test integration vip_switchover_benchmark -- --ignored --nocapture 2>/dev/null \
+  | grep -E '^\||rounds each|: \['
