@@ -32,7 +32,7 @@ impl Contender {
 /// What runs on one node for one round; stopped on drop.
 enum Running {
     /// Held for its drop, which stops it.
-    Hadns { _process: Hadns },
+    Hadns { _process: Box<Hadns> },
     Keepalived {
         child: Child,
         _dir: tempfile::TempDir,
