@@ -159,12 +159,14 @@ async fn one_round(contender: &Contender) -> Option<Duration> {
     let _running: Vec<Running> = match contender {
         Contender::Hadns => vec![
             Running::Hadns {
-                _process: Hadns::start_in_netns(&topology.ns("node1"), &hadns_config("node1"))
-                    .await,
+                _process: Box::new(
+                    Hadns::start_in_netns(&topology.ns("node1"), &hadns_config("node1")).await,
+                ),
             },
             Running::Hadns {
-                _process: Hadns::start_in_netns(&topology.ns("node2"), &hadns_config("node2"))
-                    .await,
+                _process: Box::new(
+                    Hadns::start_in_netns(&topology.ns("node2"), &hadns_config("node2")).await,
+                ),
             },
         ],
         Contender::Keepalived { advert_int } => {
