@@ -145,12 +145,12 @@ failback = true
     let prepared = crate::prepare(&config_path)?;
 
     let mut listen = prepared.config.dns.listen.clone();
-    let sockets = match crate::dns::Sockets::bind(&listen).await {
+    let sockets = match crate::dns::Sockets::bind(&listen, 1).await {
         Ok(s) => s,
         Err(e) => {
             println!("port {port} is taken ({e}); using a free port instead");
             listen[0].set_port(0);
-            crate::dns::Sockets::bind(&listen).await?
+            crate::dns::Sockets::bind(&listen, 1).await?
         }
     };
     let server_addr = sockets.local_addrs()[0];

@@ -116,9 +116,10 @@ async fn serve(prepared: hadns::Prepared) -> anyhow::Result<()> {
     let vips = hadns::vip::prepare(&prepared.config)
         .await
         .map_err(anyhow::Error::msg)?;
-    let sockets = hadns::dns::Sockets::bind(&prepared.config.dns.listen)
-        .await
-        .context("binding the DNS sockets")?;
+    let sockets =
+        hadns::dns::Sockets::bind(&prepared.config.dns.listen, prepared.config.dns.udp_workers)
+            .await
+            .context("binding the DNS sockets")?;
     for addr in sockets.local_addrs() {
         info!(%addr, "listening on udp and tcp");
     }

@@ -56,6 +56,8 @@ pub struct Dns {
     pub listen: Vec<SocketAddr>,
     /// Absolute, or relative to the working directory when the config came from a string.
     pub zones_dir: PathBuf,
+    /// UDP sockets (and threads) per listen address, sharing the port with SO_REUSEPORT.
+    pub udp_workers: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
 struct RawDns {
     listen: Option<Vec<String>>,
     zones_dir: Option<String>,
+    udp_workers: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +117,22 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
             .collect(),
     };
     let zones_dir = base.join(raw.zones_dir.as_deref().unwrap_or(DEFAULT_ZONES_DIR));
-    Dns { listen, zones_dir }
+    let udp_workers = match raw.udp_workers {
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Some(n) if (1..=256).contains(&n) => n as usize,
+        Some(n) => {
+            problems.push(Problem::new(
+                "dns.udp_workers",
+                format!("{n} is out of range (1-256)"),
+            ));
+            1
+        }
+    };
+    Dns {
+        listen,
+        zones_dir,
+        udp_workers,
+    }
 }
 
 fn validate_record(

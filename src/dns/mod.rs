@@ -7,8 +7,12 @@
 //! - `handler`: the hickory `RequestHandler` that answers each query from one snapshot.
 
 mod client;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 mod handler;
 mod snapshot;
+mod udp;
 mod zones;
 
 use std::io;
@@ -18,7 +22,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use client::query_addresses;
@@ -30,44 +34,64 @@ const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses buffered per TCP connection.
 const TCP_RESPONSE_BUFFER: usize = 32;
 
-/// The bound DNS sockets: a UDP socket and a TCP listener on the same address and port.
+/// The bound DNS sockets: per listen address, `udp_workers` UDP sockets sharing the port
+/// (SO_REUSEPORT) and a TCP listener on the same port.
 pub struct Sockets {
-    pub udp: Vec<UdpSocket>,
+    pub udp: Vec<std::net::UdpSocket>,
     pub tcp: Vec<TcpListener>,
 }
 
 impl Sockets {
     /// Binds UDP and TCP on every address. With port 0 the kernel picks a UDP port and TCP
     /// binds the same one (retried a few times if TCP finds it taken).
-    pub async fn bind(listen: &[SocketAddr]) -> io::Result<Sockets> {
+    pub async fn bind(listen: &[SocketAddr], udp_workers: usize) -> io::Result<Sockets> {
         let mut sockets = Sockets {
             udp: Vec::new(),
             tcp: Vec::new(),
         };
         for &addr in listen {
             let (udp, tcp) = bind_pair(addr).await?;
+            let bound = udp.local_addr()?;
             sockets.udp.push(udp);
+            for _ in 1..udp_workers.max(1) {
+                sockets.udp.push(udp_socket(bound)?);
+            }
             sockets.tcp.push(tcp);
         }
         Ok(sockets)
     }
 
-    /// The actual addresses, port 0 resolved.
+    /// The actual addresses, port 0 resolved (one per listen address).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp
+        self.tcp
             .iter()
             .filter_map(|s| s.local_addr().ok())
             .collect()
     }
 }
 
-async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {addr}: {e}")))?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {addr}: {e}")))?;
+    Ok(socket.into())
+}
+
+async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
     let attempts = if addr.port() == 0 { 16 } else { 1 };
     let mut last_error = None;
     for _ in 0..attempts {
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {addr}: {e}")))?;
+        let udp = udp_socket(addr)?;
         let bound = udp.local_addr()?;
         match TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),
@@ -82,22 +106,24 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     Err(last_error.unwrap_or_else(|| io::Error::other(format!("cannot bind {addr}"))))
 }
 
-/// Serves DNS on `sockets` from whatever snapshot `snapshot` holds, until `shutdown`.
+/// Serves DNS on `sockets` from whatever snapshot `snapshot` holds, until `shutdown`:
+/// UDP through the fast path (hickory behind it), TCP through hickory.
 pub async fn serve(
     sockets: Sockets,
     snapshot: Arc<ArcSwap<Snapshot>>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let udp = tokio::spawn(udp::serve(sockets.udp, snapshot.clone(), stop.clone()));
     let mut server = Server::new(handler::Handler::new(snapshot));
-    for udp in sockets.udp {
-        server.register_socket(udp);
-    }
     for tcp in sockets.tcp {
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     }
     shutdown.cancelled().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     server
         .shutdown_gracefully()
         .await
-        .map_err(|e| io::Error::other(format!("dns server: {e}")))
+        .map_err(|e| io::Error::other(format!("dns server: {e}")))?;
+    udp.await.map_err(io::Error::other)?
 }

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub(crate) failover: HashMap<LowerName, FailoverEntry>,
     /// Per zone: the SOA record for negative answers (TTL = min(SOA TTL, minimum)).
     pub(crate) negative_soa: Vec<Record>,
+    /// The same answers prepared in wire format for the UDP fast path.
+    pub(crate) fast: super::fast::FastTable,
     serials: Vec<u32>,
 }
 
@@ -180,10 +182,19 @@ impl SnapshotBuilder {
             .zip(&self.serials)
             .map(|(z, &serial)| negative_soa(z, serial))
             .collect();
+        let soas: Vec<Record> = self
+            .zones
+            .zones
+            .iter()
+            .zip(&self.serials)
+            .map(|(z, &serial)| with_serial(soa_record(z), serial))
+            .collect();
+        let fast = super::fast::FastTable::build(&self.zones.zones, &soas, &failover);
         Snapshot {
             catalog,
             failover,
             negative_soa,
+            fast,
             serials: self.serials.clone(),
         }
     }

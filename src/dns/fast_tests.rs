@@ -1,0 +1,317 @@
+//! Differential tests: a corpus of queries to the fast path and to the hickory path must
+//! give answers with the same meaning, in every state a failover record can be in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+use super::fast::Verdict;
+use super::handler::Handler;
+use super::snapshot::{Published, SnapshotBuilder};
+use super::udp::hickory_answer;
+
+const ZONE: &str = "$TTL 300
+@        IN SOA ns1 hostmaster 42 3600 600 604800 5
+@        IN NS  ns1
+ns1      IN A   127.0.0.1
+mail     IN A   127.0.0.25
+mail     IN AAAA ::25
+mail     IN MX  10 mail
+multi    IN A   10.0.0.1
+multi    IN A   10.0.0.2
+multi    IN A   10.0.0.3
+text     IN TXT \"hello\" \"world\"
+a.deep.ent IN A 10.9.9.9
+alias    IN CNAME mail
+";
+
+fn big_zone() -> String {
+    let mut zone = ZONE.to_string();
+    for i in 0..60 {
+        zone.push_str(&format!(
+            "big IN TXT \"{i:02} padding padding padding padding padding\"\n"
+        ));
+    }
+    zone
+}
+
+/// A second zone with a delegation and a wildcard: the fast path leaves it to hickory.
+const COMPLEX: &str = "$TTL 300
+@        IN SOA ns1 hostmaster 1 3600 600 604800 5
+@        IN NS  ns1
+ns1      IN A   127.0.0.1
+sub      IN NS  ns.sub
+ns.sub   IN A   10.1.1.1
+*.wild   IN A   10.2.2.2
+plain    IN A   10.3.3.3
+";
+
+const CONFIG: &str = r#"
+[dns]
+zones_dir = "zones"
+[[pool]]
+name = "web"
+check = "tcp"
+[[pool.node]]
+name = "web1"
+address = "192.0.2.1"
+port = 1
+[[pool.node]]
+name = "web2"
+address = "2001:db8::2"
+port = 1
+[[record]]
+name = "www.example.internal."
+pool = "web"
+select = "healthy"
+[[record]]
+name = "db.prod.example.internal."
+pool = "web"
+"#;
+
+fn names() -> Vec<&'static str> {
+    vec![
+        "www.example.internal.",
+        "WwW.ExAmPlE.InTeRnAl.",
+        "db.prod.example.internal.",
+        "prod.example.internal.",
+        "mail.example.internal.",
+        "MAIL.example.internal.",
+        "multi.example.internal.",
+        "text.example.internal.",
+        "big.example.internal.",
+        "deep.ent.example.internal.",
+        "ent.example.internal.",
+        "a.deep.ent.example.internal.",
+        "alias.example.internal.",
+        "nope.example.internal.",
+        "x.y.nope.example.internal.",
+        "example.internal.",
+        "ns1.example.internal.",
+        "example.com.",
+        "internal.",
+        ".",
+        "plain.complex.test.",
+        "x.wild.complex.test.",
+        "host.sub.complex.test.",
+        "nothing.complex.test.",
+    ]
+}
+
+fn types() -> Vec<RecordType> {
+    vec![
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::NS,
+        RecordType::SOA,
+        RecordType::CNAME,
+        RecordType::ANY,
+        RecordType::SRV,
+        RecordType::Unknown(65000),
+    ]
+}
+
+fn query(name: &str, qtype: RecordType, edns: Option<u16>, id: u16) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.metadata.recursion_desired = id.is_multiple_of(2);
+    m.metadata.checking_disabled = id.is_multiple_of(3);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+/// The meaning of a response: header flags, question, and each section as sorted text,
+/// names compared without case.
+fn meaning(bytes: &[u8]) -> String {
+    let m = Message::from_vec(bytes).unwrap_or_else(|e| panic!("unparsable response: {e}"));
+    let section = |records: &[hickory_proto::rr::Record]| {
+        let mut v: Vec<String> = records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {:?}",
+                    r.name.to_lowercase(),
+                    r.ttl,
+                    r.record_type(),
+                    r.data
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    format!(
+        "id={} rcode={} aa={} tc={} rd={} ra={} cd={} q={:?} an={:?} ns={:?} ar={:?} edns={:?}",
+        m.metadata.id,
+        m.metadata.response_code,
+        m.metadata.authoritative,
+        m.metadata.truncation,
+        m.metadata.recursion_desired,
+        m.metadata.recursion_available,
+        m.metadata.checking_disabled,
+        m.queries
+            .iter()
+            .map(|q| format!("{} {}", q.name(), q.query_type()))
+            .collect::<Vec<_>>(),
+        section(&m.answers),
+        section(&m.authorities),
+        section(&m.additionals),
+        m.edns
+            .as_ref()
+            .map(|e| (e.max_payload(), e.version(), e.flags().dnssec_ok)),
+    )
+}
+
+fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.internal.zone"), big_zone()).unwrap();
+    std::fs::write(dir.path().join("zones/complex.test.zone"), COMPLEX).unwrap();
+    let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+    let both = Published::Addresses(vec![
+        "192.0.2.1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+    ]);
+    let states = [
+        ("addresses", both.clone()),
+        ("nodata", Published::Nodata),
+        ("servfail", Published::Servfail),
+        ("pending", Published::Pending),
+    ];
+    states
+        .into_iter()
+        .map(|(label, answer)| {
+            let mut builder =
+                SnapshotBuilder::new(prepared.zones.clone(), &prepared.config.records, 100);
+            let snapshot = builder.build(&[answer, both.clone()]);
+            (label, Arc::new(ArcSwap::from_pointee(snapshot)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_fast_path_means_what_hickory_means() {
+    let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let (mut fast_answered, mut total) = (0, 0);
+    for (state, snapshot) in snapshots() {
+        let handler = Handler::new(snapshot.clone());
+        let mut id = 0u16;
+        for name in names() {
+            for qtype in types() {
+                for edns in [None, Some(100), Some(512), Some(1232), Some(4096)] {
+                    id = id.wrapping_add(1);
+                    let q = query(name, qtype, edns, id);
+                    let mut fast = Vec::new();
+                    let verdict = snapshot.load().fast.answer(&q, &mut fast);
+                    total += 1;
+                    if verdict != Verdict::Answered {
+                        continue;
+                    }
+                    fast_answered += 1;
+                    let slow = hickory_answer(&handler, q.clone(), src)
+                        .await
+                        .expect("hickory answered nothing");
+                    assert_eq!(
+                        meaning(&fast),
+                        meaning(&slow),
+                        "state {state}, {name} {qtype} edns {edns:?}"
+                    );
+                }
+            }
+        }
+    }
+    // The corpus exercises the fast path, not only the fallback.
+    assert!(
+        fast_answered * 3 > total,
+        "fast path answered {fast_answered} of {total}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_unusual_packets_are_left_to_hickory_or_dropped() {
+    let (_, snapshot) = snapshots().remove(0);
+    let good = query("www.example.internal.", RecordType::A, None, 7);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("short", vec![0; 11]),
+        ("truncated question", good[..good.len() - 2].to_vec()),
+        ("trailing junk", [good.clone(), vec![1, 2, 3]].concat()),
+        ("a response", {
+            let mut v = good.clone();
+            v[2] |= 0x80;
+            v
+        }),
+        ("two questions", {
+            let mut v = good.clone();
+            v[5] = 2;
+            v
+        }),
+        ("an update", {
+            let mut v = good.clone();
+            v[2] |= 5 << 3;
+            v
+        }),
+        ("class CH", {
+            let mut v = good.clone();
+            let n = v.len();
+            v[n - 1] = 3;
+            v
+        }),
+        ("compressed question", {
+            let mut v = good[..12].to_vec();
+            v.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1]);
+            v
+        }),
+        ("label too long", {
+            let mut v = good[..12].to_vec();
+            v.push(70);
+            v.extend_from_slice(&[b'a'; 70]);
+            v.extend_from_slice(&[0, 0, 1, 0, 1]);
+            v
+        }),
+        ("edns version 1", {
+            let mut v = query("www.example.internal.", RecordType::A, Some(1232), 9);
+            let n = v.len();
+            v[n - 5] = 1;
+            v
+        }),
+    ];
+    for i in 0..64u8 {
+        cases.push((
+            "noise",
+            (0..40u8)
+                .map(|j| j.wrapping_mul(31).wrapping_add(i))
+                .collect(),
+        ));
+    }
+    let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let handler = Handler::new(snapshot.clone());
+    for (label, packet) in cases {
+        let mut out = Vec::new();
+        match snapshot.load().fast.answer(&packet, &mut out) {
+            Verdict::Answered => {
+                // Only well-formed plain queries may be answered here: hickory must agree.
+                let slow = hickory_answer(&handler, packet.clone(), src)
+                    .await
+                    .expect(label);
+                assert_eq!(meaning(&out), meaning(&slow), "{label}");
+            }
+            Verdict::Drop => assert!(
+                hickory_answer(&handler, packet, src).await.is_none(),
+                "{label}: hickory answers what the fast path drops"
+            ),
+            // Must not panic either.
+            Verdict::Fallback => drop(hickory_answer(&handler, packet, src).await),
+        }
+    }
+}

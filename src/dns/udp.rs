@@ -1,0 +1,354 @@
+//! UDP serving: worker threads on SO_REUSEPORT sockets, receiving and sending in batches
+//! (recvmmsg/sendmmsg). Each batch is answered from one snapshot through the fast path;
+//! what it does not cover goes to hickory on the async runtime, and its answer is sent
+//! from the same socket.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::serialize::binary::BinEncoder;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::fast::Verdict;
+use super::handler::Handler;
+use super::snapshot::Snapshot;
+
+/// Datagrams received or sent per system call.
+const BATCH: usize = 32;
+/// Largest query accepted; anything longer is truncated by the kernel and dropped.
+const MAX_QUERY: usize = 4096;
+/// Workers wake this often to notice shutdown.
+const WAKE: Duration = Duration::from_millis(100);
+/// Queries waiting for hickory; beyond this they are dropped (the client retries).
+const FALLBACK_QUEUE: usize = 4096;
+
+/// A query the fast path left to hickory.
+struct Fallback {
+    query: Vec<u8>,
+    src: SocketAddr,
+    socket: Arc<UdpSocket>,
+}
+
+/// Serves UDP on `sockets` until `stop` is set; returns when every worker has stopped.
+pub async fn serve(
+    sockets: Vec<UdpSocket>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
+    let handler = Arc::new(Handler::new(snapshot.clone()));
+    let (tx, mut rx) = mpsc::channel::<Fallback>(FALLBACK_QUEUE);
+    let mut workers = Vec::new();
+    for socket in sockets {
+        socket.set_read_timeout(Some(WAKE))?;
+        let (socket, snapshot, stop, tx) =
+            (Arc::new(socket), snapshot.clone(), stop.clone(), tx.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name("hadns-udp".into())
+                .spawn(move || worker(socket, snapshot, stop, tx))?,
+        );
+    }
+    drop(tx);
+    let fallbacks = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        while let Some(f) = rx.recv().await {
+            let handler = handler.clone();
+            tasks.spawn(async move {
+                if let Some(response) = hickory_answer(&handler, f.query, f.src).await
+                    && let Err(error) = f.socket.send_to(&response, f.src)
+                {
+                    debug!(%error, src = %f.src, "cannot send a response");
+                }
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let joined = tokio::task::spawn_blocking(move || {
+        workers.into_iter().map(|w| w.join()).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(io::Error::other)?;
+    for result in joined {
+        result.map_err(|_| io::Error::other("a UDP worker panicked"))??;
+    }
+    fallbacks.await.map_err(io::Error::other)
+}
+
+fn worker(
+    socket: Arc<UdpSocket>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    stop: Arc<AtomicBool>,
+    fallback: mpsc::Sender<Fallback>,
+) -> io::Result<()> {
+    let mut batch = Batch::new();
+    let mut responses: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
+    while !stop.load(Ordering::Relaxed) {
+        let received = match batch.receive(&socket) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "udp receive failed");
+                continue;
+            }
+        };
+        // One snapshot for the whole batch.
+        let current = snapshot.load();
+        let mut answered = Vec::with_capacity(received);
+        for (i, response) in responses.iter_mut().enumerate().take(received) {
+            let Some((query, src)) = batch.query(i) else {
+                continue;
+            };
+            match current.fast.answer(query, response) {
+                Verdict::Answered => answered.push((i, src)),
+                Verdict::Drop => {}
+                Verdict::Fallback => {
+                    let f = Fallback {
+                        query: query.to_vec(),
+                        src,
+                        socket: socket.clone(),
+                    };
+                    // A full queue drops the query; the client will retry.
+                    let _ = fallback.try_send(f);
+                }
+            }
+        }
+        drop(current);
+        if let Err(e) = send_batch(&socket, &answered, &responses) {
+            debug!(error = %e, "udp send failed");
+        }
+    }
+    Ok(())
+}
+
+/// Buffers for one recvmmsg call.
+struct Batch {
+    buffers: Vec<[u8; MAX_QUERY]>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers in `iovecs` and `headers` point into this struct's own heap
+// buffers, which never move while it lives; a Batch is used by one thread at a time.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    fn new() -> Batch {
+        // SAFETY: sockaddr_storage and mmsghdr are plain data; all-zero is valid.
+        let zero_addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut batch = Batch {
+            buffers: vec![[0u8; MAX_QUERY]; BATCH],
+            addrs: vec![zero_addr; BATCH],
+            iovecs: Vec::with_capacity(BATCH),
+            headers: Vec::with_capacity(BATCH),
+        };
+        for i in 0..BATCH {
+            batch.iovecs.push(libc::iovec {
+                iov_base: batch.buffers[i].as_mut_ptr().cast(),
+                iov_len: MAX_QUERY,
+            });
+        }
+        for i in 0..BATCH {
+            // SAFETY: see above.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            header.msg_hdr.msg_iov = &mut batch.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            batch.headers.push(header);
+        }
+        batch
+    }
+
+    /// Blocks (up to the socket's read timeout) for at least one datagram.
+    fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        for header in &mut self.headers {
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            header.msg_hdr.msg_flags = 0;
+            header.msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers of the stated sizes.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Datagram `i` of the last receive, unless it was truncated.
+    fn query(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let header = &self.headers[i];
+        if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let src = sockaddr_to_std(&self.addrs[i])?;
+        Some((&self.buffers[i][..header.msg_len as usize], src))
+    }
+}
+
+fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which fits in it.
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, which fits in it.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn send_batch(
+    socket: &UdpSocket,
+    answered: &[(usize, SocketAddr)],
+    responses: &[Vec<u8>],
+) -> io::Result<()> {
+    if answered.is_empty() {
+        return Ok(());
+    }
+    let addrs: Vec<socket2::SockAddr> = answered
+        .iter()
+        .map(|(_, src)| socket2::SockAddr::from(*src))
+        .collect();
+    let mut iovecs: Vec<libc::iovec> = answered
+        .iter()
+        .map(|(i, _)| libc::iovec {
+            iov_base: responses[*i].as_ptr() as *mut libc::c_void,
+            iov_len: responses[*i].len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = (0..answered.len())
+        .map(|k| {
+            // SAFETY: plain data; all-zero is valid.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = addrs[k].as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = addrs[k].len();
+            h.msg_hdr.msg_iov = &mut iovecs[k];
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let mut sent = 0;
+    while sent < headers.len() {
+        // SAFETY: the headers point at `addrs`, `iovecs` and `responses`, all alive here.
+        let n = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                headers[sent..].as_mut_ptr(),
+                (headers.len() - sent) as u32,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        sent += n as usize;
+    }
+    Ok(())
+}
+
+/// Answers one UDP query through hickory; None when hickory sends nothing.
+pub(crate) async fn hickory_answer(
+    handler: &Handler,
+    query: Vec<u8>,
+    src: SocketAddr,
+) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let request = match Request::from_bytes(query.clone(), src, Protocol::Udp) {
+        Ok(r) => r,
+        // As hickory's own server: a readable header gets FORMERR with no question.
+        Err(_) => return Some(formerr(&query)),
+    };
+    let capture = Capture::default();
+    handler
+        .handle_request::<_, TokioTime>(&request, capture.clone())
+        .await;
+    capture.0.lock().ok()?.take()
+}
+
+fn formerr(query: &[u8]) -> Vec<u8> {
+    let mut out = query[..2].to_vec();
+    out.push(0x80 | (query[2] & 0x78));
+    out.push(1);
+    out.extend_from_slice(&[0; 8]);
+    out
+}
+
+/// A hickory ResponseHandler that keeps the encoded response.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        // As hickory's UDP path: the client's EDNS size, or 512 bytes without EDNS.
+        encoder.set_max_size(response.edns().map_or(512, |e| e.max_payload()));
+        let info = response
+            .destructive_emit(&mut encoder)
+            .map_err(|e| hickory_server::net::NetError::from(e.to_string()))?;
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(bytes);
+        }
+        Ok(info)
+    }
+}
