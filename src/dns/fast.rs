@@ -8,7 +8,9 @@
 //! client's UDP size, returns [`Verdict::Fallback`] and goes to hickory. The differential
 //! tests (`fast_tests.rs`) hold both paths to answers with the same meaning.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -59,11 +61,11 @@ struct ZoneNegative {
 pub struct FastTable {
     /// Key: lower-case wire name followed by the type (big endian). `None`: the name has
     /// records of that type that hickory answers (MX and its additional records, ...).
-    exact: HashMap<Vec<u8>, Option<Prepared>>,
+    exact: FxHashMap<Vec<u8>, Option<Prepared>>,
     /// Names that exist, answered NODATA for a type not in `exact`. Key: wire name.
-    nodata: HashMap<Vec<u8>, Prepared>,
+    nodata: FxHashMap<Vec<u8>, Prepared>,
     /// Names that must go to hickory whatever the type (CNAMEs, names in complex zones).
-    fallback: HashSet<Vec<u8>>,
+    fallback: FxHashSet<Vec<u8>>,
     zones: Vec<ZoneNegative>,
 }
 
@@ -273,44 +275,44 @@ impl FastTable {
         let refused;
         let nxdomain;
         // ANY, AXFR and IXFR, and names hickory must answer: not here.
-        let prepared = if matches!(q.qtype, 251 | 252 | 255) || self.fallback.contains(name) {
+        if matches!(q.qtype, 251 | 252 | 255) {
             return Verdict::Fallback;
-        } else {
-            match self.exact.get(&key[..q.name_len + 2]) {
-                Some(None) => return Verdict::Fallback,
-                Some(Some(p)) => p,
-                None => match self.nodata.get(name) {
-                    Some(p) => p,
-                    None => match self.zone_of(name) {
-                        None => {
-                            refused = Prepared {
-                                authoritative: false,
-                                rcode: RCODE_REFUSED,
+        }
+        let prepared = match self.exact.get(&key[..q.name_len + 2]) {
+            Some(None) => return Verdict::Fallback,
+            Some(Some(p)) => p,
+            None if self.fallback.contains(name) => return Verdict::Fallback,
+            None => match self.nodata.get(name) {
+                Some(p) => p,
+                None => match self.zone_of(name) {
+                    None => {
+                        refused = Prepared {
+                            authoritative: false,
+                            rcode: RCODE_REFUSED,
+                            answers: 0,
+                            authorities: 0,
+                            body: Vec::new(),
+                        };
+                        &refused
+                    }
+                    Some(zone) => match &zone.soa_tail {
+                        None => return Verdict::Fallback,
+                        Some(tail) => {
+                            let offset = 12 + q.name_len - zone.apex.len();
+                            let mut body = (0xC000 | offset as u16).to_be_bytes().to_vec();
+                            body.extend_from_slice(tail);
+                            nxdomain = Prepared {
+                                authoritative: true,
+                                rcode: RCODE_NXDOMAIN,
                                 answers: 0,
-                                authorities: 0,
-                                body: Vec::new(),
+                                authorities: 1,
+                                body,
                             };
-                            &refused
+                            &nxdomain
                         }
-                        Some(zone) => match &zone.soa_tail {
-                            None => return Verdict::Fallback,
-                            Some(tail) => {
-                                let offset = 12 + q.name_len - zone.apex.len();
-                                let mut body = (0xC000 | offset as u16).to_be_bytes().to_vec();
-                                body.extend_from_slice(tail);
-                                nxdomain = Prepared {
-                                    authoritative: true,
-                                    rcode: RCODE_NXDOMAIN,
-                                    answers: 0,
-                                    authorities: 1,
-                                    body,
-                                };
-                                &nxdomain
-                            }
-                        },
                     },
                 },
-            }
+            },
         };
         let limit = q.edns_payload.map_or(512, |p| usize::from(p.max(512)));
         let size = 12

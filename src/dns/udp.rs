@@ -92,7 +92,6 @@ fn worker(
     fallback: mpsc::Sender<Fallback>,
 ) -> io::Result<()> {
     let mut batch = Batch::new();
-    let mut responses: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     while !stop.load(Ordering::Relaxed) {
         let received = match batch.receive(&socket) {
             Ok(n) => n,
@@ -113,69 +112,89 @@ fn worker(
         };
         // One snapshot for the whole batch.
         let current = snapshot.load();
-        let mut answered = Vec::with_capacity(received);
-        for (i, response) in responses.iter_mut().enumerate().take(received) {
-            let Some((query, src)) = batch.query(i) else {
+        let mut answered = 0;
+        for i in 0..received {
+            // Fields borrowed one by one: the query from `buffers`, the answer into `responses`.
+            let header = &batch.headers[i];
+            if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 continue;
-            };
-            match current.fast.answer(query, response) {
-                Verdict::Answered => answered.push((i, src)),
+            }
+            let query = &batch.buffers[i][..header.msg_len as usize];
+            match current.fast.answer(query, &mut batch.responses[i]) {
+                Verdict::Answered => {
+                    batch.answered[answered] = i;
+                    answered += 1;
+                }
                 Verdict::Drop => {}
                 Verdict::Fallback => {
-                    let f = Fallback {
-                        query: query.to_vec(),
-                        src,
-                        socket: socket.clone(),
-                    };
-                    // A full queue drops the query; the client will retry.
-                    let _ = fallback.try_send(f);
+                    if let Some(src) = sockaddr_to_std(&batch.addrs[i]) {
+                        let f = Fallback {
+                            query: query.to_vec(),
+                            src,
+                            socket: socket.clone(),
+                        };
+                        // A full queue drops the query; the client will retry.
+                        let _ = fallback.try_send(f);
+                    }
                 }
             }
         }
         drop(current);
-        if let Err(e) = send_batch(&socket, &answered, &responses) {
+        if let Err(e) = batch.send(&socket, answered) {
             debug!(error = %e, "udp send failed");
         }
     }
     Ok(())
 }
 
-/// Buffers for one recvmmsg call.
+/// Buffers for one recvmmsg call and the sendmmsg of its answers, reused for every batch.
+/// The send headers point at the received source addresses: no conversion per query.
 struct Batch {
     buffers: Vec<[u8; MAX_QUERY]>,
     addrs: Vec<libc::sockaddr_storage>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    responses: Vec<Vec<u8>>,
+    /// Indices of the datagrams answered in this batch.
+    answered: [usize; BATCH],
+    send_iovecs: Vec<libc::iovec>,
+    send_headers: Vec<libc::mmsghdr>,
 }
 
-// SAFETY: the raw pointers in `iovecs` and `headers` point into this struct's own heap
+// SAFETY: the raw pointers in the iovecs and headers point into this struct's own heap
 // buffers, which never move while it lives; a Batch is used by one thread at a time.
 unsafe impl Send for Batch {}
 
 impl Batch {
     fn new() -> Batch {
-        // SAFETY: sockaddr_storage and mmsghdr are plain data; all-zero is valid.
-        let zero_addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain data; all-zero is valid.
+        let (zero_addr, zero_iovec, zero_header): (
+            libc::sockaddr_storage,
+            libc::iovec,
+            libc::mmsghdr,
+        ) = unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
         let mut batch = Batch {
             buffers: vec![[0u8; MAX_QUERY]; BATCH],
             addrs: vec![zero_addr; BATCH],
-            iovecs: Vec::with_capacity(BATCH),
-            headers: Vec::with_capacity(BATCH),
+            iovecs: vec![zero_iovec; BATCH],
+            headers: vec![zero_header; BATCH],
+            responses: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
+            answered: [0; BATCH],
+            send_iovecs: vec![zero_iovec; BATCH],
+            send_headers: vec![zero_header; BATCH],
         };
         for i in 0..BATCH {
-            batch.iovecs.push(libc::iovec {
+            batch.iovecs[i] = libc::iovec {
                 iov_base: batch.buffers[i].as_mut_ptr().cast(),
                 iov_len: MAX_QUERY,
-            });
-        }
-        for i in 0..BATCH {
-            // SAFETY: see above.
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            header.msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
-            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            header.msg_hdr.msg_iov = &mut batch.iovecs[i];
-            header.msg_hdr.msg_iovlen = 1;
-            batch.headers.push(header);
+            };
+            let header = &mut batch.headers[i].msg_hdr;
+            header.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_iov = &mut batch.iovecs[i];
+            header.msg_iovlen = 1;
+            let send = &mut batch.send_headers[i].msg_hdr;
+            send.msg_iov = &mut batch.send_iovecs[i];
+            send.msg_iovlen = 1;
         }
         batch
     }
@@ -203,14 +222,40 @@ impl Batch {
         Ok(n as usize)
     }
 
-    /// Datagram `i` of the last receive, unless it was truncated.
-    fn query(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let header = &self.headers[i];
-        if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-            return None;
+    /// Sends the responses of the first `count` answered datagrams to their sources.
+    fn send(&mut self, socket: &UdpSocket, count: usize) -> io::Result<()> {
+        for k in 0..count {
+            let i = self.answered[k];
+            self.send_iovecs[k] = libc::iovec {
+                iov_base: self.responses[i].as_ptr() as *mut libc::c_void,
+                iov_len: self.responses[i].len(),
+            };
+            let header = &mut self.send_headers[k].msg_hdr;
+            header.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = self.headers[i].msg_hdr.msg_namelen;
         }
-        let src = sockaddr_to_std(&self.addrs[i])?;
-        Some((&self.buffers[i][..header.msg_len as usize], src))
+        let mut sent = 0;
+        while sent < count {
+            // SAFETY: the headers point at `addrs`, `send_iovecs` and `responses`, all
+            // alive and unchanged during the call.
+            let n = unsafe {
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    self.send_headers[sent..].as_mut_ptr(),
+                    (count - sent) as u32,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            sent += n as usize;
+        }
+        Ok(())
     }
 }
 
@@ -238,59 +283,6 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
         }
         _ => None,
     }
-}
-
-fn send_batch(
-    socket: &UdpSocket,
-    answered: &[(usize, SocketAddr)],
-    responses: &[Vec<u8>],
-) -> io::Result<()> {
-    if answered.is_empty() {
-        return Ok(());
-    }
-    let addrs: Vec<socket2::SockAddr> = answered
-        .iter()
-        .map(|(_, src)| socket2::SockAddr::from(*src))
-        .collect();
-    let mut iovecs: Vec<libc::iovec> = answered
-        .iter()
-        .map(|(i, _)| libc::iovec {
-            iov_base: responses[*i].as_ptr() as *mut libc::c_void,
-            iov_len: responses[*i].len(),
-        })
-        .collect();
-    let mut headers: Vec<libc::mmsghdr> = (0..answered.len())
-        .map(|k| {
-            // SAFETY: plain data; all-zero is valid.
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_name = addrs[k].as_ptr() as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = addrs[k].len();
-            h.msg_hdr.msg_iov = &mut iovecs[k];
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
-    let mut sent = 0;
-    while sent < headers.len() {
-        // SAFETY: the headers point at `addrs`, `iovecs` and `responses`, all alive here.
-        let n = unsafe {
-            libc::sendmmsg(
-                socket.as_raw_fd(),
-                headers[sent..].as_mut_ptr(),
-                (headers.len() - sent) as u32,
-                0,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        sent += n as usize;
-    }
-    Ok(())
 }
 
 /// Answers one UDP query through hickory; None when hickory sends nothing.

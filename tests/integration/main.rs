@@ -9,6 +9,7 @@ mod harness;
 mod mysql;
 mod netns;
 mod postgres;
+mod scale_bench;
 mod tls;
 mod vip;
 mod vip_bench;

@@ -1,0 +1,80 @@
+# Shared by bench/qps.sh and bench/failover.sh: packages, the peers, and hadns serving the
+# peers' zone svc.test with db.svc.test as its failover record over the same backends
+# (127.0.0.10:15432 primary, 127.0.0.11:15432 secondary), on 127.0.0.1:5305, pinned to
+# CPU $SERVER_CPU. Sets D (a temporary directory, removed on exit).
+
+SHARED=$(cd "${SHARED:-../shared/bench}" && pwd)
+export SERVER_CPU=${SERVER_CPU:-1} CLIENT_CPU=${CLIENT_CPU:-0}
+
+install_packages() {
+  local missing=()
+  for pkg in dnsperf nsd knot gdnsd pdns-server pdns-backend-bind python3; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  fi
+}
+
+D=$(mktemp -d)
+cleanup() {
+  [ -f "$D/hadns.pid" ] && kill "$(cat "$D/hadns.pid")" 2>/dev/null || true
+  "$SHARED/peers.sh" stop "$D/peers" >/dev/null 2>&1 || true
+  rm -rf "$D"
+}
+trap cleanup EXIT
+
+# start_hadns INTERVAL
+start_hadns() {
+  mkdir -p "$D/zones"
+  cat > "$D/zones/svc.test.zone" <<'Z'
+$TTL 1
+@   IN SOA ns1.svc.test. hostmaster.svc.test. 1 60 60 3600 1
+@   IN NS ns1.svc.test.
+ns1 IN A 127.0.0.1
+Z
+  cat > "$D/hadns.toml" <<C
+[dns]
+listen = ["127.0.0.1:5305"]
+zones_dir = "zones"
+udp_workers = 1
+
+[[pool]]
+name = "db"
+check = "tcp"
+interval = "$1"
+timeout = "100ms"
+fall = 1
+rise = 1
+[[pool.node]]
+name = "primary"
+address = "127.0.0.10"
+port = 15432
+priority = 100
+[[pool.node]]
+name = "secondary"
+address = "127.0.0.11"
+port = 15432
+priority = 50
+
+[[record]]
+name = "db.svc.test."
+pool = "db"
+ttl = 1
+max_stale = "0s"
+C
+  cargo build --release -q
+  taskset -c "$SERVER_CPU" target/release/hadns serve --config "$D/hadns.toml" --log-level warn > "$D/hadns.log" 2>&1 &
+  echo $! > "$D/hadns.pid"
+  # Wait until it answers (any response) on its port.
+  for _ in $(seq 100); do
+    python3 - <<'P' && return 0 || sleep 0.1
+import socket,struct,sys
+q=struct.pack(">HHHHHH",1,0,1,0,0,0)+b"\x03ns1\x03svc\x04test\x00"+struct.pack(">HH",1,1)
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.2)
+s.sendto(q,("127.0.0.1",5305)); s.recv(512)
+P
+  done
+  echo "hadns did not start: $(cat "$D/hadns.log")" >&2
+  return 1
+}
