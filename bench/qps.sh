@@ -18,15 +18,29 @@ printf 'ns1.svc.test A\n' > "$D/static.q"
 printf 'db.svc.test A\nns1.svc.test A\nnx%s.svc.test A\nns1.svc.test AAAA\ndb.svc.test AAAA\n' 1 > "$D/mix.q"
 
 servers="hadns:5305 nsd:5301 knot:5302 gdnsd:5303 pdns:5304"
-echo "queries/s, every server pinned to CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU, ${L}s each"
+
+# Busy and total jiffies of the servers' CPU, from /proc/stat.
+cpu_ticks() {
+  awk -v c="cpu$SERVER_CPU" '$1 == c { busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6; print busy, total }' /proc/stat
+}
+
+echo "every server pinned to CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU, ${L}s each."
+echo "One dnsperf on one core can be the limit itself: 'per core' divides queries/s by the"
+echo "share of CPU $SERVER_CPU the server used, the figure to compare."
 for mix in failover static mix; do
-  out=$("$SHARED/qps.sh" -l "$L" -q "$D/$mix.q" $servers)
   echo
   echo "## $mix"
-  awk 'NR==1 {next} {qps[$1]=$2; lost[$1]=$3; order[NR]=$1}
-       END {
-         printf "| server | queries/s | lost | hadns / server |\n| --- | --- | --- | --- |\n";
-         for (i=2; i in order; i++) { s=order[i];
-           printf "| %s | %.0f | %s | %.2f |\n", s, qps[s], lost[s], (qps[s] > 0 ? qps["hadns"]/qps[s] : 0) }
-       }' <<<"$out"
+  echo "| server | queries/s | lost | CPU $SERVER_CPU busy | queries/s per core | hadns per core / server per core |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  rows=""
+  for sp in $servers; do
+    read -r b0 t0 < <(cpu_ticks)
+    line=$("$SHARED/qps.sh" -l "$L" -q "$D/$mix.q" "$sp" | tail -1)
+    read -r b1 t1 < <(cpu_ticks)
+    rows+="$line $(( b1 - b0 )) $(( t1 - t0 ))"$'\n'
+  done
+  awk 'NF >= 6 { name[NR]=$1; qps[NR]=$2; lost[NR]=$3; util[NR]=($6 > 0 ? $5/$6 : 0);
+                 per[NR]=(util[NR] > 0 ? $2/util[NR] : 0); if ($1 == "hadns") h = per[NR] }
+       END { for (i = 1; i in name; i++)
+               printf "| %s | %.0f | %s | %.0f%% | %.0f | %.2f |\n", name[i], qps[i], lost[i], util[i]*100, per[i], (per[i] > 0 ? h/per[i] : 0) }' <<<"$rows"
 done

@@ -77,11 +77,12 @@ pub async fn run(
         .map(|p| vec![None; p.nodes.len()])
         .collect();
     loop {
+        // Without pools there are no checkers and the channel closes at once: that branch
+        // is then disabled and only shutdown ends the loop.
         let report = tokio::select! {
-            r = reports.recv() => r,
-            _ = shutdown.cancelled() => None,
+            Some(r) = reports.recv() => r,
+            _ = shutdown.cancelled() => break,
         };
-        let Some(report) = report else { break };
         let (pool, node) = (report.pool, report.node);
         let failure = (!report.observation.ok).then(|| report.observation.detail.clone());
         let events = engine.observe(pool, node, report.observation, started.elapsed());

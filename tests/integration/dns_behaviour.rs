@@ -251,3 +251,14 @@ async fn ipv6_listeners_and_aaaa_answers() {
     assert_eq!(addresses(&m), vec![ip("::1")]);
     hadns.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_zones_alone_are_served_until_shutdown() {
+    // No pools, no records: nothing to check, and hadns still serves and waits for a signal.
+    let hadns = Hadns::start("").await;
+    wait_for(Duration::from_secs(5), "mail to answer", || async {
+        hadns.addresses("mail.example.internal.").await == Ok(vec![ip("127.0.0.25")])
+    })
+    .await;
+    assert!(hadns.stop().await.success());
+}
