@@ -115,10 +115,9 @@ pub async fn run(
                 && engine.node(pool, *node).health == crate::engine::Health::Up;
             wanted.send_if_modified(|w| std::mem::replace(w, hold) != hold);
         }
-        for (p, flag) in degraded.iter().enumerate() {
-            let now = engine.pool_ready(p) && engine.pool_degraded(p);
-            flag.send_if_modified(|d| std::mem::replace(d, now) != now);
-        }
+        // Only this report's pool can have changed.
+        let now_degraded = engine.pool_ready(pool) && engine.pool_degraded(pool);
+        degraded[pool].send_if_modified(|d| std::mem::replace(d, now_degraded) != now_degraded);
         if !all_ready && (0..config.pools.len()).all(|p| engine.pool_ready(p)) {
             all_ready = true;
             info!(
@@ -130,6 +129,8 @@ pub async fn run(
     }
 
     shutdown.cancel();
+    // Checkers waiting to report see the channel closed.
+    drop(reports);
     while tasks.join_next().await.is_some() {}
     match dns.await {
         Ok(result) => result,

@@ -182,8 +182,10 @@ impl Checker {
                 node: self.node_index,
                 observation,
             };
-            if reports.send(report).await.is_err() {
-                return;
+            // A full queue must not keep a checker from noticing shutdown.
+            tokio::select! {
+                sent = reports.send(report) => if sent.is_err() { return },
+                _ = shutdown.cancelled() => return,
             }
             // Wait for the next probe: the interval (the fast one while the pool is
             // degraded), or at once when the node's session breaks.

@@ -194,6 +194,8 @@ struct RecordState {
 pub struct Engine {
     pools: Vec<PoolSpec>,
     records: Vec<RecordSpec>,
+    /// Per pool, the records answered from it.
+    pool_records: Vec<Vec<usize>>,
     nodes: Vec<Vec<NodeState>>,
     state: Vec<RecordState>,
 }
@@ -256,9 +258,14 @@ impl Engine {
                 split_brain: Vec::new(),
             })
             .collect();
+        let mut pool_records = vec![Vec::new(); config.pools.len()];
+        for (i, r) in config.records.iter().enumerate() {
+            pool_records[r.pool].push(i);
+        }
         Engine {
             pools,
             records,
+            pool_records,
             nodes,
             state,
         }
@@ -285,9 +292,9 @@ impl Engine {
     /// Whether some record of the pool has no answer, or a stale one: its nodes are then
     /// probed at the pool's fast interval until it has one again.
     pub fn pool_degraded(&self, pool: usize) -> bool {
-        self.records.iter().zip(&self.state).any(|(spec, state)| {
-            spec.pool == pool
-                && (!matches!(state.answer, Answer::Nodes(_)) || state.stale_since.is_some())
+        self.pool_records[pool].iter().any(|&r| {
+            let state = &self.state[r];
+            !matches!(state.answer, Answer::Nodes(_)) || state.stale_since.is_some()
         })
     }
 
@@ -344,10 +351,9 @@ impl Engine {
         state.last = Some(obs);
         if self.pool_ready(pool) {
             events.extend(self.update_clusters(pool));
-            for record in 0..self.records.len() {
-                if self.records[record].pool == pool {
-                    events.extend(self.update_record(record, now, &why));
-                }
+            for i in 0..self.pool_records[pool].len() {
+                let record = self.pool_records[pool][i];
+                events.extend(self.update_record(record, now, &why));
             }
         }
         events

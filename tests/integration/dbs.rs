@@ -77,7 +77,7 @@ pub struct Pg {
 }
 
 impl Pg {
-    fn new_dir(ip: &str) -> (tempfile::TempDir, PathBuf, IpAddr, u16) {
+    fn new_dir(ip: &str, port: Option<u16>) -> (tempfile::TempDir, PathBuf, IpAddr, u16) {
         let dir = tempfile::Builder::new()
             .prefix("hadns-pg")
             .tempdir()
@@ -91,12 +91,17 @@ impl Pg {
         }
         let data = dir.path().join("data");
         let ip: IpAddr = ip.parse().unwrap();
-        (dir, data, ip, free_port(ip))
+        (dir, data, ip, port.unwrap_or_else(|| free_port(ip)))
     }
 
     /// A new cluster (its own system identifier), started as a primary.
     pub fn init_primary(ip: &str) -> Pg {
-        let (dir, data, ip, port) = Pg::new_dir(ip);
+        Pg::init_primary_at(ip, None)
+    }
+
+    /// A new cluster on a given port (None: a free one).
+    pub fn init_primary_at(ip: &str, port: Option<u16>) -> Pg {
+        let (dir, data, ip, port) = Pg::new_dir(ip, port);
         let mut init = pg_command("initdb");
         init.arg("-D")
             .arg(&data)
@@ -104,7 +109,11 @@ impl Pg {
         run(init);
         let hba = data.join("pg_hba.conf");
         let mut text = std::fs::read_to_string(&hba).unwrap();
-        text.push_str("host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n");
+        // Loopback for most tests; 198.51.100.0/24 for the downtime benchmark's namespace.
+        text.push_str(
+            "host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n\
+             host all all 198.51.100.0/24 trust\nhost replication all 198.51.100.0/24 trust\n",
+        );
         std::fs::write(&hba, text).unwrap();
         let pg = Pg {
             ip,
@@ -140,7 +149,12 @@ impl Pg {
 
     /// A streaming standby of `primary` (pg_basebackup -R), started.
     pub fn init_standby(ip: &str, primary: &Pg) -> Pg {
-        let (dir, data, ip, port) = Pg::new_dir(ip);
+        Pg::init_standby_at(ip, primary, None)
+    }
+
+    /// A streaming standby on a given port (None: a free one).
+    pub fn init_standby_at(ip: &str, primary: &Pg, port: Option<u16>) -> Pg {
+        let (dir, data, ip, port) = Pg::new_dir(ip, port);
         let mut backup = pg_command("pg_basebackup");
         backup
             .args([

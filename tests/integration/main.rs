@@ -4,6 +4,7 @@ mod concurrency;
 mod config_errors;
 mod dbs;
 mod dns_behaviour;
+mod downtime_bench;
 mod failover;
 mod harness;
 mod mysql;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Client-observed downtime: a client network namespace resolving through hadns on port 53,
+# a psql loop writing through db.example.internal (one connection per write), a PostgreSQL
+# primary killed (SIGKILL) and its standby promoted at once. Prints the write gap and its
+# parts. Needs root (namespaces, port 53, /etc/netns).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for pkg in postgresql iproute2; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:-} $pkg"
+done
+if [ -n "${missing:-}" ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+fi
+cargo test --release --test integration downtime_benchmark -- --ignored --nocapture 2>/dev/null \
+  | grep -E '^\||resolves for every|commits in all'
