@@ -118,6 +118,26 @@ impl Prober {
     }
 }
 
+/// Opens a database session within `timeout`. `lost`: the previous session broke by
+/// itself, so a refused reconnect is conclusive (the server is gone, not slow).
+async fn reconnect<T>(
+    timeout: Duration,
+    lost: bool,
+    connect: impl Future<Output = Result<T, String>>,
+) -> Result<T, Failure> {
+    let result = tokio::time::timeout(timeout, connect)
+        .await
+        .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")));
+    result.map_err(|reason| Failure {
+        reason: if lost {
+            format!("session lost; reconnect failed: {reason}")
+        } else {
+            reason
+        },
+        conclusive: lost,
+    })
+}
+
 async fn bounded(
     timeout: Duration,
     probe: impl Future<Output = Result<String, String>>,

@@ -118,17 +118,7 @@ impl MysqlProber {
             *session = None;
         }
         if session.is_none() {
-            let opened = tokio::time::timeout(timeout, self.open())
-                .await
-                .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")))
-                .map_err(|reason| Failure {
-                    reason: if lost {
-                        format!("session lost; reconnect failed: {reason}")
-                    } else {
-                        reason
-                    },
-                    conclusive: lost,
-                })?;
+            let opened = super::reconnect(timeout, lost, self.open()).await?;
             *session = Some(opened);
         }
         // Just set above when it was empty.

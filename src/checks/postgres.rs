@@ -93,17 +93,8 @@ impl PgProber {
             *session = None;
         }
         if session.is_none() {
-            let client = tokio::time::timeout(timeout, connect(&self.config, self.broken.clone()))
-                .await
-                .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")))
-                .map_err(|reason| Failure {
-                    reason: if lost {
-                        format!("session lost; reconnect failed: {reason}")
-                    } else {
-                        reason
-                    },
-                    conclusive: lost,
-                })?;
+            let client =
+                super::reconnect(timeout, lost, connect(&self.config, self.broken.clone())).await?;
             *session = Some(client);
         }
         // Just set above when it was empty.

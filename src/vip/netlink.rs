@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::LinkAttribute;
 use rtnetlink::Handle;
 use tokio::task::JoinHandle;
@@ -54,10 +54,9 @@ impl Link {
         })
     }
 
-    /// Whether `address` is configured on the interface.
-    pub async fn has(&self, address: IpAddr) -> Result<bool, String> {
-        let found = self
-            .handle
+    /// The interface's entry for `address`, if it is configured.
+    async fn find(&self, address: IpAddr) -> Result<Option<AddressMessage>, String> {
+        self.handle
             .address()
             .get()
             .set_link_index_filter(self.index)
@@ -65,8 +64,12 @@ impl Link {
             .execute()
             .try_next()
             .await
-            .map_err(|e| describe(&e))?;
-        Ok(found.is_some())
+            .map_err(|e| describe(&e))
+    }
+
+    /// Whether `address` is configured on the interface.
+    pub async fn has(&self, address: IpAddr) -> Result<bool, String> {
+        Ok(self.find(address).await?.is_some())
     }
 
     /// Adds `address/prefix_len`; IPv6 without duplicate address detection (we probed).
@@ -83,17 +86,7 @@ impl Link {
 
     /// Removes `address` if it is configured; true when it was.
     pub async fn remove(&self, address: IpAddr) -> Result<bool, String> {
-        let found = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(self.index)
-            .set_address_filter(address)
-            .execute()
-            .try_next()
-            .await
-            .map_err(|e| describe(&e))?;
-        match found {
+        match self.find(address).await? {
             Some(message) => {
                 self.handle
                     .address()

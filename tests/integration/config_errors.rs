@@ -28,9 +28,7 @@ async fn invalid_configs_report_every_problem_and_bind_nothing() {
 
         // Hold the port the config would listen on: had hadns tried to bind it, it would
         // fail with a bind error, not with the config problems.
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        let _tcp = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let (_udp, _tcp, port) = hold_a_port();
         let work = tempfile::tempdir().unwrap();
         let config = work.path().join("hadns.toml");
         std::fs::write(&config, text.replace("PORT", &port.to_string())).unwrap();
@@ -72,6 +70,19 @@ async fn invalid_configs_report_every_problem_and_bind_nothing() {
         checked += 1;
     }
     assert!(checked >= 5, "only {checked} invalid configs found");
+}
+
+/// A UDP socket and a TCP listener on the same free port (retried: another test may hold
+/// the TCP side of the port the kernel picked for UDP).
+fn hold_a_port() -> (std::net::UdpSocket, std::net::TcpListener, u16) {
+    for _ in 0..32 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return (udp, tcp, port);
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }
 
 #[tokio::test(flavor = "multi_thread")]
