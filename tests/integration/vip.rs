@@ -285,3 +285,33 @@ async fn a_missing_interface_is_an_error_at_start() {
     );
     assert!(!stderr.contains("listening"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_capabilities_are_an_error_at_start() {
+    // Same preconditions as the namespace tests (root, iproute2).
+    let Some(_topology) = Topology::build() else {
+        return;
+    };
+    let config = config(&_topology, "node1", "192.0.2.100/24", true, "")
+        .replace("interface = \"eth0\"", "interface = \"lo\"");
+    let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
+    // Root without CAP_NET_ADMIN and CAP_NET_RAW in its bounding set.
+    let out = tokio::process::Command::new("setpriv")
+        .args([
+            "--bounding-set=-net_admin,-net_raw",
+            env!("CARGO_BIN_EXE_hadns"),
+            "serve",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .await
+        .expect("setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("[[vip]] needs CAP_NET_ADMIN and CAP_NET_RAW"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
