@@ -5,6 +5,7 @@
 //! once. Reported: the write gap, and its parts.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -88,6 +89,18 @@ impl Drop for ClientNs {
     }
 }
 
+/// A child leading its own process group; the whole group is killed on drop, even when the
+/// benchmark fails half-way.
+struct ProcessGroup(std::process::Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
 /// The epoch time of the first log line containing `needle`.
 fn logged_at(hadns: &Hadns, needle: &str) -> Option<f64> {
     let lines = hadns.log.lock().unwrap();
@@ -165,14 +178,18 @@ ttl = 1
     let script = "while :; do psql 'host=db.example.internal user=postgres dbname=postgres connect_timeout=2' -XAtq \
                   -c \"INSERT INTO writes VALUES (clock_timestamp(), inet_server_addr()) \
                   RETURNING extract(epoch FROM clock_timestamp()), host(inet_server_addr())\" 2>/dev/null; done";
-    let mut client = Command::new("ip")
-        .args(["netns", "exec", &client_ns.ns, "bash", "-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Its own process group, so that the whole loop (bash and its psql) can be stopped.
+    let mut client = ProcessGroup(
+        Command::new("ip")
+            .args(["netns", "exec", &client_ns.ns, "bash", "-c", script])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let commits: Arc<Mutex<Vec<(f64, String)>>> = Arc::default();
-    let (out, commits2) = (client.stdout.take().unwrap(), commits.clone());
+    let (out, commits2) = (client.0.stdout.take().unwrap(), commits.clone());
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some((t, server)) = line.split_once('|')
@@ -220,8 +237,7 @@ ttl = 1
     }
     let promoted = now();
     wait_commit_on("198.51.100.11", Duration::from_secs(30));
-    let _ = client.kill();
-    let _ = client.wait();
+    drop(client);
 
     let commits = commits.lock().unwrap().clone();
     let last_old = commits
