@@ -29,8 +29,6 @@ const BATCH: usize = 32;
 const MAX_QUERY: usize = 4096;
 /// Workers wake this often to notice shutdown.
 const WAKE: Duration = Duration::from_millis(100);
-/// Non-blocking receive attempts after a batch before blocking again.
-const SPIN_POLLS: u32 = 8;
 /// Queries waiting for hickory; beyond this they are dropped (the client retries).
 const FALLBACK_QUEUE: usize = 4096;
 
@@ -94,12 +92,8 @@ fn worker(
     fallback: mpsc::Sender<Fallback>,
 ) -> io::Result<()> {
     let mut batch = Batch::new();
-    // Under load the next datagrams arrive within microseconds: poll a few times before
-    // sleeping in the kernel, which saves a sleep and a wake-up per batch.
-    let mut polls_left: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let wait = polls_left == 0;
-        let received = match batch.receive(&socket, wait) {
+        let received = match batch.receive(&socket) {
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -109,18 +103,12 @@ fn worker(
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                polls_left = polls_left.saturating_sub(1);
                 continue;
             }
             Err(e) => {
                 warn!(error = %e, "udp receive failed");
                 continue;
             }
-        };
-        polls_left = if received > 0 {
-            SPIN_POLLS
-        } else {
-            polls_left.saturating_sub(1)
         };
         // One snapshot for the whole batch.
         let current = snapshot.load();
@@ -212,8 +200,7 @@ impl Batch {
     }
 
     /// Blocks (up to the socket's read timeout) for at least one datagram.
-    /// With `wait` false, returns at once (WouldBlock when nothing is queued).
-    fn receive(&mut self, socket: &UdpSocket, wait: bool) -> io::Result<usize> {
+    fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         for header in &mut self.headers {
             header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             header.msg_hdr.msg_flags = 0;
@@ -225,11 +212,7 @@ impl Batch {
                 socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 BATCH as u32,
-                if wait {
-                    libc::MSG_WAITFORONE
-                } else {
-                    libc::MSG_DONTWAIT
-                },
+                libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
             )
         };
