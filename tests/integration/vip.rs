@@ -13,13 +13,12 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// The config of the hadns on `local`: both nodes' services checked over HTTP, one record,
 /// and the vip for the local node.
-fn config(topology: &Topology, local: &str, vip: &str, failback: bool, vip_extra: &str) -> String {
+fn config(local: &str, vip: &str, failback: bool, vip_extra: &str) -> String {
     let node = |name: &str, v4: &str, priority: u32| {
         format!(
             "[[pool.node]]\nname = \"{name}\"\naddress = \"{v4}\"\nport = 7000\npriority = {priority}\n"
         )
     };
-    let _ = topology;
     format!(
         r#"
 [[pool]]
@@ -82,8 +81,8 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
     };
     let address: IpAddr = vip.split('/').next().unwrap().parse().unwrap();
     let t = &running.topology;
-    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config(t, "node1", vip, failback, "")).await;
-    let h2 = Hadns::start_in_netns(&t.ns("node2"), &config(t, "node2", vip, failback, "")).await;
+    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config("node1", vip, failback, "")).await;
+    let h2 = Hadns::start_in_netns(&t.ns("node2"), &config("node2", vip, failback, "")).await;
     t.wait_holds("node1", address, true, LIMIT);
 
     // The interface is put right: an address removed behind hadns's back comes back, one
@@ -214,9 +213,8 @@ async fn vip_is_not_taken_from_a_hung_holder_until_it_is_fenced() {
         "fence_command = [\"ip\", \"netns\", \"exec\", \"{}\", \"ip\", \"addr\", \"del\", \"{vip}\", \"dev\", \"eth0\"]",
         t.ns("node1")
     );
-    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config(t, "node1", vip, true, "")).await;
-    let mut h2 =
-        Hadns::start_in_netns(&t.ns("node2"), &config(t, "node2", vip, true, &fence)).await;
+    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config("node1", vip, true, "")).await;
+    let mut h2 = Hadns::start_in_netns(&t.ns("node2"), &config("node2", vip, true, &fence)).await;
     t.wait_holds("node1", address, true, LIMIT);
     let sampler = HolderSampler::start(t, address);
 
@@ -261,7 +259,7 @@ async fn a_missing_interface_is_an_error_at_start() {
         return;
     };
     let t = &running.topology;
-    let config = config(t, "node1", "192.0.2.100/24", true, "")
+    let config = config("node1", "192.0.2.100/24", true, "")
         .replace("interface = \"eth0\"", "interface = \"eth9\"");
     let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
     let out = tokio::process::Command::new("ip")
@@ -292,7 +290,7 @@ async fn missing_capabilities_are_an_error_at_start() {
     let Some(_topology) = Topology::build() else {
         return;
     };
-    let config = config(&_topology, "node1", "192.0.2.100/24", true, "")
+    let config = config("node1", "192.0.2.100/24", true, "")
         .replace("interface = \"eth0\"", "interface = \"lo\"");
     let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
     // Root without CAP_NET_ADMIN and CAP_NET_RAW in its bounding set.
