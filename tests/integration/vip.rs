@@ -253,35 +253,39 @@ async fn vip_is_not_taken_from_a_hung_holder_until_it_is_fenced() {
     h2.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_missing_interface_is_an_error_at_start() {
-    let Some(running) = start_services() else {
-        return;
-    };
-    let t = &running.topology;
-    let config = config("node1", "192.0.2.100/24", true, "")
-        .replace("interface = \"eth0\"", "interface = \"eth9\"");
+/// Runs `hadns serve` on a vip config through `wrapper` (a command prefix) and expects it to
+/// refuse to start with `message`, before binding anything.
+async fn refuses_to_start(wrapper: &[&str], interface: &str, message: &str) {
+    let config = config("node1", "192.0.2.100/24", true, "").replace(
+        "interface = \"eth0\"",
+        &format!("interface = \"{interface}\""),
+    );
     let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
-    let out = tokio::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.ns("node1"),
-            env!("CARGO_BIN_EXE_hadns"),
-            "serve",
-            "--config",
-        ])
+    let out = tokio::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .args([env!("CARGO_BIN_EXE_hadns"), "serve", "--config"])
         .arg(&path)
         .output()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", wrapper[0]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("vip[0].interface: no interface \"eth9\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains(message), "{stderr}");
     assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_interface_is_an_error_at_start() {
+    let Some(t) = Topology::build() else {
+        return;
+    };
+    let ns = t.ns("node1");
+    refuses_to_start(
+        &["ip", "netns", "exec", &ns],
+        "eth9",
+        "vip[0].interface: no interface \"eth9\"",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -290,26 +294,11 @@ async fn missing_capabilities_are_an_error_at_start() {
     let Some(_topology) = Topology::build() else {
         return;
     };
-    let config = config("node1", "192.0.2.100/24", true, "")
-        .replace("interface = \"eth0\"", "interface = \"lo\"");
-    let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
-    // Root without CAP_NET_ADMIN and CAP_NET_RAW in its bounding set.
-    let out = tokio::process::Command::new("setpriv")
-        .args([
-            "--bounding-set=-net_admin,-net_raw",
-            env!("CARGO_BIN_EXE_hadns"),
-            "serve",
-            "--config",
-        ])
-        .arg(&path)
-        .output()
-        .await
-        .expect("setpriv (util-linux)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("[[vip]] needs CAP_NET_ADMIN and CAP_NET_RAW"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("listening"), "{stderr}");
+    // Root without CAP_NET_ADMIN and CAP_NET_RAW in its bounding set (setpriv, util-linux).
+    refuses_to_start(
+        &["setpriv", "--bounding-set=-net_admin,-net_raw"],
+        "lo",
+        "[[vip]] needs CAP_NET_ADMIN and CAP_NET_RAW",
+    )
+    .await;
 }
