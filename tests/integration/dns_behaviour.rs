@@ -192,13 +192,23 @@ async fn malformed_packets_do_not_stop_the_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_releases_the_ports() {
-    let (hadns, _web) = started().await;
-    let addr = hadns.addr;
-    let status = hadns.stop().await;
-    assert!(status.success(), "exit status {status}");
-    // Both sockets are free again.
-    std::net::UdpSocket::bind(addr).expect("udp port still bound after shutdown");
-    std::net::TcpListener::bind(addr).expect("tcp port still bound after shutdown");
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let (mut hadns, _web) = started().await;
+        let addr = hadns.addr;
+        // A TCP client in the middle of a connection does not keep hadns alive.
+        let _idle = TcpStream::connect(addr).await.unwrap();
+        hadns
+            .wait_for_log("first round of checks complete", Duration::from_secs(10))
+            .await;
+        let status = hadns.stop_with(signal).await;
+        assert!(status.success(), "{signal}: exit status {status}");
+        // Both sockets are free again.
+        std::net::UdpSocket::bind(addr).expect("udp port still bound after shutdown");
+        std::net::TcpListener::bind(addr).expect("tcp port still bound after shutdown");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -233,16 +233,17 @@ impl Hadns {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub async fn stop(mut self) -> std::process::ExitStatus {
+    pub async fn stop(self) -> std::process::ExitStatus {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM).await
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub async fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap() as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
         tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
-            .expect("hadns did not exit within 10s of SIGTERM")
+            .expect("hadns did not exit within 10s of the signal")
             .unwrap()
     }
 

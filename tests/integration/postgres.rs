@@ -265,3 +265,42 @@ async fn postgres_errors_are_reported_once_per_change() {
     assert_eq!(hadns.log_count("reason=connection refused"), 1);
     hadns.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_password_file() {
+    let pg = Pg::init_primary("127.0.0.28");
+    // A role that must authenticate with a password (first pg_hba line wins).
+    let hba = pg.data.join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all secret 127.0.0.0/8 scram-sha-256\n{text}"),
+    )
+    .unwrap();
+    pg.execute("CREATE ROLE secret LOGIN SUPERUSER PASSWORD 's3cret'; SELECT pg_reload_conf()")
+        .await;
+
+    let secrets = tempfile::tempdir().unwrap();
+    let good = secrets.path().join("good");
+    let bad = secrets.path().join("bad");
+    std::fs::write(&good, "s3cret\n").unwrap();
+    std::fs::write(&bad, "wrong\n").unwrap();
+    let config = |file: &std::path::Path, name: &str| {
+        format!(
+            "[[pool]]\nname = \"{name}\"\ncheck = \"postgres\"\ninterval = \"100ms\"\n\
+             [pool.postgres]\nuser = \"secret\"\npassword_file = \"{}\"\nsslmode = \"disable\"\n{}\n\
+             [[record]]\nname = \"{name}.example.internal.\"\npool = \"{name}\"\nselect = \"primary\"\n",
+            file.display(),
+            pg.node("pg1", 100)
+        )
+    };
+    let text = config(&good, "good") + &config(&bad, "bad");
+    let mut hadns = Hadns::start(&text).await;
+    hadns
+        .wait_for_answer("good.example.internal.", &[pg.ip], LIMIT)
+        .await;
+    hadns
+        .wait_for_log("pool=bad node=pg1 from=unknown to=down reason=password authentication failed for user \"secret\"", LIMIT)
+        .await;
+    hadns.stop().await;
+}
