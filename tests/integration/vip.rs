@@ -302,3 +302,44 @@ async fn missing_capabilities_are_an_error_at_start() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_re_announces_while_held() {
+    let Some(running) = start_services() else {
+        return;
+    };
+    let t = &running.topology;
+    let address: IpAddr = "192.0.2.100".parse().unwrap();
+    // The idle client learns addresses from gratuitous ARP alone.
+    let ok = t
+        .command("client", "sysctl")
+        .args(["-qw", "net.ipv4.conf.eth0.arp_accept=1"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // One announcement at take-over: every later one is the refresh.
+    let config = config("node1", "192.0.2.100/24", true, "refresh = \"200ms\"")
+        .replace("announce_count = 5", "announce_count = 1");
+    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config).await;
+    t.wait_holds("node1", address, true, LIMIT);
+    // Forget the entry: only a later announcement (the refresh) can bring it back, since the
+    // client sends nothing to the vip.
+    let mac1 = t.mac("node1");
+    for round in 0..3 {
+        let flushed = t
+            .command("client", "ip")
+            .args(["neigh", "flush", "dev", "eth0"])
+            .status()
+            .unwrap();
+        assert!(flushed.success());
+        let deadline = std::time::Instant::now() + LIMIT;
+        while t.neighbour("client", address).as_deref() != Some(mac1.as_str()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no re-announcement"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    h1.stop().await;
+}
