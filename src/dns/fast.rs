@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::snapshot::{FailoverEntry, Published};
+use super::snapshot::{FailoverEntry, Published, negative_ttl};
 use super::zones::StaticZone;
 
 const TYPE_OPT: u16 = 41;
@@ -358,13 +358,6 @@ impl FastTable {
             }
             offset += 1 + len;
         }
-    }
-}
-
-fn negative_ttl(soa: &Record) -> u32 {
-    match &soa.data {
-        RData::SOA(s) => soa.ttl.min(s.minimum),
-        _ => soa.ttl,
     }
 }
 

@@ -175,19 +175,20 @@ impl SnapshotBuilder {
             };
             failover.insert(slot.name.clone(), entry);
         }
-        let negative_soa = self
-            .zones
-            .zones
-            .iter()
-            .zip(&self.serials)
-            .map(|(z, &serial)| negative_soa(z, serial))
-            .collect();
         let soas: Vec<Record> = self
             .zones
             .zones
             .iter()
             .zip(&self.serials)
             .map(|(z, &serial)| with_serial(soa_record(z), serial))
+            .collect();
+        let negative_soa = soas
+            .iter()
+            .map(|soa| {
+                let mut record = soa.clone();
+                record.ttl = negative_ttl(soa);
+                record
+            })
             .collect();
         let fast = super::fast::FastTable::build(&self.zones.zones, &soas, &failover);
         Snapshot {
@@ -221,12 +222,12 @@ fn with_serial(mut record: Record, serial: u32) -> Record {
     record
 }
 
-fn negative_soa(zone: &super::zones::StaticZone, serial: u32) -> Record {
-    let mut record = with_serial(soa_record(zone), serial);
-    if let RData::SOA(soa) = &record.data {
-        record.ttl = record.ttl.min(soa.minimum);
+/// The TTL of an SOA in a negative answer (RFC 2308): min(SOA TTL, minimum).
+pub(super) fn negative_ttl(soa: &Record) -> u32 {
+    match &soa.data {
+        RData::SOA(s) => soa.ttl.min(s.minimum),
+        _ => soa.ttl,
     }
-    record
 }
 
 fn zone_handler(zone: &super::zones::StaticZone, serial: u32) -> Arc<dyn ZoneHandler> {

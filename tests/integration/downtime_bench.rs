@@ -146,28 +146,8 @@ async fn downtime_benchmark() {
     pg2.wait_replaying().await;
     pg1.execute("CREATE TABLE writes (at timestamptz, server inet)")
         .await;
-    let config = format!(
-        r#"
-[[pool]]
-name = "pg"
-check = "postgres"
-interval = "1s"
-timeout = "1s"
-rise = 1
-fall = 2
-[pool.postgres]
-user = "postgres"
-sslmode = "disable"
-{}{}
-[[record]]
-name = "db.example.internal."
-pool = "pg"
-select = "primary"
-ttl = 1
-"#,
-        pg1.node("pg1", 100),
-        pg2.node("pg2", 50)
-    );
+    // The same pool and records as the PostgreSQL tests: interval 1s, fall 2, TTL 1.
+    let config = crate::postgres::pool(&(pg1.node("pg1", 100) + &pg2.node("pg2", 50)), "");
     let listen = format!("{HOST}:53");
     let hadns = Hadns::start_listening(&config, crate::harness::ZONE, &[listen.as_str()]).await;
     hadns
@@ -250,8 +230,8 @@ ttl = 1
         .filter(|(_, s)| s == "198.51.100.11")
         .map(|c| c.0)
         .fold(f64::MAX, f64::min);
-    let left = logged_at(&hadns, "to=nodata").unwrap_or(f64::NAN);
-    let moved = logged_at(&hadns, "to=pg2(").unwrap_or(f64::NAN);
+    let left = logged_at(&hadns, "from=pg1(198.51.100.10) to=nodata").unwrap_or(f64::NAN);
+    let moved = logged_at(&hadns, "from=nodata to=pg2(").unwrap_or(f64::NAN);
     let ms = |s: f64| format!("{:.0} ms", s * 1000.0);
     println!("| part | time |");
     println!("| --- | --- |");

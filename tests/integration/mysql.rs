@@ -12,37 +12,27 @@ const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// A mysql pool `maria` with `settings` (interval, rise, fall, fencing) and `nodes`, and the
+/// record `db` answering its primary.
+fn pool(settings: &str, nodes: &str) -> String {
+    format!(
+        "[[pool]]\nname = \"maria\"\ncheck = \"mysql\"\n{settings}\n\
+         [pool.mysql]\nuser = \"root\"\nsslmode = \"disable\"\n{nodes}\n\
+         [[record]]\nname = \"{DB}\"\npool = \"maria\"\nselect = \"primary\"\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_primary_follows_read_only() {
     let m1 = Maria::start("127.0.0.30", 1, false).await;
     let mut m2 = Maria::start("127.0.0.31", 2, true).await;
     m2.replicate_from(&m1).await;
-    let config = format!(
-        r#"
-[[pool]]
-name = "maria"
-check = "mysql"
-interval = "1s"
-timeout = "1s"
-rise = 1
-fall = 2
-[pool.mysql]
-user = "root"
-sslmode = "disable"
-{}{}
-[[record]]
-name = "{DB}"
-pool = "maria"
-select = "primary"
-
-[[record]]
-name = "{DB_RO}"
-pool = "maria"
-select = "replicas"
-max_lag = "5s"
-"#,
-        m1.node("m1", 100),
-        m2.node("m2", 50)
+    let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
+    let config = pool(
+        "interval = \"1s\"\ntimeout = \"1s\"\nrise = 1\nfall = 2",
+        &nodes,
+    ) + &format!(
+        "\n[[record]]\nname = \"{DB_RO}\"\npool = \"maria\"\nselect = \"replicas\"\nmax_lag = \"5s\"\n"
     );
     let hadns = Hadns::start(&config).await;
     hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;
@@ -79,26 +69,10 @@ async fn mariadb_second_writable_node_is_fenced() {
     use mysql_async::prelude::Queryable;
     let m1 = Maria::start("127.0.0.34", 1, false).await;
     let m2 = Maria::start("127.0.0.35", 2, true).await;
-    let config = format!(
-        r#"
-[[pool]]
-name = "maria"
-check = "mysql"
-interval = "100ms"
-rise = 1
-fall = 1
-fence = "read-only"
-[pool.mysql]
-user = "root"
-sslmode = "disable"
-{}{}
-[[record]]
-name = "{DB}"
-pool = "maria"
-select = "primary"
-"#,
-        m1.node("m1", 100),
-        m2.node("m2", 50)
+    let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
+    let config = pool(
+        "interval = \"100ms\"\nrise = 1\nfall = 1\nfence = \"read-only\"",
+        &nodes,
     );
     let mut hadns = Hadns::start(&config).await;
     hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;

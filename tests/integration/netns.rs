@@ -201,6 +201,35 @@ impl Topology {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// Waits until `host`'s neighbour table maps `address` to the MAC of `owner`.
+    pub fn wait_neighbour(&self, host: &str, address: IpAddr, owner: &str, limit: Duration) {
+        let (mac, deadline) = (self.mac(owner), Instant::now() + limit);
+        while self.neighbour(host, address).as_deref() != Some(mac.as_str()) {
+            assert!(
+                Instant::now() < deadline,
+                "{host} does not see {address} at {owner}'s MAC within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A pool `svc` over both nodes' HTTP services (interval 100ms, rise 2, fall 1) and the
+/// record `svc.example.internal.` with `record_extra`: what each host's hadns runs.
+pub fn service_pool(record_extra: &str) -> String {
+    let mut text = String::from(
+        "[[pool]]\nname = \"svc\"\ncheck = \"http\"\ninterval = \"100ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 1\n",
+    );
+    for ((name, v4, _), priority) in HOSTS[..2].iter().zip([100, 50]) {
+        text.push_str(&format!(
+            "[[pool.node]]\nname = \"{name}\"\naddress = \"{v4}\"\nport = 7000\npriority = {priority}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\n[[record]]\nname = \"svc.example.internal.\"\npool = \"svc\"\n{record_extra}\n"
+    ));
+    text
 }
 
 impl Drop for Topology {

@@ -11,7 +11,9 @@ const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn pool(nodes: &str, extra: &str) -> String {
+/// A postgres pool `pg` (interval 1s, fall 2) with `db` (primary) and `db-ro` (replicas
+/// within 256kB).
+pub fn pool(nodes: &str, extra: &str) -> String {
     format!(
         r#"
 [[pool]]

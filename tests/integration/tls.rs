@@ -1,6 +1,7 @@
 //! `sslmode` for database checks: `require` gets an encrypted session or a clear failure,
 //! `prefer` falls back to a plain session when the server offers no TLS.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::dbs::{Maria, Pg};
@@ -39,6 +40,32 @@ pool = "{name}"
     text
 }
 
+/// With `sslmode = "require"`: the TLS server is up, the plain one down and answered with no
+/// address. Returns the running hadns for more checks.
+async fn require(check: &str, nodes: &[(&str, String)], tls: IpAddr) -> Hadns {
+    let mut hadns = Hadns::start(&config(check, "require", nodes)).await;
+    hadns
+        .wait_for_answer("tls.example.internal.", &[tls], LIMIT)
+        .await;
+    hadns
+        .wait_for_log("node=plain from=unknown to=down reason=", LIMIT)
+        .await;
+    assert_eq!(hadns.addresses("plain.example.internal.").await, Ok(vec![]));
+    hadns
+}
+
+/// With `sslmode = "prefer"`: both servers are up.
+async fn prefer(check: &str, nodes: &[(&str, String)], tls: IpAddr, plain: IpAddr) {
+    let hadns = Hadns::start(&config(check, "prefer", nodes)).await;
+    hadns
+        .wait_for_answer("tls.example.internal.", &[tls], LIMIT)
+        .await;
+    hadns
+        .wait_for_answer("plain.example.internal.", &[plain], LIMIT)
+        .await;
+    hadns.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_sslmode() {
     let with_tls = Pg::init_primary_with_tls("127.0.0.26");
@@ -48,15 +75,8 @@ async fn postgres_sslmode() {
         ("plain", plain.node("plain", 1)),
     ];
 
-    // require: the TLS server is up over an encrypted session; the plain one is refused.
-    let mut hadns = Hadns::start(&config("postgres", "require", &nodes)).await;
-    hadns
-        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
-        .await;
-    hadns
-        .wait_for_log("node=plain from=unknown to=down reason=", LIMIT)
-        .await;
-    assert_eq!(hadns.addresses("plain.example.internal.").await, Ok(vec![]));
+    let hadns = require("postgres", &nodes, with_tls.ip).await;
+    // And hadns's session on the TLS server really is encrypted.
     let encrypted: bool = with_tls
         .client()
         .await
@@ -70,15 +90,7 @@ async fn postgres_sslmode() {
     assert!(encrypted, "hadns's session is not encrypted");
     hadns.stop().await;
 
-    // prefer: both are up.
-    let hadns = Hadns::start(&config("postgres", "prefer", &nodes)).await;
-    hadns
-        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
-        .await;
-    hadns
-        .wait_for_answer("plain.example.internal.", &[plain.ip], LIMIT)
-        .await;
-    hadns.stop().await;
+    prefer("postgres", &nodes, with_tls.ip, plain.ip).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,22 +102,6 @@ async fn mariadb_sslmode() {
         ("plain", plain.node("plain", 1)),
     ];
 
-    let mut hadns = Hadns::start(&config("mysql", "require", &nodes)).await;
-    hadns
-        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
-        .await;
-    hadns
-        .wait_for_log("node=plain from=unknown to=down reason=", LIMIT)
-        .await;
-    assert_eq!(hadns.addresses("plain.example.internal.").await, Ok(vec![]));
-    hadns.stop().await;
-
-    let hadns = Hadns::start(&config("mysql", "prefer", &nodes)).await;
-    hadns
-        .wait_for_answer("tls.example.internal.", &[with_tls.ip], LIMIT)
-        .await;
-    hadns
-        .wait_for_answer("plain.example.internal.", &[plain.ip], LIMIT)
-        .await;
-    hadns.stop().await;
+    require("mysql", &nodes, with_tls.ip).await.stop().await;
+    prefer("mysql", &nodes, with_tls.ip, plain.ip).await;
 }

@@ -51,39 +51,12 @@ impl Drop for Running {
     }
 }
 
+/// The shared service pool and record, and a vip with default settings.
 fn hadns_config(local: &str) -> String {
-    format!(
-        r#"
-[[pool]]
-name = "svc"
-check = "http"
-interval = "100ms"
-timeout = "200ms"
-rise = 2
-fall = 1
-[[pool.node]]
-name = "node1"
-address = "{}"
-port = 7000
-priority = 100
-[[pool.node]]
-name = "node2"
-address = "{}"
-port = 7000
-priority = 50
-
-[[record]]
-name = "svc.example.internal."
-pool = "svc"
-
-[[vip]]
-record = "svc.example.internal."
-node = "{local}"
-address = "{VIP}"
-interface = "eth0"
-"#,
-        HOSTS[0].1, HOSTS[1].1
-    )
+    service_pool("")
+        + &format!(
+            "\n[[vip]]\nrecord = \"svc.example.internal.\"\nnode = \"{local}\"\naddress = \"{VIP}\"\ninterface = \"eth0\"\n"
+        )
 }
 
 fn keepalived(topology: &Topology, host: &str, priority: u32, advert_int: &str) -> Running {
