@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # servers (the tests start their own, in temporary directories), iproute2 for the network
 # namespaces of the L2 tests (they need root; HADNS_SKIP_NETNS=1 skips them explicitly),
 # python3 for the small HTTP service those tests run on each test host, openssl for the
-# TLS tests' certificates.
-needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl)
+# TLS tests' certificates, chromium to render the admin status page headless, dnsperf to
+# load hadns across reloads.
+needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

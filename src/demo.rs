@@ -132,6 +132,9 @@ pool = "web"
 select = "first"
 ttl = 1
 failback = true
+
+[admin]
+listen = "127.0.0.1:9153"
 "#,
         web1.addr.ip(),
         web1.addr.port(),
@@ -154,12 +157,20 @@ failback = true
         }
     };
     let server_addr = sockets.local_addrs()[0];
+    let admin = match crate::admin::bind(SocketAddr::from(([127, 0, 0, 1], 9153))).await {
+        Ok(listener) => listener,
+        Err(_) => crate::admin::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?,
+    };
+    let admin_addr = admin.local_addr()?;
     let server_shutdown = CancellationToken::new();
     let server = tokio::spawn(crate::server::run(
-        prepared.config,
-        prepared.zones,
-        sockets,
-        Vec::new(),
+        prepared,
+        crate::server::Options {
+            config_file: Some(config_path.clone()),
+            sockets,
+            admin: Some(admin),
+            vips: Vec::new(),
+        },
         server_shutdown.clone(),
     ));
 
@@ -173,6 +184,9 @@ failback = true
         web1.addr, web2.addr
     );
     println!("  checks:   tcp every 100ms, down after 1 failure, up after 2 successes");
+    println!(
+        "  status:   http://{admin_addr}/ (a page in your browser), /status, /metrics, /events"
+    );
     println!(
         "  try it:   dig @{} -p {} {NAME} +norec",
         server_addr.ip(),

@@ -8,13 +8,20 @@
 //! - [`server`]: wires checkers -> engine -> snapshots -> DNS and VIPs, and shuts them down.
 //! - [`vip`]: L2 mode, a virtual IP held while a record answers the local node. Only it
 //!   knows netlink and raw sockets.
+//! - [`admin`]: the HTTP endpoint (status, metrics, events, drain, reload) and the CLI
+//!   client for it. Only it knows HTTP serving.
+//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`notify`]: systemd readiness.
 //! - [`demo`]: `hadns demo`, a self-contained walkthrough.
 
+pub mod admin;
 pub mod checks;
 pub mod config;
 pub mod demo;
 pub mod dns;
 pub mod engine;
+pub mod metrics;
+pub mod notify;
 pub mod server;
 pub mod vip;
 

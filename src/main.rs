@@ -43,6 +43,43 @@ enum Command {
         #[arg(long, default_value = "config/hadns.toml")]
         config: PathBuf,
     },
+    /// Show what the running hadns believes: records, nodes, health (from its [admin] endpoint).
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the JSON document as served.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running hadns's recent events, newest first.
+    Events {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// How many events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Maintenance: take a node out of every answer (it is still checked).
+    Drain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        pool: String,
+        node: String,
+    },
+    /// Put a drained node back: it is answered again as its health allows.
+    Undrain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        pool: String,
+        node: String,
+    },
+    /// Ask the running hadns to re-read its config and zone files (like SIGHUP).
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// A self-contained demonstration: two local backends, one name, failover on a timer.
     Demo {
         /// Stop and restart the primary backend this many times (0 = until Ctrl-C).
@@ -52,6 +89,20 @@ enum Command {
         #[arg(long, default_value_t = 5353)]
         port: u16,
     },
+}
+
+/// How the admin commands find the running hadns.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The config whose [admin] section names the endpoint and the token file.
+    #[arg(long, default_value = "config/hadns.toml")]
+    config: PathBuf,
+    /// The endpoint's URL (http://127.0.0.1:9153), instead of the config's.
+    #[arg(long)]
+    admin: Option<String>,
+    /// The bearer token's file, instead of the config's [admin] token_file.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 /// Exit code for an invalid configuration.
@@ -92,7 +143,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_INVALID_CONFIG);
                 }
             };
-            match runtime.block_on(serve(prepared)) {
+            match runtime.block_on(serve(config, prepared)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e:#}");
@@ -100,6 +151,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status { admin, json } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::status(&e, json).await
+        }),
+        Command::Events { admin, limit, json } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::events(&e, limit, json).await
+        }),
+        Command::Drain { admin, pool, node } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::drain(&e, &pool, &node, true).await
+        }),
+        Command::Undrain { admin, pool, node } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::drain(&e, &pool, &node, false).await
+        }),
+        Command::Reload { admin } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::reload(&e).await
+        }),
         Command::Demo { cycles, port } => match runtime
             .block_on(async { hadns::demo::run(cycles, port, shutdown_on_signal()).await })
         {
@@ -112,7 +178,43 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(prepared: hadns::Prepared) -> anyhow::Result<()> {
+/// Runs one request against the admin endpoint; prints its answer or the error.
+fn admin_command<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    args: &AdminArgs,
+    request: F,
+) -> ExitCode
+where
+    F: FnOnce(hadns::admin::client::Endpoint) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let endpoint = match hadns::admin::client::Endpoint::locate(
+        &args.config,
+        args.admin.as_deref(),
+        args.token_file.as_deref(),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("hadns: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(request(endpoint)) {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hadns: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Result<()> {
     let vips = hadns::vip::prepare(&prepared.config)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -123,8 +225,22 @@ async fn serve(prepared: hadns::Prepared) -> anyhow::Result<()> {
     for addr in sockets.local_addrs() {
         info!(%addr, "listening on udp and tcp");
     }
+    let admin = match &prepared.config.admin {
+        Some(admin) => {
+            let listener = hadns::admin::bind(admin.listen).await?;
+            info!(addr = %listener.local_addr()?, "admin endpoint listening");
+            Some(listener)
+        }
+        None => None,
+    };
     let shutdown = shutdown_on_signal();
-    hadns::server::run(prepared.config, prepared.zones, sockets, vips, shutdown)
+    let options = hadns::server::Options {
+        config_file: Some(config_file),
+        sockets,
+        admin,
+        vips,
+    };
+    hadns::server::run(prepared, options, shutdown)
         .await
         .context("serving")?;
     info!("stopped");

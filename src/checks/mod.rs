@@ -24,14 +24,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::config::{Check, Config, Node, Pool};
+use crate::config::{Check, Node, Pool};
 use crate::engine::{DbStatus, Observation};
 
-/// One probe result, addressed to its pool and node.
+/// One probe result from the checker with this id (ids are never reused, so a report
+/// from a checker a reload stopped is recognised and dropped).
 #[derive(Debug)]
 pub struct Report {
-    pub pool: usize,
-    pub node: usize,
+    pub checker: u64,
     pub observation: Observation,
 }
 
@@ -149,32 +149,41 @@ async fn bounded(
     }
 }
 
-/// Spawns one checker per node of every pool into `tasks`. `degraded[p]` tells the
-/// checkers of pool `p` to probe at its fast interval.
-pub fn spawn_all(
-    config: &Config,
+/// Spawns the checker of one node into `tasks`; it reports as `id` until `stop`.
+/// `degraded` tells it to probe at the pool's fast interval.
+pub fn spawn(
+    id: u64,
+    pool: &Pool,
+    node: &Node,
     reports: mpsc::Sender<Report>,
-    degraded: &[watch::Receiver<bool>],
-    shutdown: CancellationToken,
+    degraded: watch::Receiver<bool>,
+    stop: CancellationToken,
     tasks: &mut JoinSet<()>,
 ) {
-    for (p, pool) in config.pools.iter().enumerate() {
-        for (n, node) in pool.nodes.iter().enumerate() {
-            let checker = Checker {
-                pool_index: p,
-                node_index: n,
-                prober: Prober::new(pool, node),
-                pool: pool.clone(),
-                node: node.clone(),
-            };
-            tasks.spawn(checker.run(reports.clone(), degraded[p].clone(), shutdown.clone()));
-        }
-    }
+    let checker = Checker {
+        id,
+        prober: Prober::new(pool, node),
+        pool: pool.clone(),
+        node: node.clone(),
+    };
+    tasks.spawn(checker.run(reports, degraded, stop));
+}
+
+/// Whether a checker for `old` keeps working unchanged for `new`: the same check of the
+/// same address. Its session and the node's health carry over a reload.
+pub fn same_checker(old: (&Pool, &Node), new: (&Pool, &Node)) -> bool {
+    let ((op, on), (np, nn)) = (old, new);
+    op.check == np.check
+        && op.interval == np.interval
+        && op.fast_interval == np.fast_interval
+        && op.timeout == np.timeout
+        && on.name == nn.name
+        && on.address == nn.address
+        && on.port == nn.port
 }
 
 struct Checker {
-    pool_index: usize,
-    node_index: usize,
+    id: u64,
     pool: Pool,
     node: Node,
     prober: Prober,
@@ -198,8 +207,7 @@ impl Checker {
                 detail = %observation.detail, latency = ?observation.latency, "probe"
             );
             let report = Report {
-                pool: self.pool_index,
-                node: self.node_index,
+                checker: self.id,
                 observation,
             };
             // A full queue must not keep a checker from noticing shutdown.

@@ -30,6 +30,20 @@ pub struct Config {
     pub pools: Vec<Pool>,
     pub records: Vec<Record>,
     pub vips: Vec<Vip>,
+    /// `[admin]`: the HTTP endpoint; absent = no endpoint.
+    pub admin: Option<Admin>,
+}
+
+/// `[admin]`: status, metrics, events and maintenance over HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    /// Read from `token_file` when the config is loaded; without one, the changing
+    /// endpoints (drain, undrain, reload) are disabled.
+    pub token: Option<String>,
+    /// How many recent events `/events` keeps.
+    pub events: usize,
 }
 
 /// `[[vip]]`: hold an address on this host while a record answers the local node.
@@ -60,7 +74,7 @@ pub struct Dns {
     pub udp_workers: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     pub name: String,
     pub check: Check,
@@ -184,6 +198,9 @@ pub struct Record {
     pub max_lag: Option<MaxLag>,
     /// When no node of the pool can be reached, keep the last answer this long.
     pub max_stale: Duration,
+    /// Run when the answer changes, one at a time, killed after `on_change_timeout`.
+    pub on_change: Option<Vec<String>>,
+    pub on_change_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -221,16 +221,9 @@ fn validate_db(
         None => raw.password.clone(),
         Some(file) => {
             let file = base.join(file);
-            match std::fs::read_to_string(&file) {
-                Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
-                Err(e) => {
-                    problems.push(Problem::new(
-                        format!("{section}.password_file"),
-                        format!("cannot read {}: {e}", file.display()),
-                    ));
-                    None
-                }
-            }
+            super::validate::read_secret(&file)
+                .map_err(|m| problems.push(Problem::new(format!("{section}.password_file"), m)))
+                .ok()
         }
     };
     let sslmode = match raw.sslmode.as_deref() {
@@ -288,15 +281,7 @@ fn validate_fencing(
             false
         }
     };
-    if command
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c[0].is_empty())
-    {
-        problems.push(Problem::new(
-            format!("{path}.fence_command"),
-            "must name a program: [\"/path/to/fence\", \"arg\"]",
-        ));
-    }
+    let command = super::validate::command(command, &format!("{path}.fence_command"), problems);
     if command.is_some() && !check.knows_roles() {
         problems.push(Problem::new(
             format!("{path}.fence_command"),
@@ -308,7 +293,7 @@ fn validate_fencing(
     }
     Fencing {
         read_only,
-        command: command.filter(|c| !c.is_empty()),
+        command,
         timeout: duration(
             timeout,
             DEFAULT_FENCE_TIMEOUT,

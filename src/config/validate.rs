@@ -20,6 +20,14 @@ pub(super) struct RawConfig {
     record: Vec<RawRecord>,
     #[serde(default)]
     vip: Vec<super::vip::RawVip>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawAdmin {
+    listen: Option<String>,
+    token_file: Option<String>,
+    events: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -39,6 +47,8 @@ struct RawRecord {
     on_empty: Option<String>,
     max_lag: Option<String>,
     max_stale: Option<toml::Value>,
+    on_change: Option<Vec<String>>,
+    on_change_timeout: Option<toml::Value>,
 }
 
 // === defaults ===
@@ -49,6 +59,9 @@ fn default_listen() -> Vec<SocketAddr> {
 const DEFAULT_ZONES_DIR: &str = "zones";
 const DEFAULT_TTL: u32 = 1;
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
+const DEFAULT_ON_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9153";
+const DEFAULT_ADMIN_EVENTS: usize = 1000;
 
 // === validation ===
 
@@ -84,12 +97,118 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
         }
     }
     let vips = super::vip::validate_vips(raw.vip, &pools, &records, problems);
-    Config {
+    let admin = raw.admin.map(|a| validate_admin(a, base, problems));
+    let mut config = Config {
         dns,
         pools,
         records,
         vips,
+        admin,
+    };
+    resolve_programs(&mut config, base);
+    config
+}
+
+/// A program given as a relative path (`./hook.sh`, `bin/check`) is relative to the
+/// config file's directory, like every other path in it; a bare name is looked up in PATH.
+fn resolve_programs(config: &mut Config, base: &Path) {
+    let resolve = |command: &mut Vec<String>| {
+        if let Some(program) = command.first_mut()
+            && program.contains('/')
+            && Path::new(program.as_str()).is_relative()
+        {
+            *program = base.join(&*program).display().to_string();
+        }
+    };
+    for pool in &mut config.pools {
+        if let Check::Exec(exec) = &mut pool.check {
+            resolve(&mut exec.command);
+        }
+        if let Some(command) = &mut pool.fence.command {
+            resolve(command);
+        }
     }
+    for record in &mut config.records {
+        if let Some(command) = &mut record.on_change {
+            resolve(command);
+        }
+    }
+    for vip in &mut config.vips {
+        if let Some(command) = &mut vip.fence_command {
+            resolve(command);
+        }
+    }
+}
+
+fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Admin {
+    let text = raw.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+    let listen = text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        problems.push(Problem::new(
+            "admin.listen",
+            format!("{text:?} is not an address with a port (\"127.0.0.1:9153\")"),
+        ));
+        DEFAULT_ADMIN_LISTEN
+            .parse()
+            .expect("the default is an address")
+    });
+    let token_file = raw.token_file.map(|f| base.join(f));
+    let token = token_file.as_ref().and_then(|file| {
+        match read_secret(file).map(|t| t.trim().to_string()) {
+            Ok(token) if token.is_empty() => {
+                problems.push(Problem::new(
+                    "admin.token_file",
+                    format!("{} is empty", file.display()),
+                ));
+                None
+            }
+            Ok(token) => Some(token),
+            Err(message) => {
+                problems.push(Problem::new("admin.token_file", message));
+                None
+            }
+        }
+    });
+    let events = match raw.events {
+        None => DEFAULT_ADMIN_EVENTS,
+        Some(n) if (1..=100_000).contains(&n) => n as usize,
+        Some(n) => {
+            problems.push(Problem::new(
+                "admin.events",
+                format!("{n} is out of range (1-100000)"),
+            ));
+            DEFAULT_ADMIN_EVENTS
+        }
+    };
+    Admin {
+        listen,
+        token_file,
+        token,
+        events,
+    }
+}
+
+/// A password or token file's content, without the line end after it.
+pub(super) fn read_secret(file: &Path) -> Result<String, String> {
+    std::fs::read_to_string(file)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+/// A program and its arguments (`["/path/to/cmd", "arg"]`); never run through a shell.
+pub(super) fn command(
+    value: Option<Vec<String>>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<String>> {
+    let command = value?;
+    if command.is_empty() || command[0].is_empty() {
+        problems.push(Problem::new(
+            path,
+            "must name a program: [\"/path/to/cmd\", \"arg\"]",
+        ));
+        return None;
+    }
+    Some(command)
 }
 
 fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
@@ -238,6 +357,13 @@ fn validate_record(
             "only means something with select = \"first\"",
         ));
     }
+    let on_change = command(raw.on_change, &format!("{path}.on_change"), problems);
+    let on_change_timeout = duration(
+        raw.on_change_timeout,
+        DEFAULT_ON_CHANGE_TIMEOUT,
+        &format!("{path}.on_change_timeout"),
+        problems,
+    );
     Some(Record {
         name: normalize_name(&name?),
         pool: pool?,
@@ -247,6 +373,8 @@ fn validate_record(
         on_empty,
         max_lag,
         max_stale,
+        on_change,
+        on_change_timeout,
     })
 }
 

@@ -104,16 +104,11 @@ fn validate_vip(
             DEFAULT_ANNOUNCE_COUNT
         }
     };
-    let fence_command = raw.fence_command;
-    if fence_command
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c[0].is_empty())
-    {
-        problems.push(Problem::new(
-            format!("{path}.fence_command"),
-            "must name a program: [\"/path/to/fence\", \"arg\"]",
-        ));
-    }
+    let fence_command = super::validate::command(
+        raw.fence_command,
+        &format!("{path}.fence_command"),
+        problems,
+    );
     // Every key is checked before any missing one ends the validation of this table.
     let announce_interval = duration(
         raw.announce_interval,
@@ -143,7 +138,7 @@ fn validate_vip(
         announce_count,
         announce_interval,
         refresh,
-        fence_command: fence_command.filter(|c| !c.is_empty()),
+        fence_command,
         takeover_timeout,
     })
 }

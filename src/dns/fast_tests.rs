@@ -204,7 +204,10 @@ async fn the_fast_path_means_what_hickory_means() {
     let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let (mut fast_answered, mut total) = (0, 0);
     for (state, snapshot) in snapshots() {
-        let handler = Handler::new(snapshot.clone());
+        let handler = Handler::new(
+            snapshot.clone(),
+            crate::metrics::Metrics::new().queries.clone(),
+        );
         let mut id = 0u16;
         for name in names() {
             for qtype in types() {
@@ -295,7 +298,10 @@ async fn malformed_and_unusual_packets_are_left_to_hickory_or_dropped() {
         ));
     }
     let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    let handler = Handler::new(snapshot.clone());
+    let handler = Handler::new(
+        snapshot.clone(),
+        crate::metrics::Metrics::new().queries.clone(),
+    );
     for (label, packet) in cases {
         let mut out = Vec::new();
         match snapshot.load().fast.answer(&packet, &mut out) {

@@ -17,14 +17,16 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::warn;
 
 use super::snapshot::{FailoverEntry, Published, Snapshot};
+use crate::metrics::QueryCounters;
 
 pub struct Handler {
     snapshot: Arc<ArcSwap<Snapshot>>,
+    counters: Arc<QueryCounters>,
 }
 
 impl Handler {
-    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
-        Handler { snapshot }
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, counters: Arc<QueryCounters>) -> Self {
+        Handler { snapshot, counters }
     }
 }
 
@@ -36,13 +38,18 @@ impl RequestHandler for Handler {
         response_handle: R,
     ) -> ResponseInfo {
         let snapshot = self.snapshot.load_full();
-        if let Some(entry) = failover_entry(&snapshot, request) {
-            return answer_failover(&snapshot, entry, request, response_handle).await;
-        }
-        snapshot
-            .catalog
-            .handle_request::<R, T>(request, response_handle)
-            .await
+        let info = match failover_entry(&snapshot, request) {
+            Some(entry) => answer_failover(&snapshot, entry, request, response_handle).await,
+            None => {
+                snapshot
+                    .catalog
+                    .handle_request::<R, T>(request, response_handle)
+                    .await
+            }
+        };
+        let tcp = request.protocol() == hickory_server::net::xfer::Protocol::Tcp;
+        self.counters.add(tcp, u16::from(info.response_code), 1);
+        info
     }
 }
 

@@ -26,6 +26,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use client::query_addresses;
+
+use crate::metrics::QueryCounters;
 pub use snapshot::{Published, Snapshot, SnapshotBuilder};
 pub use zones::ZoneSet;
 
@@ -111,11 +113,17 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpList
 pub async fn serve(
     sockets: Sockets,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    counters: Arc<QueryCounters>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let udp = tokio::spawn(udp::serve(sockets.udp, snapshot.clone(), stop.clone()));
-    let mut server = Server::new(handler::Handler::new(snapshot));
+    let udp = tokio::spawn(udp::serve(
+        sockets.udp,
+        snapshot.clone(),
+        counters.clone(),
+        stop.clone(),
+    ));
+    let mut server = Server::new(handler::Handler::new(snapshot, counters));
     for tcp in sockets.tcp {
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     }

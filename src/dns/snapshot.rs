@@ -55,6 +55,11 @@ impl Snapshot {
         self.serials[zone]
     }
 
+    /// Every zone's SOA serial, in zone order.
+    pub fn serials(&self) -> &[u32] {
+        &self.serials
+    }
+
     /// The SOA serial of the zone that holds a failover record.
     pub fn serial_of(&self, record_name: &str) -> Option<u32> {
         let name = LowerName::new(&Name::from_str(record_name).ok()?);
@@ -133,6 +138,15 @@ impl SnapshotBuilder {
             handlers,
             last: None,
         }
+    }
+
+    /// The zones' origins (`example.internal.`), in zone order.
+    pub fn zone_names(&self) -> Vec<String> {
+        self.zones
+            .zones
+            .iter()
+            .map(|z| z.origin.to_string())
+            .collect()
     }
 
     /// Builds the snapshot for `answers` (one per configured record, in order). Zones whose

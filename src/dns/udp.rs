@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::snapshot::Snapshot;
+use crate::metrics::{QueryCounters, RCODE_SLOTS};
 
 /// Datagrams received or sent per system call.
 const BATCH: usize = 32;
@@ -43,19 +44,25 @@ struct Fallback {
 pub async fn serve(
     sockets: Vec<UdpSocket>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    counters: Arc<QueryCounters>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let handler = Arc::new(Handler::new(snapshot.clone()));
+    let handler = Arc::new(Handler::new(snapshot.clone(), counters.clone()));
     let (tx, mut rx) = mpsc::channel::<Fallback>(FALLBACK_QUEUE);
     let mut workers = Vec::new();
     for socket in sockets {
         socket.set_read_timeout(Some(WAKE))?;
-        let (socket, snapshot, stop, tx) =
-            (Arc::new(socket), snapshot.clone(), stop.clone(), tx.clone());
+        let (socket, snapshot, counters, stop, tx) = (
+            Arc::new(socket),
+            snapshot.clone(),
+            counters.clone(),
+            stop.clone(),
+            tx.clone(),
+        );
         workers.push(
             std::thread::Builder::new()
                 .name("hadns-udp".into())
-                .spawn(move || worker(socket, snapshot, stop, tx))?,
+                .spawn(move || worker(socket, snapshot, counters, stop, tx))?,
         );
     }
     drop(tx);
@@ -88,6 +95,7 @@ pub async fn serve(
 fn worker(
     socket: Arc<UdpSocket>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    counters: Arc<QueryCounters>,
     stop: Arc<AtomicBool>,
     fallback: mpsc::Sender<Fallback>,
 ) -> io::Result<()> {
@@ -113,6 +121,7 @@ fn worker(
         // One snapshot for the whole batch.
         let current = snapshot.load();
         let mut answered = 0;
+        let mut tally = [0u64; RCODE_SLOTS];
         for i in 0..received {
             // Fields borrowed one by one: the query from `buffers`, the answer into `responses`.
             let header = &batch.headers[i];
@@ -124,6 +133,7 @@ fn worker(
                 Verdict::Answered => {
                     batch.answered[answered] = i;
                     answered += 1;
+                    tally[QueryCounters::slot(batch.responses[i][3] & 0x0f)] += 1;
                 }
                 Verdict::Drop => {}
                 Verdict::Fallback => {
@@ -143,6 +153,7 @@ fn worker(
         if let Err(e) = batch.send(&socket, answered) {
             debug!(error = %e, "udp send failed");
         }
+        counters.add_udp_tally(&tally);
     }
     Ok(())
 }

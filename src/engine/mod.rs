@@ -96,13 +96,38 @@ pub struct NodeState {
     pub since: Duration,
     /// Set while the node's cluster identity differs from the pool's: the node is left out.
     pub excluded: Option<String>,
+    /// When the last probe result arrived.
+    pub last_at: Duration,
+    /// Set by an operator: the node leaves every answer but is still checked.
+    pub drained: bool,
     /// Fencing was requested during the node's current writable episode.
     fenced: bool,
 }
 
 impl NodeState {
+    fn new() -> NodeState {
+        NodeState {
+            health: Health::Unknown,
+            successes: 0,
+            failures: 0,
+            last: None,
+            db: None,
+            since: Duration::ZERO,
+            excluded: None,
+            last_at: Duration::ZERO,
+            drained: false,
+            fenced: false,
+        }
+    }
+
+    /// Up and of the pool's cluster: it counts in split-brain decisions.
     fn reachable(&self) -> bool {
         self.health == Health::Up && self.excluded.is_none()
+    }
+
+    /// Reachable and not drained: it may be answered.
+    fn eligible(&self) -> bool {
+        self.reachable() && !self.drained
     }
 
     fn writable(&self) -> bool {
@@ -155,6 +180,12 @@ pub enum Event {
     ClusterRejoined { pool: usize, node: usize },
     /// No node of the pool can be reached: the last answer is kept for up to `max_stale`.
     Stale { record: usize, max_stale: Duration },
+    /// An operator drained a node (it leaves every answer) or undrained it.
+    Drained {
+        pool: usize,
+        node: usize,
+        drained: bool,
+    },
     /// Make this still-writable loser read-only before the new answer is published.
     Fence {
         pool: usize,
@@ -183,6 +214,9 @@ struct RecordSpec {
 
 struct RecordState {
     answer: Answer,
+    /// When the answer last changed, and why.
+    changed_at: Duration,
+    reason: String,
     /// Since when no node of the pool could be reached while the answer was kept.
     stale_since: Option<Duration>,
     /// Per node of the pool: over `max_lag` (hysteresis: back under half of it to return).
@@ -197,6 +231,8 @@ pub struct Engine {
     /// Per pool, the records answered from it.
     pool_records: Vec<Vec<usize>>,
     nodes: Vec<Vec<NodeState>>,
+    /// Per pool: every node has completed a probe once (stays set across reloads).
+    ready: Vec<bool>,
     state: Vec<RecordState>,
 }
 
@@ -232,27 +268,15 @@ impl Engine {
         let nodes = config
             .pools
             .iter()
-            .map(|p| {
-                p.nodes
-                    .iter()
-                    .map(|_| NodeState {
-                        health: Health::Unknown,
-                        successes: 0,
-                        failures: 0,
-                        last: None,
-                        db: None,
-                        since: Duration::ZERO,
-                        excluded: None,
-                        fenced: false,
-                    })
-                    .collect()
-            })
+            .map(|p| p.nodes.iter().map(|_| NodeState::new()).collect())
             .collect();
         let state = config
             .records
             .iter()
             .map(|r| RecordState {
                 answer: Answer::Pending,
+                changed_at: Duration::ZERO,
+                reason: "first round of checks not complete".into(),
                 stale_since: None,
                 lagging: vec![false; config.pools[r.pool].nodes.len()],
                 split_brain: Vec::new(),
@@ -266,9 +290,76 @@ impl Engine {
             pools,
             records,
             pool_records,
+            ready: vec![false; config.pools.len()],
             nodes,
             state,
         }
+    }
+
+    /// The engine for a reloaded `config`, carrying over what the old one knew: `kept(p, n)`
+    /// names the old `(pool, node)` that node `n` of pool `p` continues (same checker, so
+    /// the same health), `record_was(r)` the old record that record `r` continues (same
+    /// name and pool). Answers of ready pools are recomputed at once: the events say what
+    /// changed.
+    pub fn reloaded(
+        config: &Config,
+        old: &Engine,
+        kept: impl Fn(usize, usize) -> Option<(usize, usize)>,
+        record_was: impl Fn(usize) -> Option<usize>,
+        now: Duration,
+    ) -> (Engine, Vec<Event>) {
+        let mut engine = Engine::new(config);
+        // old (pool, node) -> new node index, per new pool.
+        let mut continues: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); config.pools.len()];
+        for (p, pool) in config.pools.iter().enumerate() {
+            let mut old_pool = None;
+            for n in 0..pool.nodes.len() {
+                if let Some((op, on)) = kept(p, n) {
+                    engine.nodes[p][n] = old.nodes[op][on].clone();
+                    continues[p].push((op, on, n));
+                    old_pool = Some(op);
+                }
+            }
+            engine.ready[p] = old_pool.is_some_and(|op| old.ready[op]);
+        }
+        for r in 0..config.records.len() {
+            let Some(or) = record_was(r) else { continue };
+            let p = engine.records[r].pool;
+            let map = |old_node: usize| {
+                continues[p]
+                    .iter()
+                    .find(|(_, on, _)| *on == old_node)
+                    .map(|(_, _, n)| *n)
+            };
+            let old_state = &old.state[or];
+            let state = &mut engine.state[r];
+            state.answer = match &old_state.answer {
+                Answer::Nodes(nodes) => {
+                    Answer::Nodes(nodes.iter().filter_map(|&n| map(n)).collect())
+                }
+                other => other.clone(),
+            };
+            state.changed_at = old_state.changed_at;
+            state.reason = old_state.reason.clone();
+            state.stale_since = old_state.stale_since;
+            state.split_brain = old_state
+                .split_brain
+                .iter()
+                .filter_map(|&n| map(n))
+                .collect();
+            for (on, lagging) in old_state.lagging.iter().enumerate() {
+                if let Some(n) = map(on) {
+                    state.lagging[n] = *lagging;
+                }
+            }
+        }
+        let mut events = Vec::new();
+        for p in 0..config.pools.len() {
+            if engine.pool_ready(p) {
+                events.extend(engine.update_pool(p, now, "configuration reloaded"));
+            }
+        }
+        (engine, events)
     }
 
     pub fn answer(&self, record: usize) -> &Answer {
@@ -284,9 +375,61 @@ impl Engine {
         &self.nodes[pool][node]
     }
 
-    /// A pool is ready once every node has completed one probe.
+    /// When the record's answer last changed, and why.
+    pub fn answer_changed(&self, record: usize) -> (Duration, &str) {
+        let state = &self.state[record];
+        (state.changed_at, &state.reason)
+    }
+
+    /// The writable nodes of the record's current split brain; empty when there is none.
+    pub fn split_brain(&self, record: usize) -> &[usize] {
+        &self.state[record].split_brain
+    }
+
+    /// A pool is ready once every node has completed one probe. It stays ready across a
+    /// reload that adds nodes: they are simply not answered until their first probe.
     pub fn pool_ready(&self, pool: usize) -> bool {
-        self.nodes[pool].iter().all(|n| n.health != Health::Unknown)
+        self.ready[pool]
+    }
+
+    /// Drains (`true`) or undrains a node: a drained node leaves every answer at once but
+    /// is still checked, so undraining it restores what its health allows.
+    pub fn set_drained(
+        &mut self,
+        pool: usize,
+        node: usize,
+        drained: bool,
+        now: Duration,
+    ) -> Vec<Event> {
+        let state = &mut self.nodes[pool][node];
+        if state.drained == drained {
+            return Vec::new();
+        }
+        state.drained = drained;
+        let name = &self.pools[pool].node_names[node];
+        let why = format!(
+            "{name} {} by an operator",
+            if drained { "drained" } else { "undrained" }
+        );
+        let mut events = vec![Event::Drained {
+            pool,
+            node,
+            drained,
+        }];
+        if self.pool_ready(pool) {
+            events.extend(self.update_pool(pool, now, &why));
+        }
+        events
+    }
+
+    /// Recomputes cluster identities and every answer of a ready pool.
+    fn update_pool(&mut self, pool: usize, now: Duration, why: &str) -> Vec<Event> {
+        let mut events = self.update_clusters(pool);
+        for i in 0..self.pool_records[pool].len() {
+            let record = self.pool_records[pool][i];
+            events.extend(self.update_record(record, now, why));
+        }
+        events
     }
 
     /// Whether some record of the pool has no answer, or a stale one: its nodes are then
@@ -349,12 +492,12 @@ impl Engine {
             });
         }
         state.last = Some(obs);
+        state.last_at = now;
+        if !self.ready[pool] {
+            self.ready[pool] = self.nodes[pool].iter().all(|n| n.health != Health::Unknown);
+        }
         if self.pool_ready(pool) {
-            events.extend(self.update_clusters(pool));
-            for i in 0..self.pool_records[pool].len() {
-                let record = self.pool_records[pool][i];
-                events.extend(self.update_record(record, now, &why));
-            }
+            events.extend(self.update_pool(pool, now, &why));
         }
         events
     }

@@ -167,6 +167,8 @@ impl Engine {
             if from == Answer::Pending {
                 reason = format!("first round of checks complete ({reason})");
             }
+            state.changed_at = now;
+            state.reason = reason.clone();
             events.push(Event::AnswerChanged {
                 record,
                 from,
@@ -201,7 +203,7 @@ impl Engine {
     fn select_first(&self, record: usize) -> Choice {
         let spec = &self.records[record];
         let nodes = &self.nodes[spec.pool];
-        let healthy = |i: &usize| nodes[*i].reachable();
+        let healthy = |i: &usize| nodes[*i].eligible();
         let sticky = match &self.state[record].answer {
             Answer::Nodes(current) if !spec.failback && current.len() == 1 => {
                 Some(current[0]).filter(healthy)
@@ -220,16 +222,23 @@ impl Engine {
 
     fn select_healthy(&self, record: usize) -> Choice {
         let nodes = &self.nodes[self.records[record].pool];
-        Choice::plain((0..nodes.len()).filter(|&i| nodes[i].reachable()).collect())
+        Choice::plain((0..nodes.len()).filter(|&i| nodes[i].eligible()).collect())
     }
 
     fn select_primary(&self, record: usize) -> Choice {
         let pool = self.records[record].pool;
         let nodes = &self.nodes[pool];
         let names = &self.pools[pool].node_names;
+        // A drained node that is still writable counts in the split-brain rules (it is
+        // a writable primary all the same) but is never the answer.
         let writable: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].writable()).collect();
         if writable.len() < 2 {
-            return Choice::plain(writable);
+            return Choice::plain(
+                writable
+                    .into_iter()
+                    .filter(|&i| !nodes[i].drained)
+                    .collect(),
+            );
         }
         let timeline = |i: usize| nodes[i].db.as_ref().and_then(|d| d.timeline);
         let newest = writable.iter().map(|&i| timeline(i)).max().flatten();
@@ -277,6 +286,13 @@ impl Engine {
                 ),
             )
         };
+        let (chosen, outcome) = match chosen.first() {
+            Some(&c) if nodes[c].drained => (
+                Vec::new(),
+                format!("{outcome}; but {} is drained: no answer", names[c]),
+            ),
+            _ => (chosen, outcome),
+        };
         Choice {
             nodes: chosen,
             split_brain: Some((writable, outcome)),
@@ -297,7 +313,7 @@ impl Engine {
         let mut chosen = Vec::new();
         let mut reason = None;
         for (i, node) in nodes.iter().enumerate() {
-            let Some(db) = node.db.as_ref().filter(|d| node.reachable() && !d.writable) else {
+            let Some(db) = node.db.as_ref().filter(|d| node.eligible() && !d.writable) else {
                 continue;
             };
             if let Some(max) = spec.max_lag {

@@ -3,6 +3,7 @@
 //!   new one was refused, a conclusive failure);
 //! - `at TIME NODE primary|standby [tl=N] [lsn=N] [recv=N] [lagsec=F] [cluster=ID]`: a
 //!   successful database probe (cluster defaults to `A`);
+//! - `at TIME drain|undrain NODE`: an operator drains or undrains a node;
 //! - `expect RECORD = ANSWER`: node names joined by `,`, or `pending`, `nodata`, `servfail`;
 //! - `expect event node NODE FROM->TO`, `expect event split-brain`, `expect event fence NODE`,
 //!   `expect event mismatch NODE`, `expect event rejoined NODE`, `expect event stale`,
@@ -119,6 +120,7 @@ fn event_matches(event: &Event, kind: &str, node: Option<usize>) -> bool {
         (Event::Fence { node: n, .. }, "fence") => Some(*n) == node,
         (Event::ClusterMismatch { node: n, .. }, "mismatch") => Some(*n) == node,
         (Event::ClusterRejoined { node: n, .. }, "rejoined") => Some(*n) == node,
+        (Event::Drained { node: n, .. }, "drained") => Some(*n) == node,
         _ => false,
     }
 }
@@ -132,6 +134,10 @@ fn run(config: &Config, transcript: &str) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
+            ["at", time, action @ ("drain" | "undrain"), node] => {
+                let now = parse_duration(time).unwrap();
+                events = engine.set_drained(0, node_index(node), *action == "drain", now);
+            }
             ["at", time, node, result, rest @ ..] => {
                 let now = parse_duration(time).unwrap();
                 let obs = match *result {
@@ -536,4 +542,142 @@ fn degraded_pools_are_reported() {
         Duration::from_secs(1),
     );
     assert!(e.pool_degraded(0), "no primary: probe faster");
+}
+
+// === maintenance and reload ===
+
+#[test]
+fn a_drained_node_leaves_every_answer_and_returns_when_undrained() {
+    run(
+        &config(
+            "tcp",
+            "",
+            "[[record]]\nname = \"www.example.internal.\"\npool = \"p\"\n\
+             [[record]]\nname = \"all.example.internal.\"\npool = \"p\"\nselect = \"healthy\"\n",
+        ),
+        "
+        at 0s n1 ok
+        at 0s n2 ok
+        at 0s n3 ok
+        expect www = n1
+        expect all = n1,n2,n3
+        at 1s drain n1
+        expect event drained n1
+        expect event answer
+        expect www = n2
+        expect all = n2,n3
+        at 2s n1 ok
+        expect www = n2
+        at 3s drain n1
+        expect no events
+        at 4s undrain n1
+        expect www = n1
+        expect all = n1,n2,n3
+        ",
+    );
+}
+
+#[test]
+fn a_drained_primary_is_never_the_answer_but_counts_in_split_brain() {
+    run(
+        &pg("", "", ""),
+        "
+        at 0s n1 primary tl=1
+        at 0s n2 standby
+        at 0s n3 standby
+        expect db = n1
+        at 1s drain n1
+        expect db = nodata
+        at 2s n2 primary tl=2
+        expect event split-brain
+        expect db = n2
+        at 3s undrain n1
+        expect db = n2
+        ",
+    );
+    // A drained winner is not replaced by the loser: no answer.
+    run(
+        &pg("", "", ""),
+        "
+        at 0s n1 primary tl=2
+        at 0s n2 primary tl=1
+        at 0s n3 standby
+        expect db = n1
+        at 1s drain n1
+        expect db = nodata
+        ",
+    );
+}
+
+#[test]
+fn a_reload_keeps_the_state_of_continued_nodes_and_answers_at_once() {
+    let old_config = tcp("", "");
+    let mut old = Engine::new(&old_config);
+    for n in 0..3 {
+        old.observe(0, n, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+    }
+    old.set_drained(0, 1, true, Duration::from_secs(1));
+    let lost = Observation {
+        conclusive: true,
+        ..Observation::down("refused", Duration::ZERO)
+    };
+    old.observe(0, 0, lost, Duration::from_secs(2));
+    assert_eq!(old.answer(0), &Answer::Nodes(vec![2]));
+
+    // The new config drops n1, keeps n2 and n3 in another order, adds n4 and a record.
+    let text = r#"
+[[pool]]
+name = "p"
+check = "tcp"
+[[pool.node]]
+name = "n3"
+address = "::1"
+port = 1
+priority = 10
+[[pool.node]]
+name = "n4"
+address = "127.0.0.12"
+port = 1
+priority = 200
+[[pool.node]]
+name = "n2"
+address = "127.0.0.11"
+port = 1
+priority = 50
+[[record]]
+name = "www.example.internal."
+pool = "p"
+[[record]]
+name = "all.example.internal."
+pool = "p"
+select = "healthy"
+"#;
+    let config = Config::from_toml(text, Path::new(".")).unwrap();
+    let kept = |_p: usize, n: usize| match n {
+        0 => Some((0, 2)),
+        2 => Some((0, 1)),
+        _ => None,
+    };
+    let (engine, events) = Engine::reloaded(
+        &config,
+        &old,
+        kept,
+        |r| (r == 0).then_some(0),
+        Duration::from_secs(3),
+    );
+    // n2 is still drained, n3 still up, n4 unknown: www keeps n3, no change event.
+    assert!(engine.node(0, 2).drained);
+    assert_eq!(engine.node(0, 0).health, Health::Up);
+    assert_eq!(engine.node(0, 1).health, Health::Unknown);
+    assert_eq!(engine.answer(0), &Answer::Nodes(vec![0]));
+    assert!(engine.pool_ready(0));
+    assert_eq!(
+        events,
+        vec![Event::AnswerChanged {
+            record: 1,
+            from: Answer::Pending,
+            to: Answer::Nodes(vec![0]),
+            reason: "first round of checks complete (configuration reloaded)".into(),
+        }]
+    );
 }

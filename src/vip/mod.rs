@@ -18,12 +18,13 @@ mod packet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Vip};
+use crate::server::events::EventRecord;
 
 /// How often the interface is compared with what should be held.
 const RECONCILE: Duration = Duration::from_secs(1);
@@ -36,6 +37,8 @@ const CAP_NET_RAW: u32 = 13;
 /// A `[[vip]]` whose interface and sockets were opened at start-up.
 pub struct Prepared {
     vip: Vip,
+    /// Takes, releases and conflicts, for the event log; set by `run`.
+    events: Option<mpsc::UnboundedSender<EventRecord>>,
     /// `vip[N] (ADDRESS on INTERFACE)`, for logs.
     label: String,
     link: netlink::Link,
@@ -72,6 +75,7 @@ pub async fn prepare(config: &Config) -> Result<Vec<Prepared>, String> {
         })?;
         prepared.push(Prepared {
             vip: vip.clone(),
+            events: None,
             label,
             link,
             socket,
@@ -115,7 +119,13 @@ impl Prepared {
 
     /// Holds the address while `desired` says so, until `shutdown`; then releases it.
     /// Announcements run inside this loop, not inline, so a release never waits for them.
-    pub async fn run(self, mut desired: watch::Receiver<bool>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut desired: watch::Receiver<bool>,
+        events: mpsc::UnboundedSender<EventRecord>,
+        shutdown: CancellationToken,
+    ) {
+        self.events = Some(events);
         let mut held = false;
         let mut reconcile = tokio::time::interval(RECONCILE);
         // Announcements still to send, and when the next one is due.
@@ -195,6 +205,10 @@ impl Prepared {
             let holder = owners.iter().map(mac_text).collect::<Vec<_>>().join(",");
             if !reported {
                 error!(vip = %self.label, holder = %holder, "vip conflict: another host answers for the address; waiting");
+                self.report(
+                    "vip_conflict",
+                    format!("another host ({holder}) answers for the address; waiting"),
+                );
                 reported = true;
             }
             if !*desired.borrow() || shutdown.is_cancelled() {
@@ -221,6 +235,7 @@ impl Prepared {
             return false;
         }
         info!(vip = %self.label, announcements = self.vip.announce_count, "vip taken");
+        self.report("vip_taken", format!("{} added and announced", self.label));
         true
     }
 
@@ -235,6 +250,10 @@ impl Prepared {
 
     async fn fence(&self, command: &[String], holder: &str) {
         info!(vip = %self.label, holder = %holder, command = %command.join(" "), "vip fence: running fence_command");
+        self.report(
+            "vip_fence",
+            format!("running {} against {holder}", command.join(" ")),
+        );
         let env = vec![
             ("HADNS_VIP", self.address().to_string()),
             ("HADNS_INTERFACE", self.vip.interface.clone()),
@@ -248,9 +267,21 @@ impl Prepared {
 
     async fn release(&self, why: &str) {
         match self.link.remove(self.address()).await {
-            Ok(true) => info!(vip = %self.label, reason = why, "vip released"),
+            Ok(true) => {
+                info!(vip = %self.label, reason = why, "vip released");
+                self.report("vip_released", format!("{}: {why}", self.label));
+            }
             Ok(false) => {}
             Err(e) => error!(vip = %self.label, error = %e, "cannot remove the vip address"),
+        }
+    }
+}
+
+impl Prepared {
+    fn report(&self, kind: &str, message: String) {
+        if let Some(events) = &self.events {
+            // The supervisor outlives the actors; a send can only fail during shutdown.
+            let _ = events.send(EventRecord::new(kind, message));
         }
     }
 }

@@ -51,7 +51,7 @@ pub struct Hadns {
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
     /// Holds the config and zone files for as long as hadns runs.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub log: Arc<Mutex<Vec<String>>>,
     log_changed: Arc<Notify>,
 }
@@ -105,12 +105,99 @@ impl Hadns {
 
     /// Like `start_listening`, with hadns's log filter (RUST_LOG) set to `log`.
     pub async fn start_logging(config: &str, zone: &str, listen: &[&str], log: &str) -> Hadns {
+        Hadns::start_env(config, zone, listen, &[("RUST_LOG", log)], |_| {}).await
+    }
+
+    /// Starts hadns with extra environment variables; `prepare` may add files to the
+    /// config's directory (token files, hook scripts) before hadns reads it.
+    pub async fn start_env(
+        config: &str,
+        zone: &str,
+        listen: &[&str],
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&Path),
+    ) -> Hadns {
         let (dir, path) = write_config(config, zone, listen);
-        let child = hadns_command(&["serve"], &path)
-            .env("RUST_LOG", log)
-            .spawn()
-            .unwrap();
+        prepare(dir.path());
+        let mut command = hadns_command(&["serve"], &path);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().unwrap();
         Hadns::attach(child, dir, listen.len()).await
+    }
+
+    /// The directory with the config (`hadns.toml`) and `zones/`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("hadns.toml")
+    }
+
+    /// Replaces the config file (listening on 127.0.0.1:0, as `start` wrote it) and, if
+    /// given, the zone file; nothing is reloaded yet.
+    pub fn rewrite(&self, config: &str, zone: Option<&str>) {
+        let full = format!("[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n\n{config}");
+        std::fs::write(self.config_path(), full).unwrap();
+        if let Some(zone) = zone {
+            std::fs::write(self.dir().join("zones/example.internal.zone"), zone).unwrap();
+        }
+    }
+
+    /// Sends SIGHUP and waits for the reload's outcome in the log (the `n`th outcome
+    /// since start, `applied` or `rejected`); returns it.
+    pub async fn sighup(&mut self) -> &'static str {
+        let outcomes = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|l| {
+                    l.contains("configuration reloaded")
+                        || l.contains("reload rejected; the running configuration stays")
+                })
+                .count()
+        };
+        let before = outcomes(&self.log.lock().unwrap());
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        self.wait_until("a reload outcome", Duration::from_secs(20), |lines| {
+            outcomes(lines) > before
+        })
+        .await;
+        let lines = self.log.lock().unwrap();
+        let last = lines
+            .iter()
+            .rev()
+            .find(|l| {
+                l.contains("configuration reloaded")
+                    || l.contains("reload rejected; the running configuration stays")
+            })
+            .unwrap();
+        if last.contains("configuration reloaded") {
+            "applied"
+        } else {
+            "rejected"
+        }
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().unwrap() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+    }
+
+    /// The admin endpoint's address, from its "admin endpoint listening" line.
+    pub async fn admin(&mut self) -> SocketAddr {
+        let line = self
+            .wait_for_log("admin endpoint listening", Duration::from_secs(10))
+            .await;
+        line.split("addr=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Starts `hadns serve` inside network namespace `ns` (`ip netns exec`, which execs
@@ -157,7 +244,7 @@ impl Hadns {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             addrs: Vec::new(),
-            _dir: dir,
+            dir,
             log,
             log_changed,
         };
@@ -239,8 +326,7 @@ impl Hadns {
 
     /// Sends `signal` and waits for the exit status.
     pub async fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
-        let pid = self.child.id().unwrap() as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+        self.signal(signal);
         tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .expect("hadns did not exit within 10s of the signal")

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real sockets, real backends.
 
+mod admin;
 mod concurrency;
 mod config_errors;
 mod dbs;
@@ -7,9 +8,11 @@ mod dns_behaviour;
 mod downtime_bench;
 mod failover;
 mod harness;
+mod hooks;
 mod mysql;
 mod netns;
 mod postgres;
+mod reload;
 mod scale_bench;
 mod tls;
 mod vip;

@@ -1,0 +1,280 @@
+//! What happened, for people: every engine event is logged (constant messages, values as
+//! fields) and kept, newest first, in a bounded [`EventLog`] that `/events` serves.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::dns::Snapshot;
+use crate::engine::{Answer, Event};
+
+/// One event as `/events` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// `node_changed`, `answer_changed`, `split_brain`, `cluster_mismatch`,
+    /// `cluster_rejoined`, `stale`, `drained`, `undrained`, `fencing`, `fenced`,
+    /// `fence_failed`, `vip_taken`, `vip_released`, `vip_conflict`, `vip_fence`,
+    /// `reload`, `reload_rejected`, `hook_failed`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub message: String,
+}
+
+impl EventRecord {
+    pub fn new(kind: &str, message: impl Into<String>) -> EventRecord {
+        EventRecord {
+            time: rfc3339(SystemTime::now()),
+            kind: kind.into(),
+            record: None,
+            pool: None,
+            node: None,
+            from: None,
+            to: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(mut self, pool: &str, node: &str) -> EventRecord {
+        self.pool = Some(pool.into());
+        self.node = Some(node.into());
+        self
+    }
+
+    fn change(mut self, from: impl Into<String>, to: impl Into<String>) -> EventRecord {
+        self.from = Some(from.into());
+        self.to = Some(to.into());
+        self
+    }
+}
+
+/// `2026-11-23T17:01:02.345Z`
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// The most recent events, bounded: the oldest is dropped when it is full.
+pub struct EventLog {
+    entries: VecDeque<EventRecord>,
+    capacity: usize,
+}
+
+impl EventLog {
+    pub fn new(capacity: usize) -> EventLog {
+        EventLog {
+            entries: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&mut self, event: EventRecord) {
+        if self.entries.len() == self.capacity {
+            self.entries.pop_back();
+        }
+        self.entries.push_front(event);
+    }
+
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        self.entries.truncate(self.capacity);
+    }
+
+    /// Newest first.
+    pub fn recent(&self, limit: usize) -> Vec<EventRecord> {
+        self.entries.iter().take(limit).cloned().collect()
+    }
+}
+
+/// `web1(127.0.0.10),web2(127.0.0.11)`, `nodata`, `servfail` or `pending`.
+pub fn describe_answer(config: &Config, record: usize, answer: &Answer) -> String {
+    match answer {
+        Answer::Pending => "pending".into(),
+        Answer::Nodata => "nodata".into(),
+        Answer::Servfail => "servfail".into(),
+        Answer::Nodes(nodes) => {
+            let pool = &config.pools[config.records[record].pool];
+            nodes
+                .iter()
+                .map(|&n| format!("{}({})", pool.nodes[n].name, pool.nodes[n].address))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    }
+}
+
+/// Logs one engine event and returns it as a record for the event log (`None` for
+/// fencing requests, which are logged and recorded where they are carried out).
+pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<EventRecord> {
+    let names = |pool: usize, node: usize| {
+        let pool = &config.pools[pool];
+        (pool.name.as_str(), pool.nodes[node].name.as_str())
+    };
+    Some(match event {
+        Event::NodeChanged {
+            pool,
+            node,
+            from,
+            to,
+            reason,
+        } => {
+            let (pool, node) = names(*pool, *node);
+            info!(pool = %pool, node = %node, from = %from, to = %to, reason = %reason, "node state changed");
+            EventRecord::new("node_changed", reason.as_str())
+                .at(pool, node)
+                .change(from.to_string(), to.to_string())
+        }
+        Event::AnswerChanged {
+            record,
+            from,
+            to,
+            reason,
+        } => {
+            let name = &config.records[*record].name;
+            let serial = snapshot.serial_of(name).unwrap_or_default();
+            let (from_text, to_text) = (
+                describe_answer(config, *record, from),
+                describe_answer(config, *record, to),
+            );
+            if matches!(to, Answer::Nodata | Answer::Servfail) {
+                error!(record = %name, from = %from_text, to = %to_text, reason = %reason, serial, "answer changed: no node qualifies");
+            } else {
+                info!(record = %name, from = %from_text, to = %to_text, reason = %reason, serial, "answer changed");
+            }
+            let mut e = EventRecord::new("answer_changed", format!("{reason} (serial {serial})"))
+                .change(from_text, to_text);
+            e.record = Some(name.clone());
+            e.pool = Some(config.pools[config.records[*record].pool].name.clone());
+            e
+        }
+        Event::SplitBrain {
+            record,
+            writable,
+            outcome,
+        } => {
+            let pool = &config.pools[config.records[*record].pool];
+            let writable: Vec<&str> = writable
+                .iter()
+                .map(|&n| pool.nodes[n].name.as_str())
+                .collect();
+            let name = &config.records[*record].name;
+            error!(record = %name, pool = %pool.name, writable = %writable.join(","), outcome = %outcome, "split_brain");
+            let mut e = EventRecord::new(
+                "split_brain",
+                format!("writable: {}; {outcome}", writable.join(", ")),
+            );
+            e.record = Some(name.clone());
+            e.pool = Some(pool.name.clone());
+            e
+        }
+        Event::ClusterMismatch {
+            pool,
+            node,
+            cluster,
+            expected,
+        } => {
+            let (pool, node) = names(*pool, *node);
+            error!(pool = %pool, node = %node, cluster = %cluster, expected = ?expected, "node excluded: cluster identity differs");
+            EventRecord::new(
+                "cluster_mismatch",
+                format!(
+                    "cluster {cluster} differs from {}; left out of every answer",
+                    expected.as_deref().unwrap_or("no majority")
+                ),
+            )
+            .at(pool, node)
+        }
+        Event::ClusterRejoined { pool, node } => {
+            let (pool, node) = names(*pool, *node);
+            info!(pool = %pool, node = %node, "node included again: cluster identity agrees");
+            EventRecord::new("cluster_rejoined", "cluster identity agrees again").at(pool, node)
+        }
+        Event::Stale { record, max_stale } => {
+            let name = &config.records[*record].name;
+            warn!(record = %name, max_stale = ?max_stale, "no node reachable; keeping the last answer (stale)");
+            let mut e = EventRecord::new(
+                "stale",
+                format!("no node reachable; keeping the last answer for up to {max_stale:?}"),
+            );
+            e.record = Some(name.clone());
+            e
+        }
+        Event::Drained {
+            pool,
+            node,
+            drained,
+        } => {
+            let (pool, node) = names(*pool, *node);
+            let kind = if *drained { "drained" } else { "undrained" };
+            info!(pool = %pool, node = %node, "node {kind} by an operator");
+            EventRecord::new(kind, format!("{node} {kind} by an operator")).at(pool, node)
+        }
+        Event::Fence { .. } => return None,
+    })
+}
+
+/// A fencing step, logged and recorded: `fencing` (started), `fenced` or `fence_failed`.
+pub fn fence_event(pool: &str, node: &str, kind: &str, message: &str) -> EventRecord {
+    match kind {
+        "fencing" => info!(pool = %pool, node = %node, reason = %message, "fencing"),
+        "fenced" => info!(pool = %pool, node = %node, done = %message, "fenced"),
+        _ => {
+            error!(pool = %pool, node = %node, error = %message, "fencing failed; moving the answer anyway")
+        }
+    }
+    EventRecord::new(kind, message).at(pool, node)
+}
+
+/// A failing probe is logged once per change of its reason (authentication failures, a
+/// missing database, ...), not at every probe; state changes are logged as events.
+pub fn log_failure_change(
+    pool: &str,
+    node: &str,
+    last: &mut Option<String>,
+    failure: Option<String>,
+    state_changed: bool,
+) {
+    if failure == *last {
+        return;
+    }
+    match (&failure, state_changed) {
+        (Some(reason), false) => {
+            warn!(pool = %pool, node = %node, reason = %reason, "probe failing")
+        }
+        (None, false) if last.is_some() => {
+            info!(pool = %pool, node = %node, "probe succeeding again")
+        }
+        _ => {}
+    }
+    *last = failure;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_log_keeps_the_newest_first_and_stays_bounded() {
+        let mut log = EventLog::new(3);
+        for i in 0..5 {
+            log.push(EventRecord::new("reload", format!("{i}")));
+        }
+        let messages: Vec<String> = log.recent(10).into_iter().map(|e| e.message).collect();
+        assert_eq!(messages, ["4", "3", "2"]);
+        assert_eq!(log.recent(1).len(), 1);
+        log.set_capacity(1);
+        assert_eq!(log.recent(10).len(), 1);
+    }
+}

@@ -1,0 +1,92 @@
+//! `on_change` hooks: a command run when a record's answer changes, off the answer path.
+//!
+//! Each record with a hook has one runner task and a queue: its hooks run one at a time,
+//! in the order the changes were published, each killed (with its process group) at
+//! `on_change_timeout`. The supervisor only enqueues, so a slow hook never delays a
+//! snapshot or a DNS answer. On shutdown the queues are closed and what is queued still
+//! runs, each hook bounded by its timeout.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+use super::events::EventRecord;
+use crate::metrics::Metrics;
+
+/// One run of a record's hook.
+pub struct Job {
+    pub record: String,
+    pub command: Vec<String>,
+    pub timeout: Duration,
+    pub env: Vec<(&'static str, String)>,
+}
+
+pub struct Hooks {
+    queues: HashMap<String, mpsc::UnboundedSender<Job>>,
+    tasks: JoinSet<()>,
+    /// Failures go to the event log through the supervisor.
+    failures: mpsc::UnboundedSender<EventRecord>,
+    metrics: Arc<Metrics>,
+}
+
+impl Hooks {
+    pub fn new(failures: mpsc::UnboundedSender<EventRecord>, metrics: Arc<Metrics>) -> Hooks {
+        Hooks {
+            queues: HashMap::new(),
+            tasks: JoinSet::new(),
+            failures,
+            metrics,
+        }
+    }
+
+    /// Queues a run behind the record's earlier ones; returns at once.
+    pub fn enqueue(&mut self, job: Job) {
+        let queue = self.queues.entry(job.record.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.tasks
+                .spawn(run_queue(rx, self.failures.clone(), self.metrics.clone()));
+            tx
+        });
+        // The runner only ends when its sender is dropped, so the send cannot fail.
+        let _ = queue.send(job);
+    }
+
+    /// Closes every queue and waits until what was queued has run.
+    pub async fn finish(mut self) {
+        self.queues.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn run_queue(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    failures: mpsc::UnboundedSender<EventRecord>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let command = job.command.join(" ");
+        match crate::checks::run_command(&job.command, &job.env, job.timeout).await {
+            Ok(_) => {
+                info!(record = %job.record, command = %command, "on_change hook done");
+                metrics
+                    .hooks
+                    .with_label_values(&[job.record.as_str(), "ok"])
+                    .inc();
+            }
+            Err(reason) => {
+                error!(record = %job.record, command = %command, error = %reason, "on_change hook failed");
+                metrics
+                    .hooks
+                    .with_label_values(&[job.record.as_str(), "failed"])
+                    .inc();
+                let mut event = EventRecord::new("hook_failed", format!("{command}: {reason}"));
+                event.record = Some(job.record.clone());
+                let _ = failures.send(event);
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Reloading the configuration in place (SIGHUP, `POST /reload`).
+//!
+//! The new file and its zones are read and validated completely first; any problem, or a
+//! change that needs new sockets (`dns.listen`, `dns.udp_workers`, `admin.listen`,
+//! `[[vip]]`), rejects the whole reload and the running configuration stays. Otherwise:
+//! a node whose check and address are unchanged keeps its checker (and so its database
+//! session) and its health; other nodes get a new checker; removed ones are stopped; a
+//! record with the same name and pool keeps its answer, then every ready pool's answers
+//! are recomputed under the new rules; every zone's serial increases. The UDP and TCP
+//! sockets are never touched, so no query is lost.
+
+use std::collections::HashMap;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+use super::events::EventRecord;
+use super::{CommandError, Supervisor, unix_now};
+use crate::config::{Config, ConfigError, Vip};
+use crate::dns::SnapshotBuilder;
+use crate::engine::Engine;
+
+impl Supervisor {
+    /// Reloads, logs and records the outcome; tells systemd (RELOADING=1, then READY=1).
+    pub(super) async fn reload(&mut self, tasks: &mut JoinSet<()>) -> Result<String, CommandError> {
+        crate::notify::reloading();
+        let result = self.try_reload(tasks).await;
+        match &result {
+            Ok(summary) => {
+                info!(summary = %summary, "configuration reloaded");
+                self.metrics.reloads.with_label_values(&["applied"]).inc();
+                self.events
+                    .push(EventRecord::new("reload", summary.as_str()));
+            }
+            Err(CommandError::Rejected(problems)) => {
+                for problem in problems {
+                    error!(problem = %problem, "reload rejected");
+                }
+                error!(
+                    problems = problems.len(),
+                    "reload rejected; the running configuration stays"
+                );
+                self.metrics.reloads.with_label_values(&["rejected"]).inc();
+                self.events
+                    .push(EventRecord::new("reload_rejected", problems.join("; ")));
+            }
+            Err(other) => error!(error = %other, "reload failed"),
+        }
+        if self.all_ready {
+            crate::notify::ready("configuration reloaded; serving");
+        }
+        result
+    }
+
+    async fn try_reload(&mut self, tasks: &mut JoinSet<()>) -> Result<String, CommandError> {
+        let path = self.config_file.clone().ok_or_else(|| {
+            CommandError::Rejected(vec![
+                "hadns was started without a config file; there is nothing to reload".into(),
+            ])
+        })?;
+        let prepared = tokio::task::spawn_blocking(move || crate::prepare(&path))
+            .await
+            .map_err(|e| CommandError::Rejected(vec![format!("reading the config: {e}")]))?
+            .map_err(|e| {
+                CommandError::Rejected(match e {
+                    ConfigError::Invalid {
+                        file: Some(file),
+                        problems,
+                    } => problems
+                        .iter()
+                        .map(|p| format!("{}: {p}", file.display()))
+                        .collect(),
+                    other => vec![other.to_string()],
+                })
+            })?;
+        let problems = needs_restart(&self.config, &prepared.config);
+        if !problems.is_empty() {
+            return Err(CommandError::Rejected(problems));
+        }
+        Ok(self.apply_config(prepared, tasks).await)
+    }
+
+    /// Switches to a validated configuration; returns a summary of what changed.
+    async fn apply_config(&mut self, prepared: crate::Prepared, tasks: &mut JoinSet<()>) -> String {
+        let old = std::mem::replace(&mut self.config, prepared.config);
+        let mut old_checkers = std::mem::take(&mut self.checkers);
+        let mut old_degraded = std::mem::take(&mut self.degraded);
+        let old_index: HashMap<(&str, &str), (usize, usize)> = old
+            .pools
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pool)| {
+                pool.nodes
+                    .iter()
+                    .enumerate()
+                    .map(move |(n, node)| ((pool.name.as_str(), node.name.as_str()), (p, n)))
+            })
+            .collect();
+        self.by_id.clear();
+        let mut kept = HashMap::new();
+        let mut started = 0;
+        for p in 0..self.config.pools.len() {
+            let name = self.config.pools[p].name.clone();
+            let sender = old_degraded
+                .remove(&name)
+                .unwrap_or_else(|| watch::channel(false).0);
+            self.degraded.insert(name.clone(), sender);
+            for n in 0..self.config.pools[p].nodes.len() {
+                let (pool, node) = (&self.config.pools[p], &self.config.pools[p].nodes[n]);
+                let key = (name.clone(), node.name.clone());
+                match old_checkers.remove(&key) {
+                    Some(handle)
+                        if crate::checks::same_checker(
+                            (&handle.pool, &handle.node),
+                            (pool, node),
+                        ) =>
+                    {
+                        kept.insert((p, n), old_index[&(key.0.as_str(), key.1.as_str())]);
+                        self.by_id.insert(handle.id, (p, n));
+                        self.checkers.insert(key, handle);
+                    }
+                    replaced => {
+                        if let Some(handle) = replaced {
+                            handle.stop.cancel();
+                        }
+                        self.start_checker(p, n, tasks);
+                        started += 1;
+                    }
+                }
+            }
+        }
+        let stopped = old_checkers.len();
+        for handle in old_checkers.into_values() {
+            handle.stop.cancel();
+        }
+        self.failing.retain(|id, _| self.by_id.contains_key(id));
+
+        let record_was = |r: usize| {
+            let new = &self.config.records[r];
+            old.records.iter().position(|o| {
+                o.name == new.name && old.pools[o.pool].name == self.config.pools[new.pool].name
+            })
+        };
+        let now = self.clock.now();
+        let (engine, events) = Engine::reloaded(
+            &self.config,
+            &self.engine,
+            |p, n| kept.get(&(p, n)).copied(),
+            record_was,
+            now,
+        );
+        self.engine = engine;
+        self.config_loaded = now;
+
+        // Every zone's serial goes up, whatever the files say, so secondaries and caches
+        // see that something was reloaded.
+        let highest = self
+            .snapshot
+            .load()
+            .serials()
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        self.builder = SnapshotBuilder::new(
+            prepared.zones,
+            &self.config.records,
+            unix_now().max(highest.wrapping_add(1)),
+        );
+        self.zone_names = self.builder.zone_names();
+        // The vip tables are unchanged (needs_restart), but indices may have moved.
+        for (slot, vip) in self.vips.iter_mut().zip(&self.config.vips) {
+            (slot.record, slot.node) = (vip.record, vip.node);
+        }
+        if let Some(admin) = &self.config.admin {
+            self.events.set_capacity(admin.events);
+            self.token.store(std::sync::Arc::new(admin.token.clone()));
+        }
+        self.publish();
+        let pools: Vec<usize> = (0..self.config.pools.len()).collect();
+        self.apply(events, &pools).await;
+        self.check_ready();
+        format!(
+            "{} pools, {} records; {} node checkers kept, {started} started, {stopped} stopped; zone serials now {:?}",
+            self.config.pools.len(),
+            self.config.records.len(),
+            kept.len(),
+            self.snapshot.load().serials()
+        )
+    }
+}
+
+/// Changes a reload cannot apply because they need new sockets or raw interfaces.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let restart = "changing it needs a restart";
+    if old.dns.listen != new.dns.listen {
+        problems.push(format!(
+            "dns.listen: {restart} (running: {:?}, new: {:?})",
+            old.dns.listen, new.dns.listen
+        ));
+    }
+    if old.dns.udp_workers != new.dns.udp_workers {
+        problems.push(format!(
+            "dns.udp_workers: {restart} (running: {}, new: {})",
+            old.dns.udp_workers, new.dns.udp_workers
+        ));
+    }
+    let admin_listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);
+    if admin_listen(old) != admin_listen(new) {
+        problems.push(format!(
+            "admin.listen: {restart} (running: {:?}, new: {:?})",
+            admin_listen(old),
+            admin_listen(new)
+        ));
+    }
+    let vips = |c: &Config| -> Vec<(String, String, Vip)> {
+        c.vips
+            .iter()
+            .map(|v| {
+                let record = &c.records[v.record];
+                let node = &c.pools[record.pool].nodes[v.node].name;
+                let mut plain = v.clone();
+                (plain.record, plain.node) = (0, 0);
+                (record.name.clone(), node.clone(), plain)
+            })
+            .collect()
+    };
+    if vips(old) != vips(new) {
+        problems.push(format!(
+            "vip: {restart} (a [[vip]] table was added, removed or changed)"
+        ));
+    }
+    problems
+}

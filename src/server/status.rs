@@ -1,0 +1,288 @@
+//! What hadns believes right now, as `/status` serves it and `hadns status` prints it.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::events::{describe_answer, rfc3339};
+use crate::config::{Config, Select};
+use crate::dns::Snapshot;
+use crate::engine::{Answer, Engine, Health};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub started: String,
+    pub uptime_seconds: f64,
+    /// Every pool has completed its first round of checks.
+    pub ready: bool,
+    #[serde(default)]
+    pub config_file: Option<String>,
+    /// When the running configuration was loaded (start or last reload).
+    pub config_loaded: String,
+    pub zones: Vec<ZoneStatus>,
+    pub records: Vec<RecordStatus>,
+    pub pools: Vec<PoolStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneStatus {
+    pub name: String,
+    pub serial: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordStatus {
+    pub name: String,
+    pub pool: String,
+    pub select: String,
+    pub ttl: u32,
+    /// `nodes`, `nodata`, `servfail` or `pending`.
+    pub answer: String,
+    /// The answered nodes and their addresses (`answer = "nodes"`).
+    pub nodes: Vec<String>,
+    pub addresses: Vec<String>,
+    /// The answer as the logs show it: `db1(10.0.0.1)`, `nodata`.
+    pub describe: String,
+    /// When the answer last changed (absent while pending), and why.
+    #[serde(default)]
+    pub since: Option<String>,
+    pub reason: String,
+    /// The SOA serial of the record's zone.
+    pub serial: u32,
+    /// No node is reachable and the last answer is kept (up to `max_stale`).
+    pub stale: bool,
+    #[serde(default)]
+    pub stale_since: Option<String>,
+    /// The writable nodes of a current split brain.
+    pub split_brain: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolStatus {
+    pub name: String,
+    pub check: String,
+    pub interval_ms: u64,
+    /// Every node has completed one probe.
+    pub ready: bool,
+    /// Some record of the pool has no answer or a stale one: probing at `fast_interval`.
+    pub degraded: bool,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `up`, `down` or `unknown` (not probed yet).
+    pub health: String,
+    /// When `health` last changed.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// `primary` (writable) or `replica`, for database checks.
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub timeline: Option<u64>,
+    /// Replication delay as the replica reports it.
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+    /// The primary's write position minus this replica's replay position.
+    #[serde(default)]
+    pub lag_bytes: Option<u64>,
+    #[serde(default)]
+    pub last_probe: Option<ProbeStatus>,
+    /// Consecutive successful and failed probes.
+    pub successes: u32,
+    pub failures: u32,
+    pub drained: bool,
+    /// No probe result for longer than two intervals plus the timeout: the checker is
+    /// stuck or hadns is overloaded, and `health` is old news.
+    pub stale: bool,
+    /// Left out because its cluster identity differs (PostgreSQL system identifier).
+    #[serde(default)]
+    pub excluded_cluster: Option<String>,
+    /// Records whose answer holds this node.
+    pub answered_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub ok: bool,
+    pub detail: String,
+    pub latency_ms: f64,
+    pub at: String,
+}
+
+/// Converts the engine's virtual times (since start) to wall-clock times.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    pub started: tokio::time::Instant,
+    pub started_wall: SystemTime,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock {
+            started: tokio::time::Instant::now(),
+            started_wall: SystemTime::now(),
+        }
+    }
+
+    /// The engine's `now`.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn wall(&self, at: Duration) -> String {
+        rfc3339(self.started_wall + at)
+    }
+}
+
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub engine: &'a Engine,
+    pub snapshot: &'a Snapshot,
+    pub zone_names: &'a [String],
+    pub clock: Clock,
+    pub config_file: Option<String>,
+    pub config_loaded: Duration,
+}
+
+pub fn build(cx: &Context<'_>) -> Status {
+    let (config, engine) = (cx.config, cx.engine);
+    let now = cx.clock.now();
+    let records: Vec<RecordStatus> = config
+        .records
+        .iter()
+        .enumerate()
+        .map(|(r, record)| {
+            let pool = &config.pools[record.pool];
+            let answer = engine.answer(r);
+            let nodes = match answer {
+                Answer::Nodes(n) => n.clone(),
+                _ => Vec::new(),
+            };
+            let (changed_at, reason) = engine.answer_changed(r);
+            RecordStatus {
+                name: record.name.clone(),
+                pool: pool.name.clone(),
+                select: select_name(record.select).into(),
+                ttl: record.ttl,
+                answer: match answer {
+                    Answer::Nodes(_) => "nodes",
+                    Answer::Nodata => "nodata",
+                    Answer::Servfail => "servfail",
+                    Answer::Pending => "pending",
+                }
+                .into(),
+                nodes: nodes.iter().map(|&n| pool.nodes[n].name.clone()).collect(),
+                addresses: nodes
+                    .iter()
+                    .map(|&n| pool.nodes[n].address.to_string())
+                    .collect(),
+                describe: describe_answer(config, r, answer),
+                since: (*answer != Answer::Pending).then(|| cx.clock.wall(changed_at)),
+                reason: reason.to_string(),
+                serial: cx.snapshot.serial_of(&record.name).unwrap_or_default(),
+                stale: engine.stale_since(r).is_some(),
+                stale_since: engine.stale_since(r).map(|s| cx.clock.wall(s)),
+                split_brain: engine
+                    .split_brain(r)
+                    .iter()
+                    .map(|&n| pool.nodes[n].name.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    let pools = config
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(p, pool)| {
+            let primary_lsn = (0..pool.nodes.len())
+                .map(|n| engine.node(p, n))
+                .filter(|s| s.health == Health::Up)
+                .filter_map(|s| s.db.as_ref().filter(|d| d.writable).and_then(|d| d.lsn))
+                .max();
+            let nodes = pool
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(n, node)| {
+                    let state = engine.node(p, n);
+                    let db = state.db.as_ref().filter(|_| state.health == Health::Up);
+                    let known = state.health != Health::Unknown;
+                    let stale_after = pool.interval * 2 + pool.timeout;
+                    NodeStatus {
+                        name: node.name.clone(),
+                        address: node.address.to_string(),
+                        port: node.port,
+                        health: state.health.to_string(),
+                        since: known.then(|| cx.clock.wall(state.since)),
+                        role: db.map(|d| if d.writable { "primary" } else { "replica" }.into()),
+                        timeline: db.and_then(|d| d.timeline),
+                        lag_seconds: db.filter(|d| !d.writable).and_then(|d| d.lag_seconds),
+                        lag_bytes: db
+                            .filter(|d| !d.writable)
+                            .and_then(|d| Some(primary_lsn?.saturating_sub(d.lsn?))),
+                        last_probe: state.last.as_ref().map(|o| ProbeStatus {
+                            ok: o.ok,
+                            detail: o.detail.clone(),
+                            latency_ms: o.latency.as_secs_f64() * 1000.0,
+                            at: cx.clock.wall(state.last_at),
+                        }),
+                        successes: state.successes,
+                        failures: state.failures,
+                        drained: state.drained,
+                        stale: known && now.saturating_sub(state.last_at) > stale_after,
+                        excluded_cluster: state.excluded.clone(),
+                        answered_by: records
+                            .iter()
+                            .filter(|r| r.pool == pool.name && r.nodes.contains(&node.name))
+                            .map(|r| r.name.clone())
+                            .collect(),
+                    }
+                })
+                .collect();
+            PoolStatus {
+                name: pool.name.clone(),
+                check: pool.check.kind().into(),
+                interval_ms: pool.interval.as_millis() as u64,
+                ready: engine.pool_ready(p),
+                degraded: engine.pool_ready(p) && engine.pool_degraded(p),
+                nodes,
+            }
+        })
+        .collect();
+    Status {
+        version: env!("CARGO_PKG_VERSION").into(),
+        started: rfc3339(cx.clock.started_wall),
+        uptime_seconds: now.as_secs_f64(),
+        ready: (0..config.pools.len()).all(|p| engine.pool_ready(p)),
+        config_file: cx.config_file.clone(),
+        config_loaded: cx.clock.wall(cx.config_loaded),
+        zones: cx
+            .zone_names
+            .iter()
+            .zip(cx.snapshot.serials())
+            .map(|(name, &serial)| ZoneStatus {
+                name: name.clone(),
+                serial,
+            })
+            .collect(),
+        records,
+        pools,
+    }
+}
+
+fn select_name(select: Select) -> &'static str {
+    match select {
+        Select::First => "first",
+        Select::Healthy => "healthy",
+        Select::Primary => "primary",
+        Select::Replicas => "replicas",
+    }
+}

@@ -1,0 +1,393 @@
+//! The admin endpoint against the running binary: /status, /metrics, /events, drain and
+//! undrain with a bearer token, the CLI commands, and the status page in a real browser.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+use crate::harness::*;
+
+const WWW: &str = "www.example.internal.";
+const LIMIT: Duration = Duration::from_secs(10);
+pub const TOKEN: &str = "s3cret-token";
+
+/// `[admin]` on an ephemeral port, with a token file when `token` is set.
+pub fn admin_section(token: bool) -> String {
+    let token = if token {
+        "token_file = \"admin.token\"\n"
+    } else {
+        ""
+    };
+    format!("\n[admin]\nlisten = \"127.0.0.1:0\"\n{token}")
+}
+
+pub fn write_token(dir: &Path) {
+    std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
+}
+
+pub async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{admin}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+pub async fn get_json(admin: SocketAddr, path: &str) -> Value {
+    let (status, body) = get(admin, path).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+pub async fn post(admin: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(format!("http://{admin}{path}"));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("POST {path}: {body}")),
+    )
+}
+
+/// The node `name` of pool `pool` in a /status document.
+pub fn node<'a>(status: &'a Value, pool: &str, name: &str) -> &'a Value {
+    status["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == pool)
+        .and_then(|p| {
+            p["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("no node {pool}/{name} in {status}"))
+}
+
+pub fn record<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no record {name} in {status}"))
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let (series, _) = l.rsplit_once(' ').unwrap();
+            series.split('{').next() == Some(name)
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+}
+
+/// Runs `hadns ARGS --admin URL --config FILE`: the config names port 0, so the test
+/// passes the bound address.
+async fn cli(hadns: &mut Hadns, args: &[&str]) -> (bool, String, String) {
+    let admin = format!("http://{}", hadns.admin().await);
+    let mut args = args.to_vec();
+    args.extend(["--admin", &admin]);
+    let output = hadns_command(&args, &hadns.config_path())
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_metrics_and_events_follow_the_checks() {
+    let mut web1 = TcpBackend::start("127.0.0.60").await;
+    let web2 = TcpBackend::start("127.0.0.61").await;
+    let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"\nfall = 1", "")
+        + &admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+
+    let status = get_json(admin, "/status").await;
+    assert_eq!(status["ready"], true);
+    let www = record(&status, WWW);
+    assert_eq!(www["answer"], "nodes");
+    assert_eq!(www["nodes"], serde_json::json!(["web1"]));
+    assert_eq!(www["addresses"], serde_json::json!(["127.0.0.60"]));
+    assert!(www["reason"].as_str().unwrap().contains("first round"));
+    assert!(www["serial"].as_u64().unwrap() > 0);
+    let n1 = node(&status, "web", "web1");
+    assert_eq!(n1["health"], "up");
+    assert_eq!(n1["drained"], false);
+    assert_eq!(n1["stale"], false);
+    assert_eq!(n1["last_probe"]["ok"], true);
+    assert!(n1["successes"].as_u64().unwrap() >= 1);
+    assert_eq!(n1["answered_by"], serde_json::json!([WWW]));
+
+    // Queries of each kind, over UDP and TCP, show up by protocol and response code.
+    for _ in 0..3 {
+        hadns.addresses(WWW).await.unwrap();
+    }
+    let nx = hadns.query("nope.example.internal.", RecordType::A).await;
+    assert_eq!(
+        nx.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+    let mut stream = tokio::net::TcpStream::connect(hadns.addr).await.unwrap();
+    tcp_exchange(&mut stream, &query_message(WWW, RecordType::A, None)).await;
+    let (code, metrics) = get(admin, "/metrics").await;
+    assert_eq!(code, 200);
+    let udp_ok = sample(
+        &metrics,
+        "hadns_dns_queries_total",
+        &[("protocol", "udp"), ("rcode", "NOERROR")],
+    );
+    assert!(udp_ok.unwrap() >= 3.0, "{metrics}");
+    let nxdomain = sample(
+        &metrics,
+        "hadns_dns_queries_total",
+        &[("protocol", "udp"), ("rcode", "NXDOMAIN")],
+    );
+    assert!(nxdomain.unwrap() >= 1.0, "{metrics}");
+    let tcp_ok = sample(
+        &metrics,
+        "hadns_dns_queries_total",
+        &[("protocol", "tcp"), ("rcode", "NOERROR")],
+    );
+    assert!(tcp_ok.unwrap() >= 1.0, "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            "hadns_node_up",
+            &[("pool", "web"), ("node", "web1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&metrics, "hadns_build_info", &[]), Some(1.0));
+    assert!(
+        sample(
+            &metrics,
+            "hadns_probe_duration_seconds_count",
+            &[("pool", "web")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+
+    web1.stop().await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    let status = get_json(admin, "/status").await;
+    assert_eq!(node(&status, "web", "web1")["health"], "down");
+    assert_eq!(node(&status, "web", "web1")["last_probe"]["ok"], false);
+    assert_eq!(record(&status, WWW)["nodes"], serde_json::json!(["web2"]));
+
+    // Newest first: the answer change, then the node change that caused it, then the
+    // first answer.
+    let events = get_json(admin, "/events").await;
+    let kinds: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["to"].as_str().unwrap_or("")))
+        .collect();
+    let position = |kind: &str, to: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == (kind, to))
+            .unwrap_or_else(|| panic!("no {kind} to {to} in {events}"))
+    };
+    assert!(position("answer_changed", "web2(127.0.0.61)") < position("node_changed", "down"));
+    assert!(position("node_changed", "down") < position("answer_changed", "web1(127.0.0.60)"));
+    assert_eq!(
+        get_json(admin, "/events?limit=1")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let metrics = get(admin, "/metrics").await.1;
+    assert_eq!(
+        sample(
+            &metrics,
+            "hadns_node_up",
+            &[("pool", "web"), ("node", "web1")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "hadns_node_transitions_total",
+            &[("node", "web1"), ("to", "down")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "hadns_answer_changes_total", &[("record", WWW)]),
+        Some(2.0)
+    );
+
+    // The CLI reads the same endpoint from the config.
+    let (ok, out, err) = cli(&mut hadns, &["status"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(WWW) && out.contains("web2(127.0.0.61)"),
+        "{out}"
+    );
+    let web1_line = out.lines().find(|l| l.contains("web1 ")).unwrap();
+    assert!(web1_line.contains("down"), "{out}");
+    let (ok, out, err) = cli(&mut hadns, &["events", "--limit", "5"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().next().unwrap().contains("answer_changed"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_moves_the_answer_and_needs_the_token() {
+    let web1 = TcpBackend::start("127.0.0.62").await;
+    let web2 = TcpBackend::start("127.0.0.63").await;
+    let config =
+        tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"", "") + &admin_section(true);
+    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], write_token).await;
+    let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+
+    let drain = "/pools/web/nodes/web1/drain";
+    let (code, body) = post(admin, drain, None).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = post(admin, drain, Some("wrong")).await;
+    assert_eq!(code, 401);
+    hadns.wait_for_log("admin request refused", LIMIT).await;
+    assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web1.ip()]);
+
+    let (code, body) = post(admin, drain, Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("web2"), "{body}");
+    // The snapshot is stored before the reply: the next query already sees it.
+    assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web2.ip()]);
+    let status = get_json(admin, "/status").await;
+    assert_eq!(node(&status, "web", "web1")["drained"], true);
+    assert_eq!(
+        node(&status, "web", "web1")["health"],
+        "up",
+        "still checked"
+    );
+
+    let (code, body) = post(admin, "/pools/web/nodes/nosuch/drain", Some(TOKEN)).await;
+    assert_eq!(code, 404);
+    assert!(body["message"].as_str().unwrap().contains("nosuch"));
+
+    // The CLI takes the token from the config's token_file.
+    let (ok, out, _) = cli(&mut hadns, &["status"]).await;
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("web1 ") && l.contains("drained")),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&mut hadns, &["drain", "web", "nosuch"]).await;
+    assert!(!ok);
+    assert!(err.contains("no node named \"nosuch\""), "{err}");
+    let (ok, out, err) = cli(&mut hadns, &["undrain", "web", "web1"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("undrained"), "{out}");
+    assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web1.ip()]);
+    let (ok, out, _) = cli(&mut hadns, &["events"]).await;
+    assert!(ok);
+    assert!(
+        out.contains("undrained") && out.contains("drained web/web1"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_token_file_changing_endpoints_are_disabled() {
+    let web1 = TcpBackend::start("127.0.0.64").await;
+    let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "") + &admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    for path in ["/pools/web/nodes/web1/drain", "/reload"] {
+        let (code, body) = post(admin, path, Some(TOKEN)).await;
+        assert_eq!(code, 403, "{path}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("token_file"));
+    }
+    assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web1.ip()]);
+}
+
+/// Runs headless Chromium on `url` and returns the DOM after its scripts ran.
+async fn browser_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .await
+        .expect("chromium runs (scripts/test.sh installs it)");
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `<tr ...>...</tr>` element that starts with `start`.
+fn row<'a>(dom: &'a str, start: &str) -> &'a str {
+    let at = dom
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {dom}"));
+    let end = dom[at..].find("</tr>").unwrap();
+    &dom[at..at + end]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_renders_nodes_and_events_in_a_browser() {
+    let mut web1 = TcpBackend::start("127.0.0.65").await;
+    let web2 = TcpBackend::start("127.0.0.66").await;
+    let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"\nfall = 1", "")
+        + &admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    web1.stop().await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+
+    let dom = browser_dom(&format!("http://{admin}/")).await;
+    let web1_row = row(&dom, "<tr data-node=\"web/web1\"");
+    assert!(web1_row.contains("class=\"health down\""), "{web1_row}");
+    let web2_row = row(&dom, "<tr data-node=\"web/web2\"");
+    assert!(web2_row.contains("class=\"health up\""), "{web2_row}");
+    assert!(
+        web2_row.contains("answers www.example.internal."),
+        "{web2_row}"
+    );
+    let record_row = row(&dom, "<tr data-record=\"www.example.internal.\"");
+    assert!(record_row.contains("web2(127.0.0.66)"), "{record_row}");
+    assert!(dom.contains("answer_changed"), "the events table is filled");
+}
