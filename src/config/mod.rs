@@ -332,7 +332,8 @@ fn toml_problem(e: &toml::de::Error) -> Problem {
 /// `pool.0.node.1.name` -> `pool[0].node[1].name`
 fn toml_path(path: &serde_ignored::Path<'_>) -> String {
     let mut out = String::new();
-    for part in path.to_string().split('.') {
+    // `?` marks an optional table (`dns`, `admin`); it is not part of the TOML path.
+    for part in path.to_string().split('.').filter(|p| *p != "?") {
         if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
             out.push_str(&format!("[{part}]"));
         } else {

@@ -30,6 +30,12 @@ select = "first"
 ttl = 1
 failback = true
 on_empty = "nodata"
+on_change = ["./notify.sh", "www"]
+on_change_timeout = "5s"
+
+[admin]
+listen = "127.0.0.1:9153"
+events = 50
 "#;
 
 fn problems(text: &str) -> Vec<String> {
@@ -52,6 +58,18 @@ fn the_documented_keys_parse() {
     assert_eq!(c.pools[0].nodes[1].priority, DEFAULT_PRIORITY);
     assert_eq!(c.records[0].name, "www.example.internal.");
     assert_eq!(c.records[0].pool, 0);
+    // A relative program is relative to the config file's directory.
+    assert_eq!(
+        c.records[0].on_change,
+        Some(vec![
+            "/etc/hadns/notify.sh".to_string(),
+            "www".to_string()
+        ])
+    );
+    assert_eq!(c.records[0].on_change_timeout, Duration::from_secs(5));
+    let admin = c.admin.as_ref().unwrap();
+    assert_eq!(admin.listen, "127.0.0.1:9153".parse().unwrap());
+    assert_eq!((admin.token.as_deref(), admin.events), (None, 50));
 }
 
 #[test]
@@ -84,12 +102,18 @@ fn every_problem_is_reported_with_its_path() {
 #[test]
 fn unknown_keys_in_every_table_are_errors() {
     // Inject an unknown key at the end of every table of the example.
-    let tables = ["[dns]", "[[pool]]", "[[pool.node]]", "[[record]]"];
-    for table in tables {
+    let tables = [
+        ("[dns]", "dns"),
+        ("[admin]", "admin"),
+        ("[[pool]]", "pool[0]"),
+        ("[[pool.node]]", "pool[0].node[0]"),
+        ("[[record]]", "record[0]"),
+    ];
+    for (table, path) in tables {
+        assert!(GOOD.contains(table), "the example has {table}");
         let text = GOOD.replacen(table, &format!("{table}\nbogus = 1"), 1);
         let got = problems(&text);
-        assert_eq!(got.len(), 1, "{table}: {got:?}");
-        assert!(got[0].ends_with("bogus: unknown key"), "{table}: {got:?}");
+        assert_eq!(got, vec![format!("{path}.bogus: unknown key")], "{table}");
     }
     let got = problems(&format!("bogus = true\n{GOOD}"));
     assert_eq!(got, vec!["bogus: unknown key"]);

@@ -306,3 +306,51 @@ async fn postgres_password_file() {
         .await;
     hadns.stop().await;
 }
+
+/// The pids of hadns's sessions on `pg`.
+async fn hadns_sessions(pg: &Pg) -> Vec<i32> {
+    pg.client()
+        .await
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'hadns' ORDER BY pid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_database_sessions_of_unchanged_checks() {
+    let pg1 = Pg::init_primary("127.0.0.29");
+    let nodes = pg1.node("pg1", 100);
+    let mut hadns = Hadns::start(&pool(&nodes, "")).await;
+    hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;
+    let before = hadns_sessions(&pg1).await;
+    assert_eq!(before.len(), 1);
+
+    // Another record on the same pool: the checker and its session stay.
+    let more =
+        "\n[[record]]\nname = \"db2.example.internal.\"\npool = \"pg\"\nselect = \"primary\"\n";
+    hadns.rewrite(&(pool(&nodes, "") + more), None);
+    assert_eq!(hadns.sighup().await, "applied");
+    hadns
+        .wait_for_answer("db2.example.internal.", &[pg1.ip], LIMIT)
+        .await;
+    assert_eq!(hadns.addresses(DB).await.unwrap(), vec![pg1.ip]);
+    assert_eq!(hadns_sessions(&pg1).await, before, "the same session");
+
+    // A changed check gets a new checker: a new session, and the old one is closed.
+    let changed = pool(&nodes, "").replace("timeout = \"1s\"", "timeout = \"2s\"");
+    hadns.rewrite(&changed, None);
+    assert_eq!(hadns.sighup().await, "applied");
+    let old = before[0];
+    wait_for(LIMIT, "one new session", || async {
+        let now = hadns_sessions(&pg1).await;
+        now.len() == 1 && now[0] != old
+    })
+    .await;
+    assert_eq!(hadns.addresses(DB).await.unwrap(), vec![pg1.ip]);
+}
