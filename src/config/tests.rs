@@ -61,10 +61,7 @@ fn the_documented_keys_parse() {
     // A relative program is relative to the config file's directory.
     assert_eq!(
         c.records[0].on_change,
-        Some(vec![
-            "/etc/hadns/notify.sh".to_string(),
-            "www".to_string()
-        ])
+        Some(vec!["/etc/hadns/notify.sh".to_string(), "www".to_string()])
     );
     assert_eq!(c.records[0].on_change_timeout, Duration::from_secs(5));
     let admin = c.admin.as_ref().unwrap();

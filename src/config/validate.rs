@@ -117,7 +117,10 @@ fn resolve_programs(config: &mut Config, base: &Path) {
             && program.contains('/')
             && Path::new(program.as_str()).is_relative()
         {
-            *program = base.join(program.trim_start_matches("./")).display().to_string();
+            *program = base
+                .join(program.trim_start_matches("./"))
+                .display()
+                .to_string();
         }
     };
     for pool in &mut config.pools {

@@ -99,7 +99,7 @@ impl Supervisor {
             .collect();
         self.by_id.clear();
         let mut kept = HashMap::new();
-        let mut started = 0;
+        let (mut reused, mut started) = (0, 0);
         for p in 0..self.config.pools.len() {
             let name = self.config.pools[p].name.clone();
             let sender = old_degraded
@@ -109,16 +109,25 @@ impl Supervisor {
             for n in 0..self.config.pools[p].nodes.len() {
                 let (pool, node) = (&self.config.pools[p], &self.config.pools[p].nodes[n]);
                 let key = (name.clone(), node.name.clone());
-                match old_checkers.remove(&key) {
+                let old_handle = old_checkers.remove(&key);
+                // The same node (name, address, port) keeps its health, even when its
+                // check changed and it gets a new checker.
+                if old_handle
+                    .as_ref()
+                    .is_some_and(|h| (h.node.address, h.node.port) == (node.address, node.port))
+                {
+                    kept.insert((p, n), old_index[&(key.0.as_str(), key.1.as_str())]);
+                }
+                match old_handle {
                     Some(handle)
                         if crate::checks::same_checker(
                             (&handle.pool, &handle.node),
                             (pool, node),
                         ) =>
                     {
-                        kept.insert((p, n), old_index[&(key.0.as_str(), key.1.as_str())]);
                         self.by_id.insert(handle.id, (p, n));
                         self.checkers.insert(key, handle);
+                        reused += 1;
                     }
                     replaced => {
                         if let Some(handle) = replaced {
@@ -143,13 +152,34 @@ impl Supervisor {
             })
         };
         let now = self.clock.now();
-        let (engine, events) = Engine::reloaded(
+        // Drained nodes stay drained, even when their checker had to start afresh.
+        let drained: Vec<(String, String)> = old
+            .pools
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pool)| {
+                let engine = &self.engine;
+                pool.nodes
+                    .iter()
+                    .enumerate()
+                    .filter(move |(n, _)| engine.node(p, *n).drained)
+                    .map(move |(_, node)| (pool.name.clone(), node.name.clone()))
+            })
+            .collect();
+        let (mut engine, mut events) = Engine::reloaded(
             &self.config,
             &self.engine,
             |p, n| kept.get(&(p, n)).copied(),
             record_was,
             now,
         );
+        for (p, pool) in self.config.pools.iter().enumerate() {
+            for (n, node) in pool.nodes.iter().enumerate() {
+                if drained.contains(&(pool.name.clone(), node.name.clone())) {
+                    events.extend(engine.set_drained(p, n, true, now));
+                }
+            }
+        }
         self.engine = engine;
         self.config_loaded = now;
 
@@ -182,10 +212,9 @@ impl Supervisor {
         self.apply(events, &pools).await;
         self.check_ready();
         format!(
-            "{} pools, {} records; {} node checkers kept, {started} started, {stopped} stopped; zone serials now {:?}",
+            "{} pools, {} records; {reused} node checkers kept, {started} started, {stopped} stopped; zone serials now {:?}",
             self.config.pools.len(),
             self.config.records.len(),
-            kept.len(),
             self.snapshot.load().serials()
         )
     }

@@ -291,6 +291,23 @@ async fn drain_moves_the_answer_and_needs_the_token() {
         "still checked"
     );
 
+    // A reload that restarts the checkers (another interval) keeps the drain.
+    hadns.rewrite(&config.replace("\"100ms\"", "\"150ms\""), None);
+    let (code, body) = post(admin, "/reload", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("2 started"),
+        "{body}"
+    );
+    let status = get_json(admin, "/status").await;
+    assert_eq!(node(&status, "web", "web1")["drained"], true);
+    assert_eq!(
+        node(&status, "web", "web2")["health"],
+        "up",
+        "health carried over"
+    );
+    assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web2.ip()]);
+
     let (code, body) = post(admin, "/pools/web/nodes/nosuch/drain", Some(TOKEN)).await;
     assert_eq!(code, 404);
     assert!(body["message"].as_str().unwrap().contains("nosuch"));

@@ -170,12 +170,15 @@ async fn dnsperf_across_reloads_loses_nothing() {
         .arg(&queries)
         .kill_on_drop(true);
     let dnsperf = dnsperf.output();
+    // Beside dnsperf (which counts response codes), a loop that checks every answer.
+    let answers = QueryLoop::start(hadns.addr, WWW);
     let reloads = async {
-        // Five reloads while dnsperf runs: add a pool, remove it, change the zone, ...
+        // Five reloads while dnsperf runs: add a pool and change web's check (new checkers),
+        // remove it and change the check back; a new zone each time.
         for round in 0..5 {
             tokio::time::sleep(Duration::from_millis(1000)).await;
             let config = if round % 2 == 0 {
-                base.clone() + &api_pool(&api1)
+                base.replace("\"100ms\"", "\"120ms\"") + &api_pool(&api1)
             } else {
                 base.clone()
             };
@@ -199,4 +202,10 @@ async fn dnsperf_across_reloads_loses_nothing() {
     assert_eq!(codes.split(',').count(), 1, "only NOERROR: {codes}");
     assert!(codes.contains("NOERROR"), "{codes}");
     assert_eq!(hadns.log_count("configuration reloaded"), 5);
+    let seen = answers.finish().await;
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        vec![&Some(web1.ip())],
+        "{seen:?}"
+    );
 }
