@@ -408,3 +408,31 @@ async fn the_status_page_renders_nodes_and_events_in_a_browser() {
     assert!(record_row.contains("web2(127.0.0.66)"), "{record_row}");
     assert!(dom.contains("answer_changed"), "the events table is filled");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_the_fields() {
+    use tokio::io::AsyncBufReadExt;
+    let web1 = TcpBackend::start("127.0.0.67").await;
+    let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "");
+    let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
+    let mut child = hadns_command(&["serve", "--log-format", "json"], &path)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let answer = tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("hadns exited");
+            let value: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if value["fields"]["message"] == "answer changed" {
+                return value;
+            }
+        }
+    })
+    .await
+    .expect("an answer change within the limit");
+    assert_eq!(answer["level"], "INFO");
+    assert_eq!(answer["fields"]["record"], WWW);
+    assert_eq!(answer["fields"]["to"], "web1(127.0.0.67)");
+    assert!(answer["timestamp"].is_string());
+}

@@ -45,6 +45,15 @@ where
 
 // === the hadns process ===
 
+/// The `addr=...` field of a log line.
+fn addr_field(line: &str) -> SocketAddr {
+    line.split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no addr= in {line}"))
+}
+
 pub struct Hadns {
     pub child: Child,
     /// The first listening address.
@@ -190,14 +199,7 @@ impl Hadns {
         let line = self
             .wait_for_log("admin endpoint listening", Duration::from_secs(10))
             .await;
-        line.split("addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        addr_field(&line)
     }
 
     /// Starts `hadns serve` inside network namespace `ns` (`ip netns exec`, which execs
@@ -252,16 +254,7 @@ impl Hadns {
             lines
                 .iter()
                 .filter(|l| l.contains("listening on udp and tcp"))
-                .map(|l| {
-                    l.split("addr=")
-                        .nth(1)
-                        .unwrap()
-                        .split_whitespace()
-                        .next()
-                        .unwrap()
-                        .parse()
-                        .unwrap()
-                })
+                .map(|l| addr_field(l))
                 .collect()
         };
         hadns

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::admin::{admin_section, get, get_json, node};
 use crate::dbs::Pg;
 use crate::harness::*;
 
@@ -124,8 +125,14 @@ async fn postgres_split_brain_fences_the_loser() {
     pg2.wait_replaying().await;
     pg1.execute("CREATE ROLE app LOGIN").await;
     let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50);
-    let mut hadns = Hadns::start(&pool(&nodes, "fence = \"read-only\"")).await;
+    let config = pool(&nodes, "fence = \"read-only\"") + &admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    let admin_addr = hadns.admin().await;
     hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;
+    let status = get_json(admin_addr, "/status").await;
+    assert_eq!(node(&status, "pg", "pg1")["role"], "primary");
+    assert_eq!(node(&status, "pg", "pg2")["role"], "replica");
+    assert!(node(&status, "pg", "pg2")["lag_bytes"].is_u64(), "{status}");
     let app = pg1.client_as("app").await;
     app.simple_query("SELECT 1").await.unwrap();
     let queries = QueryLoop::start(hadns.addr, DB);
@@ -160,6 +167,23 @@ async fn postgres_split_brain_fences_the_loser() {
 
     let seen = queries.finish().await;
     println!("db answers during the split brain: {seen:?}");
+
+    // The split brain and the fencing are events and metrics.
+    let events = get_json(admin_addr, "/events").await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in ["split_brain", "fencing", "fenced"] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    let metrics = get(admin_addr, "/metrics").await.1;
+    assert!(
+        metrics.contains(&format!("hadns_split_brain_total{{record=\"{DB}\"}} 1")),
+        "{metrics}"
+    );
     hadns.stop().await;
 }
 

@@ -26,8 +26,35 @@ announce_count = 5
 announce_interval = "100ms"
 takeover_timeout = "1s"
 {vip_extra}
+
+[admin]
+listen = "127.0.0.1:0"
 "#
         )
+}
+
+/// Waits until the `/events` of the hadns on `host` (its admin endpoint on the host's own
+/// loopback) contain an event of `kind`.
+fn wait_event(t: &Topology, host: &str, admin: SocketAddr, kind: &str) {
+    let fetch =
+        "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())";
+    let url = format!("http://{admin}/events");
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let out = t
+            .command(host, "python3")
+            .args(["-c", fetch, &url])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&format!("\"kind\":\"{kind}\"")) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} event on {host}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 struct Running {
@@ -61,9 +88,10 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
     };
     let address: IpAddr = vip.split('/').next().unwrap().parse().unwrap();
     let t = &running.topology;
-    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config("node1", vip, failback, "")).await;
+    let mut h1 = Hadns::start_in_netns(&t.ns("node1"), &config("node1", vip, failback, "")).await;
     let h2 = Hadns::start_in_netns(&t.ns("node2"), &config("node2", vip, failback, "")).await;
     t.wait_holds("node1", address, true, LIMIT);
+    let admin1 = h1.admin().await;
 
     // The interface is put right: an address removed behind hadns's back comes back, one
     // added where it should not be goes.
@@ -102,6 +130,9 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
     t.wait_holds("node2", address, true, LIMIT);
     client.wait_for("node2", LIMIT);
     assert!(!t.holds("node1", address));
+    // Takes and releases are events (node2's are checked by its log below).
+    wait_event(t, "node1", admin1, "vip_taken");
+    wait_event(t, "node1", admin1, "vip_released");
     t.wait_neighbour("client", address, "node2", LIMIT);
     println!(
         "client-visible gap node1 -> node2: {:?}",
@@ -116,7 +147,6 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
         assert!(!t.holds("node2", address));
     } else {
         // Give both hadns time to see node1 healthy again (rise = 2 at 100ms), twice over.
-        let mut h1 = h1;
         h1.wait_until("node1 up again", LIMIT, |lines| {
             lines
                 .iter()
