@@ -3,44 +3,81 @@
 # PowerDNS with a LUA record), every server pinned to one core (CPU $SERVER_CPU, default 1),
 # dnsperf on the other (CPU $CLIENT_CPU, default 0), in one run. Three query mixes: the
 # failover record, a static record, and a mix with NXDOMAIN and NODATA.
-#   bench/qps.sh              # 10 s per server and mix
-#   SECONDS_PER_RUN=30 bench/qps.sh
+#
+# Each mix is measured ROUNDS times (default 3), the servers' order rotating each round so
+# none always runs first or last; the table shows each server's median.
+#   bench/qps.sh                         # 10 s per server, mix and round
+#   SECONDS_PER_RUN=30 ROUNDS=5 bench/qps.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${SECONDS_PER_RUN:-10}
+ROUNDS=${ROUNDS:-3}
 . bench/lib.sh
 install_packages
 "$SHARED/peers.sh" start "$D/peers" >/dev/null
 start_hadns 100ms
+# The same hadns without UDP coalescing (udp_coalesce = "0us"), on port 5306, to show what
+# that setting contributes in the same run.
+sed -e 's/127.0.0.1:5305/127.0.0.1:5306/' -e 's/^udp_workers = 1$/udp_workers = 1\nudp_coalesce = "0us"/' \
+  "$D/hadns.toml" > "$D/hadns-0.toml"
+taskset -c "$SERVER_CPU" target/release/hadns serve --config "$D/hadns-0.toml" --log-level warn > "$D/hadns-0.log" 2>&1 &
+echo $! > "$D/hadns-0.pid"
+trap 'kill "$(cat "$D/hadns-0.pid")" 2>/dev/null || true; cleanup' EXIT
 
 printf 'db.svc.test A\n' > "$D/failover.q"
 printf 'ns1.svc.test A\n' > "$D/static.q"
 printf 'db.svc.test A\nns1.svc.test A\nnx%s.svc.test A\nns1.svc.test AAAA\ndb.svc.test AAAA\n' 1 > "$D/mix.q"
 
-servers="hadns:5305 nsd:5301 knot:5302 gdnsd:5303 pdns:5304"
+servers=(hadns:5305 hadns-nocoalesce:5306 nsd:5301 knot:5302 gdnsd:5303 pdns:5304)
 
 # Busy and total jiffies of the servers' CPU, from /proc/stat.
 cpu_ticks() {
   awk -v c="cpu$SERVER_CPU" '$1 == c { busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6; print busy, total }' /proc/stat
 }
 
-echo "every server pinned to CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU, ${L}s each."
+echo "every server pinned to CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU, ${L}s each, $ROUNDS rounds (medians)."
 echo "One dnsperf on one core can be the limit itself: 'per core' divides queries/s by the"
 echo "share of CPU $SERVER_CPU the server used, the figure to compare."
-for mix in failover static mix; do
-  echo
-  echo "## $mix"
-  echo "| server | queries/s | lost | CPU $SERVER_CPU busy | queries/s per core | hadns per core / server per core |"
-  echo "| --- | --- | --- | --- | --- | --- |"
-  rows=""
-  for sp in $servers; do
-    read -r b0 t0 < <(cpu_ticks)
-    line=$("$SHARED/qps.sh" -l "$L" -q "$D/$mix.q" "$sp" | tail -1)
-    read -r b1 t1 < <(cpu_ticks)
-    rows+="$line $(( b1 - b0 )) $(( t1 - t0 ))"$'\n'
+: > "$D/results"
+for round in $(seq 1 "$ROUNDS"); do
+  for mix in failover static mix; do
+    n=${#servers[@]}
+    for i in $(seq 0 $((n - 1))); do
+      sp=${servers[$(( (i + round - 1) % n ))]}
+      read -r b0 t0 < <(cpu_ticks)
+      line=$("$SHARED/qps.sh" -l "$L" -q "$D/$mix.q" "$sp" | tail -1)
+      read -r b1 t1 < <(cpu_ticks)
+      # mix server qps lost latency_ms busy total
+      echo "$mix $line $(( b1 - b0 )) $(( t1 - t0 ))" >> "$D/results"
+    done
   done
-  awk 'NF >= 6 { name[NR]=$1; qps[NR]=$2; lost[NR]=$3; util[NR]=($6 > 0 ? $5/$6 : 0);
-                 per[NR]=(util[NR] > 0 ? $2/util[NR] : 0); if ($1 == "hadns") h = per[NR] }
-       END { for (i = 1; i in name; i++)
-               printf "| %s | %.0f | %s | %.0f%% | %.0f | %.2f |\n", name[i], qps[i], lost[i], util[i]*100, per[i], (per[i] > 0 ? h/per[i] : 0) }' <<<"$rows"
 done
+
+python3 - "$D/results" "$SERVER_CPU" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 7]
+cpu = sys.argv[2]
+for mix in ("failover", "static", "mix"):
+    print(f"\n## {mix}")
+    print(f"| server | queries/s | lost | avg latency | CPU {cpu} busy | queries/s per core | hadns per core / server per core |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    by = {}
+    for m, name, qps, lost, lat, busy, total in rows:
+        if m != mix or qps == "?":
+            continue
+        util = int(busy) / int(total) if int(total) else 0
+        by.setdefault(name, []).append((float(qps), int(lost), float(lat), util))
+    def med(v): return statistics.median(v)
+    per = {n: med([q / u for q, _, _, u in v if u > 0] or [0]) for n, v in by.items()}
+    for name, v in by.items():
+        util = med([u for *_, u in v])
+        # A server that used under 10% of the pinned CPU did not run there (Knot pins
+        # its own worker threads): its per-core figure would be meaningless.
+        pinned = util >= 0.10
+        ratio = f"{per['hadns'] / per[name]:.2f}" if pinned and per.get(name) else "-"
+        print(f"| {name} | {med([q for q, *_ in v]):.0f} | {med([l for _, l, *_ in v]):.0f} "
+              f"| {med([x for _, _, x, _ in v]) * 1000:.0f} µs | {util * 100:.0f}% "
+              f"| {per[name]:.0f} | {ratio} |" if pinned else
+              f"| {name} | {med([q for q, *_ in v]):.0f} | {med([l for _, l, *_ in v]):.0f} "
+              f"| {med([x for _, _, x, _ in v]) * 1000:.0f} µs | {util * 100:.0f}% | (not pinned) | - |")
+PY

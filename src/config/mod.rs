@@ -72,6 +72,10 @@ pub struct Dns {
     pub zones_dir: PathBuf,
     /// UDP sockets (and threads) per listen address, sharing the port with SO_REUSEPORT.
     pub udp_workers: usize,
+    /// Under load (a receive returned several queries but not a full batch), a UDP worker
+    /// waits this long before its next receive, so more queries arrive per system call.
+    /// Zero: never wait.
+    pub udp_coalesce: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

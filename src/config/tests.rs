@@ -50,6 +50,7 @@ fn the_documented_keys_parse() {
     let c = Config::from_toml(GOOD, Path::new("/etc/hadns")).unwrap();
     assert_eq!(c.dns.listen.len(), 2);
     assert_eq!(c.dns.zones_dir, Path::new("/etc/hadns/zones"));
+    assert_eq!(c.dns.udp_coalesce, Duration::from_micros(100));
     assert_eq!(c.pools[0].interval, Duration::from_millis(200));
     assert_eq!(
         c.pools[0].nodes[1].address,

@@ -35,6 +35,7 @@ struct RawDns {
     listen: Option<Vec<String>>,
     zones_dir: Option<String>,
     udp_workers: Option<i64>,
+    udp_coalesce: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +59,8 @@ fn default_listen() -> Vec<SocketAddr> {
 }
 const DEFAULT_ZONES_DIR: &str = "zones";
 const DEFAULT_TTL: u32 = 1;
+const DEFAULT_UDP_COALESCE: Duration = Duration::from_micros(100);
+const MAX_UDP_COALESCE: Duration = Duration::from_millis(1);
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
 const DEFAULT_ON_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9153";
@@ -250,10 +253,24 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
             1
         }
     };
+    let mut udp_coalesce = duration_or_zero(
+        raw.udp_coalesce,
+        DEFAULT_UDP_COALESCE,
+        "dns.udp_coalesce",
+        problems,
+    );
+    if udp_coalesce > MAX_UDP_COALESCE {
+        problems.push(Problem::new(
+            "dns.udp_coalesce",
+            format!("{udp_coalesce:?} is over the limit of 1ms; it delays answers under load"),
+        ));
+        udp_coalesce = DEFAULT_UDP_COALESCE;
+    }
     Dns {
         listen,
         zones_dir,
         udp_workers,
+        udp_coalesce,
     }
 }
 

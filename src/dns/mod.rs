@@ -114,6 +114,7 @@ pub async fn serve(
     sockets: Sockets,
     snapshot: Arc<ArcSwap<Snapshot>>,
     counters: Arc<QueryCounters>,
+    udp_coalesce: Duration,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -121,6 +122,7 @@ pub async fn serve(
         sockets.udp,
         snapshot.clone(),
         counters.clone(),
+        udp_coalesce,
         stop.clone(),
     ));
     let mut server = Server::new(handler::Handler::new(snapshot, counters));

@@ -97,6 +97,7 @@ pub async fn run(
         options.sockets,
         snapshot.clone(),
         metrics.queries.clone(),
+        config.dns.udp_coalesce,
         shutdown.clone(),
     ));
     let (commands_tx, mut commands) = mpsc::channel(COMMAND_QUEUE);

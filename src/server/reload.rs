@@ -1,7 +1,7 @@
 //! Reloading the configuration in place (SIGHUP, `POST /reload`).
 //!
 //! The new file and its zones are read and validated completely first; any problem, or a
-//! change that needs new sockets (`dns.listen`, `dns.udp_workers`, `admin.listen`,
+//! change that needs new sockets (`dns.listen`, `dns.udp_workers`, `dns.udp_coalesce`, `admin.listen`,
 //! `[[vip]]`), rejects the whole reload and the running configuration stays. Otherwise:
 //! a node whose check and address are unchanged keeps its checker (and so its database
 //! session) and its health; other nodes get a new checker; removed ones are stopped; a
@@ -234,6 +234,12 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         problems.push(format!(
             "dns.udp_workers: {restart} (running: {}, new: {})",
             old.dns.udp_workers, new.dns.udp_workers
+        ));
+    }
+    if old.dns.udp_coalesce != new.dns.udp_coalesce {
+        problems.push(format!(
+            "dns.udp_coalesce: {restart} (running: {:?}, new: {:?})",
+            old.dns.udp_coalesce, new.dns.udp_coalesce
         ));
     }
     let admin_listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);

@@ -272,3 +272,41 @@ async fn static_zones_alone_are_served_until_shutdown() {
     .await;
     assert!(hadns.stop().await.success());
 }
+
+/// Bursts fill the UDP workers' batches, so they take the coalescing path (a short wait
+/// before the next receive, `dns.udp_coalesce`): every query is still answered, correctly.
+#[tokio::test(flavor = "multi_thread")]
+async fn bursts_of_udp_queries_are_all_answered() {
+    let (hadns, web) = started().await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..20 {
+        let mut sent = std::collections::HashMap::new();
+        for i in 0..50u16 {
+            let (name, expected) = if i % 2 == 0 {
+                ("www.example.internal.", web.ip())
+            } else {
+                ("mail.example.internal.", ip("127.0.0.25"))
+            };
+            let mut query = query_message(name, RecordType::A, None);
+            query.metadata.id = i;
+            socket
+                .send_to(&query.to_vec().unwrap(), hadns.addr)
+                .await
+                .unwrap();
+            sent.insert(i, expected);
+        }
+        let mut buf = [0u8; 512];
+        while !sent.is_empty() {
+            let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+                .await
+                .expect("every query of the burst is answered")
+                .unwrap();
+            let response = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+            let expected = sent
+                .remove(&response.metadata.id)
+                .expect("one response per query");
+            assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(addresses(&response), vec![expected]);
+        }
+    }
+}
