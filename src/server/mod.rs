@@ -162,8 +162,6 @@ pub async fn run(
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
-        // Without pools there are no checkers and the reports channel closes at once: that
-        // branch is then disabled and only shutdown ends the loop.
         tokio::select! {
             Some(report) = reports.recv() => sup.on_report(report).await,
             Some(command) = commands.recv() => sup.on_command(command, &mut tasks).await,
@@ -179,8 +177,10 @@ pub async fn run(
     }
 
     shutdown.cancel();
-    // Checkers waiting to report see the channel closed.
+    // Checkers waiting to report see the channel closed; admin requests still queued get
+    // their reply channel dropped (503), so the admin server can finish.
     drop(reports);
+    drop(commands);
     while tasks.join_next().await.is_some() {}
     sup.hooks.finish().await;
     if let Some(admin) = admin {

@@ -97,7 +97,7 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 /// Runs `hadns ARGS --admin URL --config FILE`: the config names port 0, so the test
 /// passes the bound address.
-async fn cli(hadns: &mut Hadns, args: &[&str]) -> (bool, String, String) {
+pub async fn cli(hadns: &mut Hadns, args: &[&str]) -> (bool, String, String) {
     let admin = format!("http://{}", hadns.admin().await);
     let mut args = args.to_vec();
     args.extend(["--admin", &admin]);
@@ -435,4 +435,25 @@ async fn json_logs_carry_the_fields() {
     assert_eq!(answer["fields"]["record"], WWW);
     assert_eq!(answer["fields"]["to"], "web1(127.0.0.67)");
     assert!(answer["timestamp"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let web1 = TcpBackend::start("127.0.0.68").await;
+    let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "") + &admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    // A keep-alive connection that stays open after its answer, as a browser's does.
+    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+    stream
+        .write_all(b"GET /status HTTP/1.1\r\nhost: hadns\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let status = hadns.stop().await;
+    assert!(status.success(), "{status}");
+    drop(stream);
 }

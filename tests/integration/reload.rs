@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 
-use crate::admin::{TOKEN, admin_section, get_json, node, post, record, write_token};
+use crate::admin::{TOKEN, admin_section, cli, get_json, node, post, record, write_token};
 use crate::harness::*;
 
 const WWW: &str = "www.example.internal.";
@@ -96,6 +96,11 @@ async fn an_invalid_reload_is_rejected_whole_and_the_running_config_stays() {
         added.metadata.response_code,
         hickory_proto::op::ResponseCode::NXDomain
     );
+
+    // `hadns reload` too, and exits 1.
+    let (ok, _, err) = cli(&mut hadns, &["reload"]).await;
+    assert!(!ok);
+    assert!(err.contains("pool[0].speed: unknown key"), "{err}");
 
     // POST /reload says the same, with every problem.
     let (code, body) = post(admin, "/reload", Some(TOKEN)).await;
