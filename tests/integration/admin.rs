@@ -353,7 +353,8 @@ async fn without_a_token_file_changing_endpoints_are_disabled() {
 /// Runs headless Chromium on `url` and returns the DOM after its scripts ran.
 async fn browser_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new("chromium")
+    let mut chromium = tokio::process::Command::new("chromium");
+    chromium
         .args([
             "--headless",
             "--no-sandbox",
@@ -364,8 +365,10 @@ async fn browser_dom(url: &str) -> String {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
-        .output()
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), chromium.output())
         .await
+        .expect("chromium finished within 120 s")
         .expect("chromium runs (scripts/test.sh installs it)");
     assert!(
         output.status.success(),
