@@ -142,7 +142,7 @@ impl Metrics {
             ),
             hooks: counter(
                 "hook_runs_total",
-                "on_change hook runs per record, by result (ok, failed).",
+                "on_change hook runs per record, by result (ok, failed, dropped).",
                 &["record", "result"],
             ),
             node_up: gauge(

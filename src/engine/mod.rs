@@ -334,9 +334,12 @@ impl Engine {
             let old_state = &old.state[or];
             let state = &mut engine.state[r];
             state.answer = match &old_state.answer {
-                Answer::Nodes(nodes) => {
-                    Answer::Nodes(nodes.iter().filter_map(|&n| map(n)).collect())
-                }
+                // None of the answered nodes is left: a pool whose nodes were all replaced
+                // is not ready, and answers SERVFAIL until its first round, as at start.
+                Answer::Nodes(nodes) => match nodes.iter().filter_map(|&n| map(n)).collect() {
+                    nodes if Vec::is_empty(&nodes) => Answer::Pending,
+                    nodes => Answer::Nodes(nodes),
+                },
                 other => other.clone(),
             };
             state.changed_at = old_state.changed_at;

@@ -681,3 +681,31 @@ select = "healthy"
         }]
     );
 }
+
+#[test]
+fn a_pool_whose_nodes_were_all_replaced_waits_for_its_first_round() {
+    let old_config = tcp("", "");
+    let mut old = Engine::new(&old_config);
+    for n in 0..3 {
+        old.observe(0, n, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+    }
+    let (mut engine, events) = Engine::reloaded(
+        &old_config,
+        &old,
+        |_, _| None,
+        Some,
+        Duration::from_secs(1),
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert!(!engine.pool_ready(0));
+    assert_eq!(engine.answer(0), &Answer::Pending);
+    for n in 0..3 {
+        engine.observe(
+            0,
+            n,
+            Observation::up("ok", Duration::ZERO),
+            Duration::from_secs(2),
+        );
+    }
+    assert_eq!(engine.answer(0), &Answer::Nodes(vec![0]));
+}

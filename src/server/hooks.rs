@@ -14,6 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
+/// Runs waiting per record. A record that flaps faster than its hook runs would otherwise
+/// queue without end; beyond this, new runs are dropped and that is logged.
+const QUEUE: usize = 100;
+
 use super::events::EventRecord;
 use crate::metrics::Metrics;
 
@@ -26,7 +30,7 @@ pub struct Job {
 }
 
 pub struct Hooks {
-    queues: HashMap<String, mpsc::UnboundedSender<Job>>,
+    queues: HashMap<String, mpsc::Sender<Job>>,
     tasks: JoinSet<()>,
     /// Failures go to the event log through the supervisor.
     failures: mpsc::UnboundedSender<EventRecord>,
@@ -46,13 +50,25 @@ impl Hooks {
     /// Queues a run behind the record's earlier ones; returns at once.
     pub fn enqueue(&mut self, job: Job) {
         let queue = self.queues.entry(job.record.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(QUEUE);
             self.tasks
                 .spawn(run_queue(rx, self.failures.clone(), self.metrics.clone()));
             tx
         });
-        // The runner only ends when its sender is dropped, so the send cannot fail.
-        let _ = queue.send(job);
+        // The runner only ends when its sender is dropped: a send fails only when full.
+        if let Err(mpsc::error::TrySendError::Full(job)) = queue.try_send(job) {
+            error!(record = %job.record, queued = QUEUE, "on_change hook not run: its queue is full (the record changes faster than its hook runs)");
+            self.metrics
+                .hooks
+                .with_label_values(&[job.record.as_str(), "dropped"])
+                .inc();
+            let mut event = EventRecord::new(
+                "hook_failed",
+                format!("{QUEUE} runs already queued; this change's run was dropped"),
+            );
+            event.record = Some(job.record);
+            let _ = self.failures.send(event);
+        }
     }
 
     /// Closes every queue and waits until what was queued has run.
@@ -63,7 +79,7 @@ impl Hooks {
 }
 
 async fn run_queue(
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::Receiver<Job>,
     failures: mpsc::UnboundedSender<EventRecord>,
     metrics: Arc<Metrics>,
 ) {
