@@ -689,13 +689,8 @@ fn a_pool_whose_nodes_were_all_replaced_waits_for_its_first_round() {
     for n in 0..3 {
         old.observe(0, n, Observation::up("ok", Duration::ZERO), Duration::ZERO);
     }
-    let (mut engine, events) = Engine::reloaded(
-        &old_config,
-        &old,
-        |_, _| None,
-        Some,
-        Duration::from_secs(1),
-    );
+    let (mut engine, events) =
+        Engine::reloaded(&old_config, &old, |_, _| None, Some, Duration::from_secs(1));
     assert!(events.is_empty(), "{events:?}");
     assert!(!engine.pool_ready(0));
     assert_eq!(engine.answer(0), &Answer::Pending);

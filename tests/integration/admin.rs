@@ -54,6 +54,17 @@ pub async fn post(admin: SocketAddr, path: &str, token: Option<&str>) -> (u16, V
     )
 }
 
+/// The kinds of the recent events, newest first.
+pub async fn event_kinds(admin: SocketAddr) -> Vec<String> {
+    get_json(admin, "/events")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The node `name` of pool `pool` in a /status document.
 pub fn node<'a>(status: &'a Value, pool: &str, name: &str) -> &'a Value {
     status["pools"]
@@ -81,7 +92,7 @@ pub fn record<'a>(status: &'a Value, name: &str) -> &'a Value {
 }
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metrics
         .lines()
         .filter(|l| !l.starts_with('#'))

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admin::{admin_section, get, get_json, node};
+use crate::admin::{admin_section, event_kinds, get, get_json, node, sample};
 use crate::dbs::Pg;
 use crate::harness::*;
 
@@ -169,21 +169,14 @@ async fn postgres_split_brain_fences_the_loser() {
     println!("db answers during the split brain: {seen:?}");
 
     // The split brain and the fencing are events and metrics.
-    let events = get_json(admin_addr, "/events").await;
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = event_kinds(admin_addr).await;
     for kind in ["split_brain", "fencing", "fenced"] {
-        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
     }
     let metrics = get(admin_addr, "/metrics").await.1;
-    assert!(
-        metrics.contains(&format!("hadns_split_brain_total{{record=\"{DB}\"}} 1")),
-        "{metrics}"
-    );
+    // At least once: a loaded machine may see the old primary flap before it is fenced.
+    let split = sample(&metrics, "hadns_split_brain_total", &[("record", DB)]);
+    assert!(split.is_some_and(|n| n >= 1.0), "{metrics}");
     hadns.stop().await;
 }
 
