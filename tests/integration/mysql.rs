@@ -71,7 +71,7 @@ async fn mariadb_second_writable_node_is_fenced() {
     let m2 = Maria::start("127.0.0.35", 2, true).await;
     let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
     let config = pool(
-        "interval = \"100ms\"\nrise = 1\nfall = 1\nfence = \"read-only\"",
+        "interval = \"100ms\"\nrise = 1\nfall = 1\nfence = \"read-only\"\nfence_timeout = \"15s\"",
         &nodes,
     );
     let mut hadns = Hadns::start(&config).await;

@@ -125,7 +125,10 @@ async fn postgres_split_brain_fences_the_loser() {
     pg2.wait_replaying().await;
     pg1.execute("CREATE ROLE app LOGIN").await;
     let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50);
-    let config = pool(&nodes, "fence = \"read-only\"") + &admin_section(false);
+    // A generous fence_timeout: a promotion's checkpoint can stall a loaded test machine's
+    // disk for seconds, and this test is about the fence succeeding.
+    let fencing = "fence = \"read-only\"\nfence_timeout = \"15s\"";
+    let config = pool(&nodes, fencing) + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin_addr = hadns.admin().await;
     hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;
