@@ -3,9 +3,12 @@
 //! # Layout
 //! - [`config`]: the TOML file -> a validated [`config::Config`]; every problem keyed by path.
 //! - [`engine`]: pure decisions (rise/fall, selection); no IO, no clock.
-//! - [`checks`]: one checker task per node (tcp, http, exec) sending observations.
+//! - [`checks`]: one checker task per node (tcp, http, exec, postgres, mysql) sending
+//!   observations.
 //! - [`dns`]: zone files, immutable answer snapshots, the hickory server. Only it knows hickory.
-//! - [`server`]: wires checkers -> engine -> snapshots -> DNS and VIPs, and shuts them down.
+//! - [`server`]: the supervisor that owns the config and the engine: checkers -> engine ->
+//!   fencing -> snapshots -> DNS, VIPs, events, metrics and hooks; answers admin commands
+//!   and reloads; shuts everything down.
 //! - [`vip`]: L2 mode, a virtual IP held while a record answers the local node. Only it
 //!   knows netlink and raw sockets.
 //! - [`admin`]: the HTTP endpoint (status, metrics, events, drain, reload) and the CLI
