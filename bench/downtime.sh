@@ -5,11 +5,7 @@
 # parts. Needs root (namespaces, port 53, /etc/netns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for pkg in postgresql iproute2; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:-} $pkg"
-done
-if [ -n "${missing:-}" ]; then
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
-fi
+. bench/packages.sh
+install_packages postgresql iproute2
 cargo test --release --test integration downtime_benchmark -- --ignored --nocapture 2>/dev/null \
   | grep -E '^\||resolves for every|commits in all'

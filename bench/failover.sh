@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-install_packages
+install_packages "${PEER_PACKAGES[@]}"
 NO_BACKENDS=1 "$SHARED/peers.sh" start "$D/peers" >/dev/null
 start_hadns 100ms
 python3 "$SHARED/failover.py" -n "${ROUNDS:-5}" hadns:5305 gdnsd:5303 pdns:5304

@@ -13,16 +13,12 @@ cd "$(dirname "$0")/.."
 L=${SECONDS_PER_RUN:-10}
 ROUNDS=${ROUNDS:-3}
 . bench/lib.sh
-install_packages
+install_packages "${PEER_PACKAGES[@]}"
 "$SHARED/peers.sh" start "$D/peers" >/dev/null
 start_hadns 100ms
-# The same hadns without UDP coalescing (udp_coalesce = "0us"), on port 5306, to show what
-# that setting contributes in the same run.
-sed -e 's/127.0.0.1:5305/127.0.0.1:5306/' -e 's/^udp_workers = 1$/udp_workers = 1\nudp_coalesce = "0us"/' \
-  "$D/hadns.toml" > "$D/hadns-0.toml"
-taskset -c "$SERVER_CPU" target/release/hadns serve --config "$D/hadns-0.toml" --log-level warn > "$D/hadns-0.log" 2>&1 &
-echo $! > "$D/hadns-0.pid"
-trap 'kill "$(cat "$D/hadns-0.pid")" 2>/dev/null || true; cleanup' EXIT
+# The same hadns without UDP coalescing, on port 5306, to show what that setting
+# contributes in the same run.
+start_hadns 100ms 5306 'udp_coalesce = "0us"'
 
 printf 'db.svc.test A\n' > "$D/failover.q"
 printf 'ns1.svc.test A\n' > "$D/static.q"

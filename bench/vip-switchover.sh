@@ -6,11 +6,7 @@
 #   HADNS_BENCH_ROUNDS=15 bench/vip-switchover.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for pkg in keepalived iproute2 python3; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:-} $pkg"
-done
-if [ -n "${missing:-}" ]; then
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
-fi
+. bench/packages.sh
+install_packages keepalived iproute2 python3
 cargo test --release --test integration vip_switchover_benchmark -- --ignored --nocapture 2>/dev/null \
   | grep -E '^\||rounds each|: \['

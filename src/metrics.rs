@@ -16,6 +16,9 @@ const RCODES: [&str; 7] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
 ];
 
+/// Slots of a per-batch tally of responses by code ([`QueryCounters::slot`]).
+pub const RCODE_SLOTS: usize = RCODES.len();
+
 /// DNS responses sent, by protocol and response code.
 pub struct QueryCounters {
     udp: Vec<IntCounter>,
@@ -43,8 +46,6 @@ impl QueryCounters {
         }
     }
 }
-
-pub const RCODE_SLOTS: usize = RCODES.len();
 
 pub struct Metrics {
     registry: Registry,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, Path, Query};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -78,8 +78,7 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
-        .route("/pools/{pool}/nodes/{node}/drain", post(drain))
-        .route("/pools/{pool}/nodes/{node}/undrain", post(undrain))
+        .route("/pools/{pool}/nodes/{node}/{action}", post(drain))
         .route("/reload", post(reload))
         .with_state(state);
     axum::serve(
@@ -147,37 +146,20 @@ async fn events(
     }
 }
 
+/// `POST /pools/{pool}/nodes/{node}/drain` and `.../undrain`.
 async fn drain(
     axum::extract::State(state): axum::extract::State<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     headers: HeaderMap,
-    Path((pool, node)): Path<(String, String)>,
+    Path((pool, node, action)): Path<(String, String, String)>,
 ) -> Response {
-    set_drained(state, peer, headers, pool, node, true).await
-}
-
-async fn undrain(
-    axum::extract::State(state): axum::extract::State<State>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((pool, node)): Path<(String, String)>,
-) -> Response {
-    set_drained(state, peer, headers, pool, node, false).await
-}
-
-async fn set_drained(
-    state: State,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    pool: String,
-    node: String,
-    drained: bool,
-) -> Response {
-    let path = format!(
-        "/pools/{pool}/nodes/{node}/{}",
-        if drained { "drain" } else { "undrain" }
-    );
-    if let Err(refusal) = authorize(&state, &headers, peer, &path) {
+    let drained = match action.as_str() {
+        "drain" => true,
+        "undrain" => false,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    if let Err(refusal) = authorize(&state, &headers, peer, uri.path()) {
         return refusal.into_response();
     }
     let result = ask(&state, |reply| Command::Drain {
@@ -193,9 +175,10 @@ async fn set_drained(
 async fn reload(
     axum::extract::State(state): axum::extract::State<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = authorize(&state, &headers, peer, "/reload") {
+    if let Err(refusal) = authorize(&state, &headers, peer, uri.path()) {
         return refusal.into_response();
     }
     outcome(ask(&state, Command::Reload).await)

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -18,8 +18,59 @@ use tracing::{error, info};
 /// queue without end; beyond this, new runs are dropped and that is logged.
 const QUEUE: usize = 100;
 
-use super::events::EventRecord;
+use super::events::{EventRecord, describe_answer, rfc3339};
+use crate::config::{Config, Node};
+use crate::engine::Answer;
 use crate::metrics::Metrics;
+
+/// A published change of a record's answer.
+pub struct Change<'a> {
+    pub record: usize,
+    pub from: &'a Answer,
+    pub to: &'a Answer,
+    pub reason: &'a str,
+    /// The zone's SOA serial with the new answer.
+    pub serial: u32,
+}
+
+/// The run of the record's `on_change` hook for `change`, if it has one, with the change
+/// in its environment (documented in docs/configuration.md).
+pub fn job(config: &Config, change: &Change<'_>) -> Option<Job> {
+    let record = &config.records[change.record];
+    let command = record.on_change.as_ref()?;
+    let pool = &config.pools[record.pool];
+    let list = |answer: &Answer, f: &dyn Fn(&Node) -> String| match answer {
+        Answer::Nodes(nodes) => nodes
+            .iter()
+            .map(|&n| f(&pool.nodes[n]))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
+    let (from, to) = (change.from, change.to);
+    let env = vec![
+        ("HADNS_RECORD", record.name.clone()),
+        ("HADNS_POOL", pool.name.clone()),
+        ("HADNS_OLD", describe_answer(config, change.record, from)),
+        ("HADNS_NEW", describe_answer(config, change.record, to)),
+        ("HADNS_OLD_NODES", list(from, &|n| n.name.clone())),
+        ("HADNS_NEW_NODES", list(to, &|n| n.name.clone())),
+        (
+            "HADNS_OLD_ADDRESSES",
+            list(from, &|n| n.address.to_string()),
+        ),
+        ("HADNS_NEW_ADDRESSES", list(to, &|n| n.address.to_string())),
+        ("HADNS_REASON", change.reason.to_string()),
+        ("HADNS_SERIAL", change.serial.to_string()),
+        ("HADNS_TIME", rfc3339(SystemTime::now())),
+    ];
+    Some(Job {
+        record: record.name.clone(),
+        command: command.clone(),
+        timeout: record.on_change_timeout,
+        env,
+    })
+}
 
 /// One run of a record's hook.
 pub struct Job {

@@ -351,7 +351,16 @@ impl Supervisor {
                     let name = &self.config.records[*record].name;
                     self.metrics.answer_changes.with_label_values(&[name]).inc();
                     let serial = snapshot.serial_of(name).unwrap_or_default();
-                    self.run_hook(*record, from, to, reason, serial);
+                    let change = hooks::Change {
+                        record: *record,
+                        from,
+                        to,
+                        reason,
+                        serial,
+                    };
+                    if let Some(job) = hooks::job(&self.config, &change) {
+                        self.hooks.enqueue(job);
+                    }
                 }
                 Event::SplitBrain { record, .. } => {
                     let name = &self.config.records[*record].name;
@@ -395,44 +404,6 @@ impl Supervisor {
             Err(e) => events::fence_event(&pool.name, &node.name, "fence_failed", &e.to_string()),
         };
         self.events.push(record);
-    }
-
-    fn run_hook(&mut self, record: usize, from: &Answer, to: &Answer, reason: &str, serial: u32) {
-        let config = &self.config.records[record];
-        let Some(command) = &config.on_change else {
-            return;
-        };
-        let pool = &self.config.pools[config.pool];
-        let list = |answer: &Answer, f: &dyn Fn(&crate::config::Node) -> String| match answer {
-            Answer::Nodes(nodes) => nodes
-                .iter()
-                .map(|&n| f(&pool.nodes[n]))
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => String::new(),
-        };
-        let env = vec![
-            ("HADNS_RECORD", config.name.clone()),
-            ("HADNS_POOL", pool.name.clone()),
-            ("HADNS_OLD", describe_answer(&self.config, record, from)),
-            ("HADNS_NEW", describe_answer(&self.config, record, to)),
-            ("HADNS_OLD_NODES", list(from, &|n| n.name.clone())),
-            ("HADNS_NEW_NODES", list(to, &|n| n.name.clone())),
-            (
-                "HADNS_OLD_ADDRESSES",
-                list(from, &|n| n.address.to_string()),
-            ),
-            ("HADNS_NEW_ADDRESSES", list(to, &|n| n.address.to_string())),
-            ("HADNS_REASON", reason.to_string()),
-            ("HADNS_SERIAL", serial.to_string()),
-            ("HADNS_TIME", events::rfc3339(SystemTime::now())),
-        ];
-        self.hooks.enqueue(hooks::Job {
-            record: config.name.clone(),
-            command: command.clone(),
-            timeout: config.on_change_timeout,
-            env,
-        });
     }
 
     async fn on_command(&mut self, command: Command, tasks: &mut JoinSet<()>) {

@@ -115,14 +115,7 @@ impl Pg {
              host all all 198.51.100.0/24 trust\nhost replication all 198.51.100.0/24 trust\n",
         );
         std::fs::write(&hba, text).unwrap();
-        let pg = Pg {
-            ip,
-            port,
-            data,
-            _dir: dir,
-        };
-        pg.start();
-        pg
+        Pg::started(ip, port, data, dir)
     }
 
     /// A new cluster that accepts TLS (a self-signed certificate), started as a primary.
@@ -169,6 +162,11 @@ impl Pg {
             .arg(&data)
             .args(["-R", "-X", "stream", "--no-sync"]);
         run(backup);
+        Pg::started(ip, port, data, dir)
+    }
+
+    /// A server on the data directory `data`, started.
+    fn started(ip: IpAddr, port: u16, data: PathBuf, dir: tempfile::TempDir) -> Pg {
         let pg = Pg {
             ip,
             port,
@@ -237,6 +235,27 @@ impl Pg {
         let mut promote = pg_command("pg_ctl");
         promote.arg("-D").arg(&self.data).args(["-W", "promote"]);
         run(promote);
+    }
+
+    /// Waits, polling every millisecond over `watcher` (a session opened before the
+    /// promotion), until this server has left recovery; panics after `limit`.
+    pub async fn wait_promoted(&self, watcher: &tokio_postgres::Client, limit: Duration) {
+        let started = tokio::time::Instant::now();
+        loop {
+            let row = watcher
+                .query_one("SELECT pg_is_in_recovery()", &[])
+                .await
+                .unwrap();
+            if !row.get::<_, bool>(0) {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{} was not promoted within {limit:?}",
+                self.ip
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     pub fn config(&self, user: &str) -> tokio_postgres::Config {

@@ -205,16 +205,7 @@ async fn downtime_benchmark() {
     let killed = now();
     pg1.kill_postmaster();
     pg2.promote_nowait();
-    loop {
-        let row = watcher
-            .query_one("SELECT pg_is_in_recovery()", &[])
-            .await
-            .unwrap();
-        if !row.get::<_, bool>(0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    pg2.wait_promoted(&watcher, Duration::from_secs(30)).await;
     let promoted = now();
     wait_commit_on("198.51.100.11", Duration::from_secs(30));
     drop(client);

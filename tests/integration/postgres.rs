@@ -199,18 +199,7 @@ async fn postgres_failover_time_after_promotion() {
         let watcher = standby.client().await;
         primary.kill_postmaster();
         standby.promote_nowait();
-        let started = Instant::now();
-        loop {
-            let row = watcher
-                .query_one("SELECT pg_is_in_recovery()", &[])
-                .await
-                .unwrap();
-            if !row.get::<_, bool>(0) {
-                break;
-            }
-            assert!(started.elapsed() < LIMIT, "promotion did not complete");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        standby.wait_promoted(&watcher, LIMIT).await;
         let promoted = Instant::now();
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         loop {
