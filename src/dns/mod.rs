@@ -52,12 +52,8 @@ impl Sockets {
             tcp: Vec::new(),
         };
         for &addr in listen {
-            let (udp, tcp) = bind_pair(addr).await?;
-            let bound = udp.local_addr()?;
-            sockets.udp.push(udp);
-            for _ in 1..udp_workers.max(1) {
-                sockets.udp.push(udp_socket(bound)?);
-            }
+            let (udp, tcp) = bind_address(addr, udp_workers.max(1)).await?;
+            sockets.udp.extend(udp);
             sockets.tcp.push(tcp);
         }
         Ok(sockets)
@@ -72,40 +68,65 @@ impl Sockets {
     }
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+/// A UDP socket on `addr`; `shared` sets SO_REUSEPORT (the workers' sockets).
+fn udp_socket(addr: SocketAddr, shared: bool) -> io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
         None,
-    )
-    .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {addr}: {e}")))?;
-    socket.set_reuse_port(true)?;
+    )?;
+    socket.set_reuse_port(shared)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {addr}: {e}")))?;
+    socket.bind(&addr.into())?;
     Ok(socket.into())
 }
 
-async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
+/// `udp_workers` UDP sockets sharing one port, and a TCP listener on the same port.
+///
+/// SO_REUSEPORT lets a socket join any group of the same user on its port, so the port is
+/// first claimed by a socket without it: a port another process already serves is an error
+/// rather than a silent share of its queries (each side would lose what the kernel hands to
+/// the other), and port 0 gets a port no UDP socket uses. TCP binds while the claim is held;
+/// the claim then makes way for the workers' sockets.
+async fn bind_address(
+    addr: SocketAddr,
+    udp_workers: usize,
+) -> io::Result<(Vec<std::net::UdpSocket>, TcpListener)> {
     let attempts = if addr.port() == 0 { 16 } else { 1 };
     let mut last_error = None;
     for _ in 0..attempts {
-        let udp = udp_socket(addr)?;
-        let bound = udp.local_addr()?;
-        match TcpListener::bind(bound).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+        let claim = udp_socket(addr, false).map_err(|e| in_use(e, "udp", addr))?;
+        let bound = claim.local_addr()?;
+        let tcp = match TcpListener::bind(bound).await {
+            Ok(tcp) => tcp,
             Err(e) => {
-                last_error = Some(io::Error::new(
-                    e.kind(),
-                    format!("cannot bind tcp {bound}: {e}"),
-                ))
+                last_error = Some(in_use(e, "tcp", bound));
+                continue;
             }
+        };
+        drop(claim);
+        let udp: io::Result<Vec<_>> = (0..udp_workers)
+            .map(|_| udp_socket(bound, true).map_err(|e| in_use(e, "udp", bound)))
+            .collect();
+        match udp {
+            Ok(udp) => return Ok((udp, tcp)),
+            // Taken in the instant between the claim and the workers' sockets.
+            Err(e) => last_error = Some(e),
         }
     }
     Err(last_error.unwrap_or_else(|| io::Error::other(format!("cannot bind {addr}"))))
+}
+
+/// The bind error for `protocol` on `addr`, saying so when another process has the port.
+fn in_use(e: io::Error, protocol: &str, addr: SocketAddr) -> io::Error {
+    let what = if e.kind() == io::ErrorKind::AddrInUse {
+        format!("cannot bind {protocol} {addr}: the port is in use by another process")
+    } else {
+        format!("cannot bind {protocol} {addr}: {e}")
+    };
+    io::Error::new(e.kind(), what)
 }
 
 /// Serves DNS on `sockets` from whatever snapshot `snapshot` holds, until `shutdown`:

@@ -98,3 +98,39 @@ async fn the_example_config_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Another process's UDP socket on the port, with SO_REUSEPORT and the same user: the
+/// kernel would let hadns join it and split the queries between them. hadns refuses to
+/// start, naming the address, instead of losing the queries the other socket gets.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_udp_port_another_process_serves_is_an_error() {
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    other.set_reuse_port(true).unwrap();
+    other
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let addr = other.local_addr().unwrap().as_socket().unwrap();
+    let (dir, config) = write_config("", ZONE, &[&addr.to_string()]);
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        hadns_command(&["serve"], &config).output(),
+    )
+    .await
+    .expect("hadns did not exit")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "hadns started:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot bind udp {addr}: the port is in use by another process"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
+    drop(dir);
+}

@@ -373,10 +373,15 @@ impl Maria {
             .tempdir()
             .unwrap();
         let data = dir.path().join("data");
+        // A private tmpdir: bootstraps running side by side in a shared /tmp have failed
+        // deleting their temporary tables ("Error on delete of '/tmp/#sql-temptable-…'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let mut install = Command::new("mariadb-install-db");
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
         if is_root() {
             install.arg("--user=root");
@@ -413,6 +418,10 @@ impl Maria {
             .arg(format!(
                 "--pid-file={}",
                 self.dir.path().join("pid").display()
+            ))
+            .arg(format!(
+                "--tmpdir={}",
+                self.dir.path().join("tmp").display()
             ))
             .arg(format!("--bind-address={}", self.ip))
             .arg(format!("--port={}", self.port))

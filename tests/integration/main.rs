@@ -4,6 +4,7 @@ mod admin;
 mod concurrency;
 mod config_errors;
 mod dbs;
+mod demo;
 mod dns_behaviour;
 mod downtime_bench;
 mod failover;
