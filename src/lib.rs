@@ -37,6 +37,8 @@ use dns::ZoneSet;
 pub struct Prepared {
     pub config: Config,
     pub zones: ZoneSet,
+    /// The nodes `[admin] drain_file` says are drained (applied at start).
+    pub drained: Vec<server::Drained>,
 }
 
 /// Reads and validates the config file and its zone files, reporting every problem.
@@ -57,11 +59,22 @@ pub fn prepare_str(text: &str, base: &Path) -> Result<Prepared, Vec<config::Prob
     let Some(config) = config else {
         return Err(problems);
     };
+    let drained = match config.admin.as_ref().and_then(|a| a.drain_file.as_deref()) {
+        Some(file) => server::drains::load(file).unwrap_or_else(|message| {
+            problems.push(config::Problem::new("admin.drain_file", message));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
     match ZoneSet::load(&config.dns.zones_dir) {
         Ok(zones) => {
             problems.extend(zones.check_records(&config));
             if problems.is_empty() {
-                return Ok(Prepared { config, zones });
+                return Ok(Prepared {
+                    config,
+                    zones,
+                    drained,
+                });
             }
         }
         Err(zone_problems) => problems.extend(zone_problems),

@@ -203,6 +203,14 @@ fn outcome(result: Result<Result<String, CommandError>, Unavailable>) -> Respons
                 problems: Vec::new(),
             },
         ),
+        Ok(Err(CommandError::Unsaved(message))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Outcome {
+                ok: false,
+                message: format!("{message}; nothing changed"),
+                problems: Vec::new(),
+            },
+        ),
         Ok(Err(CommandError::Rejected(problems))) => (
             StatusCode::BAD_REQUEST,
             Outcome {

@@ -44,6 +44,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// How many recent events `/events` keeps.
     pub events: usize,
+    /// Where drains are kept across restarts; without it they last until hadns stops.
+    pub drain_file: Option<PathBuf>,
 }
 
 /// `[[vip]]`: hold an address on this host while a record answers the local node.

@@ -28,6 +28,7 @@ struct RawAdmin {
     listen: Option<String>,
     token_file: Option<String>,
     events: Option<i64>,
+    drain_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -190,6 +191,7 @@ fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Ad
         token_file,
         token,
         events,
+        drain_file: raw.drain_file.map(|f| base.join(f)),
     }
 }
 

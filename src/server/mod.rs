@@ -13,10 +13,13 @@
 //! - `reload.rs`: applying a new configuration in place.
 //! - `hooks.rs`: `on_change` commands, one queue per record, off the answer path.
 
+pub mod drains;
 pub mod events;
 mod hooks;
 mod reload;
 pub mod status;
+
+pub use drains::Drained;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::checks::{self, Report};
 use crate::config::{Config, Node, Pool};
@@ -67,6 +70,9 @@ pub enum CommandError {
     /// A reload was refused; the running configuration stays. Every problem is listed.
     #[error("configuration rejected; the running one stays: {}", .0.join("; "))]
     Rejected(Vec<String>),
+    /// A drain or undrain could not be written to the drain file, so it was not applied.
+    #[error("{0}; nothing changed")]
+    Unsaved(String),
 }
 
 /// What `run` serves on, besides the prepared configuration.
@@ -86,7 +92,7 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let config = prepared.config;
+    let (config, drained) = (prepared.config, prepared.drained);
     let metrics = Arc::new(Metrics::new());
     let mut builder = SnapshotBuilder::new(prepared.zones, &config.records, unix_now());
     let engine = Engine::new(&config);
@@ -148,8 +154,10 @@ pub async fn run(
         all_ready: false,
         reports: reports_tx,
         token,
+        drains: Vec::new(),
         shutdown: shutdown.clone(),
     };
+    sup.restore_drains(drained).await;
     for p in 0..sup.config.pools.len() {
         let (sender, _) = watch::channel(false);
         sup.degraded
@@ -240,6 +248,8 @@ struct Supervisor {
     reports: mpsc::Sender<Report>,
     /// The admin token, replaced by a reload.
     token: Arc<ArcSwap<Option<String>>>,
+    /// The drained nodes, as the drain file has them (kept without a file too).
+    drains: Vec<Drained>,
     shutdown: CancellationToken,
 }
 
@@ -442,12 +452,8 @@ impl Supervisor {
         })
     }
 
-    async fn drain(
-        &mut self,
-        pool: &str,
-        node: &str,
-        drained: bool,
-    ) -> Result<String, CommandError> {
+    /// The (pool, node) indices of a node named by an operator.
+    fn node_index(&self, pool: &str, node: &str) -> Result<(usize, usize), CommandError> {
         let p = self
             .config
             .pools
@@ -461,6 +467,72 @@ impl Supervisor {
             .ok_or_else(|| {
                 CommandError::NotFound(format!("pool {pool:?} has no node named {node:?}"))
             })?;
+        Ok((p, n))
+    }
+
+    /// Writes `drains` to the drain file, if there is one.
+    fn save_drains(&self, drains: &[Drained]) -> Result<(), String> {
+        match self
+            .config
+            .admin
+            .as_ref()
+            .and_then(|a| a.drain_file.as_deref())
+        {
+            Some(file) => drains::save(file, drains),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies the drains the drain file listed at start. An entry naming a node the
+    /// configuration does not have is dropped, and the file rewritten without it.
+    async fn restore_drains(&mut self, listed: Vec<Drained>) {
+        let count = listed.len();
+        for drain in listed {
+            match self.node_index(&drain.pool, &drain.node) {
+                Ok((p, n)) => {
+                    info!(pool = %drain.pool, node = %drain.node, since = %drain.since,
+                        "drained, as the drain file says");
+                    let events = self.engine.set_drained(p, n, true, self.clock.now());
+                    self.apply(events, &[p]).await;
+                    self.drains.push(drain);
+                }
+                Err(e) => warn!(pool = %drain.pool, node = %drain.node,
+                    "the drain file names a node the configuration does not have ({e}); forgotten"),
+            }
+        }
+        if self.drains.len() != count
+            && let Err(error) = self.save_drains(&self.drains)
+        {
+            warn!(%error, "cannot rewrite the drain file");
+        }
+    }
+
+    /// Drains or undrains a node. With a drain file, the file is written first: if that
+    /// fails, nothing changes and the caller hears why.
+    async fn drain(
+        &mut self,
+        pool: &str,
+        node: &str,
+        drained: bool,
+    ) -> Result<String, CommandError> {
+        let (p, n) = self.node_index(pool, node)?;
+        if self.engine.node(p, n).drained != drained {
+            let mut next: Vec<Drained> = self
+                .drains
+                .iter()
+                .filter(|d| !(d.pool == pool && d.node == node))
+                .cloned()
+                .collect();
+            if drained {
+                next.push(Drained {
+                    pool: pool.to_string(),
+                    node: node.to_string(),
+                    since: events::rfc3339(std::time::SystemTime::now()),
+                });
+            }
+            self.save_drains(&next).map_err(CommandError::Unsaved)?;
+            self.drains = next;
+        }
         let events = self.engine.set_drained(p, n, drained, self.clock.now());
         self.apply(events, &[p]).await;
         let answers: Vec<String> = self

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::events::EventRecord;
 use super::{CommandError, Supervisor, unix_now};
@@ -182,6 +182,17 @@ impl Supervisor {
         }
         self.engine = engine;
         self.config_loaded = now;
+        // Drains of removed nodes go; the file may have moved: write it either way.
+        let config = &self.config;
+        self.drains.retain(|d| {
+            config
+                .pools
+                .iter()
+                .any(|p| p.name == d.pool && p.nodes.iter().any(|n| n.name == d.node))
+        });
+        if let Err(error) = self.save_drains(&self.drains) {
+            warn!(%error, "cannot write the drain file");
+        }
 
         // Every zone's serial goes up, whatever the files say, so secondaries and caches
         // see that something was reloaded.

@@ -471,3 +471,83 @@ async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
     assert!(status.success(), "{status}");
     drop(stream);
 }
+
+/// With `drain_file`, a drain survives a restart: the restarted hadns never answers the
+/// drained node, not even with its first answer. Entries for nodes the config no longer has
+/// are dropped; a file that cannot be written refuses the drain and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn drains_are_kept_across_a_restart_in_the_drain_file() {
+    let web1 = TcpBackend::start("127.0.0.64").await;
+    let web2 = TcpBackend::start("127.0.0.65").await;
+    let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"", "")
+        + &admin_section(true)
+        + "drain_file = \"state/drained.toml\"\n";
+    let with_state = |dir: &Path| {
+        write_token(dir);
+        std::fs::create_dir(dir.join("state")).unwrap();
+    };
+    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], with_state).await;
+    let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let (code, body) = post(admin, "/pools/web/nodes/web1/drain", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let file = hadns.dir().join("state/drained.toml");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains("pool = \"web\"") && saved.contains("node = \"web1\""),
+        "{saved}"
+    );
+    hadns.stop().await;
+
+    // A restart from the same state, plus an entry for a node that has gone since.
+    let state = saved + "\n[[drained]]\npool = \"web\"\nnode = \"web9\"\n";
+    let restored = |dir: &Path| {
+        with_state(dir);
+        std::fs::write(dir.join("state/drained.toml"), &state).unwrap();
+    };
+    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], restored).await;
+    let queries = QueryLoop::start(hadns.addr, WWW);
+    hadns.wait_for_log("node=web1 since=", LIMIT).await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    let first = hadns.wait_for_log("from=pending", LIMIT).await;
+    assert!(first.contains("to=web2"), "{first}");
+    hadns
+        .wait_for_log("names a node the configuration does not have", LIMIT)
+        .await;
+    let file = hadns.dir().join("state/drained.toml");
+    let rewritten = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        rewritten.contains("web1") && !rewritten.contains("web9"),
+        "{rewritten}"
+    );
+    let admin = hadns.admin().await;
+    assert_eq!(
+        node(&get_json(admin, "/status").await, "web", "web1")["drained"],
+        true
+    );
+    let seen = queries.finish().await;
+    assert!(
+        !seen.contains_key(&Some(web1.ip())),
+        "the drained node was answered after the restart: {seen:?}"
+    );
+    let (ok, _, err) = cli(&mut hadns, &["undrain", "web", "web1"]).await;
+    assert!(ok, "{err}");
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("web1"));
+
+    // The state directory disappears: a drain cannot be saved, so it is not applied.
+    std::fs::remove_dir_all(hadns.dir().join("state")).unwrap();
+    let (code, body) = post(admin, "/pools/web/nodes/web1/drain", Some(TOKEN)).await;
+    assert_eq!(code, 500, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot write") && message.contains("nothing changed"),
+        "{message}"
+    );
+    assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web1.ip()]);
+    assert_eq!(
+        node(&get_json(admin, "/status").await, "web", "web1")["drained"],
+        false
+    );
+    hadns.stop().await;
+}

@@ -1,0 +1,105 @@
+//! The drain file (`[admin] drain_file`): the nodes an operator drained, kept across
+//! restarts. hadns reads it at start and rewrites it (a new file renamed over the old) before
+//! it applies each drain or undrain, so the file never says less than the running server.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One drained node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drained {
+    pub pool: String,
+    pub node: String,
+    /// When it was drained (RFC 3339), for the operator reading the file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub since: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    drained: Vec<Drained>,
+}
+
+const HEADER: &str = "# Nodes drained with `hadns drain`, kept across restarts. Written by hadns \
+                      before each drain or undrain;\n# read at start. Change it with `hadns drain` \
+                      and `hadns undrain`, or by hand only while hadns is stopped.\n\n";
+
+/// The drained nodes in `path`; a file that does not exist means none.
+pub fn load(path: &Path) -> Result<Vec<Drained>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    toml::from_str::<File>(&text)
+        .map(|f| f.drained)
+        .map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+/// Replaces `path` with `drained`: written to a temporary file beside it, flushed to disk,
+/// then renamed over it, so a crash leaves either the old file or the new one.
+pub fn save(path: &Path, drained: &[Drained]) -> Result<(), String> {
+    let text = toml::to_string(&File {
+        drained: drained.to_vec(),
+    })
+    .map_err(|e| e.to_string())?;
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let mut file = std::fs::File::create(&temporary).map_err(fail)?;
+    file.write_all(HEADER.as_bytes()).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename is durable once the directory is.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_drains_load_back_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drained.toml");
+        assert_eq!(load(&path), Ok(Vec::new()));
+        let drained = vec![
+            Drained {
+                pool: "web".into(),
+                node: "web1".into(),
+                since: "2026-11-23T19:00:00Z".into(),
+            },
+            Drained {
+                pool: "db".into(),
+                node: "pg \"2\"".into(),
+                since: String::new(),
+            },
+        ];
+        save(&path, &drained).unwrap();
+        assert_eq!(load(&path), Ok(drained));
+        save(&path, &[]).unwrap();
+        assert_eq!(load(&path), Ok(Vec::new()));
+        assert!(!dir.path().join("drained.toml.new").exists());
+    }
+
+    #[test]
+    fn a_broken_file_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drained.toml");
+        std::fs::write(&path, "[[drained]]\npool = \"web\"\nnod = \"web1\"\n").unwrap();
+        let error = load(&path).unwrap_err();
+        assert!(error.starts_with(&path.display().to_string()), "{error}");
+        assert!(error.contains("nod"), "{error}");
+    }
+}
