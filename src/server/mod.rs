@@ -470,17 +470,20 @@ impl Supervisor {
         Ok((p, n))
     }
 
-    /// Writes `drains` to the drain file, if there is one.
-    fn save_drains(&self, drains: &[Drained]) -> Result<(), String> {
-        match self
+    /// Writes `drains` to the drain file, if there is one; the write and its fsync run off
+    /// the runtime's threads (a busy disk may take a while), the supervisor waits for them.
+    async fn save_drains(&self, drains: Vec<Drained>) -> Result<(), String> {
+        let Some(file) = self
             .config
             .admin
             .as_ref()
-            .and_then(|a| a.drain_file.as_deref())
-        {
-            Some(file) => drains::save(file, drains),
-            None => Ok(()),
-        }
+            .and_then(|a| a.drain_file.clone())
+        else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || drains::save(&file, &drains))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// Applies the drains the drain file listed at start. An entry naming a node the
@@ -501,7 +504,7 @@ impl Supervisor {
             }
         }
         if self.drains.len() != count
-            && let Err(error) = self.save_drains(&self.drains)
+            && let Err(error) = self.save_drains(self.drains.clone()).await
         {
             warn!(%error, "cannot rewrite the drain file");
         }
@@ -530,7 +533,9 @@ impl Supervisor {
                     since: events::rfc3339(std::time::SystemTime::now()),
                 });
             }
-            self.save_drains(&next).map_err(CommandError::Unsaved)?;
+            self.save_drains(next.clone())
+                .await
+                .map_err(CommandError::Unsaved)?;
             self.drains = next;
         }
         let events = self.engine.set_drained(p, n, drained, self.clock.now());

@@ -190,7 +190,7 @@ impl Supervisor {
                 .iter()
                 .any(|p| p.name == d.pool && p.nodes.iter().any(|n| n.name == d.node))
         });
-        if let Err(error) = self.save_drains(&self.drains) {
+        if let Err(error) = self.save_drains(self.drains.clone()).await {
             warn!(%error, "cannot write the drain file");
         }
 
