@@ -107,10 +107,15 @@ struct AdminArgs {
 
 /// Exit code for an invalid configuration.
 const EXIT_INVALID_CONFIG: u8 = 2;
+/// Exit code for invalid options (as clap's own).
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log_level);
+    if let Err(e) = init_logging(cli.log_format, &cli.log_level) {
+        eprintln!("hadns: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -270,16 +275,32 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+/// Starts logging at `level` (a level, or a filter in RUST_LOG syntax); RUST_LOG, when set,
+/// wins. A value that is neither is an error naming where it came from.
+fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        // hickory logs every request at info; keep it to warnings unless RUST_LOG asks.
-        .or_else(|_| {
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG={spec:?}: {e}"))?
+        }
+        _ => {
+            // A bare word would otherwise be taken as a module name and silently log nothing.
+            if !level.contains(['=', ',']) {
+                level.parse::<LevelFilter>().map_err(|_| {
+                    format!(
+                        "--log-level {level:?}: not a level (trace, debug, info, warn, error, off) \
+                         or a filter such as \"info,hadns::checks=debug\""
+                    )
+                })?;
+            }
+            // hickory logs every request at info; keep it to warnings unless asked.
             EnvFilter::try_new(format!(
                 "{level},hickory_server=warn,hickory_proto=warn,hickory_net=warn"
             ))
-        })
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+            .map_err(|e| format!("--log-level {level:?}: {e}"))?
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -288,4 +309,5 @@ fn init_logging(format: LogFormat, level: &str) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::harness::*;
 
@@ -449,6 +450,69 @@ async fn json_logs_carry_the_fields() {
     assert_eq!(answer["fields"]["record"], WWW);
     assert_eq!(answer["fields"]["to"], "web1(127.0.0.67)");
     assert!(answer["timestamp"].is_string());
+}
+
+/// `--log-level` sets the level (here debug: each probe is logged); RUST_LOG, when set,
+/// wins over it; a value that is neither a level nor a filter is an error naming its source.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_level_and_rust_log() {
+    let web1 = TcpBackend::start("127.0.0.68").await;
+    let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "");
+    let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
+    // The lines up to the first answer change.
+    let until_answer = |rust_log: Option<&str>| {
+        let mut command = hadns_command(&["serve", "--log-level", "debug"], &path);
+        command.env_remove("RUST_LOG");
+        if let Some(spec) = rust_log {
+            command.env("RUST_LOG", spec);
+        }
+        async move {
+            let mut child = command.spawn().unwrap();
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            let mut seen = Vec::new();
+            tokio::time::timeout(LIMIT, async {
+                loop {
+                    let line = lines.next_line().await.unwrap().expect("hadns exited");
+                    let done = line.contains("answer changed");
+                    seen.push(line);
+                    if done {
+                        return;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no answer change: {seen:#?}"));
+            seen
+        }
+    };
+    let debug = until_answer(None).await;
+    assert!(
+        debug
+            .iter()
+            .any(|l| l.contains("DEBUG") && l.contains("probe") && l.contains("node=web1")),
+        "{debug:#?}"
+    );
+    // The probe comes before the answer changes: had --log-level applied, it would be here.
+    let quiet = until_answer(Some("warn,hadns::server::events=info")).await;
+    assert!(
+        !quiet.iter().any(|l| l.contains("DEBUG")),
+        "RUST_LOG did not win: {quiet:#?}"
+    );
+
+    for (flag, rust_log, message) in [
+        ("loud", None, "--log-level \"loud\": not a level"),
+        ("debug", Some("hadns=loud"), "RUST_LOG=\"hadns=loud\""),
+    ] {
+        let mut command = hadns_command(&["check-config", "--log-level", flag], &path);
+        command.env_remove("RUST_LOG");
+        if let Some(spec) = rust_log {
+            command.env("RUST_LOG", spec);
+        }
+        let output = command.output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
