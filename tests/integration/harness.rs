@@ -227,7 +227,7 @@ impl Hadns {
     }
 
     /// Follows a started hadns: collects its log and waits for its listening lines.
-    async fn attach(mut child: Child, dir: tempfile::TempDir, listeners: usize) -> Hadns {
+    pub async fn attach(mut child: Child, dir: tempfile::TempDir, listeners: usize) -> Hadns {
         let log = Arc::new(Mutex::new(Vec::new()));
         let log_changed = Arc::new(Notify::new());
         let stderr = child.stderr.take().unwrap();

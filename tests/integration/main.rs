@@ -13,6 +13,7 @@ mod hooks;
 mod mysql;
 mod netns;
 mod postgres;
+mod privileges;
 mod reload;
 mod scale_bench;
 mod tls;
