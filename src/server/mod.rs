@@ -154,10 +154,14 @@ pub async fn run(
         all_ready: false,
         reports: reports_tx,
         token,
-        drains: Vec::new(),
+        drains: drained,
         shutdown: shutdown.clone(),
     };
-    sup.restore_drains(drained).await;
+    let (events, dropped) = sup.apply_drain_list();
+    sup.apply(events, &[]).await;
+    if dropped && let Err(error) = sup.save_drains(sup.drains.clone()).await {
+        warn!(%error, "cannot rewrite the drain file");
+    }
     for p in 0..sup.config.pools.len() {
         let (sender, _) = watch::channel(false);
         sup.degraded
@@ -248,7 +252,8 @@ struct Supervisor {
     reports: mpsc::Sender<Report>,
     /// The admin token, replaced by a reload.
     token: Arc<ArcSwap<Option<String>>>,
-    /// The drained nodes, as the drain file has them (kept without a file too).
+    /// The drained nodes by name, as the drain file has them (kept without a file too);
+    /// the engine's `drained` flags are set from it.
     drains: Vec<Drained>,
     shutdown: CancellationToken,
 }
@@ -486,28 +491,26 @@ impl Supervisor {
             .map_err(|e| e.to_string())?
     }
 
-    /// Applies the drains the drain file listed at start. An entry naming a node the
-    /// configuration does not have is dropped, and the file rewritten without it.
-    async fn restore_drains(&mut self, listed: Vec<Drained>) {
+    /// Sets the engine's drained flags from `self.drains`, by name: at start (the drain
+    /// file's list) and on the engine a reload built. An entry naming a node the
+    /// configuration does not have is dropped with a warning. Returns the engine's events
+    /// and whether anything was dropped.
+    fn apply_drain_list(&mut self) -> (Vec<Event>, bool) {
+        let now = self.clock.now();
+        let listed = std::mem::take(&mut self.drains);
         let count = listed.len();
+        let mut events = Vec::new();
         for drain in listed {
             match self.node_index(&drain.pool, &drain.node) {
                 Ok((p, n)) => {
-                    info!(pool = %drain.pool, node = %drain.node, since = %drain.since,
-                        "drained, as the drain file says");
-                    let events = self.engine.set_drained(p, n, true, self.clock.now());
-                    self.apply(events, &[p]).await;
+                    events.extend(self.engine.set_drained(p, n, true, now));
                     self.drains.push(drain);
                 }
-                Err(e) => warn!(pool = %drain.pool, node = %drain.node,
-                    "the drain file names a node the configuration does not have ({e}); forgotten"),
+                Err(e) => warn!(pool = %drain.pool, node = %drain.node, since = %drain.since,
+                    "a drained node is not in the configuration ({e}); its drain is dropped"),
             }
         }
-        if self.drains.len() != count
-            && let Err(error) = self.save_drains(self.drains.clone()).await
-        {
-            warn!(%error, "cannot rewrite the drain file");
-        }
+        (events, self.drains.len() != count)
     }
 
     /// Drains or undrains a node. With a drain file, the file is written first: if that

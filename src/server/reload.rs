@@ -152,44 +152,19 @@ impl Supervisor {
             })
         };
         let now = self.clock.now();
-        // Drained nodes stay drained, even when their checker had to start afresh.
-        let drained: Vec<(String, String)> = old
-            .pools
-            .iter()
-            .enumerate()
-            .flat_map(|(p, pool)| {
-                let engine = &self.engine;
-                pool.nodes
-                    .iter()
-                    .enumerate()
-                    .filter(move |(n, _)| engine.node(p, *n).drained)
-                    .map(move |(_, node)| (pool.name.clone(), node.name.clone()))
-            })
-            .collect();
-        let (mut engine, mut events) = Engine::reloaded(
+        let (engine, mut events) = Engine::reloaded(
             &self.config,
             &self.engine,
             |p, n| kept.get(&(p, n)).copied(),
             record_was,
             now,
         );
-        for (p, pool) in self.config.pools.iter().enumerate() {
-            for (n, node) in pool.nodes.iter().enumerate() {
-                if drained.contains(&(pool.name.clone(), node.name.clone())) {
-                    events.extend(engine.set_drained(p, n, true, now));
-                }
-            }
-        }
         self.engine = engine;
         self.config_loaded = now;
-        // Drains of removed nodes go; the file may have moved: write it either way.
-        let config = &self.config;
-        self.drains.retain(|d| {
-            config
-                .pools
-                .iter()
-                .any(|p| p.name == d.pool && p.nodes.iter().any(|n| n.name == d.node))
-        });
+        // Drained nodes stay drained, even when their checker had to start afresh; drains
+        // of removed nodes go. The file may have moved: write it either way.
+        let (drain_events, _) = self.apply_drain_list();
+        events.extend(drain_events);
         if let Err(error) = self.save_drains(self.drains.clone()).await {
             warn!(%error, "cannot write the drain file");
         }

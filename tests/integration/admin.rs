@@ -518,7 +518,7 @@ async fn log_level_and_rust_log() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let web1 = TcpBackend::start("127.0.0.68").await;
+    let web1 = TcpBackend::start("127.0.0.78").await;
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "") + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
@@ -541,8 +541,8 @@ async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
 /// are dropped; a file that cannot be written refuses the drain and changes nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn drains_are_kept_across_a_restart_in_the_drain_file() {
-    let web1 = TcpBackend::start("127.0.0.64").await;
-    let web2 = TcpBackend::start("127.0.0.65").await;
+    let web1 = TcpBackend::start("127.0.0.76").await;
+    let web2 = TcpBackend::start("127.0.0.77").await;
     let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"", "")
         + &admin_section(true)
         + "drain_file = \"state/drained.toml\"\n";
@@ -571,12 +571,14 @@ async fn drains_are_kept_across_a_restart_in_the_drain_file() {
     };
     let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], restored).await;
     let queries = QueryLoop::start(hadns.addr, WWW);
-    hadns.wait_for_log("node=web1 since=", LIMIT).await;
+    hadns
+        .wait_for_log("node drained by an operator pool=web node=web1", LIMIT)
+        .await;
     hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
     let first = hadns.wait_for_log("from=pending", LIMIT).await;
     assert!(first.contains("to=web2"), "{first}");
     hadns
-        .wait_for_log("names a node the configuration does not have", LIMIT)
+        .wait_for_log("a drained node is not in the configuration", LIMIT)
         .await;
     let file = hadns.dir().join("state/drained.toml");
     let rewritten = std::fs::read_to_string(&file).unwrap();

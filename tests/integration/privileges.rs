@@ -2,8 +2,6 @@
 //! user with CAP_NET_BIND_SERVICE alone, and without it says why it cannot. Run inside a
 //! network namespace of its own, where port 53 is certainly free.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -26,7 +24,12 @@ async fn port_53_as_an_unprivileged_user_with_cap_net_bind_service() {
     // nobody must reach the binary and read the config: both in a world-readable directory.
     let binary = dir.path().join("hadns");
     std::fs::copy(env!("CARGO_BIN_EXE_hadns"), &binary).unwrap();
-    readable_by_all(dir.path());
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(chmod.success());
     let command = |capability: bool| {
         let mut command = tokio::process::Command::new("ip");
         command.args(["netns", "exec", &ns, "setpriv"]);
@@ -81,28 +84,4 @@ async fn port_53_as_an_unprivileged_user_with_cap_net_bind_service() {
     });
     assert_eq!(addresses(&answer), vec![ip("127.0.0.25")]);
     hadns.stop().await;
-}
-
-fn readable_by_all(dir: &Path) {
-    for entry in walk(dir) {
-        let mode = if entry.is_dir() || entry.ends_with("hadns") {
-            0o755
-        } else {
-            0o644
-        };
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut all = vec![dir.to_path_buf()];
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(walk(&path));
-        } else {
-            all.push(path);
-        }
-    }
-    all
 }
