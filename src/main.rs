@@ -110,23 +110,47 @@ const EXIT_INVALID_CONFIG: u8 = 2;
 /// Exit code for invalid options (as clap's own).
 const EXIT_USAGE: u8 = 2;
 
+/// Lines for standard output and standard error that never panic: a closed pipe
+/// (`hadns status | head -1`) loses the line, nothing more.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(cli.log_format, &cli.log_level) {
-        eprintln!("hadns: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    let _log = match init_logging(cli.log_format, &cli.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            complain!("hadns: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hadns: cannot start the async runtime: {e}");
+            complain!("hadns: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match cli.command {
         Command::CheckConfig { config } => match hadns::prepare(&config) {
             Ok(p) => {
-                println!(
+                say!(
                     "{}: ok ({} pools, {} records, {} zones)",
                     config.display(),
                     p.config.pools.len(),
@@ -136,7 +160,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
+                complain!("{e}");
                 ExitCode::from(EXIT_INVALID_CONFIG)
             }
         },
@@ -144,7 +168,7 @@ fn main() -> ExitCode {
             let prepared = match hadns::prepare(&config) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("{e}");
+                    complain!("{e}");
                     return ExitCode::from(EXIT_INVALID_CONFIG);
                 }
             };
@@ -176,7 +200,7 @@ fn main() -> ExitCode {
         {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("hadns demo: {e:#}");
+                complain!("hadns demo: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -200,20 +224,20 @@ where
     ) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("hadns: {e}");
+            complain!("hadns: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(request(endpoint)) {
         Ok(text) => {
-            print!("{text}");
+            say_part!("{text}");
             if !text.ends_with('\n') {
-                println!();
+                say!("");
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hadns: {e}");
+            complain!("hadns: {e}");
             ExitCode::FAILURE
         }
     }
@@ -277,7 +301,15 @@ fn shutdown_on_signal() -> CancellationToken {
 
 /// Starts logging at `level` (a level, or a filter in RUST_LOG syntax); RUST_LOG, when set,
 /// wins. A value that is neither is an error naming where it came from.
-fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+///
+/// Lines go through a bounded queue to a thread of their own that writes standard error:
+/// a full queue (a reader that stalls) drops lines rather than blocking hadns, and a closed
+/// standard error (`hadns serve 2>&1 | head -1`) is ignored rather than fatal. The guard
+/// flushes the queue when dropped, at exit.
+fn init_logging(
+    format: LogFormat,
+    level: &str,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::filter::LevelFilter;
     let filter = match std::env::var("RUST_LOG") {
@@ -294,20 +326,29 @@ fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
                     )
                 })?;
             }
-            // hickory logs every request at info; keep it to warnings unless asked.
+            // hickory logs every request at info and some malformed packets at warn: one
+            // line per packet. hadns counts those (hadns_dns_anomalies_total) instead.
             EnvFilter::try_new(format!(
-                "{level},hickory_server=warn,hickory_proto=warn,hickory_net=warn"
+                "{level},hickory_server=error,hickory_proto=error,hickory_net=error"
             ))
             .map_err(|e| format!("--log-level {level:?}: {e}"))?
         }
     };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE)
+        .thread_name("hadns-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    Ok(())
+    Ok(guard)
 }
+
+/// Log lines waiting for standard error; more are dropped.
+const LOG_QUEUE: usize = 16_384;

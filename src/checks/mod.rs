@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::config::{Check, Node, Pool};
 use crate::engine::{DbStatus, Observation};
@@ -196,6 +196,9 @@ impl Checker {
         mut degraded: watch::Receiver<bool>,
         shutdown: CancellationToken,
     ) {
+        // Failed probes in a row, for the back-off while the pool is degraded.
+        let mut failures: u32 = 0;
+        let mut inconclusive = false;
         loop {
             let started = Instant::now();
             let observation = tokio::select! {
@@ -206,20 +209,43 @@ impl Checker {
                 pool = %self.pool.name, node = %self.node.name, ok = observation.ok,
                 detail = %observation.detail, latency = ?observation.latency, "probe"
             );
-            let report = Report {
-                checker: self.id,
-                observation,
-            };
-            // A full queue must not keep a checker from noticing shutdown.
-            tokio::select! {
-                sent = reports.send(report) => if sent.is_err() { return },
-                _ = shutdown.cancelled() => return,
+            if !observation.ok && hadns_short_of_resources(&observation.detail) {
+                // hadns's own fault, not the node's: nothing is reported, the node keeps
+                // its state, and the next probe comes at the usual time.
+                if !inconclusive {
+                    inconclusive = true;
+                    warn!(
+                        pool = %self.pool.name, node = %self.node.name,
+                        reason = %observation.detail,
+                        "probe inconclusive: hadns itself is short of resources; the node keeps its state"
+                    );
+                }
+            } else {
+                if inconclusive {
+                    inconclusive = false;
+                    info!(pool = %self.pool.name, node = %self.node.name, "probes conclusive again");
+                }
+                failures = if observation.ok {
+                    0
+                } else {
+                    failures.saturating_add(1)
+                };
+                let report = Report {
+                    checker: self.id,
+                    observation,
+                };
+                // A full queue must not keep a checker from noticing shutdown.
+                tokio::select! {
+                    sent = reports.send(report) => if sent.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
             }
             // Wait for the next probe: the interval (the fast one while the pool is
-            // degraded), or at once when the node's session breaks.
+            // degraded, backing off while this node does not answer), or at once when the
+            // node's session breaks.
             loop {
                 let interval = if *degraded.borrow_and_update() {
-                    self.pool.fast_interval
+                    degraded_interval(self.pool.fast_interval, self.pool.interval, failures)
                 } else {
                     self.pool.interval
                 };
@@ -235,6 +261,27 @@ impl Checker {
             }
         }
     }
+}
+
+/// The wait between probes while the pool is degraded: `fast` while the node answers (a
+/// promotion may be under way), doubling with each failure in a row after the first up to
+/// `interval`, so a pool where nothing answers is not probed in a storm.
+fn degraded_interval(fast: Duration, interval: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    fast.saturating_mul(1 << doublings).min(interval.max(fast))
+}
+
+/// Whether a probe failed because hadns itself ran short (descriptors, memory, buffers):
+/// such a failure says nothing about the node.
+fn hadns_short_of_resources(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    [
+        "too many open files",
+        "cannot allocate memory",
+        "no buffer space available",
+    ]
+    .iter()
+    .any(|m| reason.contains(m))
 }
 
 /// Up to 10% shorter than `interval`, never longer: detection stays bounded by the interval.
@@ -253,5 +300,29 @@ fn describe(e: &io::Error) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => format!("{:?}", e.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_degraded_pool_backs_off_while_the_node_fails() {
+        let (fast, slow) = (Duration::from_millis(50), Duration::from_secs(1));
+        let waits: Vec<u128> = (0..8)
+            .map(|f| degraded_interval(fast, slow, f).as_millis())
+            .collect();
+        assert_eq!(waits, [50, 50, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(degraded_interval(fast, slow, u32::MAX), slow);
+    }
+
+    #[test]
+    fn running_out_of_descriptors_is_hadns_s_problem() {
+        let emfile = describe(&io::Error::from_raw_os_error(libc::EMFILE));
+        let enfile = describe(&io::Error::from_raw_os_error(libc::ENFILE));
+        assert!(hadns_short_of_resources(&emfile), "{emfile}");
+        assert!(hadns_short_of_resources(&format!("connect: {enfile}")));
+        assert!(!hadns_short_of_resources("connection refused"));
     }
 }

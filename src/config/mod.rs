@@ -78,6 +78,13 @@ pub struct Dns {
     /// waits this long before its next receive, so more queries arrive per system call.
     /// Zero: never wait.
     pub udp_coalesce: Duration,
+    /// The largest UDP response (the client's EDNS size applies below it); larger answers
+    /// are sent truncated (TC) so the client retries over TCP.
+    pub max_udp_size: u16,
+    /// Open TCP connections per listen address.
+    pub tcp_connections: usize,
+    /// Open TCP connections per client address.
+    pub tcp_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

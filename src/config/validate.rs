@@ -37,6 +37,9 @@ struct RawDns {
     zones_dir: Option<String>,
     udp_workers: Option<i64>,
     udp_coalesce: Option<toml::Value>,
+    max_udp_size: Option<i64>,
+    tcp_connections: Option<i64>,
+    tcp_connections_per_client: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +65,10 @@ const DEFAULT_ZONES_DIR: &str = "zones";
 const DEFAULT_TTL: u32 = 1;
 const DEFAULT_UDP_COALESCE: Duration = Duration::from_micros(100);
 const MAX_UDP_COALESCE: Duration = Duration::from_millis(1);
+/// DNS Flag Day 2020: no fragmentation on the common paths.
+const DEFAULT_MAX_UDP_SIZE: i64 = 1232;
+const DEFAULT_TCP_CONNECTIONS: i64 = 256;
+const DEFAULT_TCP_CONNECTIONS_PER_CLIENT: i64 = 16;
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
 const DEFAULT_ON_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9153";
@@ -268,11 +275,57 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
         ));
         udp_coalesce = DEFAULT_UDP_COALESCE;
     }
+    let max_udp_size = int_in_range(
+        raw.max_udp_size,
+        DEFAULT_MAX_UDP_SIZE,
+        512..=4096,
+        "dns.max_udp_size",
+        problems,
+    ) as u16;
+    let tcp_connections = int_in_range(
+        raw.tcp_connections,
+        DEFAULT_TCP_CONNECTIONS,
+        1..=65536,
+        "dns.tcp_connections",
+        problems,
+    ) as usize;
+    let tcp_connections_per_client = int_in_range(
+        raw.tcp_connections_per_client,
+        DEFAULT_TCP_CONNECTIONS_PER_CLIENT.min(tcp_connections as i64),
+        1..=tcp_connections as i64,
+        "dns.tcp_connections_per_client",
+        problems,
+    ) as usize;
     Dns {
         listen,
         zones_dir,
         udp_workers,
         udp_coalesce,
+        max_udp_size,
+        tcp_connections,
+        tcp_connections_per_client,
+    }
+}
+
+/// An integer setting within `range`, or `default` when absent; out of range is a problem
+/// that names the range.
+pub(super) fn int_in_range(
+    raw: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> i64 {
+    match raw {
+        None => default,
+        Some(n) if range.contains(&n) => n,
+        Some(n) => {
+            problems.push(Problem::new(
+                path,
+                format!("{n} is out of range ({}-{})", range.start(), range.end()),
+            ));
+            default.clamp(*range.start(), *range.end())
+        }
     }
 }
 

@@ -46,15 +46,32 @@ struct Prepared {
     answers: u16,
     authorities: u16,
     body: Vec<u8>,
+    /// What the end of the question name must be, byte for byte (letter case included):
+    /// owner names here point into the question, where hickory writes the zone's own case,
+    /// so a question in another case goes to hickory. Empty: any case.
+    case: Vec<u8>,
 }
 
-/// Per zone, what an NXDOMAIN needs: the SOA record after its owner name.
+/// A zone's SOA as the negative answers write it.
+#[derive(Debug)]
+struct Soa {
+    /// The apex as the zone file writes it (wire form, original case).
+    apex: Vec<u8>,
+    ttl: u32,
+    negative_ttl: u32,
+    mname: Vec<u8>,
+    rname: Vec<u8>,
+    /// Serial, refresh, retry, expire, minimum.
+    numbers: [u8; 20],
+}
+
+/// Per zone, what an NXDOMAIN needs.
 #[derive(Debug)]
 struct ZoneNegative {
     /// Lower-case wire form of the apex.
     apex: Vec<u8>,
     /// `None`: the zone has delegations, wildcards or DNAMEs; NXDOMAIN goes to hickory.
-    soa_tail: Option<Vec<u8>>,
+    soa: Option<Soa>,
 }
 
 #[derive(Debug, Default)]
@@ -99,19 +116,109 @@ fn record_at(owner_offset: usize, record: &Record, ttl: u32) -> Option<Vec<u8>> 
     Some(out)
 }
 
-/// The SOA record for a negative answer to a query for `qname_len` bytes of name in `zone`:
-/// its owner points into the question at the apex's offset. Failover names use the RFC 2308
-/// TTL, min(SOA TTL, minimum), as the handler does; static names the SOA's own TTL, as
-/// hickory does.
-fn negative(qname_len: usize, apex_len: usize, soa: &Record, ttl: u32) -> Option<Prepared> {
-    let offset = 12 + qname_len - apex_len;
-    Some(Prepared {
-        authoritative: true,
-        rcode: 0,
-        answers: 0,
-        authorities: 1,
-        body: record_at(offset, soa, ttl)?,
-    })
+/// The wire form of a name as written (letter case kept).
+fn wire_as_written(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out
+}
+
+impl Soa {
+    fn new(zone: &StaticZone, soa: &Record) -> Option<Soa> {
+        let RData::SOA(data) = &soa.data else {
+            return None;
+        };
+        let mut numbers = [0u8; 20];
+        for (i, n) in [
+            data.serial,
+            data.refresh as u32,
+            data.retry as u32,
+            data.expire as u32,
+            data.minimum,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            numbers[4 * i..4 * i + 4].copy_from_slice(&n.to_be_bytes());
+        }
+        Some(Soa {
+            apex: wire_as_written(&zone.origin),
+            ttl: soa.ttl,
+            negative_ttl: negative_ttl(soa),
+            mname: wire_as_written(&data.mname),
+            rname: wire_as_written(&data.rname),
+            numbers,
+        })
+    }
+
+    /// The SOA record of a negative answer to a question of `qname_len` bytes: its owner
+    /// points at the apex inside the question, and its names are compressed against it
+    /// (and against each other), so it is never longer than hickory's.
+    fn record(&self, qname_len: usize, ttl: u32) -> Vec<u8> {
+        let apex_offset = 12 + qname_len - self.apex.len();
+        let rdata_start = 12 + qname_len + 4 + 12;
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&(0xC000 | apex_offset as u16).to_be_bytes());
+        out.extend_from_slice(&u16::from(RecordType::SOA).to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        let mut known: Vec<(usize, &[u8])> = vec![(apex_offset, &self.apex)];
+        let mut rdata = Vec::with_capacity(48);
+        for name in [&self.mname, &self.rname] {
+            compress(&mut rdata, rdata_start, name, &mut known);
+        }
+        rdata.extend_from_slice(&self.numbers);
+        let len = rdata.len() as u16;
+        out[10..12].copy_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&rdata);
+        out
+    }
+
+    /// A negative answer's prepared part for a question of `qname_len` bytes.
+    fn negative(&self, qname_len: usize, ttl: u32, rcode: u8) -> Prepared {
+        Prepared {
+            authoritative: true,
+            rcode,
+            answers: 0,
+            authorities: 1,
+            body: self.record(qname_len, ttl),
+            case: self.apex.clone(),
+        }
+    }
+}
+
+/// Appends `name` (wire form) to `out`, which starts at message offset `base`: its longest
+/// suffix found in `known` (byte for byte) becomes a pointer, and what is written is added.
+fn compress<'n>(
+    out: &mut Vec<u8>,
+    base: usize,
+    name: &'n [u8],
+    known: &mut Vec<(usize, &'n [u8])>,
+) {
+    let mut i = 0;
+    let mut written = Vec::new();
+    while name[i] != 0 {
+        let suffix = &name[i..];
+        if let Some(&(offset, _)) = known.iter().find(|(_, n)| *n == suffix) {
+            out.extend_from_slice(&(0xC000 | offset as u16).to_be_bytes());
+            known.extend(written);
+            return;
+        }
+        let at = base + out.len();
+        if at < 0x3FFF {
+            written.push((at, suffix));
+        }
+        let len = usize::from(name[i]);
+        out.extend_from_slice(&name[i..i + 1 + len]);
+        i += 1 + len;
+    }
+    out.push(0);
+    known.extend(written);
 }
 
 impl FastTable {
@@ -131,12 +238,7 @@ impl FastTable {
                     || k.record_type == RecordType::DNAME
                     || (k.record_type == RecordType::NS && below_apex)
             });
-            table.zones.push(ZoneNegative {
-                soa_tail: (!complex)
-                    .then(|| record_at(0, soa, soa.ttl).map(|r| r[2..].to_vec()))
-                    .flatten(),
-                apex: apex.clone(),
-            });
+            let zone_soa = Soa::new(zone, soa);
             let mut by_name: HashMap<Vec<u8>, Vec<(RecordType, Vec<&Record>)>> = HashMap::new();
             for (key, set) in &zone.records {
                 let name = wire(&Name::from(key.name()));
@@ -156,46 +258,57 @@ impl FastTable {
                 for (rtype, records) in &sets {
                     let mut key = name.clone();
                     key.extend_from_slice(&u16::from(*rtype).to_be_bytes());
+                    let Some(first) = records.first() else {
+                        continue;
+                    };
                     if !matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::TXT) {
                         table.exact.insert(key, None);
                         continue;
                     }
-                    let mut body = Vec::new();
-                    for r in records {
-                        match record_at(12, r, r.ttl) {
-                            Some(bytes) => body.extend_from_slice(&bytes),
-                            None => continue,
-                        }
-                    }
-                    let prepared = Prepared {
+                    let body: Option<Vec<u8>> = records
+                        .iter()
+                        .map(|r| record_at(12, r, r.ttl))
+                        .collect::<Option<Vec<_>>>()
+                        .map(|parts| parts.concat());
+                    let prepared = body.map(|body| Prepared {
                         authoritative: true,
                         rcode: 0,
                         answers: records.len() as u16,
                         authorities: 0,
                         body,
-                    };
-                    table.exact.insert(key, Some(prepared));
+                        // hickory writes the owner as the zone file does.
+                        case: wire_as_written(&first.name),
+                    });
+                    table.exact.insert(key, prepared);
                 }
-                if let Some(p) = negative(name.len(), apex.len(), soa, soa.ttl) {
-                    table.nodata.insert(name.clone(), p);
-                }
-                // The empty non-terminals between the name and the apex exist too.
-                let mut ent = &name[..];
-                while ent.len() > apex.len() {
-                    ent = &ent[1 + usize::from(ent[0])..];
-                    if ent.len() > apex.len()
-                        && let Some(p) = negative(ent.len(), apex.len(), soa, soa.ttl)
-                    {
-                        table.nodata.entry(ent.to_vec()).or_insert(p);
+                if let Some(soa) = &zone_soa {
+                    table
+                        .nodata
+                        .insert(name.clone(), soa.negative(name.len(), soa.ttl, 0));
+                    // The empty non-terminals between the name and the apex exist too.
+                    let mut ent = &name[..];
+                    while ent.len() > apex.len() {
+                        ent = &ent[1 + usize::from(ent[0])..];
+                        if ent.len() > apex.len() {
+                            table
+                                .nodata
+                                .entry(ent.to_vec())
+                                .or_insert_with(|| soa.negative(ent.len(), soa.ttl, 0));
+                        }
                     }
                 }
             }
+            table.zones.push(ZoneNegative {
+                soa: zone_soa.filter(|_| !complex),
+                apex,
+            });
         }
         for (name, entry) in failover {
             let name = wire(&Name::from(name));
-            let apex_len = table.zones[entry.zone].apex.len();
-            let soa = &soas[entry.zone];
             table.fallback.remove(&name);
+            let soa = soas
+                .get(entry.zone)
+                .and_then(|r| Soa::new(&zones[entry.zone], r));
             match &entry.answer {
                 Published::Pending | Published::Servfail => {
                     let servfail = Prepared {
@@ -204,13 +317,15 @@ impl FastTable {
                         answers: 0,
                         authorities: 0,
                         body: Vec::new(),
+                        case: Vec::new(),
                     };
                     // Every type gets SERVFAIL: store it as the name's "other types" answer.
                     table.nodata.insert(name, servfail);
                 }
                 Published::Nodata => {
-                    if let Some(p) = negative(name.len(), apex_len, soa, negative_ttl(soa)) {
-                        table.nodata.insert(name, p);
+                    if let Some(soa) = &soa {
+                        let negative = soa.negative(name.len(), soa.negative_ttl, 0);
+                        table.nodata.insert(name, negative);
                     }
                 }
                 Published::Addresses(addresses) => {
@@ -244,11 +359,14 @@ impl FastTable {
                                 answers: records.len() as u16,
                                 authorities: 0,
                                 body,
+                                // The handler answers with the question's own name.
+                                case: Vec::new(),
                             }),
                         );
                     }
-                    if let Some(p) = negative(name.len(), apex_len, soa, negative_ttl(soa)) {
-                        table.nodata.insert(name, p);
+                    if let Some(soa) = &soa {
+                        let negative = soa.negative(name.len(), soa.negative_ttl, 0);
+                        table.nodata.insert(name, negative);
                     }
                 }
             }
@@ -256,14 +374,19 @@ impl FastTable {
         table
     }
 
-    /// Answers `query` into `out` if the fast path covers it.
-    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>) -> Verdict {
+    /// Answers `query` into `out` if the fast path covers it and the answer fits in
+    /// `max_udp` bytes (and the client's EDNS size, or 512 bytes without EDNS).
+    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>, max_udp: u16) -> Verdict {
         if query.len() < 12 || query[2] & 0x80 != 0 {
             return Verdict::Drop;
         }
         let Some(q) = parse(query) else {
             return Verdict::Fallback;
         };
+        // ANY, AXFR and IXFR: not here.
+        if matches!(q.qtype, 251 | 252 | 255) {
+            return Verdict::Fallback;
+        }
         let qname = &query[12..12 + q.name_len];
         let mut key = [0u8; MAX_NAME + 2];
         for (k, b) in key.iter_mut().zip(qname) {
@@ -272,12 +395,7 @@ impl FastTable {
         // Labels' length bytes are < 64, so lowering them changes nothing.
         key[q.name_len..q.name_len + 2].copy_from_slice(&q.qtype.to_be_bytes());
         let name = &key[..q.name_len];
-        let refused;
-        let nxdomain;
-        // ANY, AXFR and IXFR, and names hickory must answer: not here.
-        if matches!(q.qtype, 251 | 252 | 255) {
-            return Verdict::Fallback;
-        }
+        let built;
         let prepared = match self.exact.get(&key[..q.name_len + 2]) {
             Some(None) => return Verdict::Fallback,
             Some(Some(p)) => p,
@@ -286,41 +404,36 @@ impl FastTable {
                 Some(p) => p,
                 None => match self.zone_of(name) {
                     None => {
-                        refused = Prepared {
+                        built = Prepared {
                             authoritative: false,
                             rcode: RCODE_REFUSED,
                             answers: 0,
                             authorities: 0,
                             body: Vec::new(),
+                            case: Vec::new(),
                         };
-                        &refused
+                        &built
                     }
-                    Some(zone) => match &zone.soa_tail {
+                    Some(zone) => match &zone.soa {
                         None => return Verdict::Fallback,
-                        Some(tail) => {
-                            let offset = 12 + q.name_len - zone.apex.len();
-                            let mut body = (0xC000 | offset as u16).to_be_bytes().to_vec();
-                            body.extend_from_slice(tail);
-                            nxdomain = Prepared {
-                                authoritative: true,
-                                rcode: RCODE_NXDOMAIN,
-                                answers: 0,
-                                authorities: 1,
-                                body,
-                            };
-                            &nxdomain
+                        Some(soa) => {
+                            built = soa.negative(q.name_len, soa.ttl, RCODE_NXDOMAIN);
+                            &built
                         }
                     },
                 },
             },
         };
-        let limit = q.edns_payload.map_or(512, |p| usize::from(p.max(512)));
-        let size = 12
-            + q.name_len
-            + 4
-            + prepared.body.len()
-            + if q.edns_payload.is_some() { 11 } else { 0 };
-        if size > limit {
+        if !qname.ends_with(&prepared.case) {
+            return Verdict::Fallback;
+        }
+        let limit = q
+            .edns
+            .map_or(512, |e| e.payload.max(512))
+            .min(max_udp.max(512));
+        let size =
+            12 + q.name_len + 4 + prepared.body.len() + if q.edns.is_some() { 11 } else { 0 };
+        if usize::from(limit) < size {
             return Verdict::Fallback;
         }
         out.clear();
@@ -331,14 +444,15 @@ impl FastTable {
         out.extend_from_slice(&[flags_hi, flags_lo, 0, 1]);
         out.extend_from_slice(&prepared.answers.to_be_bytes());
         out.extend_from_slice(&prepared.authorities.to_be_bytes());
-        out.extend_from_slice(&u16::from(q.edns_payload.is_some()).to_be_bytes());
+        out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
         out.extend_from_slice(&query[12..12 + q.name_len + 4]);
         out.extend_from_slice(&prepared.body);
-        if let Some(payload) = q.edns_payload {
+        if let Some(edns) = q.edns {
             out.push(0);
             out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-            out.extend_from_slice(&payload.max(512).to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(&edns.payload.max(512).to_be_bytes());
+            // Extended rcode 0, version 0, the DO bit copied (RFC 3225), no options.
+            out.extend_from_slice(&[0, 0, edns.dnssec_ok as u8 * 0x80, 0, 0, 0]);
         }
         Verdict::Answered
     }
@@ -364,7 +478,13 @@ impl FastTable {
 struct Question {
     name_len: usize,
     qtype: u16,
-    edns_payload: Option<u16>,
+    edns: Option<EdnsRequest>,
+}
+
+#[derive(Clone, Copy)]
+struct EdnsRequest {
+    payload: u16,
+    dnssec_ok: bool,
 }
 
 /// A plain query the fast path covers, or None.
@@ -384,39 +504,56 @@ fn parse(query: &[u8]) -> Option<Question> {
     let mut i = 12;
     loop {
         let len = usize::from(*query.get(i)?);
+        i += 1;
         if len == 0 {
-            i += 1;
             break;
         }
         if len > 63 {
             return None;
         }
-        i += 1 + len;
-        if i - 12 > MAX_NAME {
-            return None;
-        }
+        i += len;
     }
     let name_len = i - 12;
+    if name_len > MAX_NAME {
+        return None;
+    }
     let qtype = u16::from_be_bytes([*query.get(i)?, *query.get(i + 1)?]);
     let qclass = u16::from_be_bytes([*query.get(i + 2)?, *query.get(i + 3)?]);
     if qclass != CLASS_IN {
         return None;
     }
     i += 4;
-    let mut edns_payload = None;
+    let mut edns = None;
     if count(10) == 1 {
         // An OPT record: root name, type 41, class = payload, ttl = rcode/version/flags.
         let opt = query.get(i..i + 11)?;
         if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT || opt[6] != 0 {
             return None;
         }
-        edns_payload = Some(u16::from_be_bytes([opt[3], opt[4]]));
+        edns = Some(EdnsRequest {
+            payload: u16::from_be_bytes([opt[3], opt[4]]),
+            dnssec_ok: opt[7] & 0x80 != 0,
+        });
         let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
-        i += 11 + rdlen;
+        i += 11;
+        // Options (code, length, data) must fill the OPT data exactly.
+        let options = query.get(i..i + rdlen)?;
+        let mut o = 0;
+        while o < options.len() {
+            let len = usize::from(u16::from_be_bytes([
+                *options.get(o + 2)?,
+                *options.get(o + 3)?,
+            ]));
+            o += 4 + len;
+        }
+        if o != options.len() {
+            return None;
+        }
+        i += rdlen;
     }
     (i == query.len()).then_some(Question {
         name_len,
         qtype,
-        edns_payload,
+        edns,
     })
 }

@@ -10,8 +10,20 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::fast::Verdict;
 use super::handler::Handler;
+use super::respond::Responder;
 use super::snapshot::{Published, SnapshotBuilder};
-use super::udp::hickory_answer;
+
+/// The UDP size limit of these tests (`dns.max_udp_size`).
+const MAX_UDP: u16 = 1232;
+
+pub(super) fn responder(snapshot: &Arc<ArcSwap<super::Snapshot>>) -> Responder {
+    let counters = crate::metrics::Metrics::new().queries.clone();
+    Responder::new(
+        Handler::new(snapshot.clone(), counters.clone()),
+        counters,
+        MAX_UDP,
+    )
+}
 
 const ZONE: &str = "$TTL 300
 @        IN SOA ns1 hostmaster 42 3600 600 604800 5
@@ -116,7 +128,7 @@ fn types() -> Vec<RecordType> {
     ]
 }
 
-fn query(name: &str, qtype: RecordType, edns: Option<u16>, id: u16) -> Vec<u8> {
+pub(super) fn query(name: &str, qtype: RecordType, edns: Option<u16>, id: u16) -> Vec<u8> {
     let mut m = Message::query();
     m.metadata.id = id;
     m.metadata.recursion_desired = id.is_multiple_of(2);
@@ -131,21 +143,13 @@ fn query(name: &str, qtype: RecordType, edns: Option<u16>, id: u16) -> Vec<u8> {
 }
 
 /// The meaning of a response: header flags, question, and each section as sorted text,
-/// names compared without case.
+/// names in the letter case they were sent in.
 fn meaning(bytes: &[u8]) -> String {
     let m = Message::from_vec(bytes).unwrap_or_else(|e| panic!("unparsable response: {e}"));
     let section = |records: &[hickory_proto::rr::Record]| {
         let mut v: Vec<String> = records
             .iter()
-            .map(|r| {
-                format!(
-                    "{} {} {} {:?}",
-                    r.name.to_lowercase(),
-                    r.ttl,
-                    r.record_type(),
-                    r.data
-                )
-            })
+            .map(|r| format!("{} {} {} {:?}", r.name, r.ttl, r.record_type(), r.data))
             .collect();
         v.sort();
         v
@@ -172,7 +176,7 @@ fn meaning(bytes: &[u8]) -> String {
     )
 }
 
-fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> {
+pub(super) fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     std::fs::write(dir.path().join("zones/example.internal.zone"), big_zone()).unwrap();
@@ -204,10 +208,7 @@ async fn the_fast_path_means_what_hickory_means() {
     let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let (mut fast_answered, mut total) = (0, 0);
     for (state, snapshot) in snapshots() {
-        let handler = Handler::new(
-            snapshot.clone(),
-            crate::metrics::Metrics::new().queries.clone(),
-        );
+        let responder = responder(&snapshot);
         let mut id = 0u16;
         for name in names() {
             for qtype in types() {
@@ -215,19 +216,24 @@ async fn the_fast_path_means_what_hickory_means() {
                     id = id.wrapping_add(1);
                     let q = query(name, qtype, edns, id);
                     let mut fast = Vec::new();
-                    let verdict = snapshot.load().fast.answer(&q, &mut fast);
+                    let verdict = snapshot.load().fast.answer(&q, &mut fast, MAX_UDP);
                     total += 1;
                     if verdict != Verdict::Answered {
                         continue;
                     }
                     fast_answered += 1;
-                    let slow = hickory_answer(&handler, q.clone(), src)
+                    let slow = responder
+                        .respond(&q, src, false)
                         .await
                         .expect("hickory answered nothing");
                     assert_eq!(
                         meaning(&fast),
                         meaning(&slow),
                         "state {state}, {name} {qtype} edns {edns:?}"
+                    );
+                    assert!(
+                        fast.len() <= slow.len(),
+                        "state {state}, {name} {qtype}: the fast path's answer is longer"
                     );
                 }
             }
@@ -298,26 +304,21 @@ async fn malformed_and_unusual_packets_are_left_to_hickory_or_dropped() {
         ));
     }
     let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    let handler = Handler::new(
-        snapshot.clone(),
-        crate::metrics::Metrics::new().queries.clone(),
-    );
+    let responder = responder(&snapshot);
     for (label, packet) in cases {
         let mut out = Vec::new();
-        match snapshot.load().fast.answer(&packet, &mut out) {
+        match snapshot.load().fast.answer(&packet, &mut out, MAX_UDP) {
             Verdict::Answered => {
                 // Only well-formed plain queries may be answered here: hickory must agree.
-                let slow = hickory_answer(&handler, packet.clone(), src)
-                    .await
-                    .expect(label);
+                let slow = responder.respond(&packet, src, false).await.expect(label);
                 assert_eq!(meaning(&out), meaning(&slow), "{label}");
             }
             Verdict::Drop => assert!(
-                hickory_answer(&handler, packet, src).await.is_none(),
+                responder.respond(&packet, src, false).await.is_none(),
                 "{label}: hickory answers what the fast path drops"
             ),
             // Must not panic either.
-            Verdict::Fallback => drop(hickory_answer(&handler, packet, src).await),
+            Verdict::Fallback => drop(responder.respond(&packet, src, false).await),
         }
     }
 }

@@ -11,8 +11,11 @@ mod fast;
 #[cfg(test)]
 mod fast_tests;
 mod handler;
+mod respond;
 mod snapshot;
+mod tcp;
 mod udp;
+pub mod wire;
 mod zones;
 
 use std::io;
@@ -21,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_server::Server;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use client::query_addresses;
@@ -31,10 +34,17 @@ use crate::metrics::QueryCounters;
 pub use snapshot::{Published, Snapshot, SnapshotBuilder};
 pub use zones::ZoneSet;
 
-/// A TCP connection that sends no query for this long is closed.
+/// A TCP connection that sends no whole query for this long is closed.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Responses buffered per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// How the DNS server answers, from `[dns]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeSettings {
+    pub udp_coalesce: Duration,
+    pub max_udp_size: u16,
+    pub tcp_connections: usize,
+    pub tcp_connections_per_client: usize,
+}
 
 /// The bound DNS sockets: per listen address, `udp_workers` UDP sockets sharing the port
 /// (SO_REUSEPORT) and a TCP listener on the same port.
@@ -130,31 +140,75 @@ fn in_use(e: io::Error, protocol: &str, addr: SocketAddr) -> io::Error {
 }
 
 /// Serves DNS on `sockets` from whatever snapshot `snapshot` holds, until `shutdown`:
-/// UDP through the fast path (hickory behind it), TCP through hickory.
+/// UDP through the fast path (hickory behind it), TCP through hickory. Returns an error if
+/// any part of the server ends before `shutdown`, so hadns never serves half its sockets.
 pub async fn serve(
     sockets: Sockets,
     snapshot: Arc<ArcSwap<Snapshot>>,
     counters: Arc<QueryCounters>,
-    udp_coalesce: Duration,
+    settings: ServeSettings,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let udp = tokio::spawn(udp::serve(
-        sockets.udp,
-        snapshot.clone(),
+    let handler = handler::Handler::new(snapshot.clone(), counters.clone());
+    let responder = Arc::new(respond::Responder::new(
+        handler,
         counters.clone(),
-        udp_coalesce,
+        settings.max_udp_size,
+    ));
+    let mut parts = JoinSet::new();
+    let udp_settings = udp::UdpSettings {
+        coalesce: settings.udp_coalesce,
+        max_udp: settings.max_udp_size,
+    };
+    parts.spawn(udp::serve(
+        sockets.udp,
+        snapshot,
+        responder.clone(),
+        counters.clone(),
+        udp_settings,
         stop.clone(),
     ));
-    let mut server = Server::new(handler::Handler::new(snapshot, counters));
-    for tcp in sockets.tcp {
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    let limits = tcp::TcpLimits {
+        connections: settings.tcp_connections,
+        per_client: settings.tcp_connections_per_client,
+        idle: TCP_IDLE_TIMEOUT,
+    };
+    for listener in sockets.tcp {
+        let serving = tcp::serve(
+            listener,
+            responder.clone(),
+            counters.clone(),
+            limits,
+            shutdown.clone(),
+        );
+        parts.spawn(async move {
+            serving.await;
+            Ok(())
+        });
     }
-    shutdown.cancelled().await;
+    let early = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => None,
+        Some(ended) = parts.join_next() => Some(ended),
+    };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    server
-        .shutdown_gracefully()
-        .await
-        .map_err(|e| io::Error::other(format!("dns server: {e}")))?;
-    udp.await.map_err(io::Error::other)?
+    let mut result = match early {
+        None => Ok(()),
+        // A listener that saw the shutdown first.
+        Some(Ok(Ok(()))) if shutdown.is_cancelled() => Ok(()),
+        Some(Ok(Ok(()))) => Err(io::Error::other("a dns listener stopped unexpectedly")),
+        Some(Ok(Err(e))) => Err(io::Error::other(format!("dns server: {e}"))),
+        Some(Err(e)) => Err(io::Error::other(format!("dns server task: {e}"))),
+    };
+    shutdown.cancel();
+    while let Some(ended) = parts.join_next().await {
+        let ended = ended
+            .map_err(io::Error::other)
+            .and_then(|r| r.map_err(|e| io::Error::other(format!("dns server: {e}"))));
+        if let (Ok(()), Err(e)) = (&result, ended) {
+            result = Err(e);
+        }
+    }
+    result
 }

@@ -6,23 +6,18 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::serialize::binary::BinEncoder;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::fast::Verdict;
-use super::handler::Handler;
+use super::respond::Responder;
 use super::snapshot::Snapshot;
-use crate::metrics::{QueryCounters, RCODE_SLOTS};
+use crate::metrics::{Anomaly, QueryCounters, RCODE_SLOTS};
 
 /// Datagrams received or sent per system call.
 const BATCH: usize = 32;
@@ -44,39 +39,48 @@ struct Fallback {
     socket: Arc<UdpSocket>,
 }
 
+/// How the UDP workers answer.
+#[derive(Clone)]
+pub struct UdpSettings {
+    pub coalesce: Duration,
+    /// The largest response sent (`dns.max_udp_size`).
+    pub max_udp: u16,
+}
+
 /// Serves UDP on `sockets` until `stop` is set; returns when every worker has stopped.
 pub async fn serve(
     sockets: Vec<UdpSocket>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    responder: Arc<Responder>,
     counters: Arc<QueryCounters>,
-    coalesce: Duration,
+    settings: UdpSettings,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let handler = Arc::new(Handler::new(snapshot.clone(), counters.clone()));
     let (tx, mut rx) = mpsc::channel::<Fallback>(FALLBACK_QUEUE);
     let mut workers = Vec::new();
     for socket in sockets {
         socket.set_read_timeout(Some(WAKE))?;
-        let (socket, snapshot, counters, stop, tx) = (
-            Arc::new(socket),
-            snapshot.clone(),
-            counters.clone(),
-            stop.clone(),
-            tx.clone(),
-        );
+        let worker = Worker {
+            socket: Arc::new(socket),
+            snapshot: snapshot.clone(),
+            counters: counters.clone(),
+            settings: settings.clone(),
+            stop: stop.clone(),
+            fallback: tx.clone(),
+        };
         workers.push(
             std::thread::Builder::new()
                 .name("hadns-udp".into())
-                .spawn(move || worker(socket, snapshot, counters, coalesce, stop, tx))?,
+                .spawn(move || worker.run())?,
         );
     }
     drop(tx);
     let fallbacks = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
         while let Some(f) = rx.recv().await {
-            let handler = handler.clone();
+            let responder = responder.clone();
             tasks.spawn(async move {
-                if let Some(response) = hickory_answer(&handler, f.query, f.src).await
+                if let Some(response) = responder.respond(&f.query, f.src, false).await
                     && let Err(error) = f.socket.send_to(&response, f.src)
                 {
                     debug!(%error, src = %f.src, "cannot send a response");
@@ -97,81 +101,128 @@ pub async fn serve(
     fallbacks.await.map_err(io::Error::other)
 }
 
-fn worker(
+/// One UDP worker thread and what it needs.
+struct Worker {
     socket: Arc<UdpSocket>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     counters: Arc<QueryCounters>,
-    coalesce: Duration,
+    settings: UdpSettings,
     stop: Arc<AtomicBool>,
     fallback: mpsc::Sender<Fallback>,
-) -> io::Result<()> {
-    if !coalesce.is_zero() {
-        // The default timer slack (50µs) would stretch every wait; 1µs keeps it exact.
-        // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only this thread.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+impl Worker {
+    /// Serves until `stop`. A panic while answering (a bug: no input should cause one)
+    /// loses that batch, is logged and counted, and the worker goes on with fresh buffers:
+    /// no packet can stop a worker.
+    fn run(self) -> io::Result<()> {
+        if !self.settings.coalesce.is_zero() {
+            // The default timer slack (50µs) would stretch every wait; 1µs keeps it exact.
+            // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only this thread.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+        }
+        loop {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve())) {
+                Ok(result) => return result,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    error!(panic = %what, "a udp worker panicked; restarting it");
+                    self.counters.anomaly(Anomaly::UdpWorkerRestarted);
+                }
+            }
+        }
     }
-    let mut batch = Batch::new();
-    while !stop.load(Ordering::Relaxed) {
-        let received = match batch.receive(&socket) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
+
+    fn serve(&self) -> io::Result<()> {
+        let mut batch = Batch::new();
+        let mut receive_failing = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            let received = match batch.receive(&self.socket) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    // Logged when it starts, not per packet.
+                    if !receive_failing {
+                        warn!(error = %e, "udp receive failed");
+                        receive_failing = true;
+                    }
+                    continue;
+                }
+            };
+            receive_failing = false;
+            self.answer_batch(&mut batch, received);
+            if let Err(e) = batch.send(&self.socket, batch.answered_count) {
+                debug!(error = %e, "udp send failed");
             }
-            Err(e) => {
-                warn!(error = %e, "udp receive failed");
-                continue;
+            // Under load, let more queries queue: fewer wake-ups and system calls per query
+            // (interrupt coalescing, as NICs do), at the cost of up to `coalesce` of delay.
+            let coalesce = self.settings.coalesce;
+            if (COALESCE_FROM..BATCH).contains(&received) && !coalesce.is_zero() {
+                std::thread::sleep(coalesce);
             }
-        };
-        // One snapshot for the whole batch.
-        let current = snapshot.load();
+        }
+        Ok(())
+    }
+
+    /// Answers the `received` datagrams of `batch` from one snapshot; what the fast path
+    /// leaves goes to the fallback queue.
+    fn answer_batch(&self, batch: &mut Batch, received: usize) {
+        let current = self.snapshot.load();
         let mut answered = 0;
         let mut tally = [0u64; RCODE_SLOTS];
+        let (mut dropped, mut queue_full) = (0, 0);
         for i in 0..received {
             // Fields borrowed one by one: the query from `buffers`, the answer into `responses`.
             let header = &batch.headers[i];
             if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                dropped += 1;
                 continue;
             }
             let query = &batch.buffers[i][..header.msg_len as usize];
-            match current.fast.answer(query, &mut batch.responses[i]) {
+            #[cfg(test)]
+            tests::maybe_panic(query);
+            let out = &mut batch.responses[i];
+            match current.fast.answer(query, out, self.settings.max_udp) {
                 Verdict::Answered => {
                     batch.answered[answered] = i;
                     answered += 1;
-                    tally[QueryCounters::slot(batch.responses[i][3] & 0x0f)] += 1;
+                    tally[QueryCounters::slot(out[3] & 0x0f)] += 1;
                 }
-                Verdict::Drop => {}
+                Verdict::Drop => dropped += 1,
                 Verdict::Fallback => {
                     if let Some(src) = sockaddr_to_std(&batch.addrs[i]) {
                         let f = Fallback {
                             query: query.to_vec(),
                             src,
-                            socket: socket.clone(),
+                            socket: self.socket.clone(),
                         };
                         // A full queue drops the query; the client will retry.
-                        let _ = fallback.try_send(f);
+                        if self.fallback.try_send(f).is_err() {
+                            queue_full += 1;
+                        }
                     }
                 }
             }
         }
-        drop(current);
-        if let Err(e) = batch.send(&socket, answered) {
-            debug!(error = %e, "udp send failed");
-        }
-        counters.add_udp_tally(&tally);
-        // Under load, let more queries queue: fewer wake-ups and system calls per query
-        // (interrupt coalescing, as NICs do), at the cost of up to `coalesce` of delay.
-        if (COALESCE_FROM..BATCH).contains(&received) && !coalesce.is_zero() {
-            std::thread::sleep(coalesce);
-        }
+        batch.answered_count = answered;
+        self.counters.add_udp_tally(&tally);
+        self.counters.anomalies(Anomaly::Dropped, dropped);
+        self.counters
+            .anomalies(Anomaly::FallbackQueueFull, queue_full);
     }
-    Ok(())
 }
 
 /// Buffers for one recvmmsg call and the sendmmsg of its answers, reused for every batch.
@@ -182,8 +233,9 @@ struct Batch {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
     responses: Vec<Vec<u8>>,
-    /// Indices of the datagrams answered in this batch.
+    /// Indices of the datagrams answered in this batch, the first `answered_count`.
     answered: [usize; BATCH],
+    answered_count: usize,
     send_iovecs: Vec<libc::iovec>,
     send_headers: Vec<libc::mmsghdr>,
 }
@@ -207,6 +259,7 @@ impl Batch {
             headers: vec![zero_header; BATCH],
             responses: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
             answered: [0; BATCH],
+            answered_count: 0,
             send_iovecs: vec![zero_iovec; BATCH],
             send_headers: vec![zero_header; BATCH],
         };
@@ -312,62 +365,78 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// Answers one UDP query through hickory; None when hickory sends nothing.
-pub(crate) async fn hickory_answer(
-    handler: &Handler,
-    query: Vec<u8>,
-    src: SocketAddr,
-) -> Option<Vec<u8>> {
-    if query.len() < 12 || query[2] & 0x80 != 0 {
-        return None;
-    }
-    let request = match Request::from_bytes(query.clone(), src, Protocol::Udp) {
-        Ok(r) => r,
-        // As hickory's own server: a readable header gets FORMERR with no question.
-        Err(_) => return Some(formerr(&query)),
-    };
-    let capture = Capture::default();
-    handler
-        .handle_request::<_, TokioTime>(&request, capture.clone())
-        .await;
-    capture.0.lock().ok()?.take()
-}
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
 
-fn formerr(query: &[u8]) -> Vec<u8> {
-    let mut out = query[..2].to_vec();
-    out.push(0x80 | (query[2] & 0x78));
-    out.push(1);
-    out.extend_from_slice(&[0; 8]);
-    out
-}
+    use hickory_proto::rr::RecordType;
 
-/// A hickory ResponseHandler that keeps the encoded response.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+    use super::*;
+    use crate::dns::fast_tests::{query, responder, snapshots};
 
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        // As hickory's UDP path: the client's EDNS size, or 512 bytes without EDNS.
-        encoder.set_max_size(response.edns().map_or(512, |e| e.max_payload()));
-        let info = response
-            .destructive_emit(&mut encoder)
-            .map_err(|e| hickory_server::net::NetError::from(e.to_string()))?;
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(bytes);
+    /// A datagram that makes a worker panic, in tests only: it stands for a bug.
+    const PANIC_PACKET: &[u8] = b"hadns test panic";
+
+    pub(super) fn maybe_panic(query: &[u8]) {
+        if query == PANIC_PACKET {
+            panic!("a test asked for a panic");
         }
-        Ok(info)
+    }
+
+    /// Sends `packet` every 100 ms (a batch lost to a panic loses what came with it) and
+    /// waits up to 2 s for a response.
+    fn exchange(client: &UdpSocket, server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            client.send_to(packet, server).unwrap();
+            if let Ok((n, _)) = client.recv_from(&mut buf) {
+                return Some(buf[..n].to_vec());
+            }
+        }
+        None
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_worker_is_restarted_and_answers_again() {
+        let (_, snapshot) = snapshots().remove(0);
+        let counters = crate::metrics::Metrics::new().queries.clone();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let serving = tokio::spawn(serve(
+            vec![socket],
+            snapshot.clone(),
+            Arc::new(responder(&snapshot)),
+            counters.clone(),
+            UdpSettings {
+                coalesce: Duration::ZERO,
+                max_udp: 1232,
+            },
+            stop.clone(),
+        ));
+        let results = tokio::task::spawn_blocking(move || {
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let www = query("www.example.internal.", RecordType::A, None, 1);
+            let before = exchange(&client, server, &www);
+            let mut panics = Vec::new();
+            for _ in 0..3 {
+                client.send_to(PANIC_PACKET, server).unwrap();
+                panics.push(exchange(&client, server, &www));
+            }
+            (before, panics)
+        })
+        .await
+        .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        serving.await.unwrap().unwrap();
+        assert!(results.0.is_some(), "answered before the panic");
+        for (i, after) in results.1.iter().enumerate() {
+            assert!(after.is_some(), "no answer after panic {}", i + 1);
+        }
+        assert_eq!(counters.anomaly_count(Anomaly::UdpWorkerRestarted), 3);
     }
 }

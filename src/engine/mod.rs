@@ -219,6 +219,8 @@ struct RecordState {
     reason: String,
     /// Since when no node of the pool could be reached while the answer was kept.
     stale_since: Option<Duration>,
+    /// The answer is `on_empty`'s (`all` gives nodes too): nothing of it is kept as stale.
+    from_on_empty: bool,
     /// Per node of the pool: over `max_lag` (hysteresis: back under half of it to return).
     lagging: Vec<bool>,
     /// The writable nodes of the split brain last reported; empty when there is none.
@@ -278,6 +280,7 @@ impl Engine {
                 changed_at: Duration::ZERO,
                 reason: "first round of checks not complete".into(),
                 stale_since: None,
+                from_on_empty: false,
                 lagging: vec![false; config.pools[r.pool].nodes.len()],
                 split_brain: Vec::new(),
             })
@@ -345,6 +348,7 @@ impl Engine {
             state.changed_at = old_state.changed_at;
             state.reason = old_state.reason.clone();
             state.stale_since = old_state.stale_since;
+            state.from_on_empty = old_state.from_on_empty;
             state.split_brain = old_state
                 .split_brain
                 .iter()

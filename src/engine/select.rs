@@ -128,10 +128,12 @@ impl Engine {
             .all(|n| n.health == super::Health::Down);
         let to = if !choice.nodes.is_empty() {
             state.stale_since = None;
+            state.from_on_empty = false;
             Answer::Nodes(choice.nodes.clone())
         } else if unreachable
             && !spec.max_stale.is_zero()
             && matches!(state.answer, Answer::Nodes(_))
+            && !state.from_on_empty
         {
             // hadns is more likely cut off than every node dead at once: keep the answer.
             match state.stale_since {
@@ -150,11 +152,13 @@ impl Engine {
                         spec.max_stale
                     );
                     state.stale_since = None;
+                    state.from_on_empty = true;
                     empty_answer(spec.on_empty, self.nodes[pool].len())
                 }
             }
         } else {
             state.stale_since = None;
+            state.from_on_empty = true;
             empty_answer(spec.on_empty, self.nodes[pool].len())
         };
 

@@ -365,6 +365,39 @@ fn an_unreachable_pool_keeps_its_answer_until_max_stale() {
     // where the primary's loss gives NODATA at once while the standbys answer probes.
 }
 
+#[test]
+fn on_empty_all_is_not_kept_as_stale_again_and_again() {
+    // on_empty = "all" answers nodes too; those must not start a new stale period (and a
+    // new "keeping the last answer" warning) every max_stale while nothing answers.
+    run(
+        &tcp(
+            "fall = 1\nrise = 1",
+            "max_stale = \"10s\"\non_empty = \"all\"",
+        ),
+        "at 0ms n1 ok
+         at 0ms n2 ok
+         at 0ms n3 ok
+         expect www = n1
+         at 1s n1 fail timeout
+         at 1s n2 fail timeout
+         at 1s n3 fail timeout
+         expect event stale
+         expect www = n3
+         at 12s n1 fail timeout
+         expect event answer
+         expect www = n1,n2,n3
+         at 13s n2 fail timeout
+         expect no event stale
+         at 30s n1 fail timeout
+         expect no event stale
+         at 45s n3 fail timeout
+         expect no event stale
+         expect www = n1,n2,n3
+         at 46s n2 ok
+         expect www = n2",
+    );
+}
+
 // === database roles ===
 
 #[test]

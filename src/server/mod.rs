@@ -103,7 +103,12 @@ pub async fn run(
         options.sockets,
         snapshot.clone(),
         metrics.queries.clone(),
-        config.dns.udp_coalesce,
+        crate::dns::ServeSettings {
+            udp_coalesce: config.dns.udp_coalesce,
+            max_udp_size: config.dns.max_udp_size,
+            tcp_connections: config.dns.tcp_connections,
+            tcp_connections_per_client: config.dns.tcp_connections_per_client,
+        },
         shutdown.clone(),
     ));
     let (commands_tx, mut commands) = mpsc::channel(COMMAND_QUEUE);
