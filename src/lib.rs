@@ -23,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod dns;
 pub mod engine;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod server;
@@ -41,12 +42,22 @@ pub struct Prepared {
     pub drained: Vec<server::Drained>,
 }
 
+/// The largest config file read (far above any real one: 20,000 nodes fit in 2 MiB).
+const MAX_CONFIG_SIZE: u64 = 8 << 20;
+
 /// Reads and validates the config file and its zone files, reporting every problem.
 pub fn prepare(path: &Path) -> Result<Prepared, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_CONFIG_SIZE {
+        return Err(read_error(std::io::Error::other(format!(
+            "{size} bytes; a config file has at most {MAX_CONFIG_SIZE}"
+        ))));
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
     prepare_str(&text, config::base_dir(path)).map_err(|problems| ConfigError::Invalid {
         file: Some(path.to_path_buf()),
         problems,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -244,6 +244,8 @@ where
 }
 
 async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    descriptor_budget(&prepared.config);
     let vips = hadns::vip::prepare(&prepared.config)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -262,7 +264,6 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
         }
         None => None,
     };
-    let shutdown = shutdown_on_signal();
     let options = hadns::server::Options {
         config_file: Some(config_file),
         sockets,
@@ -276,19 +277,57 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
     Ok(())
 }
 
-/// A token cancelled by the first SIGINT or SIGTERM.
+/// Raises the soft limit on open descriptors to the hard one (the default soft limit of
+/// 1,024 is meant for interactive programs), and warns when the connection limits could
+/// still use up what the health checks need.
+fn descriptor_budget(config: &hadns::config::Config) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let nodes: usize = config.pools.iter().map(|p| p.nodes.len()).sum();
+    let connections = config.dns.listen.len() * config.dns.tcp_connections
+        + config
+            .admin
+            .as_ref()
+            .map_or(0, |_| hadns::admin::MAX_CONNECTIONS);
+    // Per node a probe's socket or a session (two for MySQL), and a margin for the rest.
+    let needed = (connections + 3 * nodes + 128) as u64;
+    if limit < needed {
+        warn!(
+            limit,
+            needed,
+            tcp_connections = config.dns.tcp_connections,
+            nodes,
+            "the open-file limit is below what the connection limits and checks may use; \
+             raise LimitNOFILE or lower dns.tcp_connections (a probe that finds no descriptor \
+             is inconclusive, never a node failure)"
+        );
+    } else {
+        info!(limit, needed, "open-file limit");
+    }
+}
+
+/// A token cancelled by the first SIGINT or SIGTERM. The handlers are in place when this
+/// returns (before any socket is bound), so a signal right after start is never the
+/// default action's kill.
 fn shutdown_on_signal() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let cancel = token.clone();
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers; stop hadns with SIGKILL");
+        return token;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            error!("cannot install signal handlers; stop hadns with SIGKILL");
-            return;
-        };
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",

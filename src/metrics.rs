@@ -264,6 +264,39 @@ impl Metrics {
         }
     }
 
+    /// Creates every series the configuration implies, at 0, so Prometheus sees them from
+    /// the start (a counter that first appears at 1 hides its first increase from rate()).
+    /// Called at start and after each reload; series of removed things stay until restart.
+    pub fn declare(&self, config: &crate::config::Config) {
+        for result in ["applied", "rejected"] {
+            self.reloads.with_label_values(&[result]);
+        }
+        for pool in &config.pools {
+            self.probe_duration.with_label_values(&[pool.name.as_str()]);
+            for node in &pool.nodes {
+                for to in ["up", "down"] {
+                    self.transitions.with_label_values(&[
+                        pool.name.as_str(),
+                        node.name.as_str(),
+                        to,
+                    ]);
+                }
+            }
+        }
+        for record in &config.records {
+            let name = record.name.as_str();
+            self.answer_changes.with_label_values(&[name]);
+            if record.select == crate::config::Select::Primary {
+                self.split_brain.with_label_values(&[name]);
+            }
+            if record.on_change.is_some() {
+                for result in ["ok", "failed", "dropped"] {
+                    self.hooks.with_label_values(&[name, result]);
+                }
+            }
+        }
+    }
+
     /// The Prometheus text exposition, with the gauges taken from `status`.
     pub fn render(&self, status: &Status) -> String {
         for gauge in [&self.node_up, &self.node_role, &self.node_drained] {
@@ -280,10 +313,14 @@ impl Metrics {
                 self.node_drained
                     .with_label_values(&labels)
                     .set(i64::from(node.drained));
-                if let Some(role) = &node.role {
-                    self.node_role
-                        .with_label_values(&[labels[0], labels[1], role])
-                        .set(1);
+                // Database pools: both roles, 1 for the current one, 0 for the other (and
+                // both 0 while the node's role is unknown).
+                if matches!(pool.check.as_str(), "postgres" | "mysql") {
+                    for role in ["primary", "replica"] {
+                        self.node_role
+                            .with_label_values(&[labels[0], labels[1], role])
+                            .set(i64::from(node.role.as_deref() == Some(role)));
+                    }
                 }
             }
         }

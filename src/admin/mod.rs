@@ -12,17 +12,25 @@
 //!
 //! The POST endpoints need `Authorization: Bearer <token>` with the token from
 //! `[admin] token_file`; without a token file they are disabled (403). A wrong or missing
-//! token gets 401 and a warning in the log. Every request is answered by the supervisor
-//! through a [`Command`], so what this module shows is what the server decided.
+//! token gets 401 and a warning in the log (at most one line per 10 s). Every request is
+//! answered by the supervisor through a [`Command`], so what this module shows is what the
+//! server decided.
+//!
+//! Hardening: at most [`MAX_CONNECTIONS`] connections (16 per client address); a request's
+//! headers must arrive within 5 s; a request with a body over 4 KiB gets 413 (no endpoint
+//! takes one); a `Host` that is not an IP address or `localhost` gets 403, so a web page
+//! cannot read the endpoint through DNS rebinding.
 
 pub mod client;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, Path, Query};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,10 +40,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::limits::{Connections, Occasional};
 use crate::metrics::Metrics;
 use crate::server::{Command, CommandError};
 
 const PAGE: &str = include_str!("page.html");
+/// Open admin connections at most; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS_PER_CLIENT: usize = 16;
+/// A request's headers must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest request body accepted (no endpoint reads one).
+const MAX_BODY: u64 = 4096;
+/// How long shutdown waits for requests in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Refused requests are logged at most this often.
+static REFUSED_LOG: Occasional = Occasional::new(Duration::from_secs(10));
 /// Events returned when `/events` gets no `limit`.
 const DEFAULT_EVENTS: usize = 100;
 
@@ -80,13 +100,109 @@ pub async fn serve(
         .route("/events", get(events))
         .route("/pools/{pool}/nodes/{node}/{action}", post(drain))
         .route("/reload", post(reload))
+        .layer(middleware::from_fn(screen))
         .with_state(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    let open = Connections::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    if let Some(held_back) = REFUSED_LOG.allow() {
+                        warn!(%error, held_back, "admin endpoint cannot accept connections");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(permit) = open.admit(peer.ip()) else {
+            if let Some(held_back) = REFUSED_LOG.allow() {
+                warn!(%peer, held_back, "admin connection refused: too many open");
+            }
+            continue;
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
+        });
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _permit = permit;
+            // Errors are the client's (reset, timed out headers): nothing to report.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    // Requests in progress finish (queued commands get 503 from the stopping supervisor).
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Refuses what no endpoint should receive: a body (413) and, against DNS rebinding, a
+/// `Host` that names neither an IP address nor `localhost` (403).
+async fn screen(request: axum::extract::Request, next: Next) -> Response {
+    let headers = request.headers();
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    if chunked || length.is_some_and(|l| l > MAX_BODY) {
+        let mut response = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "no admin endpoint takes a request body\n",
+        )
+            .into_response();
+        // The body is not read: the connection cannot be reused.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if let Some(host) = host
+        && !host_is_local_or_literal(host)
+    {
+        if let Some(held_back) = REFUSED_LOG.allow() {
+            warn!(
+                host,
+                held_back, "admin request refused: Host is not an address"
+            );
+        }
+        let message = format!(
+            "the admin endpoint answers requests for an IP address or localhost, not {host:?}\n"
+        );
+        return (StatusCode::FORBIDDEN, message).into_response();
+    }
+    if request.method() != Method::GET && request.method() != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    next.run(request).await
+}
+
+/// `127.0.0.1:9153`, `[::1]:9153`, `localhost`: yes; `evil.example:9153`: no.
+fn host_is_local_or_literal(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(name, _)| name),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.parse::<IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost")
 }
 
 /// The supervisor is gone: hadns is shutting down.
@@ -277,7 +393,9 @@ fn authorize(
             } else {
                 "no bearer token"
             };
-            warn!(peer = %peer, path, why, "admin request refused");
+            if let Some(held_back) = REFUSED_LOG.allow() {
+                warn!(peer = %peer, path, why, held_back, "admin request refused");
+            }
             Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 &format!("{why}: send Authorization: Bearer <the token in [admin] token_file>"),
@@ -286,7 +404,49 @@ fn authorize(
     }
 }
 
-/// Compares without stopping at the first difference, so timing does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares `given` with `expected` in a time that depends on neither `given`'s content nor
+/// its length: every byte of `expected` is compared, whatever was sent.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        difference |= given.get(i).copied().unwrap_or(!e) ^ e;
+    }
+    std::hint::black_box(difference) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret-and-more", b"secret"));
+        assert!(!constant_time_eq(b"sec", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+    }
+
+    #[test]
+    fn only_addresses_and_localhost_are_hosts() {
+        for ok in [
+            "127.0.0.1:9153",
+            "127.0.0.1",
+            "[::1]:9153",
+            "[::1]",
+            "localhost:9153",
+            "LOCALHOST",
+        ] {
+            assert!(host_is_local_or_literal(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:9153",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "[::1",
+            "localhost.evil:80",
+        ] {
+            assert!(!host_is_local_or_literal(bad), "{bad}");
+        }
+    }
 }

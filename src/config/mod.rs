@@ -199,6 +199,10 @@ pub struct Node {
 
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// Where the file defines it (`record[3]`), for problems found later (against the
+    /// zones): an earlier invalid record is left out of `Config::records`, so the position
+    /// in that list is not the position in the file.
+    pub path: String,
     /// Lower case, fully qualified, with the trailing dot.
     pub name: String,
     /// Index into `Config::pools`.

@@ -8,12 +8,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::{count, duration, required};
+use super::validate::{count, duration, duration_at_least, required};
 use super::*;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(50);
+/// Below this, probes cost more than they tell: 100 per second per node.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// Nodes per pool: a pool is one service's replicas, not a fleet.
+pub(super) const MAX_NODES_PER_POOL: usize = 1000;
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 2;
 pub(super) const DEFAULT_PRIORITY: u32 = 100;
@@ -40,6 +45,12 @@ pub(super) struct RawPool {
     mysql: Option<RawDb>,
     #[serde(default)]
     node: Vec<RawNode>,
+}
+
+impl RawPool {
+    pub(super) fn node_count(&self) -> usize {
+        self.node.len()
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -132,21 +143,24 @@ pub(super) fn validate_pool(
             ));
         }
     }
-    let interval = duration(
+    let interval = duration_at_least(
         raw.interval,
         DEFAULT_INTERVAL,
+        MIN_INTERVAL,
         &format!("{path}.interval"),
         problems,
     );
-    let timeout = duration(
+    let timeout = duration_at_least(
         raw.timeout,
         DEFAULT_TIMEOUT,
+        MIN_TIMEOUT,
         &format!("{path}.timeout"),
         problems,
     );
-    let fast_interval = duration(
+    let fast_interval = duration_at_least(
         raw.fast_interval,
         DEFAULT_FAST_INTERVAL,
+        MIN_INTERVAL,
         &format!("{path}.fast_interval"),
         problems,
     )
@@ -166,6 +180,15 @@ pub(super) fn validate_pool(
         problems.push(Problem::new(
             format!("{path}.node"),
             "a pool needs at least one [[pool.node]]",
+        ));
+    }
+    if raw.node.len() > MAX_NODES_PER_POOL {
+        problems.push(Problem::new(
+            format!("{path}.node"),
+            format!(
+                "{} nodes; a pool has at most {MAX_NODES_PER_POOL} (split it into several pools)",
+                raw.node.len()
+            ),
         ));
     }
     let needs_port = matches!(check, Check::Tcp | Check::Http(_));

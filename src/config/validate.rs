@@ -69,6 +69,9 @@ const MAX_UDP_COALESCE: Duration = Duration::from_millis(1);
 const DEFAULT_MAX_UDP_SIZE: i64 = 1232;
 const DEFAULT_TCP_CONNECTIONS: i64 = 256;
 const DEFAULT_TCP_CONNECTIONS_PER_CLIENT: i64 = 16;
+/// Nodes checked in all (each has a task, a socket or a session, and its state).
+const MAX_NODES: usize = 20_000;
+const MAX_RECORDS: usize = 20_000;
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
 const DEFAULT_ON_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9153";
@@ -80,6 +83,19 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let dns = validate_dns(raw.dns.unwrap_or_default(), base, problems);
     if raw.pool.is_empty() && !raw.record.is_empty() {
         problems.push(Problem::new("pool", "records need at least one [[pool]]"));
+    }
+    let total_nodes: usize = raw.pool.iter().map(|p| p.node_count()).sum();
+    if total_nodes > MAX_NODES {
+        problems.push(Problem::new(
+            "pool",
+            format!("{total_nodes} nodes in all; hadns checks at most {MAX_NODES}"),
+        ));
+    }
+    if raw.record.len() > MAX_RECORDS {
+        problems.push(Problem::new(
+            "record",
+            format!("{} records; at most {MAX_RECORDS}", raw.record.len()),
+        ));
     }
     let mut pools = Vec::new();
     let mut pool_names = HashSet::new();
@@ -175,7 +191,13 @@ fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Ad
                 ));
                 None
             }
-            Ok(token) => Some(token),
+            Ok(token) => match private(file) {
+                Ok(()) => Some(token),
+                Err(message) => {
+                    problems.push(Problem::new("admin.token_file", message));
+                    None
+                }
+            },
             Err(message) => {
                 problems.push(Problem::new("admin.token_file", message));
                 None
@@ -200,6 +222,24 @@ fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Ad
         events,
         drain_file: raw.drain_file.map(|f| base.join(f)),
     }
+}
+
+/// Refuses a secret that other users can read or change (group access is allowed, for a
+/// `hadns` group).
+fn private(file: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(format!(
+            "{} is open to other users (mode {:o}): chmod o-rwx it (600 or 640)",
+            file.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// A password or token file's content, without the line end after it.
@@ -440,6 +480,7 @@ fn validate_record(
         problems,
     );
     Some(Record {
+        path: path.to_string(),
         name: normalize_name(&name?),
         pool: pool?,
         select,
@@ -528,6 +569,26 @@ pub(super) fn duration(
     let d = duration_or_zero(value, default, path, problems);
     if d.is_zero() {
         problems.push(Problem::new(path, "must be greater than zero"));
+        return default;
+    }
+    d
+}
+
+/// A duration of at least `min`; `default` when absent. Below it is a problem naming the
+/// floor.
+pub(super) fn duration_at_least(
+    value: Option<toml::Value>,
+    default: Duration,
+    min: Duration,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let d = duration_or_zero(value, default, path, problems);
+    if d < min {
+        problems.push(Problem::new(
+            path,
+            format!("{d:?} is below the floor of {min:?}"),
+        ));
         return default;
     }
     d

@@ -6,9 +6,8 @@
 //! each whole message, and take each response, within `idle`; otherwise it is closed. So
 //! held or slow connections cannot use up hadns's descriptors, which its health checks need.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::respond::Responder;
+use crate::limits::{Connections, Occasional};
 use crate::metrics::{Anomaly, QueryCounters};
 
 /// How many TCP connections hadns keeps, and for how long.
@@ -31,46 +31,12 @@ pub struct TcpLimits {
     pub idle: Duration,
 }
 
+/// Refused connections are logged at most this often (and always counted).
+static REFUSED_LOG: Occasional = Occasional::new(Duration::from_secs(10));
+
 /// After `accept` fails (out of descriptors, say), wait this long before the next one, so
 /// the loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Open connections per client address, shared by one listener's connections.
-#[derive(Default)]
-struct Clients(Mutex<HashMap<IpAddr, usize>>);
-
-/// One client's connection slot; dropping it gives the slot back.
-struct Slot {
-    clients: Arc<Clients>,
-    ip: IpAddr,
-}
-
-impl Clients {
-    fn acquire(self: &Arc<Self>, ip: IpAddr, per_client: usize) -> Option<Slot> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let open = map.entry(ip).or_insert(0);
-        if *open >= per_client {
-            return None;
-        }
-        *open += 1;
-        Some(Slot {
-            clients: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut map = self.clients.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = map.get_mut(&self.ip) {
-            *open -= 1;
-            if *open == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// Serves one listener until `shutdown`; open connections are closed then.
 pub async fn serve(
@@ -80,7 +46,7 @@ pub async fn serve(
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
-    let clients = Arc::new(Clients::default());
+    let limits_open = Connections::new(limits.connections, limits.per_client);
     let mut connections = JoinSet::new();
     let mut accept_failing = false;
     loop {
@@ -93,16 +59,19 @@ pub async fn serve(
                         accept_failing = false;
                         warn!("tcp connections are accepted again");
                     }
-                    let slot = (connections.len() < limits.connections)
-                        .then(|| clients.acquire(peer.ip(), limits.per_client))
-                        .flatten();
-                    let Some(slot) = slot else {
+                    let Some(permit) = limits_open.admit(peer.ip()) else {
                         counters.anomaly(Anomaly::TcpRefused);
+                        if let Some(held_back) = REFUSED_LOG.allow() {
+                            warn!(
+                                %peer, open = limits_open.open(), held_back,
+                                "tcp connection refused: over dns.tcp_connections or dns.tcp_connections_per_client"
+                            );
+                        }
                         continue;
                     };
                     let (responder, counters) = (responder.clone(), counters.clone());
                     connections.spawn(async move {
-                        let _slot = slot;
+                        let _permit = permit;
                         connection(stream, peer, &responder, &counters, limits.idle).await;
                     });
                 }

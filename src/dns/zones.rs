@@ -86,8 +86,8 @@ impl ZoneSet {
     /// zone, not colliding with a static record.
     pub fn check_records(&self, config: &Config) -> Vec<Problem> {
         let mut problems = Vec::new();
-        for (i, record) in config.records.iter().enumerate() {
-            let path = format!("record[{i}].name");
+        for record in &config.records {
+            let path = format!("{}.name", record.path);
             let name = match Name::from_str(&record.name) {
                 Ok(n) => LowerName::new(&n),
                 Err(e) => {

@@ -13,6 +13,7 @@
 //! - `reload.rs`: applying a new configuration in place.
 //! - `hooks.rs`: `on_change` commands, one queue per record, off the answer path.
 
+mod changes;
 pub mod drains;
 pub mod events;
 mod hooks;
@@ -94,6 +95,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (config, drained) = (prepared.config, prepared.drained);
     let metrics = Arc::new(Metrics::new());
+    metrics.declare(&config);
     let mut builder = SnapshotBuilder::new(prepared.zones, &config.records, unix_now());
     let engine = Engine::new(&config);
     let snapshot = Arc::new(ArcSwap::from_pointee(

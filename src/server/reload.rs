@@ -83,6 +83,8 @@ impl Supervisor {
 
     /// Switches to a validated configuration; returns a summary of what changed.
     async fn apply_config(&mut self, prepared: crate::Prepared, tasks: &mut JoinSet<()>) -> String {
+        let changes = super::changes::describe(&self.config, &prepared.config);
+        self.metrics.declare(&prepared.config);
         let old = std::mem::replace(&mut self.config, prepared.config);
         let mut old_checkers = std::mem::take(&mut self.checkers);
         let mut old_degraded = std::mem::take(&mut self.degraded);
@@ -197,8 +199,13 @@ impl Supervisor {
         let pools: Vec<usize> = (0..self.config.pools.len()).collect();
         self.apply(events, &pools).await;
         self.check_ready();
+        let changes = if changes.is_empty() {
+            "no pool or record changed".to_string()
+        } else {
+            changes.join("; ")
+        };
         format!(
-            "{} pools, {} records; {reused} node checkers kept, {started} started, {stopped} stopped; zone serials now {:?}",
+            "{changes}; {} pools, {} records; {reused} node checkers kept, {started} started, {stopped} stopped; zone serials now {:?}",
             self.config.pools.len(),
             self.config.records.len(),
             self.snapshot.load().serials()

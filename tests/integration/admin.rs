@@ -26,7 +26,10 @@ pub fn admin_section(token: bool) -> String {
 }
 
 pub fn write_token(dir: &Path) {
-    std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("admin.token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 pub async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
@@ -525,7 +528,7 @@ async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
     // A keep-alive connection that stays open after its answer, as a browser's does.
     let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
     stream
-        .write_all(b"GET /status HTTP/1.1\r\nhost: hadns\r\n\r\n")
+        .write_all(b"GET /status HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 1024];

@@ -136,6 +136,36 @@ impl Hadns {
         Hadns::attach(child, dir, listen.len()).await
     }
 
+    /// Starts hadns with its soft and hard limits on open files set to `nofile`, on
+    /// 127.0.0.1:0, logging with `log`.
+    pub async fn start_with_nofile(
+        config: &str,
+        zone: &str,
+        (soft, hard): (u64, u64),
+        log: &str,
+    ) -> Hadns {
+        let (dir, path) = write_config(config, zone, &["127.0.0.1:0"]);
+        let mut command = hadns_command(&["serve"], &path);
+        command.env("RUST_LOG", log);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    soft,
+                    hard,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+        Hadns::attach(command.spawn().unwrap(), dir, 1).await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
     /// The directory with the config (`hadns.toml`) and `zones/`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -419,6 +449,39 @@ pub async fn udp_exchange(socket: &UdpSocket, server: SocketAddr, query: &Messag
         "{server} did not answer {:?} in {TRIES} tries",
         query.queries
     );
+}
+
+/// Sends raw bytes as a query and returns the response with the same ID, sending again
+/// after 2 s, three times in all; `None` when nothing came back.
+pub async fn raw_udp(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    for _ in 0..3 {
+        socket.send_to(packet, server).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+        {
+            let (len, _) = received.unwrap();
+            if len >= 2 && packet.len() >= 2 && buf[..2] == packet[..2] {
+                return Some(buf[..len].to_vec());
+            }
+        }
+    }
+    None
+}
+
+/// Sends raw bytes as one message on a TCP connection and reads the response.
+pub async fn raw_tcp(stream: &mut TcpStream, packet: &[u8]) -> Vec<u8> {
+    stream
+        .write_all(&(packet.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(packet).await.unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).await.unwrap();
+    buf
 }
 
 /// Sends one query on an open TCP connection and reads its answer.

@@ -10,6 +10,7 @@ mod downtime_bench;
 mod failover;
 mod harness;
 mod hooks;
+mod hostile;
 mod mysql;
 mod netns;
 mod postgres;
