@@ -144,7 +144,7 @@ pub(super) fn query(name: &str, qtype: RecordType, edns: Option<u16>, id: u16) -
 
 /// The meaning of a response: header flags, question, and each section as sorted text,
 /// names in the letter case they were sent in.
-fn meaning(bytes: &[u8]) -> String {
+pub(super) fn meaning(bytes: &[u8]) -> String {
     let m = Message::from_vec(bytes).unwrap_or_else(|e| panic!("unparsable response: {e}"));
     let section = |records: &[hickory_proto::rr::Record]| {
         let mut v: Vec<String> = records

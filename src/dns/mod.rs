@@ -11,6 +11,8 @@ mod fast;
 #[cfg(test)]
 mod fast_tests;
 mod handler;
+#[cfg(test)]
+mod prop_tests;
 mod respond;
 mod snapshot;
 mod tcp;

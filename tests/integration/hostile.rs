@@ -503,10 +503,15 @@ async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() 
         ("[::1]:9153", 200),
     ] {
         let request = format!("GET /status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        assert_eq!(raw_http(admin, request.as_bytes()).await.0, expected, "Host: {host}");
+        assert_eq!(
+            raw_http(admin, request.as_bytes()).await.0,
+            expected,
+            "Host: {host}"
+        );
     }
     // A 20 MB body announced: refused at once, never read.
-    let mut request = b"POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 20000000\r\n\r\n".to_vec();
+    let mut request =
+        b"POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 20000000\r\n\r\n".to_vec();
     request.extend(std::iter::repeat_n(b'x', 1 << 20));
     let (code, took) = raw_http(admin, &request).await;
     assert_eq!(code, 413);
@@ -526,7 +531,10 @@ async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() 
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let output = hadns_command(&["check-config"], &path).output().await.unwrap();
+    let output = hadns_command(&["check-config"], &path)
+        .output()
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -581,7 +589,11 @@ async fn malformed_packets_are_counted_not_logged() {
     let counted: u64 = ["malformed", "other_class", "unsupported"]
         .iter()
         .map(|kind| async move {
-            metric(admin, &format!("hadns_dns_anomalies_total{{kind=\"{kind}\"}}")).await
+            metric(
+                admin,
+                &format!("hadns_dns_anomalies_total{{kind=\"{kind}\"}}"),
+            )
+            .await
         })
         .collect::<futures_util::future::JoinAll<_>>()
         .await
@@ -601,7 +613,8 @@ async fn a_pool_where_nothing_answers_is_not_probed_in_a_storm() {
     let config = "[[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"1s\"\nfast_interval = \"20ms\"\n\
                   [[pool.node]]\nname = \"web1\"\naddress = \"127.0.0.87\"\nport = 1\n\
                   [[record]]\nname = \"www.example.internal.\"\npool = \"web\"\n";
-    let mut hadns = Hadns::start_logging(config, ZONE, &["127.0.0.1:0"], "info,hadns::checks=debug").await;
+    let mut hadns =
+        Hadns::start_logging(config, ZONE, &["127.0.0.1:0"], "info,hadns::checks=debug").await;
     hadns
         .wait_for_log("first round of checks complete", Duration::from_secs(10))
         .await;
@@ -611,10 +624,17 @@ async fn a_pool_where_nothing_answers_is_not_probed_in_a_storm() {
     // 80, ... ms up to 1 s) it takes several seconds.
     hadns
         .wait_until("12 more probes", Duration::from_secs(30), |lines| {
-            lines.iter().filter(|l| l.contains("probe pool=web")).count() >= first + 12
+            lines
+                .iter()
+                .filter(|l| l.contains("probe pool=web"))
+                .count()
+                >= first + 12
         })
         .await;
     let took = started.elapsed();
-    assert!(took > Duration::from_secs(3), "12 probes in {took:?}: no back-off");
+    assert!(
+        took > Duration::from_secs(3),
+        "12 probes in {took:?}: no back-off"
+    );
     assert!(hadns.stop().await.success());
 }
