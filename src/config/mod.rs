@@ -85,6 +85,19 @@ pub struct Dns {
     pub tcp_connections: usize,
     /// Open TCP connections per client address.
     pub tcp_connections_per_client: usize,
+    /// Response rate limiting of UDP answers.
+    pub rate_limit: RateLimit,
+}
+
+/// `dns.rate_limit*`: responses per second per client prefix over UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// 0: off (the default).
+    pub rate: u32,
+    /// Over the rate, every `slip`th response is sent truncated; 0: all are dropped.
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -40,6 +40,10 @@ struct RawDns {
     max_udp_size: Option<i64>,
     tcp_connections: Option<i64>,
     tcp_connections_per_client: Option<i64>,
+    rate_limit: Option<i64>,
+    rate_limit_slip: Option<i64>,
+    rate_limit_ipv4_prefix: Option<i64>,
+    rate_limit_ipv6_prefix: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +340,30 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
         "dns.tcp_connections_per_client",
         problems,
     ) as usize;
+    let rate_limit = RateLimit {
+        rate: int_in_range(raw.rate_limit, 0, 0..=1_000_000, "dns.rate_limit", problems) as u32,
+        slip: int_in_range(
+            raw.rate_limit_slip,
+            2,
+            0..=100,
+            "dns.rate_limit_slip",
+            problems,
+        ) as u32,
+        ipv4_prefix: int_in_range(
+            raw.rate_limit_ipv4_prefix,
+            24,
+            8..=32,
+            "dns.rate_limit_ipv4_prefix",
+            problems,
+        ) as u8,
+        ipv6_prefix: int_in_range(
+            raw.rate_limit_ipv6_prefix,
+            56,
+            16..=128,
+            "dns.rate_limit_ipv6_prefix",
+            problems,
+        ) as u8,
+    };
     Dns {
         listen,
         zones_dir,
@@ -344,6 +372,7 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
         max_udp_size,
         tcp_connections,
         tcp_connections_per_client,
+        rate_limit,
     }
 }
 

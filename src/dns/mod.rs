@@ -14,6 +14,7 @@ mod handler;
 #[cfg(test)]
 mod prop_tests;
 mod respond;
+pub mod rrl;
 mod snapshot;
 mod tcp;
 mod udp;
@@ -46,6 +47,7 @@ pub struct ServeSettings {
     pub max_udp_size: u16,
     pub tcp_connections: usize,
     pub tcp_connections_per_client: usize,
+    pub rate_limit: rrl::RrlSettings,
 }
 
 /// The bound DNS sockets: per listen address, `udp_workers` UDP sockets sharing the port
@@ -162,6 +164,7 @@ pub async fn serve(
     let udp_settings = udp::UdpSettings {
         coalesce: settings.udp_coalesce,
         max_udp: settings.max_udp_size,
+        limiter: rrl::Limiter::new(settings.rate_limit).map(Arc::new),
     };
     parts.spawn(udp::serve(
         sockets.udp,

@@ -32,6 +32,10 @@ impl Responder {
         }
     }
 
+    pub fn counters(&self) -> &QueryCounters {
+        &self.counters
+    }
+
     /// The response to `query` from `src`, or `None` when nothing is to be sent (shorter
     /// than a header, or a response rather than a query).
     pub async fn respond(&self, query: &[u8], src: SocketAddr, tcp: bool) -> Option<Vec<u8>> {

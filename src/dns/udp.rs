@@ -16,7 +16,9 @@ use tracing::{debug, error, warn};
 
 use super::fast::Verdict;
 use super::respond::Responder;
+use super::rrl::{Decision, Limiter};
 use super::snapshot::Snapshot;
+use super::wire;
 use crate::metrics::{Anomaly, QueryCounters, RCODE_SLOTS};
 
 /// Datagrams received or sent per system call.
@@ -45,6 +47,8 @@ pub struct UdpSettings {
     pub coalesce: Duration,
     /// The largest response sent (`dns.max_udp_size`).
     pub max_udp: u16,
+    /// Response rate limiting; `None`: off.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 /// Serves UDP on `sockets` until `stop` is set; returns when every worker has stopped.
@@ -78,11 +82,26 @@ pub async fn serve(
     let fallbacks = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
         while let Some(f) = rx.recv().await {
-            let responder = responder.clone();
+            let (responder, limiter) = (responder.clone(), settings.limiter.clone());
             tasks.spawn(async move {
-                if let Some(response) = responder.respond(&f.query, f.src, false).await
-                    && let Err(error) = f.socket.send_to(&response, f.src)
-                {
+                let Some(response) = responder.respond(&f.query, f.src, false).await else {
+                    return;
+                };
+                let response = match limiter.as_deref().map(|l| l.decide(f.src.ip())) {
+                    None | Some(Decision::Send) => response,
+                    Some(Decision::Slip) => {
+                        responder.counters().anomaly(Anomaly::RateLimitSlipped);
+                        match wire::slipped(&f.query) {
+                            Some(slipped) => slipped,
+                            None => return,
+                        }
+                    }
+                    Some(Decision::Drop) => {
+                        responder.counters().anomaly(Anomaly::RateLimitDropped);
+                        return;
+                    }
+                };
+                if let Err(error) = f.socket.send_to(&response, f.src) {
                     debug!(%error, src = %f.src, "cannot send a response");
                 }
             });
@@ -163,10 +182,12 @@ impl Worker {
                 }
             };
             receive_failing = false;
-            self.answer_batch(&mut batch, received);
+            let counts = self.answer_batch(&mut batch, received);
             if let Err(e) = batch.send(&self.socket, batch.answered_count) {
                 debug!(error = %e, "udp send failed");
             }
+            // Counted once sent: a reader of the metrics finds the responses out.
+            counts.record(&self.counters);
             // Under load, let more queries queue: fewer wake-ups and system calls per query
             // (interrupt coalescing, as NICs do), at the cost of up to `coalesce` of delay.
             let coalesce = self.settings.coalesce;
@@ -179,11 +200,11 @@ impl Worker {
 
     /// Answers the `received` datagrams of `batch` from one snapshot; what the fast path
     /// leaves goes to the fallback queue.
-    fn answer_batch(&self, batch: &mut Batch, received: usize) {
+    fn answer_batch(&self, batch: &mut Batch, received: usize) -> BatchCounts {
         let current = self.snapshot.load();
         let mut answered = 0;
         let mut tally = [0u64; RCODE_SLOTS];
-        let (mut dropped, mut queue_full) = (0, 0);
+        let (mut dropped, mut queue_full, mut slipped, mut limited) = (0, 0, 0, 0);
         for i in 0..received {
             // Fields borrowed one by one: the query from `buffers`, the answer into `responses`.
             let header = &batch.headers[i];
@@ -197,6 +218,25 @@ impl Worker {
             let out = &mut batch.responses[i];
             match current.fast.answer(query, out, self.settings.max_udp) {
                 Verdict::Answered => {
+                    let decision = match (&self.settings.limiter, sockaddr_to_std(&batch.addrs[i]))
+                    {
+                        (Some(limiter), Some(src)) => limiter.decide(src.ip()),
+                        _ => Decision::Send,
+                    };
+                    match decision {
+                        Decision::Send => {}
+                        Decision::Slip => match wire::slipped(query) {
+                            Some(response) => {
+                                *out = response;
+                                slipped += 1;
+                            }
+                            None => continue,
+                        },
+                        Decision::Drop => {
+                            limited += 1;
+                            continue;
+                        }
+                    }
                     batch.answered[answered] = i;
                     answered += 1;
                     tally[QueryCounters::slot(out[3] & 0x0f)] += 1;
@@ -218,10 +258,30 @@ impl Worker {
             }
         }
         batch.answered_count = answered;
-        self.counters.add_udp_tally(&tally);
-        self.counters.anomalies(Anomaly::Dropped, dropped);
-        self.counters
-            .anomalies(Anomaly::FallbackQueueFull, queue_full);
+        BatchCounts {
+            tally,
+            anomalies: [
+                (Anomaly::Dropped, dropped),
+                (Anomaly::FallbackQueueFull, queue_full),
+                (Anomaly::RateLimitSlipped, slipped),
+                (Anomaly::RateLimitDropped, limited),
+            ],
+        }
+    }
+}
+
+/// What one batch sent and met, counted per batch, not per query.
+struct BatchCounts {
+    tally: [u64; RCODE_SLOTS],
+    anomalies: [(Anomaly, u64); 4],
+}
+
+impl BatchCounts {
+    fn record(&self, counters: &QueryCounters) {
+        counters.add_udp_tally(&self.tally);
+        for (anomaly, n) in self.anomalies {
+            counters.anomalies(anomaly, n);
+        }
     }
 }
 
@@ -412,6 +472,7 @@ mod tests {
             UdpSettings {
                 coalesce: Duration::ZERO,
                 max_udp: 1232,
+                limiter: None,
             },
             stop.clone(),
         ));

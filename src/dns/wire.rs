@@ -220,6 +220,13 @@ pub fn fit(query: &[u8], shape: &Shape, response: Vec<u8>, limit: usize) -> Vec<
     out
 }
 
+/// What rate limiting sends instead of an answer ("slip"): the header with TC set, the
+/// question and the OPT; `None` for a query whose shape hadns would not answer anyway.
+pub fn slipped(query: &[u8]) -> Option<Vec<u8>> {
+    let shape = inspect(query).ok()?;
+    Some(bare_response(query, Some(&shape), 0, 0, true))
+}
+
 /// The largest UDP response for a query: the client's EDNS size (512 without EDNS, and never
 /// less than 512) capped at `max_udp`.
 pub fn udp_limit(opt: Option<Opt>, max_udp: u16) -> usize {

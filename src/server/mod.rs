@@ -110,6 +110,12 @@ pub async fn run(
             max_udp_size: config.dns.max_udp_size,
             tcp_connections: config.dns.tcp_connections,
             tcp_connections_per_client: config.dns.tcp_connections_per_client,
+            rate_limit: crate::dns::rrl::RrlSettings {
+                rate: config.dns.rate_limit.rate,
+                slip: config.dns.rate_limit.slip,
+                ipv4_prefix: config.dns.rate_limit.ipv4_prefix,
+                ipv6_prefix: config.dns.rate_limit.ipv6_prefix,
+            },
         },
         shutdown.clone(),
     ));

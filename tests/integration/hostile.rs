@@ -638,3 +638,75 @@ async fn a_pool_where_nothing_answers_is_not_probed_in_a_storm() {
     );
     assert!(hadns.stop().await.success());
 }
+
+/// Sends `rounds` x 100 queries for `query` from one address as fast as it can (each
+/// hundred counted in by hadns before the next), then returns bytes received / bytes sent.
+async fn amplification(hadns: &Hadns, admin: SocketAddr, query: &[u8], rounds: u64) -> f64 {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    socket.set_recv_buffer_size(8 << 20).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = tokio::net::UdpSocket::from_std(socket.into()).unwrap();
+    let processed = || async {
+        metric(
+            admin,
+            "hadns_dns_queries_total{protocol=\"udp\",rcode=\"NOERROR\"}",
+        )
+        .await
+            + metric(
+                admin,
+                "hadns_dns_anomalies_total{kind=\"rate_limit_dropped\"}",
+            )
+            .await
+    };
+    let start = processed().await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 4096];
+    for round in 1..=rounds {
+        for _ in 0..100 {
+            socket.send_to(query, hadns.addr).await.unwrap();
+        }
+        wait_for(
+            Duration::from_secs(20),
+            "hadns to take the round",
+            || async { processed().await >= start + round * 100 },
+        )
+        .await;
+        // Everything hadns sent is in this socket's queue by now.
+        while let Ok((n, _)) = socket.try_recv_from(&mut buf) {
+            received += n;
+        }
+    }
+    received as f64 / (rounds * 100 * query.len() as u64) as f64
+}
+
+/// Response rate limiting: the amplification a flood with a spoofed source gets, with
+/// and without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limiting_bounds_the_amplification_of_a_spoofed_flood() {
+    let mut zone = ZONE.to_string();
+    for i in 0..5 {
+        zone.push_str(&format!("amp IN TXT \"{i:02} {}\"\n", "x".repeat(200)));
+    }
+    let query = raw_query(77, &wire_name("amp.example.internal."), 16, 1, Some(1232));
+    let mut results = Vec::new();
+    for setting in ["", "rate_limit = 20\nrate_limit_slip = 2\n"] {
+        let config = setting.to_string() + &admin_section(false);
+        let mut hadns = Hadns::start_with_zone(&config, &zone).await;
+        let admin = hadns.admin().await;
+        let ratio = amplification(&hadns, admin, &query, 10).await;
+        eprintln!("amplification with {setting:?}: {ratio:.2}");
+        results.push(ratio);
+        assert!(hadns.stop().await.success());
+    }
+    // About 1.1 KB answers to 50-byte queries: over 20x unlimited; limited, at most 20 full
+    // answers a second and one truncated (query-sized) answer in two over the rate.
+    assert!(
+        results[0] > 15.0,
+        "without rate limiting: {:.2}",
+        results[0]
+    );
+    assert!(results[1] < 2.0, "with rate limiting: {:.2}", results[1]);
+}
