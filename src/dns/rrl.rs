@@ -85,7 +85,7 @@ impl Limiter {
             return Decision::Send;
         }
         let slip = u64::from(self.settings.slip);
-        if slip > 0 && (count - rate) % slip == 0 {
+        if slip > 0 && (count - rate).is_multiple_of(slip) {
             Decision::Slip
         } else {
             Decision::Drop
