@@ -28,7 +28,7 @@ const RCODE_REFUSED: u8 = 5;
 const MAX_NAME: usize = 255;
 
 /// What the fast path did with a query.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// `out` holds the response.
     Answered,

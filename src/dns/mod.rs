@@ -10,6 +10,8 @@ mod client;
 mod fast;
 #[cfg(test)]
 mod fast_tests;
+#[doc(hidden)]
+pub mod fuzz;
 mod handler;
 #[cfg(test)]
 mod prop_tests;

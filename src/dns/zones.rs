@@ -132,7 +132,19 @@ impl ZoneSet {
     }
 }
 
+/// The largest zone file read: far above the 50,000 records (about 2.5 MB) a zone of
+/// hadns's kind holds.
+const MAX_ZONE_FILE: u64 = 128 << 20;
+
 fn load_zone(file: &Path) -> Result<StaticZone, String> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if size > MAX_ZONE_FILE {
+        return Err(format!(
+            "{size} bytes; a zone file has at most {MAX_ZONE_FILE}"
+        ));
+    }
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
     let stem = file
         .file_stem()
@@ -140,7 +152,17 @@ fn load_zone(file: &Path) -> Result<StaticZone, String> {
         .unwrap_or_default();
     let origin =
         Name::from_str(&stem).map_err(|e| format!("file name {stem:?} is not a zone name: {e}"))?;
-    let (origin, records) = Parser::new(text, Some(file.to_path_buf()), Some(origin))
+    parse_zone(text, Some(file), origin)
+}
+
+/// A zone from master-file text; `file` for `$INCLUDE` and for messages (none: `$INCLUDE`
+/// fails).
+pub(crate) fn parse_zone(
+    text: String,
+    file: Option<&Path>,
+    origin: Name,
+) -> Result<StaticZone, String> {
+    let (origin, records) = Parser::new(text, file.map(Path::to_path_buf), Some(origin))
         .parse()
         .map_err(|e| format!("cannot parse: {e}"))?;
     let soa_key = RrKey::new(LowerName::new(&origin), RecordType::SOA);
@@ -162,7 +184,7 @@ fn load_zone(file: &Path) -> Result<StaticZone, String> {
     .map_err(|e| format!("invalid zone {origin}: {e}"))?;
     Ok(StaticZone {
         origin,
-        file: file.to_path_buf(),
+        file: file.map(Path::to_path_buf).unwrap_or_default(),
         records,
         file_serial,
     })
