@@ -173,7 +173,7 @@ async fn soak(seconds: u64, qps: u64, reload_every: Duration) -> Report {
         while started.elapsed() < Duration::from_secs(seconds) {
             ticker.tick().await;
             second += 1;
-            if second % 2 == 0 {
+            if second.is_multiple_of(2) {
                 web1.stop().await;
             } else {
                 web1.restart().await;
