@@ -235,6 +235,23 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
             old.dns.udp_coalesce, new.dns.udp_coalesce
         ));
     }
+    // What the DNS server was started with.
+    let serving = |c: &Config| {
+        (
+            c.dns.max_udp_size,
+            c.dns.tcp_connections,
+            c.dns.tcp_connections_per_client,
+            c.dns.rate_limit,
+        )
+    };
+    if serving(old) != serving(new) {
+        problems.push(format!(
+            "dns.max_udp_size, dns.tcp_connections*, dns.rate_limit*: {restart} \
+             (running: {:?}, new: {:?})",
+            serving(old),
+            serving(new)
+        ));
+    }
     let admin_listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);
     if admin_listen(old) != admin_listen(new) {
         problems.push(format!(

@@ -710,3 +710,26 @@ async fn rate_limiting_bounds_the_amplification_of_a_spoofed_flood() {
     );
     assert!(results[1] < 2.0, "with rate limiting: {:.2}", results[1]);
 }
+
+/// Found trying the README: series such as hadns_split_brain_total appeared only once
+/// used, so Prometheus could not see their first increase. They exist from the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn known_metric_series_exist_from_the_start_at_zero() {
+    let web = TcpBackend::start("127.0.0.88").await;
+    let config = tcp_pool_config(&[&web], "", "") + &admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    let (_, text) = get(admin, "/metrics").await;
+    for series in [
+        "hadns_node_transitions_total{node=\"web1\",pool=\"web\",to=\"down\"} 0",
+        "hadns_reloads_total{result=\"rejected\"} 0",
+        "hadns_dns_anomalies_total{kind=\"udp_worker_restarted\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == series),
+            "no {series:?} in\n{text}"
+        );
+    }
+    assert!(text.contains("hadns_answer_changes_total{record=\"www.example.internal.\"}"));
+    assert!(hadns.stop().await.success());
+}
