@@ -397,6 +397,8 @@ pub fn addresses(m: &Message) -> Vec<IpAddr> {
         .collect()
 }
 
+pub use crate::raw::*;
+
 // === DNS client ===
 
 pub fn query_message(name: &str, qtype: RecordType, edns_payload: Option<u16>) -> Message {
@@ -449,39 +451,6 @@ pub async fn udp_exchange(socket: &UdpSocket, server: SocketAddr, query: &Messag
         "{server} did not answer {:?} in {TRIES} tries",
         query.queries
     );
-}
-
-/// Sends raw bytes as a query and returns the response with the same ID, sending again
-/// after 2 s, three times in all; `None` when nothing came back.
-pub async fn raw_udp(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut buf = vec![0u8; 65535];
-    for _ in 0..3 {
-        socket.send_to(packet, server).await.unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
-        {
-            let (len, _) = received.unwrap();
-            if len >= 2 && packet.len() >= 2 && buf[..2] == packet[..2] {
-                return Some(buf[..len].to_vec());
-            }
-        }
-    }
-    None
-}
-
-/// Sends raw bytes as one message on a TCP connection and reads the response.
-pub async fn raw_tcp(stream: &mut TcpStream, packet: &[u8]) -> Vec<u8> {
-    stream
-        .write_all(&(packet.len() as u16).to_be_bytes())
-        .await
-        .unwrap();
-    stream.write_all(packet).await.unwrap();
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await.unwrap();
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut buf).await.unwrap();
-    buf
 }
 
 /// Sends one query on an open TCP connection and reads its answer.
