@@ -66,6 +66,8 @@ pub struct State {
     /// `None`: no `token_file`, the changing endpoints are disabled.
     pub token: Arc<ArcSwap<Option<String>>>,
     pub metrics: Arc<Metrics>,
+    /// `[admin] hosts`: names the endpoint answers for beside addresses and localhost.
+    pub hosts: Arc<Vec<String>>,
 }
 
 /// The body of every POST answer.
@@ -100,7 +102,7 @@ pub async fn serve(
         .route("/events", get(events))
         .route("/pools/{pool}/nodes/{node}/{action}", post(drain))
         .route("/reload", post(reload))
-        .layer(middleware::from_fn(screen))
+        .layer(middleware::from_fn_with_state(state.hosts.clone(), screen))
         .with_state(state);
     let open = Connections::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -149,7 +151,11 @@ pub async fn serve(
 
 /// Refuses what no endpoint should receive: a body (413) and, against DNS rebinding, a
 /// `Host` that names neither an IP address nor `localhost` (403).
-async fn screen(request: axum::extract::Request, next: Next) -> Response {
+async fn screen(
+    axum::extract::State(hosts): axum::extract::State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -172,6 +178,7 @@ async fn screen(request: axum::extract::Request, next: Next) -> Response {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if let Some(host) = host
         && !host_is_local_or_literal(host)
+        && !hosts.contains(&host_name(host).trim_end_matches('.').to_ascii_lowercase())
     {
         if let Some(held_back) = REFUSED_LOG.allow() {
             warn!(
@@ -180,7 +187,8 @@ async fn screen(request: axum::extract::Request, next: Next) -> Response {
             );
         }
         let message = format!(
-            "the admin endpoint answers requests for an IP address or localhost, not {host:?}\n"
+            "the admin endpoint answers requests for an IP address, localhost or a name in \
+             [admin] hosts, not {host:?}\n"
         );
         return (StatusCode::FORBIDDEN, message).into_response();
     }
@@ -192,7 +200,13 @@ async fn screen(request: axum::extract::Request, next: Next) -> Response {
 
 /// `127.0.0.1:9153`, `[::1]:9153`, `localhost`: yes; `evil.example:9153`: no.
 fn host_is_local_or_literal(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
+    let name = host_name(host);
+    name.parse::<IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost")
+}
+
+/// A `Host` header without its port (and an IPv6 literal without its brackets).
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
         Some(rest) => rest.split_once(']').map_or("", |(name, _)| name),
         None => host.rsplit_once(':').map_or(host, |(name, port)| {
             if port.chars().all(|c| c.is_ascii_digit()) {
@@ -201,8 +215,7 @@ fn host_is_local_or_literal(host: &str) -> bool {
                 host
             }
         }),
-    };
-    name.parse::<IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost")
+    }
 }
 
 /// The supervisor is gone: hadns is shutting down.

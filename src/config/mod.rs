@@ -46,6 +46,9 @@ pub struct Admin {
     pub events: usize,
     /// Where drains are kept across restarts; without it they last until hadns stops.
     pub drain_file: Option<PathBuf>,
+    /// Host names (lower case) the endpoint answers for, beside IP addresses and
+    /// `localhost`: requests for any other `Host` are refused (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// `[[vip]]`: hold an address on this host while a record answers the local node.

@@ -29,6 +29,7 @@ struct RawAdmin {
     token_file: Option<String>,
     events: Option<i64>,
     drain_file: Option<String>,
+    hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -225,6 +226,12 @@ fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Ad
         token,
         events,
         drain_file: raw.drain_file.map(|f| base.join(f)),
+        hosts: raw
+            .hosts
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
     }
 }
 

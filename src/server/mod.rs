@@ -128,6 +128,13 @@ pub async fn run(
             commands: commands_tx.clone(),
             token: token.clone(),
             metrics: metrics.clone(),
+            hosts: Arc::new(
+                config
+                    .admin
+                    .as_ref()
+                    .map(|a| a.hosts.clone())
+                    .unwrap_or_default(),
+            ),
         };
         tokio::spawn(crate::admin::serve(listener, state, shutdown.clone()))
     });

@@ -252,6 +252,14 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
             serving(new)
         ));
     }
+    let admin_hosts = |c: &Config| c.admin.as_ref().map(|a| a.hosts.clone());
+    if admin_hosts(old) != admin_hosts(new) {
+        problems.push(format!(
+            "admin.hosts: {restart} (running: {:?}, new: {:?})",
+            admin_hosts(old),
+            admin_hosts(new)
+        ));
+    }
     let admin_listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);
     if admin_listen(old) != admin_listen(new) {
         problems.push(format!(

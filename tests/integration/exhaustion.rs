@@ -270,7 +270,9 @@ async fn raw_http(admin: SocketAddr, request: &[u8]) -> (u16, Duration) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() {
     let web = TcpBackend::start("127.0.0.85").await;
-    let config = tcp_pool_config(&[&web], "", "") + &admin_section(false);
+    let config = tcp_pool_config(&[&web], "", "")
+        + &admin_section(false)
+        + "hosts = [\"hadns1.mgmt.example.\"]\n";
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
     for (host, expected) in [
@@ -279,6 +281,8 @@ async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() 
         ("127.0.0.1", 200),
         ("localhost:9153", 200),
         ("[::1]:9153", 200),
+        ("HADNS1.mgmt.example:9153", 200),
+        ("hadns2.mgmt.example", 403),
     ] {
         let request = format!("GET /status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         assert_eq!(
