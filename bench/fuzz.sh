@@ -24,6 +24,8 @@ cargo fuzz build -O
 summary=()
 for target in "${targets[@]}"; do
   mkdir -p "target/corpus/$target" "artifacts/$target" "regressions/$target"
+  # Findings of earlier runs are in regressions/ already.
+  rm -f "artifacts/$target"/*
   log="target/fuzz-$target.log"
   started=$(date +%s)
   status=0
