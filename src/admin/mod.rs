@@ -106,6 +106,7 @@ pub async fn serve(
         .with_state(state);
     let open = Connections::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
@@ -137,15 +138,18 @@ pub async fn serve(
         });
         let connection =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             // Errors are the client's (reset, timed out headers): nothing to report.
             let _ = connection.await;
         });
+        while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    // Requests in progress finish (queued commands get 503 from the stopping supervisor).
+    // Requests in progress finish (queued commands get 503 from the stopping supervisor);
+    // what is left after the grace period is cut.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    connections.shutdown().await;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use super::respond::Responder;
 use super::rrl::{Decision, Limiter};
 use super::snapshot::Snapshot;
 use super::wire;
+use crate::limits::Occasional;
 use crate::metrics::{Anomaly, QueryCounters, RCODE_SLOTS};
 
 /// Datagrams received or sent per system call.
@@ -33,6 +34,9 @@ const FALLBACK_QUEUE: usize = 4096;
 /// then waits `udp_coalesce` before the next receive. Fewer, and it never waits, so a
 /// lightly loaded server answers without any added delay.
 const COALESCE_FROM: usize = 4;
+
+/// Worker panics are logged at most this often (and always counted).
+static PANIC_LOG: Occasional = Occasional::new(Duration::from_secs(10));
 
 /// A query the fast path left to hickory.
 struct Fallback {
@@ -144,13 +148,16 @@ impl Worker {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve())) {
                 Ok(result) => return result,
                 Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    error!(panic = %what, "a udp worker panicked; restarting it");
                     self.counters.anomaly(Anomaly::UdpWorkerRestarted);
+                    // Each panic takes a packet; a flood of them must not flood the log.
+                    if let Some(held_back) = PANIC_LOG.allow() {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        error!(panic = %what, held_back, "a udp worker panicked; restarting it");
+                    }
                 }
             }
         }
