@@ -501,22 +501,8 @@ fn parse(query: &[u8]) -> Option<Question> {
         return None;
     }
     // The question name: plain labels only (no compression), at most 255 bytes.
-    let mut i = 12;
-    loop {
-        let len = usize::from(*query.get(i)?);
-        i += 1;
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None;
-        }
-        i += len;
-    }
+    let mut i = super::wire::plain_name_end(query, 12)?;
     let name_len = i - 12;
-    if name_len > MAX_NAME {
-        return None;
-    }
     let qtype = u16::from_be_bytes([*query.get(i)?, *query.get(i + 1)?]);
     let qclass = u16::from_be_bytes([*query.get(i + 2)?, *query.get(i + 3)?]);
     if qclass != CLASS_IN {

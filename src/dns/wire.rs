@@ -49,7 +49,7 @@ pub enum Refusal {
 /// The offset just past the name starting at `at`, with plain labels only (no
 /// compression: a question's name cannot point anywhere but into the header), at most 255
 /// bytes on the wire.
-fn plain_name_end(msg: &[u8], at: usize) -> Option<usize> {
+pub(super) fn plain_name_end(msg: &[u8], at: usize) -> Option<usize> {
     let mut i = at;
     loop {
         let len = usize::from(*msg.get(i)?);

@@ -2,7 +2,6 @@
 //! over UDP (fast path and hickory's path) and TCP, for a failover name and static names.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tokio::net::TcpStream;
 
@@ -84,15 +83,7 @@ async fn exchange(server: SocketAddr, tcp: bool, packet: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn edns_as_rfc_8906_asks() {
-    let web = TcpBackend::start("127.0.0.90").await;
-    let hadns = Hadns::start(&tcp_pool_config(&[&web], "", "")).await;
-    hadns
-        .wait_for_answer(
-            "www.example.internal.",
-            &[web.ip()],
-            Duration::from_secs(10),
-        )
-        .await;
+    let (hadns, _web) = start_with_web("127.0.0.90", "", ZONE).await;
     // A failover name (fast path and handler), a static name (fast path and catalog), and
     // the apex (catalog only).
     for name in [

@@ -600,6 +600,22 @@ pub fn tcp_pool_config(backends: &[&TcpBackend], pool_extra: &str, record_extra:
     s
 }
 
+/// hadns with one tcp backend on `ip` behind www.example.internal. (checked every 100 ms)
+/// and `dns_lines` in its [dns] table; returns once www answers the backend.
+pub async fn start_with_web(ip: &str, dns_lines: &str, zone: &str) -> (Hadns, TcpBackend) {
+    let web = TcpBackend::start(ip).await;
+    let config = dns_lines.to_string() + &tcp_pool_config(&[&web], "interval = \"100ms\"", "");
+    let hadns = Hadns::start_with_zone(&config, zone).await;
+    hadns
+        .wait_for_answer(
+            "www.example.internal.",
+            &[web.ip()],
+            Duration::from_secs(10),
+        )
+        .await;
+    (hadns, web)
+}
+
 /// Queries `name` A in a tight loop until stopped; returns how often each address was
 /// answered, and fails the test if any answer held more than one address.
 pub struct QueryLoop {

@@ -23,37 +23,10 @@ fn rcode(response: &[u8]) -> u8 {
     response[3] & 0x0f
 }
 
-async fn started_web(config_extra: &str, zone: &str) -> (Hadns, TcpBackend) {
-    let web = TcpBackend::start("127.0.0.80").await;
-    let config = format!(
-        "{}{config_extra}",
-        tcp_pool_config(&[&web], "interval = \"100ms\"", "")
-    );
-    let hadns = Hadns::start_with_zone(&config, zone).await;
-    hadns
-        .wait_for_answer(
-            "www.example.internal.",
-            &[web.ip()],
-            Duration::from_secs(10),
-        )
-        .await;
-    (hadns, web)
-}
-
 /// Defect 1: a 256-byte name panicked the fast path and closed the worker's socket.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_packet_stops_a_udp_worker() {
-    let web = TcpBackend::start("127.0.0.81").await;
-    let config =
-        "udp_workers = 2\n".to_string() + &tcp_pool_config(&[&web], "interval = \"100ms\"", "");
-    let hadns = Hadns::start_with_zone(&config, ZONE).await;
-    hadns
-        .wait_for_answer(
-            "www.example.internal.",
-            &[web.ip()],
-            Duration::from_secs(10),
-        )
-        .await;
+    let (hadns, web) = start_with_web("127.0.0.81", "udp_workers = 2\n", ZONE).await;
     // Labels of 63, 63, 63 and 62 octets and the root: 256 bytes on the wire.
     let mut long = Vec::new();
     for len in [63u8, 63, 63, 62] {
@@ -86,7 +59,7 @@ async fn no_packet_stops_a_udp_worker() {
 /// that ended in part of a record.
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_responses_are_capped_and_truncated_cleanly() {
-    let (hadns, _web) = started_web("", &amplifier_zone()).await;
+    let (hadns, _web) = start_with_web("127.0.0.80", "", &amplifier_zone()).await;
     let name = wire_name("big.example.internal.");
     for (edns, limit) in [
         (None, 512),
@@ -147,7 +120,7 @@ async fn max_udp_size_is_configurable() {
 /// pointing into the response's own header.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_compressed_question_gets_formerr_without_its_pointer() {
-    let (hadns, _web) = started_web("", ZONE).await;
+    let (hadns, _web) = start_with_web("127.0.0.80", "", ZONE).await;
     let query = raw_query(11, &[0xC0, 0x0C], 1, 1, None);
     let response = raw_udp(hadns.addr, &query).await.unwrap();
     assert_eq!(rcode(&response), 1);
@@ -163,7 +136,7 @@ async fn a_compressed_question_gets_formerr_without_its_pointer() {
 /// Defect 5: `www A` in class CH, ANY or NONE got NXDOMAIN, `mail A` in CH the IN record.
 #[tokio::test(flavor = "multi_thread")]
 async fn only_class_in_is_answered() {
-    let (hadns, _web) = started_web("", ZONE).await;
+    let (hadns, _web) = start_with_web("127.0.0.80", "", ZONE).await;
     let mut stream = TcpStream::connect(hadns.addr).await.unwrap();
     for name in [
         "www.example.internal.",
