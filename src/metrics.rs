@@ -140,6 +140,7 @@ pub struct Metrics {
     pub split_brain: IntCounterVec,
     pub reloads: IntCounterVec,
     pub hooks: IntCounterVec,
+    pub fences: IntCounterVec,
     node_up: IntGaugeVec,
     node_role: IntGaugeVec,
     node_drained: IntGaugeVec,
@@ -239,6 +240,11 @@ impl Metrics {
                 "on_change hook runs per record, by result (ok, failed, dropped).",
                 &["record", "result"],
             ),
+            fences: counter(
+                "fences_total",
+                "Fences of a losing writable node, by result (fenced, failed).",
+                &["pool", "node", "result"],
+            ),
             node_up: gauge(
                 "node_up",
                 "1 when the node is up, 0 when down or not probed yet.",
@@ -274,6 +280,11 @@ impl Metrics {
         for pool in &config.pools {
             self.probe_duration.with_label_values(&[pool.name.as_str()]);
             for node in &pool.nodes {
+                if pool.fence.is_enabled() {
+                    for result in ["fenced", "failed"] {
+                        self.fences.with_label_values(&[&pool.name, &node.name, result]);
+                    }
+                }
                 for to in ["up", "down"] {
                     self.transitions.with_label_values(&[
                         pool.name.as_str(),

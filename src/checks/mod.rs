@@ -58,6 +58,23 @@ impl From<&str> for Failure {
     }
 }
 
+/// The addresses of a replication source named `host` (an address, a name, or a Unix
+/// socket directory, which is on the replica's own host `own`); empty when a name does not
+/// resolve within a second.
+async fn resolve(host: &str, port: Option<u16>, own: std::net::IpAddr) -> Vec<std::net::IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return vec![ip];
+    }
+    if host.starts_with('/') {
+        return vec![own];
+    }
+    let lookup = tokio::net::lookup_host((host, port.unwrap_or(0)));
+    match tokio::time::timeout(Duration::from_secs(1), lookup).await {
+        Ok(Ok(addresses)) => addresses.map(|a| a.ip()).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// How one node is probed; built once per checker task.
 enum Prober {
     Tcp,

@@ -6,6 +6,7 @@
 //! SLEEP(...)`: when the server goes away that query fails at once, `session_broken`
 //! fires, and the checker probes again immediately.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,13 +18,15 @@ use tokio::task::JoinHandle;
 
 use super::Failure;
 use crate::config::{DbCheck, Node, SslMode};
-use crate::engine::DbStatus;
+use crate::engine::{DbStatus, Gtid, Replication};
 
 /// How long one watch query sleeps before it is issued again.
 const WATCH_SLEEP_SECONDS: u32 = 300;
 
 pub struct MysqlProber {
     opts: Opts,
+    /// The node's address: a source named by a socket path is on the same host.
+    address: IpAddr,
     sslmode: SslMode,
     session: Mutex<Option<Session>>,
     broken: Arc<Notify>,
@@ -77,6 +80,7 @@ impl MysqlProber {
     pub fn new(check: &DbCheck, node: &Node) -> MysqlProber {
         MysqlProber {
             opts: connection_opts(check, node),
+            address: node.address,
             sslmode: check.sslmode,
             session: Mutex::new(None),
             broken: Arc::new(Notify::new()),
@@ -123,7 +127,7 @@ impl MysqlProber {
         }
         // Just set above when it was empty.
         let s = session.as_mut().expect("session is open");
-        match tokio::time::timeout(timeout, query(s)).await {
+        match tokio::time::timeout(timeout, query(s, self.address)).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(reason)) => {
                 *session = None;
@@ -137,7 +141,7 @@ impl MysqlProber {
     }
 }
 
-async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
+async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), String> {
     let sql = if s.mariadb {
         "SELECT @@read_only, 0, CAST(@@server_id AS CHAR), @@gtid_current_pos"
     } else {
@@ -149,6 +153,11 @@ async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
         .await
         .map_err(|e| describe(&e))?
         .ok_or("no row from the status query")?;
+    let gtid = if s.mariadb {
+        Gtid::parse_mariadb(&row.3)
+    } else {
+        Gtid::parse_mysql(&row.3)
+    }?;
     let replica: Option<Row> = match s.conn.query_first("SHOW REPLICA STATUS").await {
         Ok(r) => r,
         Err(_) => s
@@ -157,41 +166,58 @@ async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
             .await
             .map_err(|e| describe(&e))?,
     };
-    let lag = replica.as_ref().and_then(|r| {
-        let col = |name: &str| {
-            r.get_opt::<Option<u64>, &str>(name)
-                .and_then(|v| v.ok())
-                .flatten()
-        };
-        col("Seconds_Behind_Master").or_else(|| col("Seconds_Behind_Source"))
-    });
+    let replication = match replica {
+        Some(r) => Some(replication(&r, own).await),
+        None => None,
+    };
     let read_only = row.0 != 0 || row.1 != 0;
+    let role = if read_only { "read-only" } else { "writable" };
+    let replicating = match &replication {
+        None => "no replication".to_string(),
+        Some(r) if r.running => format!("replicating from {}", r.source),
+        Some(r) => format!("replication from {}: {}", r.source, r.state),
+    };
+    let detail = format!("{role}, server {}, gtid {gtid}, {replicating}", row.2);
     let status = DbStatus {
         writable: !read_only,
         cluster: None,
         timeline: None,
-        lsn: None,
-        receive_lsn: None,
-        lag_seconds: match (&replica, lag) {
-            (_, Some(l)) => Some(l as f64),
-            // No replication configured: not a replica, no delay.
-            (None, None) => Some(0.0),
-            // Replication configured but not running: the delay is unknown.
-            (Some(_), None) => None,
-        },
+        position: Some(gtid.transactions()),
+        gtid: Some(gtid),
+        replication,
     };
-    let role = if read_only { "read-only" } else { "writable" };
-    let lag = status
-        .lag_seconds
-        .map(|l| format!("{l}s"))
-        .unwrap_or_else(|| "unknown (replication stopped)".into());
-    Ok((
-        format!(
-            "{role}, server {}, gtid {:?}, replica delay {lag}",
-            row.2, row.3
-        ),
-        status,
-    ))
+    Ok((detail, status))
+}
+
+/// The replication state from a `SHOW REPLICA STATUS` row (MariaDB and MySQL before 8.0.22
+/// name the columns `Master_*` and `Slave_*`, later MySQL `Source_*` and `Replica_*`).
+async fn replication(row: &Row, own: IpAddr) -> Replication {
+    let text = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|name| row.get_opt::<Option<String>, &str>(name)?.ok().flatten())
+            .unwrap_or_default()
+    };
+    let io = text(["Slave_IO_Running", "Replica_IO_Running"]);
+    let sql = text(["Slave_SQL_Running", "Replica_SQL_Running"]);
+    let host = text(["Master_Host", "Source_Host"]);
+    let port = text(["Master_Port", "Source_Port"]).parse::<u16>().ok();
+    let mut state = format!("IO thread {io}, SQL thread {sql}");
+    for error in [
+        text(["Last_IO_Error", "Last_IO_Error"]),
+        text(["Last_SQL_Error", "Last_SQL_Error"]),
+    ] {
+        if !error.is_empty() {
+            state = format!("{state}: {error}");
+        }
+    }
+    Replication {
+        running: io == "Yes" && sql == "Yes",
+        source: format!("{host}:{}", port.unwrap_or_default()),
+        source_addresses: super::resolve(&host, port, own).await,
+        source_port: port,
+        state,
+    }
 }
 
 /// Sleeps in a query until the session dies, then reports it.

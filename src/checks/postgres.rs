@@ -16,22 +16,22 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Failure;
 use crate::config::{DbCheck, Node, SslMode};
-use crate::engine::DbStatus;
+use crate::engine::{DbStatus, Replication};
 
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
   current_setting('default_transaction_read_only')::bool, \
   (SELECT system_identifier FROM pg_control_system()), \
   CASE WHEN pg_is_in_recovery() \
-    THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())) \
+    THEN COALESCE(r.received_tli, (SELECT timeline_id FROM pg_control_checkpoint())) \
     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END, \
   (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn, \
-  pg_last_wal_receive_lsn() - '0/0'::pg_lsn, \
-  CASE WHEN NOT pg_is_in_recovery() THEN NULL \
-    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
-    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END";
+  r.pid, r.status, r.sender_host, r.sender_port \
+  FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true";
 
 pub struct PgProber {
     config: tokio_postgres::Config,
+    /// The node's address: a source named by a Unix socket path is on the same host.
+    address: std::net::IpAddr,
     session: Mutex<Option<Client>>,
     broken: Arc<Notify>,
 }
@@ -75,6 +75,7 @@ impl PgProber {
     pub fn new(check: &DbCheck, node: &Node) -> PgProber {
         PgProber {
             config: connection_config(check, node),
+            address: node.address,
             session: Mutex::new(None),
             broken: Arc::new(Notify::new()),
         }
@@ -124,22 +125,47 @@ impl PgProber {
         };
         let in_recovery = text(0).as_deref() == Some("t");
         let read_only = text(1).as_deref() == Some("t");
+        let replication = match (text(5), text(6)) {
+            // No WAL receiver: a primary, or a standby that receives nothing.
+            (None, _) => None,
+            (Some(_), None) => Some(Replication {
+                running: false,
+                state: "the WAL receiver's state is hidden: the role needs pg_read_all_stats \
+                        (or pg_monitor)"
+                    .into(),
+                source: "unknown".into(),
+                source_addresses: Vec::new(),
+                source_port: None,
+            }),
+            (Some(_), Some(state)) => {
+                let host = text(7).unwrap_or_default();
+                let port = row.get(8).and_then(|p| p.parse::<u16>().ok());
+                Some(Replication {
+                    running: state == "streaming",
+                    source: format!("{host}:{}", port.unwrap_or_default()),
+                    source_addresses: super::resolve(&host, port, self.address).await,
+                    source_port: port,
+                    state,
+                })
+            }
+        };
         let status = DbStatus {
             writable: !in_recovery && !read_only,
             cluster: text(2),
             timeline: number(3),
-            lsn: number(4),
-            receive_lsn: number(5),
-            lag_seconds: row.get(6).and_then(|v| v.parse().ok()),
+            position: number(4),
+            gtid: None,
+            replication,
         };
-        let detail = match (in_recovery, read_only) {
-            (false, false) => format!("primary, timeline {}", status.timeline.unwrap_or(0)),
-            (false, true) => "primary set read-only (default_transaction_read_only)".to_string(),
-            (true, _) => format!(
-                "standby, timeline {}, replay delay {:.1}s",
-                status.timeline.unwrap_or(0),
-                status.lag_seconds.unwrap_or(0.0)
-            ),
+        let timeline = status.timeline.unwrap_or(0);
+        let detail = match (in_recovery, read_only, &status.replication) {
+            (false, false, _) => format!("primary, timeline {timeline}"),
+            (false, true, _) => "primary set read-only (default_transaction_read_only)".into(),
+            (true, _, None) => format!("standby, timeline {timeline}, no WAL receiver"),
+            (true, _, Some(r)) if r.running => {
+                format!("standby, timeline {timeline}, streaming from {}", r.source)
+            }
+            (true, _, Some(r)) => format!("standby, timeline {timeline}, WAL receiver {}", r.state),
         };
         Ok((detail, status))
     }

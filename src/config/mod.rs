@@ -238,7 +238,11 @@ pub struct Record {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaxLag {
+    /// WAL bytes behind the primary (PostgreSQL).
     Bytes(u64),
+    /// Transactions behind the primary's GTID position (MySQL/MariaDB).
+    Transactions(u64),
+    /// How long ago the primary was first seen past the replica's position.
     Time(Duration),
 }
 

@@ -463,11 +463,18 @@ fn validate_record(
         let lag = parse_max_lag(text)
             .map_err(|m| problems.push(Problem::new(&lag_path, m)))
             .ok()?;
-        if matches!(lag, MaxLag::Bytes(_)) && matches!(pool_check, Some(Check::Mysql(_))) {
-            problems.push(Problem::new(
+        match (lag, pool_check) {
+            (MaxLag::Bytes(_), Some(Check::Mysql(_))) => problems.push(Problem::new(
                 &lag_path,
-                "mysql replicas report lag in seconds only; use a time such as \"5s\"",
-            ));
+                "a size is a PostgreSQL WAL distance; for mysql use a number of transactions \
+                 (\"100 transactions\") or a time (\"5s\")",
+            )),
+            (MaxLag::Transactions(_), Some(Check::Postgres(_))) => problems.push(Problem::new(
+                &lag_path,
+                "transactions are counted on mysql pools only; for postgres use a size \
+                 (\"16MB\") or a time (\"5s\")",
+            )),
+            _ => {}
         }
         Some(lag)
     });
@@ -530,19 +537,29 @@ fn validate_record(
     })
 }
 
-/// `"16MB"`, `"512kB"`, `"1GB"` (powers of 1024, as PostgreSQL writes sizes) or a duration.
+/// `"16MB"`, `"512kB"`, `"1GB"` (powers of 1024, as PostgreSQL writes sizes), a number of
+/// transactions (`"100 transactions"`), or a duration.
 pub(super) fn parse_max_lag(text: &str) -> Result<MaxLag, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let scale: u64 = match unit.trim() {
+        "transactions" | "transaction" => {
+            return number
+                .parse()
+                .map(MaxLag::Transactions)
+                .map_err(|_| format!("{text:?} is not a count such as \"100 transactions\""));
+        }
         "B" => 1,
         "kB" | "KB" => 1 << 10,
         "MB" => 1 << 20,
         "GB" => 1 << 30,
         _ => {
             return parse_duration(t).map(MaxLag::Time).map_err(|_| {
-                format!("{text:?} is neither a size (\"16MB\", \"512kB\") nor a duration (\"5s\")")
+                format!(
+                    "{text:?} is neither a size (\"16MB\", \"512kB\"), a number of transactions \
+                     (\"100 transactions\") nor a duration (\"5s\")"
+                )
             });
         }
     };

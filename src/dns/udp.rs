@@ -452,13 +452,17 @@ mod tests {
 
     /// Sends `packet` every 100 ms (a batch lost to a panic loses what came with it) and
     /// waits up to 2 s for a response.
+    /// Sends `packet` (again every 100 ms) until an answer with its id arrives; a late
+    /// answer to an earlier query is skipped.
     fn exchange(client: &UdpSocket, server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
         let mut buf = [0u8; 4096];
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             client.send_to(packet, server).unwrap();
-            if let Ok((n, _)) = client.recv_from(&mut buf) {
-                return Some(buf[..n].to_vec());
+            while let Ok((n, _)) = client.recv_from(&mut buf) {
+                if n >= 2 && buf[..2] == packet[..2] {
+                    return Some(buf[..n].to_vec());
+                }
             }
         }
         None
@@ -488,12 +492,12 @@ mod tests {
             client
                 .set_read_timeout(Some(Duration::from_millis(100)))
                 .unwrap();
-            let www = query("www.example.internal.", RecordType::A, None, 1);
-            let before = exchange(&client, server, &www);
+            let www = |id| query("www.example.internal.", RecordType::A, None, id);
+            let before = exchange(&client, server, &www(1));
             let mut panics = Vec::new();
-            for _ in 0..3 {
+            for id in 2..5 {
                 client.send_to(PANIC_PACKET, server).unwrap();
-                panics.push(exchange(&client, server, &www));
+                panics.push(exchange(&client, server, &www(id)));
             }
             (before, panics)
         })

@@ -6,14 +6,20 @@
 //! a `primary` record from ever naming two nodes. Same inputs, same decisions: it is
 //! tested with transcripts of observations at virtual times (`tests.rs`).
 
+mod gtid;
+mod replicas;
 mod select;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::config::{Config, MaxLag, OnEmpty, Select};
+pub use gtid::Gtid;
+pub use replicas::{Lag, Replication};
+
+use crate::config::{Check, Config, MaxLag, OnEmpty, Select};
 
 /// What a database check learned about a node, besides being reachable.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,12 +30,14 @@ pub struct DbStatus {
     pub cluster: Option<String>,
     /// PostgreSQL timeline: a promotion starts a higher one.
     pub timeline: Option<u64>,
-    /// Write position on a primary, replay position on a replica (bytes).
-    pub lsn: Option<u64>,
-    /// A replica's receive position (bytes).
-    pub receive_lsn: Option<u64>,
-    /// Replication delay as the replica reports it.
-    pub lag_seconds: Option<f64>,
+    /// How far the node's data goes. PostgreSQL: the WAL position in bytes (the write
+    /// position on a primary, the replay position on a standby); MySQL/MariaDB: the number
+    /// of transactions in its GTID position.
+    pub position: Option<u64>,
+    /// MySQL/MariaDB GTID position, to tell a replica that diverged from its primary.
+    pub gtid: Option<Gtid>,
+    /// How the node replicates; `None` when no replication is configured on it.
+    pub replication: Option<Replication>,
 }
 
 /// The result of one probe. A failed probe is data, not an error.
@@ -201,6 +209,10 @@ struct PoolSpec {
     /// Node indices, highest priority first; ties keep config order.
     by_priority: Vec<usize>,
     fencing: bool,
+    /// Each node's address and port, to match a replica's source with the primary.
+    addresses: Vec<(IpAddr, u16)>,
+    /// What a position counts: `bytes` (PostgreSQL) or `transactions` (MySQL).
+    unit: &'static str,
 }
 
 struct RecordSpec {
@@ -223,6 +235,8 @@ struct RecordState {
     from_on_empty: bool,
     /// Per node of the pool: over `max_lag` (hysteresis: back under half of it to return).
     lagging: Vec<bool>,
+    /// Per node of the pool, for `replicas`: why it is not a fresh replica.
+    unfit: Vec<Option<String>>,
     /// The writable nodes of the split brain last reported; empty when there is none.
     split_brain: Vec<usize>,
 }
@@ -236,6 +250,8 @@ pub struct Engine {
     /// Per pool: every node has completed a probe once (stays set across reloads).
     ready: Vec<bool>,
     state: Vec<RecordState>,
+    /// Per pool: the primary its replicas are compared with.
+    references: Vec<Option<replicas::Reference>>,
 }
 
 impl Engine {
@@ -252,6 +268,15 @@ impl Engine {
                     node_names: p.nodes.iter().map(|n| n.name.clone()).collect(),
                     by_priority,
                     fencing: p.fence.is_enabled(),
+                    addresses: p
+                        .nodes
+                        .iter()
+                        .map(|n| (n.address, n.port.or(p.check.default_port()).unwrap_or(0)))
+                        .collect(),
+                    unit: match p.check {
+                        Check::Mysql(_) => "transactions",
+                        _ => "bytes",
+                    },
                 }
             })
             .collect();
@@ -282,6 +307,7 @@ impl Engine {
                 stale_since: None,
                 from_on_empty: false,
                 lagging: vec![false; config.pools[r.pool].nodes.len()],
+                unfit: vec![None; config.pools[r.pool].nodes.len()],
                 split_brain: Vec::new(),
             })
             .collect();
@@ -296,6 +322,7 @@ impl Engine {
             ready: vec![false; config.pools.len()],
             nodes,
             state,
+            references: vec![None; config.pools.len()],
         }
     }
 
@@ -324,6 +351,15 @@ impl Engine {
                 }
             }
             engine.ready[p] = old_pool.is_some_and(|op| old.ready[op]);
+            // The primary's history goes on while the reference node continues.
+            engine.references[p] = old_pool.and_then(|op| {
+                let mut reference = old.references[op].clone()?;
+                let (_, _, n) = continues[p]
+                    .iter()
+                    .find(|(_, on, _)| *on == reference.node)?;
+                reference.node = *n;
+                Some(reference)
+            });
         }
         for r in 0..config.records.len() {
             let Some(or) = record_was(r) else { continue };
@@ -357,6 +393,7 @@ impl Engine {
             for (on, lagging) in old_state.lagging.iter().enumerate() {
                 if let Some(n) = map(on) {
                     state.lagging[n] = *lagging;
+                    state.unfit[n] = old_state.unfit[on].clone();
                 }
             }
         }
@@ -429,11 +466,34 @@ impl Engine {
         events
     }
 
-    /// Recomputes cluster identities and every answer of a ready pool.
+    /// Why node `node` is not answered by the `replicas` record `record`, if it is not.
+    pub fn unfit(&self, record: usize, node: usize) -> Option<&str> {
+        self.state[record].unfit[node].as_deref()
+    }
+
+    /// How far node `node` of `pool` is behind the primary its replicas are compared with.
+    pub fn replica_lag(&self, pool: usize, node: usize, now: Duration) -> Option<Lag> {
+        let state = &self.nodes[pool][node];
+        let db = state.db.as_ref()?;
+        self.references[pool]
+            .as_ref()?
+            .lag(db.position?, db.gtid.as_ref(), state.last_at, now)
+            .ok()
+    }
+
+    /// Recomputes cluster identities and every answer of a ready pool: `primary` records
+    /// first, so that replicas are compared with the primary just decided.
     fn update_pool(&mut self, pool: usize, now: Duration, why: &str) -> Vec<Event> {
         let mut events = self.update_clusters(pool);
-        for i in 0..self.pool_records[pool].len() {
-            let record = self.pool_records[pool][i];
+        let records = self.pool_records[pool].clone();
+        let (primary, others): (Vec<usize>, Vec<usize>) = records
+            .into_iter()
+            .partition(|&r| self.records[r].select == Select::Primary);
+        for record in primary {
+            events.extend(self.update_record(record, now, why));
+        }
+        self.update_reference(pool);
+        for record in others {
             events.extend(self.update_record(record, now, why));
         }
         events

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Answer, Engine, Event, RecordState};
+use super::replicas::{Lag, Reference};
+use super::{Answer, Engine, Event};
 use crate::config::{MaxLag, OnEmpty, Select};
 
 /// A selector's choice, and the split brain it resolved if there was one.
@@ -100,7 +101,7 @@ impl Engine {
             Select::First => self.select_first(record),
             Select::Healthy => self.select_healthy(record),
             Select::Primary => self.select_primary(record),
-            Select::Replicas => self.select_replicas(record),
+            Select::Replicas => self.select_replicas(record, now),
         };
         let spec = &self.records[record];
         let pool = spec.pool;
@@ -304,66 +305,142 @@ impl Engine {
         }
     }
 
-    fn select_replicas(&mut self, record: usize) -> Choice {
-        let spec = &self.records[record];
-        let pool = spec.pool;
-        let nodes = &self.nodes[pool];
-        let primary_lsn = nodes
+    /// The node replicas are compared with: the node the pool's `primary` record answers,
+    /// or, in a pool without one, its only writable node.
+    fn reference_node(&self, pool: usize) -> Option<usize> {
+        let primary = self.pool_records[pool]
             .iter()
-            .filter(|n| n.writable())
-            .filter_map(|n| n.db.as_ref().and_then(|d| d.lsn))
-            .max();
-        let state: &mut RecordState = &mut self.state[record];
-        let mut chosen = Vec::new();
-        let mut reason = None;
-        for (i, node) in nodes.iter().enumerate() {
-            let Some(db) = node.db.as_ref().filter(|d| node.eligible() && !d.writable) else {
-                continue;
-            };
-            if let Some(max) = spec.max_lag {
-                let (over, under_half, shown) = match max {
-                    MaxLag::Bytes(max) => {
-                        let lag = match (primary_lsn, db.lsn, db.receive_lsn) {
-                            (Some(p), Some(l), _) => Some(p.saturating_sub(l)),
-                            (None, Some(l), Some(r)) => Some(r.saturating_sub(l)),
-                            _ => None,
-                        };
-                        let shown = lag
-                            .map(|b| format!("{b} bytes"))
-                            .unwrap_or_else(|| "unknown".into());
-                        (
-                            lag.is_none_or(|b| b > max),
-                            lag.is_some_and(|b| b <= max / 2),
-                            shown,
-                        )
-                    }
-                    MaxLag::Time(max) => {
-                        let lag = db.lag_seconds.map(Duration::from_secs_f64);
-                        let shown = lag
-                            .map(|d| format!("{d:?}"))
-                            .unwrap_or_else(|| "unknown".into());
-                        (
-                            lag.is_none_or(|d| d > max),
-                            lag.is_some_and(|d| d <= max / 2),
-                            shown,
-                        )
-                    }
-                };
-                let was = state.lagging[i];
-                state.lagging[i] = if was { !under_half } else { over };
-                if state.lagging[i] != was {
-                    let name = &self.pools[pool].node_names[i];
-                    reason = Some(if state.lagging[i] {
-                        format!("{name} lags {shown}, over max_lag")
-                    } else {
-                        format!("{name} caught up (lag {shown})")
-                    });
-                }
-                if state.lagging[i] {
-                    continue;
+            .find(|&&r| self.records[r].select == Select::Primary);
+        match primary {
+            Some(&r) => match &self.state[r].answer {
+                Answer::Nodes(n) if n.len() == 1 => Some(n[0]),
+                _ => None,
+            },
+            None => {
+                let nodes = &self.nodes[pool];
+                let mut writable = (0..nodes.len()).filter(|&i| nodes[i].writable());
+                match (writable.next(), writable.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
                 }
             }
-            chosen.push(i);
+        }
+    }
+
+    /// Records the reference primary's latest observation, or that there is none now.
+    pub(super) fn update_reference(&mut self, pool: usize) {
+        let Some(node) = self.reference_node(pool) else {
+            if let Some(reference) = &mut self.references[pool] {
+                reference.current = false;
+            }
+            return;
+        };
+        let state = &self.nodes[pool][node];
+        let (position, gtid) = state
+            .db
+            .as_ref()
+            .map(|d| (d.position, d.gtid.clone()))
+            .unwrap_or_default();
+        match &mut self.references[pool] {
+            Some(reference) if reference.node == node => {
+                reference.observe(state.last_at, position, gtid)
+            }
+            slot => *slot = Some(Reference::new(node, state.last_at, position, gtid)),
+        }
+    }
+
+    /// Why node `i` of `pool` is not a replica of the reference primary (it does not
+    /// replicate, or from elsewhere, or cannot be compared); else its lag.
+    fn compare_replica(&self, pool: usize, i: usize, now: Duration) -> Result<Lag, String> {
+        let spec = &self.pools[pool];
+        let node = &self.nodes[pool][i];
+        let db = node.db.as_ref().ok_or("no database status")?;
+        let reference = self.references[pool]
+            .as_ref()
+            .ok_or("no primary has been seen since hadns started: nothing to compare with")?;
+        let primary = &spec.node_names[reference.node];
+        // With the primary gone, no replica can stream from it: positions alone decide.
+        if reference.current && reference.node != i {
+            let replication = db
+                .replication
+                .as_ref()
+                .ok_or_else(|| format!("does not replicate (the primary is {primary})"))?;
+            if !replication.running {
+                return Err(format!(
+                    "replication is not running ({})",
+                    replication.state
+                ));
+            }
+            let (address, port) = spec.addresses[reference.node];
+            if !(replication.source_addresses.contains(&address)
+                && replication.source_port == Some(port))
+            {
+                return Err(format!(
+                    "replicates from {}, not from the primary {primary} ({})",
+                    replication.source,
+                    std::net::SocketAddr::new(address, port)
+                ));
+            }
+        }
+        let position = db.position.ok_or("reports no position to compare")?;
+        reference.lag(position, db.gtid.as_ref(), node.last_at, now)
+    }
+
+    fn select_replicas(&mut self, record: usize, now: Duration) -> Choice {
+        let spec = &self.records[record];
+        let pool = spec.pool;
+        let max_lag = spec.max_lag;
+        let mut chosen = Vec::new();
+        let mut reason = None;
+        for i in 0..self.nodes[pool].len() {
+            let node = &self.nodes[pool][i];
+            if !(node.eligible() && node.db.as_ref().is_some_and(|d| !d.writable)) {
+                continue;
+            }
+            let name = self.pools[pool].node_names[i].clone();
+            let unit = self.pools[pool].unit;
+            let compared = self.compare_replica(pool, i, now);
+            let state = &mut self.state[record];
+            let verdict = match (compared, max_lag) {
+                (Err(why), _) => Err(why),
+                (Ok(_), None) => Ok(()),
+                (Ok(lag), Some(max)) => {
+                    let (over, under_half, shown) = match max {
+                        MaxLag::Bytes(max) | MaxLag::Transactions(max) => (
+                            lag.behind > max,
+                            lag.behind <= max / 2,
+                            format!("{} {unit}", lag.behind),
+                        ),
+                        MaxLag::Time(max) => (
+                            lag.time > max,
+                            lag.time <= max / 2,
+                            format!("{:.1}s", lag.time.as_secs_f64()),
+                        ),
+                    };
+                    let was = state.lagging[i];
+                    state.lagging[i] = if was { !under_half } else { over };
+                    if state.lagging[i] {
+                        Err(format!("lags {shown}, over max_lag"))
+                    } else {
+                        if was {
+                            reason = Some(format!("{name} caught up (lag {shown})"));
+                        }
+                        Ok(())
+                    }
+                }
+            };
+            let unfit = verdict.err();
+            if unfit != state.unfit[i] {
+                if let Some(why) = &unfit {
+                    reason = Some(format!("{name} {why}"));
+                } else if reason.is_none() {
+                    reason = Some(format!("{name} is a fresh replica again"));
+                }
+                state.unfit[i] = unfit.clone();
+            }
+            if unfit.is_none() {
+                chosen.push(i);
+            }
         }
         Choice {
             nodes: chosen,

@@ -1,18 +1,22 @@
 //! Transcripts: each line is one of
 //! - `at TIME NODE ok|fail|lost [detail]`: a probe result (`lost`: the session broke and a
 //!   new one was refused, a conclusive failure);
-//! - `at TIME NODE primary|standby [tl=N] [lsn=N] [recv=N] [lagsec=F] [cluster=ID]`: a
-//!   successful database probe (cluster defaults to `A`);
+//! - `at TIME NODE primary|standby [tl=N] [lsn=N] [gtid=G] [from=NODE] [stopped=NODE]
+//!   [cluster=ID]`: a successful database probe (cluster defaults to `A`; `from`: replicating
+//!   from that node, `stopped`: configured to but not running; `gtid`: a MariaDB position);
 //! - `at TIME drain|undrain NODE`: an operator drains or undrains a node;
 //! - `expect RECORD = ANSWER`: node names joined by `,`, or `pending`, `nodata`, `servfail`;
 //! - `expect event node NODE FROM->TO`, `expect event split-brain`, `expect event fence NODE`,
 //!   `expect event mismatch NODE`, `expect event rejoined NODE`, `expect event stale`,
-//!   `expect no events`, `expect no event KIND`.
+//!   `expect no events`, `expect no event KIND`;
+//! - `expect why RECORD NODE TEXT`: why the `replicas` record leaves NODE out contains TEXT,
+//!   `expect why RECORD NODE -`: it does not leave it out.
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::engine::{Gtid, Replication};
 use crate::config::parse_duration;
 
 fn config(check: &str, pool_extra: &str, records: &str) -> Config {
@@ -87,7 +91,7 @@ fn show(engine: &Engine, config: &Config, record: usize) -> String {
     }
 }
 
-fn db_observation(role: &str, args: &[&str]) -> Observation {
+fn db_observation(config: &Config, role: &str, args: &[&str]) -> Observation {
     let mut db = DbStatus {
         writable: role == "primary",
         cluster: Some("A".into()),
@@ -99,9 +103,22 @@ fn db_observation(role: &str, args: &[&str]) -> Observation {
             .unwrap_or_else(|| panic!("bad argument {arg}"));
         match k {
             "tl" => db.timeline = Some(v.parse().unwrap()),
-            "lsn" => db.lsn = Some(v.parse().unwrap()),
-            "recv" => db.receive_lsn = Some(v.parse().unwrap()),
-            "lagsec" => db.lag_seconds = Some(v.parse().unwrap()),
+            "lsn" => db.position = Some(v.parse().unwrap()),
+            "gtid" => {
+                let gtid = Gtid::parse_mariadb(v).unwrap();
+                db.position = Some(gtid.transactions());
+                db.gtid = Some(gtid);
+            }
+            "from" | "stopped" => {
+                let node = config.pools[0].nodes.iter().find(|n| n.name == v).unwrap();
+                db.replication = Some(Replication {
+                    running: k == "from",
+                    state: if k == "from" { "streaming" } else { "stopped" }.into(),
+                    source: v.to_string(),
+                    source_addresses: vec![node.address],
+                    source_port: node.port,
+                });
+            }
             "cluster" => db.cluster = Some(v.to_string()),
             _ => panic!("unknown argument {arg}"),
         }
@@ -147,7 +164,7 @@ fn run(config: &Config, transcript: &str) {
                         conclusive: true,
                         ..Observation::down(rest.join(" "), Duration::from_millis(1))
                     },
-                    role @ ("primary" | "standby") => db_observation(role, rest),
+                    role @ ("primary" | "standby") => db_observation(config, role, rest),
                     other => panic!("line {n}: unknown result {other}"),
                 };
                 events = engine.observe(0, node_index(node), obs, now);
@@ -185,6 +202,19 @@ fn run(config: &Config, transcript: &str) {
                 events.is_empty(),
                 "line {n} `{line}`: events were {events:?}"
             ),
+            ["expect", "why", record, node, text @ ..] => {
+                let r = config
+                    .records
+                    .iter()
+                    .position(|r| r.name.split('.').next() == Some(record))
+                    .unwrap_or_else(|| panic!("line {n}: no record {record}"));
+                let why = engine.unfit(r, node_index(node));
+                match (why, text.join(" ")) {
+                    (None, t) if t == "-" => {}
+                    (Some(why), t) if t != "-" && why.contains(&t) => {}
+                    (why, _) => panic!("line {n} `{line}`: the reason is {why:?}"),
+                }
+            }
             ["expect", record, "=", answer] => {
                 let r = config
                     .records
@@ -405,8 +435,8 @@ fn primary_and_replicas_follow_roles() {
     run(
         &pg("fall = 1\nrise = 1", "", ""),
         "at 0ms n1 primary tl=1 lsn=1000
-         at 0ms n2 standby lsn=1000
-         at 0ms n3 standby lsn=990
+         at 0ms n2 standby lsn=1000 from=n1
+         at 0ms n3 standby lsn=990 from=n1
          expect db = n1
          expect db-ro = n2,n3
          at 1s n1 lost connection refused
@@ -414,7 +444,11 @@ fn primary_and_replicas_follow_roles() {
          expect db-ro = n2,n3
          at 1100ms n2 primary tl=2 lsn=1100
          expect db = n2
-         expect db-ro = n3",
+         expect db-ro = nodata
+         expect why db-ro n3 replicates from n1, not from the primary n2 (127.0.0.11:1)
+         at 1200ms n3 standby lsn=1100 from=n2
+         expect db-ro = n3
+         expect why db-ro n3 -",
     );
 }
 
@@ -478,13 +512,13 @@ fn a_timeline_tie_keeps_the_published_node_or_answers_nothing() {
 fn a_node_of_another_cluster_is_excluded() {
     run(
         &pg("fall = 1\nrise = 1", "", ""),
-        "at 0ms n1 primary tl=1 cluster=A
-         at 0ms n2 standby cluster=A
+        "at 0ms n1 primary tl=1 lsn=1 cluster=A
+         at 0ms n2 standby lsn=1 cluster=A from=n1
          at 0ms n3 primary tl=9 cluster=B
          expect event mismatch n3
          expect db = n1
          expect db-ro = n2
-         at 1s n3 standby cluster=A
+         at 1s n3 standby lsn=1 cluster=A from=n1
          expect event rejoined n3
          expect db-ro = n2,n3",
     );
@@ -504,30 +538,144 @@ fn replicas_over_max_lag_leave_until_they_catch_up() {
     run(
         &pg("fall = 1\nrise = 1", "", "max_lag = \"1kB\""),
         "at 0ms n1 primary tl=1 lsn=10000
-         at 0ms n2 standby lsn=10000
-         at 0ms n3 standby lsn=9900
+         at 0ms n2 standby lsn=10000 from=n1
+         at 0ms n3 standby lsn=9900 from=n1
          expect db-ro = n2,n3
          at 1s n1 primary tl=1 lsn=20000
-         at 1s n2 standby lsn=20000
-         at 1s n3 standby lsn=10000
+         at 1s n2 standby lsn=20000 from=n1
+         at 1s n3 standby lsn=10000 from=n1
          expect db-ro = n2
-         at 2s n3 standby lsn=19300
+         expect why db-ro n3 lags 10000 bytes, over max_lag
+         at 2s n3 standby lsn=19300 from=n1
          expect db-ro = n2
-         at 3s n3 standby lsn=19600
+         at 3s n3 standby lsn=19600 from=n1
          expect db-ro = n2,n3",
     );
+    // Time: from when the primary was first seen past the replica's position to the
+    // replica's probe, on hadns's clock; nothing the replica says about itself.
     run(
         &pg("fall = 1\nrise = 1", "", "max_lag = \"5s\""),
-        "at 0ms n1 primary tl=1
-         at 0ms n2 standby lagsec=0.2
-         at 0ms n3 standby lagsec=7
-         expect db-ro = n2
-         at 1s n3 standby lagsec=3
-         expect db-ro = n2
-         at 2s n3 standby lagsec=2
+        "at 0ms n1 primary tl=1 lsn=100
+         at 0ms n2 standby lsn=100 from=n1
+         at 0ms n3 standby lsn=100 from=n1
          expect db-ro = n2,n3
-         at 3s n2 standby
+         at 1s n1 primary tl=1 lsn=200
+         at 1s n2 standby lsn=200 from=n1
+         at 1s n3 standby lsn=100 from=n1
+         expect db-ro = n2,n3
+         at 5s n1 primary tl=1 lsn=300
+         at 5900ms n3 standby lsn=100 from=n1
+         expect db-ro = n2,n3
+         at 6100ms n3 standby lsn=100 from=n1
+         expect db-ro = n2
+         expect why db-ro n3 lags 5.1s, over max_lag
+         at 7s n3 standby lsn=250 from=n1
+         expect db-ro = n2,n3
+         at 8s n2 standby lsn=300 from=n1
+         expect db-ro = n2,n3",
+    );
+}
+
+#[test]
+fn a_replica_must_replicate_from_the_published_primary() {
+    run(
+        &pg("fall = 1\nrise = 1", "", ""),
+        "at 0ms n1 primary tl=1 lsn=100
+         at 0ms n2 standby lsn=100
+         at 0ms n3 standby lsn=100 stopped=n1
+         expect db = n1
+         expect db-ro = nodata
+         expect why db-ro n2 does not replicate (the primary is n1)
+         expect why db-ro n3 replication is not running (stopped)
+         at 1s n3 standby lsn=100 from=n2
+         expect why db-ro n3 replicates from n2
+         at 2s n3 standby lsn=100 from=n1
+         expect db-ro = n3
+         at 3s n2 standby lsn=100 from=n1
+         expect db-ro = n2,n3",
+    );
+}
+
+#[test]
+fn without_a_primary_replicas_are_compared_with_the_last_one() {
+    // The primary goes away: replicas cannot stream from it, and are compared with what it
+    // last reported; a time limit counts from when it was last seen.
+    run(
+        &pg("fall = 1\nrise = 1", "", "max_lag = \"5s\""),
+        "at 0ms n1 primary tl=1 lsn=100
+         at 0ms n2 standby lsn=100 from=n1
+         at 0ms n3 standby lsn=100 from=n1
+         expect db-ro = n2,n3
+         at 1s n1 lost connection refused
+         expect db = nodata
+         at 2s n2 standby lsn=100 stopped=n1
+         expect db-ro = n2,n3
+         at 4900ms n3 standby lsn=100 stopped=n1
+         expect db-ro = n2,n3
+         at 5100ms n3 standby lsn=100 stopped=n1
+         expect db-ro = nodata
+         expect why db-ro n2 lags 5.1s
+         at 6s n2 primary tl=2 lsn=150
+         expect db = n2
+         expect db-ro = nodata
+         at 6100ms n3 standby lsn=150 from=n2
          expect db-ro = n3",
+    );
+    // A byte limit: the positions do not move while nothing is written anywhere.
+    run(
+        &pg("fall = 1\nrise = 1", "", "max_lag = \"1kB\""),
+        "at 0ms n1 primary tl=1 lsn=100
+         at 0ms n2 standby lsn=100 from=n1
+         at 0ms n3 standby lsn=100 from=n1
+         at 1s n1 lost connection refused
+         at 60s n2 standby lsn=100 stopped=n1
+         expect db-ro = n2,n3",
+    );
+    // No primary seen since start: nothing to compare with, no replica is fresh.
+    run(
+        &pg("fall = 1\nrise = 1", "", "max_lag = \"1kB\""),
+        "at 0ms n1 fail refused
+         at 0ms n2 standby lsn=100 stopped=n1
+         at 0ms n3 standby lsn=100 stopped=n1
+         expect db-ro = nodata
+         expect why db-ro n2 no primary has been seen",
+    );
+}
+
+#[test]
+fn mariadb_replicas_are_compared_by_gtid() {
+    let config = config(
+        "mysql",
+        "fall = 1\nrise = 1",
+        "[[record]]\nname = \"db.example.internal.\"\npool = \"p\"\nselect = \"primary\"\n\
+         [[record]]\nname = \"db-ro.example.internal.\"\npool = \"p\"\nselect = \"replicas\"\n\
+         max_lag = \"2 transactions\"",
+    );
+    run(
+        &config,
+        "at 0ms n1 primary gtid=0-1-10
+         at 0ms n2 standby gtid=0-1-10 from=n1
+         at 0ms n3 standby gtid=0-3-10 from=n1
+         expect db = n1
+         expect db-ro = n2
+         expect why db-ro n3 diverged
+         at 1s n2 standby gtid=0-1-7 from=n1
+         expect db-ro = nodata
+         expect why db-ro n2 lags 3 transactions, over max_lag
+         at 2s n2 standby gtid=0-1-9 from=n1
+         expect db-ro = n2",
+    );
+    // The old primary, fenced read-only, replicates from nothing: never a replica.
+    run(
+        &config,
+        "at 0ms n1 primary gtid=0-1-9
+         at 0ms n2 standby gtid=0-1-9 from=n1
+         at 0ms n3 fail refused
+         at 1s n1 standby gtid=0-1-9
+         at 1s n2 primary gtid=0-1-9,0-2-10
+         expect db = n2
+         expect db-ro = nodata
+         expect why db-ro n1 does not replicate",
     );
 }
 
@@ -563,8 +711,8 @@ fn the_losing_writable_node_is_fenced_once() {
 fn degraded_pools_are_reported() {
     let c = pg("fall = 1\nrise = 1", "", "");
     let mut e = Engine::new(&c);
-    let up = |role| db_observation(role, &["tl=1"]);
-    e.observe(0, 0, up("primary"), Duration::ZERO);
+    let up = |role| db_observation(&c, role, &["tl=1", "lsn=1", "from=n1"]);
+    e.observe(0, 0, db_observation(&c, "primary", &["tl=1", "lsn=1"]), Duration::ZERO);
     e.observe(0, 1, up("standby"), Duration::ZERO);
     e.observe(0, 2, up("standby"), Duration::ZERO);
     assert!(!e.pool_degraded(0));

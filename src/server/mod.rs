@@ -175,6 +175,7 @@ pub async fn run(
         reports: reports_tx,
         token,
         drains: drained,
+        fences: HashMap::new(),
         shutdown: shutdown.clone(),
     };
     let (events, dropped) = sup.apply_drain_list();
@@ -275,6 +276,8 @@ struct Supervisor {
     /// The drained nodes by name, as the drain file has them (kept without a file too);
     /// the engine's `drained` flags are set from it.
     drains: Vec<Drained>,
+    /// The last fence per (pool, node) name, for `/status`.
+    fences: HashMap<(String, String), status::FenceStatus>,
     shutdown: CancellationToken,
 }
 
@@ -434,11 +437,28 @@ impl Supervisor {
         self.events.push(events::fence_event(
             &pool.name, &node.name, "fencing", reason,
         ));
-        let record = match checks::fence(pool, node).await {
-            Ok(done) => events::fence_event(&pool.name, &node.name, "fenced", &done),
-            Err(e) => events::fence_event(&pool.name, &node.name, "fence_failed", &e.to_string()),
+        let (kind, detail) = match checks::fence(pool, node).await {
+            Ok(done) => ("fenced", done),
+            Err(e) => ("fence_failed", e.to_string()),
         };
-        self.events.push(record);
+        self.metrics
+            .fences
+            .with_label_values(&[
+                pool.name.as_str(),
+                node.name.as_str(),
+                if kind == "fenced" { "fenced" } else { "failed" },
+            ])
+            .inc();
+        self.fences.insert(
+            (pool.name.clone(), node.name.clone()),
+            status::FenceStatus {
+                result: kind.into(),
+                detail: detail.clone(),
+                at: self.clock.wall(self.clock.now()),
+            },
+        );
+        self.events
+            .push(events::fence_event(&pool.name, &node.name, kind, &detail));
     }
 
     async fn on_command(&mut self, command: Command, tasks: &mut JoinSet<()>) {
@@ -474,6 +494,7 @@ impl Supervisor {
             clock: self.clock,
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
             config_loaded: self.config_loaded,
+            fences: &self.fences,
         })
     }
 

@@ -56,6 +56,10 @@ pub struct RecordStatus {
     pub stale_since: Option<String>,
     /// The writable nodes of a current split brain.
     pub split_brain: Vec<String>,
+    /// `replicas` records: the read-only nodes left out, and why (`replication is not
+    /// running (stopped)`, `lags 3.2s, over max_lag`).
+    #[serde(default)]
+    pub left_out: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,12 +90,21 @@ pub struct NodeStatus {
     pub role: Option<String>,
     #[serde(default)]
     pub timeline: Option<u64>,
-    /// Replication delay as the replica reports it.
+    /// A read-only node's lag behind the primary its pool's replicas are compared with,
+    /// as hadns measures it (docs/failover-semantics.md): time, and WAL bytes (PostgreSQL)
+    /// or transactions (MySQL/MariaDB).
     #[serde(default)]
     pub lag_seconds: Option<f64>,
-    /// The primary's write position minus this replica's replay position.
     #[serde(default)]
     pub lag_bytes: Option<u64>,
+    #[serde(default)]
+    pub lag_transactions: Option<u64>,
+    /// How the node replicates, from its last probe (`replicating from 10.0.0.1:5432`).
+    #[serde(default)]
+    pub replication: Option<String>,
+    /// The last fence of this node since hadns started.
+    #[serde(default)]
+    pub fence: Option<FenceStatus>,
     #[serde(default)]
     pub last_probe: Option<ProbeStatus>,
     /// Consecutive successful and failed probes.
@@ -106,6 +119,15 @@ pub struct NodeStatus {
     pub excluded_cluster: Option<String>,
     /// Records whose answer holds this node.
     pub answered_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FenceStatus {
+    /// `fencing`, `fenced` or `fence_failed`.
+    pub result: String,
+    /// What was done, or what failed and which privilege was missing.
+    pub detail: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +171,8 @@ pub struct Context<'a> {
     pub clock: Clock,
     pub config_file: Option<String>,
     pub config_loaded: Duration,
+    /// The last fence per (pool, node) name.
+    pub fences: &'a std::collections::HashMap<(String, String), FenceStatus>,
 }
 
 pub fn build(cx: &Context<'_>) -> Status {
@@ -194,6 +218,9 @@ pub fn build(cx: &Context<'_>) -> Status {
                     .iter()
                     .map(|&n| pool.nodes[n].name.clone())
                     .collect(),
+                left_out: (0..pool.nodes.len())
+                    .filter_map(|n| Some((pool.nodes[n].name.clone(), engine.unfit(r, n)?.into())))
+                    .collect(),
             }
         })
         .collect();
@@ -202,11 +229,7 @@ pub fn build(cx: &Context<'_>) -> Status {
         .iter()
         .enumerate()
         .map(|(p, pool)| {
-            let primary_lsn = (0..pool.nodes.len())
-                .map(|n| engine.node(p, n))
-                .filter(|s| s.health == Health::Up)
-                .filter_map(|s| s.db.as_ref().filter(|d| d.writable).and_then(|d| d.lsn))
-                .max();
+            let mysql = matches!(pool.check, crate::config::Check::Mysql(_));
             let nodes = pool
                 .nodes
                 .iter()
@@ -216,6 +239,9 @@ pub fn build(cx: &Context<'_>) -> Status {
                     let db = state.db.as_ref().filter(|_| state.health == Health::Up);
                     let known = state.health != Health::Unknown;
                     let stale_after = pool.interval * 2 + pool.timeout;
+                    let lag = db
+                        .filter(|d| !d.writable)
+                        .and_then(|_| engine.replica_lag(p, n, now));
                     NodeStatus {
                         name: node.name.clone(),
                         address: node.address.to_string(),
@@ -224,10 +250,18 @@ pub fn build(cx: &Context<'_>) -> Status {
                         since: known.then(|| cx.clock.wall(state.since)),
                         role: db.map(|d| if d.writable { "primary" } else { "replica" }.into()),
                         timeline: db.and_then(|d| d.timeline),
-                        lag_seconds: db.filter(|d| !d.writable).and_then(|d| d.lag_seconds),
-                        lag_bytes: db
-                            .filter(|d| !d.writable)
-                            .and_then(|d| Some(primary_lsn?.saturating_sub(d.lsn?))),
+                        lag_seconds: lag.map(|l| l.time.as_secs_f64()),
+                        lag_bytes: lag.filter(|_| !mysql).map(|l| l.behind),
+                        lag_transactions: lag.filter(|_| mysql).map(|l| l.behind),
+                        replication: db.and_then(|d| {
+                            let r = d.replication.as_ref()?;
+                            Some(if r.running {
+                                format!("replicating from {}", r.source)
+                            } else {
+                                format!("from {}: {}", r.source, r.state)
+                            })
+                        }),
+                        fence: cx.fences.get(&(pool.name.clone(), node.name.clone())).cloned(),
                         last_probe: state.last.as_ref().map(|o| ProbeStatus {
                             ok: o.ok,
                             detail: o.detail.clone(),
