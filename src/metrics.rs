@@ -282,7 +282,8 @@ impl Metrics {
             for node in &pool.nodes {
                 if pool.fence.is_enabled() {
                     for result in ["fenced", "failed"] {
-                        self.fences.with_label_values(&[&pool.name, &node.name, result]);
+                        self.fences
+                            .with_label_values(&[&pool.name, &node.name, result]);
                     }
                 }
                 for to in ["up", "down"] {

@@ -1,15 +1,16 @@
 //! Fencing: make the loser of a primary election stop taking writes before the name moves.
 //!
 //! `fence = "read-only"` connects with the pool's credentials and, on PostgreSQL, sets
-//! `default_transaction_read_only` with `ALTER SYSTEM`, reloads, and terminates the other
-//! client backends of non-superusers; on MySQL/MariaDB it sets `read_only` (and
-//! `super_read_only` on MySQL) and kills the other client connections. `fence_command`
+//! `default_transaction_read_only` with `ALTER SYSTEM`, reloads, and terminates every
+//! client backend of another role than hadns's own; on MySQL/MariaDB it sets `read_only`
+//! (`super_read_only` on MySQL) and kills every connection of another user. What cannot be
+//! done (a missing privilege) fails the fence with the privilege named. `fence_command`
 //! then runs with the node in its environment, killed at `fence_timeout`.
 
 use mysql_async::prelude::Queryable;
 use tokio::sync::Notify;
 
-use super::{exec, mysql, postgres};
+use super::{exec, mysql, postgres, privileges};
 use crate::config::{Check, ExecCheck, Node, Pool, SslMode};
 
 /// Fences `node` of `pool` as configured; returns what was done, or why it failed.
@@ -51,67 +52,131 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
     Ok(done.join("; "))
 }
 
+/// Sets `default_transaction_read_only` and ends every client session but those of
+/// hadns's own role (its checkers, here and in other hadns instances). A session that
+/// cannot be ended fails the fence, naming why.
 async fn postgres_read_only(config: &tokio_postgres::Config) -> Result<String, String> {
     let client = postgres::connect(config, std::sync::Arc::new(Notify::new())).await?;
+    let pg = |step: &'static str| {
+        move |e: tokio_postgres::Error| format!("{step}: {}", postgres::describe(&e))
+    };
     // Two statements: ALTER SYSTEM cannot run inside the implicit transaction of a batch.
-    for sql in [
-        "ALTER SYSTEM SET default_transaction_read_only = on",
-        "SELECT pg_reload_conf()",
-    ] {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| postgres::describe(&e))?;
-    }
-    let rows = client
+    client
+        .batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        .await
+        .map_err(pg("ALTER SYSTEM SET default_transaction_read_only (needs GRANT ALTER SYSTEM ON PARAMETER default_transaction_read_only, or SUPERUSER)"))?;
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .map_err(pg(
+            "pg_reload_conf() (needs GRANT EXECUTE ON FUNCTION pg_reload_conf())",
+        ))?;
+    let sessions = client
         .query(
-            "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a \
-             JOIN pg_roles r ON r.oid = a.usesysid \
-             WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend' AND NOT r.rolsuper",
+            "SELECT pid, usename FROM pg_stat_activity \
+             WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' \
+             AND usename IS DISTINCT FROM current_user",
             &[],
         )
         .await
-        .map_err(|e| postgres::describe(&e))?;
-    Ok(format!(
-        "set default_transaction_read_only, ended {} client sessions",
-        rows.len()
-    ))
+        .map_err(pg("listing client sessions"))?;
+    let mut ended = 0;
+    let mut failed = Vec::new();
+    for session in &sessions {
+        let (pid, user): (i32, Option<String>) = (session.get(0), session.get(1));
+        match client
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+        {
+            Ok(row) if row.get::<_, bool>(0) => ended += 1,
+            // Gone by itself in the meantime.
+            Ok(_) => {}
+            Err(e) => failed.push(format!(
+                "session {pid} of {}: {}",
+                user.unwrap_or_default(),
+                postgres::describe(&e)
+            )),
+        }
+    }
+    let done = format!("set default_transaction_read_only, ended {ended} client sessions");
+    if failed.is_empty() {
+        Ok(done)
+    } else {
+        Err(format!(
+            "{done}, but could not end {} (needs pg_signal_backend; sessions of superusers need SUPERUSER): {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+    }
 }
 
+/// Sets `read_only` (MySQL: `super_read_only`) and kills every client connection but those
+/// of hadns's own user. Without `PROCESS` the other users' connections are invisible, so
+/// the fence fails rather than report that there were none.
 async fn mysql_read_only(opts: &mysql_async::Opts, sslmode: SslMode) -> Result<String, String> {
     let mut conn = mysql::connect(opts, sslmode)
         .await
         .map_err(|e| mysql::describe(&e))?;
+    let result = mysql_fence(&mut conn).await;
+    let _ = conn.disconnect().await;
+    result
+}
+
+async fn mysql_fence(conn: &mut mysql_async::Conn) -> Result<String, String> {
+    let my = |step: &'static str| {
+        move |e: mysql_async::Error| format!("{step}: {}", mysql::describe(&e))
+    };
     let version: Option<String> = conn
         .query_first("SELECT @@version")
         .await
-        .map_err(|e| mysql::describe(&e))?;
-    let sql = if version.unwrap_or_default().contains("MariaDB") {
-        "SET GLOBAL read_only = ON"
+        .map_err(my("reading the version"))?;
+    let (_, mariadb) = privileges::mysql_version(&version.unwrap_or_default());
+    let variable = if mariadb {
+        "read_only"
     } else {
-        "SET GLOBAL super_read_only = ON"
+        "super_read_only"
     };
-    conn.query_drop(sql)
+    conn.query_drop(format!("SET GLOBAL {variable} = ON"))
         .await
-        .map_err(|e| mysql::describe(&e))?;
-    let ids: Vec<u64> = conn
+        .map_err(my("SET GLOBAL read_only"))?;
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(my("SHOW GRANTS"))?;
+    let global = privileges::global_privileges(&grants);
+    if !global.iter().any(|p| p == "PROCESS" || p == "ALL") {
+        return Err(format!(
+            "set {variable}, but cannot see other users' connections to kill them: \
+             the user needs the PROCESS privilege"
+        ));
+    }
+    let sessions: Vec<(u64, String)> = conn
         .query(
-            "SELECT id FROM information_schema.processlist \
-             WHERE id <> CONNECTION_ID() AND command NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID') \
+            "SELECT id, user FROM information_schema.processlist \
+             WHERE id <> CONNECTION_ID() AND user <> SUBSTRING_INDEX(CURRENT_USER(), '@', 1) \
+             AND command NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID') \
              AND user NOT IN ('system user', 'event_scheduler')",
         )
         .await
-        .map_err(|e| mysql::describe(&e))?;
+        .map_err(my("listing client connections"))?;
     let mut killed = 0;
-    for id in ids {
-        // A connection may have ended by itself in the meantime.
-        if conn.query_drop(format!("KILL {id}")).await.is_ok() {
-            killed += 1;
+    let mut failed = Vec::new();
+    for (id, user) in sessions {
+        match conn.query_drop(format!("KILL {id}")).await {
+            Ok(()) => killed += 1,
+            // ER_NO_SUCH_THREAD: ended by itself in the meantime.
+            Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+            Err(e) => failed.push(format!(
+                "connection {id} of {user}: {}",
+                mysql::describe(&e)
+            )),
         }
     }
-    let _ = conn.disconnect().await;
-    Ok(format!(
-        "set {}, killed {killed} client connections",
-        sql.trim_start_matches("SET GLOBAL ")
-    ))
+    let done = format!("set {variable}, killed {killed} client connections");
+    if failed.is_empty() {
+        Ok(done)
+    } else {
+        Err(format!(
+            "{done}, but could not kill {} (needs CONNECTION ADMIN, or SUPER): {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+    }
 }

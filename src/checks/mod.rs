@@ -9,6 +9,7 @@ mod fence;
 mod http;
 mod mysql;
 mod postgres;
+mod privileges;
 mod tcp;
 mod tls;
 
@@ -91,9 +92,11 @@ impl Prober {
             Check::Http(check) => Prober::Http(http::HttpProber::new(check, node)),
             Check::Exec(check) => Prober::Exec(exec::ExecProber::new(check, pool, node)),
             Check::Postgres(check) => {
-                Prober::Postgres(Box::new(postgres::PgProber::new(check, node)))
+                Prober::Postgres(Box::new(postgres::PgProber::new(check, pool, node)))
             }
-            Check::Mysql(check) => Prober::Mysql(Box::new(mysql::MysqlProber::new(check, node))),
+            Check::Mysql(check) => {
+                Prober::Mysql(Box::new(mysql::MysqlProber::new(check, pool, node)))
+            }
         }
     }
 

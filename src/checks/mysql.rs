@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use super::Failure;
-use crate::config::{DbCheck, Node, SslMode};
+use crate::config::{DbCheck, Node, Pool, SslMode};
 use crate::engine::{DbStatus, Gtid, Replication};
 
 /// How long one watch query sleeps before it is issued again.
@@ -25,6 +25,12 @@ const WATCH_SLEEP_SECONDS: u32 = 300;
 
 pub struct MysqlProber {
     opts: Opts,
+    /// Who is checked, for the privilege warning; and whether the pool fences.
+    pool: String,
+    node: String,
+    fencing: bool,
+    /// The privileges have been checked (once, on the first session).
+    privileges_checked: AtomicBool,
     /// The node's address: a source named by a socket path is on the same host.
     address: IpAddr,
     sslmode: SslMode,
@@ -77,9 +83,13 @@ pub async fn connect(opts: &Opts, sslmode: SslMode) -> Result<Conn, mysql_async:
 }
 
 impl MysqlProber {
-    pub fn new(check: &DbCheck, node: &Node) -> MysqlProber {
+    pub fn new(check: &DbCheck, pool: &Pool, node: &Node) -> MysqlProber {
         MysqlProber {
             opts: connection_opts(check, node),
+            pool: pool.name.clone(),
+            node: node.name.clone(),
+            fencing: pool.fence.read_only,
+            privileges_checked: AtomicBool::new(false),
             address: node.address,
             sslmode: check.sslmode,
             session: Mutex::new(None),
@@ -100,6 +110,11 @@ impl MysqlProber {
             .await
             .map_err(|e| describe(&e))?;
         let mariadb = version.unwrap_or_default().contains("MariaDB");
+        if !self.privileges_checked.swap(true, Ordering::Relaxed) {
+            let missing = super::privileges::mysql_missing_on(&mut conn, self.fencing).await;
+            let user = self.opts.user().unwrap_or_default();
+            super::privileges::warn_missing(&self.pool, &self.node, user, missing);
+        }
         let lost = Arc::new(AtomicBool::new(false));
         let watch = connect(&self.opts, self.sslmode)
             .await

@@ -8,6 +8,7 @@
 //! a conclusive failure.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
@@ -15,7 +16,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Failure;
-use crate::config::{DbCheck, Node, SslMode};
+use crate::config::{DbCheck, Node, Pool, SslMode};
 use crate::engine::{DbStatus, Replication};
 
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
@@ -30,6 +31,12 @@ const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
 
 pub struct PgProber {
     config: tokio_postgres::Config,
+    /// Who is checked, for the privilege warning; and whether the pool fences.
+    pool: String,
+    node: String,
+    fencing: bool,
+    /// The privileges have been checked (once, on the first session).
+    privileges_checked: std::sync::atomic::AtomicBool,
     /// The node's address: a source named by a Unix socket path is on the same host.
     address: std::net::IpAddr,
     session: Mutex<Option<Client>>,
@@ -72,13 +79,21 @@ pub async fn connect(
 }
 
 impl PgProber {
-    pub fn new(check: &DbCheck, node: &Node) -> PgProber {
+    pub fn new(check: &DbCheck, pool: &Pool, node: &Node) -> PgProber {
         PgProber {
             config: connection_config(check, node),
+            pool: pool.name.clone(),
+            node: node.name.clone(),
+            fencing: pool.fence.read_only,
+            privileges_checked: Default::default(),
             address: node.address,
             session: Mutex::new(None),
             broken: Arc::new(Notify::new()),
         }
+    }
+
+    fn config_user(&self) -> String {
+        self.config.get_user().unwrap_or_default().to_string()
     }
 
     /// Resolves when the current session has broken.
@@ -96,6 +111,20 @@ impl PgProber {
         if session.is_none() {
             let client =
                 super::reconnect(timeout, lost, connect(&self.config, self.broken.clone())).await?;
+            if !self.privileges_checked.swap(true, Ordering::Relaxed) {
+                let missing = tokio::time::timeout(
+                    timeout,
+                    super::privileges::postgres_missing(&client, self.fencing),
+                )
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()));
+                super::privileges::warn_missing(
+                    &self.pool,
+                    &self.node,
+                    &self.config_user(),
+                    missing,
+                );
+            }
             *session = Some(client);
         }
         // Just set above when it was empty.

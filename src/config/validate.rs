@@ -474,6 +474,19 @@ fn validate_record(
                 "transactions are counted on mysql pools only; for postgres use a size \
                  (\"16MB\") or a time (\"5s\")",
             )),
+            // hadns measures a time lag from its own probes of the primary, which errs
+            // long by up to one interval: a healthy replica must fit under half the limit.
+            (MaxLag::Time(max), _) if pool.is_some_and(|p| max < pools[p].interval * 2) => {
+                let interval = pool.map(|p| pools[p].interval).unwrap_or_default();
+                problems.push(Problem::new(
+                    &lag_path,
+                    format!(
+                        "{text:?} is shorter than two check intervals of the pool ({:?}); \
+                         lag is measured with the interval's resolution",
+                        interval * 2
+                    ),
+                ))
+            }
             _ => {}
         }
         Some(lag)

@@ -83,14 +83,18 @@ impl Gtid {
         match (self, primary) {
             (Gtid::Mariadb(mine), Gtid::Mariadb(theirs)) => {
                 mine.iter().all(|(domain, &(server, seq))| {
-                    theirs.get(domain).is_some_and(|&(their_server, their_seq)| {
-                        seq < their_seq || (seq == their_seq && server == their_server)
-                    })
+                    theirs
+                        .get(domain)
+                        .is_some_and(|&(their_server, their_seq)| {
+                            seq < their_seq || (seq == their_seq && server == their_server)
+                        })
                 })
             }
             (Gtid::Mysql(mine), Gtid::Mysql(theirs)) => mine.iter().all(|(key, intervals)| {
                 let covering = theirs.get(key).map(Vec::as_slice).unwrap_or_default();
-                intervals.iter().all(|&(start, end)| covered(start, end, covering))
+                intervals
+                    .iter()
+                    .all(|&(start, end)| covered(start, end, covering))
             }),
             _ => false,
         }

@@ -3,10 +3,12 @@
 //!
 //! The primary's positions are kept as hadns observed them, with the (virtual) time of each
 //! observation. A replica's byte or transaction lag is the primary's latest position minus
-//! its own; its time lag is how long before the replica's own probe the primary was first
-//! seen past the replica's position. Both use hadns's clock only: neither the replica's
-//! idea of time nor the replica's view of itself (a standby that receives nothing looks
-//! perfectly up to date to itself).
+//! its own; its time lag is the time from the last observation of the primary at or before
+//! the replica's position to the replica's own probe: everything the primary wrote after
+//! that moment may be missing. That errs long by at most one check interval (so a replica
+//! that stopped leaves within `max_lag` plus one interval), and uses hadns's clock only:
+//! neither the replica's idea of time nor its view of itself (a standby that receives
+//! nothing looks perfectly up to date to itself).
 //!
 //! When no primary is published (it went down, or is being replaced), replicas are compared
 //! with what the last one reported, and their time lag counts from when it was last seen:
@@ -94,14 +96,13 @@ impl Reference {
         }
     }
 
-    /// Merges pairs in the older half into one entry with the earlier time and the later
-    /// position: a time lag read from them can only come out longer, never shorter.
+    /// Drops every second entry of the older half: the entry found for a position can only
+    /// be an earlier one, so a time lag read from them comes out longer, never shorter.
     fn thin(&mut self) {
         let half = self.history.len() / 2;
         let older: Vec<(Duration, u64)> = self.history.drain(..half).collect();
-        for pair in older.chunks(2).rev() {
-            let merged = (pair[0].0, pair[pair.len() - 1].1);
-            self.history.push_front(merged);
+        for &entry in older.iter().step_by(2).rev() {
+            self.history.push_front(entry);
         }
     }
 
@@ -124,16 +125,20 @@ impl Reference {
                 "has transactions the primary has not (GTID {mine} against {primary}): it diverged"
             ));
         }
-        // The first time the primary was seen past the replica's position.
-        let first_past = self
-            .history
-            .iter()
-            .find(|&&(_, p)| p > position)
-            .map(|&(at, _)| at);
-        let time = match first_past {
-            Some(at) => seen.saturating_sub(at),
-            None if self.current => Duration::ZERO,
-            None => now.saturating_sub(self.last_seen),
+        // The last time the primary was seen at or before the replica's position.
+        let at_or_before = self.history.iter().rposition(|&(_, p)| p <= position);
+        let time = match at_or_before {
+            // Caught up with the latest position: current, or as old as that position.
+            Some(i) if i + 1 == self.history.len() => {
+                if self.current {
+                    Duration::ZERO
+                } else {
+                    now.saturating_sub(self.last_seen)
+                }
+            }
+            Some(i) => seen.saturating_sub(self.history[i].0),
+            // Behind everything hadns has seen: at least since the first of it.
+            None => seen.saturating_sub(self.history[0].0),
         };
         Ok(Lag {
             behind: latest.saturating_sub(position),
@@ -157,9 +162,10 @@ mod tests {
         r.observe(ms(2000), Some(300), None);
         // Caught up with the latest position.
         assert_eq!(r.lag(300, None, ms(2100), ms(2100)).unwrap().time, ms(0));
-        // Stuck at 150: the primary was past it at 1 s.
+        // Stuck at 150: the primary was last seen at or before it at 0 s.
         let lag = r.lag(150, None, ms(2500), ms(2600)).unwrap();
-        assert_eq!((lag.behind, lag.time), (150, ms(1500)));
+        assert_eq!((lag.behind, lag.time), (150, ms(2500)));
+        assert_eq!(r.lag(200, None, ms(2500), ms(2600)).unwrap().time, ms(1500));
         // Before anything the primary has been seen at: at least since the first entry.
         assert_eq!(r.lag(50, None, ms(2000), ms(2000)).unwrap().time, ms(2000));
         // The primary is gone: a caught-up replica ages from when it was last seen.
@@ -184,7 +190,7 @@ mod tests {
         assert!(r.history.len() <= HISTORY);
         let seen = ms(HISTORY as u64 * 30);
         for position in [5, 1_000, 20_000, 30_000] {
-            let exact = seen - ms(position / 10 * 10 + 10);
+            let exact = seen - ms(position / 10 * 10);
             let lag = r.lag(position, None, seen, seen).unwrap().time;
             assert!(
                 lag >= exact,

@@ -336,6 +336,8 @@ impl Engine {
             return;
         };
         let state = &self.nodes[pool][node];
+        // A failed probe (not yet enough to take the node down) tells nothing new.
+        let fresh = state.last.as_ref().is_some_and(|o| o.ok);
         let (position, gtid) = state
             .db
             .as_ref()
@@ -343,7 +345,11 @@ impl Engine {
             .unwrap_or_default();
         match &mut self.references[pool] {
             Some(reference) if reference.node == node => {
-                reference.observe(state.last_at, position, gtid)
+                if fresh {
+                    reference.observe(state.last_at, position, gtid)
+                } else {
+                    reference.current = true;
+                }
             }
             slot => *slot = Some(Reference::new(node, state.last_at, position, gtid)),
         }

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::engine::{Gtid, Replication};
 use crate::config::parse_duration;
+use crate::engine::{Gtid, Replication};
 
 fn config(check: &str, pool_extra: &str, records: &str) -> Config {
     let section = match check {
@@ -563,15 +563,16 @@ fn replicas_over_max_lag_leave_until_they_catch_up() {
          at 1s n2 standby lsn=200 from=n1
          at 1s n3 standby lsn=100 from=n1
          expect db-ro = n2,n3
-         at 5s n1 primary tl=1 lsn=300
-         at 5900ms n3 standby lsn=100 from=n1
+         at 4900ms n3 standby lsn=100 from=n1
          expect db-ro = n2,n3
-         at 6100ms n3 standby lsn=100 from=n1
+         at 5100ms n3 standby lsn=100 from=n1
          expect db-ro = n2
          expect why db-ro n3 lags 5.1s, over max_lag
+         at 6s n1 primary tl=1 lsn=300
          at 7s n3 standby lsn=250 from=n1
-         expect db-ro = n2,n3
-         at 8s n2 standby lsn=300 from=n1
+         expect db-ro = n2
+         expect why db-ro n3 lags 6.0s, over max_lag
+         at 8s n3 standby lsn=300 from=n1
          expect db-ro = n2,n3",
     );
 }
@@ -712,7 +713,12 @@ fn degraded_pools_are_reported() {
     let c = pg("fall = 1\nrise = 1", "", "");
     let mut e = Engine::new(&c);
     let up = |role| db_observation(&c, role, &["tl=1", "lsn=1", "from=n1"]);
-    e.observe(0, 0, db_observation(&c, "primary", &["tl=1", "lsn=1"]), Duration::ZERO);
+    e.observe(
+        0,
+        0,
+        db_observation(&c, "primary", &["tl=1", "lsn=1"]),
+        Duration::ZERO,
+    );
     e.observe(0, 1, up("standby"), Duration::ZERO);
     e.observe(0, 2, up("standby"), Duration::ZERO);
     assert!(!e.pool_degraded(0));

@@ -261,7 +261,10 @@ pub fn build(cx: &Context<'_>) -> Status {
                                 format!("from {}: {}", r.source, r.state)
                             })
                         }),
-                        fence: cx.fences.get(&(pool.name.clone(), node.name.clone())).cloned(),
+                        fence: cx
+                            .fences
+                            .get(&(pool.name.clone(), node.name.clone()))
+                            .cloned(),
                         last_probe: state.last.as_ref().map(|o| ProbeStatus {
                             ok: o.ok,
                             detail: o.detail.clone(),

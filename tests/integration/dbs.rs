@@ -352,8 +352,9 @@ pub fn self_signed_certificate(dir: &std::path::Path) {
 
 // === MariaDB ===
 
-/// One MariaDB server, run as the current user, with grant tables skipped (no accounts
-/// to set up; loopback only).
+/// One MariaDB server, run as the current user, with its grant tables: `root` (no password,
+/// every privilege) may connect from anywhere on loopback; tests create other accounts
+/// with exactly the grants they are about.
 pub struct Maria {
     pub ip: IpAddr,
     pub port: u16,
@@ -428,7 +429,7 @@ impl Maria {
             .arg(format!("--server-id={server_id}"))
             .arg(format!("--read-only={}", if read_only { 1 } else { 0 }))
             .args([
-                "--skip-grant-tables",
+                "--skip-name-resolve",
                 "--log-bin=binlog",
                 "--innodb-buffer-pool-size=16M",
             ])
@@ -454,16 +455,55 @@ impl Maria {
         self.child = cmd
             .spawn()
             .expect("cannot start mariadbd: run scripts/test.sh, which installs it");
-        let opts = self.opts();
+        // root@localhost over the socket (the account mariadb-install-db made) gives
+        // root on loopback the same rights.
+        let socket: mysql_async::Opts = mysql_async::OptsBuilder::default()
+            .socket(Some(self.dir.path().join("sock").display().to_string()))
+            .user(Some("root"))
+            .into();
         wait_for(
             Duration::from_secs(60),
             "mariadbd to accept connections",
             || {
-                let opts = opts.clone();
-                async move { mysql_async::Conn::new(opts).await.is_ok() }
+                let socket = socket.clone();
+                async move { mysql_async::Conn::new(socket).await.is_ok() }
             },
         )
         .await;
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::new(socket).await.unwrap();
+        // Not in the binary log: each server has its own accounts, and a GTID written here
+        // would make a replica look diverged.
+        conn.query_drop(
+            "SET SESSION sql_log_bin = 0; CREATE USER IF NOT EXISTS 'root'@'127.%'; \
+             GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.%' WITH GRANT OPTION",
+        )
+        .await
+        .unwrap();
+        conn.disconnect().await.unwrap();
+    }
+
+    /// Creates `user` (password `user`) with the global privileges `grants` (`""`: none),
+    /// on this server only (not in the binary log).
+    pub async fn create_user(&self, user: &str, grants: &str) {
+        let grant = if grants.is_empty() {
+            String::new()
+        } else {
+            format!("; GRANT {grants} ON *.* TO '{user}'@'127.%'")
+        };
+        self.execute(&format!(
+            "SET SESSION sql_log_bin = 0; DROP USER IF EXISTS '{user}'@'127.%'; \
+             CREATE USER '{user}'@'127.%' IDENTIFIED BY '{user}'{grant}"
+        ))
+        .await;
+    }
+
+    /// Connection settings for `user` created by `create_user`.
+    pub fn opts_as(&self, user: &str) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::from_opts(self.opts())
+            .user(Some(user))
+            .pass(Some(user))
+            .into()
     }
 
     pub fn opts(&self) -> mysql_async::Opts {
@@ -484,10 +524,11 @@ impl Maria {
         conn.disconnect().await.unwrap();
     }
 
-    /// Makes this server replicate from `primary`.
+    /// Makes this server replicate from `primary`, from its own GTID position (an old
+    /// master rejoining as a replica starts where its own writes end).
     pub async fn replicate_from(&self, primary: &Maria) {
         self.execute(&format!(
-            "CHANGE MASTER TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='root', MASTER_USE_GTID=slave_pos",
+            "CHANGE MASTER TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='root', MASTER_USE_GTID=current_pos",
             primary.ip, primary.port
         ))
         .await;

@@ -45,6 +45,10 @@ async fn mariadb_primary_follows_read_only() {
     m2.execute("STOP SLAVE").await;
     m2.execute("SET GLOBAL read_only = 0").await;
     hadns.wait_for_answer(DB, &[m2.ip], LIMIT).await;
+    // The old primary is read-only but replicates from nothing: not a replica until it
+    // replicates from the new one (replicas.rs has the details).
+    hadns.wait_for_answer(DB_RO, &[], LIMIT).await;
+    m1.replicate_from(&m2).await;
     hadns.wait_for_answer(DB_RO, &[m1.ip], LIMIT).await;
 
     // The writable server crashes: with interval 1s and fall 2 a periodic check would need
@@ -76,7 +80,9 @@ async fn mariadb_second_writable_node_is_fenced() {
     );
     let mut hadns = Hadns::start(&config).await;
     hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;
-    let mut app = mysql_async::Conn::new(m2.opts()).await.unwrap();
+    // The application has its own user: hadns's (root here) sessions are never killed.
+    m2.create_user("app", "").await;
+    let mut app = mysql_async::Conn::new(m2.opts_as("app")).await.unwrap();
     let queries = QueryLoop::start(hadns.addr, DB);
 
     // m2 becomes writable beside the published m1. MySQL has no timelines: the published

@@ -1,0 +1,228 @@
+//! Fencing with exactly the grants docs/configuration.md lists, and with each one taken
+//! away: the fence ends every application session on the loser (never hadns's own, and
+//! counts only the others), and fails loudly, naming the privilege, when one is missing.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+
+use crate::admin::{admin_section, get_json, node};
+use crate::dbs::{Maria, Pg};
+use crate::harness::*;
+
+const DB: &str = "db.example.internal.";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn config(check: &str, user: &str, password: bool, nodes: &str) -> String {
+    format!(
+        "[[pool]]\nname = \"db\"\ncheck = \"{check}\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\n\
+         fence = \"read-only\"\nfence_timeout = \"10s\"\n\
+         [pool.{check}]\nuser = \"{user}\"\nsslmode = \"disable\"\n{}\n{nodes}\n\
+         [[record]]\nname = \"{DB}\"\npool = \"db\"\nselect = \"primary\"\n{}",
+        if password {
+            format!("password = \"{user}\"")
+        } else {
+            String::new()
+        },
+        admin_section(false)
+    )
+}
+
+/// The node's last fence in /status, and the fences counted in /metrics.
+async fn fence_status(hadns: &mut Hadns, name: &str) -> (Value, String) {
+    let admin = hadns.admin().await;
+    let status = get_json(admin, "/status").await;
+    let (_, metrics) = crate::admin::get(admin, "/metrics").await;
+    let counted = metrics
+        .lines()
+        .filter(|l| l.starts_with("hadns_fences_total") && l.contains(&format!("node=\"{name}\"")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (node(&status, "db", name)["fence"].clone(), counted)
+}
+
+/// MariaDB 10.11's grants, as docs/configuration.md gives them.
+const MARIADB_GRANTS: [&str; 4] = [
+    "SLAVE MONITOR",
+    "PROCESS",
+    "CONNECTION ADMIN",
+    "READ_ONLY ADMIN",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_fencing_with_exactly_the_documented_grants() {
+    let m1 = Maria::start("127.0.0.44", 1, false).await;
+    let m2 = Maria::start("127.0.0.45", 2, true).await;
+    let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
+    for m in [&m1, &m2] {
+        m.create_user("app", "").await;
+    }
+
+    // Every grant, then each one missing.
+    let mut cases = vec![None];
+    cases.extend(MARIADB_GRANTS.iter().map(|g| Some(*g)));
+    for missing in cases {
+        let grants: Vec<&str> = MARIADB_GRANTS
+            .iter()
+            .copied()
+            .filter(|g| Some(*g) != missing)
+            .collect();
+        println!("--- grants {grants:?} (missing {missing:?})");
+        for m in [&m1, &m2] {
+            m.create_user("hadns", &grants.join(", ")).await;
+        }
+        m2.execute("SET GLOBAL read_only = 1").await;
+        let mut hadns = Hadns::start(&config("mysql", "hadns", true, &nodes)).await;
+        if missing == Some("SLAVE MONITOR") {
+            // The probe itself needs it: no node can be checked, nothing is answered.
+            let warning = hadns.wait_for_log("lacks privileges", LIMIT).await;
+            assert!(warning.contains("SLAVE MONITOR"), "{warning}");
+            hadns.wait_for_log("SLAVE MONITOR privilege", LIMIT).await;
+            hadns.wait_for_answer(DB, &[], LIMIT).await;
+            hadns.stop().await;
+            continue;
+        }
+        hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;
+        match missing {
+            None => assert_eq!(hadns.log_count("lacks privileges"), 0),
+            Some(grant) => {
+                let warning = hadns.wait_for_log("lacks privileges", LIMIT).await;
+                assert!(warning.contains(grant), "{warning}");
+            }
+        }
+        // The application's session on m2, which then turns writable beside m1.
+        let mut app = mysql_async::Conn::new(m2.opts_as("app")).await.unwrap();
+        app.query_drop("SELECT 1").await.unwrap();
+        m2.execute("SET GLOBAL read_only = 0").await;
+        let (fence, counted) = match missing {
+            None => {
+                let line = hadns.wait_for_log("fenced pool=db node=m2", LIMIT).await;
+                // hadns's own two sessions to m2 are not counted, nor killed.
+                assert!(
+                    line.contains("set read_only, killed 1 client connections"),
+                    "{line}"
+                );
+                assert!(
+                    app.query_drop("SELECT 1").await.is_err(),
+                    "the application's session on the fenced node survived"
+                );
+                let read_only: i64 = mysql_async::Conn::new(m2.opts())
+                    .await
+                    .unwrap()
+                    .query_first("SELECT @@read_only")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(read_only, 1);
+                let (fence, counted) = fence_status(&mut hadns, "m2").await;
+                assert_eq!(fence["result"], "fenced", "{fence}");
+                (fence, counted)
+            }
+            Some(grant) => {
+                let line = hadns.wait_for_log("fencing failed", LIMIT).await;
+                assert!(line.contains(grant), "{grant}: {line}");
+                let (fence, counted) = fence_status(&mut hadns, "m2").await;
+                assert_eq!(fence["result"], "fence_failed", "{fence}");
+                assert!(fence["detail"].as_str().unwrap().contains(grant), "{fence}");
+                if grant != "READ_ONLY ADMIN" {
+                    // read_only was set, but the application could go on in its session.
+                    assert!(app.query_drop("SELECT 1").await.is_ok());
+                }
+                (fence, counted)
+            }
+        };
+        println!("fence: {fence}\n{counted}");
+        let result = if missing.is_none() {
+            "fenced"
+        } else {
+            "failed"
+        };
+        assert!(
+            counted.contains(&format!("result=\"{result}\"}} 1")),
+            "{counted}"
+        );
+        hadns.stop().await;
+    }
+}
+
+/// PostgreSQL 15's grants, as docs/configuration.md gives them.
+const POSTGRES_GRANTS: [&str; 3] = [
+    "pg_signal_backend",
+    "ALTER SYSTEM ON PARAMETER default_transaction_read_only",
+    "EXECUTE ON FUNCTION pg_reload_conf()",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_fencing_with_exactly_the_documented_grants() {
+    let pg1 = Pg::init_primary("127.0.0.46");
+    // One role per case, made before the standby is copied so both nodes have them.
+    let mut cases = vec![None];
+    cases.extend(POSTGRES_GRANTS.iter().map(|g| Some(*g)));
+    let mut setup = String::from("CREATE ROLE app LOGIN;");
+    for (i, missing) in cases.iter().enumerate() {
+        setup.push_str(&format!(
+            "CREATE ROLE hadns{i} LOGIN; GRANT pg_monitor TO hadns{i};"
+        ));
+        for grant in POSTGRES_GRANTS.iter().filter(|g| Some(**g) != *missing) {
+            setup.push_str(&format!("GRANT {grant} TO hadns{i};"));
+        }
+    }
+    pg1.execute(&setup).await;
+    let pg2 = Pg::init_standby("127.0.0.47", &pg1);
+    pg2.wait_replaying().await;
+    // pg2 is promoted: the newer timeline is the primary, pg1 the loser to fence whenever
+    // it is writable.
+    pg2.promote();
+    let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50);
+    for (i, missing) in cases.iter().enumerate() {
+        println!("--- missing {missing:?}");
+        pg1.execute("ALTER SYSTEM RESET default_transaction_read_only")
+            .await;
+        pg1.execute("SELECT pg_reload_conf()").await;
+        let app = pg1.client_as("app").await;
+        // No superuser session may be left on pg1: hadns's role could not end it.
+        wait_for(LIMIT, "the test's own sessions on pg1 to end", || async {
+            app.query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postgres' \
+                 AND backend_type = 'client backend'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                == 0
+        })
+        .await;
+        let mut hadns =
+            Hadns::start(&config("postgres", &format!("hadns{i}"), false, &nodes)).await;
+        hadns.wait_for_answer(DB, &[pg2.ip], LIMIT).await;
+        match missing {
+            None => {
+                let line = hadns.wait_for_log("fenced pool=db node=pg1", LIMIT).await;
+                assert_eq!(hadns.log_count("lacks privileges"), 0);
+                assert!(
+                    line.contains("ended 1 client sessions"),
+                    "only the application's session counts: {line}"
+                );
+                assert!(
+                    app.query_one("SELECT 1", &[]).await.is_err(),
+                    "the application's session on the fenced node survived"
+                );
+                let (fence, counted) = fence_status(&mut hadns, "pg1").await;
+                assert_eq!(fence["result"], "fenced", "{fence}");
+                assert!(counted.contains("result=\"fenced\"} 1"), "{counted}");
+            }
+            Some(grant) => {
+                let warning = hadns.wait_for_log("lacks privileges", LIMIT).await;
+                assert!(warning.contains(grant), "{grant}: {warning}");
+                let line = hadns.wait_for_log("fencing failed", LIMIT).await;
+                assert!(line.contains(grant), "{grant}: {line}");
+                let (fence, counted) = fence_status(&mut hadns, "pg1").await;
+                assert_eq!(fence["result"], "fence_failed", "{fence}");
+                assert!(counted.contains("result=\"failed\"} 1"), "{counted}");
+            }
+        }
+        hadns.stop().await;
+    }
+}
