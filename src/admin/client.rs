@@ -172,6 +172,11 @@ pub fn format_status(status: &Status) -> String {
         ]);
     }
     out.push_str(&table(&records));
+    for r in &status.records {
+        for (node, why) in &r.left_out {
+            let _ = writeln!(out, "{} leaves out {node}: {why}", r.name);
+        }
+    }
     out.push('\n');
     let mut nodes = vec![vec![
         "POOL".into(),
@@ -185,11 +190,14 @@ pub fn format_status(status: &Status) -> String {
     ]];
     for pool in &status.pools {
         for n in &pool.nodes {
-            let role = match (&n.role, n.lag_seconds, n.lag_bytes) {
-                (None, _, _) => "-".to_string(),
-                (Some(role), Some(s), _) => format!("{role} lag {s:.1}s"),
-                (Some(role), None, Some(b)) => format!("{role} lag {b}B"),
-                (Some(role), None, None) => role.clone(),
+            let role = match (&n.role, n.lag_seconds) {
+                (None, _) => "-".to_string(),
+                (Some(role), Some(s)) => match (n.lag_bytes, n.lag_transactions) {
+                    (Some(b), _) => format!("{role} lag {s:.1}s {b}B"),
+                    (_, Some(t)) => format!("{role} lag {s:.1}s {t}tx"),
+                    _ => format!("{role} lag {s:.1}s"),
+                },
+                (Some(role), None) => role.clone(),
             };
             let probe = n
                 .last_probe
@@ -212,6 +220,9 @@ pub fn format_status(status: &Status) -> String {
             }
             if let Some(cluster) = &n.excluded_cluster {
                 flags.push(format!("other-cluster:{cluster}"));
+            }
+            if n.fence.as_ref().is_some_and(|f| f.result == "fence_failed") {
+                flags.push("fence-failed".to_string());
             }
             flags.extend(n.answered_by.iter().map(|r| format!("answers:{r}")));
             let address = match n.port {

@@ -125,6 +125,8 @@ async fn mariadb_fencing_with_exactly_the_documented_grants() {
                 let (fence, counted) = fence_status(&mut hadns, "m2").await;
                 assert_eq!(fence["result"], "fence_failed", "{fence}");
                 assert!(fence["detail"].as_str().unwrap().contains(grant), "{fence}");
+                let kinds = crate::admin::event_kinds(hadns.admin().await).await;
+                assert!(kinds.contains(&"fence_failed".to_string()), "{kinds:?}");
                 if grant != "READ_ONLY ADMIN" {
                     // read_only was set, but the application could go on in its session.
                     assert!(app.query_drop("SELECT 1").await.is_ok());

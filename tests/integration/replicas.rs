@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::admin::{admin_section, get_json, record};
+use crate::admin::{admin_section, cli, get_json, record};
 use crate::dbs::{Maria, Pg};
 use crate::harness::*;
 
@@ -174,6 +174,12 @@ async fn a_mariadb_old_master_is_not_a_replica_until_it_replicates_from_the_new_
     }
     let why = left_out(&mut hadns, "m1").await;
     assert!(why.contains("does not replicate"), "{why}");
+    let (ok, shown, _) = cli(&mut hadns, &["status"]).await;
+    assert!(ok);
+    assert!(
+        shown.contains(&format!("{DB_RO} leaves out m1: does not replicate")),
+        "{shown}"
+    );
 
     // Once it replicates from the new primary and has caught up, it is a replica.
     m1.replicate_from(&m2).await;
