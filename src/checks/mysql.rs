@@ -158,21 +158,25 @@ impl MysqlProber {
 
 async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), String> {
     let sql = if s.mariadb {
-        "SELECT @@read_only, 0, CAST(@@server_id AS CHAR), @@gtid_current_pos"
+        // MariaDB always keeps GTIDs.
+        "SELECT @@read_only, 0, CAST(@@server_id AS CHAR), @@gtid_current_pos, 'ON'"
     } else {
-        "SELECT @@read_only, @@super_read_only, @@server_uuid, @@gtid_executed"
+        "SELECT @@read_only, @@super_read_only, @@server_uuid, @@gtid_executed, @@gtid_mode"
     };
-    let row: (i64, i64, String, String) = s
+    let row: (i64, i64, String, String, String) = s
         .conn
         .query_first(sql)
         .await
         .map_err(|e| describe(&e))?
         .ok_or("no row from the status query")?;
-    let gtid = if s.mariadb {
-        Gtid::parse_mariadb(&row.3)
+    // Without GTIDs (MySQL's gtid_mode OFF) positions of two servers cannot be compared.
+    let gtid = if row.4 != "ON" {
+        None
+    } else if s.mariadb {
+        Some(Gtid::parse_mariadb(&row.3)?)
     } else {
-        Gtid::parse_mysql(&row.3)
-    }?;
+        Some(Gtid::parse_mysql(&row.3)?)
+    };
     let replica: Option<Row> = match s.conn.query_first("SHOW REPLICA STATUS").await {
         Ok(r) => r,
         Err(_) => s
@@ -192,13 +196,17 @@ async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), Strin
         Some(r) if r.running => format!("replicating from {}", r.source),
         Some(r) => format!("replication from {}: {}", r.source, r.state),
     };
-    let detail = format!("{role}, server {}, gtid {gtid}, {replicating}", row.2);
+    let position = gtid
+        .as_ref()
+        .map(|g| format!("gtid {g}"))
+        .unwrap_or_else(|| format!("gtid_mode {}", row.4));
+    let detail = format!("{role}, server {}, {position}, {replicating}", row.2);
     let status = DbStatus {
         writable: !read_only,
         cluster: None,
         timeline: None,
-        position: Some(gtid.transactions()),
-        gtid: Some(gtid),
+        position: gtid.as_ref().map(Gtid::transactions),
+        gtid,
         replication,
     };
     Ok((detail, status))
