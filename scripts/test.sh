@@ -19,4 +19,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
+if [ "${HADNS_SKIP_NETNS:-}" = 1 ]; then
+  if [ -n "${CI:-}" ]; then
+    echo "HADNS_SKIP_NETNS=1 is not honoured under CI: the network namespace tests run" >&2
+  else
+    echo "WARNING: HADNS_SKIP_NETNS=1: the network namespace tests pass without running if they cannot build their hosts" >&2
+  fi
+fi
+
 cargo test --release --all-targets "$@"

@@ -33,20 +33,31 @@ listen = "127.0.0.1:0"
         )
 }
 
+/// GET `path` from the admin endpoint of the hadns on `host` (on the host's own loopback,
+/// so from inside its namespace).
+fn admin_get(t: &Topology, host: &str, admin: SocketAddr, path: &str) -> String {
+    let fetch =
+        "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())";
+    let out = t
+        .command(host, "python3")
+        .args(["-c", fetch, &format!("http://{admin}{path}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `/status` document of the hadns on `host`.
+fn status(t: &Topology, host: &str, admin: SocketAddr) -> serde_json::Value {
+    let body = admin_get(t, host, admin, "/status");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET /status on {host}: {e}: {body}"))
+}
+
 /// Waits until the `/events` of the hadns on `host` (its admin endpoint on the host's own
 /// loopback) contain an event of `kind`.
 fn wait_event(t: &Topology, host: &str, admin: SocketAddr, kind: &str) {
-    let fetch =
-        "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())";
-    let url = format!("http://{admin}/events");
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
-        let out = t
-            .command(host, "python3")
-            .args(["-c", fetch, &url])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains(&format!("\"kind\":\"{kind}\"")) {
+        if admin_get(t, host, admin, "/events").contains(&format!("\"kind\":\"{kind}\"")) {
             return;
         }
         assert!(
@@ -146,7 +157,10 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
         client.wait_for("node1", LIMIT);
         assert!(!t.holds("node2", address));
     } else {
-        // Give both hadns time to see node1 healthy again (rise = 2 at 100ms), twice over.
+        // node1's hadns sees node1 up again (its second `to=up`: the first was at start).
+        // The answer is published before that line is logged, so it is decided by now:
+        // node2 stays, and with it the vip (failback ignored would answer node1 here, and
+        // node1's hadns would take the vip).
         h1.wait_until("node1 up again", LIMIT, |lines| {
             lines
                 .iter()
@@ -155,6 +169,8 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
                 >= 2
         })
         .await;
+        let svc = crate::admin::record(&status(t, "node1", admin1), "svc.example.internal.").clone();
+        assert_eq!(svc["nodes"], serde_json::json!(["node2"]), "{svc}");
         assert!(
             t.holds("node2", address),
             "failback = false, yet the vip left node2"
