@@ -6,6 +6,8 @@
 //!   from that node, `stopped`: configured to but not running; `gtid`: a MariaDB position);
 //! - `at TIME drain|undrain NODE`: an operator drains or undrains a node;
 //! - `expect RECORD = ANSWER`: node names joined by `,`, or `pending`, `nodata`, `servfail`;
+//! - (expectations look at every event since the previous expectation, over all the steps
+//!   in between; an unknown event kind fails the transcript)
 //! - `expect event node NODE FROM->TO`, `expect event split-brain`, `expect event fence NODE`,
 //!   `expect event mismatch NODE`, `expect event rejoined NODE`, `expect event stale`,
 //!   `expect no events`, `expect no event KIND`;
@@ -129,7 +131,22 @@ fn db_observation(config: &Config, role: &str, args: &[&str]) -> Observation {
     }
 }
 
+/// The event kinds a transcript may name; any other is a mistake in the transcript.
+const EVENT_KINDS: [&str; 7] = [
+    "split-brain",
+    "stale",
+    "answer",
+    "fence",
+    "mismatch",
+    "rejoined",
+    "drained",
+];
+
 fn event_matches(event: &Event, kind: &str, node: Option<usize>) -> bool {
+    assert!(
+        EVENT_KINDS.contains(&kind),
+        "unknown event kind {kind:?} in a transcript (known: {EVENT_KINDS:?})"
+    );
     match (event, kind) {
         (Event::SplitBrain { .. }, "split-brain") => true,
         (Event::Stale { .. }, "stale") => true,
@@ -146,14 +163,23 @@ fn run(config: &Config, transcript: &str) {
     let mut engine = Engine::new(config);
     let pool = &config.pools[0];
     let node_index = |name: &str| pool.nodes.iter().position(|x| x.name == name).unwrap();
+    // Events since the last expectation: a step after an expectation starts a new batch.
     let mut events = Vec::new();
+    let mut expected = false;
+    let take = |events: &mut Vec<Event>, expected: &mut bool, new: Vec<Event>| {
+        if std::mem::take(expected) {
+            events.clear();
+        }
+        events.extend(new);
+    };
     for (n, line) in transcript.lines().map(str::trim).enumerate() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
             ["at", time, action @ ("drain" | "undrain"), node] => {
                 let now = parse_duration(time).unwrap();
-                events = engine.set_drained(0, node_index(node), *action == "drain", now);
+                let new = engine.set_drained(0, node_index(node), *action == "drain", now);
+                take(&mut events, &mut expected, new);
             }
             ["at", time, node, result, rest @ ..] => {
                 let now = parse_duration(time).unwrap();
@@ -167,7 +193,8 @@ fn run(config: &Config, transcript: &str) {
                     role @ ("primary" | "standby") => db_observation(config, role, rest),
                     other => panic!("line {n}: unknown result {other}"),
                 };
-                events = engine.observe(0, node_index(node), obs, now);
+                let new = engine.observe(0, node_index(node), obs, now);
+                take(&mut events, &mut expected, new);
             }
             ["expect", "event", "node", node, change] => {
                 let (from, to) = change.split_once("->").unwrap();
@@ -224,6 +251,9 @@ fn run(config: &Config, transcript: &str) {
                 assert_eq!(&show(&engine, config, r), answer, "line {n} `{line}`");
             }
             _ => panic!("bad transcript line {n}: {line}"),
+        }
+        if words.first() == Some(&"expect") {
+            expected = true;
         }
     }
 }

@@ -424,23 +424,40 @@ pub async fn udp_query(
     udp_exchange(&socket, server, &query_message(name, qtype, edns)).await
 }
 
+/// Sends `query` once and waits up to `wait` for its answer (answers to other ids, late
+/// ones to earlier queries, are skipped): `None` is a lost query.
+pub async fn udp_exchange_once(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    query: &Message,
+    wait: Duration,
+) -> Option<Message> {
+    let mut buf = vec![0u8; 65535];
+    socket
+        .send_to(&query.to_vec().unwrap(), server)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        let (len, _) = received.unwrap();
+        let m = Message::from_vec(&buf[..len]).unwrap();
+        if m.metadata.id == query.metadata.id {
+            return Some(m);
+        }
+    }
+    None
+}
+
 /// Sends `query` and waits for its answer as a stub resolver does: a datagram may be lost
 /// on a loaded machine, so it is sent again after 2 s, up to three times in all. Every
-/// retry is printed; three unanswered tries fail the test.
+/// retry is printed; three unanswered tries fail the test. Tests that must see every lost
+/// query (the query loop, the concurrency test) use `udp_exchange_once`.
 pub async fn udp_exchange(socket: &UdpSocket, server: SocketAddr, query: &Message) -> Message {
     const TRIES: u32 = 3;
-    let bytes = query.to_vec().unwrap();
-    let mut buf = vec![0u8; 65535];
     for attempt in 1..=TRIES {
-        socket.send_to(&bytes, server).await.unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
-        {
-            let (len, _) = received.unwrap();
-            let m = Message::from_vec(&buf[..len]).unwrap();
-            if m.metadata.id == query.metadata.id {
-                return m;
-            }
+        let answer = udp_exchange_once(socket, server, query, Duration::from_secs(2)).await;
+        if let Some(m) = answer {
+            return m;
         }
         eprintln!(
             "no UDP answer from {server} within 2s (try {attempt} of {TRIES}) to {:?}",
@@ -616,11 +633,12 @@ pub async fn start_with_web(ip: &str, dns_lines: &str, zone: &str) -> (Hadns, Tc
     (hadns, web)
 }
 
-/// Queries `name` A in a tight loop until stopped; returns how often each address was
-/// answered, and fails the test if any answer held more than one address.
+/// Queries `name` A in a tight loop until stopped, each query sent once; returns how often
+/// each address was answered, and fails the test if any answer held more than one address
+/// or any query went unanswered for 2 s.
 pub struct QueryLoop {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<Result<Seen, String>>,
+    task: tokio::task::JoinHandle<Result<(Seen, Vec<Option<IpAddr>>), String>>,
 }
 
 pub type Seen = std::collections::HashMap<Option<IpAddr>, u64>;
@@ -632,27 +650,43 @@ impl QueryLoop {
         let task = tokio::spawn(async move {
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut seen = Seen::new();
+            let mut sequence: Vec<Option<IpAddr>> = Vec::new();
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                let m =
-                    udp_exchange(&socket, server, &query_message(&name, RecordType::A, None)).await;
+                let query = query_message(&name, RecordType::A, None);
+                let Some(m) =
+                    udp_exchange_once(&socket, server, &query, Duration::from_secs(2)).await
+                else {
+                    return Err(format!("{name}: a query went unanswered (after {seen:?})"));
+                };
                 let got = addresses(&m);
                 if got.len() > 1 {
                     return Err(format!(
                         "{name} answered two primaries: {got:?} (after {seen:?})"
                     ));
                 }
-                *seen.entry(got.first().copied()).or_insert(0) += 1;
+                let answer = got.first().copied();
+                *seen.entry(answer).or_insert(0) += 1;
+                if sequence.last() != Some(&answer) {
+                    sequence.push(answer);
+                }
             }
-            Ok(seen)
+            Ok((seen, sequence))
         });
         QueryLoop { stop, task }
     }
 
+    /// How often each answer was seen.
     pub async fn finish(self) -> Seen {
+        self.finish_with_sequence().await.0
+    }
+
+    /// How often each answer was seen, and the answers in the order they appeared (each
+    /// run of the same answer once).
+    pub async fn finish_with_sequence(self) -> (Seen, Vec<Option<IpAddr>>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         match self.task.await {
             Ok(Ok(seen)) => seen,
-            Ok(Err(two)) => panic!("{two}"),
+            Ok(Err(problem)) => panic!("{problem}"),
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }

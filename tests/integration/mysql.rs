@@ -63,8 +63,11 @@ async fn mariadb_primary_follows_read_only() {
         "took {gone:?}: not event-driven"
     );
 
-    let seen = queries.finish().await;
+    // Clients saw m1, nothing while no node was writable, m2, and nothing after the crash:
+    // in that order, never back, never two.
+    let (seen, sequence) = queries.finish_with_sequence().await;
     println!("db answers: {seen:?}");
+    assert_eq!(sequence, vec![Some(m1.ip), None, Some(m2.ip), None]);
     hadns.stop().await;
 }
 

@@ -168,8 +168,11 @@ async fn postgres_split_brain_fences_the_loser() {
         .unwrap_or_default();
     assert!(message.contains("read-only"), "{err:?}");
 
-    let seen = queries.finish().await;
+    // pg1 until the promotion, then pg2: never back to the fenced loser.
+    let (seen, sequence) = queries.finish_with_sequence().await;
     println!("db answers during the split brain: {seen:?}");
+    let answered: Vec<_> = sequence.into_iter().flatten().collect();
+    assert_eq!(answered, vec![pg1.ip, pg2.ip]);
 
     // The split brain and the fencing are events and metrics.
     let kinds = event_kinds(admin_addr).await;

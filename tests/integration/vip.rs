@@ -169,7 +169,8 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
                 >= 2
         })
         .await;
-        let svc = crate::admin::record(&status(t, "node1", admin1), "svc.example.internal.").clone();
+        let svc =
+            crate::admin::record(&status(t, "node1", admin1), "svc.example.internal.").clone();
         assert_eq!(svc["nodes"], serde_json::json!(["node2"]), "{svc}");
         assert!(
             t.holds("node2", address),
