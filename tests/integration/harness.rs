@@ -638,8 +638,11 @@ pub async fn start_with_web(ip: &str, dns_lines: &str, zone: &str) -> (Hadns, Tc
 /// or any query went unanswered for 2 s.
 pub struct QueryLoop {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<Result<(Seen, Vec<Option<IpAddr>>), String>>,
+    task: tokio::task::JoinHandle<Result<(Seen, Sequence), String>>,
 }
+
+/// The answers in the order they appeared, each run of the same answer once.
+pub type Sequence = Vec<Option<IpAddr>>;
 
 pub type Seen = std::collections::HashMap<Option<IpAddr>, u64>;
 
@@ -650,7 +653,7 @@ impl QueryLoop {
         let task = tokio::spawn(async move {
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut seen = Seen::new();
-            let mut sequence: Vec<Option<IpAddr>> = Vec::new();
+            let mut sequence = Sequence::new();
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
                 let query = query_message(&name, RecordType::A, None);
                 let Some(m) =
@@ -682,7 +685,7 @@ impl QueryLoop {
 
     /// How often each answer was seen, and the answers in the order they appeared (each
     /// run of the same answer once).
-    pub async fn finish_with_sequence(self) -> (Seen, Vec<Option<IpAddr>>) {
+    pub async fn finish_with_sequence(self) -> (Seen, Sequence) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         match self.task.await {
             Ok(Ok(seen)) => seen,
