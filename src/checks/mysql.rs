@@ -111,7 +111,9 @@ impl MysqlProber {
             .map_err(|e| describe(&e))?;
         let mariadb = version.unwrap_or_default().contains("MariaDB");
         if !self.privileges_checked.swap(true, Ordering::Relaxed) {
-            let missing = super::privileges::mysql_missing_on(&mut conn, self.fencing).await;
+            let missing = super::privileges::mysql_missing_on(&mut conn, self.fencing)
+                .await
+                .map_err(|e| describe(&e));
             let user = self.opts.user().unwrap_or_default();
             super::privileges::warn_missing(&self.pool, &self.node, user, missing);
         }

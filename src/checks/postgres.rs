@@ -117,7 +117,8 @@ impl PgProber {
                     super::privileges::postgres_missing(&client, self.fencing),
                 )
                 .await
-                .unwrap_or_else(|_| Err("timed out".into()));
+                .map_err(|_| "timed out".to_string())
+                .and_then(|r| r.map_err(|e| describe(&e)));
                 super::privileges::warn_missing(
                     &self.pool,
                     &self.node,

@@ -10,11 +10,13 @@ use tracing::warn;
 
 /// The grants `client`'s role lacks for probing (and, with `fencing`, for fencing), each as
 /// the statement that would give it.
-pub async fn postgres_missing(client: &Client, fencing: bool) -> Result<Vec<String>, String> {
+pub async fn postgres_missing(
+    client: &Client,
+    fencing: bool,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let version: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(|e| super::postgres::describe(&e))?
+        .await?
         .get(0);
     // ALTER SYSTEM for one parameter can be granted from PostgreSQL 15 on; before, only a
     // superuser may run it.
@@ -31,10 +33,7 @@ pub async fn postgres_missing(client: &Client, fencing: bool) -> Result<Vec<Stri
          has_function_privilege('pg_reload_conf()', 'EXECUTE'), \
          pg_has_role('pg_signal_backend', 'USAGE')"
     );
-    let row = client
-        .query_one(&sql, &[])
-        .await
-        .map_err(|e| super::postgres::describe(&e))?;
+    let row = client.query_one(&sql, &[]).await?;
     let has = |i: usize| row.get::<_, Option<bool>>(i).unwrap_or(false);
     let mut needs = vec![
         (
@@ -174,16 +173,10 @@ pub fn mysql_missing(needs: &[Vec<&str>], privileges: &[String]) -> Vec<String> 
 pub async fn mysql_missing_on(
     conn: &mut mysql_async::Conn,
     fencing: bool,
-) -> Result<Vec<String>, String> {
-    let version: Option<String> = conn
-        .query_first("SELECT @@version")
-        .await
-        .map_err(|e| super::mysql::describe(&e))?;
+) -> Result<Vec<String>, mysql_async::Error> {
+    let version: Option<String> = conn.query_first("SELECT @@version").await?;
     let (version, mariadb) = mysql_version(&version.unwrap_or_default());
-    let grants: Vec<String> = conn
-        .query("SHOW GRANTS")
-        .await
-        .map_err(|e| super::mysql::describe(&e))?;
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
     Ok(mysql_missing(
         &mysql_needs(version, mariadb, fencing),
         &global_privileges(&grants),

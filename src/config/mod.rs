@@ -13,13 +13,15 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod fields;
 mod pool;
+mod record;
 #[cfg(test)]
 mod tests;
 mod validate;
 mod vip;
 
-pub use validate::{normalize_name, parse_duration};
+pub use fields::{normalize_name, parse_duration};
 
 // === typed configuration ===
 

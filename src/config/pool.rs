@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::{count, duration, duration_at_least, required};
+use super::fields::{count, duration, duration_at_least, required};
 use super::*;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -244,7 +244,7 @@ fn validate_db(
         None => raw.password.clone(),
         Some(file) => {
             let file = base.join(file);
-            super::validate::read_secret(&file)
+            super::fields::read_secret(&file)
                 .map_err(|m| problems.push(Problem::new(format!("{section}.password_file"), m)))
                 .ok()
         }
@@ -304,7 +304,7 @@ fn validate_fencing(
             false
         }
     };
-    let command = super::validate::command(command, &format!("{path}.fence_command"), problems);
+    let command = super::fields::command(command, &format!("{path}.fence_command"), problems);
     if command.is_some() && !check.knows_roles() {
         problems.push(Problem::new(
             format!("{path}.fence_command"),

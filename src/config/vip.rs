@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::{duration, duration_or_zero, normalize_name, required};
+use super::fields::{duration, duration_or_zero, normalize_name, required};
 use super::*;
 
 const DEFAULT_ANNOUNCE_COUNT: u32 = 5;
@@ -104,7 +104,7 @@ fn validate_vip(
             DEFAULT_ANNOUNCE_COUNT
         }
     };
-    let fence_command = super::validate::command(
+    let fence_command = super::fields::command(
         raw.fence_command,
         &format!("{path}.fence_command"),
         problems,

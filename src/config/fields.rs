@@ -1,0 +1,195 @@
+//! Field helpers shared by every section's validation: required strings, counts,
+//! durations, programs and secret files, each problem named by its TOML path.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::Problem;
+
+/// Refuses a secret that other users can read or change (group access is allowed, for a
+/// `hadns` group).
+pub(super) fn private(file: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(format!(
+            "{} is open to other users (mode {:o}): chmod o-rwx it (600 or 640)",
+            file.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// A password or token file's content, without the line end after it.
+pub(super) fn read_secret(file: &Path) -> Result<String, String> {
+    std::fs::read_to_string(file)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+/// A program and its arguments (`["/path/to/cmd", "arg"]`); never run through a shell.
+pub(super) fn command(
+    value: Option<Vec<String>>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<String>> {
+    let command = value?;
+    if command.is_empty() || command[0].is_empty() {
+        problems.push(Problem::new(
+            path,
+            "must name a program: [\"/path/to/cmd\", \"arg\"]",
+        ));
+        return None;
+    }
+    Some(command)
+}
+
+/// An integer setting within `range`, or `default` when absent; out of range is a problem
+/// that names the range.
+pub(super) fn int_in_range(
+    raw: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> i64 {
+    match raw {
+        None => default,
+        Some(n) if range.contains(&n) => n,
+        Some(n) => {
+            problems.push(Problem::new(
+                path,
+                format!("{n} is out of range ({}-{})", range.start(), range.end()),
+            ));
+            default.clamp(*range.start(), *range.end())
+        }
+    }
+}
+
+/// Lower case with a trailing dot: names in the config are always absolute.
+pub fn normalize_name(name: &str) -> String {
+    let mut n = name.trim().to_ascii_lowercase();
+    if !n.ends_with('.') {
+        n.push('.');
+    }
+    n
+}
+
+pub(super) fn required(
+    value: Option<String>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Some(v),
+        Some(_) => {
+            problems.push(Problem::new(path, "must not be empty"));
+            None
+        }
+        None => {
+            problems.push(Problem::new(path, "missing"));
+            None
+        }
+    }
+}
+
+pub(super) fn count(
+    value: Option<i64>,
+    default: u32,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> u32 {
+    match value {
+        None => default,
+        Some(n) if (1..=1000).contains(&n) => n as u32,
+        Some(n) => {
+            problems.push(Problem::new(path, format!("{n} is out of range (1-1000)")));
+            default
+        }
+    }
+}
+
+/// A duration greater than zero; `default` when absent.
+pub(super) fn duration(
+    value: Option<toml::Value>,
+    default: Duration,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let d = duration_or_zero(value, default, path, problems);
+    if d.is_zero() {
+        problems.push(Problem::new(path, "must be greater than zero"));
+        return default;
+    }
+    d
+}
+
+/// A duration of at least `min`; `default` when absent. Below it is a problem naming the
+/// floor.
+pub(super) fn duration_at_least(
+    value: Option<toml::Value>,
+    default: Duration,
+    min: Duration,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let d = duration_or_zero(value, default, path, problems);
+    if d < min {
+        problems.push(Problem::new(
+            path,
+            format!("{d:?} is below the floor of {min:?}"),
+        ));
+        return default;
+    }
+    d
+}
+
+/// A duration, zero allowed (`"0s"`: off); `default` when absent.
+pub(super) fn duration_or_zero(
+    value: Option<toml::Value>,
+    default: Duration,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let parsed = match value {
+        None => return default,
+        Some(toml::Value::String(s)) => parse_duration(&s),
+        Some(other) => Err(format!(
+            "{other} has no unit; write it as a string such as \"200ms\" or \"2s\""
+        )),
+    };
+    parsed.unwrap_or_else(|message| {
+        problems.push(Problem::new(path, message));
+        default
+    })
+}
+
+/// `"200ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`. A number without a unit is an error.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as \"200ms\" or \"2s\""))?;
+    let scale = match unit.trim() {
+        "" => return Err(format!("{s:?} has no unit (ms, s, m or h)")),
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "{s:?} has an unknown unit {other:?} (ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s:?} is out of range"))
+}

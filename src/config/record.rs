@@ -1,0 +1,205 @@
+//! `[[record]]`: a failover name answered from a pool, every problem collected.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::fields::{
+    command, duration, duration_or_zero, normalize_name, parse_duration, required,
+};
+use super::*;
+
+const DEFAULT_TTL: u32 = 1;
+const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
+const DEFAULT_ON_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+pub(super) struct RawRecord {
+    name: Option<String>,
+    pool: Option<String>,
+    select: Option<String>,
+    ttl: Option<i64>,
+    failback: Option<bool>,
+    on_empty: Option<String>,
+    max_lag: Option<String>,
+    max_stale: Option<toml::Value>,
+    on_change: Option<Vec<String>>,
+    on_change_timeout: Option<toml::Value>,
+}
+
+pub(super) fn validate_record(
+    raw: RawRecord,
+    path: &str,
+    pools: &[Pool],
+    problems: &mut Vec<Problem>,
+) -> Option<Record> {
+    let name = required(raw.name, &format!("{path}.name"), problems);
+    let pool_name = required(raw.pool, &format!("{path}.pool"), problems);
+    let pool = pool_name.as_ref().and_then(|wanted| {
+        let found = pools.iter().position(|p| &p.name == wanted);
+        if found.is_none() {
+            problems.push(Problem::new(
+                format!("{path}.pool"),
+                format!("no pool named {wanted:?}"),
+            ));
+        }
+        found
+    });
+    let select = match raw.select.as_deref() {
+        None | Some("first") => Select::First,
+        Some("healthy") => Select::Healthy,
+        Some("primary") => Select::Primary,
+        Some("replicas") => Select::Replicas,
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{path}.select"),
+                format!("unknown selector {other:?} (first | healthy | primary | replicas)"),
+            ));
+            Select::First
+        }
+    };
+    let pool_check = pool.map(|p| &pools[p].check);
+    if let Some(check) = pool_check
+        && matches!(select, Select::Primary | Select::Replicas)
+        && !check.knows_roles()
+    {
+        problems.push(Problem::new(
+            format!("{path}.select"),
+            format!(
+                "{:?} needs a pool whose check knows roles (postgres | mysql); pool {:?} uses {:?}",
+                raw.select.as_deref().unwrap_or_default(),
+                pool_name.as_deref().unwrap_or_default(),
+                check.kind()
+            ),
+        ));
+    }
+    let max_lag = raw.max_lag.as_deref().and_then(|text| {
+        let lag_path = format!("{path}.max_lag");
+        if select != Select::Replicas {
+            problems.push(Problem::new(
+                &lag_path,
+                "only means something with select = \"replicas\"",
+            ));
+            return None;
+        }
+        let lag = parse_max_lag(text)
+            .map_err(|m| problems.push(Problem::new(&lag_path, m)))
+            .ok()?;
+        match (lag, pool_check) {
+            (MaxLag::Bytes(_), Some(Check::Mysql(_))) => problems.push(Problem::new(
+                &lag_path,
+                "a size is a PostgreSQL WAL distance; for mysql use a number of transactions \
+                 (\"100 transactions\") or a time (\"5s\")",
+            )),
+            (MaxLag::Transactions(_), Some(Check::Postgres(_))) => problems.push(Problem::new(
+                &lag_path,
+                "transactions are counted on mysql pools only; for postgres use a size \
+                 (\"16MB\") or a time (\"5s\")",
+            )),
+            // hadns measures a time lag from its own probes of the primary, which errs
+            // long by up to one interval: a healthy replica must fit under half the limit.
+            (MaxLag::Time(max), _) if pool.is_some_and(|p| max < pools[p].interval * 2) => {
+                let interval = pool.map(|p| pools[p].interval).unwrap_or_default();
+                problems.push(Problem::new(
+                    &lag_path,
+                    format!(
+                        "{text:?} is shorter than two check intervals of the pool ({:?}); \
+                         lag is measured with the interval's resolution",
+                        interval * 2
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        Some(lag)
+    });
+    let max_stale = duration_or_zero(
+        raw.max_stale,
+        DEFAULT_MAX_STALE,
+        &format!("{path}.max_stale"),
+        problems,
+    );
+    let on_empty = match raw.on_empty.as_deref() {
+        None | Some("nodata") => OnEmpty::Nodata,
+        Some("servfail") => OnEmpty::Servfail,
+        Some("all") => OnEmpty::All,
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{path}.on_empty"),
+                format!("unknown value {other:?} (nodata | servfail | all)"),
+            ));
+            OnEmpty::Nodata
+        }
+    };
+    let ttl = match raw.ttl {
+        None => DEFAULT_TTL,
+        Some(t) => match u32::try_from(t) {
+            Ok(t) if t <= i32::MAX as u32 => t,
+            _ => {
+                problems.push(Problem::new(
+                    format!("{path}.ttl"),
+                    format!("{t} is not a TTL in seconds (0 to 2147483647)"),
+                ));
+                DEFAULT_TTL
+            }
+        },
+    };
+    if raw.failback.is_some() && select != Select::First {
+        problems.push(Problem::new(
+            format!("{path}.failback"),
+            "only means something with select = \"first\"",
+        ));
+    }
+    let on_change = command(raw.on_change, &format!("{path}.on_change"), problems);
+    let on_change_timeout = duration(
+        raw.on_change_timeout,
+        DEFAULT_ON_CHANGE_TIMEOUT,
+        &format!("{path}.on_change_timeout"),
+        problems,
+    );
+    Some(Record {
+        path: path.to_string(),
+        name: normalize_name(&name?),
+        pool: pool?,
+        select,
+        ttl,
+        failback: raw.failback.unwrap_or(true),
+        on_empty,
+        max_lag,
+        max_stale,
+        on_change,
+        on_change_timeout,
+    })
+}
+
+/// `"16MB"`, `"512kB"`, `"1GB"` (powers of 1024, as PostgreSQL writes sizes), a number of
+/// transactions (`"100 transactions"`), or a duration.
+pub(super) fn parse_max_lag(text: &str) -> Result<MaxLag, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "transactions" | "transaction" => {
+            return number
+                .parse()
+                .map(MaxLag::Transactions)
+                .map_err(|_| format!("{text:?} is not a count such as \"100 transactions\""));
+        }
+        "B" => 1,
+        "kB" | "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        _ => {
+            return parse_duration(t).map(MaxLag::Time).map_err(|_| {
+                format!(
+                    "{text:?} is neither a size (\"16MB\", \"512kB\"), a number of transactions \
+                     (\"100 transactions\") nor a duration (\"5s\")"
+                )
+            });
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as \"16MB\""))?;
+    Ok(MaxLag::Bytes(n.saturating_mul(scale)))
+}
