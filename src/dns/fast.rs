@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::snapshot::{FailoverEntry, Published, negative_ttl};
+use super::answers::{FailoverEntry, Published, negative_ttl};
 use super::zones::StaticZone;
 
 const TYPE_OPT: u16 = 41;

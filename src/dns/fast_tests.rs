@@ -11,7 +11,8 @@ use hickory_proto::rr::{Name, RecordType};
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::respond::Responder;
-use super::snapshot::{Published, SnapshotBuilder};
+use super::answers::Published;
+use super::snapshot::SnapshotBuilder;
 
 /// The UDP size limit of these tests (`dns.max_udp_size`).
 const MAX_UDP: u16 = 1232;

@@ -16,7 +16,8 @@ use hickory_proto::rr::Name;
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::respond::Responder;
-use super::snapshot::{Published, Snapshot, SnapshotBuilder};
+use super::answers::Published;
+use super::snapshot::{Snapshot, SnapshotBuilder};
 use super::zones::{ZoneSet, parse_zone};
 
 const MAX_UDP: u16 = 1232;

@@ -16,7 +16,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::warn;
 
-use super::snapshot::{FailoverEntry, Published, Snapshot};
+use super::answers::{FailoverEntry, Published};
+use super::snapshot::Snapshot;
 use crate::metrics::QueryCounters;
 
 pub struct Handler {

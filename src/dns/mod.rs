@@ -6,6 +6,7 @@
 //!   an immutable [`Snapshot`].
 //! - `handler`: the hickory `RequestHandler` that answers each query from one snapshot.
 
+mod answers;
 mod client;
 mod fast;
 #[cfg(test)]
@@ -36,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 pub use client::query_addresses;
 
 use crate::metrics::QueryCounters;
-pub use snapshot::{Published, Snapshot, SnapshotBuilder};
+pub use answers::Published;
+pub use snapshot::{Snapshot, SnapshotBuilder};
 pub use zones::ZoneSet;
 
 /// A TCP connection that sends no whole query for this long is closed.

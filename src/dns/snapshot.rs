@@ -5,7 +5,6 @@
 //! answers changed incremented, and the server swaps it in with one pointer store.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -14,28 +13,9 @@ use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
+use super::answers::{FailoverEntry, Published, negative_ttl};
 use super::zones::ZoneSet;
 use crate::config;
-
-/// What one failover record answers right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Published {
-    /// The first round of checks has not completed: SERVFAIL, so clients retry.
-    Pending,
-    /// A and AAAA answers, in this order.
-    Addresses(Vec<IpAddr>),
-    /// NOERROR with no records and the SOA in the authority section.
-    Nodata,
-    Servfail,
-}
-
-/// The answer data for one failover name.
-#[derive(Debug)]
-pub(crate) struct FailoverEntry {
-    pub zone: usize,
-    pub ttl: u32,
-    pub answer: Published,
-}
 
 /// One consistent state of everything hadns answers.
 pub struct Snapshot {
@@ -234,14 +214,6 @@ fn with_serial(mut record: Record, serial: u32) -> Record {
         soa.serial = serial;
     }
     record
-}
-
-/// The TTL of an SOA in a negative answer (RFC 2308): min(SOA TTL, minimum).
-pub(super) fn negative_ttl(soa: &Record) -> u32 {
-    match &soa.data {
-        RData::SOA(s) => soa.ttl.min(s.minimum),
-        _ => soa.ttl,
-    }
 }
 
 fn zone_handler(zone: &super::zones::StaticZone, serial: u32) -> Arc<dyn ZoneHandler> {

@@ -1,0 +1,35 @@
+//! What a failover name answers, as the snapshot and the fast path both see it: the lowest
+//! layer of `dns`, so that `snapshot` (which builds the fast path's tables) and `fast`
+//! (which reads these) depend on it and not on each other.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::{RData, Record};
+
+/// What one failover record answers right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The first round of checks has not completed: SERVFAIL, so clients retry.
+    Pending,
+    /// A and AAAA answers, in this order.
+    Addresses(Vec<IpAddr>),
+    /// NOERROR with no records and the SOA in the authority section.
+    Nodata,
+    Servfail,
+}
+
+/// The answer data for one failover name.
+#[derive(Debug)]
+pub(crate) struct FailoverEntry {
+    pub zone: usize,
+    pub ttl: u32,
+    pub answer: Published,
+}
+
+/// The TTL of an SOA in a negative answer (RFC 2308): min(SOA TTL, minimum).
+pub(super) fn negative_ttl(soa: &Record) -> u32 {
+    match &soa.data {
+        RData::SOA(s) => soa.ttl.min(s.minimum),
+        _ => soa.ttl,
+    }
+}
