@@ -18,6 +18,7 @@
 //! - [`demo`]: `hadns demo`, a self-contained walkthrough.
 
 pub mod admin;
+pub mod api;
 pub mod checks;
 pub mod config;
 pub mod demo;

@@ -9,7 +9,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::server::status::Status;
+use crate::api::status::Status;
 
 /// Response codes counted separately; anything else is `other`.
 const RCODES: [&str; 7] = [

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Outcome;
+use crate::api::event::EventRecord;
+use crate::api::status::Status;
 use crate::config::Config;
-use crate::server::events::EventRecord;
-use crate::server::status::Status;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

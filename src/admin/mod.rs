@@ -3,7 +3,7 @@
 //! | method | path | what |
 //! | --- | --- | --- |
 //! | GET | `/` | a status page (HTML, refreshes itself) |
-//! | GET | `/status` | JSON: records, pools, nodes ([`crate::server::status::Status`]) |
+//! | GET | `/status` | JSON: records, pools, nodes ([`crate::api::status::Status`]) |
 //! | GET | `/metrics` | Prometheus text format |
 //! | GET | `/events?limit=N` | JSON: recent events, newest first |
 //! | POST | `/pools/{pool}/nodes/{node}/drain` | maintenance: the node leaves every answer |
@@ -40,9 +40,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::api::command::{Command, CommandError};
 use crate::limits::{Connections, Occasional};
 use crate::metrics::Metrics;
-use crate::server::{Command, CommandError};
 
 const PAGE: &str = include_str!("page.html");
 /// Open admin connections at most; more are closed at once.

@@ -8,10 +8,10 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
+use super::answers::Published;
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::respond::Responder;
-use super::answers::Published;
 use super::snapshot::SnapshotBuilder;
 
 /// The UDP size limit of these tests (`dns.max_udp_size`).

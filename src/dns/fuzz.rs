@@ -13,10 +13,10 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
 
+use super::answers::Published;
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::respond::Responder;
-use super::answers::Published;
 use super::snapshot::{Snapshot, SnapshotBuilder};
 use super::zones::{ZoneSet, parse_zone};
 

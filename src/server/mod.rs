@@ -29,52 +29,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+pub use crate::api::command::{Command, CommandError};
 use crate::checks::{self, Report};
 use crate::config::{Config, Node, Pool};
 use crate::dns::{Published, Snapshot, SnapshotBuilder, Sockets};
 use crate::engine::{Answer, Engine, Event, Health};
 use crate::metrics::Metrics;
-use events::{EventLog, EventRecord, describe_answer};
+use events::{EventLog, describe_answer};
 use status::{Clock, Status};
 
 /// Reports waiting for the engine; checkers wait when it is full.
 const REPORT_QUEUE: usize = 1024;
 /// Admin requests waiting for the supervisor.
 const COMMAND_QUEUE: usize = 64;
-
-/// A request to the supervisor, from the admin endpoint.
-pub enum Command {
-    Status(oneshot::Sender<Status>),
-    /// The most recent events, newest first.
-    Events {
-        limit: usize,
-        reply: oneshot::Sender<Vec<EventRecord>>,
-    },
-    Drain {
-        pool: String,
-        node: String,
-        drained: bool,
-        reply: oneshot::Sender<Result<String, CommandError>>,
-    },
-    Reload(oneshot::Sender<Result<String, CommandError>>),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error("{0}")]
-    NotFound(String),
-    /// A reload was refused; the running configuration stays. Every problem is listed.
-    #[error("configuration rejected; the running one stays: {}", .0.join("; "))]
-    Rejected(Vec<String>),
-    /// A drain or undrain could not be written to the drain file, so it was not applied.
-    #[error("{0}; nothing changed")]
-    Unsaved(String),
-}
 
 /// What `run` serves on, besides the prepared configuration.
 pub struct Options {

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::api::event::EventRecord;
 use crate::config::{Config, Vip};
-use crate::server::events::EventRecord;
 
 /// How often the interface is compared with what should be held.
 const RECONCILE: Duration = Duration::from_secs(1);

@@ -1,0 +1,133 @@
+//! The `/status` document: what hadns believes right now, as `/status` serves it,
+//! `hadns status` prints it and the metrics' gauges read it.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub started: String,
+    pub uptime_seconds: f64,
+    /// Every pool has completed its first round of checks.
+    pub ready: bool,
+    #[serde(default)]
+    pub config_file: Option<String>,
+    /// When the running configuration was loaded (start or last reload).
+    pub config_loaded: String,
+    pub zones: Vec<ZoneStatus>,
+    pub records: Vec<RecordStatus>,
+    pub pools: Vec<PoolStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneStatus {
+    pub name: String,
+    pub serial: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordStatus {
+    pub name: String,
+    pub pool: String,
+    pub select: String,
+    pub ttl: u32,
+    /// `nodes`, `nodata`, `servfail` or `pending`.
+    pub answer: String,
+    /// The answered nodes and their addresses (`answer = "nodes"`).
+    pub nodes: Vec<String>,
+    pub addresses: Vec<String>,
+    /// The answer as the logs show it: `db1(10.0.0.1)`, `nodata`.
+    pub describe: String,
+    /// When the answer last changed (absent while pending), and why.
+    #[serde(default)]
+    pub since: Option<String>,
+    pub reason: String,
+    /// The SOA serial of the record's zone.
+    pub serial: u32,
+    /// No node is reachable and the last answer is kept (up to `max_stale`).
+    pub stale: bool,
+    #[serde(default)]
+    pub stale_since: Option<String>,
+    /// The writable nodes of a current split brain.
+    pub split_brain: Vec<String>,
+    /// `replicas` records: the read-only nodes left out, and why (`replication is not
+    /// running (stopped)`, `lags 3.2s, over max_lag`).
+    #[serde(default)]
+    pub left_out: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolStatus {
+    pub name: String,
+    pub check: String,
+    pub interval_ms: u64,
+    /// Every node has completed one probe.
+    pub ready: bool,
+    /// Some record of the pool has no answer or a stale one: probing at `fast_interval`.
+    pub degraded: bool,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `up`, `down` or `unknown` (not probed yet).
+    pub health: String,
+    /// When `health` last changed.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// `primary` (writable) or `replica`, for database checks.
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub timeline: Option<u64>,
+    /// A read-only node's lag behind the primary its pool's replicas are compared with,
+    /// as hadns measures it (docs/failover-semantics.md): time, and WAL bytes (PostgreSQL)
+    /// or transactions (MySQL/MariaDB).
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+    #[serde(default)]
+    pub lag_bytes: Option<u64>,
+    #[serde(default)]
+    pub lag_transactions: Option<u64>,
+    /// How the node replicates, from its last probe (`replicating from 10.0.0.1:5432`).
+    #[serde(default)]
+    pub replication: Option<String>,
+    /// The last fence of this node since hadns started.
+    #[serde(default)]
+    pub fence: Option<FenceStatus>,
+    #[serde(default)]
+    pub last_probe: Option<ProbeStatus>,
+    /// Consecutive successful and failed probes.
+    pub successes: u32,
+    pub failures: u32,
+    pub drained: bool,
+    /// No probe result for longer than two intervals plus the timeout: the checker is
+    /// stuck or hadns is overloaded, and `health` is old news.
+    pub stale: bool,
+    /// Left out because its cluster identity differs (PostgreSQL system identifier).
+    #[serde(default)]
+    pub excluded_cluster: Option<String>,
+    /// Records whose answer holds this node.
+    pub answered_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FenceStatus {
+    /// `fencing`, `fenced` or `fence_failed`.
+    pub result: String,
+    /// What was done, or what failed and which privilege was missing.
+    pub detail: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub ok: bool,
+    pub detail: String,
+    pub latency_ms: f64,
+    pub at: String,
+}
