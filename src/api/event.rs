@@ -1,19 +1,48 @@
 //! One event as `/events` serves it and `hadns events` prints it.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+
+/// What happened; `/events` shows it in snake case (`node_changed`, `fence_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    NodeChanged,
+    AnswerChanged,
+    SplitBrain,
+    ClusterMismatch,
+    ClusterRejoined,
+    Stale,
+    Drained,
+    Undrained,
+    Fencing,
+    Fenced,
+    FenceFailed,
+    VipTaken,
+    VipReleased,
+    VipConflict,
+    VipFence,
+    Reload,
+    ReloadRejected,
+    HookFailed,
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The serde name: one spelling in /events, the CLI and the logs.
+        let name = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(name.as_str().unwrap_or_default())
+    }
+}
 
 /// One event as `/events` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EventRecord {
     /// RFC 3339, UTC, milliseconds.
     pub time: String,
-    /// `node_changed`, `answer_changed`, `split_brain`, `cluster_mismatch`,
-    /// `cluster_rejoined`, `stale`, `drained`, `undrained`, `fencing`, `fenced`,
-    /// `fence_failed`, `vip_taken`, `vip_released`, `vip_conflict`, `vip_fence`,
-    /// `reload`, `reload_rejected`, `hook_failed`.
-    pub kind: String,
+    pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,10 +57,10 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    pub fn new(kind: &str, message: impl Into<String>) -> EventRecord {
+    pub fn new(kind: EventKind, message: impl Into<String>) -> EventRecord {
         EventRecord {
             time: rfc3339(SystemTime::now()),
-            kind: kind.into(),
+            kind,
             record: None,
             pool: None,
             node: None,

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use tracing::{error, info, warn};
 
-pub use crate::api::event::{EventRecord, rfc3339};
+pub use crate::api::event::{EventKind, EventRecord, rfc3339};
 use crate::config::Config;
 use crate::dns::Snapshot;
 use crate::engine::{Answer, Event};
@@ -76,7 +76,7 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
         } => {
             let (pool, node) = names(*pool, *node);
             info!(pool = %pool, node = %node, from = %from, to = %to, reason = %reason, "node state changed");
-            EventRecord::new("node_changed", reason.as_str())
+            EventRecord::new(EventKind::NodeChanged, reason.as_str())
                 .at(pool, node)
                 .change(from.to_string(), to.to_string())
         }
@@ -97,8 +97,11 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
             } else {
                 info!(record = %name, from = %from_text, to = %to_text, reason = %reason, serial, "answer changed");
             }
-            let mut e = EventRecord::new("answer_changed", format!("{reason} (serial {serial})"))
-                .change(from_text, to_text);
+            let mut e = EventRecord::new(
+                EventKind::AnswerChanged,
+                format!("{reason} (serial {serial})"),
+            )
+            .change(from_text, to_text);
             e.record = Some(name.clone());
             e.pool = Some(config.pools[config.records[*record].pool].name.clone());
             e
@@ -116,7 +119,7 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
             let name = &config.records[*record].name;
             error!(record = %name, pool = %pool.name, writable = %writable.join(","), outcome = %outcome, "split_brain");
             let mut e = EventRecord::new(
-                "split_brain",
+                EventKind::SplitBrain,
                 format!("writable: {}; {outcome}", writable.join(", ")),
             );
             e.record = Some(name.clone());
@@ -132,7 +135,7 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
             let (pool, node) = names(*pool, *node);
             error!(pool = %pool, node = %node, cluster = %cluster, expected = ?expected, "node excluded: cluster identity differs");
             EventRecord::new(
-                "cluster_mismatch",
+                EventKind::ClusterMismatch,
                 format!(
                     "cluster {cluster} differs from {}; left out of every answer",
                     expected.as_deref().unwrap_or("no majority")
@@ -143,13 +146,14 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
         Event::ClusterRejoined { pool, node } => {
             let (pool, node) = names(*pool, *node);
             info!(pool = %pool, node = %node, "node included again: cluster identity agrees");
-            EventRecord::new("cluster_rejoined", "cluster identity agrees again").at(pool, node)
+            EventRecord::new(EventKind::ClusterRejoined, "cluster identity agrees again")
+                .at(pool, node)
         }
         Event::Stale { record, max_stale } => {
             let name = &config.records[*record].name;
             warn!(record = %name, max_stale = ?max_stale, "no node reachable; keeping the last answer (stale)");
             let mut e = EventRecord::new(
-                "stale",
+                EventKind::Stale,
                 format!("no node reachable; keeping the last answer for up to {max_stale:?}"),
             );
             e.record = Some(name.clone());
@@ -161,7 +165,11 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
             drained,
         } => {
             let (pool, node) = names(*pool, *node);
-            let kind = if *drained { "drained" } else { "undrained" };
+            let kind = if *drained {
+                EventKind::Drained
+            } else {
+                EventKind::Undrained
+            };
             info!(pool = %pool, node = %node, "node {kind} by an operator");
             EventRecord::new(kind, format!("{node} {kind} by an operator")).at(pool, node)
         }
@@ -169,11 +177,11 @@ pub fn log_event(config: &Config, snapshot: &Snapshot, event: &Event) -> Option<
     })
 }
 
-/// A fencing step, logged and recorded: `fencing` (started), `fenced` or `fence_failed`.
-pub fn fence_event(pool: &str, node: &str, kind: &str, message: &str) -> EventRecord {
+/// A fencing step, logged and recorded: `Fencing` (started), `Fenced` or `FenceFailed`.
+pub fn fence_event(pool: &str, node: &str, kind: EventKind, message: &str) -> EventRecord {
     match kind {
-        "fencing" => info!(pool = %pool, node = %node, reason = %message, "fencing"),
-        "fenced" => info!(pool = %pool, node = %node, done = %message, "fenced"),
+        EventKind::Fencing => info!(pool = %pool, node = %node, reason = %message, "fencing"),
+        EventKind::Fenced => info!(pool = %pool, node = %node, done = %message, "fenced"),
         _ => {
             error!(pool = %pool, node = %node, error = %message, "fencing failed; moving the answer anyway")
         }
@@ -213,7 +221,7 @@ mod tests {
     fn the_event_log_keeps_the_newest_first_and_stays_bounded() {
         let mut log = EventLog::new(3);
         for i in 0..5 {
-            log.push(EventRecord::new("reload", format!("{i}")));
+            log.push(EventRecord::new(EventKind::Reload, format!("{i}")));
         }
         let messages: Vec<String> = log.recent(10).into_iter().map(|e| e.message).collect();
         assert_eq!(messages, ["4", "3", "2"]);

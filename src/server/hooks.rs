@@ -18,7 +18,7 @@ use tracing::{error, info};
 /// queue without end; beyond this, new runs are dropped and that is logged.
 const QUEUE: usize = 100;
 
-use super::events::{EventRecord, describe_answer, rfc3339};
+use super::events::{EventKind, EventRecord, describe_answer, rfc3339};
 use crate::config::{Config, Node};
 use crate::engine::Answer;
 use crate::metrics::Metrics;
@@ -114,7 +114,7 @@ impl Hooks {
                 .with_label_values(&[job.record.as_str(), "dropped"])
                 .inc();
             let mut event = EventRecord::new(
-                "hook_failed",
+                EventKind::HookFailed,
                 format!("{QUEUE} runs already queued; this change's run was dropped"),
             );
             event.record = Some(job.record);
@@ -150,7 +150,8 @@ async fn run_queue(
                     .hooks
                     .with_label_values(&[job.record.as_str(), "failed"])
                     .inc();
-                let mut event = EventRecord::new("hook_failed", format!("{command}: {reason}"));
+                let mut event =
+                    EventRecord::new(EventKind::HookFailed, format!("{command}: {reason}"));
                 event.record = Some(job.record.clone());
                 let _ = failures.send(event);
             }

@@ -40,7 +40,7 @@ use crate::config::{Config, Node, Pool};
 use crate::dns::{Published, Snapshot, SnapshotBuilder, Sockets};
 use crate::engine::{Answer, Engine, Event, Health};
 use crate::metrics::Metrics;
-use events::{EventLog, describe_answer};
+use events::{EventKind, EventLog, describe_answer};
 use status::{Clock, Status};
 
 /// Reports waiting for the engine; checkers wait when it is full.
@@ -407,24 +407,31 @@ impl Supervisor {
             &self.config.pools[pool].nodes[node],
         );
         self.events.push(events::fence_event(
-            &pool.name, &node.name, "fencing", reason,
+            &pool.name,
+            &node.name,
+            EventKind::Fencing,
+            reason,
         ));
         let (kind, detail) = match checks::fence(pool, node).await {
-            Ok(done) => ("fenced", done),
-            Err(e) => ("fence_failed", e.to_string()),
+            Ok(done) => (EventKind::Fenced, done),
+            Err(e) => (EventKind::FenceFailed, e.to_string()),
         };
         self.metrics
             .fences
             .with_label_values(&[
                 pool.name.as_str(),
                 node.name.as_str(),
-                if kind == "fenced" { "fenced" } else { "failed" },
+                if kind == EventKind::Fenced {
+                    "fenced"
+                } else {
+                    "failed"
+                },
             ])
             .inc();
         self.fences.insert(
             (pool.name.clone(), node.name.clone()),
             status::FenceStatus {
-                result: kind.into(),
+                result: kind.to_string(),
                 detail: detail.clone(),
                 at: self.clock.wall(self.clock.now()),
             },

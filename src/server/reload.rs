@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use super::events::EventRecord;
+use super::events::{EventKind, EventRecord};
 use super::{CommandError, Supervisor, unix_now};
 use crate::config::{Config, ConfigError, Vip};
 use crate::dns::SnapshotBuilder;
@@ -31,7 +31,7 @@ impl Supervisor {
                 info!(summary = %summary, "configuration reloaded");
                 self.metrics.reloads.with_label_values(&["applied"]).inc();
                 self.events
-                    .push(EventRecord::new("reload", summary.as_str()));
+                    .push(EventRecord::new(EventKind::Reload, summary.as_str()));
             }
             Err(CommandError::Rejected(problems)) => {
                 for problem in problems {
@@ -42,8 +42,10 @@ impl Supervisor {
                     "reload rejected; the running configuration stays"
                 );
                 self.metrics.reloads.with_label_values(&["rejected"]).inc();
-                self.events
-                    .push(EventRecord::new("reload_rejected", problems.join("; ")));
+                self.events.push(EventRecord::new(
+                    EventKind::ReloadRejected,
+                    problems.join("; "),
+                ));
             }
             Err(other) => error!(error = %other, "reload failed"),
         }

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::api::event::EventRecord;
+use crate::api::event::{EventKind, EventRecord};
 use crate::config::{Config, Vip};
 
 /// How often the interface is compared with what should be held.
@@ -206,7 +206,7 @@ impl Prepared {
             if !reported {
                 error!(vip = %self.label, holder = %holder, "vip conflict: another host answers for the address; waiting");
                 self.report(
-                    "vip_conflict",
+                    EventKind::VipConflict,
                     format!("another host ({holder}) answers for the address; waiting"),
                 );
                 reported = true;
@@ -235,7 +235,10 @@ impl Prepared {
             return false;
         }
         info!(vip = %self.label, announcements = self.vip.announce_count, "vip taken");
-        self.report("vip_taken", format!("{} added and announced", self.label));
+        self.report(
+            EventKind::VipTaken,
+            format!("{} added and announced", self.label),
+        );
         true
     }
 
@@ -251,7 +254,7 @@ impl Prepared {
     async fn fence(&self, command: &[String], holder: &str) {
         info!(vip = %self.label, holder = %holder, command = %command.join(" "), "vip fence: running fence_command");
         self.report(
-            "vip_fence",
+            EventKind::VipFence,
             format!("running {} against {holder}", command.join(" ")),
         );
         let env = vec![
@@ -269,7 +272,7 @@ impl Prepared {
         match self.link.remove(self.address()).await {
             Ok(true) => {
                 info!(vip = %self.label, reason = why, "vip released");
-                self.report("vip_released", format!("{}: {why}", self.label));
+                self.report(EventKind::VipReleased, format!("{}: {why}", self.label));
             }
             Ok(false) => {}
             Err(e) => error!(vip = %self.label, error = %e, "cannot remove the vip address"),
@@ -278,7 +281,7 @@ impl Prepared {
 }
 
 impl Prepared {
-    fn report(&self, kind: &str, message: String) {
+    fn report(&self, kind: EventKind, message: String) {
         if let Some(events) = &self.events {
             // The supervisor outlives the actors; a send can only fail during shutdown.
             let _ = events.send(EventRecord::new(kind, message));
