@@ -17,6 +17,7 @@ mod changes;
 pub mod drains;
 pub mod events;
 mod hooks;
+mod plan;
 mod reload;
 pub mod status;
 
@@ -36,7 +37,7 @@ use tracing::{error, info, warn};
 
 pub use crate::api::command::{Command, CommandError};
 use crate::checks::{self, Report};
-use crate::config::{Config, Node, Pool};
+use crate::config::Config;
 use crate::dns::{Published, Snapshot, SnapshotBuilder, Sockets};
 use crate::engine::{Answer, Engine, Event, Health};
 use crate::metrics::Metrics;
@@ -204,9 +205,6 @@ pub async fn run(
 /// The checker of one node, as started.
 struct CheckerHandle {
     id: u64,
-    /// The pool's settings when the checker started (its node list left out).
-    pool: Pool,
-    node: Node,
     stop: CancellationToken,
 }
 
@@ -270,15 +268,7 @@ impl Supervisor {
             stop.clone(),
             tasks,
         );
-        let handle = CheckerHandle {
-            id,
-            pool: Pool {
-                nodes: Vec::new(),
-                ..pool.clone()
-            },
-            node: node.clone(),
-            stop,
-        };
+        let handle = CheckerHandle { id, stop };
         self.by_id.insert(id, (p, n));
         self.checkers
             .insert((pool.name.clone(), node.name.clone()), handle);

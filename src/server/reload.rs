@@ -9,13 +9,12 @@
 //! are recomputed under the new rules; every zone's serial increases. The UDP and TCP
 //! sockets are never touched, so no query is lost.
 
-use std::collections::HashMap;
-
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::events::{EventKind, EventRecord};
+use super::plan::{Checker as PlanChecker, Plan, plan};
 use super::{CommandError, Supervisor, unix_now};
 use crate::config::{Config, ConfigError, Vip};
 use crate::dns::SnapshotBuilder;
@@ -86,80 +85,16 @@ impl Supervisor {
     /// Switches to a validated configuration; returns a summary of what changed.
     async fn apply_config(&mut self, prepared: crate::Prepared, tasks: &mut JoinSet<()>) -> String {
         let changes = super::changes::describe(&self.config, &prepared.config);
+        let plan = plan(&self.config, &prepared.config);
         self.metrics.declare(&prepared.config);
         let old = std::mem::replace(&mut self.config, prepared.config);
-        let mut old_checkers = std::mem::take(&mut self.checkers);
-        let mut old_degraded = std::mem::take(&mut self.degraded);
-        let old_index: HashMap<(&str, &str), (usize, usize)> = old
-            .pools
-            .iter()
-            .enumerate()
-            .flat_map(|(p, pool)| {
-                pool.nodes
-                    .iter()
-                    .enumerate()
-                    .map(move |(n, node)| ((pool.name.as_str(), node.name.as_str()), (p, n)))
-            })
-            .collect();
-        self.by_id.clear();
-        let mut kept = HashMap::new();
-        let (mut reused, mut started) = (0, 0);
-        for p in 0..self.config.pools.len() {
-            let name = self.config.pools[p].name.clone();
-            let sender = old_degraded
-                .remove(&name)
-                .unwrap_or_else(|| watch::channel(false).0);
-            self.degraded.insert(name.clone(), sender);
-            for n in 0..self.config.pools[p].nodes.len() {
-                let (pool, node) = (&self.config.pools[p], &self.config.pools[p].nodes[n]);
-                let key = (name.clone(), node.name.clone());
-                let old_handle = old_checkers.remove(&key);
-                // The same node (name, address, port) keeps its health, even when its
-                // check changed and it gets a new checker.
-                if old_handle
-                    .as_ref()
-                    .is_some_and(|h| (h.node.address, h.node.port) == (node.address, node.port))
-                {
-                    kept.insert((p, n), old_index[&(key.0.as_str(), key.1.as_str())]);
-                }
-                match old_handle {
-                    Some(handle)
-                        if crate::checks::same_checker(
-                            (&handle.pool, &handle.node),
-                            (pool, node),
-                        ) =>
-                    {
-                        self.by_id.insert(handle.id, (p, n));
-                        self.checkers.insert(key, handle);
-                        reused += 1;
-                    }
-                    replaced => {
-                        if let Some(handle) = replaced {
-                            handle.stop.cancel();
-                        }
-                        self.start_checker(p, n, tasks);
-                        started += 1;
-                    }
-                }
-            }
-        }
-        let stopped = old_checkers.len();
-        for handle in old_checkers.into_values() {
-            handle.stop.cancel();
-        }
-        self.failing.retain(|id, _| self.by_id.contains_key(id));
-
-        let record_was = |r: usize| {
-            let new = &self.config.records[r];
-            old.records.iter().position(|o| {
-                o.name == new.name && old.pools[o.pool].name == self.config.pools[new.pool].name
-            })
-        };
+        let (reused, started, stopped) = self.restart_checkers(&old, &plan, tasks);
+        let record_was = |r: usize| plan.records[r];
         let now = self.clock.now();
         let (engine, mut events) = Engine::reloaded(
             &self.config,
             &self.engine,
-            |p, n| kept.get(&(p, n)).copied(),
+            |p, n| plan.carried.get(&(p, n)).copied(),
             record_was,
             now,
         );
@@ -212,6 +147,61 @@ impl Supervisor {
             self.config.records.len(),
             self.snapshot.load().serials()
         )
+    }
+}
+
+impl Supervisor {
+    /// Carries out the plan's checkers against the running ones (of `old`): keeps,
+    /// starts, stops. Returns how many were kept, started, and stopped for good.
+    fn restart_checkers(
+        &mut self,
+        old: &Config,
+        plan: &Plan,
+        tasks: &mut JoinSet<()>,
+    ) -> (usize, usize, usize) {
+        let mut old_checkers = std::mem::take(&mut self.checkers);
+        let mut old_degraded = std::mem::take(&mut self.degraded);
+        self.by_id.clear();
+        let (mut reused, mut started) = (0, 0);
+        for (p, nodes) in plan.checkers.iter().enumerate() {
+            let name = self.config.pools[p].name.clone();
+            let sender = old_degraded
+                .remove(&name)
+                .unwrap_or_else(|| watch::channel(false).0);
+            self.degraded.insert(name.clone(), sender);
+            for (n, checker) in nodes.iter().enumerate() {
+                let key = (name.clone(), self.config.pools[p].nodes[n].name.clone());
+                match (checker, old_checkers.remove(&key)) {
+                    (PlanChecker::Keep, Some(handle)) => {
+                        self.by_id.insert(handle.id, (p, n));
+                        self.checkers.insert(key, handle);
+                        reused += 1;
+                    }
+                    (_, replaced) => {
+                        if let Some(handle) = replaced {
+                            handle.stop.cancel();
+                        }
+                        self.start_checker(p, n, tasks);
+                        started += 1;
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(old_checkers.len(), plan.removed.len());
+        debug_assert!(
+            plan.removed
+                .iter()
+                .all(|&(p, n)| old_checkers.contains_key(&(
+                    old.pools[p].name.clone(),
+                    old.pools[p].nodes[n].name.clone()
+                )))
+        );
+        let stopped = old_checkers.len();
+        for handle in old_checkers.into_values() {
+            handle.stop.cancel();
+        }
+        self.failing.retain(|id, _| self.by_id.contains_key(id));
+        (reused, started, stopped)
     }
 }
 
