@@ -9,7 +9,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::api::status::Status;
+use crate::api::status::{Health, Role, Status};
 
 /// Response codes counted separately; anything else is `other`.
 const RCODES: [&str; 7] = [
@@ -321,17 +321,17 @@ impl Metrics {
                 let labels = [pool.name.as_str(), node.name.as_str()];
                 self.node_up
                     .with_label_values(&labels)
-                    .set(i64::from(node.health == "up"));
+                    .set(i64::from(node.health == Health::Up));
                 self.node_drained
                     .with_label_values(&labels)
                     .set(i64::from(node.drained));
                 // Database pools: both roles, 1 for the current one, 0 for the other (and
                 // both 0 while the node's role is unknown).
                 if matches!(pool.check.as_str(), "postgres" | "mysql") {
-                    for role in ["primary", "replica"] {
+                    for role in [Role::Primary, Role::Replica] {
                         self.node_role
-                            .with_label_values(&[labels[0], labels[1], role])
-                            .set(i64::from(node.role.as_deref() == Some(role)));
+                            .with_label_values(&[labels[0], labels[1], &role.to_string()])
+                            .set(i64::from(node.role == Some(role)));
                     }
                 }
             }

@@ -197,7 +197,7 @@ pub fn format_status(status: &Status) -> String {
                     (_, Some(t)) => format!("{role} lag {s:.1}s {t}tx"),
                     _ => format!("{role} lag {s:.1}s"),
                 },
-                (Some(role), None) => role.clone(),
+                (Some(role), None) => role.to_string(),
             };
             let probe = n
                 .last_probe
@@ -234,7 +234,7 @@ pub fn format_status(status: &Status) -> String {
                 pool.name.clone(),
                 n.name.clone(),
                 address,
-                n.health.clone(),
+                n.health.to_string(),
                 role,
                 probe,
                 format!("{}/{}", n.successes, n.failures),

@@ -1,7 +1,48 @@
 //! The `/status` document: what hadns believes right now, as `/status` serves it,
 //! `hadns status` prints it and the metrics' gauges read it.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+/// A node's health as the checks decided it (rise/fall applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No probe has completed yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        })
+    }
+}
+
+/// A database node's role as its check reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Writable.
+    Primary,
+    /// Read-only.
+    Replica,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+        })
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -75,13 +116,13 @@ pub struct NodeStatus {
     #[serde(default)]
     pub port: Option<u16>,
     /// `up`, `down` or `unknown` (not probed yet).
-    pub health: String,
+    pub health: Health,
     /// When `health` last changed.
     #[serde(default)]
     pub since: Option<String>,
     /// `primary` (writable) or `replica`, for database checks.
     #[serde(default)]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     #[serde(default)]
     pub timeline: Option<u64>,
     /// A read-only node's lag behind the primary its pool's replicas are compared with,

@@ -12,10 +12,10 @@ mod select;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use crate::api::status::Health;
 pub use gtid::Gtid;
 pub use replicas::{Lag, Replication};
 
@@ -69,24 +69,6 @@ impl Observation {
             ok: false,
             ..Observation::up(detail, latency)
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// No probe has completed yet.
-    Unknown,
-    Up,
-    Down,
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Health::Unknown => "unknown",
-            Health::Up => "up",
-            Health::Down => "down",
-        })
     }
 }
 

@@ -8,7 +8,7 @@ use crate::api::event::rfc3339;
 pub use crate::api::status::*;
 use crate::config::{Config, Select};
 use crate::dns::Snapshot;
-use crate::engine::{Answer, Engine, Health};
+use crate::engine::{Answer, Engine};
 
 /// Converts the engine's virtual times (since start) to wall-clock times.
 #[derive(Clone, Copy)]
@@ -118,9 +118,15 @@ pub fn build(cx: &Context<'_>) -> Status {
                         name: node.name.clone(),
                         address: node.address.to_string(),
                         port: node.port,
-                        health: state.health.to_string(),
+                        health: state.health,
                         since: known.then(|| cx.clock.wall(state.since)),
-                        role: db.map(|d| if d.writable { "primary" } else { "replica" }.into()),
+                        role: db.map(|d| {
+                            if d.writable {
+                                Role::Primary
+                            } else {
+                                Role::Replica
+                            }
+                        }),
                         timeline: db.and_then(|d| d.timeline),
                         lag_seconds: lag.map(|l| l.time.as_secs_f64()),
                         lag_bytes: lag.filter(|_| !mysql).map(|l| l.behind),
