@@ -83,6 +83,9 @@ enum Prober {
     Exec(exec::ExecProber),
     Postgres(Box<postgres::PgProber>),
     Mysql(Box<mysql::MysqlProber>),
+    /// Probe results played from a script, for the checker's paused-time tests.
+    #[cfg(test)]
+    Scripted(std::sync::Arc<tests::Script>),
 }
 
 impl Prober {
@@ -114,6 +117,8 @@ impl Prober {
                 .map_err(Failure::from),
             Prober::Postgres(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
             Prober::Mysql(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
+            #[cfg(test)]
+            Prober::Scripted(script) => script.next(),
         };
         let latency = started.elapsed();
         match result {
@@ -133,6 +138,8 @@ impl Prober {
         match self {
             Prober::Postgres(p) => p.session_broken().await,
             Prober::Mysql(p) => p.session_broken().await,
+            #[cfg(test)]
+            Prober::Scripted(script) => script.broken.notified().await,
             _ => std::future::pending().await,
         }
     }
@@ -326,6 +333,133 @@ fn describe(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    /// Probe results to play, in order (then successes), and a session to break.
+    #[derive(Default)]
+    pub struct Script {
+        results: Mutex<VecDeque<Result<&'static str, &'static str>>>,
+        pub broken: tokio::sync::Notify,
+    }
+
+    impl Script {
+        pub fn next(&self) -> Result<(String, Option<DbStatus>), Failure> {
+            match self.results.lock().unwrap().pop_front().unwrap_or(Ok("ok")) {
+                Ok(detail) => Ok((detail.to_string(), None)),
+                Err(reason) => Err(Failure::from(reason)),
+            }
+        }
+
+        fn then(&self, results: &[Result<&'static str, &'static str>]) {
+            self.results.lock().unwrap().extend(results.iter().copied());
+        }
+    }
+
+    /// A checker of one node (interval 1 s, fast interval 50 ms) running on `script` in
+    /// paused time; returns its reports, the degraded switch and the shutdown token.
+    fn scripted(
+        script: &Arc<Script>,
+    ) -> (
+        mpsc::Receiver<Report>,
+        watch::Sender<bool>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let config = crate::config::Config::from_toml(
+            "[[pool]]\nname = \"p\"\ncheck = \"tcp\"\ninterval = \"1s\"\nfast_interval = \"50ms\"\n\
+             [[pool.node]]\nname = \"n\"\naddress = \"127.0.0.1\"\nport = 1\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let pool = config.pools[0].clone();
+        let checker = Checker {
+            id: 7,
+            node: pool.nodes[0].clone(),
+            pool,
+            prober: Prober::Scripted(script.clone()),
+        };
+        let (reports_tx, reports) = mpsc::channel(64);
+        let (degraded_tx, degraded) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(checker.run(reports_tx, degraded, shutdown.clone()));
+        (reports, degraded_tx, shutdown, task)
+    }
+
+    /// The next report and when (since `start`) it came, in virtual time.
+    async fn next(reports: &mut mpsc::Receiver<Report>, start: Instant) -> (Duration, bool) {
+        let report = reports.recv().await.expect("the checker stopped");
+        (start.elapsed(), report.observation.ok)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_come_every_interval_at_once_on_a_broken_session_and_fast_when_degraded() {
+        let script = Arc::new(Script::default());
+        let start = Instant::now();
+        let (mut reports, degraded, shutdown, task) = scripted(&script);
+        // The first probe at once, then one interval later (up to 10% early, never late).
+        assert_eq!(next(&mut reports, start).await, (ms(0), true));
+        let (at, _) = next(&mut reports, start).await;
+        assert!((ms(900)..=ms(1000)).contains(&at), "{at:?}");
+
+        // A broken session: probed at once, not an interval later.
+        let broken_at = start.elapsed() + ms(300);
+        tokio::time::sleep_until(start + broken_at).await;
+        script.broken.notify_one();
+        let (at, _) = next(&mut reports, start).await;
+        assert_eq!(at, broken_at);
+
+        // Degraded: the fast interval while the node answers and after its first failure,
+        // then doubling with each further failure (50, 50, 100, 200, 400 ms; never beyond
+        // the interval).
+        degraded.send(true).unwrap();
+        script.then(&[
+            Err("refused"),
+            Err("refused"),
+            Err("refused"),
+            Err("refused"),
+        ]);
+        let mut last = at;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let (at, _) = next(&mut reports, start).await;
+            waits.push((at - last).as_millis());
+            last = at;
+        }
+        let expected = [50, 50, 100, 200, 400];
+        for (wait, full) in waits.iter().zip(expected) {
+            assert!(
+                (full * 9 / 10..=full).contains(wait),
+                "waits {waits:?}, expected about {expected:?}"
+            );
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_found_no_descriptor_is_not_reported() {
+        let script = Arc::new(Script::default());
+        script.then(&[
+            Ok("up"),
+            Err("connect: too many open files"),
+            Err("refused"),
+        ]);
+        let start = Instant::now();
+        let (mut reports, _degraded, shutdown, task) = scripted(&script);
+        assert_eq!(next(&mut reports, start).await, (ms(0), true));
+        // The second probe (hadns's own shortage) is skipped: the next report is the third,
+        // two intervals in, and it is the real failure.
+        let (at, ok) = next(&mut reports, start).await;
+        assert!((ms(1800)..=ms(2000)).contains(&at), "{at:?}");
+        assert!(!ok);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
 
     #[test]
     fn a_degraded_pool_backs_off_while_the_node_fails() {
