@@ -15,6 +15,7 @@
 
 mod changes;
 pub mod drains;
+mod effects;
 pub mod events;
 mod hooks;
 mod plan;
@@ -331,43 +332,7 @@ impl Supervisor {
         }
         let snapshot = self.snapshot.load();
         for event in &events {
-            if let Some(record) = events::log_event(&self.config, &snapshot, event) {
-                self.events.push(record);
-            }
-            match event {
-                Event::NodeChanged { pool, node, to, .. } => {
-                    let pool = &self.config.pools[*pool];
-                    self.metrics
-                        .transitions
-                        .with_label_values(&[&pool.name, &pool.nodes[*node].name, &to.to_string()])
-                        .inc();
-                }
-                Event::AnswerChanged {
-                    record,
-                    from,
-                    to,
-                    reason,
-                } => {
-                    let name = &self.config.records[*record].name;
-                    self.metrics.answer_changes.with_label_values(&[name]).inc();
-                    let serial = snapshot.serial_of(name).unwrap_or_default();
-                    let change = hooks::Change {
-                        record: *record,
-                        from,
-                        to,
-                        reason,
-                        serial,
-                    };
-                    if let Some(job) = hooks::job(&self.config, &change) {
-                        self.hooks.enqueue(job);
-                    }
-                }
-                Event::SplitBrain { record, .. } => {
-                    let name = &self.config.records[*record].name;
-                    self.metrics.split_brain.with_label_values(&[name]).inc();
-                }
-                _ => {}
-            }
+            self.effects(event, &snapshot);
         }
         // A vip is held while its record answers exactly the local node and that node is up.
         for slot in &self.vips {
