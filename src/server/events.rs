@@ -7,7 +7,8 @@ use tracing::{error, info, warn};
 
 pub use crate::api::event::{EventKind, EventRecord, rfc3339};
 use crate::config::Config;
-use crate::engine::Answer;
+use crate::dns::Snapshot;
+use crate::engine::{Answer, Event};
 
 /// The most recent events, bounded: the oldest is dropped when it is full.
 pub struct EventLog {
@@ -56,6 +57,129 @@ pub fn describe_answer(config: &Config, record: usize, answer: &Answer) -> Strin
                 .join(",")
         }
     }
+}
+
+/// Logs one engine event (under this module's log target, which RUST_LOG filters name)
+/// and returns it as a record for the event log (`None` for fencing requests, which are
+/// logged and recorded where they are carried out).
+pub(super) fn log_event(
+    config: &Config,
+    snapshot: &Snapshot,
+    event: &Event,
+) -> Option<EventRecord> {
+    let names = |pool: usize, node: usize| {
+        let pool = &config.pools[pool];
+        (pool.name.as_str(), pool.nodes[node].name.as_str())
+    };
+    Some(match event {
+        Event::NodeChanged {
+            pool,
+            node,
+            from,
+            to,
+            reason,
+        } => {
+            let (pool, node) = names(*pool, *node);
+            info!(pool = %pool, node = %node, from = %from, to = %to, reason = %reason, "node state changed");
+            EventRecord::new(EventKind::NodeChanged, reason.as_str())
+                .at(pool, node)
+                .change(from.to_string(), to.to_string())
+        }
+        Event::AnswerChanged {
+            record,
+            from,
+            to,
+            reason,
+        } => {
+            let name = &config.records[*record].name;
+            let serial = snapshot.serial_of(name).unwrap_or_default();
+            let (from_text, to_text) = (
+                describe_answer(config, *record, from),
+                describe_answer(config, *record, to),
+            );
+            if matches!(to, Answer::Nodata | Answer::Servfail) {
+                error!(record = %name, from = %from_text, to = %to_text, reason = %reason, serial, "answer changed: no node qualifies");
+            } else {
+                info!(record = %name, from = %from_text, to = %to_text, reason = %reason, serial, "answer changed");
+            }
+            let mut e = EventRecord::new(
+                EventKind::AnswerChanged,
+                format!("{reason} (serial {serial})"),
+            )
+            .change(from_text, to_text);
+            e.record = Some(name.clone());
+            e.pool = Some(config.pools[config.records[*record].pool].name.clone());
+            e
+        }
+        Event::SplitBrain {
+            record,
+            writable,
+            outcome,
+        } => {
+            let pool = &config.pools[config.records[*record].pool];
+            let writable: Vec<&str> = writable
+                .iter()
+                .map(|&n| pool.nodes[n].name.as_str())
+                .collect();
+            let name = &config.records[*record].name;
+            error!(record = %name, pool = %pool.name, writable = %writable.join(","), outcome = %outcome, "split_brain");
+            let mut e = EventRecord::new(
+                EventKind::SplitBrain,
+                format!("writable: {}; {outcome}", writable.join(", ")),
+            );
+            e.record = Some(name.clone());
+            e.pool = Some(pool.name.clone());
+            e
+        }
+        Event::ClusterMismatch {
+            pool,
+            node,
+            cluster,
+            expected,
+        } => {
+            let (pool, node) = names(*pool, *node);
+            error!(pool = %pool, node = %node, cluster = %cluster, expected = ?expected, "node excluded: cluster identity differs");
+            EventRecord::new(
+                EventKind::ClusterMismatch,
+                format!(
+                    "cluster {cluster} differs from {}; left out of every answer",
+                    expected.as_deref().unwrap_or("no majority")
+                ),
+            )
+            .at(pool, node)
+        }
+        Event::ClusterRejoined { pool, node } => {
+            let (pool, node) = names(*pool, *node);
+            info!(pool = %pool, node = %node, "node included again: cluster identity agrees");
+            EventRecord::new(EventKind::ClusterRejoined, "cluster identity agrees again")
+                .at(pool, node)
+        }
+        Event::Stale { record, max_stale } => {
+            let name = &config.records[*record].name;
+            warn!(record = %name, max_stale = ?max_stale, "no node reachable; keeping the last answer (stale)");
+            let mut e = EventRecord::new(
+                EventKind::Stale,
+                format!("no node reachable; keeping the last answer for up to {max_stale:?}"),
+            );
+            e.record = Some(name.clone());
+            e
+        }
+        Event::Drained {
+            pool,
+            node,
+            drained,
+        } => {
+            let (pool, node) = names(*pool, *node);
+            let kind = if *drained {
+                EventKind::Drained
+            } else {
+                EventKind::Undrained
+            };
+            info!(pool = %pool, node = %node, "node {kind} by an operator");
+            EventRecord::new(kind, format!("{node} {kind} by an operator")).at(pool, node)
+        }
+        Event::Fence { .. } => return None,
+    })
 }
 
 /// A fencing step, logged and recorded: `Fencing` (started), `Fenced` or `FenceFailed`.

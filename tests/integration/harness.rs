@@ -543,7 +543,22 @@ impl TcpBackend {
 
     pub async fn restart(&mut self) {
         self.stop().await;
-        let listener = bind_reusable(self.addr).unwrap();
+        // While the listener is closed, a probe's connection to this address can take the
+        // same port as its own source port (a TCP self-connect: both ports come from the
+        // ephemeral range); the port is free again once that probe closes it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match bind_reusable(self.addr) {
+                Ok(listener) => break listener,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
         self.serve(listener);
     }
 
