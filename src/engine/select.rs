@@ -401,6 +401,8 @@ impl Engine {
         for i in 0..self.nodes[pool].len() {
             let node = &self.nodes[pool][i];
             if !(node.eligible() && node.db.as_ref().is_some_and(|d| !d.writable)) {
+                // Down, drained or writable: not a replica at all, and no reason to show.
+                self.state[record].unfit[i] = None;
                 continue;
             }
             let name = self.pools[pool].node_names[i].clone();

@@ -623,7 +623,11 @@ fn a_replica_must_replicate_from_the_published_primary() {
          at 2s n3 standby lsn=100 from=n1
          expect db-ro = n3
          at 3s n2 standby lsn=100 from=n1
-         expect db-ro = n2,n3",
+         expect db-ro = n2,n3
+         at 4s n3 standby lsn=100 stopped=n1
+         expect why db-ro n3 replication is not running
+         at 5s n3 lost connection refused
+         expect why db-ro n3 -",
     );
 }
 
