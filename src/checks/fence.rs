@@ -98,16 +98,12 @@ async fn postgres_read_only(config: &tokio_postgres::Config) -> Result<String, S
             )),
         }
     }
-    let done = format!("set default_transaction_read_only, ended {ended} client sessions");
-    if failed.is_empty() {
-        Ok(done)
-    } else {
-        Err(format!(
-            "{done}, but could not end {} (needs pg_signal_backend; sessions of superusers need SUPERUSER): {}",
-            failed.len(),
-            failed.join("; ")
-        ))
-    }
+    outcome(
+        format!("set default_transaction_read_only, ended {ended} client sessions"),
+        failed,
+        "could not end",
+        "pg_signal_backend; sessions of superusers need SUPERUSER",
+    )
 }
 
 /// Sets `read_only` (MySQL: `super_read_only`) and kills every client connection but those
@@ -140,8 +136,9 @@ async fn mysql_fence(conn: &mut mysql_async::Conn) -> Result<String, String> {
         .await
         .map_err(my("SET GLOBAL read_only"))?;
     let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(my("SHOW GRANTS"))?;
-    let global = privileges::global_privileges(&grants);
-    if !global.iter().any(|p| p == "PROCESS" || p == "ALL") {
+    let process =
+        privileges::mysql_missing(&[vec!["PROCESS"]], &privileges::global_privileges(&grants));
+    if !process.is_empty() {
         return Err(format!(
             "set {variable}, but cannot see other users' connections to kill them: \
              the user needs the PROCESS privilege"
@@ -169,14 +166,23 @@ async fn mysql_fence(conn: &mut mysql_async::Conn) -> Result<String, String> {
             )),
         }
     }
-    let done = format!("set {variable}, killed {killed} client connections");
+    outcome(
+        format!("set {variable}, killed {killed} client connections"),
+        failed,
+        "could not kill",
+        "CONNECTION ADMIN, or SUPER",
+    )
+}
+
+/// What a fence did, or, when some sessions survived it, a failure that says what was done,
+/// which sessions survived and why, and the privilege that `needs` names.
+fn outcome(done: String, failed: Vec<String>, verb: &str, needs: &str) -> Result<String, String> {
     if failed.is_empty() {
-        Ok(done)
-    } else {
-        Err(format!(
-            "{done}, but could not kill {} (needs CONNECTION ADMIN, or SUPER): {}",
-            failed.len(),
-            failed.join("; ")
-        ))
+        return Ok(done);
     }
+    Err(format!(
+        "{done}, but {verb} {} (needs {needs}): {}",
+        failed.len(),
+        failed.join("; ")
+    ))
 }

@@ -61,8 +61,14 @@ impl From<&str> for Failure {
 
 /// The addresses of a replication source named `host` (an address, a name, or a Unix
 /// socket directory, which is on the replica's own host `own`); empty when a name does not
-/// resolve within a second.
-async fn resolve(host: &str, port: Option<u16>, own: std::net::IpAddr) -> Vec<std::net::IpAddr> {
+/// resolve within `limit`. Done after the probe, outside its timeout: a slow resolver makes
+/// the replica's source unknown (not a fresh replica), never the node down.
+async fn resolve(
+    host: &str,
+    port: Option<u16>,
+    own: std::net::IpAddr,
+    limit: Duration,
+) -> Vec<std::net::IpAddr> {
     if let Ok(ip) = host.parse() {
         return vec![ip];
     }
@@ -70,7 +76,7 @@ async fn resolve(host: &str, port: Option<u16>, own: std::net::IpAddr) -> Vec<st
         return vec![own];
     }
     let lookup = tokio::net::lookup_host((host, port.unwrap_or(0)));
-    match tokio::time::timeout(Duration::from_secs(1), lookup).await {
+    match tokio::time::timeout(limit, lookup).await {
         Ok(Ok(addresses)) => addresses.map(|a| a.ip()).collect(),
         _ => Vec::new(),
     }
@@ -121,6 +127,17 @@ impl Prober {
             Prober::Scripted(script) => script.next(),
         };
         let latency = started.elapsed();
+        let result = match result {
+            Ok((detail, Some(mut db))) => {
+                if let Some(r) = &mut db.replication {
+                    let limit = timeout.min(Duration::from_secs(1));
+                    r.source_addresses =
+                        resolve(&r.source_host, r.source_port, node.address, limit).await;
+                }
+                Ok((detail, Some(db)))
+            }
+            other => other,
+        };
         match result {
             Ok((detail, db)) => Observation {
                 db,

@@ -6,7 +6,6 @@
 //! SLEEP(...)`: when the server goes away that query fails at once, `session_broken`
 //! fires, and the checker probes again immediately.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,8 +30,6 @@ pub struct MysqlProber {
     fencing: bool,
     /// The privileges have been checked (once, on the first session).
     privileges_checked: AtomicBool,
-    /// The node's address: a source named by a socket path is on the same host.
-    address: IpAddr,
     sslmode: SslMode,
     session: Mutex<Option<Session>>,
     broken: Arc<Notify>,
@@ -90,7 +87,6 @@ impl MysqlProber {
             node: node.name.clone(),
             fencing: pool.fence.read_only,
             privileges_checked: AtomicBool::new(false),
-            address: node.address,
             sslmode: check.sslmode,
             session: Mutex::new(None),
             broken: Arc::new(Notify::new()),
@@ -144,7 +140,7 @@ impl MysqlProber {
         }
         // Just set above when it was empty.
         let s = session.as_mut().expect("session is open");
-        match tokio::time::timeout(timeout, query(s, self.address)).await {
+        match tokio::time::timeout(timeout, query(s)).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(reason)) => {
                 *session = None;
@@ -158,7 +154,7 @@ impl MysqlProber {
     }
 }
 
-async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), String> {
+async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
     let sql = if s.mariadb {
         // MariaDB always keeps GTIDs.
         "SELECT @@read_only, 0, CAST(@@server_id AS CHAR), @@gtid_current_pos, 'ON'"
@@ -171,14 +167,7 @@ async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), Strin
         .await
         .map_err(|e| describe(&e))?
         .ok_or("no row from the status query")?;
-    // Without GTIDs (MySQL's gtid_mode OFF) positions of two servers cannot be compared.
-    let gtid = if row.4 != "ON" {
-        None
-    } else if s.mariadb {
-        Some(Gtid::parse_mariadb(&row.3)?)
-    } else {
-        Some(Gtid::parse_mysql(&row.3)?)
-    };
+    let gtid = gtid_position(&row.3, &row.4, s.mariadb);
     let replica: Option<Row> = match s.conn.query_first("SHOW REPLICA STATUS").await {
         Ok(r) => r,
         Err(_) => s
@@ -187,21 +176,19 @@ async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), Strin
             .await
             .map_err(|e| describe(&e))?,
     };
-    let replication = match replica {
-        Some(r) => Some(replication(&r, own).await),
-        None => None,
-    };
+    let replication = replica.as_ref().map(replication);
     let read_only = row.0 != 0 || row.1 != 0;
     let role = if read_only { "read-only" } else { "writable" };
     let replicating = match &replication {
         None => "no replication".to_string(),
-        Some(r) if r.running => format!("replicating from {}", r.source),
-        Some(r) => format!("replication from {}: {}", r.source, r.state),
+        Some(r) if r.running => format!("replicating from {}", r.source()),
+        Some(r) => format!("replication from {}: {}", r.source(), r.state),
     };
-    let position = gtid
-        .as_ref()
-        .map(|g| format!("gtid {g}"))
-        .unwrap_or_else(|| format!("gtid_mode {}", row.4));
+    let position = match &gtid {
+        Ok(g) => format!("gtid {g}"),
+        Err(why) => why.clone(),
+    };
+    let gtid = gtid.ok();
     let detail = format!("{role}, server {}, {position}, {replicating}", row.2);
     let status = DbStatus {
         writable: !read_only,
@@ -214,9 +201,23 @@ async fn query(s: &mut Session, own: IpAddr) -> Result<(String, DbStatus), Strin
     Ok((detail, status))
 }
 
+/// The node's GTID position from its text and `gtid_mode`, or why there is none: without
+/// GTIDs (MySQL's `gtid_mode` OFF) two servers' positions cannot be compared, and a text
+/// hadns cannot read makes the node's replicas incomparable, never the node down.
+fn gtid_position(text: &str, mode: &str, mariadb: bool) -> Result<Gtid, String> {
+    if mode != "ON" {
+        return Err(format!("gtid_mode {mode}"));
+    }
+    if mariadb {
+        Gtid::parse_mariadb(text)
+    } else {
+        Gtid::parse_mysql(text)
+    }
+}
+
 /// The replication state from a `SHOW REPLICA STATUS` row (MariaDB and MySQL before 8.0.22
 /// name the columns `Master_*` and `Slave_*`, later MySQL `Source_*` and `Replica_*`).
-async fn replication(row: &Row, own: IpAddr) -> Replication {
+fn replication(row: &Row) -> Replication {
     let text = |names: [&str; 2]| {
         names
             .iter()
@@ -238,9 +239,9 @@ async fn replication(row: &Row, own: IpAddr) -> Replication {
     }
     Replication {
         running: io == "Yes" && sql == "Yes",
-        source: format!("{host}:{}", port.unwrap_or_default()),
-        source_addresses: super::resolve(&host, port, own).await,
+        source_host: host,
         source_port: port,
+        source_addresses: Vec::new(),
         state,
     }
 }
@@ -259,5 +260,21 @@ pub fn describe(e: &mysql_async::Error) -> String {
         mysql_async::Error::Server(s) => s.message.clone(),
         mysql_async::Error::Io(mysql_async::IoError::Io(io)) => super::describe(io),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_hadns_cannot_read_is_no_probe_failure() {
+        assert_eq!(
+            gtid_position("0-1-9", "ON", true).map(|g| g.transactions()),
+            Ok(9)
+        );
+        assert_eq!(gtid_position("", "OFF", false), Err("gtid_mode OFF".into()));
+        let unreadable = gtid_position("0-1-9-garbage,\u{0}", "ON", true).unwrap_err();
+        assert!(unreadable.contains("not a MariaDB GTID"), "{unreadable}");
     }
 }

@@ -37,8 +37,6 @@ pub struct PgProber {
     fencing: bool,
     /// The privileges have been checked (once, on the first session).
     privileges_checked: std::sync::atomic::AtomicBool,
-    /// The node's address: a source named by a Unix socket path is on the same host.
-    address: std::net::IpAddr,
     session: Mutex<Option<Client>>,
     broken: Arc<Notify>,
 }
@@ -86,7 +84,6 @@ impl PgProber {
             node: node.name.clone(),
             fencing: pool.fence.read_only,
             privileges_checked: Default::default(),
-            address: node.address,
             session: Mutex::new(None),
             broken: Arc::new(Notify::new()),
         }
@@ -163,21 +160,17 @@ impl PgProber {
                 state: "the WAL receiver's state is hidden: the role needs pg_read_all_stats \
                         (or pg_monitor)"
                     .into(),
-                source: "unknown".into(),
-                source_addresses: Vec::new(),
+                source_host: "unknown".into(),
                 source_port: None,
+                source_addresses: Vec::new(),
             }),
-            (Some(_), Some(state)) => {
-                let host = text(7).unwrap_or_default();
-                let port = row.get(8).and_then(|p| p.parse::<u16>().ok());
-                Some(Replication {
-                    running: state == "streaming",
-                    source: format!("{host}:{}", port.unwrap_or_default()),
-                    source_addresses: super::resolve(&host, port, self.address).await,
-                    source_port: port,
-                    state,
-                })
-            }
+            (Some(_), Some(state)) => Some(Replication {
+                running: state == "streaming",
+                source_host: text(7).unwrap_or_default(),
+                source_port: row.get(8).and_then(|p| p.parse::<u16>().ok()),
+                source_addresses: Vec::new(),
+                state,
+            }),
         };
         let status = DbStatus {
             writable: !in_recovery && !read_only,
@@ -193,7 +186,10 @@ impl PgProber {
             (false, true, _) => "primary set read-only (default_transaction_read_only)".into(),
             (true, _, None) => format!("standby, timeline {timeline}, no WAL receiver"),
             (true, _, Some(r)) if r.running => {
-                format!("standby, timeline {timeline}, streaming from {}", r.source)
+                format!(
+                    "standby, timeline {timeline}, streaming from {}",
+                    r.source()
+                )
             }
             (true, _, Some(r)) => format!("standby, timeline {timeline}, WAL receiver {}", r.state),
         };

@@ -31,11 +31,23 @@ pub struct Replication {
     pub running: bool,
     /// The server's words for the state (`streaming`, `IO thread Connecting, SQL thread Yes`).
     pub state: String,
-    /// The source as the server names it (`db1.example:5432`), for messages.
-    pub source: String,
-    /// The addresses the source resolved to, and its port.
-    pub source_addresses: Vec<IpAddr>,
+    /// The source's host as the server names it (an address, a name, or a socket
+    /// directory), and its port.
+    pub source_host: String,
     pub source_port: Option<u16>,
+    /// The addresses `source_host` resolved to (the checker resolves it after the probe).
+    pub source_addresses: Vec<IpAddr>,
+}
+
+impl Replication {
+    /// `host:port`, for messages.
+    pub fn source(&self) -> String {
+        format!(
+            "{}:{}",
+            self.source_host,
+            self.source_port.unwrap_or_default()
+        )
+    }
 }
 
 /// The primary that a pool's replicas are compared with, and what it reported.

@@ -383,7 +383,7 @@ impl Engine {
             {
                 return Err(format!(
                     "replicates from {}, not from the primary {primary} ({})",
-                    replication.source,
+                    replication.source(),
                     std::net::SocketAddr::new(address, port)
                 ));
             }

@@ -116,7 +116,7 @@ fn db_observation(config: &Config, role: &str, args: &[&str]) -> Observation {
                 db.replication = Some(Replication {
                     running: k == "from",
                     state: if k == "from" { "streaming" } else { "stopped" }.into(),
-                    source: v.to_string(),
+                    source_host: v.to_string(),
                     source_addresses: vec![node.address],
                     source_port: node.port,
                 });

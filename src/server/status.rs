@@ -134,9 +134,9 @@ pub fn build(cx: &Context<'_>) -> Status {
                         replication: db.and_then(|d| {
                             let r = d.replication.as_ref()?;
                             Some(if r.running {
-                                format!("replicating from {}", r.source)
+                                format!("replicating from {}", r.source())
                             } else {
-                                format!("from {}: {}", r.source, r.state)
+                                format!("from {}: {}", r.source(), r.state)
                             })
                         }),
                         fence: cx
