@@ -475,7 +475,7 @@ fn primary_and_replicas_follow_roles() {
          at 1100ms n2 primary tl=2 lsn=1100
          expect db = n2
          expect db-ro = nodata
-         expect why db-ro n3 replicates from n1, not from the primary n2 (127.0.0.11:1)
+         expect why db-ro n3 replicates from n1:1, not from the primary n2 (127.0.0.11:1)
          at 1200ms n3 standby lsn=1100 from=n2
          expect db-ro = n3
          expect why db-ro n3 -",
