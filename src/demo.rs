@@ -163,14 +163,18 @@ listen = "127.0.0.1:9153"
     };
     let admin_addr = admin.local_addr()?;
     let server_shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::server::run(
+    let server = crate::server::start(
         prepared,
         crate::server::Options {
             config_file: Some(config_path.clone()),
             sockets,
-            admin: Some(admin),
             vips: Vec::new(),
         },
+        server_shutdown.clone(),
+    )?;
+    let admin = tokio::spawn(crate::admin::serve(
+        admin,
+        server.handle().admin_state(Vec::new()),
         server_shutdown.clone(),
     ));
 
@@ -228,7 +232,8 @@ listen = "127.0.0.1:9153"
         _ = shutdown.cancelled() => Ok(()),
     };
     server_shutdown.cancel();
-    server.await??;
+    server.wait().await?;
+    admin.await??;
     drop(web2);
     println!("demo finished");
     result

@@ -264,15 +264,26 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
         }
         None => None,
     };
+    let hosts = (prepared.config.admin.as_ref()).map_or_else(Vec::new, |a| a.hosts.clone());
     let options = hadns::server::Options {
         config_file: Some(config_file),
         sockets,
-        admin,
         vips,
     };
-    hadns::server::run(prepared, options, shutdown)
-        .await
-        .context("serving")?;
+    let server = hadns::server::start(prepared, options, shutdown.clone())?;
+    let admin = admin.map(|listener| {
+        let state = server.handle().admin_state(hosts);
+        tokio::spawn(hadns::admin::serve(listener, state, shutdown))
+    });
+    let served = server.wait().await;
+    if let Some(admin) = admin {
+        match admin.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "admin endpoint"),
+            Err(e) => error!(error = %e, "admin endpoint task"),
+        }
+    }
+    served.context("serving")?;
     info!("stopped");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! it applies each drain or undrain, so the file never says less than the running server.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,86 @@ pub fn save(path: &Path, drained: &[Drained]) -> Result<(), String> {
             .map_err(fail)?;
     }
     Ok(())
+}
+
+/// The drained nodes by name, as the drain file has them (kept without a file too); the
+/// engine's `drained` flags are set from it.
+pub struct Drains {
+    list: Vec<Drained>,
+    file: Option<PathBuf>,
+}
+
+impl Drains {
+    pub fn new(list: Vec<Drained>, file: Option<PathBuf>) -> Drains {
+        Drains { list, file }
+    }
+
+    pub fn list(&self) -> &[Drained] {
+        &self.list
+    }
+
+    /// The file of a reloaded configuration (it may have moved or gone).
+    pub fn set_file(&mut self, file: Option<PathBuf>) {
+        self.file = file;
+    }
+
+    /// Keeps the entries `find` knows and returns their nodes; an entry naming a node the
+    /// configuration does not have is dropped with a warning. The flag says whether
+    /// anything was dropped.
+    pub fn resolve<T>(&mut self, find: impl Fn(&str, &str) -> Result<T, String>) -> (Vec<T>, bool) {
+        let listed = std::mem::take(&mut self.list);
+        let count = listed.len();
+        let mut found = Vec::new();
+        for drain in listed {
+            match find(&drain.pool, &drain.node) {
+                Ok(node) => {
+                    found.push(node);
+                    self.list.push(drain);
+                }
+                Err(e) => {
+                    tracing::warn!(pool = %drain.pool, node = %drain.node, since = %drain.since,
+                    "a drained node is not in the configuration ({e}); its drain is dropped")
+                }
+            }
+        }
+        let dropped = self.list.len() != count;
+        (found, dropped)
+    }
+
+    /// Drains or undrains one node: the new list is written to the file first (off the
+    /// runtime's threads: a busy disk may take a while); if that fails nothing changes.
+    pub async fn set(&mut self, pool: &str, node: &str, drained: bool) -> Result<(), String> {
+        let mut next: Vec<Drained> = self
+            .list
+            .iter()
+            .filter(|d| !(d.pool == pool && d.node == node))
+            .cloned()
+            .collect();
+        if drained {
+            next.push(Drained {
+                pool: pool.to_string(),
+                node: node.to_string(),
+                since: crate::api::event::rfc3339(std::time::SystemTime::now()),
+            });
+        }
+        self.save_list(next.clone()).await?;
+        self.list = next;
+        Ok(())
+    }
+
+    /// Writes the list to the file, if there is one.
+    pub async fn save(&self) -> Result<(), String> {
+        self.save_list(self.list.clone()).await
+    }
+
+    async fn save_list(&self, list: Vec<Drained>) -> Result<(), String> {
+        let Some(file) = self.file.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || save(&file, &list))
+            .await
+            .map_err(|e| e.to_string())?
+    }
 }
 
 #[cfg(test)]

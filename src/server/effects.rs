@@ -1,9 +1,11 @@
 //! The effects of one engine event, in one place: the log line, the event record, the
-//! metrics and the `on_change` hook. Fencing requests are carried out (and logged) before
-//! the snapshot is published, in `Supervisor::fence`.
+//! metrics and the `on_change` hook; and those of a fence, started and finished (the
+//! outbox runs fences before it publishes, see `decisions.rs`).
 
-use super::events::log_event;
+use super::decisions::Fenced;
+use super::events::{EventKind, fence_event, log_event};
 use super::{Supervisor, hooks};
+use crate::api::status::FenceStatus;
 use crate::dns::Snapshot;
 use crate::engine::Event;
 
@@ -52,5 +54,46 @@ impl Supervisor {
             | Event::Drained { .. }
             | Event::Fence { .. } => {}
         }
+    }
+
+    /// Records that a fence starts.
+    pub(super) fn fencing(&mut self, pool: usize, node: usize, reason: &str) {
+        let (pool, node) = (
+            &self.config.pools[pool],
+            &self.config.pools[pool].nodes[node],
+        );
+        self.events.push(fence_event(
+            &pool.name,
+            &node.name,
+            EventKind::Fencing,
+            reason,
+        ));
+    }
+
+    /// Records a finished fence (event, metric, `/status`) and carries out the decisions
+    /// that waited for it.
+    pub(super) fn on_fenced(&mut self, fenced: Fenced) {
+        self.outbox.fenced();
+        let pool = &self.config.pools[fenced.pool];
+        let node = &pool.nodes[fenced.node];
+        let (kind, detail, result) = match fenced.result {
+            Ok(done) => (EventKind::Fenced, done, "fenced"),
+            Err(why) => (EventKind::FenceFailed, why, "failed"),
+        };
+        self.metrics
+            .fences
+            .with_label_values(&[pool.name.as_str(), node.name.as_str(), result])
+            .inc();
+        self.outbox.last.insert(
+            (pool.name.clone(), node.name.clone()),
+            FenceStatus {
+                result: kind.to_string(),
+                detail: detail.clone(),
+                at: self.clock.wall(self.clock.now()),
+            },
+        );
+        self.events
+            .push(fence_event(&pool.name, &node.name, kind, &detail));
+        self.advance();
     }
 }

@@ -9,15 +9,13 @@
 //! are recomputed under the new rules; every zone's serial increases. The UDP and TCP
 //! sockets are never touched, so no query is lost.
 
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::events::{EventKind, EventRecord};
-use super::plan::{Checker as PlanChecker, Plan, plan};
-use super::{CommandError, Supervisor, unix_now};
+use super::plan::plan;
+use super::{CommandError, Supervisor};
 use crate::config::{Config, ConfigError, Vip};
-use crate::dns::SnapshotBuilder;
 use crate::engine::Engine;
 
 impl Supervisor {
@@ -84,46 +82,37 @@ impl Supervisor {
 
     /// Switches to a validated configuration; returns a summary of what changed.
     async fn apply_config(&mut self, prepared: crate::Prepared, tasks: &mut JoinSet<()>) -> String {
+        // Queued decisions name pools, nodes and records of the running configuration.
+        self.flush().await;
         let changes = super::changes::describe(&self.config, &prepared.config);
         let plan = plan(&self.config, &prepared.config);
         self.metrics.declare(&prepared.config);
-        let old = std::mem::replace(&mut self.config, prepared.config);
-        let (reused, started, stopped) = self.restart_checkers(&old, &plan, tasks);
-        let record_was = |r: usize| plan.records[r];
+        self.config = prepared.config;
+        let restarted = self.checkers.restart(&self.config, &plan, tasks);
         let now = self.clock.now();
         let (engine, mut events) = Engine::reloaded(
             &self.config,
             &self.engine,
             |p, n| plan.carried.get(&(p, n)).copied(),
-            record_was,
+            |r| plan.records[r],
             now,
         );
         self.engine = engine;
         self.config_loaded = now;
         // Drained nodes stay drained, even when their checker had to start afresh; drains
         // of removed nodes go. The file may have moved: write it either way.
+        self.drains.set_file(
+            self.config
+                .admin
+                .as_ref()
+                .and_then(|a| a.drain_file.clone()),
+        );
         let (drain_events, _) = self.apply_drain_list();
         events.extend(drain_events);
-        if let Err(error) = self.save_drains(self.drains.clone()).await {
+        if let Err(error) = self.drains.save().await {
             warn!(%error, "cannot write the drain file");
         }
-
-        // Every zone's serial goes up, whatever the files say, so secondaries and caches
-        // see that something was reloaded.
-        let highest = self
-            .snapshot
-            .load()
-            .serials()
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0);
-        self.builder = SnapshotBuilder::new(
-            prepared.zones,
-            &self.config.records,
-            unix_now().max(highest.wrapping_add(1)),
-        );
-        self.zone_names = self.builder.zone_names();
+        self.publication.reload(prepared.zones, &self.config);
         // The vip tables are unchanged (needs_restart), but indices may have moved.
         for (slot, vip) in self.vips.iter_mut().zip(&self.config.vips) {
             (slot.record, slot.node) = (vip.record, vip.node);
@@ -132,9 +121,10 @@ impl Supervisor {
             self.events.set_capacity(admin.events);
             self.token.store(std::sync::Arc::new(admin.token.clone()));
         }
-        self.publish();
+        self.publication
+            .publish(&super::publication::published(&self.config, &self.engine));
         let pools: Vec<usize> = (0..self.config.pools.len()).collect();
-        self.apply(events, &pools).await;
+        self.decide(events, &pools);
         self.check_ready();
         let changes = if changes.is_empty() {
             "no pool or record changed".to_string()
@@ -142,66 +132,14 @@ impl Supervisor {
             changes.join("; ")
         };
         format!(
-            "{changes}; {} pools, {} records; {reused} node checkers kept, {started} started, {stopped} stopped; zone serials now {:?}",
+            "{changes}; {} pools, {} records; {} node checkers kept, {} started, {} stopped; zone serials now {:?}",
             self.config.pools.len(),
             self.config.records.len(),
-            self.snapshot.load().serials()
+            restarted.kept,
+            restarted.started,
+            restarted.stopped,
+            self.publication.load().serials()
         )
-    }
-}
-
-impl Supervisor {
-    /// Carries out the plan's checkers against the running ones (of `old`): keeps,
-    /// starts, stops. Returns how many were kept, started, and stopped for good.
-    fn restart_checkers(
-        &mut self,
-        old: &Config,
-        plan: &Plan,
-        tasks: &mut JoinSet<()>,
-    ) -> (usize, usize, usize) {
-        let mut old_checkers = std::mem::take(&mut self.checkers);
-        let mut old_degraded = std::mem::take(&mut self.degraded);
-        self.by_id.clear();
-        let (mut reused, mut started) = (0, 0);
-        for (p, nodes) in plan.checkers.iter().enumerate() {
-            let name = self.config.pools[p].name.clone();
-            let sender = old_degraded
-                .remove(&name)
-                .unwrap_or_else(|| watch::channel(false).0);
-            self.degraded.insert(name.clone(), sender);
-            for (n, checker) in nodes.iter().enumerate() {
-                let key = (name.clone(), self.config.pools[p].nodes[n].name.clone());
-                match (checker, old_checkers.remove(&key)) {
-                    (PlanChecker::Keep, Some(handle)) => {
-                        self.by_id.insert(handle.id, (p, n));
-                        self.checkers.insert(key, handle);
-                        reused += 1;
-                    }
-                    (_, replaced) => {
-                        if let Some(handle) = replaced {
-                            handle.stop.cancel();
-                        }
-                        self.start_checker(p, n, tasks);
-                        started += 1;
-                    }
-                }
-            }
-        }
-        debug_assert_eq!(old_checkers.len(), plan.removed.len());
-        debug_assert!(
-            plan.removed
-                .iter()
-                .all(|&(p, n)| old_checkers.contains_key(&(
-                    old.pools[p].name.clone(),
-                    old.pools[p].nodes[n].name.clone()
-                )))
-        );
-        let stopped = old_checkers.len();
-        for handle in old_checkers.into_values() {
-            handle.stop.cancel();
-        }
-        self.failing.retain(|id, _| self.by_id.contains_key(id));
-        (reused, started, stopped)
     }
 }
 

@@ -232,3 +232,61 @@ async fn postgres_fencing_with_exactly_the_documented_grants() {
         hadns.stop().await;
     }
 }
+
+/// A fence that takes long holds back the answers decided after it (fence, then publish)
+/// but not hadns: `/status` and `/events` answer while it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_fence_holds_back_answers_but_not_the_server() {
+    let m1 = Maria::start("127.0.0.48", 1, false).await;
+    let m2 = Maria::start("127.0.0.49", 2, true).await;
+    for m in [&m1, &m2] {
+        m.create_user("hadns", &MARIADB_GRANTS.join(", ")).await;
+    }
+    let release = tempfile::tempdir().unwrap();
+    let released = release.path().join("released");
+    let config = format!(
+        "[[pool]]\nname = \"db\"\ncheck = \"mysql\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\n\
+         fence_command = [\"sh\", \"-c\", \"while [ ! -e {} ]; do sleep 0.02; done; echo released\"]\n\
+         fence_timeout = \"60s\"\n\
+         [pool.mysql]\nuser = \"hadns\"\npassword = \"hadns\"\nsslmode = \"disable\"\n{}{}\n\
+         [[record]]\nname = \"{DB}\"\npool = \"db\"\nselect = \"primary\"\n{}",
+        released.display(),
+        m1.node("m1", 100),
+        m2.node("m2", 50),
+        admin_section(false)
+    );
+    let mut hadns = Hadns::start(&config).await;
+    hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;
+    let admin = hadns.admin().await;
+
+    // m2 turns writable beside m1: it is the loser to fence, and its fence waits.
+    m2.execute("SET GLOBAL read_only = 0").await;
+    wait_for(LIMIT, "the fence of m2 to start", || async {
+        crate::admin::event_kinds(admin)
+            .await
+            .contains(&"fencing".to_string())
+    })
+    .await;
+    // m1 stops taking writes: the engine now decides m2, but that waits for the fence.
+    m1.execute("SET GLOBAL read_only = 1").await;
+    wait_for(LIMIT, "the engine to see m1 read-only", || async {
+        let status = tokio::time::timeout(Duration::from_secs(5), get_json(admin, "/status"))
+            .await
+            .expect("/status must answer while a fence runs");
+        node(&status, "db", "m1")["role"] == "replica"
+    })
+    .await;
+    assert!(node(&get_json(admin, "/status").await, "db", "m2")["fence"].is_null());
+    assert_eq!(
+        hadns.addresses(DB).await,
+        Ok(vec![m1.ip]),
+        "an answer was published before the fence that precedes it finished"
+    );
+
+    std::fs::write(&released, "").unwrap();
+    hadns.wait_for_answer(DB, &[m2.ip], LIMIT).await;
+    let (fence, counted) = fence_status(&mut hadns, "m2").await;
+    assert_eq!(fence["result"], "fenced", "{fence}");
+    assert!(counted.contains("result=\"fenced\"} 1"), "{counted}");
+    hadns.stop().await;
+}

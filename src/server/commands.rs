@@ -1,0 +1,126 @@
+//! The supervisor's side of admin commands: status, events, drain and undrain, reload;
+//! and the drain list applied to the engine.
+
+use tokio::task::JoinSet;
+
+use super::events::describe_answer;
+use super::status::{self, Status};
+use super::{Command, CommandError, Supervisor};
+use crate::config::Config;
+use crate::engine::Event;
+
+impl Supervisor {
+    pub(super) async fn on_command(&mut self, command: Command, tasks: &mut JoinSet<()>) {
+        // A requester that went away is no reason to stop: replies may go nowhere.
+        match command {
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Events { limit, reply } => {
+                let _ = reply.send(self.events.recent(limit));
+            }
+            Command::Drain {
+                pool,
+                node,
+                drained,
+                reply,
+            } => {
+                let _ = reply.send(self.drain(&pool, &node, drained).await);
+            }
+            Command::Reload(reply) => {
+                let _ = reply.send(self.reload(tasks).await);
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let snapshot = self.publication.load();
+        status::build(&status::Context {
+            config: &self.config,
+            engine: &self.engine,
+            snapshot: &snapshot,
+            zone_names: self.publication.zone_names(),
+            clock: self.clock,
+            config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
+            config_loaded: self.config_loaded,
+            fences: &self.outbox.last,
+        })
+    }
+
+    /// The (pool, node) indices of a node named by an operator.
+    fn node_index(&self, pool: &str, node: &str) -> Result<(usize, usize), CommandError> {
+        node_index(&self.config, pool, node)
+    }
+
+    /// Sets the engine's drained flags from the drain list, by name: at start (the drain
+    /// file's list) and on the engine a reload built. Returns the engine's events and
+    /// whether an entry was dropped (it names a node the configuration does not have).
+    pub(super) fn apply_drain_list(&mut self) -> (Vec<Event>, bool) {
+        let now = self.clock.now();
+        let config = &self.config;
+        let (nodes, dropped) = self
+            .drains
+            .resolve(|pool, node| node_index(config, pool, node).map_err(|e| e.to_string()));
+        let events = nodes
+            .into_iter()
+            .flat_map(|(p, n)| self.engine.set_drained(p, n, true, now))
+            .collect();
+        (events, dropped)
+    }
+
+    /// Drains or undrains a node. With a drain file, the file is written first: if that
+    /// fails, nothing changes and the caller hears why.
+    async fn drain(
+        &mut self,
+        pool: &str,
+        node: &str,
+        drained: bool,
+    ) -> Result<String, CommandError> {
+        let (p, n) = self.node_index(pool, node)?;
+        if self.engine.node(p, n).drained != drained {
+            self.drains
+                .set(pool, node, drained)
+                .await
+                .map_err(CommandError::Unsaved)?;
+        }
+        let events = self.engine.set_drained(p, n, drained, self.clock.now());
+        self.decide(events, &[p]);
+        let answers: Vec<String> = self
+            .config
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.pool == p)
+            .map(|(i, r)| {
+                format!(
+                    "{} answers {}",
+                    r.name,
+                    describe_answer(&self.config, i, self.engine.answer(i))
+                )
+            })
+            .collect();
+        let verb = if drained { "drained" } else { "undrained" };
+        Ok(if answers.is_empty() {
+            format!("{node} of pool {pool} {verb}")
+        } else {
+            format!("{node} of pool {pool} {verb}; {}", answers.join("; "))
+        })
+    }
+}
+
+/// The (pool, node) indices of a node named by an operator.
+fn node_index(config: &Config, pool: &str, node: &str) -> Result<(usize, usize), CommandError> {
+    let p = config
+        .pools
+        .iter()
+        .position(|x| x.name == pool)
+        .ok_or_else(|| CommandError::NotFound(format!("no pool named {pool:?}")))?;
+    let n = config.pools[p]
+        .nodes
+        .iter()
+        .position(|x| x.name == node)
+        .ok_or_else(|| {
+            CommandError::NotFound(format!("pool {pool:?} has no node named {node:?}"))
+        })?;
+    Ok((p, n))
+}

@@ -1,0 +1,214 @@
+//! The boundary between deciding and carrying out.
+//!
+//! A [`Decision`] is what a source of answers decided in one step: the nodes to fence, the
+//! answers to publish, the events to log and count, and which vips to hold. Today the local
+//! engine is the only source (`Decision::local`); a cluster mode makes the cluster's agreed
+//! answers another one, and everything after the decision stays as it is.
+//!
+//! The [`Outbox`] carries decisions out strictly in order, each as: fence its losers, then
+//! publish its answers, then its effects. A fence runs in its own task, so the supervisor
+//! goes on observing and serving admin requests meanwhile; decisions made during a fence
+//! wait behind it, so no answer is published before an earlier fence has finished.
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::api::status::FenceStatus;
+use crate::config::Config;
+use crate::dns::Published;
+use crate::engine::{Answer, Engine, Event, Health};
+
+/// One step of decisions, carried out as a whole.
+pub struct Decision {
+    /// Nodes to fence before anything of this decision is published: (pool, node, why).
+    pub fences: Vec<(usize, usize, String)>,
+    /// The answers to publish (one per record), when one changed.
+    pub answers: Option<Vec<Published>>,
+    /// What happened, for the log, the event log, the metrics and the hooks.
+    pub events: Vec<Event>,
+    /// Per `[[vip]]`: whether it should be held once this decision is published.
+    pub holds: Vec<bool>,
+}
+
+impl Decision {
+    /// The local engine's decision after it produced `events`. A vip is held while its
+    /// record answers exactly the local node (`vips`: record, node) and that node is up.
+    pub fn local(
+        config: &Config,
+        engine: &Engine,
+        vips: impl Iterator<Item = (usize, usize)>,
+        events: Vec<Event>,
+    ) -> Decision {
+        let fences = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Fence { pool, node, reason } => Some((*pool, *node, reason.clone())),
+                _ => None,
+            })
+            .collect();
+        let answers = events
+            .iter()
+            .any(|e| matches!(e, Event::AnswerChanged { .. }))
+            .then(|| super::publication::published(config, engine));
+        let holds = vips
+            .map(|(record, node)| {
+                let pool = config.records[record].pool;
+                engine.answer(record) == &Answer::Nodes(vec![node])
+                    && engine.node(pool, node).health == Health::Up
+            })
+            .collect();
+        Decision {
+            fences,
+            answers,
+            events,
+            holds,
+        }
+    }
+}
+
+/// What the supervisor does next with the outbox's head.
+pub enum Step {
+    /// Start these fences (the decision then waits for them).
+    Fence(Vec<(usize, usize, String)>),
+    /// Publish this decision and carry out its effects.
+    Publish(Decision),
+}
+
+/// A finished fence.
+pub struct Fenced {
+    pub pool: usize,
+    pub node: usize,
+    /// What was done, or why it failed.
+    pub result: Result<String, String>,
+}
+
+pub struct Outbox {
+    queue: VecDeque<Decision>,
+    /// Fences of the head decision still running.
+    running: usize,
+    tasks: JoinSet<()>,
+    done: mpsc::UnboundedSender<Fenced>,
+    /// Finished fences, for the supervisor's loop.
+    pub finished: mpsc::UnboundedReceiver<Fenced>,
+    /// The last fence per (pool, node) name, for `/status`.
+    pub last: HashMap<(String, String), FenceStatus>,
+}
+
+impl Outbox {
+    pub fn new() -> Outbox {
+        let (done, finished) = mpsc::unbounded_channel();
+        Outbox {
+            queue: VecDeque::new(),
+            running: 0,
+            tasks: JoinSet::new(),
+            done,
+            finished,
+            last: HashMap::new(),
+        }
+    }
+
+    pub fn submit(&mut self, decision: Decision) {
+        self.queue.push_back(decision);
+    }
+
+    /// The next thing to do; `None` while a fence runs or nothing is queued.
+    pub fn next(&mut self) -> Option<Step> {
+        let head = self.queue.front_mut()?;
+        if !head.fences.is_empty() {
+            let fences = std::mem::take(&mut head.fences);
+            self.running += fences.len();
+            return Some(Step::Fence(fences));
+        }
+        if self.running > 0 {
+            return None;
+        }
+        self.queue.pop_front().map(Step::Publish)
+    }
+
+    /// Runs one fence that `next` handed out in its own task; `finished` hears the outcome.
+    pub fn fence(&mut self, config: &Config, pool: usize, node: usize) {
+        let (p, n) = (
+            config.pools[pool].clone(),
+            config.pools[pool].nodes[node].clone(),
+        );
+        let done = self.done.clone();
+        self.tasks.spawn(async move {
+            let result = crate::checks::fence(&p, &n)
+                .await
+                .map_err(|e| e.to_string());
+            // The receiver lives as long as the outbox, which owns this task.
+            let _ = done.send(Fenced { pool, node, result });
+        });
+    }
+
+    /// Counts a fence as finished (the supervisor recorded it).
+    pub fn fenced(&mut self) {
+        self.running -= 1;
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    /// Whether every decision was carried out.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.running == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(fences: usize, tag: usize) -> Decision {
+        Decision {
+            fences: (0..fences)
+                .map(|n| (0, n, "primary moved".into()))
+                .collect(),
+            answers: None,
+            events: Vec::new(),
+            holds: vec![tag == 1],
+        }
+    }
+
+    fn published(step: Option<Step>) -> Option<Vec<bool>> {
+        match step {
+            Some(Step::Publish(d)) => Some(d.holds),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn decisions_wait_in_order_behind_a_running_fence() {
+        let mut outbox = Outbox::new();
+        outbox.submit(decision(2, 0));
+        let Some(Step::Fence(fences)) = outbox.next() else {
+            panic!("the head's fences come first");
+        };
+        assert_eq!(fences.len(), 2);
+        assert!(
+            outbox.next().is_none(),
+            "nothing is published while they run"
+        );
+        outbox.submit(decision(0, 1));
+        assert!(
+            outbox.next().is_none(),
+            "a later decision waits behind the fence"
+        );
+        outbox.fenced();
+        assert!(outbox.next().is_none(), "one fence of two is still running");
+        assert!(!outbox.is_idle());
+        outbox.fenced();
+        assert_eq!(published(outbox.next()), Some(vec![false]));
+        assert_eq!(published(outbox.next()), Some(vec![true]));
+        assert!(outbox.next().is_none());
+        assert!(outbox.is_idle());
+    }
+
+    #[test]
+    fn without_fences_a_decision_is_carried_out_at_once() {
+        let mut outbox = Outbox::new();
+        outbox.submit(decision(0, 1));
+        assert_eq!(published(outbox.next()), Some(vec![true]));
+        assert!(outbox.is_idle());
+    }
+}
