@@ -9,9 +9,13 @@
 //! removes it at once. Every second the actor compares the interface with what it should
 //! hold and puts right any difference.
 //!
+//! - `actor.rs`: the take/release/announce decisions as a pure state machine and the loop
+//!   that drives it over a `Wire` (this module's netlink and raw socket), tested in paused
+//!   time with a scripted wire.
 //! - `netlink.rs`: the interface, its MAC and addresses (rtnetlink).
 //! - `packet.rs`: ARP and neighbour discovery frames on an `AF_PACKET` socket.
 
+mod actor;
 mod netlink;
 mod packet;
 
@@ -19,15 +23,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::event::{EventKind, EventRecord};
 use crate::config::{Config, Vip};
 
-/// How often the interface is compared with what should be held.
-const RECONCILE: Duration = Duration::from_secs(1);
 /// Each probe waits this long for answers; a take sends two.
 const PROBE_WAIT: Duration = Duration::from_millis(40);
 
@@ -118,140 +119,65 @@ impl Prepared {
     }
 
     /// Holds the address while `desired` says so, until `shutdown`; then releases it.
-    /// Announcements run inside this loop, not inline, so a release never waits for them.
     pub async fn run(
         mut self,
-        mut desired: watch::Receiver<bool>,
+        desired: watch::Receiver<bool>,
         events: mpsc::UnboundedSender<EventRecord>,
         shutdown: CancellationToken,
     ) {
         self.events = Some(events);
-        let mut held = false;
-        let mut reconcile = tokio::time::interval(RECONCILE);
-        // Announcements still to send, and when the next one is due.
-        let mut pending = 0;
-        let mut next_announce = Instant::now();
-        loop {
-            let want = *desired.borrow_and_update();
-            if want && !held {
-                held = self.take(&desired, &shutdown).await;
-                if held {
-                    (pending, next_announce) = (self.vip.announce_count, Instant::now());
-                }
-            } else if !want && held {
-                self.release("the answer moved away from the local node")
-                    .await;
-                (held, pending) = (false, 0);
-            }
-            tokio::select! {
-                changed = desired.changed() => if changed.is_err() { break },
-                _ = reconcile.tick() => held = self.reconcile(want, held).await,
-                _ = tokio::time::sleep_until(next_announce), if held && (pending > 0 || !self.vip.refresh.is_zero()) => {
-                    if let Err(e) = self.socket.announce(self.address()).await {
-                        warn!(vip = %self.label, error = %e, "vip announcement not sent");
-                    }
-                    pending = pending.saturating_sub(1);
-                    next_announce = Instant::now()
-                        + if pending > 0 { self.vip.announce_interval } else { self.vip.refresh };
-                }
-                _ = shutdown.cancelled() => break,
-            }
-        }
-        if held || self.link.has(self.address()).await.unwrap_or(false) {
-            self.release("hadns is stopping").await;
-        }
+        let machine = actor::Machine::new(&self.vip, self.label.clone());
+        actor::drive(machine, &self, desired, shutdown).await;
     }
+}
 
-    /// Compares the interface with what should be held; returns whether it is held.
-    async fn reconcile(&self, want: bool, held: bool) -> bool {
-        let present = match self.link.has(self.address()).await {
-            Ok(p) => p,
-            Err(e) => {
-                error!(vip = %self.label, error = %e, "cannot read the interface's addresses");
-                return held;
-            }
-        };
-        match (want, held, present) {
-            (true, true, false) => {
-                warn!(vip = %self.label, "vip address disappeared while held; taking it again");
-                false
-            }
-            (false, _, true) => {
-                warn!(vip = %self.label, "vip address present while it should not be; removing it");
-                self.release("it should not be held").await;
-                false
-            }
-            (_, _, present) => held && present,
-        }
-    }
-
-    /// Probes, waits or fences, adds and announces. Returns whether the address is held.
-    async fn take(&self, desired: &watch::Receiver<bool>, shutdown: &CancellationToken) -> bool {
-        let address = self.address();
-        let deadline = Instant::now() + self.vip.takeover_timeout;
-        let mut fenced = false;
-        let mut reported = false;
-        loop {
-            let owners = match self.probe().await {
-                Ok(owners) => owners,
-                Err(e) => {
-                    error!(vip = %self.label, error = %e, "vip probe failed; not taking the address");
-                    return false;
-                }
-            };
-            if owners.is_empty() {
-                break;
-            }
-            let holder = owners.iter().map(mac_text).collect::<Vec<_>>().join(",");
-            if !reported {
-                error!(vip = %self.label, holder = %holder, "vip conflict: another host answers for the address; waiting");
-                self.report(
-                    EventKind::VipConflict,
-                    format!("another host ({holder}) answers for the address; waiting"),
-                );
-                reported = true;
-            }
-            if !*desired.borrow() || shutdown.is_cancelled() {
-                info!(vip = %self.label, "vip take abandoned: no longer wanted");
-                return false;
-            }
-            if Instant::now() < deadline {
-                continue;
-            }
-            match (&self.vip.fence_command, fenced) {
-                (Some(command), false) => {
-                    fenced = true;
-                    self.fence(command, &holder).await;
-                }
-                _ => {
-                    error!(vip = %self.label, holder = %holder, timeout = ?self.vip.takeover_timeout,
-                        "vip not taken: another host still answers for the address");
-                    return false;
-                }
-            }
-        }
-        if let Err(e) = self.link.add(address, self.vip.prefix_len).await {
-            error!(vip = %self.label, error = %e, "cannot add the vip address");
-            return false;
-        }
-        info!(vip = %self.label, announcements = self.vip.announce_count, "vip taken");
-        self.report(
-            EventKind::VipTaken,
-            format!("{} added and announced", self.label),
-        );
-        true
-    }
-
+impl actor::Wire for Prepared {
     /// Two probes, `PROBE_WAIT` apart: a lost packet does not make a held address look free.
-    async fn probe(&self) -> std::io::Result<Vec<packet::Mac>> {
-        let mut owners = self.socket.probe(self.address(), PROBE_WAIT).await?;
-        if owners.is_empty() {
-            owners = self.socket.probe(self.address(), PROBE_WAIT).await?;
+    async fn probe(&self) -> Result<Vec<String>, String> {
+        let mut owners = self.socket.probe(self.address(), PROBE_WAIT).await;
+        if owners.as_ref().is_ok_and(|o| o.is_empty()) {
+            owners = self.socket.probe(self.address(), PROBE_WAIT).await;
         }
-        Ok(owners)
+        owners
+            .map(|o| o.iter().map(mac_text).collect())
+            .map_err(|e| e.to_string())
     }
 
-    async fn fence(&self, command: &[String], holder: &str) {
+    async fn add(&self) -> Result<(), String> {
+        self.link
+            .add(self.address(), self.vip.prefix_len)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn remove(&self, why: &str) {
+        match self.link.remove(self.address()).await {
+            Ok(true) => {
+                info!(vip = %self.label, reason = why, "vip released");
+                self.report(EventKind::VipReleased, format!("{}: {why}", self.label));
+            }
+            Ok(false) => {}
+            Err(e) => error!(vip = %self.label, error = %e, "cannot remove the vip address"),
+        }
+    }
+
+    async fn has(&self) -> Result<bool, String> {
+        self.link
+            .has(self.address())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn announce(&self) {
+        if let Err(e) = self.socket.announce(self.address()).await {
+            warn!(vip = %self.label, error = %e, "vip announcement not sent");
+        }
+    }
+
+    async fn fence(&self, holder: &str) {
+        let Some(command) = &self.vip.fence_command else {
+            return;
+        };
         info!(vip = %self.label, holder = %holder, command = %command.join(" "), "vip fence: running fence_command");
         self.report(
             EventKind::VipFence,
@@ -268,19 +194,6 @@ impl Prepared {
         }
     }
 
-    async fn release(&self, why: &str) {
-        match self.link.remove(self.address()).await {
-            Ok(true) => {
-                info!(vip = %self.label, reason = why, "vip released");
-                self.report(EventKind::VipReleased, format!("{}: {why}", self.label));
-            }
-            Ok(false) => {}
-            Err(e) => error!(vip = %self.label, error = %e, "cannot remove the vip address"),
-        }
-    }
-}
-
-impl Prepared {
     fn report(&self, kind: EventKind, message: String) {
         if let Some(events) = &self.events {
             // The supervisor outlives the actors; a send can only fail during shutdown.
