@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde::de::{DeserializeOwned, IntoDeserializer, value::Error as ValueError};
+
 use super::Problem;
 
 /// Refuses a secret that other users can read or change (group access is allowed, for a
@@ -168,28 +170,40 @@ pub(super) fn duration_or_zero(
     })
 }
 
-/// `"200ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`. A number without a unit is an error.
+/// `"200ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"` (and whatever else humantime reads, such as
+/// `"1m 30s"`). A number without a unit is an error.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as \"200ms\" or \"2s\""))?;
-    let scale = match unit.trim() {
-        "" => return Err(format!("{s:?} has no unit (ms, s, m or h)")),
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "{s:?} has an unknown unit {other:?} (ms, s, m or h)"
-            ));
+    use humantime::DurationError;
+    humantime::parse_duration(s.trim()).map_err(|e| match e {
+        DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
+            format!("{s:?} has no unit (ms, s, m or h)")
         }
+        DurationError::UnknownUnit { unit, .. } => {
+            format!("{s:?} has an unknown unit {unit:?} (ms, s, m or h)")
+        }
+        DurationError::NumberOverflow => format!("{s:?} is out of range"),
+        _ => format!("{s:?} is not a duration such as \"200ms\" or \"2s\""),
+    })
+}
+
+/// One of an enum's values, read through serde (its `rename`s are the names); `default`
+/// when absent. Anything else is a problem: `unknown {what} "x" ({known})`.
+pub(super) fn choice<T: DeserializeOwned>(
+    value: Option<&str>,
+    default: T,
+    (what, known): (&str, &str),
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> T {
+    let Some(value) = value else {
+        return default;
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s:?} is out of range"))
+    let parsed: Result<T, ValueError> = T::deserialize(value.into_deserializer());
+    parsed.unwrap_or_else(|_| {
+        problems.push(Problem::new(
+            path,
+            format!("unknown {what} {value:?} ({known})"),
+        ));
+        default
+    })
 }

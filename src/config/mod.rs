@@ -181,7 +181,8 @@ pub struct DbCheck {
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SslMode {
     Disable,
     Prefer,
@@ -248,7 +249,8 @@ pub enum MaxLag {
     Time(Duration),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Select {
     /// The highest-priority healthy node.
     First,
@@ -260,7 +262,8 @@ pub enum Select {
     Replicas,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnEmpty {
     Nodata,
     Servfail,

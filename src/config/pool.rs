@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::fields::{count, duration, duration_at_least, required};
+use super::fields::{choice, count, duration, duration_at_least, required};
 use super::*;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -86,6 +86,25 @@ struct RawNode {
 
 const CHECKS: &str = "tcp | http | exec | postgres | mysql";
 
+/// `check = "..."`: which section of the pool configures it.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CheckKind {
+    Tcp,
+    Http,
+    Exec,
+    Postgres,
+    Mysql,
+}
+
+/// `fence = "..."`.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum FenceMode {
+    ReadOnly,
+    None,
+}
+
 pub(super) fn validate_pool(
     raw: RawPool,
     path: &str,
@@ -93,38 +112,37 @@ pub(super) fn validate_pool(
     problems: &mut Vec<Problem>,
 ) -> Pool {
     let name = required(raw.name, &format!("{path}.name"), problems).unwrap_or_default();
-    let check = match raw.check.as_deref() {
-        None => {
-            problems.push(Problem::new(
-                format!("{path}.check"),
-                format!("missing ({CHECKS})"),
-            ));
-            Check::Tcp
-        }
-        Some("tcp") => Check::Tcp,
-        Some("http") => Check::Http(validate_http(raw.http.as_ref(), path, problems)),
-        Some("exec") => Check::Exec(validate_exec(raw.exec.as_ref(), path, problems)),
-        Some("postgres") => Check::Postgres(validate_db(
+    if raw.check.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.check"),
+            format!("missing ({CHECKS})"),
+        ));
+    }
+    let kind = choice(
+        raw.check.as_deref(),
+        CheckKind::Tcp,
+        ("check", CHECKS),
+        &format!("{path}.check"),
+        problems,
+    );
+    let check = match kind {
+        CheckKind::Tcp => Check::Tcp,
+        CheckKind::Http => Check::Http(validate_http(raw.http.as_ref(), path, problems)),
+        CheckKind::Exec => Check::Exec(validate_exec(raw.exec.as_ref(), path, problems)),
+        CheckKind::Postgres => Check::Postgres(validate_db(
             raw.postgres.as_ref(),
             "postgres",
             path,
             base,
             problems,
         )),
-        Some("mysql") => Check::Mysql(validate_db(
+        CheckKind::Mysql => Check::Mysql(validate_db(
             raw.mysql.as_ref(),
             "mysql",
             path,
             base,
             problems,
         )),
-        Some(other) => {
-            problems.push(Problem::new(
-                format!("{path}.check"),
-                format!("unknown check {other:?} ({CHECKS})"),
-            ));
-            Check::Tcp
-        }
     };
     let sections = [
         ("http", raw.http.is_some()),
@@ -249,18 +267,13 @@ fn validate_db(
                 .ok()
         }
     };
-    let sslmode = match raw.sslmode.as_deref() {
-        None | Some("prefer") => SslMode::Prefer,
-        Some("disable") => SslMode::Disable,
-        Some("require") => SslMode::Require,
-        Some(other) => {
-            problems.push(Problem::new(
-                format!("{section}.sslmode"),
-                format!("unknown value {other:?} (disable | prefer | require)"),
-            ));
-            SslMode::Prefer
-        }
-    };
+    let sslmode = choice(
+        raw.sslmode.as_deref(),
+        SslMode::Prefer,
+        ("value", "disable | prefer | require"),
+        &format!("{section}.sslmode"),
+        problems,
+    );
     DbCheck {
         user: raw.user.clone().unwrap_or_else(|| default_user.to_string()),
         password,
@@ -283,23 +296,23 @@ fn validate_fencing(
     path: &str,
     problems: &mut Vec<Problem>,
 ) -> Fencing {
-    let read_only = match fence.as_deref() {
-        None | Some("none") => false,
-        Some("read-only") if check.knows_roles() => true,
-        Some("read-only") => {
+    let mode = choice(
+        fence.as_deref(),
+        FenceMode::None,
+        ("value", "read-only | none"),
+        &format!("{path}.fence"),
+        problems,
+    );
+    let read_only = match mode {
+        FenceMode::None => false,
+        FenceMode::ReadOnly if check.knows_roles() => true,
+        FenceMode::ReadOnly => {
             problems.push(Problem::new(
                 format!("{path}.fence"),
                 format!(
                     "\"read-only\" needs a postgres or mysql check (check is {:?})",
                     check.kind()
                 ),
-            ));
-            false
-        }
-        Some(other) => {
-            problems.push(Problem::new(
-                format!("{path}.fence"),
-                format!("unknown value {other:?} (read-only | none)"),
             ));
             false
         }

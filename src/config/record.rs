@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::fields::{
-    command, duration, duration_or_zero, normalize_name, parse_duration, required,
+    choice, command, duration, duration_or_zero, normalize_name, parse_duration, required,
 };
 use super::*;
 
@@ -45,19 +45,13 @@ pub(super) fn validate_record(
         }
         found
     });
-    let select = match raw.select.as_deref() {
-        None | Some("first") => Select::First,
-        Some("healthy") => Select::Healthy,
-        Some("primary") => Select::Primary,
-        Some("replicas") => Select::Replicas,
-        Some(other) => {
-            problems.push(Problem::new(
-                format!("{path}.select"),
-                format!("unknown selector {other:?} (first | healthy | primary | replicas)"),
-            ));
-            Select::First
-        }
-    };
+    let select = choice(
+        raw.select.as_deref(),
+        Select::First,
+        ("selector", "first | healthy | primary | replicas"),
+        &format!("{path}.select"),
+        problems,
+    );
     let pool_check = pool.map(|p| &pools[p].check);
     if let Some(check) = pool_check
         && matches!(select, Select::Primary | Select::Replicas)
@@ -119,18 +113,13 @@ pub(super) fn validate_record(
         &format!("{path}.max_stale"),
         problems,
     );
-    let on_empty = match raw.on_empty.as_deref() {
-        None | Some("nodata") => OnEmpty::Nodata,
-        Some("servfail") => OnEmpty::Servfail,
-        Some("all") => OnEmpty::All,
-        Some(other) => {
-            problems.push(Problem::new(
-                format!("{path}.on_empty"),
-                format!("unknown value {other:?} (nodata | servfail | all)"),
-            ));
-            OnEmpty::Nodata
-        }
-    };
+    let on_empty = choice(
+        raw.on_empty.as_deref(),
+        OnEmpty::Nodata,
+        ("value", "nodata | servfail | all"),
+        &format!("{path}.on_empty"),
+        problems,
+    );
     let ttl = match raw.ttl {
         None => DEFAULT_TTL,
         Some(t) => match u32::try_from(t) {
