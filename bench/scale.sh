@@ -3,5 +3,5 @@
 # core and RSS), and the time to build a snapshot with 100, 1,000 and 10,000 records.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --test integration scale_benchmark -- --ignored --nocapture 2>/dev/null \
+cargo bench -q --bench hadns -- scale 2>/dev/null \
   | grep -E '^\|'

@@ -31,5 +31,5 @@ if [ -z "$qps" ]; then
   echo "saturation ${saturation} q/s; soaking at ${qps} q/s for ${seconds} s"
 fi
 HADNS_SOAK_SECONDS=$seconds HADNS_SOAK_QPS=$qps \
-  cargo test --release --test integration soak_benchmark -- --ignored --nocapture 2>&1 \
+  cargo bench -q --bench hadns -- soak 2>&1 \
   | grep -vE '^hadns [0-9]+\|'

@@ -32,17 +32,7 @@ pub fn write_token(dir: &Path) {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-pub async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let response = reqwest::get(format!("http://{admin}{path}")).await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
-pub async fn get_json(admin: SocketAddr, path: &str) -> Value {
-    let (status, body) = get(admin, path).await;
-    assert_eq!(status, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
+pub use crate::harness::{get, get_json};
 
 pub async fn post(admin: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut request = reqwest::Client::new().post(format!("http://{admin}{path}"));

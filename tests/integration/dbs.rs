@@ -553,3 +553,37 @@ impl Drop for Maria {
         self.kill();
     }
 }
+
+/// A postgres pool `pg` (interval 1s, fall 2) with `db` (primary) and `db-ro` (replicas
+/// within 256kB).
+pub fn pg_pool(nodes: &str, extra: &str) -> String {
+    const DB: &str = "db.example.internal.";
+    const DB_RO: &str = "db-ro.example.internal.";
+    format!(
+        r#"
+[[pool]]
+name = "pg"
+check = "postgres"
+interval = "1s"
+timeout = "1s"
+rise = 1
+fall = 2
+{extra}
+[pool.postgres]
+user = "postgres"
+sslmode = "disable"
+{nodes}
+
+[[record]]
+name = "{DB}"
+pool = "pg"
+select = "primary"
+
+[[record]]
+name = "{DB_RO}"
+pool = "pg"
+select = "replicas"
+max_lag = "256kB"
+"#
+    )
+}

@@ -399,6 +399,22 @@ pub fn addresses(m: &Message) -> Vec<IpAddr> {
 
 pub use crate::raw::*;
 
+// === admin endpoint client ===
+
+/// GET `path` from an admin endpoint: the status code and the body.
+pub async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{admin}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// GET a JSON document (status 200 asserted).
+pub async fn get_json(admin: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = get(admin, path).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 // === DNS client ===
 
 pub fn query_message(name: &str, qtype: RecordType, edns_payload: Option<u16>) -> Message {

@@ -5,44 +5,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::admin::{admin_section, event_kinds, get, get_json, node, sample};
-use crate::dbs::Pg;
+use crate::dbs::{Pg, pg_pool as pool};
 use crate::harness::*;
 
 const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A postgres pool `pg` (interval 1s, fall 2) with `db` (primary) and `db-ro` (replicas
-/// within 256kB).
-pub fn pool(nodes: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[pool]]
-name = "pg"
-check = "postgres"
-interval = "1s"
-timeout = "1s"
-rise = 1
-fall = 2
-{extra}
-[pool.postgres]
-user = "postgres"
-sslmode = "disable"
-{nodes}
-
-[[record]]
-name = "{DB}"
-pool = "pg"
-select = "primary"
-
-[[record]]
-name = "{DB_RO}"
-pool = "pg"
-select = "replicas"
-max_lag = "256kB"
-"#
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_primary_and_replicas_follow_the_cluster() {

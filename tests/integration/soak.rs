@@ -17,7 +17,7 @@ const WWW: &str = "www.example.internal.";
 
 /// What a soak saw.
 #[derive(Debug)]
-struct Report {
+pub struct Report {
     seconds: u64,
     /// Resident memory (kB) and open descriptors of hadns, once a second.
     rss_kb: Vec<u64>,
@@ -107,7 +107,7 @@ async fn tcp_clients(server: SocketAddr, stop: Arc<AtomicBool>, answered: Arc<At
     }
 }
 
-async fn soak(seconds: u64, qps: u64, reload_every: Duration) -> Report {
+pub async fn soak(seconds: u64, qps: u64, reload_every: Duration) -> Report {
     let mut web1 = TcpBackend::start("127.0.0.95").await;
     let web2 = TcpBackend::start("127.0.0.96").await;
     let pool = "interval = \"100ms\"";
@@ -227,7 +227,7 @@ async fn soak(seconds: u64, qps: u64, reload_every: Duration) -> Report {
 
 /// Steady: memory in the last quarter within 25 % (+4 MB) of the first quarter's peak; no
 /// more than 0.5 % of queries lost; only NOERROR and NXDOMAIN.
-fn assert_steady(report: &Report) {
+pub fn assert_steady(report: &Report) {
     eprintln!("{}", report.dnsperf);
     eprintln!(
         "soak {} s: rss kB {:?}\nfds {:?} (after {}), malformed sent {}, tcp queries {}, reloads {}",
@@ -271,23 +271,5 @@ fn assert_steady(report: &Report) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_short_soak_holds_steady() {
     let report = soak(20, 3000, Duration::from_secs(4)).await;
-    assert_steady(&report);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a benchmark: run by bench/soak.sh"]
-async fn soak_benchmark() {
-    let number = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let report = soak(
-        number("HADNS_SOAK_SECONDS", 3600),
-        number("HADNS_SOAK_QPS", 10_000),
-        Duration::from_secs(60),
-    )
-    .await;
     assert_steady(&report);
 }

@@ -170,9 +170,7 @@ async fn one_round(contender: &Contender) -> Option<Duration> {
     gap
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a benchmark: run by bench/vip-switchover.sh"]
-async fn vip_switchover_benchmark() {
+pub async fn vip_switchover_benchmark() {
     let rounds: usize = std::env::var("HADNS_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

@@ -51,9 +51,7 @@ fn usage(pid: u32) -> (f64, u64) {
     (ticks / hz, rss)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a benchmark: run by bench/scale.sh"]
-async fn scale_benchmark() {
+pub async fn scale_benchmark() {
     // One backend listening on every loopback address: each node is its own address.
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -132,9 +132,7 @@ fn chrono_free_parse(stamp: &str) -> Option<f64> {
     Some(days as f64 * 86400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2])
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a benchmark: run by bench/downtime.sh"]
-async fn downtime_benchmark() {
+pub async fn downtime_benchmark() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "the downtime benchmark needs root (network namespaces, port 53)"
@@ -147,7 +145,7 @@ async fn downtime_benchmark() {
     pg1.execute("CREATE TABLE writes (at timestamptz, server inet)")
         .await;
     // The same pool and records as the PostgreSQL tests: interval 1s, fall 2, TTL 1.
-    let config = crate::postgres::pool(&(pg1.node("pg1", 100) + &pg2.node("pg2", 50)), "");
+    let config = crate::dbs::pg_pool(&(pg1.node("pg1", 100) + &pg2.node("pg2", 50)), "");
     let listen = format!("{HOST}:53");
     let hadns = Hadns::start_listening(&config, crate::harness::ZONE, &[listen.as_str()]).await;
     hadns

@@ -1,0 +1,56 @@
+//! Benchmarks that drive the real binary, outside the test suite. `bench/*.sh` run them:
+//! `cargo bench --bench hadns -- NAME...` with NAME among downtime, scale, soak and
+//! vip-switchover. They share the integration tests' harness (hadns as a child process,
+//! real PostgreSQL, network namespaces), compiled in from `tests/integration/`.
+//!
+//! Under `cargo test --all-targets` this target is built (so it keeps compiling) but runs
+//! nothing: only `cargo bench` passes `--bench`.
+
+// The shared harness has helpers only the tests use.
+#![allow(dead_code, unused_imports)]
+
+#[path = "../../tests/integration/dbs.rs"]
+mod dbs;
+#[path = "../../tests/integration/harness.rs"]
+mod harness;
+#[path = "../../tests/integration/netns.rs"]
+mod netns;
+#[path = "../../tests/integration/raw.rs"]
+mod raw;
+#[path = "../../tests/integration/soak.rs"]
+mod soak;
+
+mod downtime;
+mod scale;
+#[path = "soak.rs"]
+mod soak_bench;
+mod vip_switchover;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("hadns benchmarks run with cargo bench (see bench/*.sh); nothing to test");
+        return;
+    }
+    let names: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    for name in names {
+        match name {
+            "downtime" => runtime.block_on(downtime::downtime_benchmark()),
+            "scale" => runtime.block_on(scale::scale_benchmark()),
+            "soak" => runtime.block_on(soak_bench::soak_benchmark()),
+            "vip-switchover" => runtime.block_on(vip_switchover::vip_switchover_benchmark()),
+            other => {
+                eprintln!("unknown benchmark {other:?} (downtime, scale, soak, vip-switchover)");
+                std::process::exit(2);
+            }
+        }
+    }
+}
