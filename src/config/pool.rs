@@ -2,12 +2,12 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::check::{RawDb, RawExec, RawHttp, Sections, validate_check};
 use super::fields::{choice, count, duration, duration_at_least, required};
 use super::*;
 
@@ -22,9 +22,7 @@ pub(super) const MAX_NODES_PER_POOL: usize = 1000;
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 2;
 pub(super) const DEFAULT_PRIORITY: u32 = 100;
-const DEFAULT_HTTP_PATH: &str = "/";
-const DEFAULT_HTTP_STATUS: RangeInclusive<u16> = 200..=399;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
@@ -53,48 +51,12 @@ impl RawPool {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct RawDb {
-    user: Option<String>,
-    password: Option<String>,
-    password_file: Option<String>,
-    dbname: Option<String>,
-    sslmode: Option<String>,
-    connect_timeout: Option<toml::Value>,
-}
-
-#[derive(Deserialize)]
-struct RawHttp {
-    path: Option<String>,
-    status: Option<toml::Value>,
-    body: Option<String>,
-    host: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawExec {
-    command: Option<Vec<String>>,
-}
-
 #[derive(Deserialize)]
 struct RawNode {
     name: Option<String>,
     address: Option<String>,
     port: Option<i64>,
     priority: Option<i64>,
-}
-
-const CHECKS: &str = "tcp | http | exec | postgres | mysql";
-
-/// `check = "..."`: which section of the pool configures it.
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum CheckKind {
-    Tcp,
-    Http,
-    Exec,
-    Postgres,
-    Mysql,
 }
 
 /// `fence = "..."`.
@@ -112,55 +74,18 @@ pub(super) fn validate_pool(
     problems: &mut Vec<Problem>,
 ) -> Pool {
     let name = required(raw.name, &format!("{path}.name"), problems).unwrap_or_default();
-    if raw.check.is_none() {
-        problems.push(Problem::new(
-            format!("{path}.check"),
-            format!("missing ({CHECKS})"),
-        ));
-    }
-    let kind = choice(
+    let check = validate_check(
         raw.check.as_deref(),
-        CheckKind::Tcp,
-        ("check", CHECKS),
-        &format!("{path}.check"),
+        Sections {
+            http: raw.http.as_ref(),
+            exec: raw.exec.as_ref(),
+            postgres: raw.postgres.as_ref(),
+            mysql: raw.mysql.as_ref(),
+        },
+        path,
+        base,
         problems,
     );
-    let check = match kind {
-        CheckKind::Tcp => Check::Tcp,
-        CheckKind::Http => Check::Http(validate_http(raw.http.as_ref(), path, problems)),
-        CheckKind::Exec => Check::Exec(validate_exec(raw.exec.as_ref(), path, problems)),
-        CheckKind::Postgres => Check::Postgres(validate_db(
-            raw.postgres.as_ref(),
-            "postgres",
-            path,
-            base,
-            problems,
-        )),
-        CheckKind::Mysql => Check::Mysql(validate_db(
-            raw.mysql.as_ref(),
-            "mysql",
-            path,
-            base,
-            problems,
-        )),
-    };
-    let sections = [
-        ("http", raw.http.is_some()),
-        ("exec", raw.exec.is_some()),
-        ("postgres", raw.postgres.is_some()),
-        ("mysql", raw.mysql.is_some()),
-    ];
-    for (section, present) in sections {
-        if present && check.kind() != section {
-            problems.push(Problem::new(
-                format!("{path}.{section}"),
-                format!(
-                    "only allowed with check = \"{section}\" (check is {:?})",
-                    check.kind()
-                ),
-            ));
-        }
-    }
     let interval = duration_at_least(
         raw.interval,
         DEFAULT_INTERVAL,
@@ -194,36 +119,7 @@ pub(super) fn validate_pool(
         problems,
     );
 
-    if raw.node.is_empty() {
-        problems.push(Problem::new(
-            format!("{path}.node"),
-            "a pool needs at least one [[pool.node]]",
-        ));
-    }
-    if raw.node.len() > MAX_NODES_PER_POOL {
-        problems.push(Problem::new(
-            format!("{path}.node"),
-            format!(
-                "{} nodes; a pool has at most {MAX_NODES_PER_POOL} (split it into several pools)",
-                raw.node.len()
-            ),
-        ));
-    }
-    let needs_port = matches!(check, Check::Tcp | Check::Http(_));
-    let mut nodes = Vec::new();
-    let mut node_names = HashSet::new();
-    for (i, raw_node) in raw.node.into_iter().enumerate() {
-        let node_path = format!("{path}.node[{i}]");
-        let mut node = validate_node(raw_node, &node_path, needs_port, problems);
-        node.port = node.port.or(check.default_port());
-        if !node.name.is_empty() && !node_names.insert(node.name.clone()) {
-            problems.push(Problem::new(
-                format!("{node_path}.name"),
-                format!("node name {:?} is used twice in pool {name:?}", node.name),
-            ));
-        }
-        nodes.push(node);
-    }
+    let nodes = validate_nodes(raw.node, &name, &check, path, problems);
     Pool {
         name,
         check,
@@ -234,57 +130,6 @@ pub(super) fn validate_pool(
         fall,
         fence,
         nodes,
-    }
-}
-
-fn validate_db(
-    raw: Option<&RawDb>,
-    kind: &str,
-    path: &str,
-    base: &Path,
-    problems: &mut Vec<Problem>,
-) -> DbCheck {
-    let section = format!("{path}.{kind}");
-    let default_user = if kind == "postgres" {
-        "postgres"
-    } else {
-        "root"
-    };
-    let empty = RawDb::default();
-    let raw = raw.unwrap_or(&empty);
-    if raw.password.is_some() && raw.password_file.is_some() {
-        problems.push(Problem::new(
-            format!("{section}.password_file"),
-            "set password or password_file, not both",
-        ));
-    }
-    let password = match &raw.password_file {
-        None => raw.password.clone(),
-        Some(file) => {
-            let file = base.join(file);
-            super::fields::read_secret(&file)
-                .map_err(|m| problems.push(Problem::new(format!("{section}.password_file"), m)))
-                .ok()
-        }
-    };
-    let sslmode = choice(
-        raw.sslmode.as_deref(),
-        SslMode::Prefer,
-        ("value", "disable | prefer | require"),
-        &format!("{section}.sslmode"),
-        problems,
-    );
-    DbCheck {
-        user: raw.user.clone().unwrap_or_else(|| default_user.to_string()),
-        password,
-        dbname: raw.dbname.clone(),
-        sslmode,
-        connect_timeout: duration(
-            raw.connect_timeout.clone(),
-            DEFAULT_CONNECT_TIMEOUT,
-            &format!("{section}.connect_timeout"),
-            problems,
-        ),
     }
 }
 
@@ -339,83 +184,45 @@ fn validate_fencing(
     }
 }
 
-fn validate_http(raw: Option<&RawHttp>, path: &str, problems: &mut Vec<Problem>) -> HttpCheck {
-    let Some(raw) = raw else {
-        return HttpCheck {
-            path: DEFAULT_HTTP_PATH.to_string(),
-            status: vec![DEFAULT_HTTP_STATUS],
-            body: None,
-            host: None,
-        };
-    };
-    let http_path = raw
-        .path
-        .clone()
-        .unwrap_or_else(|| DEFAULT_HTTP_PATH.to_string());
-    if !http_path.starts_with('/') {
+/// The pool's nodes: at least one, at most `MAX_NODES_PER_POOL`, names unique.
+fn validate_nodes(
+    raw: Vec<RawNode>,
+    name: &str,
+    check: &Check,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<Node> {
+    if raw.is_empty() {
         problems.push(Problem::new(
-            format!("{path}.http.path"),
-            format!("{http_path:?} must start with \"/\""),
+            format!("{path}.node"),
+            "a pool needs at least one [[pool.node]]",
         ));
     }
-    let status = match &raw.status {
-        None => vec![DEFAULT_HTTP_STATUS],
-        Some(value) => parse_status(value).unwrap_or_else(|message| {
-            problems.push(Problem::new(format!("{path}.http.status"), message));
-            Vec::new()
-        }),
-    };
-    HttpCheck {
-        path: http_path,
-        status,
-        body: raw.body.clone(),
-        host: raw.host.clone(),
+    if raw.len() > MAX_NODES_PER_POOL {
+        problems.push(Problem::new(
+            format!("{path}.node"),
+            format!(
+                "{} nodes; a pool has at most {MAX_NODES_PER_POOL} (split it into several pools)",
+                raw.len()
+            ),
+        ));
     }
-}
-
-/// `200`, `"200-299"`, `"200,204"` or a list of those.
-pub(super) fn parse_status(value: &toml::Value) -> Result<Vec<RangeInclusive<u16>>, String> {
-    let bad = || format!("{value} is not a status code, a range (\"200-399\") or a list of them",);
-    let items: Vec<&toml::Value> = match value {
-        toml::Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    let mut out = Vec::new();
-    for item in items {
-        match item {
-            toml::Value::Integer(n) => {
-                let code = u16::try_from(*n).map_err(|_| bad())?;
-                out.push(code..=code);
-            }
-            toml::Value::String(s) => {
-                for part in s.split(',').map(str::trim) {
-                    let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-                    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
-                    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
-                    if !(100..=599).contains(&lo) || !(lo..=599).contains(&hi) {
-                        return Err(bad());
-                    }
-                    out.push(lo..=hi);
-                }
-            }
-            _ => return Err(bad()),
+    let needs_port = matches!(check, Check::Tcp | Check::Http(_));
+    let mut nodes = Vec::new();
+    let mut node_names = HashSet::new();
+    for (i, raw_node) in raw.into_iter().enumerate() {
+        let node_path = format!("{path}.node[{i}]");
+        let mut node = validate_node(raw_node, &node_path, needs_port, problems);
+        node.port = node.port.or(check.default_port());
+        if !node.name.is_empty() && !node_names.insert(node.name.clone()) {
+            problems.push(Problem::new(
+                format!("{node_path}.name"),
+                format!("node name {:?} is used twice in pool {name:?}", node.name),
+            ));
         }
+        nodes.push(node);
     }
-    if out.is_empty() {
-        return Err(bad());
-    }
-    Ok(out)
-}
-
-fn validate_exec(raw: Option<&RawExec>, path: &str, problems: &mut Vec<Problem>) -> ExecCheck {
-    let command = raw.and_then(|r| r.command.clone()).unwrap_or_default();
-    if command.is_empty() || command[0].is_empty() {
-        problems.push(Problem::new(
-            format!("{path}.exec.command"),
-            "check = \"exec\" needs a command: [pool.exec] command = [\"/path/to/check\", \"arg\"]",
-        ));
-    }
-    ExecCheck { command }
+    nodes
 }
 
 fn validate_node(raw: RawNode, path: &str, needs_port: bool, problems: &mut Vec<Problem>) -> Node {

@@ -1,4 +1,5 @@
-use super::pool::{DEFAULT_PRIORITY, parse_status};
+use super::check::parse_status;
+use super::pool::DEFAULT_PRIORITY;
 use super::*;
 
 const GOOD: &str = r#"
