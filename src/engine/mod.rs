@@ -7,6 +7,7 @@
 //! tested with transcripts of observations at virtual times (`tests.rs`).
 
 mod gtid;
+mod replica_select;
 mod replicas;
 mod select;
 #[cfg(test)]
