@@ -103,44 +103,7 @@ async fn demo(
         .await
         .context("starting backend web2")?;
 
-    let config_text = format!(
-        r#"[dns]
-listen = ["127.0.0.1:{port}"]
-zones_dir = "zones"
-
-[[pool]]
-name = "web"
-check = "tcp"
-interval = "100ms"
-timeout = "200ms"
-rise = 2
-fall = 1
-[[pool.node]]
-name = "web1"
-address = "{}"
-port = {}
-priority = 100
-[[pool.node]]
-name = "web2"
-address = "{}"
-port = {}
-priority = 50
-
-[[record]]
-name = "{NAME}"
-pool = "web"
-select = "first"
-ttl = 1
-failback = true
-
-[admin]
-listen = "127.0.0.1:9153"
-"#,
-        web1.addr.ip(),
-        web1.addr.port(),
-        web2.addr.ip(),
-        web2.addr.port()
-    );
+    let config_text = demo_config(port, web1.addr, web2.addr);
     std::fs::create_dir_all(dir.join("zones"))?;
     let config_path = dir.join("hadns.toml");
     std::fs::write(&config_path, &config_text)?;
@@ -178,23 +141,11 @@ listen = "127.0.0.1:9153"
         server_shutdown.clone(),
     ));
 
-    println!("hadns demo");
-    println!(
-        "  config:   {} (zone files beside it)",
-        config_path.display()
-    );
-    println!(
-        "  backends: web1 at {} (priority 100), web2 at {} (priority 50)",
-        web1.addr, web2.addr
-    );
-    println!("  checks:   tcp every 100ms, down after 1 failure, up after 2 successes");
-    println!(
-        "  status:   http://{admin_addr}/ (a page in your browser), /status, /metrics, /events"
-    );
-    println!(
-        "  try it:   dig @{} -p {} {NAME} +norec",
-        server_addr.ip(),
-        server_addr.port()
+    banner(
+        &config_path,
+        (web1.addr, web2.addr),
+        admin_addr,
+        server_addr,
     );
     println!();
 
@@ -237,6 +188,75 @@ listen = "127.0.0.1:9153"
     drop(web2);
     println!("demo finished");
     result
+}
+
+/// The demo's configuration: one pool of the two backends, one failover name.
+fn demo_config(port: u16, web1: SocketAddr, web2: SocketAddr) -> String {
+    format!(
+        r#"[dns]
+listen = ["127.0.0.1:{port}"]
+zones_dir = "zones"
+
+[[pool]]
+name = "web"
+check = "tcp"
+interval = "100ms"
+timeout = "200ms"
+rise = 2
+fall = 1
+[[pool.node]]
+name = "web1"
+address = "{}"
+port = {}
+priority = 100
+[[pool.node]]
+name = "web2"
+address = "{}"
+port = {}
+priority = 50
+
+[[record]]
+name = "{NAME}"
+pool = "web"
+select = "first"
+ttl = 1
+failback = true
+
+[admin]
+listen = "127.0.0.1:9153"
+"#,
+        web1.ip(),
+        web1.port(),
+        web2.ip(),
+        web2.port()
+    )
+}
+
+/// What runs where, and what to try.
+fn banner(
+    config_path: &Path,
+    (web1, web2): (SocketAddr, SocketAddr),
+    admin_addr: SocketAddr,
+    server_addr: SocketAddr,
+) {
+    println!("hadns demo");
+    println!(
+        "  config:   {} (zone files beside it)",
+        config_path.display()
+    );
+    println!(
+        "  backends: web1 at {} (priority 100), web2 at {} (priority 50)",
+        web1, web2
+    );
+    println!("  checks:   tcp every 100ms, down after 1 failure, up after 2 successes");
+    println!(
+        "  status:   http://{admin_addr}/ (a page in your browser), /status, /metrics, /events"
+    );
+    println!(
+        "  try it:   dig @{} -p {} {NAME} +norec",
+        server_addr.ip(),
+        server_addr.port()
+    );
 }
 
 /// Polls hadns for the demo name and prints each change.

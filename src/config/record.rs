@@ -68,44 +68,8 @@ pub(super) fn validate_record(
         ));
     }
     let max_lag = raw.max_lag.as_deref().and_then(|text| {
-        let lag_path = format!("{path}.max_lag");
-        if select != Select::Replicas {
-            problems.push(Problem::new(
-                &lag_path,
-                "only means something with select = \"replicas\"",
-            ));
-            return None;
-        }
-        let lag = parse_max_lag(text)
-            .map_err(|m| problems.push(Problem::new(&lag_path, m)))
-            .ok()?;
-        match (lag, pool_check) {
-            (MaxLag::Bytes(_), Some(Check::Mysql(_))) => problems.push(Problem::new(
-                &lag_path,
-                "a size is a PostgreSQL WAL distance; for mysql use a number of transactions \
-                 (\"100 transactions\") or a time (\"5s\")",
-            )),
-            (MaxLag::Transactions(_), Some(Check::Postgres(_))) => problems.push(Problem::new(
-                &lag_path,
-                "transactions are counted on mysql pools only; for postgres use a size \
-                 (\"16MB\") or a time (\"5s\")",
-            )),
-            // hadns measures a time lag from its own probes of the primary, which errs
-            // long by up to one interval: a healthy replica must fit under half the limit.
-            (MaxLag::Time(max), _) if pool.is_some_and(|p| max < pools[p].interval * 2) => {
-                let interval = pool.map(|p| pools[p].interval).unwrap_or_default();
-                problems.push(Problem::new(
-                    &lag_path,
-                    format!(
-                        "{text:?} is shorter than two check intervals of the pool ({:?}); \
-                         lag is measured with the interval's resolution",
-                        interval * 2
-                    ),
-                ))
-            }
-            _ => {}
-        }
-        Some(lag)
+        let pool = pool.map(|p| &pools[p]);
+        validate_max_lag(text, select, pool, &format!("{path}.max_lag"), problems)
     });
     let max_stale = duration_or_zero(
         raw.max_stale,
@@ -159,6 +123,54 @@ pub(super) fn validate_record(
         on_change,
         on_change_timeout,
     })
+}
+
+/// `max_lag`: only with `replicas`, in a unit the pool's database counts, and (a time) not
+/// under two check intervals.
+fn validate_max_lag(
+    text: &str,
+    select: Select,
+    pool: Option<&Pool>,
+    lag_path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<MaxLag> {
+    if select != Select::Replicas {
+        problems.push(Problem::new(
+            lag_path,
+            "only means something with select = \"replicas\"",
+        ));
+        return None;
+    }
+    let lag = parse_max_lag(text)
+        .map_err(|m| problems.push(Problem::new(lag_path, m)))
+        .ok()?;
+    match (lag, pool.map(|p| &p.check)) {
+        (MaxLag::Bytes(_), Some(Check::Mysql(_))) => problems.push(Problem::new(
+            lag_path,
+            "a size is a PostgreSQL WAL distance; for mysql use a number of transactions \
+             (\"100 transactions\") or a time (\"5s\")",
+        )),
+        (MaxLag::Transactions(_), Some(Check::Postgres(_))) => problems.push(Problem::new(
+            lag_path,
+            "transactions are counted on mysql pools only; for postgres use a size \
+             (\"16MB\") or a time (\"5s\")",
+        )),
+        // hadns measures a time lag from its own probes of the primary, which errs
+        // long by up to one interval: a healthy replica must fit under half the limit.
+        (MaxLag::Time(max), _) if pool.is_some_and(|p| max < p.interval * 2) => {
+            let interval = pool.map(|p| p.interval).unwrap_or_default();
+            problems.push(Problem::new(
+                lag_path,
+                format!(
+                    "{text:?} is shorter than two check intervals of the pool ({:?}); \
+                     lag is measured with the interval's resolution",
+                    interval * 2
+                ),
+            ))
+        }
+        _ => {}
+    }
+    Some(lag)
 }
 
 /// `"16MB"`, `"512kB"`, `"1GB"` (powers of 1024, as PostgreSQL writes sizes), a number of

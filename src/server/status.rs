@@ -50,126 +50,20 @@ pub struct Context<'a> {
 pub fn build(cx: &Context<'_>) -> Status {
     let (config, engine) = (cx.config, cx.engine);
     let now = cx.clock.now();
-    let records: Vec<RecordStatus> = config
-        .records
-        .iter()
-        .enumerate()
-        .map(|(r, record)| {
-            let pool = &config.pools[record.pool];
-            let answer = engine.answer(r);
-            let nodes = match answer {
-                Answer::Nodes(n) => n.clone(),
-                _ => Vec::new(),
-            };
-            let (changed_at, reason) = engine.answer_changed(r);
-            RecordStatus {
-                name: record.name.clone(),
-                pool: pool.name.clone(),
-                select: select_name(record.select).into(),
-                ttl: record.ttl,
-                answer: match answer {
-                    Answer::Nodes(_) => "nodes",
-                    Answer::Nodata => "nodata",
-                    Answer::Servfail => "servfail",
-                    Answer::Pending => "pending",
-                }
-                .into(),
-                nodes: nodes.iter().map(|&n| pool.nodes[n].name.clone()).collect(),
-                addresses: nodes
-                    .iter()
-                    .map(|&n| pool.nodes[n].address.to_string())
-                    .collect(),
-                describe: describe_answer(config, r, answer),
-                since: (*answer != Answer::Pending).then(|| cx.clock.wall(changed_at)),
-                reason: reason.to_string(),
-                serial: cx.snapshot.serial_of(&record.name).unwrap_or_default(),
-                stale: engine.stale_since(r).is_some(),
-                stale_since: engine.stale_since(r).map(|s| cx.clock.wall(s)),
-                split_brain: engine
-                    .split_brain(r)
-                    .iter()
-                    .map(|&n| pool.nodes[n].name.clone())
-                    .collect(),
-                left_out: (0..pool.nodes.len())
-                    .filter_map(|n| Some((pool.nodes[n].name.clone(), engine.unfit(r, n)?.into())))
-                    .collect(),
-            }
-        })
-        .collect();
+    let records: Vec<RecordStatus> = (0..config.records.len()).map(|r| record(cx, r)).collect();
     let pools = config
         .pools
         .iter()
         .enumerate()
-        .map(|(p, pool)| {
-            let mysql = matches!(pool.check, crate::config::Check::Mysql(_));
-            let nodes = pool
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(n, node)| {
-                    let state = engine.node(p, n);
-                    let db = state.db.as_ref().filter(|_| state.health == Health::Up);
-                    let known = state.health != Health::Unknown;
-                    let stale_after = pool.interval * 2 + pool.timeout;
-                    let lag = db
-                        .filter(|d| !d.writable)
-                        .and_then(|_| engine.replica_lag(p, n, now));
-                    NodeStatus {
-                        name: node.name.clone(),
-                        address: node.address.to_string(),
-                        port: node.port,
-                        health: state.health,
-                        since: known.then(|| cx.clock.wall(state.since)),
-                        role: db.map(|d| {
-                            if d.writable {
-                                Role::Primary
-                            } else {
-                                Role::Replica
-                            }
-                        }),
-                        timeline: db.and_then(|d| d.timeline),
-                        lag_seconds: lag.map(|l| l.time.as_secs_f64()),
-                        lag_bytes: lag.filter(|_| !mysql).map(|l| l.behind),
-                        lag_transactions: lag.filter(|_| mysql).map(|l| l.behind),
-                        replication: db.and_then(|d| {
-                            let r = d.replication.as_ref()?;
-                            Some(if r.running {
-                                format!("replicating from {}", r.source())
-                            } else {
-                                format!("from {}: {}", r.source(), r.state)
-                            })
-                        }),
-                        fence: cx
-                            .fences
-                            .get(&(pool.name.clone(), node.name.clone()))
-                            .cloned(),
-                        last_probe: state.last.as_ref().map(|o| ProbeStatus {
-                            ok: o.ok,
-                            detail: o.detail.clone(),
-                            latency_ms: o.latency.as_secs_f64() * 1000.0,
-                            at: cx.clock.wall(state.last_at),
-                        }),
-                        successes: state.successes,
-                        failures: state.failures,
-                        drained: state.drained,
-                        stale: known && now.saturating_sub(state.last_at) > stale_after,
-                        excluded_cluster: state.excluded.clone(),
-                        answered_by: records
-                            .iter()
-                            .filter(|r| r.pool == pool.name && r.nodes.contains(&node.name))
-                            .map(|r| r.name.clone())
-                            .collect(),
-                    }
-                })
-                .collect();
-            PoolStatus {
-                name: pool.name.clone(),
-                check: pool.check.kind().into(),
-                interval_ms: pool.interval.as_millis() as u64,
-                ready: engine.pool_ready(p),
-                degraded: engine.pool_ready(p) && engine.pool_degraded(p),
-                nodes,
-            }
+        .map(|(p, pool)| PoolStatus {
+            name: pool.name.clone(),
+            check: pool.check.kind().into(),
+            interval_ms: pool.interval.as_millis() as u64,
+            ready: engine.pool_ready(p),
+            degraded: engine.pool_ready(p) && engine.pool_degraded(p),
+            nodes: (0..pool.nodes.len())
+                .map(|n| node(cx, p, n, &records))
+                .collect(),
         })
         .collect();
     Status {
@@ -190,6 +84,111 @@ pub fn build(cx: &Context<'_>) -> Status {
             .collect(),
         records,
         pools,
+    }
+}
+
+/// One record: its answer, since when and why, and the nodes it leaves out.
+fn record(cx: &Context<'_>, r: usize) -> RecordStatus {
+    let (config, engine) = (cx.config, cx.engine);
+    let record = &config.records[r];
+    let pool = &config.pools[record.pool];
+    let answer = engine.answer(r);
+    let nodes = match answer {
+        Answer::Nodes(n) => n.clone(),
+        _ => Vec::new(),
+    };
+    let (changed_at, reason) = engine.answer_changed(r);
+    RecordStatus {
+        name: record.name.clone(),
+        pool: pool.name.clone(),
+        select: select_name(record.select).into(),
+        ttl: record.ttl,
+        answer: match answer {
+            Answer::Nodes(_) => "nodes",
+            Answer::Nodata => "nodata",
+            Answer::Servfail => "servfail",
+            Answer::Pending => "pending",
+        }
+        .into(),
+        nodes: nodes.iter().map(|&n| pool.nodes[n].name.clone()).collect(),
+        addresses: nodes
+            .iter()
+            .map(|&n| pool.nodes[n].address.to_string())
+            .collect(),
+        describe: describe_answer(config, r, answer),
+        since: (*answer != Answer::Pending).then(|| cx.clock.wall(changed_at)),
+        reason: reason.to_string(),
+        serial: cx.snapshot.serial_of(&record.name).unwrap_or_default(),
+        stale: engine.stale_since(r).is_some(),
+        stale_since: engine.stale_since(r).map(|s| cx.clock.wall(s)),
+        split_brain: engine
+            .split_brain(r)
+            .iter()
+            .map(|&n| pool.nodes[n].name.clone())
+            .collect(),
+        left_out: (0..pool.nodes.len())
+            .filter_map(|n| Some((pool.nodes[n].name.clone(), engine.unfit(r, n)?.into())))
+            .collect(),
+    }
+}
+
+/// One node: health, last probe, database role and lag, fence; the records answering it.
+fn node(cx: &Context<'_>, p: usize, n: usize, records: &[RecordStatus]) -> NodeStatus {
+    let (pool, engine, now) = (&cx.config.pools[p], cx.engine, cx.clock.now());
+    let node = &pool.nodes[n];
+    let mysql = matches!(pool.check, crate::config::Check::Mysql(_));
+    let state = engine.node(p, n);
+    let db = state.db.as_ref().filter(|_| state.health == Health::Up);
+    let known = state.health != Health::Unknown;
+    let stale_after = pool.interval * 2 + pool.timeout;
+    let lag = db
+        .filter(|d| !d.writable)
+        .and_then(|_| engine.replica_lag(p, n, now));
+    NodeStatus {
+        name: node.name.clone(),
+        address: node.address.to_string(),
+        port: node.port,
+        health: state.health,
+        since: known.then(|| cx.clock.wall(state.since)),
+        role: db.map(|d| {
+            if d.writable {
+                Role::Primary
+            } else {
+                Role::Replica
+            }
+        }),
+        timeline: db.and_then(|d| d.timeline),
+        lag_seconds: lag.map(|l| l.time.as_secs_f64()),
+        lag_bytes: lag.filter(|_| !mysql).map(|l| l.behind),
+        lag_transactions: lag.filter(|_| mysql).map(|l| l.behind),
+        replication: db.and_then(|d| {
+            let r = d.replication.as_ref()?;
+            Some(if r.running {
+                format!("replicating from {}", r.source())
+            } else {
+                format!("from {}: {}", r.source(), r.state)
+            })
+        }),
+        fence: cx
+            .fences
+            .get(&(pool.name.clone(), node.name.clone()))
+            .cloned(),
+        last_probe: state.last.as_ref().map(|o| ProbeStatus {
+            ok: o.ok,
+            detail: o.detail.clone(),
+            latency_ms: o.latency.as_secs_f64() * 1000.0,
+            at: cx.clock.wall(state.last_at),
+        }),
+        successes: state.successes,
+        failures: state.failures,
+        drained: state.drained,
+        stale: known && now.saturating_sub(state.last_at) > stale_after,
+        excluded_cluster: state.excluded.clone(),
+        answered_by: records
+            .iter()
+            .filter(|r| r.pool == pool.name && r.nodes.contains(&node.name))
+            .map(|r| r.name.clone())
+            .collect(),
     }
 }
 
