@@ -189,61 +189,64 @@ pub fn format_status(status: &Status) -> String {
         "FLAGS".into(),
     ]];
     for pool in &status.pools {
-        for n in &pool.nodes {
-            let role = match (&n.role, n.lag_seconds) {
-                (None, _) => "-".to_string(),
-                (Some(role), Some(s)) => match (n.lag_bytes, n.lag_transactions) {
-                    (Some(b), _) => format!("{role} lag {s:.1}s {b}B"),
-                    (_, Some(t)) => format!("{role} lag {s:.1}s {t}tx"),
-                    _ => format!("{role} lag {s:.1}s"),
-                },
-                (Some(role), None) => role.to_string(),
-            };
-            let probe = n
-                .last_probe
-                .as_ref()
-                .map(|p| {
-                    format!(
-                        "{} {:.1}ms {}",
-                        if p.ok { "ok" } else { "failed" },
-                        p.latency_ms,
-                        p.detail
-                    )
-                })
-                .unwrap_or_else(|| "-".into());
-            let mut flags = Vec::new();
-            if n.drained {
-                flags.push("drained".to_string());
-            }
-            if n.stale {
-                flags.push("stale".to_string());
-            }
-            if let Some(cluster) = &n.excluded_cluster {
-                flags.push(format!("other-cluster:{cluster}"));
-            }
-            if n.fence.as_ref().is_some_and(|f| f.result == "fence_failed") {
-                flags.push("fence-failed".to_string());
-            }
-            flags.extend(n.answered_by.iter().map(|r| format!("answers:{r}")));
-            let address = match n.port {
-                Some(port) if n.address.contains(':') => format!("[{}]:{port}", n.address),
-                Some(port) => format!("{}:{port}", n.address),
-                None => n.address.clone(),
-            };
-            nodes.push(vec![
-                pool.name.clone(),
-                n.name.clone(),
-                address,
-                n.health.to_string(),
-                role,
-                probe,
-                format!("{}/{}", n.successes, n.failures),
-                flags.join(" "),
-            ]);
-        }
+        nodes.extend(pool.nodes.iter().map(|n| node_row(&pool.name, n)));
     }
     out.push_str(&table(&nodes));
     out
+}
+
+/// One row of the node table.
+fn node_row(pool: &str, n: &crate::api::status::NodeStatus) -> Vec<String> {
+    let role = match (&n.role, n.lag_seconds) {
+        (None, _) => "-".to_string(),
+        (Some(role), Some(s)) => match (n.lag_bytes, n.lag_transactions) {
+            (Some(b), _) => format!("{role} lag {s:.1}s {b}B"),
+            (_, Some(t)) => format!("{role} lag {s:.1}s {t}tx"),
+            _ => format!("{role} lag {s:.1}s"),
+        },
+        (Some(role), None) => role.to_string(),
+    };
+    let probe = n
+        .last_probe
+        .as_ref()
+        .map(|p| {
+            format!(
+                "{} {:.1}ms {}",
+                if p.ok { "ok" } else { "failed" },
+                p.latency_ms,
+                p.detail
+            )
+        })
+        .unwrap_or_else(|| "-".into());
+    let mut flags = Vec::new();
+    if n.drained {
+        flags.push("drained".to_string());
+    }
+    if n.stale {
+        flags.push("stale".to_string());
+    }
+    if let Some(cluster) = &n.excluded_cluster {
+        flags.push(format!("other-cluster:{cluster}"));
+    }
+    if n.fence.as_ref().is_some_and(|f| f.result == "fence_failed") {
+        flags.push("fence-failed".to_string());
+    }
+    flags.extend(n.answered_by.iter().map(|r| format!("answers:{r}")));
+    let address = match n.port {
+        Some(port) if n.address.contains(':') => format!("[{}]:{port}", n.address),
+        Some(port) => format!("{}:{port}", n.address),
+        None => n.address.clone(),
+    };
+    vec![
+        pool.to_string(),
+        n.name.clone(),
+        address,
+        n.health.to_string(),
+        role,
+        probe,
+        format!("{}/{}", n.successes, n.failures),
+        flags.join(" "),
+    ]
 }
 
 /// `hadns events`: one line per event, newest first.

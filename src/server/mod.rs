@@ -188,16 +188,11 @@ async fn run(
     // Events from vip actors and hook runners, for the event log.
     let (side_tx, mut side_events) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
-    let mut vips = Vec::new();
-    for vip in options.vips {
-        let (tx, rx) = watch::channel(false);
-        vips.push(VipSlot {
-            record: vip.record(),
-            node: vip.node(),
-            wanted: tx,
-        });
-        tasks.spawn(vip.run(rx, side_tx.clone(), shutdown.clone()));
-    }
+    let vips = options
+        .vips
+        .into_iter()
+        .map(|vip| VipSlot::spawn(vip, &side_tx, &shutdown, &mut tasks))
+        .collect();
     let drain_file = config.admin.as_ref().and_then(|a| a.drain_file.clone());
     let mut sup = Supervisor {
         events: EventLog::new(config.admin.as_ref().map_or(1000, |a| a.events)),
@@ -216,13 +211,7 @@ async fn run(
         token: shared.token,
         drains: Drains::new(prepared.drained, drain_file),
     };
-    let (events, dropped) = sup.apply_drain_list();
-    sup.decide(events, &[]);
-    if dropped && let Err(error) = sup.drains.save().await {
-        warn!(%error, "cannot rewrite the drain file");
-    }
-    sup.checkers.start_all(&sup.config, &mut tasks);
-    sup.check_ready();
+    sup.start(&mut tasks).await;
 
     loop {
         let input = tokio::select! {
@@ -283,6 +272,25 @@ struct VipSlot {
     wanted: watch::Sender<bool>,
 }
 
+impl VipSlot {
+    /// Starts the actor of a prepared vip into `tasks`.
+    fn spawn(
+        vip: crate::vip::Prepared,
+        events: &mpsc::UnboundedSender<crate::api::event::EventRecord>,
+        shutdown: &CancellationToken,
+        tasks: &mut JoinSet<()>,
+    ) -> VipSlot {
+        let (wanted, desired) = watch::channel(false);
+        let slot = VipSlot {
+            record: vip.record(),
+            node: vip.node(),
+            wanted,
+        };
+        tasks.spawn(vip.run(desired, events.clone(), shutdown.clone()));
+        slot
+    }
+}
+
 /// Owns the configuration, the engine and everything that follows from their decisions.
 struct Supervisor {
     config: Config,
@@ -305,6 +313,17 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// Applies the drain file's list, starts every checker.
+    async fn start(&mut self, tasks: &mut JoinSet<()>) {
+        let (events, dropped) = self.apply_drain_list();
+        self.decide(events, &[]);
+        if dropped && let Err(error) = self.drains.save().await {
+            warn!(%error, "cannot rewrite the drain file");
+        }
+        self.checkers.start_all(&self.config, tasks);
+        self.check_ready();
+    }
+
     fn on_report(&mut self, report: Report) {
         // A checker stopped by a reload may still have had a report queued.
         let Some((p, n)) = self.checkers.node_of(&report) else {
