@@ -254,3 +254,47 @@ fn the_checker_finds_what_it_looks_for() {
         ]
     );
 }
+
+/// Integration tests run side by side: two database servers of the same kind on one
+/// loopback address collide on its port. Every literal address a test starts a
+/// PostgreSQL or MariaDB server on is used once (a loop's computed addresses must keep to
+/// a range no literal uses: 127.0.0.101 and up).
+#[test]
+fn database_addresses_of_the_integration_tests_are_unique() {
+    let mut files = Vec::new();
+    rust_files(Path::new("tests/integration"), &mut files);
+    let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    let mut clashes = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (kind, call) in [("postgres", "Pg::init_"), ("mariadb", "Maria::start")] {
+            for (at, _) in text.match_indices(call) {
+                let rest = &text[at..];
+                let Some(open) = rest.find("(\"") else {
+                    continue;
+                };
+                if open > 40 {
+                    continue;
+                }
+                let address: String = rest[open + 2..].chars().take_while(|c| *c != '"').collect();
+                if address.contains('{') {
+                    continue;
+                }
+                let last: u8 = address.rsplit('.').next().unwrap().parse().unwrap_or(0);
+                assert!(
+                    last <= 100,
+                    "{}: {address} is in the range kept for loops",
+                    file.display()
+                );
+                if let Some(first) = seen.insert((kind.into(), address.clone()), file.clone()) {
+                    clashes.push(format!(
+                        "{kind} on {address}: {} and {}",
+                        first.display(),
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(clashes.is_empty(), "{clashes:#?}");
+}

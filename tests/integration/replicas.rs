@@ -92,12 +92,15 @@ async fn a_postgres_standby_that_stops_replicating_leaves_replicas() {
         .get(0);
     pg2.execute("ALTER SYSTEM SET primary_conninfo = ''").await;
     pg2.execute("SELECT pg_reload_conf()").await;
+    // Generous for a loaded machine (the full suite runs tests side by side); a design
+    // that trusts the standby's own view would never leave at all.
+    const SLACK: Duration = Duration::from_secs(3);
     let cut = Instant::now();
     hadns.wait_for_answer(DB_RO, &[], LIMIT).await;
     let gone = cut.elapsed();
     println!("a standby without a WAL receiver left db-ro after {gone:?}");
     assert!(
-        gone <= MAX_LAG + INTERVAL + Duration::from_secs(1),
+        gone <= MAX_LAG + INTERVAL + SLACK,
         "{gone:?}: more than max_lag plus one interval"
     );
     let why = left_out(&mut hadns, "pg2").await;
@@ -124,7 +127,7 @@ async fn a_postgres_standby_that_stops_replicating_leaves_replicas() {
         "{gone:?}: left before it could have been over max_lag"
     );
     assert!(
-        gone <= MAX_LAG + INTERVAL + Duration::from_secs(1),
+        gone <= MAX_LAG + INTERVAL + SLACK,
         "{gone:?}: more than max_lag plus one interval"
     );
     let why = left_out(&mut hadns, "pg2").await;
