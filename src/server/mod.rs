@@ -26,6 +26,7 @@ mod decisions;
 pub mod drains;
 mod effects;
 pub mod events;
+mod handle;
 mod hooks;
 mod plan;
 mod publication;
@@ -33,6 +34,7 @@ mod reload;
 pub mod status;
 
 pub use drains::Drained;
+pub use handle::{Handle, Server};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,50 +70,6 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     pub sockets: Sockets,
     pub vips: Vec<crate::vip::Prepared>,
-}
-
-/// What the admin endpoint (or any other front end) needs to talk to a running server.
-#[derive(Clone)]
-pub struct Handle {
-    pub commands: mpsc::Sender<Command>,
-    /// The admin token, replaced by a reload; `None`: the changing endpoints are disabled.
-    pub token: Arc<ArcSwap<Option<String>>>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl Handle {
-    /// The admin endpoint's state: it talks to this server and answers for `hosts`
-    /// (`[admin] hosts`) beside addresses and localhost.
-    pub fn admin_state(&self, hosts: Vec<String>) -> crate::admin::State {
-        crate::admin::State {
-            commands: self.commands.clone(),
-            token: self.token.clone(),
-            metrics: self.metrics.clone(),
-            hosts: Arc::new(hosts),
-        }
-    }
-}
-
-/// A started server: its handle, and the task that serves until the shutdown token.
-pub struct Server {
-    handle: Handle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    pub fn handle(&self) -> Handle {
-        self.handle.clone()
-    }
-
-    /// Waits until the server stopped (its shutdown token was cancelled and every task it
-    /// started finished). Commands sent after that get no reply.
-    pub async fn wait(self) -> std::io::Result<()> {
-        drop(self.handle);
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(std::io::Error::other(format!("server task: {e}"))),
-        }
-    }
 }
 
 /// Starts hadns on already bound sockets; it runs until `shutdown` is cancelled, then
