@@ -240,9 +240,7 @@ impl Checker {
         mut degraded: watch::Receiver<bool>,
         shutdown: CancellationToken,
     ) {
-        // Failed probes in a row, for the back-off while the pool is degraded.
-        let mut failures: u32 = 0;
-        let mut inconclusive = false;
+        let mut pace = Pace::default();
         loop {
             let started = Instant::now();
             let observation = tokio::select! {
@@ -253,46 +251,36 @@ impl Checker {
                 pool = %self.pool.name, node = %self.node.name, ok = observation.ok,
                 detail = %observation.detail, latency = ?observation.latency, "probe"
             );
-            if !observation.ok && hadns_short_of_resources(&observation.detail) {
-                // hadns's own fault, not the node's: nothing is reported, the node keeps
-                // its state, and the next probe comes at the usual time.
-                if !inconclusive {
-                    inconclusive = true;
-                    warn!(
-                        pool = %self.pool.name, node = %self.node.name,
-                        reason = %observation.detail,
-                        "probe inconclusive: hadns itself is short of resources; the node keeps its state"
-                    );
+            match pace.probed(observation.ok, &observation.detail) {
+                Verdict::Inconclusive { first } => {
+                    if first {
+                        warn!(
+                            pool = %self.pool.name, node = %self.node.name,
+                            reason = %observation.detail,
+                            "probe inconclusive: hadns itself is short of resources; the node keeps its state"
+                        );
+                    }
                 }
-            } else {
-                if inconclusive {
-                    inconclusive = false;
-                    info!(pool = %self.pool.name, node = %self.node.name, "probes conclusive again");
-                }
-                failures = if observation.ok {
-                    0
-                } else {
-                    failures.saturating_add(1)
-                };
-                let report = Report {
-                    checker: self.id,
-                    observation,
-                };
-                // A full queue must not keep a checker from noticing shutdown.
-                tokio::select! {
-                    sent = reports.send(report) => if sent.is_err() { return },
-                    _ = shutdown.cancelled() => return,
+                Verdict::Report { conclusive_again } => {
+                    if conclusive_again {
+                        info!(pool = %self.pool.name, node = %self.node.name, "probes conclusive again");
+                    }
+                    let report = Report {
+                        checker: self.id,
+                        observation,
+                    };
+                    // A full queue must not keep a checker from noticing shutdown.
+                    tokio::select! {
+                        sent = reports.send(report) => if sent.is_err() { return },
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
             }
             // Wait for the next probe: the interval (the fast one while the pool is
             // degraded, backing off while this node does not answer), or at once when the
             // node's session breaks.
             loop {
-                let interval = if *degraded.borrow_and_update() {
-                    degraded_interval(self.pool.fast_interval, self.pool.interval, failures)
-                } else {
-                    self.pool.interval
-                };
+                let interval = pace.wait(&self.pool, *degraded.borrow_and_update());
                 tokio::select! {
                     _ = tokio::time::sleep_until(started + jittered(interval)) => break,
                     _ = self.prober.session_broken() => {
@@ -303,6 +291,53 @@ impl Checker {
                     _ = shutdown.cancelled() => return,
                 }
             }
+        }
+    }
+}
+
+/// The checker's decisions, pure: whether a probe's result is reported, and how long to
+/// wait before the next one. `Checker::run` carries them out.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Failed probes in a row, for the back-off while the pool is degraded.
+    failures: u32,
+    /// hadns itself was short of resources at the last probe.
+    inconclusive: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Report the observation; `conclusive_again` after inconclusive probes.
+    Report { conclusive_again: bool },
+    /// hadns's own fault, not the node's: nothing is reported, the node keeps its state,
+    /// and the next probe comes at the usual time. `first` of a run of them.
+    Inconclusive { first: bool },
+}
+
+impl Pace {
+    fn probed(&mut self, ok: bool, detail: &str) -> Verdict {
+        if !ok && hadns_short_of_resources(detail) {
+            return Verdict::Inconclusive {
+                first: !std::mem::replace(&mut self.inconclusive, true),
+            };
+        }
+        self.failures = if ok {
+            0
+        } else {
+            self.failures.saturating_add(1)
+        };
+        Verdict::Report {
+            conclusive_again: std::mem::replace(&mut self.inconclusive, false),
+        }
+    }
+
+    /// The interval before the next probe (before jitter): the pool's, or while it is
+    /// degraded its fast one, backing off while this node does not answer.
+    fn wait(&self, pool: &Pool, degraded: bool) -> Duration {
+        if degraded {
+            degraded_interval(pool.fast_interval, pool.interval, self.failures)
+        } else {
+            pool.interval
         }
     }
 }
@@ -486,6 +521,41 @@ mod tests {
             .collect();
         assert_eq!(waits, [50, 50, 100, 200, 400, 800, 1000, 1000]);
         assert_eq!(degraded_interval(fast, slow, u32::MAX), slow);
+    }
+
+    #[test]
+    fn pace_reports_conclusive_probes_and_backs_off_only_when_degraded() {
+        let config = crate::config::Config::from_toml(
+            "[[pool]]\nname = \"p\"\ncheck = \"tcp\"\ninterval = \"1s\"\nfast_interval = \"50ms\"\n\
+             [[pool.node]]\nname = \"n\"\naddress = \"127.0.0.1\"\nport = 1\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let pool = &config.pools[0];
+        let mut pace = Pace::default();
+        let report = |again| Verdict::Report {
+            conclusive_again: again,
+        };
+        assert_eq!(pace.probed(true, "connected"), report(false));
+        assert_eq!(pace.wait(pool, true), Duration::from_millis(50));
+        for _ in 0..3 {
+            assert_eq!(pace.probed(false, "connection refused"), report(false));
+        }
+        assert_eq!(pace.wait(pool, true), Duration::from_millis(200));
+        assert_eq!(pace.wait(pool, false), Duration::from_secs(1));
+        // hadns short of descriptors: not reported, logged once, the back-off unchanged.
+        let emfile = "connect: too many open files";
+        assert_eq!(
+            pace.probed(false, emfile),
+            Verdict::Inconclusive { first: true }
+        );
+        assert_eq!(
+            pace.probed(false, emfile),
+            Verdict::Inconclusive { first: false }
+        );
+        assert_eq!(pace.wait(pool, true), Duration::from_millis(200));
+        assert_eq!(pace.probed(true, "connected"), report(true));
+        assert_eq!(pace.wait(pool, true), Duration::from_millis(50));
     }
 
     #[test]
