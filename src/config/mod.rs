@@ -7,6 +7,7 @@
 //! Unknown keys are found with `serde_ignored` rather than `deny_unknown_fields`, because
 //! the latter stops at the first one and we want to report them all.
 
+use crate::api::id::{NodeId, PoolId, RecordId};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -328,6 +329,23 @@ fn format_problems(file: &Option<PathBuf>, problems: &[Problem]) -> String {
 // === loading ===
 
 impl Config {
+    pub fn pool(&self, pool: PoolId) -> &Pool {
+        &self.pools[pool.0]
+    }
+
+    pub fn node(&self, node: NodeId) -> &Node {
+        &self.pools[node.pool.0].nodes[node.index]
+    }
+
+    pub fn record(&self, record: RecordId) -> &Record {
+        &self.records[record.0]
+    }
+
+    /// The pool a record answers from.
+    pub fn record_pool(&self, record: RecordId) -> &Pool {
+        &self.pools[self.records[record.0].pool]
+    }
+
     /// Parses and validates TOML text; relative paths are resolved against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         match Config::parse(text, base) {
@@ -353,10 +371,6 @@ impl Config {
         };
         let config = validate::validate(raw, base, &mut problems);
         (Some(config), problems)
-    }
-
-    pub fn pool(&self, name: &str) -> Option<&Pool> {
-        self.pools.iter().find(|p| p.name == name)
     }
 }
 

@@ -16,6 +16,7 @@ mod tests;
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use crate::api::id::{NodeId, PoolId, RecordId};
 pub use crate::api::status::Health;
 pub use gtid::Gtid;
 pub use replicas::{Lag, Replication};
@@ -141,48 +142,41 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     NodeChanged {
-        pool: usize,
-        node: usize,
+        node: NodeId,
         from: Health,
         to: Health,
         reason: String,
     },
     AnswerChanged {
-        record: usize,
+        record: RecordId,
         from: Answer,
         to: Answer,
         reason: String,
     },
     /// Several writable nodes for a `primary` record; `outcome` says what was answered.
     SplitBrain {
-        record: usize,
+        record: RecordId,
         writable: Vec<usize>,
         outcome: String,
     },
     /// A node's cluster identity differs from the pool's (`expected` is `None` when the
     /// pool has no majority identity); it is left out of every answer until it agrees.
     ClusterMismatch {
-        pool: usize,
-        node: usize,
+        node: NodeId,
         cluster: String,
         expected: Option<String>,
     },
     /// A node's cluster identity agrees again.
-    ClusterRejoined { pool: usize, node: usize },
+    ClusterRejoined { node: NodeId },
     /// No node of the pool can be reached: the last answer is kept for up to `max_stale`.
-    Stale { record: usize, max_stale: Duration },
+    Stale {
+        record: RecordId,
+        max_stale: Duration,
+    },
     /// An operator drained a node (it leaves every answer) or undrained it.
-    Drained {
-        pool: usize,
-        node: usize,
-        drained: bool,
-    },
+    Drained { node: NodeId, drained: bool },
     /// Make this still-writable loser read-only before the new answer is published.
-    Fence {
-        pool: usize,
-        node: usize,
-        reason: String,
-    },
+    Fence { node: NodeId, reason: String },
 }
 
 struct PoolSpec {
@@ -382,52 +376,47 @@ impl Engine {
         }
         let mut events = Vec::new();
         for p in 0..config.pools.len() {
-            if engine.pool_ready(p) {
+            if engine.ready[p] {
                 events.extend(engine.update_pool(p, now, "configuration reloaded"));
             }
         }
         (engine, events)
     }
 
-    pub fn answer(&self, record: usize) -> &Answer {
-        &self.state[record].answer
+    pub fn answer(&self, record: RecordId) -> &Answer {
+        &self.state[record.0].answer
     }
 
     /// Since when the record's answer has been kept without any reachable node.
-    pub fn stale_since(&self, record: usize) -> Option<Duration> {
-        self.state[record].stale_since
+    pub fn stale_since(&self, record: RecordId) -> Option<Duration> {
+        self.state[record.0].stale_since
     }
 
-    pub fn node(&self, pool: usize, node: usize) -> &NodeState {
-        &self.nodes[pool][node]
+    pub fn node(&self, node: NodeId) -> &NodeState {
+        &self.nodes[node.pool.0][node.index]
     }
 
     /// When the record's answer last changed, and why.
-    pub fn answer_changed(&self, record: usize) -> (Duration, &str) {
-        let state = &self.state[record];
+    pub fn answer_changed(&self, record: RecordId) -> (Duration, &str) {
+        let state = &self.state[record.0];
         (state.changed_at, &state.reason)
     }
 
     /// The writable nodes of the record's current split brain; empty when there is none.
-    pub fn split_brain(&self, record: usize) -> &[usize] {
-        &self.state[record].split_brain
+    pub fn split_brain(&self, record: RecordId) -> &[usize] {
+        &self.state[record.0].split_brain
     }
 
     /// A pool is ready once every node has completed one probe. It stays ready across a
     /// reload that adds nodes: they are simply not answered until their first probe.
-    pub fn pool_ready(&self, pool: usize) -> bool {
-        self.ready[pool]
+    pub fn pool_ready(&self, pool: PoolId) -> bool {
+        self.ready[pool.0]
     }
 
     /// Drains (`true`) or undrains a node: a drained node leaves every answer at once but
     /// is still checked, so undraining it restores what its health allows.
-    pub fn set_drained(
-        &mut self,
-        pool: usize,
-        node: usize,
-        drained: bool,
-        now: Duration,
-    ) -> Vec<Event> {
+    pub fn set_drained(&mut self, id: NodeId, drained: bool, now: Duration) -> Vec<Event> {
+        let (pool, node) = (id.pool.0, id.index);
         let state = &mut self.nodes[pool][node];
         if state.drained == drained {
             return Vec::new();
@@ -438,24 +427,21 @@ impl Engine {
             "{name} {} by an operator",
             if drained { "drained" } else { "undrained" }
         );
-        let mut events = vec![Event::Drained {
-            pool,
-            node,
-            drained,
-        }];
-        if self.pool_ready(pool) {
+        let mut events = vec![Event::Drained { node: id, drained }];
+        if self.ready[pool] {
             events.extend(self.update_pool(pool, now, &why));
         }
         events
     }
 
     /// Why node `node` is not answered by the `replicas` record `record`, if it is not.
-    pub fn unfit(&self, record: usize, node: usize) -> Option<&str> {
-        self.state[record].unfit[node].as_deref()
+    pub fn unfit(&self, record: RecordId, node: usize) -> Option<&str> {
+        self.state[record.0].unfit[node].as_deref()
     }
 
     /// How far node `node` of `pool` is behind the primary its replicas are compared with.
-    pub fn replica_lag(&self, pool: usize, node: usize, now: Duration) -> Option<Lag> {
+    pub fn replica_lag(&self, node: NodeId, now: Duration) -> Option<Lag> {
+        let (pool, node) = (node.pool.0, node.index);
         let state = &self.nodes[pool][node];
         let db = state.db.as_ref()?;
         self.references[pool]
@@ -484,21 +470,16 @@ impl Engine {
 
     /// Whether some record of the pool has no answer, or a stale one: its nodes are then
     /// probed at the pool's fast interval until it has one again.
-    pub fn pool_degraded(&self, pool: usize) -> bool {
-        self.pool_records[pool].iter().any(|&r| {
+    pub fn pool_degraded(&self, pool: PoolId) -> bool {
+        self.pool_records[pool.0].iter().any(|&r| {
             let state = &self.state[r];
             !matches!(state.answer, Answer::Nodes(_)) || state.stale_since.is_some()
         })
     }
 
     /// Feeds one probe result of node `node` of pool `pool`, observed at `now`.
-    pub fn observe(
-        &mut self,
-        pool: usize,
-        node: usize,
-        obs: Observation,
-        now: Duration,
-    ) -> Vec<Event> {
+    pub fn observe(&mut self, id: NodeId, obs: Observation, now: Duration) -> Vec<Event> {
+        let (pool, node) = (id.pool.0, id.index);
         let spec = &self.pools[pool];
         let state = &mut self.nodes[pool][node];
         let from = state.health;
@@ -534,8 +515,7 @@ impl Engine {
             state.health = to;
             state.since = now;
             events.push(Event::NodeChanged {
-                pool,
-                node,
+                node: id,
                 from,
                 to,
                 reason: obs.detail.clone(),
@@ -546,7 +526,7 @@ impl Engine {
         if !self.ready[pool] {
             self.ready[pool] = self.nodes[pool].iter().all(|n| n.health != Health::Unknown);
         }
-        if self.pool_ready(pool) {
+        if self.ready[pool] {
             events.extend(self.update_pool(pool, now, &why));
         }
         events

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Answer, Engine, Event};
+use super::{Answer, Engine, Event, NodeId, RecordId};
 use crate::config::{OnEmpty, Select};
 
 /// A selector's choice, and the split brain it resolved if there was one.
@@ -67,12 +67,13 @@ impl Engine {
             if excluded != node.excluded {
                 match &excluded {
                     Some(c) => events.push(Event::ClusterMismatch {
-                        pool,
-                        node: i,
+                        node: NodeId::new(pool, i),
                         cluster: c.clone(),
                         expected: expected.clone(),
                     }),
-                    None => events.push(Event::ClusterRejoined { pool, node: i }),
+                    None => events.push(Event::ClusterRejoined {
+                        node: NodeId::new(pool, i),
+                    }),
                 }
                 node.excluded = excluded;
             }
@@ -114,7 +115,7 @@ impl Engine {
         if writable != state.split_brain {
             if let Some((writable, outcome)) = &choice.split_brain {
                 events.push(Event::SplitBrain {
-                    record,
+                    record: RecordId(record),
                     writable: writable.clone(),
                     outcome: outcome.clone(),
                 });
@@ -140,7 +141,7 @@ impl Engine {
                 None => {
                     state.stale_since = Some(now);
                     events.push(Event::Stale {
-                        record,
+                        record: RecordId(record),
                         max_stale: spec.max_stale,
                     });
                     return events;
@@ -174,7 +175,7 @@ impl Engine {
             state.changed_at = now;
             state.reason = reason.clone();
             events.push(Event::AnswerChanged {
-                record,
+                record: RecordId(record),
                 from,
                 to,
                 reason,
@@ -195,8 +196,7 @@ impl Engine {
             if !winner.contains(&i) && node.writable() && !node.fenced {
                 node.fenced = true;
                 events.push(Event::Fence {
-                    pool,
-                    node: i,
+                    node: NodeId::new(pool, i),
                     reason: format!("{} is the primary", self.pools[pool].node_names[winner[0]]),
                 });
             }

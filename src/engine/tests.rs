@@ -81,7 +81,7 @@ fn pg(pool_extra: &str, db_extra: &str, ro_extra: &str) -> Config {
 
 fn show(engine: &Engine, config: &Config, record: usize) -> String {
     let pool = &config.pools[config.records[record].pool];
-    match engine.answer(record) {
+    match engine.answer(RecordId(record)) {
         Answer::Pending => "pending".into(),
         Answer::Nodata => "nodata".into(),
         Answer::Servfail => "servfail".into(),
@@ -151,10 +151,10 @@ fn event_matches(event: &Event, kind: &str, node: Option<usize>) -> bool {
         (Event::SplitBrain { .. }, "split-brain") => true,
         (Event::Stale { .. }, "stale") => true,
         (Event::AnswerChanged { .. }, "answer") => true,
-        (Event::Fence { node: n, .. }, "fence") => Some(*n) == node,
-        (Event::ClusterMismatch { node: n, .. }, "mismatch") => Some(*n) == node,
-        (Event::ClusterRejoined { node: n, .. }, "rejoined") => Some(*n) == node,
-        (Event::Drained { node: n, .. }, "drained") => Some(*n) == node,
+        (Event::Fence { node: n, .. }, "fence") => Some(n.index) == node,
+        (Event::ClusterMismatch { node: n, .. }, "mismatch") => Some(n.index) == node,
+        (Event::ClusterRejoined { node: n, .. }, "rejoined") => Some(n.index) == node,
+        (Event::Drained { node: n, .. }, "drained") => Some(n.index) == node,
         _ => false,
     }
 }
@@ -178,7 +178,8 @@ fn run(config: &Config, transcript: &str) {
             [] => {}
             ["at", time, action @ ("drain" | "undrain"), node] => {
                 let now = parse_duration(time).unwrap();
-                let new = engine.set_drained(0, node_index(node), *action == "drain", now);
+                let new =
+                    engine.set_drained(NodeId::new(0, node_index(node)), *action == "drain", now);
                 take(&mut events, &mut expected, new);
             }
             ["at", time, node, result, rest @ ..] => {
@@ -193,7 +194,7 @@ fn run(config: &Config, transcript: &str) {
                     role @ ("primary" | "standby") => db_observation(config, role, rest),
                     other => panic!("line {n}: unknown result {other}"),
                 };
-                let new = engine.observe(0, node_index(node), obs, now);
+                let new = engine.observe(NodeId::new(0, node_index(node)), obs, now);
                 take(&mut events, &mut expected, new);
             }
             ["expect", "event", "node", node, change] => {
@@ -205,7 +206,9 @@ fn run(config: &Config, transcript: &str) {
                         to: t,
                         ..
                     } => {
-                        pool.nodes[*i].name == *node && f.to_string() == from && t.to_string() == to
+                        pool.nodes[i.index].name == *node
+                            && f.to_string() == from
+                            && t.to_string() == to
                     }
                     _ => false,
                 });
@@ -235,7 +238,7 @@ fn run(config: &Config, transcript: &str) {
                     .iter()
                     .position(|r| r.name.split('.').next() == Some(record))
                     .unwrap_or_else(|| panic!("line {n}: no record {record}"));
-                let why = engine.unfit(r, node_index(node));
+                let why = engine.unfit(RecordId(r), node_index(node));
                 match (why, text.join(" ")) {
                     (None, t) if t == "-" => {}
                     (Some(why), t) if t != "-" && why.contains(&t) => {}
@@ -376,28 +379,26 @@ fn answer_events_say_why() {
     let mut e = Engine::new(&c);
     for node in 0..3 {
         e.observe(
-            0,
-            node,
+            NodeId::new(0, node),
             Observation::up("ok", Duration::ZERO),
             Duration::ZERO,
         );
     }
     let events = e.observe(
-        0,
-        0,
+        NodeId::new(0, 0),
         Observation::down("connection refused", Duration::ZERO),
         Duration::from_secs(1),
     );
     assert_eq!(
         events[1],
         Event::AnswerChanged {
-            record: 0,
+            record: RecordId(0),
             from: Answer::Nodes(vec![0]),
             to: Answer::Nodes(vec![1]),
             reason: "n1 down: connection refused".into()
         }
     );
-    assert_eq!(e.node(0, 0).since, Duration::from_secs(1));
+    assert_eq!(e.node(NodeId::new(0, 0)).since, Duration::from_secs(1));
 }
 
 // === staleness ===
@@ -748,21 +749,19 @@ fn degraded_pools_are_reported() {
     let mut e = Engine::new(&c);
     let up = |role| db_observation(&c, role, &["tl=1", "lsn=1", "from=n1"]);
     e.observe(
-        0,
-        0,
+        NodeId::new(0, 0),
         db_observation(&c, "primary", &["tl=1", "lsn=1"]),
         Duration::ZERO,
     );
-    e.observe(0, 1, up("standby"), Duration::ZERO);
-    e.observe(0, 2, up("standby"), Duration::ZERO);
-    assert!(!e.pool_degraded(0));
+    e.observe(NodeId::new(0, 1), up("standby"), Duration::ZERO);
+    e.observe(NodeId::new(0, 2), up("standby"), Duration::ZERO);
+    assert!(!e.pool_degraded(PoolId(0)));
     e.observe(
-        0,
-        0,
+        NodeId::new(0, 0),
         Observation::down("refused", Duration::ZERO),
         Duration::from_secs(1),
     );
-    assert!(e.pool_degraded(0), "no primary: probe faster");
+    assert!(e.pool_degraded(PoolId(0)), "no primary: probe faster");
 }
 
 // === maintenance and reload ===
@@ -835,15 +834,19 @@ fn a_reload_keeps_the_state_of_continued_nodes_and_answers_at_once() {
     let old_config = tcp("", "");
     let mut old = Engine::new(&old_config);
     for n in 0..3 {
-        old.observe(0, n, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+        old.observe(
+            NodeId::new(0, n),
+            Observation::up("ok", Duration::ZERO),
+            Duration::ZERO,
+        );
     }
-    old.set_drained(0, 1, true, Duration::from_secs(1));
+    old.set_drained(NodeId::new(0, 1), true, Duration::from_secs(1));
     let lost = Observation {
         conclusive: true,
         ..Observation::down("refused", Duration::ZERO)
     };
-    old.observe(0, 0, lost, Duration::from_secs(2));
-    assert_eq!(old.answer(0), &Answer::Nodes(vec![2]));
+    old.observe(NodeId::new(0, 0), lost, Duration::from_secs(2));
+    assert_eq!(old.answer(RecordId(0)), &Answer::Nodes(vec![2]));
 
     // The new config drops n1, keeps n2 and n3 in another order, adds n4 and a record.
     let text = r#"
@@ -887,15 +890,15 @@ select = "healthy"
         Duration::from_secs(3),
     );
     // n2 is still drained, n3 still up, n4 unknown: www keeps n3, no change event.
-    assert!(engine.node(0, 2).drained);
-    assert_eq!(engine.node(0, 0).health, Health::Up);
-    assert_eq!(engine.node(0, 1).health, Health::Unknown);
-    assert_eq!(engine.answer(0), &Answer::Nodes(vec![0]));
-    assert!(engine.pool_ready(0));
+    assert!(engine.node(NodeId::new(0, 2)).drained);
+    assert_eq!(engine.node(NodeId::new(0, 0)).health, Health::Up);
+    assert_eq!(engine.node(NodeId::new(0, 1)).health, Health::Unknown);
+    assert_eq!(engine.answer(RecordId(0)), &Answer::Nodes(vec![0]));
+    assert!(engine.pool_ready(PoolId(0)));
     assert_eq!(
         events,
         vec![Event::AnswerChanged {
-            record: 1,
+            record: RecordId(1),
             from: Answer::Pending,
             to: Answer::Nodes(vec![0]),
             reason: "first round of checks complete (configuration reloaded)".into(),
@@ -908,20 +911,23 @@ fn a_pool_whose_nodes_were_all_replaced_waits_for_its_first_round() {
     let old_config = tcp("", "");
     let mut old = Engine::new(&old_config);
     for n in 0..3 {
-        old.observe(0, n, Observation::up("ok", Duration::ZERO), Duration::ZERO);
+        old.observe(
+            NodeId::new(0, n),
+            Observation::up("ok", Duration::ZERO),
+            Duration::ZERO,
+        );
     }
     let (mut engine, events) =
         Engine::reloaded(&old_config, &old, |_, _| None, Some, Duration::from_secs(1));
     assert!(events.is_empty(), "{events:?}");
-    assert!(!engine.pool_ready(0));
-    assert_eq!(engine.answer(0), &Answer::Pending);
+    assert!(!engine.pool_ready(PoolId(0)));
+    assert_eq!(engine.answer(RecordId(0)), &Answer::Pending);
     for n in 0..3 {
         engine.observe(
-            0,
-            n,
+            NodeId::new(0, n),
             Observation::up("ok", Duration::ZERO),
             Duration::from_secs(2),
         );
     }
-    assert_eq!(engine.answer(0), &Answer::Nodes(vec![0]));
+    assert_eq!(engine.answer(RecordId(0)), &Answer::Nodes(vec![0]));
 }

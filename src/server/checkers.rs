@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::plan::{Checker as Planned, Plan};
 use crate::checks::{self, Report};
 use crate::config::Config;
+use crate::engine::NodeId;
 
 /// The checker of one node, as started.
 struct Running {
@@ -27,8 +28,8 @@ pub struct Restarted {
 pub struct CheckerSet {
     /// Running checkers by (pool, node) name.
     running: HashMap<(String, String), Running>,
-    /// Checker id -> (pool, node) index in the running config.
-    by_id: HashMap<u64, (usize, usize)>,
+    /// Checker id -> its node in the running config.
+    by_id: HashMap<u64, NodeId>,
     /// The last failure reason per checker id, to log each change once.
     failing: HashMap<u64, Option<String>>,
     next_id: u64,
@@ -78,14 +79,14 @@ impl CheckerSet {
             stop.clone(),
             tasks,
         );
-        self.by_id.insert(id, (p, n));
+        self.by_id.insert(id, NodeId::new(p, n));
         self.running
             .insert((pool.name.clone(), node.name.clone()), Running { id, stop });
     }
 
     /// The (pool, node) a report is about; `None` for a checker a reload stopped that
     /// still had a report queued.
-    pub fn node_of(&self, report: &Report) -> Option<(usize, usize)> {
+    pub fn node_of(&self, report: &Report) -> Option<NodeId> {
         self.by_id.get(&report.checker).copied()
     }
 
@@ -118,7 +119,7 @@ impl CheckerSet {
                 let key = (name.clone(), config.pools[p].nodes[n].name.clone());
                 match (checker, old.remove(&key)) {
                     (Planned::Keep, Some(running)) => {
-                        self.by_id.insert(running.id, (p, n));
+                        self.by_id.insert(running.id, NodeId::new(p, n));
                         self.running.insert(key, running);
                         kept += 1;
                     }

@@ -7,7 +7,7 @@ use super::events::describe_answer;
 use super::status::{self, Status};
 use super::{Command, CommandError, Supervisor};
 use crate::config::Config;
-use crate::engine::Event;
+use crate::engine::{Event, NodeId, RecordId};
 
 impl Supervisor {
     pub(super) async fn on_command(&mut self, command: Command, tasks: &mut JoinSet<()>) {
@@ -48,7 +48,7 @@ impl Supervisor {
     }
 
     /// The (pool, node) indices of a node named by an operator.
-    fn node_index(&self, pool: &str, node: &str) -> Result<(usize, usize), CommandError> {
+    fn node_index(&self, pool: &str, node: &str) -> Result<NodeId, CommandError> {
         node_index(&self.config, pool, node)
     }
 
@@ -63,7 +63,7 @@ impl Supervisor {
             .resolve(|pool, node| node_index(config, pool, node).map_err(|e| e.to_string()));
         let events = nodes
             .into_iter()
-            .flat_map(|(p, n)| self.engine.set_drained(p, n, true, now))
+            .flat_map(|node| self.engine.set_drained(node, true, now))
             .collect();
         (events, dropped)
     }
@@ -76,26 +76,26 @@ impl Supervisor {
         node: &str,
         drained: bool,
     ) -> Result<String, CommandError> {
-        let (p, n) = self.node_index(pool, node)?;
-        if self.engine.node(p, n).drained != drained {
+        let id = self.node_index(pool, node)?;
+        if self.engine.node(id).drained != drained {
             self.drains
                 .set(pool, node, drained)
                 .await
                 .map_err(CommandError::Unsaved)?;
         }
-        let events = self.engine.set_drained(p, n, drained, self.clock.now());
-        self.decide(events, &[p]);
+        let events = self.engine.set_drained(id, drained, self.clock.now());
+        self.decide(events, &[id.pool]);
         let answers: Vec<String> = self
             .config
             .records
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.pool == p)
+            .filter(|(_, r)| r.pool == id.pool.0)
             .map(|(i, r)| {
                 format!(
                     "{} answers {}",
                     r.name,
-                    describe_answer(&self.config, i, self.engine.answer(i))
+                    describe_answer(&self.config, RecordId(i), self.engine.answer(RecordId(i)))
                 )
             })
             .collect();
@@ -109,7 +109,7 @@ impl Supervisor {
 }
 
 /// The (pool, node) indices of a node named by an operator.
-fn node_index(config: &Config, pool: &str, node: &str) -> Result<(usize, usize), CommandError> {
+fn node_index(config: &Config, pool: &str, node: &str) -> Result<NodeId, CommandError> {
     let p = config
         .pools
         .iter()
@@ -122,5 +122,5 @@ fn node_index(config: &Config, pool: &str, node: &str) -> Result<(usize, usize),
         .ok_or_else(|| {
             CommandError::NotFound(format!("pool {pool:?} has no node named {node:?}"))
         })?;
-    Ok((p, n))
+    Ok(NodeId::new(p, n))
 }

@@ -18,12 +18,12 @@ use tokio::task::JoinSet;
 use crate::api::status::FenceStatus;
 use crate::config::Config;
 use crate::dns::Published;
-use crate::engine::{Answer, Engine, Event, Health};
+use crate::engine::{Answer, Engine, Event, Health, NodeId, RecordId};
 
 /// One step of decisions, carried out as a whole.
 pub struct Decision {
-    /// Nodes to fence before anything of this decision is published: (pool, node, why).
-    pub fences: Vec<(usize, usize, String)>,
+    /// Nodes to fence before anything of this decision is published, and why.
+    pub fences: Vec<(NodeId, String)>,
     /// The answers to publish (one per record), when one changed.
     pub answers: Option<Vec<Published>>,
     /// What happened, for the log, the event log, the metrics and the hooks.
@@ -38,13 +38,13 @@ impl Decision {
     pub fn local(
         config: &Config,
         engine: &Engine,
-        vips: impl Iterator<Item = (usize, usize)>,
+        vips: impl Iterator<Item = (RecordId, usize)>,
         events: Vec<Event>,
     ) -> Decision {
         let fences = events
             .iter()
             .filter_map(|e| match e {
-                Event::Fence { pool, node, reason } => Some((*pool, *node, reason.clone())),
+                Event::Fence { node, reason } => Some((*node, reason.clone())),
                 _ => None,
             })
             .collect();
@@ -54,9 +54,9 @@ impl Decision {
             .then(|| super::publication::published(config, engine));
         let holds = vips
             .map(|(record, node)| {
-                let pool = config.records[record].pool;
+                let pool = config.records[record.0].pool;
                 engine.answer(record) == &Answer::Nodes(vec![node])
-                    && engine.node(pool, node).health == Health::Up
+                    && engine.node(NodeId::new(pool, node)).health == Health::Up
             })
             .collect();
         Decision {
@@ -71,15 +71,14 @@ impl Decision {
 /// What the supervisor does next with the outbox's head.
 pub enum Step {
     /// Start these fences (the decision then waits for them).
-    Fence(Vec<(usize, usize, String)>),
+    Fence(Vec<(NodeId, String)>),
     /// Publish this decision and carry out its effects.
     Publish(Decision),
 }
 
 /// A finished fence.
 pub struct Fenced {
-    pub pool: usize,
-    pub node: usize,
+    pub node: NodeId,
     /// What was done, or why it failed.
     pub result: Result<String, String>,
 }
@@ -128,18 +127,16 @@ impl Outbox {
     }
 
     /// Runs one fence that `next` handed out in its own task; `finished` hears the outcome.
-    pub fn fence(&mut self, config: &Config, pool: usize, node: usize) {
-        let (p, n) = (
-            config.pools[pool].clone(),
-            config.pools[pool].nodes[node].clone(),
-        );
+    pub fn fence(&mut self, config: &Config, node: NodeId) {
+        let pool = &config.pools[node.pool.0];
+        let (p, n) = (pool.clone(), pool.nodes[node.index].clone());
         let done = self.done.clone();
         self.tasks.spawn(async move {
             let result = crate::checks::fence(&p, &n)
                 .await
                 .map_err(|e| e.to_string());
             // The receiver lives as long as the outbox, which owns this task.
-            let _ = done.send(Fenced { pool, node, result });
+            let _ = done.send(Fenced { node, result });
         });
     }
 
@@ -162,7 +159,7 @@ mod tests {
     fn decision(fences: usize, tag: usize) -> Decision {
         Decision {
             fences: (0..fences)
-                .map(|n| (0, n, "primary moved".into()))
+                .map(|n| (NodeId::new(0, n), "primary moved".into()))
                 .collect(),
             answers: None,
             events: Vec::new(),

@@ -7,7 +7,7 @@ use super::events::{EventKind, fence_event, log_event};
 use super::{Supervisor, hooks};
 use crate::api::status::FenceStatus;
 use crate::dns::Snapshot;
-use crate::engine::Event;
+use crate::engine::{Event, NodeId};
 
 impl Supervisor {
     /// Logs, records, counts and queues the hook of one event, after `snapshot` (the one
@@ -18,11 +18,11 @@ impl Supervisor {
         }
         let metrics = &self.metrics;
         match event {
-            Event::NodeChanged { pool, node, to, .. } => {
-                let pool = &self.config.pools[*pool];
+            Event::NodeChanged { node, to, .. } => {
+                let pool = self.config.pool(node.pool);
                 metrics
                     .transitions
-                    .with_label_values(&[&pool.name, &pool.nodes[*node].name, &to.to_string()])
+                    .with_label_values(&[&pool.name, &pool.nodes[node.index].name, &to.to_string()])
                     .inc();
             }
             Event::AnswerChanged {
@@ -31,7 +31,7 @@ impl Supervisor {
                 to,
                 reason,
             } => {
-                let name = &self.config.records[*record].name;
+                let name = &self.config.record(*record).name;
                 metrics.answer_changes.with_label_values(&[name]).inc();
                 let change = hooks::Change {
                     record: *record,
@@ -45,7 +45,7 @@ impl Supervisor {
                 }
             }
             Event::SplitBrain { record, .. } => {
-                let name = &self.config.records[*record].name;
+                let name = &self.config.record(*record).name;
                 metrics.split_brain.with_label_values(&[name]).inc();
             }
             Event::ClusterMismatch { .. }
@@ -57,11 +57,9 @@ impl Supervisor {
     }
 
     /// Records that a fence starts.
-    pub(super) fn fencing(&mut self, pool: usize, node: usize, reason: &str) {
-        let (pool, node) = (
-            &self.config.pools[pool],
-            &self.config.pools[pool].nodes[node],
-        );
+    pub(super) fn fencing(&mut self, node: NodeId, reason: &str) {
+        let pool = &self.config.pools[node.pool.0];
+        let node = &pool.nodes[node.index];
         self.events.push(fence_event(
             &pool.name,
             &node.name,
@@ -74,8 +72,8 @@ impl Supervisor {
     /// that waited for it.
     pub(super) fn on_fenced(&mut self, fenced: Fenced) {
         self.outbox.fenced();
-        let pool = &self.config.pools[fenced.pool];
-        let node = &pool.nodes[fenced.node];
+        let pool = &self.config.pools[fenced.node.pool.0];
+        let node = &pool.nodes[fenced.node.index];
         let (kind, detail, result) = match fenced.result {
             Ok(done) => (EventKind::Fenced, done, "fenced"),
             Err(why) => (EventKind::FenceFailed, why, "failed"),

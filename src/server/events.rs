@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 pub use crate::api::event::{EventKind, EventRecord, rfc3339};
 use crate::config::Config;
 use crate::dns::Snapshot;
-use crate::engine::{Answer, Event};
+use crate::engine::{Answer, Event, NodeId, RecordId};
 
 /// The most recent events, bounded: the oldest is dropped when it is full.
 pub struct EventLog {
@@ -43,13 +43,13 @@ impl EventLog {
 }
 
 /// `web1(127.0.0.10),web2(127.0.0.11)`, `nodata`, `servfail` or `pending`.
-pub fn describe_answer(config: &Config, record: usize, answer: &Answer) -> String {
+pub fn describe_answer(config: &Config, record: RecordId, answer: &Answer) -> String {
     match answer {
         Answer::Pending => "pending".into(),
         Answer::Nodata => "nodata".into(),
         Answer::Servfail => "servfail".into(),
         Answer::Nodes(nodes) => {
-            let pool = &config.pools[config.records[record].pool];
+            let pool = config.record_pool(record);
             nodes
                 .iter()
                 .map(|&n| format!("{}({})", pool.nodes[n].name, pool.nodes[n].address))
@@ -67,19 +67,18 @@ pub(super) fn log_event(
     snapshot: &Snapshot,
     event: &Event,
 ) -> Option<EventRecord> {
-    let names = |pool: usize, node: usize| {
-        let pool = &config.pools[pool];
-        (pool.name.as_str(), pool.nodes[node].name.as_str())
+    let names = |node: NodeId| {
+        let pool = config.pool(node.pool);
+        (pool.name.as_str(), pool.nodes[node.index].name.as_str())
     };
     Some(match event {
         Event::NodeChanged {
-            pool,
             node,
             from,
             to,
             reason,
         } => {
-            let (pool, node) = names(*pool, *node);
+            let (pool, node) = names(*node);
             info!(pool = %pool, node = %node, from = %from, to = %to, reason = %reason, "node state changed");
             EventRecord::new(EventKind::NodeChanged, reason.as_str())
                 .at(pool, node)
@@ -91,7 +90,7 @@ pub(super) fn log_event(
             to,
             reason,
         } => {
-            let name = &config.records[*record].name;
+            let name = &config.record(*record).name;
             let serial = snapshot.serial_of(name).unwrap_or_default();
             let (from_text, to_text) = (
                 describe_answer(config, *record, from),
@@ -108,7 +107,7 @@ pub(super) fn log_event(
             )
             .change(from_text, to_text);
             e.record = Some(name.clone());
-            e.pool = Some(config.pools[config.records[*record].pool].name.clone());
+            e.pool = Some(config.record_pool(*record).name.clone());
             e
         }
         Event::SplitBrain {
@@ -116,12 +115,12 @@ pub(super) fn log_event(
             writable,
             outcome,
         } => {
-            let pool = &config.pools[config.records[*record].pool];
+            let pool = config.record_pool(*record);
             let writable: Vec<&str> = writable
                 .iter()
                 .map(|&n| pool.nodes[n].name.as_str())
                 .collect();
-            let name = &config.records[*record].name;
+            let name = &config.record(*record).name;
             error!(record = %name, pool = %pool.name, writable = %writable.join(","), outcome = %outcome, "split_brain");
             let mut e = EventRecord::new(
                 EventKind::SplitBrain,
@@ -132,12 +131,11 @@ pub(super) fn log_event(
             e
         }
         Event::ClusterMismatch {
-            pool,
             node,
             cluster,
             expected,
         } => {
-            let (pool, node) = names(*pool, *node);
+            let (pool, node) = names(*node);
             error!(pool = %pool, node = %node, cluster = %cluster, expected = ?expected, "node excluded: cluster identity differs");
             EventRecord::new(
                 EventKind::ClusterMismatch,
@@ -148,14 +146,14 @@ pub(super) fn log_event(
             )
             .at(pool, node)
         }
-        Event::ClusterRejoined { pool, node } => {
-            let (pool, node) = names(*pool, *node);
+        Event::ClusterRejoined { node } => {
+            let (pool, node) = names(*node);
             info!(pool = %pool, node = %node, "node included again: cluster identity agrees");
             EventRecord::new(EventKind::ClusterRejoined, "cluster identity agrees again")
                 .at(pool, node)
         }
         Event::Stale { record, max_stale } => {
-            let name = &config.records[*record].name;
+            let name = &config.record(*record).name;
             warn!(record = %name, max_stale = ?max_stale, "no node reachable; keeping the last answer (stale)");
             let mut e = EventRecord::new(
                 EventKind::Stale,
@@ -164,12 +162,8 @@ pub(super) fn log_event(
             e.record = Some(name.clone());
             e
         }
-        Event::Drained {
-            pool,
-            node,
-            drained,
-        } => {
-            let (pool, node) = names(*pool, *node);
+        Event::Drained { node, drained } => {
+            let (pool, node) = names(*node);
             let kind = if *drained {
                 EventKind::Drained
             } else {

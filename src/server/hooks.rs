@@ -20,12 +20,12 @@ const QUEUE: usize = 100;
 
 use super::events::{EventKind, EventRecord, describe_answer, rfc3339};
 use crate::config::{Config, Node};
-use crate::engine::Answer;
+use crate::engine::{Answer, RecordId};
 use crate::metrics::Metrics;
 
 /// A published change of a record's answer.
 pub struct Change<'a> {
-    pub record: usize,
+    pub record: RecordId,
     pub from: &'a Answer,
     pub to: &'a Answer,
     pub reason: &'a str,
@@ -36,9 +36,9 @@ pub struct Change<'a> {
 /// The run of the record's `on_change` hook for `change`, if it has one, with the change
 /// in its environment (documented in docs/configuration.md).
 pub fn job(config: &Config, change: &Change<'_>) -> Option<Job> {
-    let record = &config.records[change.record];
+    let record = config.record(change.record);
     let command = record.on_change.as_ref()?;
-    let pool = &config.pools[record.pool];
+    let pool = config.record_pool(change.record);
     let list = |answer: &Answer, f: &dyn Fn(&Node) -> String| match answer {
         Answer::Nodes(nodes) => nodes
             .iter()

@@ -50,7 +50,7 @@ pub use crate::api::command::{Command, CommandError};
 use crate::checks::Report;
 use crate::config::Config;
 use crate::dns::Sockets;
-use crate::engine::{Engine, Event};
+use crate::engine::{Engine, Event, PoolId, RecordId};
 use crate::metrics::Metrics;
 use checkers::CheckerSet;
 use decisions::{Decision, Fenced, Outbox, Step};
@@ -284,20 +284,21 @@ impl Supervisor {
 
     fn on_report(&mut self, report: Report) {
         // A checker stopped by a reload may still have had a report queued.
-        let Some((p, n)) = self.checkers.node_of(&report) else {
+        let Some(id) = self.checkers.node_of(&report) else {
             return;
         };
-        let (pool, node) = (&self.config.pools[p], &self.config.pools[p].nodes[n]);
+        let pool = &self.config.pools[id.pool.0];
+        let node = &pool.nodes[id.index];
         let observation = report.observation.clone();
         self.metrics
             .probe_duration
             .with_label_values(&[pool.name.as_str()])
             .observe(observation.latency.as_secs_f64());
         let failure = (!observation.ok).then(|| observation.detail.clone());
-        let events = self.engine.observe(p, n, observation, self.clock.now());
-        let changed = events.iter().any(
-            |e| matches!(e, Event::NodeChanged { pool, node, .. } if (*pool, *node) == (p, n)),
-        );
+        let events = self.engine.observe(id, observation, self.clock.now());
+        let changed = events
+            .iter()
+            .any(|e| matches!(e, Event::NodeChanged { node, .. } if *node == id));
         events::log_failure_change(
             &pool.name,
             &node.name,
@@ -305,13 +306,14 @@ impl Supervisor {
             failure,
             changed,
         );
-        self.decide(events, &[p]);
+        self.decide(events, &[id.pool]);
         self.check_ready();
     }
 
     /// Sends readiness (log, systemd) once every pool has completed its first round.
     fn check_ready(&mut self) {
-        if !self.all_ready && (0..self.config.pools.len()).all(|p| self.engine.pool_ready(p)) {
+        let pools = self.config.pools.len();
+        if !self.all_ready && (0..pools).all(|p| self.engine.pool_ready(PoolId(p))) {
             self.all_ready = true;
             info!(
                 pools = self.config.pools.len(),
@@ -325,15 +327,18 @@ impl Supervisor {
     /// Hands the engine's decision after `events` to the outbox and carries out what
     /// can be carried out now; sets the fast interval of the `pools` whose state may have
     /// changed.
-    fn decide(&mut self, events: Vec<Event>, pools: &[usize]) {
-        let vips = self.vips.iter().map(|slot| (slot.record, slot.node));
+    fn decide(&mut self, events: Vec<Event>, pools: &[PoolId]) {
+        let vips = self
+            .vips
+            .iter()
+            .map(|slot| (RecordId(slot.record), slot.node));
         let decision = Decision::local(&self.config, &self.engine, vips, events);
         self.outbox.submit(decision);
         self.advance();
         for &p in pools {
             let degraded = self.engine.pool_ready(p) && self.engine.pool_degraded(p);
             self.checkers
-                .set_degraded(&self.config.pools[p].name, degraded);
+                .set_degraded(&self.config.pools[p.0].name, degraded);
         }
     }
 
@@ -342,9 +347,9 @@ impl Supervisor {
         while let Some(step) = self.outbox.next() {
             match step {
                 Step::Fence(fences) => {
-                    for (pool, node, reason) in fences {
-                        self.fencing(pool, node, &reason);
-                        self.outbox.fence(&self.config, pool, node);
+                    for (node, reason) in fences {
+                        self.fencing(node, &reason);
+                        self.outbox.fence(&self.config, node);
                     }
                 }
                 Step::Publish(decision) => self.carry_out(decision),

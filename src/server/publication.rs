@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::dns::{Published, Snapshot, SnapshotBuilder, ZoneSet};
-use crate::engine::{Answer, Engine};
+use crate::engine::{Answer, Engine, RecordId};
 
 pub struct Publication {
     builder: SnapshotBuilder,
@@ -68,7 +68,7 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
         .records
         .iter()
         .enumerate()
-        .map(|(i, record)| match engine.answer(i) {
+        .map(|(i, record)| match engine.answer(RecordId(i)) {
             Answer::Pending => Published::Pending,
             Answer::Nodata => Published::Nodata,
             Answer::Servfail => Published::Servfail,

@@ -16,7 +16,7 @@ use super::events::{EventKind, EventRecord};
 use super::plan::plan;
 use super::{CommandError, Supervisor};
 use crate::config::{Config, ConfigError, Vip};
-use crate::engine::Engine;
+use crate::engine::{Engine, PoolId};
 
 impl Supervisor {
     /// Reloads, logs and records the outcome; tells systemd (RELOADING=1, then READY=1).
@@ -123,7 +123,7 @@ impl Supervisor {
         }
         self.publication
             .publish(&super::publication::published(&self.config, &self.engine));
-        let pools: Vec<usize> = (0..self.config.pools.len()).collect();
+        let pools: Vec<PoolId> = (0..self.config.pools.len()).map(PoolId).collect();
         self.decide(events, &pools);
         self.check_ready();
         let changes = if changes.is_empty() {

@@ -8,7 +8,7 @@ use crate::api::event::rfc3339;
 pub use crate::api::status::*;
 use crate::config::{Config, Select};
 use crate::dns::Snapshot;
-use crate::engine::{Answer, Engine};
+use crate::engine::{Answer, Engine, NodeId, PoolId, RecordId};
 
 /// Converts the engine's virtual times (since start) to wall-clock times.
 #[derive(Clone, Copy)]
@@ -50,11 +50,14 @@ pub struct Context<'a> {
 pub fn build(cx: &Context<'_>) -> Status {
     let (config, engine) = (cx.config, cx.engine);
     let now = cx.clock.now();
-    let records: Vec<RecordStatus> = (0..config.records.len()).map(|r| record(cx, r)).collect();
+    let records: Vec<RecordStatus> = (0..config.records.len())
+        .map(|r| record(cx, RecordId(r)))
+        .collect();
     let pools = config
         .pools
         .iter()
         .enumerate()
+        .map(|(p, pool)| (PoolId(p), pool))
         .map(|(p, pool)| PoolStatus {
             name: pool.name.clone(),
             check: pool.check.kind().into(),
@@ -62,7 +65,7 @@ pub fn build(cx: &Context<'_>) -> Status {
             ready: engine.pool_ready(p),
             degraded: engine.pool_ready(p) && engine.pool_degraded(p),
             nodes: (0..pool.nodes.len())
-                .map(|n| node(cx, p, n, &records))
+                .map(|n| node(cx, NodeId { pool: p, index: n }, &records))
                 .collect(),
         })
         .collect();
@@ -70,7 +73,7 @@ pub fn build(cx: &Context<'_>) -> Status {
         version: env!("CARGO_PKG_VERSION").into(),
         started: rfc3339(cx.clock.started_wall),
         uptime_seconds: now.as_secs_f64(),
-        ready: (0..config.pools.len()).all(|p| engine.pool_ready(p)),
+        ready: (0..config.pools.len()).all(|p| engine.pool_ready(PoolId(p))),
         config_file: cx.config_file.clone(),
         config_loaded: cx.clock.wall(cx.config_loaded),
         zones: cx
@@ -88,10 +91,10 @@ pub fn build(cx: &Context<'_>) -> Status {
 }
 
 /// One record: its answer, since when and why, and the nodes it leaves out.
-fn record(cx: &Context<'_>, r: usize) -> RecordStatus {
+fn record(cx: &Context<'_>, r: RecordId) -> RecordStatus {
     let (config, engine) = (cx.config, cx.engine);
-    let record = &config.records[r];
-    let pool = &config.pools[record.pool];
+    let record = config.record(r);
+    let pool = config.record_pool(r);
     let answer = engine.answer(r);
     let nodes = match answer {
         Answer::Nodes(n) => n.clone(),
@@ -133,17 +136,17 @@ fn record(cx: &Context<'_>, r: usize) -> RecordStatus {
 }
 
 /// One node: health, last probe, database role and lag, fence; the records answering it.
-fn node(cx: &Context<'_>, p: usize, n: usize, records: &[RecordStatus]) -> NodeStatus {
-    let (pool, engine, now) = (&cx.config.pools[p], cx.engine, cx.clock.now());
-    let node = &pool.nodes[n];
+fn node(cx: &Context<'_>, id: NodeId, records: &[RecordStatus]) -> NodeStatus {
+    let (pool, engine, now) = (cx.config.pool(id.pool), cx.engine, cx.clock.now());
+    let node = &pool.nodes[id.index];
     let mysql = matches!(pool.check, crate::config::Check::Mysql(_));
-    let state = engine.node(p, n);
+    let state = engine.node(id);
     let db = state.db.as_ref().filter(|_| state.health == Health::Up);
     let known = state.health != Health::Unknown;
     let stale_after = pool.interval * 2 + pool.timeout;
     let lag = db
         .filter(|d| !d.writable)
-        .and_then(|_| engine.replica_lag(p, n, now));
+        .and_then(|_| engine.replica_lag(id, now));
     NodeStatus {
         name: node.name.clone(),
         address: node.address.to_string(),
