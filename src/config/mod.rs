@@ -59,7 +59,7 @@ pub struct Admin {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vip {
     /// Index into `Config::records`.
-    pub record: usize,
+    pub record: RecordId,
     /// Index of the local node in the record's pool.
     pub node: usize,
     pub address: IpAddr,
@@ -227,7 +227,7 @@ pub struct Record {
     /// Lower case, fully qualified, with the trailing dot.
     pub name: String,
     /// Index into `Config::pools`.
-    pub pool: usize,
+    pub pool: PoolId,
     pub select: Select,
     pub ttl: u32,
     pub failback: bool,
@@ -343,7 +343,7 @@ impl Config {
 
     /// The pool a record answers from.
     pub fn record_pool(&self, record: RecordId) -> &Pool {
-        &self.pools[self.records[record.0].pool]
+        &self.pools[self.records[record.0].pool.0]
     }
 
     /// Parses and validates TOML text; relative paths are resolved against `base`.

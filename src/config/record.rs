@@ -113,7 +113,7 @@ pub(super) fn validate_record(
     Some(Record {
         path: path.to_string(),
         name: normalize_name(&name?),
-        pool: pool?,
+        pool: PoolId(pool?),
         select,
         ttl,
         failback: raw.failback.unwrap_or(true),

@@ -59,7 +59,7 @@ fn the_documented_keys_parse() {
     );
     assert_eq!(c.pools[0].nodes[1].priority, DEFAULT_PRIORITY);
     assert_eq!(c.records[0].name, "www.example.internal.");
-    assert_eq!(c.records[0].pool, 0);
+    assert_eq!(c.records[0].pool, crate::api::id::PoolId(0));
     // A relative program is relative to the config file's directory.
     assert_eq!(
         c.records[0].on_change,

@@ -75,7 +75,7 @@ fn validate_vip(
     let node = required(raw.node, &format!("{path}.node"), problems);
     let node = match (record, node) {
         (Some(r), Some(name)) => {
-            let pool = &pools[records[r].pool];
+            let pool = &pools[records[r].pool.0];
             let found = pool.nodes.iter().position(|n| n.name == name);
             if found.is_none() {
                 problems.push(Problem::new(
@@ -130,7 +130,7 @@ fn validate_vip(
     );
     let (address, prefix_len) = address?;
     Some(Vip {
-        record: record?,
+        record: RecordId(record?),
         node: node?,
         address,
         prefix_len,

@@ -261,7 +261,7 @@ impl Engine {
             .records
             .iter()
             .map(|r| RecordSpec {
-                pool: r.pool,
+                pool: r.pool.0,
                 select: r.select,
                 failback: r.failback,
                 on_empty: r.on_empty,
@@ -283,14 +283,14 @@ impl Engine {
                 reason: "first round of checks not complete".into(),
                 stale_since: None,
                 from_on_empty: false,
-                lagging: vec![false; config.pools[r.pool].nodes.len()],
-                unfit: vec![None; config.pools[r.pool].nodes.len()],
+                lagging: vec![false; config.pools[r.pool.0].nodes.len()],
+                unfit: vec![None; config.pools[r.pool.0].nodes.len()],
                 split_brain: Vec::new(),
             })
             .collect();
         let mut pool_records = vec![Vec::new(); config.pools.len()];
         for (i, r) in config.records.iter().enumerate() {
-            pool_records[r.pool].push(i);
+            pool_records[r.pool.0].push(i);
         }
         Engine {
             pools,

@@ -80,7 +80,7 @@ fn pg(pool_extra: &str, db_extra: &str, ro_extra: &str) -> Config {
 }
 
 fn show(engine: &Engine, config: &Config, record: usize) -> String {
-    let pool = &config.pools[config.records[record].pool];
+    let pool = &config.pools[config.records[record].pool.0];
     match engine.answer(RecordId(record)) {
         Answer::Pending => "pending".into(),
         Answer::Nodata => "nodata".into(),

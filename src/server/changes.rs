@@ -29,7 +29,7 @@ pub fn describe(old: &Config, new: &Config) -> Vec<String> {
     }
     for record in &new.records {
         let pool_of =
-            |config: &Config, r: &crate::config::Record| config.pools[r.pool].name.clone();
+            |config: &Config, r: &crate::config::Record| config.pools[r.pool.0].name.clone();
         let Some(before) = old.records.iter().find(|r| r.name == record.name) else {
             changes.push(format!(
                 "record {} added (pool {}, select {})",

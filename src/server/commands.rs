@@ -90,7 +90,7 @@ impl Supervisor {
             .records
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.pool == id.pool.0)
+            .filter(|(_, r)| r.pool == id.pool)
             .map(|(i, r)| {
                 format!(
                     "{} answers {}",

@@ -54,9 +54,9 @@ impl Decision {
             .then(|| super::publication::published(config, engine));
         let holds = vips
             .map(|(record, node)| {
-                let pool = config.records[record.0].pool;
+                let pool = config.record(record).pool;
                 engine.answer(record) == &Answer::Nodes(vec![node])
-                    && engine.node(NodeId::new(pool, node)).health == Health::Up
+                    && engine.node(NodeId { pool, index: node }).health == Health::Up
             })
             .collect();
         Decision {

@@ -225,7 +225,7 @@ fn serve_settings(config: &Config) -> crate::dns::ServeSettings {
 
 /// A vip actor's wish: hold the address while `record` answers exactly `node`.
 struct VipSlot {
-    record: usize,
+    record: RecordId,
     node: usize,
     wanted: watch::Sender<bool>,
 }
@@ -328,10 +328,7 @@ impl Supervisor {
     /// can be carried out now; sets the fast interval of the `pools` whose state may have
     /// changed.
     fn decide(&mut self, events: Vec<Event>, pools: &[PoolId]) {
-        let vips = self
-            .vips
-            .iter()
-            .map(|slot| (RecordId(slot.record), slot.node));
+        let vips = self.vips.iter().map(|slot| (slot.record, slot.node));
         let decision = Decision::local(&self.config, &self.engine, vips, events);
         self.outbox.submit(decision);
         self.advance();

@@ -83,7 +83,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         .iter()
         .map(|record| {
             old.records.iter().position(|o| {
-                o.name == record.name && old.pools[o.pool].name == new.pools[record.pool].name
+                o.name == record.name && old.pools[o.pool.0].name == new.pools[record.pool.0].name
             })
         })
         .collect();

@@ -73,7 +73,7 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
             Answer::Nodata => Published::Nodata,
             Answer::Servfail => Published::Servfail,
             Answer::Nodes(nodes) => {
-                let pool = &config.pools[record.pool];
+                let pool = &config.pools[record.pool.0];
                 Published::Addresses(nodes.iter().map(|&n| pool.nodes[n].address).collect())
             }
         })

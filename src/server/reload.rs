@@ -16,7 +16,7 @@ use super::events::{EventKind, EventRecord};
 use super::plan::plan;
 use super::{CommandError, Supervisor};
 use crate::config::{Config, ConfigError, Vip};
-use crate::engine::{Engine, PoolId};
+use crate::engine::{Engine, PoolId, RecordId};
 
 impl Supervisor {
     /// Reloads, logs and records the outcome; tells systemd (RELOADING=1, then READY=1).
@@ -202,10 +202,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         c.vips
             .iter()
             .map(|v| {
-                let record = &c.records[v.record];
-                let node = &c.pools[record.pool].nodes[v.node].name;
+                let record = c.record(v.record);
+                let node = &c.pools[record.pool.0].nodes[v.node].name;
                 let mut plain = v.clone();
-                (plain.record, plain.node) = (0, 0);
+                (plain.record, plain.node) = (RecordId(0), 0);
                 (record.name.clone(), node.clone(), plain)
             })
             .collect()

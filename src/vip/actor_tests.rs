@@ -93,7 +93,7 @@ impl Wire for World {
 
 fn machine(fence: bool) -> Machine {
     let vip = Vip {
-        record: 0,
+        record: crate::api::id::RecordId(0),
         node: 0,
         address: "192.0.2.100".parse().unwrap(),
         prefix_len: 24,

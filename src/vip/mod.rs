@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::event::{EventKind, EventRecord};
+use crate::api::id::RecordId;
 use crate::config::{Config, Vip};
 
 /// Each probe waits this long for answers; a take sends two.
@@ -106,7 +107,7 @@ fn missing_capabilities() -> Vec<&'static str> {
 }
 
 impl Prepared {
-    pub fn record(&self) -> usize {
+    pub fn record(&self) -> RecordId {
         self.vip.record
     }
 
