@@ -156,28 +156,7 @@ async fn demo(
         last: String::new(),
         started: Instant::now(),
     };
-    let outcome = async {
-        watch
-            .until_changed(Duration::from_secs(5), "hadns starts")
-            .await?;
-        let mut cycle = 0;
-        while cycles == 0 || cycle < cycles {
-            cycle += 1;
-            watch.hold(PHASE).await?;
-            println!("--- stopping web1 (cycle {cycle})");
-            web1.stop();
-            watch
-                .until_changed(Duration::from_secs(5), "web1 stopped")
-                .await?;
-            watch.hold(PHASE).await?;
-            println!("--- starting web1 again");
-            web1.restart().await?;
-            watch
-                .until_changed(Duration::from_secs(5), "web1 restarted")
-                .await?;
-        }
-        anyhow::Ok(())
-    };
+    let outcome = fail_over_and_back(&mut watch, &mut web1, cycles);
     let result = tokio::select! {
         r = outcome => r,
         _ = shutdown.cancelled() => Ok(()),
@@ -188,6 +167,35 @@ async fn demo(
     drop(web2);
     println!("demo finished");
     result
+}
+
+/// Stops web1 and starts it again, `cycles` times (0: until stopped), printing each change
+/// of the answer as it happens.
+async fn fail_over_and_back(
+    watch: &mut Watch,
+    web1: &mut Backend,
+    cycles: u32,
+) -> anyhow::Result<()> {
+    watch
+        .until_changed(Duration::from_secs(5), "hadns starts")
+        .await?;
+    let mut cycle = 0;
+    while cycles == 0 || cycle < cycles {
+        cycle += 1;
+        watch.hold(PHASE).await?;
+        println!("--- stopping web1 (cycle {cycle})");
+        web1.stop();
+        watch
+            .until_changed(Duration::from_secs(5), "web1 stopped")
+            .await?;
+        watch.hold(PHASE).await?;
+        println!("--- starting web1 again");
+        web1.restart().await?;
+        watch
+            .until_changed(Duration::from_secs(5), "web1 restarted")
+            .await?;
+    }
+    anyhow::Ok(())
 }
 
 /// The demo's configuration: one pool of the two backends, one failover name.

@@ -145,56 +145,62 @@ impl PgProber {
                 _ => None,
             })
             .ok_or_else(|| Failure::from("probe query returned no row"))?;
-        let text = |i: usize| row.get(i).map(str::to_string);
-        let number = |i: usize| {
-            row.get(i)
-                .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
-        };
-        let in_recovery = text(0).as_deref() == Some("t");
-        let read_only = text(1).as_deref() == Some("t");
-        let replication = match (text(5), text(6)) {
-            // No WAL receiver: a primary, or a standby that receives nothing.
-            (None, _) => None,
-            (Some(_), None) => Some(Replication {
-                running: false,
-                state: "the WAL receiver's state is hidden: the role needs pg_read_all_stats \
-                        (or pg_monitor)"
-                    .into(),
-                source_host: "unknown".into(),
-                source_port: None,
-                source_addresses: Vec::new(),
-            }),
-            (Some(_), Some(state)) => Some(Replication {
-                running: state == "streaming",
-                source_host: text(7).unwrap_or_default(),
-                source_port: row.get(8).and_then(|p| p.parse::<u16>().ok()),
-                source_addresses: Vec::new(),
-                state,
-            }),
-        };
-        let status = DbStatus {
-            writable: !in_recovery && !read_only,
-            cluster: text(2),
-            timeline: number(3),
-            position: number(4),
-            gtid: None,
-            replication,
-        };
-        let timeline = status.timeline.unwrap_or(0);
-        let detail = match (in_recovery, read_only, &status.replication) {
-            (false, false, _) => format!("primary, timeline {timeline}"),
-            (false, true, _) => "primary set read-only (default_transaction_read_only)".into(),
-            (true, _, None) => format!("standby, timeline {timeline}, no WAL receiver"),
-            (true, _, Some(r)) if r.running => {
-                format!(
-                    "standby, timeline {timeline}, streaming from {}",
-                    r.source()
-                )
-            }
-            (true, _, Some(r)) => format!("standby, timeline {timeline}, WAL receiver {}", r.state),
-        };
-        Ok((detail, status))
+        Ok(read_probe_row(row))
     }
+}
+
+/// The probe query's row as a status and a one-line description: role, timeline, position
+/// and the WAL receiver (columns as `PROBE_SQL` selects them).
+fn read_probe_row(row: &tokio_postgres::SimpleQueryRow) -> (String, DbStatus) {
+    let text = |i: usize| row.get(i).map(str::to_string);
+    let number = |i: usize| {
+        row.get(i)
+            .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
+    };
+    let in_recovery = text(0).as_deref() == Some("t");
+    let read_only = text(1).as_deref() == Some("t");
+    let replication = match (text(5), text(6)) {
+        // No WAL receiver: a primary, or a standby that receives nothing.
+        (None, _) => None,
+        (Some(_), None) => Some(Replication {
+            running: false,
+            state: "the WAL receiver's state is hidden: the role needs pg_read_all_stats \
+                    (or pg_monitor)"
+                .into(),
+            source_host: "unknown".into(),
+            source_port: None,
+            source_addresses: Vec::new(),
+        }),
+        (Some(_), Some(state)) => Some(Replication {
+            running: state == "streaming",
+            source_host: text(7).unwrap_or_default(),
+            source_port: row.get(8).and_then(|p| p.parse::<u16>().ok()),
+            source_addresses: Vec::new(),
+            state,
+        }),
+    };
+    let status = DbStatus {
+        writable: !in_recovery && !read_only,
+        cluster: text(2),
+        timeline: number(3),
+        position: number(4),
+        gtid: None,
+        replication,
+    };
+    let timeline = status.timeline.unwrap_or(0);
+    let detail = match (in_recovery, read_only, &status.replication) {
+        (false, false, _) => format!("primary, timeline {timeline}"),
+        (false, true, _) => "primary set read-only (default_transaction_read_only)".into(),
+        (true, _, None) => format!("standby, timeline {timeline}, no WAL receiver"),
+        (true, _, Some(r)) if r.running => {
+            format!(
+                "standby, timeline {timeline}, streaming from {}",
+                r.source()
+            )
+        }
+        (true, _, Some(r)) => format!("standby, timeline {timeline}, WAL receiver {}", r.state),
+    };
+    (detail, status)
 }
 
 /// The server's own message for database errors (`password authentication failed for user

@@ -219,8 +219,9 @@ fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Ad
     }
 }
 
-fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
-    let listen = match raw.listen {
+/// `dns.listen`: addresses with ports; the default when absent.
+fn validate_listen(raw: Option<Vec<String>>, problems: &mut Vec<Problem>) -> Vec<SocketAddr> {
+    match raw {
         None => default_listen(),
         Some(list) if list.is_empty() => {
             problems.push(Problem::new("dns.listen", "needs at least one address"));
@@ -242,7 +243,40 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
                 }
             })
             .collect(),
-    };
+    }
+}
+
+/// `dns.rate_limit*`: response rate limiting, off (0) by default.
+fn validate_rate_limit(raw: &RawDns, problems: &mut Vec<Problem>) -> RateLimit {
+    RateLimit {
+        rate: int_in_range(raw.rate_limit, 0, 0..=1_000_000, "dns.rate_limit", problems) as u32,
+        slip: int_in_range(
+            raw.rate_limit_slip,
+            2,
+            0..=100,
+            "dns.rate_limit_slip",
+            problems,
+        ) as u32,
+        ipv4_prefix: int_in_range(
+            raw.rate_limit_ipv4_prefix,
+            24,
+            8..=32,
+            "dns.rate_limit_ipv4_prefix",
+            problems,
+        ) as u8,
+        ipv6_prefix: int_in_range(
+            raw.rate_limit_ipv6_prefix,
+            56,
+            16..=128,
+            "dns.rate_limit_ipv6_prefix",
+            problems,
+        ) as u8,
+    }
+}
+
+fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
+    let listen = validate_listen(raw.listen.clone(), problems);
+    let rate_limit = validate_rate_limit(&raw, problems);
     let zones_dir = base.join(raw.zones_dir.as_deref().unwrap_or(DEFAULT_ZONES_DIR));
     let udp_workers = match raw.udp_workers {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -289,30 +323,6 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
         "dns.tcp_connections_per_client",
         problems,
     ) as usize;
-    let rate_limit = RateLimit {
-        rate: int_in_range(raw.rate_limit, 0, 0..=1_000_000, "dns.rate_limit", problems) as u32,
-        slip: int_in_range(
-            raw.rate_limit_slip,
-            2,
-            0..=100,
-            "dns.rate_limit_slip",
-            problems,
-        ) as u32,
-        ipv4_prefix: int_in_range(
-            raw.rate_limit_ipv4_prefix,
-            24,
-            8..=32,
-            "dns.rate_limit_ipv4_prefix",
-            problems,
-        ) as u8,
-        ipv6_prefix: int_in_range(
-            raw.rate_limit_ipv6_prefix,
-            56,
-            16..=128,
-            "dns.rate_limit_ipv6_prefix",
-            problems,
-        ) as u8,
-    };
     Dns {
         listen,
         zones_dir,

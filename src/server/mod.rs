@@ -171,30 +171,14 @@ async fn run(
     };
     sup.start(&mut tasks).await;
 
-    loop {
-        let input = tokio::select! {
-            Some(report) = reports.recv() => Input::Report(report),
-            Some(command) = inputs.commands.recv() => Input::Command(command),
-            Some(fenced) = sup.outbox.finished.recv() => Input::Fenced(fenced),
-            Some(event) = side_events.recv() => Input::Side(event),
-            _ = inputs.hangup.recv() => Input::Hangup,
-            // Checkers stopped by a reload end here.
-            Some(_) = tasks.join_next() => Input::TaskEnded,
-            _ = shutdown.cancelled() => Input::Shutdown,
-        };
-        match input {
-            Input::Report(report) => sup.on_report(report),
-            Input::Command(command) => sup.on_command(command, &mut tasks).await,
-            Input::Fenced(fenced) => sup.on_fenced(fenced),
-            Input::Side(event) => sup.events.push(event),
-            Input::Hangup => {
-                info!("SIGHUP: reloading the configuration");
-                let _ = sup.reload(&mut tasks).await;
-            }
-            Input::TaskEnded => {}
-            Input::Shutdown => break,
-        }
-    }
+    sup.serve(
+        &mut inputs,
+        &mut reports,
+        &mut side_events,
+        &mut tasks,
+        &shutdown,
+    )
+    .await;
 
     // Checkers waiting to report see the channel closed; admin requests still queued get
     // their reply channel dropped (503).
@@ -271,6 +255,41 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// Handles inputs one at a time until `shutdown`.
+    async fn serve(
+        &mut self,
+        inputs: &mut Inputs,
+        reports: &mut mpsc::Receiver<Report>,
+        side_events: &mut mpsc::UnboundedReceiver<crate::api::event::EventRecord>,
+        tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) {
+        loop {
+            let input = tokio::select! {
+                Some(report) = reports.recv() => Input::Report(report),
+                Some(command) = inputs.commands.recv() => Input::Command(command),
+                Some(fenced) = self.outbox.finished.recv() => Input::Fenced(fenced),
+                Some(event) = side_events.recv() => Input::Side(event),
+                _ = inputs.hangup.recv() => Input::Hangup,
+                // Checkers stopped by a reload end here.
+                Some(_) = tasks.join_next() => Input::TaskEnded,
+                _ = shutdown.cancelled() => Input::Shutdown,
+            };
+            match input {
+                Input::Report(report) => self.on_report(report),
+                Input::Command(command) => self.on_command(command, tasks).await,
+                Input::Fenced(fenced) => self.on_fenced(fenced),
+                Input::Side(event) => self.events.push(event),
+                Input::Hangup => {
+                    info!("SIGHUP: reloading the configuration");
+                    let _ = self.reload(tasks).await;
+                }
+                Input::TaskEnded => {}
+                Input::Shutdown => break,
+            }
+        }
+    }
+
     /// Applies the drain file's list, starts every checker.
     async fn start(&mut self, tasks: &mut JoinSet<()>) {
         let (events, dropped) = self.apply_drain_list();
