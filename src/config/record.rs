@@ -35,40 +35,12 @@ pub(super) fn validate_record(
 ) -> Option<Record> {
     let name = required(raw.name, &format!("{path}.name"), problems);
     let pool_name = required(raw.pool, &format!("{path}.pool"), problems);
-    let pool = pool_name.as_ref().and_then(|wanted| {
-        let found = pools.iter().position(|p| &p.name == wanted);
-        if found.is_none() {
-            problems.push(Problem::new(
-                format!("{path}.pool"),
-                format!("no pool named {wanted:?}"),
-            ));
-        }
-        found
-    });
-    let select = choice(
-        raw.select.as_deref(),
-        Select::First,
-        ("selector", "first | healthy | primary | replicas"),
-        &format!("{path}.select"),
-        problems,
-    );
-    let pool_check = pool.map(|p| &pools[p].check);
-    if let Some(check) = pool_check
-        && matches!(select, Select::Primary | Select::Replicas)
-        && !check.knows_roles()
-    {
-        problems.push(Problem::new(
-            format!("{path}.select"),
-            format!(
-                "{:?} needs a pool whose check knows roles (postgres | mysql); pool {:?} uses {:?}",
-                raw.select.as_deref().unwrap_or_default(),
-                pool_name.as_deref().unwrap_or_default(),
-                check.kind()
-            ),
-        ));
-    }
+    let pool_id = pool_name
+        .as_deref()
+        .and_then(|wanted| find_pool(pools, wanted, path, problems));
+    let pool = pool_id.map(|p| &pools[p.0]);
+    let select = validate_select(raw.select.as_deref(), pool, path, problems);
     let max_lag = raw.max_lag.as_deref().and_then(|text| {
-        let pool = pool.map(|p| &pools[p]);
         validate_max_lag(text, select, pool, &format!("{path}.max_lag"), problems)
     });
     let max_stale = duration_or_zero(
@@ -113,7 +85,7 @@ pub(super) fn validate_record(
     Some(Record {
         path: path.to_string(),
         name: normalize_name(&name?),
-        pool: PoolId(pool?),
+        pool: pool_id?,
         select,
         ttl,
         failback: raw.failback.unwrap_or(true),
@@ -123,6 +95,54 @@ pub(super) fn validate_record(
         on_change,
         on_change_timeout,
     })
+}
+
+/// The pool a record names.
+fn find_pool(
+    pools: &[Pool],
+    wanted: &str,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<PoolId> {
+    let found = pools.iter().position(|p| p.name == wanted).map(PoolId);
+    if found.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.pool"),
+            format!("no pool named {wanted:?}"),
+        ));
+    }
+    found
+}
+
+/// `select`: `primary` and `replicas` need a pool whose check knows roles.
+fn validate_select(
+    raw: Option<&str>,
+    pool: Option<&Pool>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Select {
+    let select = choice(
+        raw,
+        Select::First,
+        ("selector", "first | healthy | primary | replicas"),
+        &format!("{path}.select"),
+        problems,
+    );
+    if let Some(pool) = pool
+        && matches!(select, Select::Primary | Select::Replicas)
+        && !pool.check.knows_roles()
+    {
+        problems.push(Problem::new(
+            format!("{path}.select"),
+            format!(
+                "{:?} needs a pool whose check knows roles (postgres | mysql); pool {:?} uses {:?}",
+                raw.unwrap_or_default(),
+                pool.name,
+                pool.check.kind()
+            ),
+        ));
+    }
+    select
 }
 
 /// `max_lag`: only with `replicas`, in a unit the pool's database counts, and (a time) not
