@@ -56,35 +56,11 @@ fn validate_vip(
     records: &[Record],
     problems: &mut Vec<Problem>,
 ) -> Option<Vip> {
-    let record = required(raw.record, &format!("{path}.record"), problems).and_then(|name| {
-        let wanted = normalize_name(&name);
-        let found = records.iter().position(|r| r.name == wanted);
-        match found.map(|r| &records[r]) {
-            None => problems.push(Problem::new(
-                format!("{path}.record"),
-                format!("no [[record]] named {wanted:?}"),
-            )),
-            Some(r) if !matches!(r.select, Select::First | Select::Primary) => problems.push(Problem::new(
-                format!("{path}.record"),
-                format!("{wanted} answers several nodes; a vip follows a record with select = \"first\" or \"primary\""),
-            )),
-            Some(_) => {}
-        }
-        found
-    });
+    let record = required(raw.record, &format!("{path}.record"), problems)
+        .and_then(|name| find_record(records, &name, path, problems));
     let node = required(raw.node, &format!("{path}.node"), problems);
     let node = match (record, node) {
-        (Some(r), Some(name)) => {
-            let pool = &pools[records[r].pool.0];
-            let found = pool.nodes.iter().position(|n| n.name == name);
-            if found.is_none() {
-                problems.push(Problem::new(
-                    format!("{path}.node"),
-                    format!("pool {:?} has no node named {name:?}", pool.name),
-                ));
-            }
-            found
-        }
+        (Some(r), Some(name)) => find_node(&pools[records[r].pool.0], &name, path, problems),
         _ => None,
     };
     let address = required(raw.address, &format!("{path}.address"), problems).and_then(|text| {
@@ -141,6 +117,41 @@ fn validate_vip(
         fence_command,
         takeover_timeout,
     })
+}
+
+/// The record a vip follows: one that answers a single node.
+fn find_record(
+    records: &[Record],
+    name: &str,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<usize> {
+    let wanted = normalize_name(name);
+    let found = records.iter().position(|r| r.name == wanted);
+    match found.map(|r| &records[r]) {
+        None => problems.push(Problem::new(
+            format!("{path}.record"),
+            format!("no [[record]] named {wanted:?}"),
+        )),
+        Some(r) if !matches!(r.select, Select::First | Select::Primary) => problems.push(Problem::new(
+            format!("{path}.record"),
+            format!("{wanted} answers several nodes; a vip follows a record with select = \"first\" or \"primary\""),
+        )),
+        Some(_) => {}
+    }
+    found
+}
+
+/// The local node, in the record's pool.
+fn find_node(pool: &Pool, name: &str, path: &str, problems: &mut Vec<Problem>) -> Option<usize> {
+    let found = pool.nodes.iter().position(|n| n.name == name);
+    if found.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.node"),
+            format!("pool {:?} has no node named {name:?}", pool.name),
+        ));
+    }
+    found
 }
 
 /// `"10.0.0.100/24"` or `"2001:db8::100/64"`; without a prefix, a host address (/32, /128).
