@@ -10,6 +10,14 @@ use std::time::Duration;
 use super::{Answer, Engine, Event, NodeId, RecordId};
 use crate::config::{OnEmpty, Select};
 
+/// What a record answers next.
+enum Next {
+    /// This answer (it may be the one it has), and why.
+    Answer(Answer, String),
+    /// The last answer is kept as stale; the event when it starts being kept.
+    Keep(Option<Event>),
+}
+
 /// A selector's choice, and the split brain it resolved if there was one.
 pub(super) struct Choice {
     pub(super) nodes: Vec<usize>,
@@ -96,74 +104,22 @@ impl Engine {
 
     /// Recomputes one record's answer at `now`; `why` is the observation that prompted it.
     pub(super) fn update_record(&mut self, record: usize, now: Duration, why: &str) -> Vec<Event> {
-        let mut events = Vec::new();
         let choice = match self.records[record].select {
             Select::First => self.select_first(record),
             Select::Healthy => self.select_healthy(record),
             Select::Primary => self.select_primary(record),
             Select::Replicas => self.select_replicas(record, now),
         };
-        let spec = &self.records[record];
-        let pool = spec.pool;
-        let state = &mut self.state[record];
-
-        let writable = choice
-            .split_brain
-            .as_ref()
-            .map(|(w, _)| w.clone())
-            .unwrap_or_default();
-        if writable != state.split_brain {
-            if let Some((writable, outcome)) = &choice.split_brain {
-                events.push(Event::SplitBrain {
-                    record: RecordId(record),
-                    writable: writable.clone(),
-                    outcome: outcome.clone(),
-                });
+        let mut events: Vec<Event> = self.note_split_brain(record, &choice).into_iter().collect();
+        let (to, mut reason) = match self.next_answer(record, &choice, now, why) {
+            Next::Answer(to, reason) => (to, reason),
+            Next::Keep(stale) => {
+                events.extend(stale);
+                return events;
             }
-            state.split_brain = writable;
-        }
-
-        let mut reason = choice.reason.clone().unwrap_or_else(|| why.to_string());
-        let unreachable = self.nodes[pool]
-            .iter()
-            .all(|n| n.health == super::Health::Down);
-        let to = if !choice.nodes.is_empty() {
-            state.stale_since = None;
-            state.from_on_empty = false;
-            Answer::Nodes(choice.nodes.clone())
-        } else if unreachable
-            && !spec.max_stale.is_zero()
-            && matches!(state.answer, Answer::Nodes(_))
-            && !state.from_on_empty
-        {
-            // hadns is more likely cut off than every node dead at once: keep the answer.
-            match state.stale_since {
-                None => {
-                    state.stale_since = Some(now);
-                    events.push(Event::Stale {
-                        record: RecordId(record),
-                        max_stale: spec.max_stale,
-                    });
-                    return events;
-                }
-                Some(since) if now.saturating_sub(since) < spec.max_stale => return events,
-                Some(_) => {
-                    reason = format!(
-                        "no node reachable for max_stale ({:?}): {why}",
-                        spec.max_stale
-                    );
-                    state.stale_since = None;
-                    state.from_on_empty = true;
-                    empty_answer(spec.on_empty, self.nodes[pool].len())
-                }
-            }
-        } else {
-            state.stale_since = None;
-            state.from_on_empty = true;
-            empty_answer(spec.on_empty, self.nodes[pool].len())
         };
-
-        if self.pools[pool].fencing && spec.select == Select::Primary {
+        let spec = &self.records[record];
+        if self.pools[spec.pool].fencing && spec.select == Select::Primary {
             events.extend(self.fence_losers(record, &to));
         }
         let state = &mut self.state[record];
@@ -182,6 +138,73 @@ impl Engine {
             });
         }
         events
+    }
+
+    /// Remembers the writable nodes of a split brain; an event when they changed to some.
+    fn note_split_brain(&mut self, record: usize, choice: &Choice) -> Option<Event> {
+        let state = &mut self.state[record];
+        let writable = choice
+            .split_brain
+            .as_ref()
+            .map(|(w, _)| w.clone())
+            .unwrap_or_default();
+        if writable == state.split_brain {
+            return None;
+        }
+        state.split_brain = writable;
+        let (writable, outcome) = choice.split_brain.as_ref()?;
+        Some(Event::SplitBrain {
+            record: RecordId(record),
+            writable: writable.clone(),
+            outcome: outcome.clone(),
+        })
+    }
+
+    /// The answer after `choice`, and why: its nodes; or, with none, the last answer kept
+    /// as stale while no node is reachable (up to `max_stale`), then `on_empty`.
+    fn next_answer(&mut self, record: usize, choice: &Choice, now: Duration, why: &str) -> Next {
+        let spec = &self.records[record];
+        let pool = spec.pool;
+        let state = &mut self.state[record];
+        let reason = choice.reason.clone().unwrap_or_else(|| why.to_string());
+        if !choice.nodes.is_empty() {
+            state.stale_since = None;
+            state.from_on_empty = false;
+            return Next::Answer(Answer::Nodes(choice.nodes.clone()), reason);
+        }
+        let unreachable = self.nodes[pool]
+            .iter()
+            .all(|n| n.health == super::Health::Down);
+        let empty = empty_answer(spec.on_empty, self.nodes[pool].len());
+        if !(unreachable
+            && !spec.max_stale.is_zero()
+            && matches!(state.answer, Answer::Nodes(_))
+            && !state.from_on_empty)
+        {
+            state.stale_since = None;
+            state.from_on_empty = true;
+            return Next::Answer(empty, reason);
+        }
+        // hadns is more likely cut off than every node dead at once: keep the answer.
+        match state.stale_since {
+            None => {
+                state.stale_since = Some(now);
+                Next::Keep(Some(Event::Stale {
+                    record: RecordId(record),
+                    max_stale: spec.max_stale,
+                }))
+            }
+            Some(since) if now.saturating_sub(since) < spec.max_stale => Next::Keep(None),
+            Some(_) => {
+                state.stale_since = None;
+                state.from_on_empty = true;
+                let reason = format!(
+                    "no node reachable for max_stale ({:?}): {why}",
+                    spec.max_stale
+                );
+                Next::Answer(empty, reason)
+            }
+        }
     }
 
     /// With a single winner, every other writable node of the same cluster is a loser to
