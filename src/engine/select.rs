@@ -176,11 +176,11 @@ impl Engine {
             .iter()
             .all(|n| n.health == super::Health::Down);
         let empty = empty_answer(spec.on_empty, self.nodes[pool].len());
-        if !(unreachable
+        let keep_stale = unreachable
             && !spec.max_stale.is_zero()
             && matches!(state.answer, Answer::Nodes(_))
-            && !state.from_on_empty)
-        {
+            && !state.from_on_empty;
+        if !keep_stale {
             state.stale_since = None;
             state.from_on_empty = true;
             return Next::Answer(empty, reason);
