@@ -467,7 +467,9 @@ mod tests {
 
         // Degraded: the fast interval while the node answers and after its first failure,
         // then doubling with each further failure (50, 50, 100, 200, 400 ms; never beyond
-        // the interval).
+        // the interval). Defect 12: a pool where nothing answers was probed at the fast
+        // interval for as long as it lasted; this replaces the integration test that
+        // counted probe log lines for seconds.
         degraded.send(true).unwrap();
         script.then(&[
             Err("refused"),

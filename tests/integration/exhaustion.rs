@@ -343,40 +343,6 @@ async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() 
     );
 }
 
-/// Defect 12: a pool where nothing answers was probed at fast_interval for as long as it
-/// lasted (~1,200 probes in 30 s for two nodes). Now each node backs off to `interval`.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_pool_where_nothing_answers_is_not_probed_in_a_storm() {
-    // Nothing listens on port 1: every probe is refused at once.
-    let config = "[[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"1s\"\nfast_interval = \"20ms\"\n\
-                  [[pool.node]]\nname = \"web1\"\naddress = \"127.0.0.87\"\nport = 1\n\
-                  [[record]]\nname = \"www.example.internal.\"\npool = \"web\"\n";
-    let mut hadns =
-        Hadns::start_logging(config, ZONE, &["127.0.0.1:0"], "info,hadns::checks=debug").await;
-    hadns
-        .wait_for_log("first round of checks complete", Duration::from_secs(10))
-        .await;
-    let started = std::time::Instant::now();
-    let first = hadns.log_count("probe pool=web");
-    // Twelve more probes: at 20 ms apart that is a quarter second; backing off (20, 40,
-    // 80, ... ms up to 1 s) it takes several seconds.
-    hadns
-        .wait_until("12 more probes", Duration::from_secs(30), |lines| {
-            lines
-                .iter()
-                .filter(|l| l.contains("probe pool=web"))
-                .count()
-                >= first + 12
-        })
-        .await;
-    let took = started.elapsed();
-    assert!(
-        took > Duration::from_secs(3),
-        "12 probes in {took:?}: no back-off"
-    );
-    assert!(hadns.stop().await.success());
-}
-
 /// Found trying the README: series such as hadns_split_brain_total appeared only once
 /// used, so Prometheus could not see their first increase. They exist from the start.
 #[tokio::test(flavor = "multi_thread")]
