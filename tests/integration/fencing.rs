@@ -276,7 +276,11 @@ async fn a_slow_fence_holds_back_answers_but_not_the_server() {
         node(&status, "db", "m1")["role"] == "replica"
     })
     .await;
-    assert!(node(&get_json(admin, "/status").await, "db", "m2")["fence"].is_null());
+    let fence = node(&get_json(admin, "/status").await, "db", "m2")["fence"].clone();
+    assert!(
+        fence.is_null(),
+        "the fence finished before it was released: {fence}"
+    );
     assert_eq!(
         hadns.addresses(DB).await,
         Ok(vec![m1.ip]),
