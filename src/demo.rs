@@ -103,27 +103,10 @@ async fn demo(
         .await
         .context("starting backend web2")?;
 
-    let config_text = demo_config(port, web1.addr, web2.addr);
-    std::fs::create_dir_all(dir.join("zones"))?;
     let config_path = dir.join("hadns.toml");
-    std::fs::write(&config_path, &config_text)?;
-    std::fs::write(dir.join("zones/example.internal.zone"), ZONE)?;
-    let prepared = crate::prepare(&config_path)?;
-
-    let mut listen = prepared.config.dns.listen.clone();
-    let sockets = match crate::dns::Sockets::bind(&listen, 1).await {
-        Ok(s) => s,
-        Err(e) => {
-            println!("port {port} is taken ({e}); using a free port instead");
-            listen[0].set_port(0);
-            crate::dns::Sockets::bind(&listen, 1).await?
-        }
-    };
+    let (prepared, sockets, admin) =
+        set_up(dir, &config_path, port, (web1.addr, web2.addr)).await?;
     let server_addr = sockets.local_addrs()[0];
-    let admin = match crate::admin::bind(SocketAddr::from(([127, 0, 0, 1], 9153))).await {
-        Ok(listener) => listener,
-        Err(_) => crate::admin::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?,
-    };
     let admin_addr = admin.local_addr()?;
     let server_shutdown = CancellationToken::new();
     let server = crate::server::start(
@@ -167,6 +150,38 @@ async fn demo(
     drop(web2);
     println!("demo finished");
     result
+}
+
+/// Writes the config and zone into `dir`, reads them back as `hadns serve` would, and
+/// binds the DNS port (a free one if `port` is taken) and the admin port (9153, or free).
+async fn set_up(
+    dir: &Path,
+    config_path: &Path,
+    port: u16,
+    (web1, web2): (SocketAddr, SocketAddr),
+) -> anyhow::Result<(
+    crate::Prepared,
+    crate::dns::Sockets,
+    tokio::net::TcpListener,
+)> {
+    std::fs::create_dir_all(dir.join("zones"))?;
+    std::fs::write(config_path, demo_config(port, web1, web2))?;
+    std::fs::write(dir.join("zones/example.internal.zone"), ZONE)?;
+    let prepared = crate::prepare(config_path)?;
+    let mut listen = prepared.config.dns.listen.clone();
+    let sockets = match crate::dns::Sockets::bind(&listen, 1).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("port {port} is taken ({e}); using a free port instead");
+            listen[0].set_port(0);
+            crate::dns::Sockets::bind(&listen, 1).await?
+        }
+    };
+    let admin = match crate::admin::bind(SocketAddr::from(([127, 0, 0, 1], 9153))).await {
+        Ok(listener) => listener,
+        Err(_) => crate::admin::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?,
+    };
+    Ok((prepared, sockets, admin))
 }
 
 /// Stops web1 and starts it again, `cycles` times (0: until stopped), printing each change
