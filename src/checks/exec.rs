@@ -2,7 +2,9 @@
 //!
 //! The command runs without a shell, in its own process group, with the node in its
 //! environment (`HADNS_POOL`, `HADNS_NODE`, `HADNS_ADDRESS`, `HADNS_PORT`). At the timeout
-//! the whole group is killed, so a script's children do not outlive the probe.
+//! the whole group is killed, so a script's children do not outlive the probe; so it is
+//! when the run is abandoned (hadns stopping, a reload replacing the checker) while the
+//! command runs. `run_command` serves hooks and fence commands too.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -66,6 +68,9 @@ pub async fn run_command(
         .spawn()
         .map_err(|e| format!("cannot run {program}: {}", super::describe(&e)))?;
     let pid = child.id();
+    // Armed while the command runs: a run abandoned meanwhile (hadns stopping, a checker
+    // replaced by a reload) kills the whole group, not only the command.
+    let mut group = Group(pid.and_then(|p| i32::try_from(p).ok()));
     let mut stderr = child.stderr.take();
     let mut kept = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -79,6 +84,8 @@ pub async fn run_command(
             _ = tokio::time::sleep_until(deadline) => break None,
         }
     };
+    // Exited by itself: children it left in the background are its business.
+    group.0 = None;
     let status = match exited {
         Some(Ok(status)) => status,
         Some(Err(e)) => return Err(format!("waiting for {program}: {}", super::describe(&e))),
@@ -112,6 +119,18 @@ pub async fn run_command(
         Err(status)
     } else {
         Err(format!("{status}: {first_line}"))
+    }
+}
+
+/// A command's process group, killed when dropped while armed.
+struct Group(Option<i32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // The group may be gone already; nothing to do then.
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }
 
@@ -149,6 +168,52 @@ mod tests {
 
     fn sh(script: &str) -> Vec<String> {
         vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    /// Whether a process is gone (or a zombie waiting to be reaped: it runs no more).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_kills_the_commands_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pid");
+        let script = format!(
+            "sleep 30 & echo $! > {}.new; mv {0}.new {0}; wait",
+            file.display()
+        );
+        let command = sh(&script);
+        let run = run_command(&command, &[], Duration::from_secs(60));
+        let started = tokio::time::Instant::now();
+        let appeared = async {
+            while !file.exists() {
+                assert!(started.elapsed() < Duration::from_secs(10), "no pid file");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            result = run => panic!("the command ended by itself: {result:?}"),
+            _ = appeared => {}
+        }
+        // The run is dropped here, abandoned while its command runs.
+        let pid: i32 = std::fs::read_to_string(&file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        while !gone(pid) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the command's background child {pid} outlived the abandoned run"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
