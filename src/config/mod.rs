@@ -337,6 +337,12 @@ impl Config {
         &self.pools[node.pool.0].nodes[node.index]
     }
 
+    /// A node's pool and node names, for logs, events and metric labels.
+    pub fn names(&self, node: NodeId) -> (&str, &str) {
+        let pool = &self.pools[node.pool.0];
+        (&pool.name, &pool.nodes[node.index].name)
+    }
+
     pub fn record(&self, record: RecordId) -> &Record {
         &self.records[record.0]
     }

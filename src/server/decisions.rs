@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::api::status::FenceStatus;
 use crate::config::Config;
 use crate::dns::Published;
-use crate::engine::{Answer, Engine, Event, Health, NodeId, RecordId};
+use crate::engine::{Answer, Engine, Event, Health, NodeId};
 
 /// One step of decisions, carried out as a whole.
 pub struct Decision {
@@ -33,14 +33,9 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// The local engine's decision after it produced `events`. A vip is held while its
-    /// record answers exactly the local node (`vips`: record, node) and that node is up.
-    pub fn local(
-        config: &Config,
-        engine: &Engine,
-        vips: impl Iterator<Item = (RecordId, usize)>,
-        events: Vec<Event>,
-    ) -> Decision {
+    /// The local engine's decision after it produced `events`. A `[[vip]]` is held while
+    /// its record answers exactly the local node and that node is up.
+    pub fn local(config: &Config, engine: &Engine, events: Vec<Event>) -> Decision {
         let fences = events
             .iter()
             .filter_map(|e| match e {
@@ -52,11 +47,19 @@ impl Decision {
             .iter()
             .any(|e| matches!(e, Event::AnswerChanged { .. }))
             .then(|| super::publication::published(config, engine));
-        let holds = vips
-            .map(|(record, node)| {
-                let pool = config.record(record).pool;
-                engine.answer(record) == &Answer::Nodes(vec![node])
-                    && engine.node(NodeId { pool, index: node }).health == Health::Up
+        let holds = config
+            .vips
+            .iter()
+            .map(|vip| {
+                let pool = config.record(vip.record).pool;
+                engine.answer(vip.record) == &Answer::Nodes(vec![vip.node])
+                    && engine
+                        .node(NodeId {
+                            pool,
+                            index: vip.node,
+                        })
+                        .health
+                        == Health::Up
             })
             .collect();
         Decision {

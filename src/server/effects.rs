@@ -19,10 +19,10 @@ impl Supervisor {
         let metrics = &self.metrics;
         match event {
             Event::NodeChanged { node, to, .. } => {
-                let pool = self.config.pool(node.pool);
+                let (pool, node) = self.config.names(*node);
                 metrics
                     .transitions
-                    .with_label_values(&[&pool.name, &pool.nodes[node.index].name, &to.to_string()])
+                    .with_label_values(&[pool, node, &to.to_string()])
                     .inc();
             }
             Event::AnswerChanged {
@@ -58,40 +58,33 @@ impl Supervisor {
 
     /// Records that a fence starts.
     pub(super) fn fencing(&mut self, node: NodeId, reason: &str) {
-        let pool = &self.config.pools[node.pool.0];
-        let node = &pool.nodes[node.index];
-        self.events.push(fence_event(
-            &pool.name,
-            &node.name,
-            EventKind::Fencing,
-            reason,
-        ));
+        let (pool, node) = self.config.names(node);
+        self.events
+            .push(fence_event(pool, node, EventKind::Fencing, reason));
     }
 
     /// Records a finished fence (event, metric, `/status`) and carries out the decisions
     /// that waited for it.
     pub(super) fn on_fenced(&mut self, fenced: Fenced) {
         self.outbox.fenced();
-        let pool = &self.config.pools[fenced.node.pool.0];
-        let node = &pool.nodes[fenced.node.index];
+        let (pool, node) = self.config.names(fenced.node);
         let (kind, detail, result) = match fenced.result {
             Ok(done) => (EventKind::Fenced, done, "fenced"),
             Err(why) => (EventKind::FenceFailed, why, "failed"),
         };
         self.metrics
             .fences
-            .with_label_values(&[pool.name.as_str(), node.name.as_str(), result])
+            .with_label_values(&[pool, node, result])
             .inc();
         self.outbox.last.insert(
-            (pool.name.clone(), node.name.clone()),
+            (pool.to_string(), node.to_string()),
             FenceStatus {
                 result: kind.to_string(),
                 detail: detail.clone(),
                 at: self.clock.wall(self.clock.now()),
             },
         );
-        self.events
-            .push(fence_event(&pool.name, &node.name, kind, &detail));
+        self.events.push(fence_event(pool, node, kind, &detail));
         self.advance();
     }
 }

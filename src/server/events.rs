@@ -67,10 +67,7 @@ pub(super) fn log_event(
     snapshot: &Snapshot,
     event: &Event,
 ) -> Option<EventRecord> {
-    let names = |node: NodeId| {
-        let pool = config.pool(node.pool);
-        (pool.name.as_str(), pool.nodes[node.index].name.as_str())
-    };
+    let names = |node: NodeId| config.names(node);
     Some(match event {
         Event::NodeChanged {
             node,

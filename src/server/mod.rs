@@ -50,7 +50,7 @@ pub use crate::api::command::{Command, CommandError};
 use crate::checks::Report;
 use crate::config::Config;
 use crate::dns::Sockets;
-use crate::engine::{Engine, Event, PoolId, RecordId};
+use crate::engine::{Engine, Event, PoolId};
 use crate::metrics::Metrics;
 use checkers::CheckerSet;
 use decisions::{Decision, Fenced, Outbox, Step};
@@ -69,6 +69,7 @@ pub struct Options {
     /// Re-read on SIGHUP and `POST /reload`; `None` disables reloading.
     pub config_file: Option<PathBuf>,
     pub sockets: Sockets,
+    /// One per `[[vip]]` of the config, in its order (`vip::prepare`).
     pub vips: Vec<crate::vip::Prepared>,
 }
 
@@ -149,7 +150,7 @@ async fn run(
     let vips = options
         .vips
         .into_iter()
-        .map(|vip| VipSlot::spawn(vip, &side_tx, &shutdown, &mut tasks))
+        .map(|vip| spawn_vip(vip, &side_tx, &shutdown, &mut tasks))
         .collect();
     let drain_file = config.admin.as_ref().and_then(|a| a.drain_file.clone());
     let mut sup = Supervisor {
@@ -207,30 +208,16 @@ fn serve_settings(config: &Config) -> crate::dns::ServeSettings {
     }
 }
 
-/// A vip actor's wish: hold the address while `record` answers exactly `node`.
-struct VipSlot {
-    record: RecordId,
-    node: usize,
-    wanted: watch::Sender<bool>,
-}
-
-impl VipSlot {
-    /// Starts the actor of a prepared vip into `tasks`.
-    fn spawn(
-        vip: crate::vip::Prepared,
-        events: &mpsc::UnboundedSender<crate::api::event::EventRecord>,
-        shutdown: &CancellationToken,
-        tasks: &mut JoinSet<()>,
-    ) -> VipSlot {
-        let (wanted, desired) = watch::channel(false);
-        let slot = VipSlot {
-            record: vip.record(),
-            node: vip.node(),
-            wanted,
-        };
-        tasks.spawn(vip.run(desired, events.clone(), shutdown.clone()));
-        slot
-    }
+/// Starts the actor of a prepared vip into `tasks`; returns where to send its wish.
+fn spawn_vip(
+    vip: crate::vip::Prepared,
+    events: &mpsc::UnboundedSender<crate::api::event::EventRecord>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> watch::Sender<bool> {
+    let (wanted, desired) = watch::channel(false);
+    tasks.spawn(vip.run(desired, events.clone(), shutdown.clone()));
+    wanted
 }
 
 /// Owns the configuration, the engine and everything that follows from their decisions.
@@ -245,7 +232,8 @@ struct Supervisor {
     publication: Publication,
     outbox: Outbox,
     drains: Drains,
-    vips: Vec<VipSlot>,
+    /// Per `[[vip]]` of the config, in order: its actor's wish to hold the address.
+    vips: Vec<watch::Sender<bool>>,
     events: EventLog,
     hooks: hooks::Hooks,
     metrics: Arc<Metrics>,
@@ -347,8 +335,7 @@ impl Supervisor {
     /// can be carried out now; sets the fast interval of the `pools` whose state may have
     /// changed.
     fn decide(&mut self, events: Vec<Event>, pools: &[PoolId]) {
-        let vips = self.vips.iter().map(|slot| (slot.record, slot.node));
-        let decision = Decision::local(&self.config, &self.engine, vips, events);
+        let decision = Decision::local(&self.config, &self.engine, events);
         self.outbox.submit(decision);
         self.advance();
         for &p in pools {
@@ -383,9 +370,8 @@ impl Supervisor {
         for event in &decision.events {
             self.effects(event, &snapshot);
         }
-        for (slot, hold) in self.vips.iter().zip(decision.holds) {
-            slot.wanted
-                .send_if_modified(|w| std::mem::replace(w, hold) != hold);
+        for (wanted, hold) in self.vips.iter().zip(decision.holds) {
+            wanted.send_if_modified(|w| std::mem::replace(w, hold) != hold);
         }
     }
 

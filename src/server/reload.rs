@@ -113,10 +113,6 @@ impl Supervisor {
             warn!(%error, "cannot write the drain file");
         }
         self.publication.reload(prepared.zones, &self.config);
-        // The vip tables are unchanged (needs_restart), but indices may have moved.
-        for (slot, vip) in self.vips.iter_mut().zip(&self.config.vips) {
-            (slot.record, slot.node) = (vip.record, vip.node);
-        }
         if let Some(admin) = &self.config.admin {
             self.events.set_capacity(admin.events);
             self.token.store(std::sync::Arc::new(admin.token.clone()));

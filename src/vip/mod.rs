@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::event::{EventKind, EventRecord};
-use crate::api::id::RecordId;
 use crate::config::{Config, Vip};
 
 /// Each probe waits this long for answers; a take sends two.
@@ -107,14 +106,6 @@ fn missing_capabilities() -> Vec<&'static str> {
 }
 
 impl Prepared {
-    pub fn record(&self) -> RecordId {
-        self.vip.record
-    }
-
-    pub fn node(&self) -> usize {
-        self.vip.node
-    }
-
     fn address(&self) -> IpAddr {
         self.vip.address
     }

@@ -254,6 +254,16 @@ async fn ipv6_listeners_and_aaaa_answers() {
     )
     .await;
     assert_eq!(addresses(&m), vec![ip("127.0.0.10")]);
+    // The apex's SOA is hickory's (the fallback): its answer goes back to the IPv6 source
+    // address the UDP worker read from the kernel.
+    let m = udp_exchange(
+        &socket,
+        v6,
+        &query_message("example.internal.", RecordType::SOA, None),
+    )
+    .await;
+    assert_eq!(m.answers.len(), 1, "{m:?}");
+    assert_eq!(m.answers[0].record_type(), RecordType::SOA);
     let mut stream = TcpStream::connect(v6).await.unwrap();
     let m = tcp_exchange(
         &mut stream,
