@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # namespaces of the L2 tests (they need root; HADNS_SKIP_NETNS=1 skips them explicitly),
 # python3 for the small HTTP service those tests run on each test host, openssl for the
 # TLS tests' certificates, chromium to render the admin status page headless, dnsperf to
-# load hadns across reloads.
-needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf)
+# load hadns across reloads, etcd-server for the cluster tests' three-member etcd, and
+# protobuf-compiler to build hadns (the etcd-client crate compiles etcd's gRPC API).
+needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf
+        etcd-server protobuf-compiler)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

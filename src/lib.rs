@@ -5,6 +5,7 @@
 //! - [`engine`]: pure decisions (rise/fall, selection); no IO, no clock.
 //! - [`checks`]: one checker task per node (tcp, http, exec, postgres, mysql) sending
 //!   observations.
+//! - [`cluster`]: cluster mode, members agreeing through etcd. Only it knows etcd.
 //! - [`dns`]: zone files, immutable answer snapshots, the hickory server. Only it knows hickory.
 //! - [`server`]: the supervisor that owns the config and the engine: checkers -> engine ->
 //!   fencing -> snapshots -> DNS, VIPs, events, metrics and hooks; answers admin commands
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod api;
 pub mod checks;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dns;

@@ -146,6 +146,9 @@ pub struct Metrics {
     node_drained: IntGaugeVec,
     record_nodes: IntGaugeVec,
     zone_serial: IntGaugeVec,
+    cluster: IntGaugeVec,
+    /// Cluster mode: from the leader's decision to its being served here.
+    pub decision_served: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -212,9 +215,30 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let decision_served = register(
+            &registry,
+            prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "cluster_decision_served_seconds",
+                    "Cluster mode: from the leader's decision to its being served by this member.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )
+            .expect("valid metric"),
+        );
         Metrics {
             queries,
             probe_duration,
+            decision_served,
+            cluster: gauge(
+                "cluster",
+                "Cluster mode, as this member sees it: connected (1 with a live etcd session), \
+                 leader (1 while it leads), epoch and decision (of the served decision), \
+                 config_mismatch (1 while the leader's configuration differs), resyncs.",
+                &["what"],
+            ),
             transitions: counter(
                 "node_transitions_total",
                 "Node health state changes, by the state entered.",
@@ -345,6 +369,20 @@ impl Metrics {
             self.zone_serial
                 .with_label_values(&[zone.name.as_str()])
                 .set(i64::from(zone.serial));
+        }
+        self.cluster.reset();
+        if let Some(c) = &status.cluster {
+            for (what, value) in [
+                ("connected", i64::from(c.connected)),
+                ("leader", i64::from(c.leading)),
+                ("epoch", c.epoch.unwrap_or(0)),
+                ("decision", c.decision.unwrap_or(0) as i64),
+                ("config_mismatch", i64::from(c.config_differs_from_leader)),
+                ("resyncs", c.resyncs as i64),
+                ("members", c.members.len() as i64),
+            ] {
+                self.cluster.with_label_values(&[what]).set(value);
+            }
         }
         let mut out = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which ours are not.

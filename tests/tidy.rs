@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["api", "limits", "notify"],
     &["config"],
     &["engine", "metrics"],
-    &["checks", "dns"],
+    &["checks", "dns", "cluster"],
     &["vip", "admin"],
     &["server"],
     &["demo"],

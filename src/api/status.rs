@@ -58,6 +58,67 @@ pub struct Status {
     pub zones: Vec<ZoneStatus>,
     pub records: Vec<RecordStatus>,
     pub pools: Vec<PoolStatus>,
+    /// `[cluster]`: this member, the leader, every member's view; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// Cluster mode as this member sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This member.
+    pub name: String,
+    /// Has a live session with etcd.
+    pub connected: bool,
+    /// Why not, while cut off.
+    #[serde(default)]
+    pub lost_reason: Option<String>,
+    /// Seconds since etcd last confirmed this member's lease.
+    #[serde(default)]
+    pub last_contact_seconds: Option<f64>,
+    /// Cut off for longer than the lease: vips released.
+    pub expired: bool,
+    /// `agreed`, `servfail (cut off from etcd)`, or `nothing agreed yet`.
+    pub serving: String,
+    pub on_lost: String,
+    #[serde(default)]
+    pub leader: Option<String>,
+    pub leading: bool,
+    /// The leadership that wrote the served decision (the leader key's create revision).
+    #[serde(default)]
+    pub epoch: Option<i64>,
+    /// The served decision's number and age.
+    #[serde(default)]
+    pub decision: Option<u64>,
+    #[serde(default)]
+    pub decision_age_seconds: Option<f64>,
+    /// This member's configuration digest (pools and records) and whether the leader's
+    /// differs.
+    pub config_digest: String,
+    pub config_differs_from_leader: bool,
+    pub members: Vec<ClusterMember>,
+    /// Per node: each live member's view and the majority's.
+    pub nodes: Vec<ClusterNode>,
+    /// Watches re-read after etcd compacted past them.
+    pub resyncs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterMember {
+    pub name: String,
+    pub version: String,
+    pub config_digest: String,
+    pub leader: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterNode {
+    pub pool: String,
+    pub node: String,
+    /// Member name -> its view (`up`, `down`, `unknown`).
+    pub views: std::collections::BTreeMap<String, Health>,
+    /// What a majority of the members that observe it say; `tie` keeps the last state.
+    pub merged: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod check;
+mod cluster;
 mod fields;
 mod pool;
 mod record;
@@ -23,6 +24,7 @@ mod tests;
 mod validate;
 mod vip;
 
+pub use cluster::{Cluster, OnLost, Tls};
 pub use fields::{normalize_name, parse_duration};
 
 // === typed configuration ===
@@ -36,6 +38,8 @@ pub struct Config {
     pub vips: Vec<Vip>,
     /// `[admin]`: the HTTP endpoint; absent = no endpoint.
     pub admin: Option<Admin>,
+    /// `[cluster]`: agree with other members through etcd; absent = decide alone.
+    pub cluster: Option<Cluster>,
 }
 
 /// `[admin]`: status, metrics, events and maintenance over HTTP.

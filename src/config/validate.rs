@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     vip: Vec<super::vip::RawVip>,
     admin: Option<RawAdmin>,
+    cluster: Option<super::cluster::RawCluster>,
 }
 
 #[derive(Deserialize, Default)]
@@ -114,12 +115,16 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     }
     let vips = super::vip::validate_vips(raw.vip, &pools, &records, problems);
     let admin = raw.admin.map(|a| validate_admin(a, base, problems));
+    let cluster = raw
+        .cluster
+        .map(|c| super::cluster::validate_cluster(c, base, problems));
     let mut config = Config {
         dns,
         pools,
         records,
         vips,
         admin,
+        cluster,
     };
     resolve_programs(&mut config, base);
     config

@@ -141,13 +141,34 @@ impl SnapshotBuilder {
             }
             for (zone, changed) in changed.into_iter().enumerate() {
                 if changed {
-                    self.serials[zone] = self.serials[zone].wrapping_add(1).max(1);
-                    self.handlers[zone] = zone_handler(&self.zones.zones[zone], self.serials[zone]);
+                    self.set_serial(zone, self.serials[zone].wrapping_add(1).max(1));
                 }
             }
         }
         self.last = Some(answers.to_vec());
+        self.assemble(answers)
+    }
 
+    /// Builds the snapshot for `answers` with every zone's serial set to `serial` (or to
+    /// its file's serial when that is higher): cluster mode, where the serial comes from
+    /// the agreed decision, so that every member gives the same one.
+    pub fn build_at(&mut self, answers: &[Published], serial: u32) -> Snapshot {
+        for zone in 0..self.zones.zones.len() {
+            let serial = self.zones.zones[zone].file_serial.max(serial);
+            if serial != self.serials[zone] {
+                self.set_serial(zone, serial);
+            }
+        }
+        self.last = Some(answers.to_vec());
+        self.assemble(answers)
+    }
+
+    fn set_serial(&mut self, zone: usize, serial: u32) {
+        self.serials[zone] = serial;
+        self.handlers[zone] = zone_handler(&self.zones.zones[zone], serial);
+    }
+
+    fn assemble(&self, answers: &[Published]) -> Snapshot {
         let mut catalog = Catalog::new();
         for (zone, handler) in self.zones.zones.iter().zip(&self.handlers) {
             catalog.upsert(LowerName::new(&zone.origin), vec![handler.clone()]);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A server's GTID position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Gtid {
     /// MariaDB `gtid_current_pos`: per replication domain, the server id and sequence
     /// number of the last transaction (`0-1-9,1-3-4`).

@@ -24,7 +24,7 @@ pub use replicas::{Lag, Replication};
 use crate::config::{Check, Config, MaxLag, OnEmpty, Select};
 
 /// What a database check learned about a node, besides being reachable.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DbStatus {
     /// Accepts writes: not in recovery and not read-only.
     pub writable: bool,
@@ -381,6 +381,13 @@ impl Engine {
             }
         }
         (engine, events)
+    }
+
+    /// Takes `answer` as the record's current answer (a new cluster leader continues the
+    /// agreed answers), so that `failback = false` and the split-brain tie rule keep it. The
+    /// next change of the record's pool recomputes it; nothing else changes.
+    pub fn assume(&mut self, record: RecordId, answer: Answer) {
+        self.state[record.0].answer = answer;
     }
 
     pub fn answer(&self, record: RecordId) -> &Answer {

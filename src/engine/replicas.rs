@@ -24,7 +24,7 @@ use super::Gtid;
 const HISTORY: usize = 4096;
 
 /// How a node replicates, as its server reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Replication {
     /// Receiving and applying now: PostgreSQL's WAL receiver is streaming; MySQL's IO and
     /// SQL threads are both running.

@@ -35,7 +35,7 @@ impl Supervisor {
 
     fn status(&self) -> Status {
         let snapshot = self.publication.load();
-        status::build(&status::Context {
+        let mut status = status::build(&status::Context {
             config: &self.config,
             engine: &self.engine,
             snapshot: &snapshot,
@@ -44,7 +44,9 @@ impl Supervisor {
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
             config_loaded: self.config_loaded,
             fences: &self.outbox.last,
-        })
+        });
+        self.cluster_status(&mut status);
+        status
     }
 
     /// The (pool, node) indices of a node named by an operator.
@@ -56,6 +58,10 @@ impl Supervisor {
     /// file's list) and on the engine a reload built. Returns the engine's events and
     /// whether an entry was dropped (it names a node the configuration does not have).
     pub(super) fn apply_drain_list(&mut self) -> (Vec<Event>, bool) {
+        if self.cluster.is_some() {
+            // Cluster mode: the drains live in etcd (`cluster::sync_drains`).
+            return (Vec::new(), false);
+        }
         let now = self.clock.now();
         let config = &self.config;
         let (nodes, dropped) = self
@@ -77,6 +83,12 @@ impl Supervisor {
         drained: bool,
     ) -> Result<String, CommandError> {
         let id = self.node_index(pool, node)?;
+        if self.cluster.is_some() {
+            return self
+                .cluster_drain(pool, node, drained)
+                .await
+                .map_err(CommandError::Unsaved);
+        }
         if self.engine.node(id).drained != drained {
             self.drains
                 .set(pool, node, drained)

@@ -2,8 +2,10 @@
 //!
 //! A [`Decision`] is what a source of answers decided in one step: the nodes to fence, the
 //! answers to publish, the events to log and count, and which vips to hold. Today the local
-//! engine is the only source (`Decision::local`); a cluster mode makes the cluster's agreed
-//! answers another one, and everything after the decision stays as it is.
+//! engine is one source (`Decision::local`); in cluster mode (`server/cluster.rs`) the
+//! leader's engine on the merged views is another (`Route::Propose`: fenced here, then
+//! written to etcd), and the agreed answers that etcd's watch brings every member are a
+//! third (`Route::Agreed`). Everything after the decision is the same for all of them.
 //!
 //! The [`Outbox`] carries decisions out strictly in order, each as: fence its losers, then
 //! publish its answers, then its effects. A fence runs in its own task, so the supervisor
@@ -28,8 +30,22 @@ pub struct Decision {
     pub answers: Option<Vec<Published>>,
     /// What happened, for the log, the event log, the metrics and the hooks.
     pub events: Vec<Event>,
-    /// Per `[[vip]]`: whether it should be held once this decision is published.
-    pub holds: Vec<bool>,
+    /// Per `[[vip]]`: whether it should be held once this decision is published; `None`
+    /// leaves the vips as they are.
+    pub holds: Option<Vec<bool>>,
+    /// Where its answers go.
+    pub route: Route,
+}
+
+/// Where a decision's answers go once its fences are done.
+pub enum Route {
+    /// Served here: the engine decided alone (no `[cluster]`).
+    Local,
+    /// Served here: the cluster agreed on them; every zone carries this serial.
+    Agreed { serial: u32 },
+    /// This member leads: written to etcd (if it still leads), served once the watch
+    /// brings them back as agreed.
+    Propose(Vec<crate::cluster::AgreedRecord>),
 }
 
 impl Decision {
@@ -66,7 +82,8 @@ impl Decision {
             fences,
             answers,
             events,
-            holds,
+            holds: Some(holds),
+            route: Route::Local,
         }
     }
 }
@@ -166,13 +183,14 @@ mod tests {
                 .collect(),
             answers: None,
             events: Vec::new(),
-            holds: vec![tag == 1],
+            holds: Some(vec![tag == 1]),
+            route: Route::Local,
         }
     }
 
     fn published(step: Option<Step>) -> Option<Vec<bool>> {
         match step {
-            Some(Step::Publish(d)) => Some(d.holds),
+            Some(Step::Publish(d)) => d.holds,
             _ => None,
         }
     }

@@ -21,6 +21,7 @@
 
 mod changes;
 mod checkers;
+mod cluster;
 mod commands;
 mod decisions;
 pub mod drains;
@@ -53,7 +54,7 @@ use crate::dns::Sockets;
 use crate::engine::{Engine, Event, PoolId};
 use crate::metrics::Metrics;
 use checkers::CheckerSet;
-use decisions::{Decision, Fenced, Outbox, Step};
+use decisions::{Decision, Fenced, Outbox, Route, Step};
 use drains::Drains;
 use events::EventLog;
 use publication::Publication;
@@ -122,6 +123,9 @@ enum Input {
     Fenced(Fenced),
     Side(crate::api::event::EventRecord),
     Hangup,
+    /// The cluster member task's state changed; `Tick`: once a second in cluster mode.
+    Cluster,
+    Tick,
     TaskEnded,
     Shutdown,
 }
@@ -153,6 +157,16 @@ async fn run(
         .map(|vip| spawn_vip(vip, &side_tx, &shutdown, &mut tasks))
         .collect();
     let drain_file = config.admin.as_ref().and_then(|a| a.drain_file.clone());
+    let cluster = config.cluster.clone().map(|settings| {
+        let digest = cluster::config_digest(&config);
+        let member = crate::cluster::start(
+            settings.clone(),
+            digest.clone(),
+            shutdown.clone(),
+            &mut tasks,
+        );
+        cluster::ClusterSide::new(member, settings, digest)
+    });
     let mut sup = Supervisor {
         events: EventLog::new(config.admin.as_ref().map_or(1000, |a| a.events)),
         checkers: CheckerSet::new(reports_tx, shutdown.clone()),
@@ -169,6 +183,7 @@ async fn run(
         all_ready: false,
         token: shared.token,
         drains: Drains::new(prepared.drained, drain_file),
+        cluster,
     };
     sup.start(&mut tasks).await;
 
@@ -240,6 +255,8 @@ struct Supervisor {
     /// The admin token, replaced by a reload.
     token: Arc<ArcSwap<Option<String>>>,
     all_ready: bool,
+    /// `[cluster]`: the member task and, while leading, the leader's engine.
+    cluster: Option<cluster::ClusterSide>,
 }
 
 impl Supervisor {
@@ -252,9 +269,13 @@ impl Supervisor {
         tasks: &mut JoinSet<()>,
         shutdown: &CancellationToken,
     ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
+            let in_cluster = self.cluster.is_some();
             let input = tokio::select! {
                 Some(report) = reports.recv() => Input::Report(report),
+                _ = cluster_changed(&mut self.cluster) => Input::Cluster,
+                _ = tick.tick(), if in_cluster => Input::Tick,
                 Some(command) = inputs.commands.recv() => Input::Command(command),
                 Some(fenced) = self.outbox.finished.recv() => Input::Fenced(fenced),
                 Some(event) = side_events.recv() => Input::Side(event),
@@ -272,6 +293,8 @@ impl Supervisor {
                     info!("SIGHUP: reloading the configuration");
                     let _ = self.reload(tasks).await;
                 }
+                Input::Cluster => self.on_cluster(false),
+                Input::Tick => self.on_cluster(true),
                 Input::TaskEnded => {}
                 Input::Shutdown => break,
             }
@@ -314,6 +337,7 @@ impl Supervisor {
             changed,
         );
         self.decide(events, &[id.pool]);
+        self.share_view(id);
         self.check_ready();
     }
 
@@ -335,9 +359,13 @@ impl Supervisor {
     /// can be carried out now; sets the fast interval of the `pools` whose state may have
     /// changed.
     fn decide(&mut self, events: Vec<Event>, pools: &[PoolId]) {
-        let decision = Decision::local(&self.config, &self.engine, events);
-        self.outbox.submit(decision);
-        self.advance();
+        if self.cluster.is_some() {
+            self.observed(events);
+        } else {
+            let decision = Decision::local(&self.config, &self.engine, events);
+            self.outbox.submit(decision);
+            self.advance();
+        }
         for &p in pools {
             let degraded = self.engine.pool_ready(p) && self.engine.pool_degraded(p);
             self.checkers
@@ -363,14 +391,19 @@ impl Supervisor {
     /// Publishes a decision's answers in one snapshot; then logs, records, counts and
     /// queues hooks for its events, and tells the vip actors.
     fn carry_out(&mut self, decision: Decision) {
-        if let Some(answers) = &decision.answers {
-            self.publication.publish(answers);
+        match (&decision.route, &decision.answers) {
+            (Route::Local, Some(answers)) => self.publication.publish(answers),
+            (Route::Agreed { serial }, Some(answers)) => {
+                self.publication.publish_at(answers, *serial)
+            }
+            (Route::Propose(records), _) => self.propose(records.clone()),
+            (_, None) => {}
         }
         let snapshot = self.publication.load();
         for event in &decision.events {
             self.effects(event, &snapshot);
         }
-        for (wanted, hold) in self.vips.iter().zip(decision.holds) {
+        for (wanted, hold) in self.vips.iter().zip(decision.holds.into_iter().flatten()) {
             wanted.send_if_modified(|w| std::mem::replace(w, hold) != hold);
         }
     }
@@ -385,4 +418,15 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Resolves when the cluster member task's state changed; never without `[cluster]` (or
+/// once the task has ended).
+async fn cluster_changed(side: &mut Option<cluster::ClusterSide>) {
+    if let Some(side) = side
+        && side.cluster.state.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }

@@ -48,6 +48,13 @@ impl Publication {
         self.store.store(Arc::new(self.builder.build(answers)));
     }
 
+    /// Builds a snapshot of agreed `answers` whose zones all carry `serial` (cluster mode)
+    /// and stores it.
+    pub fn publish_at(&mut self, answers: &[Published], serial: u32) {
+        self.store
+            .store(Arc::new(self.builder.build_at(answers, serial)));
+    }
+
     /// Takes the zones of a reloaded configuration. Every zone's serial goes up, whatever
     /// the files say, so secondaries and caches see that something was reloaded. Nothing
     /// is published until the next `publish`.
@@ -80,7 +87,7 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
         .collect()
 }
 
-fn unix_now() -> u32 {
+pub fn unix_now() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)

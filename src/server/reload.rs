@@ -117,8 +117,12 @@ impl Supervisor {
             self.events.set_capacity(admin.events);
             self.token.store(std::sync::Arc::new(admin.token.clone()));
         }
-        self.publication
-            .publish(&super::publication::published(&self.config, &self.engine));
+        if self.cluster.is_some() {
+            self.cluster_reloaded();
+        } else {
+            self.publication
+                .publish(&super::publication::published(&self.config, &self.engine));
+        }
         let pools: Vec<PoolId> = (0..self.config.pools.len()).map(PoolId).collect();
         self.decide(events, &pools);
         self.check_ready();
@@ -143,6 +147,9 @@ impl Supervisor {
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     let restart = "changing it needs a restart";
+    if old.cluster != new.cluster {
+        problems.push(format!("cluster: {restart}"));
+    }
     if old.dns.listen != new.dns.listen {
         problems.push(format!(
             "dns.listen: {restart} (running: {:?}, new: {:?})",

@@ -87,6 +87,7 @@ pub fn build(cx: &Context<'_>) -> Status {
             .collect(),
         records,
         pools,
+        cluster: None,
     }
 }
 

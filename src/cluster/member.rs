@@ -1,0 +1,485 @@
+//! The member task: one session with etcd at a time. A session grants (or keeps) this
+//! member's lease and renews it three times per lease, writes the member key and this
+//! member's views under it, reads the prefix and watches it from the revision it read,
+//! campaigns when there is no leader, and writes the leader's decisions in a transaction
+//! guarded by its leadership. Any failure ends the session: the state says the member is
+//! cut off, and a new session starts after a short wait. A watch that lost its revision
+//! to a compaction reads the prefix again and watches from there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    KeyValue, PutOptions, TlsOptions, Txn, TxnOp, WatchOptions, WatchStream,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::wire::{Key, Keys, MemberInfo, NodeView};
+use super::{Request, State, keepalive_interval};
+use crate::config;
+
+/// The wait between two sessions.
+const RETRY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("etcd did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Lost(String),
+}
+
+pub(super) async fn run(
+    settings: config::Cluster,
+    digest: String,
+    mut inbox: mpsc::UnboundedReceiver<Request>,
+    publish: watch::Sender<Arc<State>>,
+    shutdown: CancellationToken,
+) {
+    let mut member = Member {
+        keys: Keys {
+            prefix: settings.prefix.clone(),
+        },
+        budget: keepalive_interval(settings.lease),
+        settings,
+        digest,
+        publish,
+        state: State::default(),
+        lease: None,
+        views: BTreeMap::new(),
+        written: BTreeMap::new(),
+    };
+    loop {
+        match member.session(&mut inbox, &shutdown).await {
+            Ok(()) => return,
+            Err(error) => member.lost(&error.to_string()),
+        }
+        let retry = tokio::time::sleep(RETRY);
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                _ = &mut retry => break,
+                _ = shutdown.cancelled() => return,
+                Some(request) = inbox.recv() => member.offline(request),
+            }
+        }
+    }
+}
+
+struct Member {
+    settings: config::Cluster,
+    keys: Keys,
+    /// The time one request to etcd may take.
+    budget: Duration,
+    digest: String,
+    publish: watch::Sender<Arc<State>>,
+    state: State,
+    lease: Option<i64>,
+    /// This member's latest view of each node, by `pool/node`.
+    views: BTreeMap<String, NodeView>,
+    /// What etcd holds of them under the current lease.
+    written: BTreeMap<String, NodeView>,
+}
+
+impl Member {
+    async fn session(
+        &mut self,
+        inbox: &mut mpsc::UnboundedReceiver<Request>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Error> {
+        let mut client = self
+            .timed(Client::connect(&self.settings.etcd, Some(self.options()?)))
+            .await??;
+        let lease = self.lease(&mut client).await?;
+        let (mut keeper, mut keepalive) = self.timed(client.lease_keep_alive(lease)).await??;
+        let info = MemberInfo {
+            digest: self.digest.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let with_lease = Some(PutOptions::new().with_lease(lease));
+        let key = self.keys.member(&self.settings.name);
+        self.timed(client.put(key, json(&info), with_lease.clone()))
+            .await??;
+        self.write_views(&mut client, true).await?;
+        let mut watch = self.load(&mut client).await?;
+        self.contact();
+        info!(member = %self.settings.name, lease, "connected to etcd");
+        self.campaign(&mut client).await?;
+        let mut tick = tokio::time::interval(keepalive_interval(self.settings.lease));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // Lets another member lead at once instead of after the lease.
+                    let _ = self.timed(client.lease_revoke(lease)).await;
+                    return Ok(());
+                }
+                _ = tick.tick() => {
+                    let silent = self.state.last_contact.map_or(Duration::ZERO, |t| t.elapsed());
+                    if silent > 2 * self.budget {
+                        return Err(Error::Lost(format!("no keepalive answer for {silent:?}")));
+                    }
+                    self.timed(keeper.keep_alive()).await??;
+                    self.write_views(&mut client, false).await?;
+                }
+                answer = keepalive.message() => match answer? {
+                    Some(answer) if answer.ttl() > 0 => self.contact(),
+                    Some(_) => {
+                        self.lease = None;
+                        return Err(Error::Lost("etcd expired this member's lease".into()));
+                    }
+                    None => return Err(Error::Lost("the keepalive stream ended".into())),
+                },
+                message = watch.message() => match message? {
+                    Some(m) if m.canceled() || m.compact_revision() != 0 => {
+                        warn!(revision = self.state.revision, compacted = m.compact_revision(),
+                              "etcd compacted past the watch: reading again");
+                        self.state.resyncs += 1;
+                        watch = self.load(&mut client).await?;
+                        self.campaign(&mut client).await?;
+                    }
+                    Some(m) => {
+                        for event in m.events() {
+                            if let Some(kv) = event.kv() {
+                                self.apply(kv, event.event_type() == EventType::Put);
+                            }
+                        }
+                        if let Some(header) = m.header() {
+                            self.state.revision = header.revision();
+                        }
+                        self.send();
+                        self.campaign(&mut client).await?;
+                    }
+                    None => return Err(Error::Lost("the watch ended".into())),
+                },
+                Some(request) = inbox.recv() => self.request(&mut client, request).await?,
+            }
+        }
+    }
+
+    fn options(&self) -> Result<ConnectOptions, Error> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(self.budget)
+            .with_timeout(self.budget)
+            .with_keep_alive(self.budget, self.budget)
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        if let Some((user, password)) = &self.settings.auth {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        if let Some(tls) = &self.settings.tls {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| Error::Lost(format!("{}: {e}", path.display())))
+            };
+            let mut options_tls = TlsOptions::new();
+            if let Some(ca) = &tls.ca_file {
+                options_tls = options_tls.ca_certificate(Certificate::from_pem(read(ca)?));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                options_tls = options_tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            options = options.with_tls(options_tls);
+        }
+        Ok(options)
+    }
+
+    /// The lease of the last session when etcd still has it (its keys are still there),
+    /// else a new one.
+    async fn lease(&mut self, client: &mut Client) -> Result<i64, Error> {
+        if let Some(id) = self.lease {
+            let alive = self.timed(client.lease_time_to_live(id, None)).await??;
+            if alive.ttl() > 0 {
+                return Ok(id);
+            }
+        }
+        let seconds = self.settings.lease.as_secs() as i64;
+        let id = self.timed(client.lease_grant(seconds, None)).await??.id();
+        self.lease = Some(id);
+        self.written.clear();
+        Ok(id)
+    }
+
+    /// Reads everything under the prefix into the state, and watches from there.
+    async fn load(&mut self, client: &mut Client) -> Result<WatchStream, Error> {
+        let prefix = self.keys.prefix.clone();
+        let read = self
+            .timed(client.get(prefix.as_str(), Some(GetOptions::new().with_prefix())))
+            .await??;
+        let revision = read.header().map_or(0, |h| h.revision());
+        let mut state = State {
+            resyncs: self.state.resyncs,
+            ..State::default()
+        };
+        std::mem::swap(&mut self.state, &mut state);
+        self.state.connected = state.connected;
+        self.state.last_contact = state.last_contact;
+        for kv in read.kvs() {
+            self.apply(kv, true);
+        }
+        self.state.revision = revision;
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        let watch = self.timed(client.watch(prefix, Some(options))).await??;
+        self.send();
+        Ok(watch)
+    }
+
+    /// Takes one key's new value (or its deletion) into the state.
+    fn apply(&mut self, kv: &KeyValue, put: bool) {
+        let Ok(key) = kv.key_str() else { return };
+        let Some(parsed) = self.keys.parse(key) else {
+            return;
+        };
+        let value = kv.value();
+        match parsed {
+            Key::Member(name) => {
+                match put
+                    .then(|| serde_json::from_slice::<MemberInfo>(value).ok())
+                    .flatten()
+                {
+                    Some(info) => self.state.members.insert(name.into(), info),
+                    None => self.state.members.remove(name),
+                };
+            }
+            Key::View(member, node) => {
+                let views = self.state.views.entry(member.into()).or_default();
+                match put
+                    .then(|| serde_json::from_slice::<NodeView>(value).ok())
+                    .flatten()
+                {
+                    Some(view) => views.insert(node.into(), view),
+                    None => views.remove(node),
+                };
+                if views.is_empty() {
+                    self.state.views.remove(member);
+                }
+            }
+            Key::Leader => {
+                let name = String::from_utf8_lossy(value).to_string();
+                self.state.leader = put.then_some((name, kv.create_revision()));
+                self.state.leading = put
+                    && self
+                        .state
+                        .leader
+                        .as_ref()
+                        .is_some_and(|(n, _)| *n == self.settings.name)
+                    && Some(kv.lease()) == self.lease;
+            }
+            Key::Decision => {
+                self.state.decision = put.then(|| serde_json::from_slice(value).ok()).flatten();
+            }
+            Key::Drains => {
+                self.state.drains = put
+                    .then(|| serde_json::from_slice(value).ok())
+                    .flatten()
+                    .unwrap_or_default();
+            }
+        }
+    }
+
+    /// Takes the leader key when nobody holds it.
+    async fn campaign(&mut self, client: &mut Client) -> Result<(), Error> {
+        let Some(lease) = self.lease else {
+            return Ok(());
+        };
+        if self.state.leader.is_some() {
+            return Ok(());
+        }
+        let key = self.keys.leader();
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.as_str(),
+                self.settings.name.as_str(),
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+        let won = self.timed(client.txn(txn)).await??.succeeded();
+        if won {
+            info!(member = %self.settings.name, "took the leader key");
+        }
+        Ok(())
+    }
+
+    async fn request(&mut self, client: &mut Client, request: Request) -> Result<(), Error> {
+        match request {
+            Request::View(view) => {
+                let key = format!("{}/{}", view.pool, view.node);
+                let urgent = self.written.get(&key).is_none_or(|w| !same_state(w, &view));
+                self.views.insert(key, view);
+                if urgent {
+                    self.write_views(client, false).await?;
+                }
+            }
+            Request::Propose(decision) => self.propose(client, decision).await?,
+            Request::Drains(drains, reply) => {
+                let put = self
+                    .timed(client.put(self.keys.drains(), json(&drains), None))
+                    .await;
+                let result = match put {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("etcd: {e}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                let failed = result.is_err();
+                let _ = reply.send(result);
+                if failed {
+                    return Err(Error::Lost("the drain list could not be written".into()));
+                }
+            }
+            Request::Digest(digest) => {
+                self.digest = digest;
+                let info = MemberInfo {
+                    digest: self.digest.clone(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                };
+                let options = self.lease.map(|l| PutOptions::new().with_lease(l));
+                self.timed(client.put(self.keys.member(&self.settings.name), json(&info), options))
+                    .await??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the decision if this member still holds the leader key it decided under.
+    async fn propose(&mut self, client: &mut Client, decision: super::Agreed) -> Result<(), Error> {
+        let Some(lease) = self.lease else {
+            return Ok(());
+        };
+        let key = self.keys.leader();
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(key.as_str(), CompareOp::Equal, decision.epoch),
+                Compare::lease(key.as_str(), CompareOp::Equal, lease),
+            ])
+            .and_then([TxnOp::put(self.keys.decision(), json(&decision), None)]);
+        if !self.timed(client.txn(txn)).await??.succeeded() {
+            warn!(
+                member = %self.settings.name,
+                epoch = decision.epoch,
+                "decision not written: this member no longer leads"
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the views that changed since they were last written (all of them when `all`:
+    /// a new lease). Called at once when a node's state changed, and once per keepalive,
+    /// which writes views whose positions alone moved. A changed reason alone is not
+    /// written: it goes with the next change.
+    async fn write_views(&mut self, client: &mut Client, all: bool) -> Result<(), Error> {
+        let Some(lease) = self.lease else {
+            return Ok(());
+        };
+        if all {
+            self.written.clear();
+        }
+        let changed: Vec<(String, NodeView)> = self
+            .views
+            .iter()
+            .filter(|(k, v)| {
+                self.written
+                    .get(*k)
+                    .is_none_or(|w| !same_state(w, v) || moved(w, v))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, view) in changed {
+            let path = self.keys.view(&self.settings.name, &view.pool, &view.node);
+            let options = Some(PutOptions::new().with_lease(lease));
+            self.timed(client.put(path, json(&view), options)).await??;
+            self.written.insert(key, view);
+        }
+        Ok(())
+    }
+
+    /// Cut off: requests are kept for the next session (views) or refused (drains).
+    fn offline(&mut self, request: Request) {
+        match request {
+            Request::View(view) => {
+                self.views
+                    .insert(format!("{}/{}", view.pool, view.node), view);
+            }
+            Request::Drains(_, reply) => {
+                let _ = reply.send(Err("this member cannot reach etcd".into()));
+            }
+            Request::Propose(_) => {}
+            Request::Digest(digest) => self.digest = digest,
+        }
+        self.check_expiry();
+    }
+
+    fn contact(&mut self) {
+        let changed = !self.state.connected || self.state.expired;
+        self.state.connected = true;
+        self.state.expired = false;
+        self.state.lost_reason = None;
+        self.state.last_contact = Some(Instant::now());
+        if changed {
+            self.send();
+        }
+    }
+
+    fn lost(&mut self, reason: &str) {
+        if self.state.connected || self.state.lost_reason.is_none() {
+            warn!(member = %self.settings.name, reason, "cut off from etcd");
+        }
+        self.state.connected = false;
+        self.state.leading = false;
+        self.state.lost_reason = Some(reason.to_string());
+        self.check_expiry();
+        self.send();
+    }
+
+    /// Cut off for longer than the lease: etcd has dropped this member's keys by now.
+    fn check_expiry(&mut self) {
+        let expired = self
+            .state
+            .last_contact
+            .is_none_or(|t| t.elapsed() >= self.settings.lease);
+        if expired && !self.state.expired && !self.state.connected {
+            self.state.expired = true;
+            warn!(member = %self.settings.name, lease = ?self.settings.lease,
+                  "cut off from etcd for longer than the lease");
+            self.send();
+        }
+    }
+
+    fn send(&self) {
+        self.publish.send_replace(Arc::new(self.state.clone()));
+    }
+
+    async fn timed<F: Future>(&self, f: F) -> Result<F::Output, Error> {
+        tokio::time::timeout(self.budget, f)
+            .await
+            .map_err(|_| Error::Timeout(self.budget))
+    }
+}
+
+/// Two views that differ at most in positions and reason: not worth an immediate write.
+fn same_state(a: &NodeView, b: &NodeView) -> bool {
+    let strip = |v: &NodeView| {
+        v.db.clone().map(|mut db| {
+            db.position = None;
+            db.gtid = None;
+            db
+        })
+    };
+    a.health == b.health && strip(a) == strip(b)
+}
+
+/// The replication positions differ.
+fn moved(a: &NodeView, b: &NodeView) -> bool {
+    let positions = |v: &NodeView| v.db.as_ref().map(|db| (db.position, db.gtid.clone()));
+    positions(a) != positions(b)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Plain data (strings, numbers, maps with string keys): serialising cannot fail.
+    serde_json::to_vec(value).expect("cluster values serialise")
+}

@@ -1,0 +1,168 @@
+//! What members store in etcd, and under which keys (docs/cluster.md, "Keys"). Values are
+//! JSON; names of pools and nodes travel in the values, so that only the member's name
+//! (which has no `/`) is read back from a key.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::status::Health;
+use crate::engine::DbStatus;
+
+/// The keys under `[cluster] prefix`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub prefix: String,
+}
+
+impl Keys {
+    /// `{prefix}members/{name}`: a live member (under its lease) and its config digest.
+    pub fn member(&self, name: &str) -> String {
+        format!("{}members/{name}", self.prefix)
+    }
+
+    /// `{prefix}views/{member}/{pool}/{node}`: one member's view of one node (its lease).
+    pub fn view(&self, member: &str, pool: &str, node: &str) -> String {
+        format!("{}views/{member}/{pool}/{node}", self.prefix)
+    }
+
+    /// `{prefix}leader`: the leader's name, under its lease.
+    pub fn leader(&self) -> String {
+        format!("{}leader", self.prefix)
+    }
+
+    /// `{prefix}decision`: the agreed answers (no lease: they outlive every member).
+    pub fn decision(&self) -> String {
+        format!("{}decision", self.prefix)
+    }
+
+    /// `{prefix}drains`: the drained nodes, cluster-wide.
+    pub fn drains(&self) -> String {
+        format!("{}drains", self.prefix)
+    }
+
+    /// What a key is, relative to the prefix.
+    pub fn parse<'k>(&self, key: &'k str) -> Option<Key<'k>> {
+        let rest = key.strip_prefix(self.prefix.as_str())?;
+        if let Some(member) = rest.strip_prefix("members/") {
+            return Some(Key::Member(member));
+        }
+        if let Some(view) = rest.strip_prefix("views/") {
+            let (member, node) = view.split_once('/')?;
+            return Some(Key::View(member, node));
+        }
+        match rest {
+            "leader" => Some(Key::Leader),
+            "decision" => Some(Key::Decision),
+            "drains" => Some(Key::Drains),
+            _ => None,
+        }
+    }
+}
+
+/// A key, parsed. A view carries the rest of its key (`pool/node`) to tell it apart.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Key<'k> {
+    Member(&'k str),
+    View(&'k str, &'k str),
+    Leader,
+    Decision,
+    Drains,
+}
+
+/// A live member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Digest of the pools and records of its configuration (`config_digest`).
+    pub digest: String,
+    pub version: String,
+}
+
+/// One member's view of one node: its own checks, rise/fall applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub pool: String,
+    pub node: String,
+    pub health: Health,
+    /// The last probe's detail.
+    pub reason: String,
+    #[serde(default)]
+    pub db: Option<DbStatus>,
+}
+
+/// The agreed answers, written by the leader in a transaction guarded by its leadership.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreed {
+    pub leader: String,
+    /// The leadership that wrote it: the create revision of the leader key.
+    pub epoch: i64,
+    /// Decisions written so far in this cluster (continues across leaders).
+    pub seq: u64,
+    /// The SOA serial every member gives its zones for these answers.
+    pub serial: u32,
+    /// When the leader decided (Unix milliseconds), for the time to serve it.
+    pub decided_ms: u64,
+    /// The digest of the configuration the leader decided with.
+    pub digest: String,
+    pub records: Vec<AgreedRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgreedRecord {
+    pub name: String,
+    pub answer: AgreedAnswer,
+    /// Why it answers this (the engine's reason for its last change).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AgreedAnswer {
+    Pending,
+    Nodata,
+    Servfail,
+    Nodes { nodes: Vec<AgreedNode> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreedNode {
+    pub node: String,
+    pub address: IpAddr,
+}
+
+/// A drained node, cluster-wide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub pool: String,
+    pub node: String,
+    #[serde(default)]
+    pub since: String,
+}
+
+impl Agreed {
+    /// The records' answers by name.
+    pub fn by_name(&self) -> BTreeMap<&str, &AgreedRecord> {
+        self.records.iter().map(|r| (r.name.as_str(), r)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_parsed_back() {
+        let keys = Keys {
+            prefix: "/hadns/prod/".into(),
+        };
+        let view = keys.view("dc1", "pg", "pg/1");
+        assert_eq!(keys.parse(&view), Some(Key::View("dc1", "pg/pg/1")));
+        assert_eq!(keys.parse(&keys.member("dc2")), Some(Key::Member("dc2")));
+        assert_eq!(keys.parse(&keys.leader()), Some(Key::Leader));
+        assert_eq!(keys.parse(&keys.decision()), Some(Key::Decision));
+        assert_eq!(keys.parse(&keys.drains()), Some(Key::Drains));
+        assert_eq!(keys.parse("/hadns/other/leader"), None);
+        assert_eq!(keys.parse("/hadns/prod/unknown"), None);
+    }
+}

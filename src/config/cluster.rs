@@ -1,0 +1,191 @@
+//! `[cluster]`: several hadns members agreeing through etcd (docs/cluster.md).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Problem;
+use super::fields::{choice, duration_at_least, read_secret, required};
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawCluster {
+    name: Option<String>,
+    etcd: Option<Vec<String>>,
+    prefix: Option<String>,
+    lease: Option<toml::Value>,
+    on_lost: Option<String>,
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    user: Option<String>,
+    password_file: Option<String>,
+}
+
+/// `[cluster]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// This member's name, unique in the cluster.
+    pub name: String,
+    /// etcd endpoints (`http://host:port` or `https://host:port`).
+    pub etcd: Vec<String>,
+    /// Every key hadns writes starts with it; it ends with `/`.
+    pub prefix: String,
+    /// This member's lease: its observations, and its leadership, die with it.
+    pub lease: Duration,
+    pub on_lost: OnLost,
+    pub tls: Option<Tls>,
+    /// etcd user and password (read from `password_file`).
+    pub auth: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, both or neither.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// What a member cut off from etcd answers for failover names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLost {
+    /// The last agreed answers.
+    Keep,
+    /// SERVFAIL (clients try another server).
+    Servfail,
+}
+
+const DEFAULT_PREFIX: &str = "/hadns/";
+const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+/// etcd leases are whole seconds, at least its own minimum.
+const MIN_LEASE: Duration = Duration::from_secs(2);
+
+pub(super) fn validate_cluster(
+    raw: RawCluster,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Cluster {
+    let name = required(raw.name, "cluster.name", problems).unwrap_or_default();
+    if name.contains('/') {
+        problems.push(Problem::new(
+            "cluster.name",
+            format!("{name:?} must not contain '/'"),
+        ));
+    }
+    let etcd = raw.etcd.unwrap_or_default();
+    if etcd.is_empty() {
+        problems.push(Problem::new(
+            "cluster.etcd",
+            "needs at least one endpoint (\"http://10.0.0.5:2379\")",
+        ));
+    }
+    let https = etcd.iter().any(|e| e.starts_with("https://"));
+    for (i, endpoint) in etcd.iter().enumerate() {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        if !rest.is_some_and(|r| !r.is_empty() && r.contains(':')) {
+            problems.push(Problem::new(
+                format!("cluster.etcd[{i}]"),
+                format!("{endpoint:?} is not an endpoint such as \"http://10.0.0.5:2379\""),
+            ));
+        } else if https != endpoint.starts_with("https://") {
+            problems.push(Problem::new(
+                format!("cluster.etcd[{i}]"),
+                format!("{endpoint:?}: the endpoints mix http and https"),
+            ));
+        }
+    }
+    let mut prefix = raw.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+    if !prefix.starts_with('/') {
+        problems.push(Problem::new(
+            "cluster.prefix",
+            format!("{prefix:?} must start with '/'"),
+        ));
+    }
+    if !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    let lease = duration_at_least(
+        raw.lease,
+        DEFAULT_LEASE,
+        MIN_LEASE,
+        "cluster.lease",
+        problems,
+    );
+    if lease.subsec_nanos() != 0 {
+        problems.push(Problem::new(
+            "cluster.lease",
+            format!("{lease:?}: etcd leases are whole seconds"),
+        ));
+    }
+    let on_lost = choice(
+        raw.on_lost.as_deref(),
+        OnLost::Keep,
+        ("on_lost", "keep, servfail"),
+        "cluster.on_lost",
+        problems,
+    );
+    let file = |f: Option<String>| f.map(|f| base.join(f));
+    let (ca_file, cert_file, key_file) =
+        (file(raw.ca_file), file(raw.cert_file), file(raw.key_file));
+    for (key, f) in [
+        ("cluster.ca_file", &ca_file),
+        ("cluster.cert_file", &cert_file),
+        ("cluster.key_file", &key_file),
+    ] {
+        if let Some(f) = f
+            && let Err(e) = std::fs::metadata(f)
+        {
+            problems.push(Problem::new(key, format!("{}: {e}", f.display())));
+        }
+    }
+    let identity = match (cert_file, key_file) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            problems.push(Problem::new(
+                "cluster.cert_file",
+                "cert_file and key_file go together",
+            ));
+            None
+        }
+    };
+    let tls = (ca_file.is_some() || identity.is_some()).then_some(Tls { ca_file, identity });
+    if tls.is_some() && !https {
+        problems.push(Problem::new(
+            "cluster.ca_file",
+            "TLS files need https:// endpoints",
+        ));
+    }
+    let auth = match (raw.user, raw.password_file) {
+        (Some(user), Some(file)) => {
+            let file = base.join(file);
+            match read_secret(&file).map(|p| p.trim().to_string()) {
+                Ok(password) => Some((user, password)),
+                Err(message) => {
+                    problems.push(Problem::new("cluster.password_file", message));
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+        _ => {
+            problems.push(Problem::new(
+                "cluster.user",
+                "user and password_file go together",
+            ));
+            None
+        }
+    };
+    Cluster {
+        name,
+        etcd,
+        prefix,
+        lease,
+        on_lost,
+        tls,
+        auth,
+    }
+}
