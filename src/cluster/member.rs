@@ -3,8 +3,9 @@
 //! member's views under it, reads the prefix and watches it from the revision it read,
 //! campaigns when there is no leader, and writes the leader's decisions in a transaction
 //! guarded by its leadership. Any failure ends the session: the state says the member is
-//! cut off, and a new session starts after a short wait. A watch that lost its revision
-//! to a compaction reads the prefix again and watches from there.
+//! cut off (and keeps what it knew), and a new session starts after a short wait, its
+//! watch resuming from the last revision seen. A watch whose revision etcd compacted away
+//! reads the prefix again and watches from there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub(super) async fn run(
         lease: None,
         views: BTreeMap::new(),
         written: BTreeMap::new(),
+        leader_lease: None,
     };
     loop {
         match member.session(&mut inbox, &shutdown).await {
@@ -85,6 +87,8 @@ struct Member {
     views: BTreeMap<String, NodeView>,
     /// What etcd holds of them under the current lease.
     written: BTreeMap<String, NodeView>,
+    /// The lease the leader key is held under.
+    leader_lease: Option<i64>,
 }
 
 impl Member {
@@ -107,7 +111,12 @@ impl Member {
         self.timed(client.put(key, json(&info), with_lease.clone()))
             .await??;
         self.write_views(&mut client, true).await?;
-        let mut watch = self.load(&mut client).await?;
+        // Back after a cut: the watch resumes where it stopped (etcd replays what was
+        // missed), unless etcd compacted that revision away; then it reads again.
+        let mut watch = match self.state.revision {
+            0 => self.load(&mut client).await?,
+            seen => self.watch_from(&mut client, seen + 1).await?,
+        };
         self.contact();
         info!(member = %self.settings.name, lease, "connected to etcd");
         self.campaign(&mut client).await?;
@@ -222,12 +231,16 @@ impl Member {
             self.apply(kv, true);
         }
         self.state.revision = revision;
+        self.send();
+        self.watch_from(client, revision + 1).await
+    }
+
+    async fn watch_from(&self, client: &mut Client, revision: i64) -> Result<WatchStream, Error> {
         let options = WatchOptions::new()
             .with_prefix()
-            .with_start_revision(revision + 1);
-        let watch = self.timed(client.watch(prefix, Some(options))).await??;
-        self.send();
-        Ok(watch)
+            .with_start_revision(revision);
+        let prefix = self.keys.prefix.as_str();
+        Ok(self.timed(client.watch(prefix, Some(options))).await??)
     }
 
     /// Takes one key's new value (or its deletion) into the state.
@@ -263,13 +276,8 @@ impl Member {
             Key::Leader => {
                 let name = String::from_utf8_lossy(value).to_string();
                 self.state.leader = put.then_some((name, kv.create_revision()));
-                self.state.leading = put
-                    && self
-                        .state
-                        .leader
-                        .as_ref()
-                        .is_some_and(|(n, _)| *n == self.settings.name)
-                    && Some(kv.lease()) == self.lease;
+                self.leader_lease = put.then_some(kv.lease());
+                self.leads();
             }
             Key::Decision => {
                 self.state.decision = put.then(|| serde_json::from_slice(value).ok()).flatten();
@@ -281,6 +289,18 @@ impl Member {
                     .unwrap_or_default();
             }
         }
+    }
+
+    /// This member leads while the leader key is its own, under its current lease.
+    fn leads(&mut self) {
+        self.state.leading = self.state.connected
+            && self.leader_lease.is_some()
+            && self.leader_lease == self.lease
+            && self
+                .state
+                .leader
+                .as_ref()
+                .is_some_and(|(n, _)| *n == self.settings.name);
     }
 
     /// Takes the leader key when nobody holds it.
@@ -417,6 +437,8 @@ impl Member {
     fn contact(&mut self) {
         let changed = !self.state.connected || self.state.expired;
         self.state.connected = true;
+        // Back with the lease it had: the leader key may still be its own.
+        self.leads();
         self.state.expired = false;
         self.state.lost_reason = None;
         self.state.last_contact = Some(Instant::now());

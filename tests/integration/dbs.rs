@@ -109,10 +109,12 @@ impl Pg {
         run(init);
         let hba = data.join("pg_hba.conf");
         let mut text = std::fs::read_to_string(&hba).unwrap();
-        // Loopback for most tests; 198.51.100.0/24 for the downtime benchmark's namespace.
+        // Loopback for most tests; 198.51.100.0/24 for the downtime benchmark's namespace;
+        // 198.18.0.0/15 for the cluster tests' members (cluster_site.rs).
         text.push_str(
             "host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n\
-             host all all 198.51.100.0/24 trust\nhost replication all 198.51.100.0/24 trust\n",
+             host all all 198.51.100.0/24 trust\nhost replication all 198.51.100.0/24 trust\n\
+             host all all 198.18.0.0/15 trust\nhost replication all 198.18.0.0/15 trust\n",
         );
         std::fs::write(&hba, text).unwrap();
         Pg::started(ip, port, data, dir)

@@ -235,7 +235,19 @@ impl Hadns {
     /// Starts `hadns serve` inside network namespace `ns` (`ip netns exec`, which execs
     /// hadns, so signals reach it directly).
     pub async fn start_in_netns(ns: &str, config: &str) -> Hadns {
-        let (dir, path) = write_config(config, ZONE, &["127.0.0.1:0"]);
+        Hadns::start_in_netns_at(ns, config, &["127.0.0.1:0"], |_| {}).await
+    }
+
+    /// Like `start_in_netns`, listening on `listen`; `prepare` may add files to the
+    /// config's directory first.
+    pub async fn start_in_netns_at(
+        ns: &str,
+        config: &str,
+        listen: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Hadns {
+        let (dir, path) = write_config(config, ZONE, listen);
+        prepare(dir.path());
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -253,7 +265,7 @@ impl Hadns {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        Hadns::attach(child, dir, 1).await
+        Hadns::attach(child, dir, listen.len()).await
     }
 
     /// Follows a started hadns: collects its log and waits for its listening lines.

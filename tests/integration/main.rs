@@ -1,6 +1,8 @@
 //! Integration tests: the real binary, real sockets, real backends.
 
 mod admin;
+mod cluster;
+mod cluster_site;
 mod concurrency;
 mod config_errors;
 mod dbs;

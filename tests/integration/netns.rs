@@ -60,31 +60,40 @@ fn ip_output(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// Whether the namespace tests can run: root and `ip`. Without them they fail, unless
+/// HADNS_SKIP_NETNS=1 is set explicitly (outside CI): then they are skipped.
+pub fn can_build() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let has_ip = Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !root || !has_ip {
+        let why = if !root {
+            "they need root"
+        } else {
+            "`ip` (iproute2) is missing"
+        };
+        // A skip must be a person's decision on a machine without root, never something
+        // a CI job inherits: there these tests run or fail.
+        if std::env::var("HADNS_SKIP_NETNS").as_deref() == Ok("1")
+            && std::env::var_os("CI").is_none()
+        {
+            eprintln!("network namespace tests skipped: {why}, and HADNS_SKIP_NETNS=1 is set");
+            return false;
+        }
+        panic!(
+            "network namespace tests cannot run: {why}. Run them as root, or set HADNS_SKIP_NETNS=1 to skip them explicitly (not honoured when CI is set)."
+        );
+    }
+    true
+}
+
 impl Topology {
     /// Builds the topology, or returns None when HADNS_SKIP_NETNS=1 and it cannot be built.
     pub fn build() -> Option<Topology> {
-        let root = nix::unistd::geteuid().is_root();
-        let has_ip = Command::new("ip")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !root || !has_ip {
-            let why = if !root {
-                "they need root"
-            } else {
-                "`ip` (iproute2) is missing"
-            };
-            // A skip must be a person's decision on a machine without root, never something
-            // a CI job inherits: there these tests run or fail.
-            if std::env::var("HADNS_SKIP_NETNS").as_deref() == Ok("1")
-                && std::env::var_os("CI").is_none()
-            {
-                eprintln!("network namespace tests skipped: {why}, and HADNS_SKIP_NETNS=1 is set");
-                return None;
-            }
-            panic!(
-                "network namespace tests cannot run: {why}. Run them as root, or set HADNS_SKIP_NETNS=1 to skip them explicitly (not honoured when CI is set)."
-            );
+        if !can_build() {
+            return None;
         }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let topology = Topology {

@@ -1,0 +1,371 @@
+//! Cluster mode (docs/cluster.md): three hadns members, each in a namespace of its own,
+//! agreeing through a real three-member etcd (cluster_site.rs). Members are cut off from a
+//! node or from etcd with blackhole routes; etcd members and hadns members are killed.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+
+use crate::cluster_site::{MEMBERS, Site};
+use crate::dbs::Pg;
+use crate::harness::*;
+
+const WWW: &str = "www.example.internal.";
+const DB: &str = "db.example.internal.";
+/// Generous: etcd elections, leases of 2 s, and a loaded machine.
+const LIMIT: Duration = Duration::from_secs(30);
+const ALL: [usize; 3] = [0, 1, 2];
+
+/// Three members over a tcp pool of two nodes (node1 preferred), each member with its
+/// `[cluster]` extras; returns once every member answers node1.
+async fn web_cluster(extras: [&str; 3]) -> Option<(Site, Vec<Hadns>, TcpBackend, TcpBackend)> {
+    let mut site = Site::build()?;
+    site.start_etcd().await;
+    let node1 = TcpBackend::start(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let pool = tcp_pool_config(
+        &[&node1, &node2],
+        "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
+        "",
+    );
+    let mut members = Vec::new();
+    for (i, extra) in extras.iter().enumerate() {
+        members.push(site.start_member(i, &site.member_config(i, extra, &pool)).await);
+    }
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+    Some((site, members, node1, node2))
+}
+
+/// Asserts that every member in `members` answers `expected` on every query for `period`
+/// (what must not happen is a move: this watches for one).
+async fn holds_for(
+    site: &Site,
+    members: &[usize],
+    expected: &Result<Vec<IpAddr>, ResponseCode>,
+    period: Duration,
+) {
+    let end = Instant::now() + period;
+    while Instant::now() < end {
+        for &i in members {
+            let answer = site.answer(i, WWW).await;
+            assert_eq!(&answer, expected, "{} moved", MEMBERS[i]);
+        }
+    }
+}
+
+/// Waits until member `i`'s status says it is (or is not) connected to etcd.
+async fn wait_connected(site: &Site, i: usize, connected: bool) {
+    wait_for(LIMIT, &format!("{} connected={connected}", MEMBERS[i]), || async {
+        site.status(i).await["cluster"]["connected"] == connected
+    })
+    .await;
+}
+
+/// The member index of the leader, as member `i` sees it.
+async fn leader_index(site: &Site, i: usize) -> Option<usize> {
+    let name = site.leader(i).await?;
+    MEMBERS.iter().position(|m| *m == name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
+    let Some(mut site) = Site::build() else { return };
+    site.start_etcd().await;
+    let node1 = TcpBackend::start(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let pg1 = Pg::init_primary_at(&site.node_ip(2), Some(5432));
+    let pg2 = Pg::init_standby_at(&site.node_ip(3), &pg1, Some(5432));
+    let pools = tcp_pool_config(&[&node1, &node2], "interval = \"100ms\"\nfall = 1", "")
+        + &pg_pool(&pg1.node("pg1", 100), &pg2.node("pg2", 50));
+    let mut members = Vec::new();
+    for i in ALL {
+        members.push(site.start_member(i, &site.member_config(i, "", &pools)).await);
+    }
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+    site.wait_answer(&ALL, DB, Ok(vec![pg1.ip]), LIMIT).await;
+    let agreed = || async {
+        let mut seen = Vec::new();
+        for i in ALL {
+            seen.push((
+                site.answer(i, WWW).await,
+                site.answer(i, DB).await,
+                site.serial(i).await,
+            ));
+        }
+        seen.windows(2).all(|w| w[0] == w[1])
+    };
+    wait_for(LIMIT, "the same answers and serial on every member", agreed).await;
+    let serial = site.serial(0).await;
+
+    // A change: every member serves it, with one new serial, the same everywhere.
+    let mut node1 = node1;
+    node1.stop().await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    wait_for(LIMIT, "the same serial after the change", agreed).await;
+    assert!(site.serial(1).await > serial);
+    let status = site.status(2).await;
+    assert_eq!(status["cluster"]["members"].as_array().unwrap().len(), 3);
+    assert_eq!(status["cluster"]["config_differs_from_leader"], false);
+    drop(members);
+}
+
+/// The postgres pool of the cluster tests: checked every 200 ms, `db` the primary.
+fn pg_pool(pg1: &str, pg2: &str) -> String {
+    format!(
+        "\n[[pool]]\nname = \"pg\"\ncheck = \"postgres\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n\
+         rise = 1\nfall = 1\n[pool.postgres]\nuser = \"postgres\"\nsslmode = \"disable\"\n\
+         {pg1}{pg2}\n[[record]]\nname = \"{DB}\"\npool = \"pg\"\nselect = \"primary\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_cut_off_from_a_node_moves_nobody_where_alone_it_would() {
+    let Some((site, _members, node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    site.cut(0, &site.node_ip(0));
+    wait_for(LIMIT, "m1 to see node1 down", || async {
+        let status = site.status(0).await;
+        let nodes = status["cluster"]["nodes"].as_array().unwrap().clone();
+        nodes
+            .iter()
+            .any(|n| n["node"] == "web1" && n["views"]["m1"] == "down" && n["merged"] == "up")
+    })
+    .await;
+    // Ten probe intervals: nobody moves.
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), Duration::from_secs(1)).await;
+
+    // The same member's view alone: a hadns without [cluster] in the same namespace moves.
+    let alone = tcp_pool_config(&[&node1, &node2], "interval = \"100ms\"\nfall = 1", "");
+    let listen = format!("{}:5300", site.member_ip(0));
+    let single = Hadns::start_in_netns_at(&site.ns("m1"), &alone, &[&listen], |_| {}).await;
+    let socket = tokio::net::UdpSocket::bind((site.ip(50).parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    wait_for(LIMIT, "the lone hadns to move to node2", || async {
+        let m = udp_exchange(
+            &socket,
+            single.addr,
+            &query_message(WWW, hickory_proto::rr::RecordType::A, None),
+        )
+        .await;
+        addresses(&m) == vec![node2.ip()]
+    })
+    .await;
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_node_moves_every_member() {
+    let Some((site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    node1.stop().await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    node1.restart().await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_leader_is_replaced_and_the_new_one_follows_a_failure() {
+    let Some((site, members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    let old = leader_index(&site, 0).await.expect("a leader");
+    let mut members: Vec<Option<Hadns>> = members.into_iter().map(Some).collect();
+    let killed = Instant::now();
+    members[old]
+        .take()
+        .unwrap()
+        .stop_with(nix::sys::signal::Signal::SIGKILL)
+        .await;
+    let rest: Vec<usize> = ALL.into_iter().filter(|&i| i != old).collect();
+    for &i in &rest {
+        wait_for(LIMIT, "a new leader", || async {
+            leader_index(&site, i).await.is_some_and(|l| l != old)
+        })
+        .await;
+    }
+    let takeover = killed.elapsed();
+    eprintln!("new leader {takeover:?} after the SIGKILL (lease 2 s)");
+    // Within the lease plus an election and a keepalive round, with slack for the machine.
+    assert!(takeover < Duration::from_secs(10), "{takeover:?}");
+    node1.stop().await;
+    site.wait_answer(&rest, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
+    let extras = ["", "on_lost = \"servfail\"", "on_lost = \"keep\""];
+    let Some((site, _members, mut node1, node2)) = web_cluster(extras).await else {
+        return;
+    };
+    site.cut_from_etcd(1);
+    site.cut_from_etcd(2);
+    wait_connected(&site, 1, false).await;
+    wait_connected(&site, 2, false).await;
+    site.wait_answer(&[1], WWW, Err(ResponseCode::ServFail), LIMIT)
+        .await;
+    holds_for(&site, &[2], &Ok(vec![node1.ip()]), Duration::from_millis(300)).await;
+    let status = site.status(1).await;
+    assert_eq!(status["cluster"]["serving"], "servfail (cut off from etcd)");
+
+    // The connected member (a majority of the live observers alone) moves; the others
+    // cannot know.
+    node1.stop().await;
+    site.wait_answer(&[0], WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    holds_for(&site, &[2], &Ok(vec![node1.ip()]), Duration::from_millis(300)).await;
+    site.wait_answer(&[1], WWW, Err(ResponseCode::ServFail), LIMIT)
+        .await;
+
+    site.heal_etcd(1);
+    site.heal_etcd(2);
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    wait_connected(&site, 1, true).await;
+    assert_eq!(site.status(1).await["cluster"]["serving"], "agreed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_etcd_quorum_no_answer_changes_until_it_returns() {
+    let Some((mut site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    site.stop_etcd_member(1);
+    site.stop_etcd_member(2);
+    for i in ALL {
+        wait_connected(&site, i, false).await;
+    }
+    node1.stop().await;
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), Duration::from_secs(2)).await;
+    site.restart_etcd_member(1);
+    site.restart_etcd_member(2);
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_whose_watch_revision_was_compacted_reads_again() {
+    let Some((site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    site.cut_from_etcd(2);
+    wait_connected(&site, 2, false).await;
+    node1.stop().await;
+    site.wait_answer(&[0, 1], WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    let status = site.etcdctl_run(&["endpoint", "status", "-w", "json"]);
+    let revision = serde_json::from_str::<serde_json::Value>(&status).unwrap()[0]["Status"]
+        ["header"]["revision"]
+        .as_i64()
+        .unwrap();
+    site.etcdctl_run(&["compact", &revision.to_string()]);
+    assert_eq!(site.status(2).await["cluster"]["resyncs"], 0);
+    site.heal_etcd(2);
+    site.wait_answer(&[2], WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    wait_for(LIMIT, "m3 to count its resynchronisation", || async {
+        site.status(2).await["cluster"]["resyncs"] == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_through_one_member_moves_every_member() {
+    let Some((site, _members, node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    let (code, body) = site.admin_post(1, "/pools/web/nodes/web1/drain").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("cluster-wide"), "{body}");
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    let status = site.status(2).await;
+    let web1 = &status["pools"][0]["nodes"][0];
+    assert_eq!(web1["drained"], true, "{web1}");
+    let (code, body) = site.admin_post(0, "/pools/web/nodes/web1/undrain").await;
+    assert_eq!(code, 200, "{body}");
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+}
+
+/// Samples every member's `db` answer until all answer `new`: no answer names two nodes,
+/// and a member that answered `new` never answers `old` again.
+async fn sample_until(site: &Site, old: IpAddr, new: IpAddr) {
+    let mut moved = [false; 3];
+    let deadline = Instant::now() + LIMIT;
+    while moved.iter().any(|m| !m) {
+        assert!(Instant::now() < deadline, "not every member moved: {moved:?}");
+        for i in ALL {
+            let answer = site.answer(i, DB).await.expect("db answers");
+            assert!(answer.len() <= 1, "{} answered two nodes: {answer:?}", MEMBERS[i]);
+            if answer == [new] {
+                moved[i] = true;
+            } else {
+                assert!(!moved[i], "{} went back to {old}", MEMBERS[i]);
+                assert_eq!(answer, [old], "{}", MEMBERS[i]);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_split_brain_seen_differently_agrees_on_the_newer_timeline() {
+    let Some(mut site) = Site::build() else { return };
+    site.start_etcd().await;
+    let pg1 = Pg::init_primary_at(&site.node_ip(2), Some(5432));
+    let pg2 = Pg::init_standby_at(&site.node_ip(3), &pg1, Some(5432));
+    pg2.wait_replaying().await;
+    let pools = pg_pool(&pg1.node("pg1", 100), &pg2.node("pg2", 50));
+    let mut members = Vec::new();
+    for i in ALL {
+        members.push(site.start_member(i, &site.member_config(i, "", &pools)).await);
+    }
+    site.wait_answer(&ALL, DB, Ok(vec![pg1.ip]), LIMIT).await;
+    // m1 sees only the old primary, m2 only the standby about to be promoted; m3 both.
+    site.cut(0, &site.node_ip(3));
+    site.cut(1, &site.node_ip(2));
+    wait_for(LIMIT, "m1 and m2 to lose a node each", || async {
+        let status = site.status(2).await;
+        let nodes = status["cluster"]["nodes"].as_array().unwrap().clone();
+        let view = |node: &str, member: &str| {
+            nodes
+                .iter()
+                .find(|n| n["node"] == node)
+                .map(|n| n["views"][member].clone())
+        };
+        view("pg2", "m1") == Some("down".into()) && view("pg1", "m2") == Some("down".into())
+    })
+    .await;
+    pg2.promote();
+    sample_until(&site, pg1.ip, pg2.ip).await;
+    let status = site.status(0).await;
+    let db = status["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == DB)
+        .unwrap()
+        .clone();
+    assert_eq!(db["nodes"], serde_json::json!(["pg2"]), "{db}");
+    holds_for_db(&site, pg2.ip).await;
+    drop(members);
+}
+
+/// Every member keeps answering `ip` for `db` for a second.
+async fn holds_for_db(site: &Site, ip: IpAddr) {
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        for i in ALL {
+            assert_eq!(site.answer(i, DB).await, Ok(vec![ip]), "{}", MEMBERS[i]);
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! A site for the cluster tests: a three-member etcd and the nodes on the host's side of a
+//! veth pair, and three hadns members, each in a network namespace of its own on a bridge,
+//! all on a /24 of 198.18.0.0/15 (RFC 2544 benchmarking addresses) that only this site
+//! uses. A member is cut off from an address with a blackhole route in its namespace.
+//!
+//! ```text
+//! host: .1 .2 .3 etcd   .11 .12 .13 .14 nodes   .50 the test's client
+//!   | veth
+//! bridge (own namespace) -- m1 .21 -- m2 .22 -- m3 .23   (hadns: DNS :53, admin :9153)
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use tokio::net::UdpSocket;
+
+use crate::harness::*;
+
+static SITES: AtomicU32 = AtomicU32::new(0);
+
+pub const MEMBERS: [&str; 3] = ["m1", "m2", "m3"];
+const ETCD: [u8; 3] = [1, 2, 3];
+/// Host addresses for the nodes' services and databases.
+pub const NODES: [u8; 4] = [11, 12, 13, 14];
+const CLIENT: u8 = 50;
+
+fn ip_cmd(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("cannot run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Site {
+    prefix: String,
+    /// `198.18.x.` or `198.19.x.`
+    net: String,
+    veth: String,
+    etcd: Vec<Option<Child>>,
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// Builds the namespaces and links, or returns None where the netns tests are skipped
+    /// (HADNS_SKIP_NETNS=1 without root; see netns.rs).
+    pub fn build() -> Option<Site> {
+        if !crate::netns::can_build() {
+            return None;
+        }
+        let n = SITES.fetch_add(1, Ordering::SeqCst);
+        let index = (std::process::id() * 16 + n) % 512;
+        let site = Site {
+            prefix: format!("hc{}x{n}", std::process::id()),
+            net: format!("198.{}.{}.", 18 + index / 256, index % 256),
+            veth: format!("hc{}v{n}", std::process::id()),
+            etcd: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let br = site.ns("br");
+        ip_cmd(&["netns", "add", &br]);
+        ip_cmd(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        ip_cmd(&["-n", &br, "link", "set", "br0", "up"]);
+        ip_cmd(&[
+            "link", "add", &site.veth, "type", "veth", "peer", "name", "host", "netns", &br,
+        ]);
+        ip_cmd(&["-n", &br, "link", "set", "host", "master", "br0", "up"]);
+        for last in ETCD.iter().chain(&NODES).chain(&[CLIENT]) {
+            let addr = format!("{}/24", site.ip(*last));
+            // The first address is the route's source; the rest are secondary.
+            ip_cmd(&["addr", "add", &addr, "dev", &site.veth]);
+        }
+        ip_cmd(&["link", "set", &site.veth, "up"]);
+        for (i, member) in MEMBERS.iter().enumerate() {
+            let ns = site.ns(member);
+            let port = format!("p{i}");
+            ip_cmd(&["netns", "add", &ns]);
+            ip_cmd(&[
+                "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ]);
+            ip_cmd(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
+            ip_cmd(&["-n", &ns, "link", "set", "lo", "up"]);
+            let addr = format!("{}/24", site.member_ip(i));
+            ip_cmd(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
+            ip_cmd(&["-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        Some(site)
+    }
+
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    pub fn ip(&self, last: u8) -> String {
+        format!("{}{last}", self.net)
+    }
+
+    pub fn member_ip(&self, member: usize) -> String {
+        self.ip(21 + member as u8)
+    }
+
+    /// A node's address on the host side (`NODES[i]`).
+    pub fn node_ip(&self, i: usize) -> String {
+        self.ip(NODES[i])
+    }
+
+    /// `"http://a:2379", ...` for a `[cluster] etcd` line.
+    pub fn endpoints(&self) -> String {
+        ETCD.iter()
+            .map(|e| format!("\"http://{}:2379\"", self.ip(*e)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn etcdctl(&self) -> Command {
+        let endpoints: Vec<String> = ETCD
+            .iter()
+            .map(|e| format!("http://{}:2379", self.ip(*e)))
+            .collect();
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .arg("--command-timeout=2s");
+        cmd
+    }
+
+    /// Runs etcdctl with `args`; its stdout.
+    pub fn etcdctl_run(&self, args: &[&str]) -> String {
+        let out = self.etcdctl().args(args).output().expect("cannot run etcdctl");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts the three etcd members and waits until the cluster has a leader.
+    pub async fn start_etcd(&mut self) {
+        for i in 0..ETCD.len() {
+            let child = self.etcd_member(i, "new");
+            self.etcd.push(Some(child));
+        }
+        wait_for(Duration::from_secs(30), "etcd to have a leader", || async {
+            self.etcdctl()
+                .args(["endpoint", "status"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .await;
+    }
+
+    fn etcd_member(&self, i: usize, state: &str) -> Child {
+        let ip = self.ip(ETCD[i]);
+        let cluster: Vec<String> = ETCD
+            .iter()
+            .enumerate()
+            .map(|(j, e)| format!("e{j}=http://{}:2380", self.ip(*e)))
+            .collect();
+        let data: PathBuf = self.dir.path().join(format!("e{i}"));
+        let log = std::fs::File::create(self.dir.path().join(format!("e{i}.log"))).unwrap();
+        Command::new("etcd")
+            .args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &format!("http://{ip}:2379")])
+            .args(["--advertise-client-urls", &format!("http://{ip}:2379")])
+            .args(["--listen-peer-urls", &format!("http://{ip}:2380")])
+            .args(["--initial-advertise-peer-urls", &format!("http://{ip}:2380")])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args(["--initial-cluster-state", state])
+            .args(["--initial-cluster-token", &self.prefix])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start etcd (the etcd-server package; scripts/test.sh installs it)")
+    }
+
+    /// Stops etcd member `i` (SIGKILL).
+    pub fn stop_etcd_member(&mut self, i: usize) {
+        if let Some(mut child) = self.etcd[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd member `i` again on its data.
+    pub fn restart_etcd_member(&mut self, i: usize) {
+        self.etcd[i] = Some(self.etcd_member(i, "existing"));
+    }
+
+    /// Cuts `member` off from `address`: a blackhole route in its namespace.
+    pub fn cut(&self, member: usize, address: &str) {
+        ip_cmd(&[
+            "-n",
+            &self.ns(MEMBERS[member]),
+            "route",
+            "add",
+            "blackhole",
+            &format!("{address}/32"),
+        ]);
+    }
+
+    pub fn heal(&self, member: usize, address: &str) {
+        ip_cmd(&[
+            "-n",
+            &self.ns(MEMBERS[member]),
+            "route",
+            "del",
+            "blackhole",
+            &format!("{address}/32"),
+        ]);
+    }
+
+    pub fn cut_from_etcd(&self, member: usize) {
+        for e in ETCD {
+            self.cut(member, &self.ip(e));
+        }
+    }
+
+    pub fn heal_etcd(&self, member: usize) {
+        for e in ETCD {
+            self.heal(member, &self.ip(e));
+        }
+    }
+
+    /// The `[dns]`, `[admin]` and `[cluster]` tables of member `i`, and `rest`.
+    pub fn member_config(&self, i: usize, cluster_extra: &str, rest: &str) -> String {
+        format!(
+            "[admin]\nlisten = \"{ip}:9153\"\ntoken_file = \"token\"\n\n\
+             [cluster]\nname = \"{name}\"\netcd = [{endpoints}]\nprefix = \"/hadns/test/\"\n\
+             lease = \"2s\"\n{cluster_extra}\n\n{rest}",
+            ip = self.member_ip(i),
+            name = MEMBERS[i],
+            endpoints = self.endpoints(),
+        )
+    }
+
+    /// Starts hadns in member `i`'s namespace with `config` (from `member_config`, or
+    /// any other), DNS on its address, port 53.
+    pub async fn start_member(&self, i: usize, config: &str) -> Hadns {
+        let listen = format!("{}:53", self.member_ip(i));
+        Hadns::start_in_netns_at(&self.ns(MEMBERS[i]), config, &[&listen], |dir| {
+            let token = dir.join("token");
+            std::fs::write(&token, "cluster-test-token\n").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        })
+        .await
+    }
+
+    /// Queries member `i` for `name` from the host's client address.
+    pub async fn query(&self, i: usize, name: &str, qtype: RecordType) -> Message {
+        let socket = UdpSocket::bind(SocketAddr::new(self.client_ip(), 0))
+            .await
+            .unwrap();
+        let server: SocketAddr = format!("{}:53", self.member_ip(i)).parse().unwrap();
+        udp_exchange(&socket, server, &query_message(name, qtype, None)).await
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        self.ip(CLIENT).parse().unwrap()
+    }
+
+    /// Member `i`'s answer for `name`: its addresses, or the response code.
+    pub async fn answer(&self, i: usize, name: &str) -> Result<Vec<IpAddr>, ResponseCode> {
+        let m = self.query(i, name, RecordType::A).await;
+        if m.metadata.response_code != ResponseCode::NoError {
+            return Err(m.metadata.response_code);
+        }
+        Ok(addresses(&m))
+    }
+
+    pub async fn serial(&self, i: usize) -> u32 {
+        let m = self.query(i, "example.internal.", RecordType::SOA).await;
+        match &m.answers[0].data {
+            RData::SOA(soa) => soa.serial,
+            other => panic!("not an SOA: {other:?}"),
+        }
+    }
+
+    /// Waits until each of `members` answers `name` with `expected`.
+    pub async fn wait_answer(&self, members: &[usize], name: &str, expected: Result<Vec<IpAddr>, ResponseCode>, limit: Duration) {
+        for &i in members {
+            wait_for(limit, &format!("{} to answer {name} {expected:?}", MEMBERS[i]), || async {
+                self.answer(i, name).await == expected
+            })
+            .await;
+        }
+    }
+
+    /// Member `i`'s `/status`.
+    pub async fn status(&self, i: usize) -> serde_json::Value {
+        let client = reqwest::Client::builder()
+            .local_address(self.client_ip())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let url = format!("http://{}:9153/status", self.member_ip(i));
+        let body = client.get(url).send().await.unwrap().text().await.unwrap();
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// POSTs an admin command (`/drain?pool=web&node=web1`) to member `i`.
+    pub async fn admin_post(&self, i: usize, path: &str) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .local_address(self.client_ip())
+            .build()
+            .unwrap();
+        let url = format!("http://{}:9153{path}", self.member_ip(i));
+        let response = client
+            .post(url)
+            .bearer_auth("cluster-test-token")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// The member that leads, as member `i` sees it.
+    pub async fn leader(&self, i: usize) -> Option<String> {
+        self.status(i).await["cluster"]["leader"]
+            .as_str()
+            .map(String::from)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        for i in 0..self.etcd.len() {
+            self.stop_etcd_member(i);
+        }
+        for host in MEMBERS.iter().chain(&["br"]) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(host)])
+                .output();
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).output();
+    }
+}
