@@ -178,3 +178,33 @@ fn duplicate_names_and_selectors() {
             .starts_with("record[0].select: \"primary\" needs a pool whose check knows roles")
     );
 }
+
+#[test]
+fn a_cluster_section_has_defaults_and_keeps_its_names() {
+    let text = format!("{GOOD}\n[cluster]\nname = \"dc1\"\netcd = [\"http://10.0.0.5:2379\"]\n");
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    let cluster = config.cluster.unwrap();
+    assert_eq!(cluster.name, "dc1");
+    assert_eq!(cluster.prefix, "/hadns/");
+    assert_eq!(cluster.lease, Duration::from_secs(3));
+    assert_eq!(cluster.on_lost, OnLost::Keep);
+    assert_eq!((cluster.tls, cluster.auth), (None, None));
+    let text = text.replace(
+        "name = \"dc1\"",
+        "name = \"dc1\"\nprefix = \"/hadns/prod\"\nlease = \"5s\"\non_lost = \"servfail\"",
+    );
+    let cluster = Config::from_toml(&text, Path::new("."))
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(
+        cluster.prefix, "/hadns/prod/",
+        "a prefix always ends with /"
+    );
+    assert_eq!(cluster.lease, Duration::from_secs(5));
+    assert_eq!(cluster.on_lost, OnLost::Servfail);
+    assert!(
+        problems(&text.replace("\"5s\"", "\"2500ms\""))
+            .contains(&"cluster.lease: 2.5s: etcd leases are whole seconds".to_string())
+    );
+}

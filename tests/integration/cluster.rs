@@ -31,7 +31,10 @@ async fn web_cluster(extras: [&str; 3]) -> Option<(Site, Vec<Hadns>, TcpBackend,
     );
     let mut members = Vec::new();
     for (i, extra) in extras.iter().enumerate() {
-        members.push(site.start_member(i, &site.member_config(i, extra, &pool)).await);
+        members.push(
+            site.start_member(i, &site.member_config(i, extra, &pool))
+                .await,
+        );
     }
     site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
         .await;
@@ -57,9 +60,11 @@ async fn holds_for(
 
 /// Waits until member `i`'s status says it is (or is not) connected to etcd.
 async fn wait_connected(site: &Site, i: usize, connected: bool) {
-    wait_for(LIMIT, &format!("{} connected={connected}", MEMBERS[i]), || async {
-        site.status(i).await["cluster"]["connected"] == connected
-    })
+    wait_for(
+        LIMIT,
+        &format!("{} connected={connected}", MEMBERS[i]),
+        || async { site.status(i).await["cluster"]["connected"] == connected },
+    )
     .await;
 }
 
@@ -71,7 +76,9 @@ async fn leader_index(site: &Site, i: usize) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
-    let Some(mut site) = Site::build() else { return };
+    let Some(mut site) = Site::build() else {
+        return;
+    };
     site.start_etcd().await;
     let node1 = TcpBackend::start(&site.node_ip(0)).await;
     let node2 = TcpBackend::start(&site.node_ip(1)).await;
@@ -81,7 +88,10 @@ async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
         + &pg_pool(&pg1.node("pg1", 100), &pg2.node("pg2", 50));
     let mut members = Vec::new();
     for i in ALL {
-        members.push(site.start_member(i, &site.member_config(i, "", &pools)).await);
+        members.push(
+            site.start_member(i, &site.member_config(i, "", &pools))
+                .await,
+        );
     }
     site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
         .await;
@@ -156,7 +166,13 @@ async fn a_member_cut_off_from_a_node_moves_nobody_where_alone_it_would() {
         addresses(&m) == vec![node2.ip()]
     })
     .await;
-    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), Duration::from_millis(300)).await;
+    holds_for(
+        &site,
+        &ALL,
+        &Ok(vec![node1.ip()]),
+        Duration::from_millis(300),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,7 +229,13 @@ async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
     wait_connected(&site, 2, false).await;
     site.wait_answer(&[1], WWW, Err(ResponseCode::ServFail), LIMIT)
         .await;
-    holds_for(&site, &[2], &Ok(vec![node1.ip()]), Duration::from_millis(300)).await;
+    holds_for(
+        &site,
+        &[2],
+        &Ok(vec![node1.ip()]),
+        Duration::from_millis(300),
+    )
+    .await;
     let status = site.status(1).await;
     assert_eq!(status["cluster"]["serving"], "servfail (cut off from etcd)");
 
@@ -222,7 +244,13 @@ async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
     node1.stop().await;
     site.wait_answer(&[0], WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;
-    holds_for(&site, &[2], &Ok(vec![node1.ip()]), Duration::from_millis(300)).await;
+    holds_for(
+        &site,
+        &[2],
+        &Ok(vec![node1.ip()]),
+        Duration::from_millis(300),
+    )
+    .await;
     site.wait_answer(&[1], WWW, Err(ResponseCode::ServFail), LIMIT)
         .await;
 
@@ -303,10 +331,17 @@ async fn sample_until(site: &Site, old: IpAddr, new: IpAddr) {
     let mut moved = [false; 3];
     let deadline = Instant::now() + LIMIT;
     while moved.iter().any(|m| !m) {
-        assert!(Instant::now() < deadline, "not every member moved: {moved:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not every member moved: {moved:?}"
+        );
         for i in ALL {
             let answer = site.answer(i, DB).await.expect("db answers");
-            assert!(answer.len() <= 1, "{} answered two nodes: {answer:?}", MEMBERS[i]);
+            assert!(
+                answer.len() <= 1,
+                "{} answered two nodes: {answer:?}",
+                MEMBERS[i]
+            );
             if answer == [new] {
                 moved[i] = true;
             } else {
@@ -319,7 +354,9 @@ async fn sample_until(site: &Site, old: IpAddr, new: IpAddr) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgres_split_brain_seen_differently_agrees_on_the_newer_timeline() {
-    let Some(mut site) = Site::build() else { return };
+    let Some(mut site) = Site::build() else {
+        return;
+    };
     site.start_etcd().await;
     let pg1 = Pg::init_primary_at(&site.node_ip(2), Some(5432));
     let pg2 = Pg::init_standby_at(&site.node_ip(3), &pg1, Some(5432));
@@ -327,7 +364,10 @@ async fn a_postgres_split_brain_seen_differently_agrees_on_the_newer_timeline() 
     let pools = pg_pool(&pg1.node("pg1", 100), &pg2.node("pg2", 50));
     let mut members = Vec::new();
     for i in ALL {
-        members.push(site.start_member(i, &site.member_config(i, "", &pools)).await);
+        members.push(
+            site.start_member(i, &site.member_config(i, "", &pools))
+                .await,
+        );
     }
     site.wait_answer(&ALL, DB, Ok(vec![pg1.ip]), LIMIT).await;
     // m1 sees only the old primary, m2 only the standby about to be promoted; m3 both.

@@ -30,7 +30,10 @@ pub const NODES: [u8; 4] = [11, 12, 13, 14];
 const CLIENT: u8 = 50;
 
 fn ip_cmd(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("cannot run ip");
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("cannot run ip");
     assert!(
         out.status.success(),
         "ip {}: {}",
@@ -134,7 +137,11 @@ impl Site {
 
     /// Runs etcdctl with `args`; its stdout.
     pub fn etcdctl_run(&self, args: &[&str]) -> String {
-        let out = self.etcdctl().args(args).output().expect("cannot run etcdctl");
+        let out = self
+            .etcdctl()
+            .args(args)
+            .output()
+            .expect("cannot run etcdctl");
         assert!(
             out.status.success(),
             "etcdctl {args:?}: {}",
@@ -174,7 +181,10 @@ impl Site {
             .args(["--listen-client-urls", &format!("http://{ip}:2379")])
             .args(["--advertise-client-urls", &format!("http://{ip}:2379")])
             .args(["--listen-peer-urls", &format!("http://{ip}:2380")])
-            .args(["--initial-advertise-peer-urls", &format!("http://{ip}:2380")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://{ip}:2380"),
+            ])
             .args(["--initial-cluster", &cluster.join(",")])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", &self.prefix])
@@ -290,11 +300,19 @@ impl Site {
     }
 
     /// Waits until each of `members` answers `name` with `expected`.
-    pub async fn wait_answer(&self, members: &[usize], name: &str, expected: Result<Vec<IpAddr>, ResponseCode>, limit: Duration) {
+    pub async fn wait_answer(
+        &self,
+        members: &[usize],
+        name: &str,
+        expected: Result<Vec<IpAddr>, ResponseCode>,
+        limit: Duration,
+    ) {
         for &i in members {
-            wait_for(limit, &format!("{} to answer {name} {expected:?}", MEMBERS[i]), || async {
-                self.answer(i, name).await == expected
-            })
+            wait_for(
+                limit,
+                &format!("{} to answer {name} {expected:?}", MEMBERS[i]),
+                || async { self.answer(i, name).await == expected },
+            )
             .await;
         }
     }
@@ -346,6 +364,8 @@ impl Drop for Site {
                 .args(["netns", "del", &self.ns(host)])
                 .output();
         }
-        let _ = Command::new("ip").args(["link", "del", &self.veth]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
     }
 }
