@@ -56,6 +56,7 @@ pub(super) async fn run(
         views: BTreeMap::new(),
         written: BTreeMap::new(),
         leader_lease: None,
+        catching_up: None,
     };
     loop {
         match member.session(&mut inbox, &shutdown).await {
@@ -89,6 +90,9 @@ struct Member {
     written: BTreeMap<String, NodeView>,
     /// The lease the leader key is held under.
     leader_lease: Option<i64>,
+    /// A resumed watch has not yet delivered everything missed while cut off: the
+    /// revision of this session's first write, which it will deliver last.
+    catching_up: Option<i64>,
 }
 
 impl Member {
@@ -106,17 +110,25 @@ impl Member {
             digest: self.digest.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
         };
-        let with_lease = Some(PutOptions::new().with_lease(lease));
-        let key = self.keys.member(&self.settings.name);
-        self.timed(client.put(key, json(&info), with_lease.clone()))
-            .await??;
-        self.write_views(&mut client, true).await?;
-        // Back after a cut: the watch resumes where it stopped (etcd replays what was
-        // missed), unless etcd compacted that revision away; then it reads again.
+        // Back after a cut, the watch resumes where it stopped and etcd replays what was
+        // missed, unless it compacted that revision away: then the member reads again.
+        let resumed = self.state.revision != 0;
         let mut watch = match self.state.revision {
             0 => self.load(&mut client).await?,
             seen => self.watch_from(&mut client, seen + 1).await?,
         };
+        let with_lease = Some(PutOptions::new().with_lease(lease));
+        let key = self.keys.member(&self.settings.name);
+        let put = self
+            .timed(client.put(key, json(&info), with_lease.clone()))
+            .await??;
+        // Until the replay reaches this write, what the member knows is old: it is not
+        // connected yet (it would serve, or hold vips for, an old decision). etcd delivers
+        // a watch's events in revision order, so seeing this write means the rest came.
+        if resumed {
+            self.catching_up = put.header().map(|h| h.revision());
+        }
+        self.write_views(&mut client, true).await?;
         self.contact();
         info!(member = %self.settings.name, lease, "connected to etcd");
         self.campaign(&mut client).await?;
@@ -150,12 +162,16 @@ impl Member {
                               "etcd compacted past the watch: reading again");
                         self.state.resyncs += 1;
                         watch = self.load(&mut client).await?;
+                        self.caught_up();
                         self.campaign(&mut client).await?;
                     }
                     Some(m) => {
                         for event in m.events() {
                             if let Some(kv) = event.kv() {
                                 self.apply(kv, event.event_type() == EventType::Put);
+                                if self.catching_up.is_some_and(|r| kv.mod_revision() >= r) {
+                                    self.caught_up();
+                                }
                             }
                         }
                         if let Some(header) = m.header() {
@@ -175,8 +191,9 @@ impl Member {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.budget)
             .with_timeout(self.budget)
-            .with_keep_alive(self.budget, self.budget)
-            .with_keep_alive_while_idle(true)
+            // No HTTP/2 pings: etcd answers pings more often than every 5 s
+            // (--grpc-keepalive-min-time) by closing the connection. A dead connection is
+            // noticed by the lease keepalive going unanswered instead.
             .with_require_leader(true);
         if let Some((user, password)) = &self.settings.auth {
             options = options.with_user(user.clone(), password.clone());
@@ -434,14 +451,24 @@ impl Member {
         self.check_expiry();
     }
 
+    /// The resumed watch delivered everything missed: connected from now on.
+    fn caught_up(&mut self) {
+        if self.catching_up.take().is_some() {
+            self.contact();
+        }
+    }
+
     fn contact(&mut self) {
+        self.state.last_contact = Some(Instant::now());
+        if self.catching_up.is_some() {
+            return;
+        }
         let changed = !self.state.connected || self.state.expired;
         self.state.connected = true;
         // Back with the lease it had: the leader key may still be its own.
         self.leads();
         self.state.expired = false;
         self.state.lost_reason = None;
-        self.state.last_contact = Some(Instant::now());
         if changed {
             self.send();
         }
@@ -453,6 +480,7 @@ impl Member {
         }
         self.state.connected = false;
         self.state.leading = false;
+        self.catching_up = None;
         self.state.lost_reason = Some(reason.to_string());
         self.check_expiry();
         self.send();

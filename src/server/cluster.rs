@@ -38,6 +38,20 @@ pub struct ClusterSide {
     refusing: bool,
     /// Serve the agreed decision again even if it did not change (after a reload).
     republish: bool,
+    /// Cut off from etcd for longer than the lease: every vip released.
+    released: bool,
+    /// Connected (and caught up) when last handled.
+    connected: bool,
+}
+
+/// What the vips do with the agreed answers.
+enum Vips {
+    /// Held where the agreed answer names the local node.
+    Follow,
+    /// Left as they are (cut off, within the lease; or catching up).
+    Keep,
+    /// Released: cut off for longer than the lease.
+    Release,
 }
 
 /// The leader's engine, fed with the merged views.
@@ -72,8 +86,26 @@ impl ClusterSide {
             served: None,
             refusing: false,
             republish: false,
+            released: true,
+            connected: false,
         }
     }
+
+    /// When this member releases its vips if etcd stays silent (cut off, vips still
+    /// held): see `release_after`.
+    pub fn release_at(&self) -> Option<tokio::time::Instant> {
+        let contact = self.state.last_contact?;
+        (!self.state.connected && !self.released)
+            .then(|| tokio::time::Instant::from_std(contact + release_after(&self.settings)))
+    }
+}
+
+/// How long after its last answered keepalive a cut-off member releases its vips: the
+/// lease less one keepalive interval. etcd counts the lease from when it received the
+/// keepalive, a little before its answer arrived here; releasing one interval early keeps
+/// the release inside the lease as etcd counts it.
+fn release_after(settings: &crate::config::Cluster) -> Duration {
+    settings.lease - crate::cluster::keepalive_interval(settings.lease)
 }
 
 /// The digest of what members must share: pools and records as parsed (FNV-1a, hex).
@@ -342,7 +374,33 @@ impl Supervisor {
                 info!(member = %side.settings.name, "back in touch with etcd: serving the agreed answers");
             }
         }
-        let holds_released = state.expired;
+        // The lease is over (etcd has dropped this member's keys): the majority may have
+        // moved the answer, and an L2 partition would hide the other holder from the ARP
+        // probe. Timed from the last keepalive answer, not from noticing the cut.
+        let released = !state.connected
+            && state
+                .last_contact
+                .is_none_or(|t| t.elapsed() >= release_after(&side.settings));
+        if released != side.released {
+            side.released = released;
+            force = true;
+            if released && state.last_contact.is_some() {
+                warn!(member = %side.settings.name, "cut off from etcd for longer than the lease: releasing every vip");
+            }
+        }
+        // Vips follow the agreed answers only while connected (a member catching up after
+        // a cut knows an old decision); cut off within the lease, they stay as they are.
+        if state.connected != side.connected {
+            side.connected = state.connected;
+            force = true;
+        }
+        let vips = if released {
+            Vips::Release
+        } else if state.connected {
+            Vips::Follow
+        } else {
+            Vips::Keep
+        };
         if refuse {
             if force {
                 let serial = side.served.as_ref().map_or(0, |d| d.serial);
@@ -362,7 +420,7 @@ impl Supervisor {
             return;
         };
         let new = side.served.as_ref() != Some(decision);
-        if !new && !force && !holds_released {
+        if !new && !force {
             return;
         }
         let config = &self.config;
@@ -391,19 +449,24 @@ impl Supervisor {
                 });
             }
         }
-        let holds = config
-            .vips
-            .iter()
-            .map(|vip| {
-                !holds_released
-                    && by_name
-                        .get(config.record(vip.record).name.as_str())
-                        .is_some_and(|a| {
-                            local_answer(config, vip.record, &a.answer)
-                                == Answer::Nodes(vec![vip.node])
-                        })
-            })
-            .collect();
+        let holds = match vips {
+            Vips::Release => Some(vec![false; config.vips.len()]),
+            Vips::Keep => None,
+            Vips::Follow => Some(
+                config
+                    .vips
+                    .iter()
+                    .map(|vip| {
+                        by_name
+                            .get(config.record(vip.record).name.as_str())
+                            .is_some_and(|a| {
+                                local_answer(config, vip.record, &a.answer)
+                                    == Answer::Nodes(vec![vip.node])
+                            })
+                    })
+                    .collect(),
+            ),
+        };
         if new {
             let age = unix_ms().saturating_sub(decision.decided_ms);
             self.metrics
@@ -419,7 +482,7 @@ impl Supervisor {
             fences: Vec::new(),
             answers: Some(answers),
             events,
-            holds: Some(holds),
+            holds,
             route: Route::Agreed {
                 serial: decision.serial,
             },

@@ -272,9 +272,11 @@ impl Supervisor {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let in_cluster = self.cluster.is_some();
+            let release_at = self.cluster.as_ref().and_then(|s| s.release_at());
             let input = tokio::select! {
                 Some(report) = reports.recv() => Input::Report(report),
                 _ = cluster_changed(&mut self.cluster) => Input::Cluster,
+                _ = lease_ends(release_at) => Input::Cluster,
                 _ = tick.tick(), if in_cluster => Input::Tick,
                 Some(command) = inputs.commands.recv() => Input::Command(command),
                 Some(fenced) = self.outbox.finished.recv() => Input::Fenced(fenced),
@@ -429,4 +431,13 @@ async fn cluster_changed(side: &mut Option<cluster::ClusterSide>) {
         return;
     }
     std::future::pending().await
+}
+
+/// Resolves when this member's lease ends while it is cut off from etcd (its vips are then
+/// released); never otherwise.
+async fn lease_ends(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -409,3 +409,121 @@ async fn holds_for_db(site: &Site, ip: IpAddr) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vip_holder_cut_off_from_etcd_and_its_peer_releases_within_its_lease() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    let Some(mut site) = Site::build() else {
+        return;
+    };
+    site.start_etcd().await;
+    let _services = [site.start_service(0).await, site.start_service(1).await];
+    let (ip1, ip2): (IpAddr, IpAddr) = (
+        site.member_ip(0).parse().unwrap(),
+        site.member_ip(1).parse().unwrap(),
+    );
+    let vip = site.ip(100);
+    let pool = format!(
+        "[[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"300ms\"\n\
+         rise = 1\nfall = 1\n\
+         [[pool.node]]\nname = \"web1\"\naddress = \"{ip1}\"\nport = 7000\npriority = 100\n\
+         [[pool.node]]\nname = \"web2\"\naddress = \"{ip2}\"\nport = 7000\npriority = 50\n\n\
+         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nfailback = false\n"
+    );
+    let vip_of = |node: &str| {
+        format!(
+            "\n[[vip]]\nrecord = \"{WWW}\"\nnode = \"{node}\"\naddress = \"{vip}\"\n\
+             interface = \"eth0\"\nannounce_count = 3\nannounce_interval = \"100ms\"\n\
+             takeover_timeout = \"1s\"\n"
+        )
+    };
+    let configs = [
+        pool.clone() + &vip_of("web1"),
+        pool.clone() + &vip_of("web2"),
+        pool.clone(),
+    ];
+    let mut members = Vec::new();
+    for i in ALL {
+        members.push(
+            site.start_member(i, &site.member_config(i, "", &configs[i]))
+                .await,
+        );
+    }
+    site.wait_answer(&ALL, WWW, Ok(vec![ip1]), LIMIT).await;
+    wait_for(LIMIT, "m1 to hold the vip", || async {
+        site.holds(0, &vip)
+    })
+    .await;
+
+    // Who holds the vip, sampled; both at once counts only while both can be seen.
+    let (stop, visible, both) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let sampler = {
+        let (ns1, ns2, vip) = (site.ns("m1"), site.ns("m2"), vip.clone());
+        let (stop, visible, both) = (stop.clone(), visible.clone(), both.clone());
+        std::thread::spawn(move || {
+            let mut samples = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let seen = visible.load(Ordering::SeqCst);
+                let held = crate::cluster_site::holds(&ns1, &vip)
+                    && crate::cluster_site::holds(&ns2, &vip);
+                if held && seen && visible.load(Ordering::SeqCst) {
+                    both.fetch_add(1, Ordering::Relaxed);
+                }
+                samples += 1;
+            }
+            samples
+        })
+    };
+
+    visible.store(false, Ordering::SeqCst);
+    let cut = Instant::now();
+    site.plug(0, false);
+    wait_for(LIMIT, "m1 to release the vip", || async {
+        !site.holds(0, &vip)
+    })
+    .await;
+    let released = cut.elapsed();
+    eprintln!("m1 released the vip {released:?} after the cut (lease 2 s)");
+    // Timed from its last keepalive answer, before the cut; slack for sampling.
+    assert!(released < Duration::from_millis(2300), "{released:?}");
+    site.wait_answer(&[1, 2], WWW, Ok(vec![ip2]), LIMIT).await;
+    wait_for(LIMIT, "m2 to take the vip", || async {
+        site.holds(1, &vip)
+    })
+    .await;
+
+    site.plug(0, true);
+    visible.store(true, Ordering::SeqCst);
+    site.wait_answer(&[0], WWW, Ok(vec![ip2]), LIMIT).await;
+    wait_connected(&site, 0, true).await;
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        assert!(!site.holds(0, &vip), "m1 took the vip back");
+    }
+    // Back in touch, it never even tried: it serves (and holds for) what it caught up
+    // with, not the decision it knew when it was cut off.
+    let events = site.events(0).await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "vip_taken").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"vip_conflict"), "{kinds:?}");
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    assert!(samples > 10, "{samples} samples");
+    assert_eq!(
+        both.load(Ordering::Relaxed),
+        0,
+        "both held the vip in sight"
+    );
+    assert!(site.holds(1, &vip));
+    drop(members);
+}

@@ -115,6 +115,45 @@ impl Site {
         self.ip(NODES[i])
     }
 
+    /// Starts an HTTP service on member `i`'s address, port 7000, in its namespace (a node
+    /// of the pool on the member's own host, for the vip test); returns once it accepts.
+    pub async fn start_service(&self, i: usize) -> ServiceProcess {
+        let ip = self.member_ip(i);
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(MEMBERS[i]),
+                "python3",
+                "-m",
+                "http.server",
+            ])
+            .args(["--bind", &ip, "7000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start python3");
+        let addr: SocketAddr = format!("{ip}:7000").parse().unwrap();
+        wait_for(Duration::from_secs(20), "the member's service", || async {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await;
+        ServiceProcess(child)
+    }
+
+    /// Whether member `i` holds `address` on its eth0.
+    pub fn holds(&self, i: usize, address: &str) -> bool {
+        holds(&self.ns(MEMBERS[i]), address)
+    }
+
+    /// Takes member `i` off the bridge (cut from etcd, the other members, the nodes and
+    /// the test's client), or puts it back.
+    pub fn plug(&self, i: usize, plugged: bool) {
+        let state = if plugged { "up" } else { "down" };
+        ip_cmd(&["-n", &self.ns("br"), "link", "set", &format!("p{i}"), state]);
+    }
+
     /// `"http://a:2379", ...` for a `[cluster] etcd` line.
     pub fn endpoints(&self) -> String {
         ETCD.iter()
@@ -329,6 +368,22 @@ impl Site {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 
+    /// Member `i`'s `/events`, newest first.
+    pub async fn events(&self, i: usize) -> Vec<serde_json::Value> {
+        let client = reqwest::Client::builder()
+            .local_address(self.client_ip())
+            .build()
+            .unwrap();
+        let url = format!("http://{}:9153/events", self.member_ip(i));
+        let body = client.get(url).send().await.unwrap().text().await.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        value
+            .as_array()
+            .or_else(|| value["events"].as_array())
+            .cloned()
+            .unwrap_or_else(|| panic!("no events in {body}"))
+    }
+
     /// POSTs an admin command (`/drain?pool=web&node=web1`) to member `i`.
     pub async fn admin_post(&self, i: usize, path: &str) -> (u16, String) {
         let client = reqwest::Client::builder()
@@ -351,6 +406,27 @@ impl Site {
         self.status(i).await["cluster"]["leader"]
             .as_str()
             .map(String::from)
+    }
+}
+
+/// Whether the host of namespace `ns` holds `address` on its eth0.
+pub fn holds(ns: &str, address: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "addr", "show", "dev", "eth0"])
+        .output()
+        .expect("cannot run ip");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .any(|w| w.split('/').next() == Some(address))
+}
+
+/// A process killed when dropped.
+pub struct ServiceProcess(Child);
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
