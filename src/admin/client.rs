@@ -192,6 +192,63 @@ pub fn format_status(status: &Status) -> String {
         nodes.extend(pool.nodes.iter().map(|n| node_row(&pool.name, n)));
     }
     out.push_str(&table(&nodes));
+    if let Some(cluster) = &status.cluster {
+        out.push('\n');
+        out.push_str(&format_cluster(cluster));
+    }
+    out
+}
+
+/// Cluster mode: this member, the leader, the served decision, each member's view.
+fn format_cluster(c: &crate::api::status::ClusterStatus) -> String {
+    let connection = if c.connected {
+        "connected to etcd".to_string()
+    } else {
+        format!(
+            "CUT OFF from etcd ({}){}",
+            c.lost_reason.as_deref().unwrap_or("not connected yet"),
+            if c.expired { ", longer than the lease" } else { "" }
+        )
+    };
+    let mut out = format!(
+        "cluster: member {} · {connection} · leader {}{} · serving {}",
+        c.name,
+        c.leader.as_deref().unwrap_or("none"),
+        if c.leading { " (this member)" } else { "" },
+        c.serving,
+    );
+    if let (Some(decision), Some(epoch), Some(age)) = (c.decision, c.epoch, c.decision_age_seconds)
+    {
+        let _ = write!(out, " · decision {decision} (epoch {epoch}, {age:.1}s old)");
+    }
+    out.push('\n');
+    if c.config_differs_from_leader {
+        let _ = writeln!(
+            out,
+            "WARNING: this member's pools and records differ from the leader's (digest {})",
+            c.config_digest
+        );
+    }
+    let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
+    let mut rows = vec![
+        ["POOL", "NODE"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(names.iter().map(|n| n.to_uppercase()))
+            .chain(["MERGED".to_string()])
+            .collect::<Vec<_>>(),
+    ];
+    for node in &c.nodes {
+        let mut row = vec![node.pool.clone(), node.node.clone()];
+        row.extend(names.iter().map(|m| {
+            node.views
+                .get(m)
+                .map_or_else(|| "-".to_string(), |h| h.to_string())
+        }));
+        row.push(node.merged.clone());
+        rows.push(row);
+    }
+    out.push_str(&table(&rows));
     out
 }
 

@@ -120,6 +120,29 @@ async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
     let status = site.status(2).await;
     assert_eq!(status["cluster"]["members"].as_array().unwrap().len(), 3);
     assert_eq!(status["cluster"]["config_differs_from_leader"], false);
+
+    // `hadns status` shows the cluster: this member, the leader, every member's view.
+    wait_for(LIMIT, "every member's view of web1 to be down", || async {
+        let status = site.status(0).await;
+        let views = status["cluster"]["nodes"][0]["views"].clone();
+        ["m1", "m2", "m3"].iter().all(|m| views[m] == "down")
+    })
+    .await;
+    let admin = format!("http://{}:9153", site.member_ip(0));
+    let output = hadns_command(&["status", "--admin", &admin], &members[0].config_path())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("cluster: member m1 · connected to etcd · leader m"), "{text}");
+    let web1 = text
+        .lines()
+        .skip_while(|l| !l.starts_with("cluster:"))
+        .find(|l| l.starts_with("web ") && l.contains("web1"))
+        .unwrap_or_else(|| panic!("no web1 row in {text}"));
+    let words: Vec<&str> = web1.split_whitespace().collect();
+    assert_eq!(words[2..], ["down", "down", "down", "down"], "{text}");
     drop(members);
 }
 
