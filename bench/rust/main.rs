@@ -1,6 +1,6 @@
 //! Benchmarks that drive the real binary, outside the test suite. `bench/*.sh` run them:
-//! `cargo bench --bench hadns -- NAME...` with NAME among downtime, scale, soak and
-//! vip-switchover. They share the integration tests' harness (hadns as a child process,
+//! `cargo bench --bench hadns -- NAME...` with NAME among cluster, downtime, scale, soak
+//! and vip-switchover. They share the integration tests' harness (hadns as a child process,
 //! real PostgreSQL, network namespaces), compiled in from `tests/integration/`.
 //!
 //! Under `cargo test --all-targets` this target is built (so it keeps compiling) but runs
@@ -9,6 +9,8 @@
 // The shared harness has helpers only the tests use.
 #![allow(dead_code, unused_imports)]
 
+#[path = "../../tests/integration/cluster_site.rs"]
+mod cluster_site;
 #[path = "../../tests/integration/dbs.rs"]
 mod dbs;
 #[path = "../../tests/integration/harness.rs"]
@@ -20,6 +22,7 @@ mod raw;
 #[path = "../../tests/integration/soak.rs"]
 mod soak;
 
+mod cluster;
 mod downtime;
 mod scale;
 #[path = "soak.rs"]
@@ -43,12 +46,15 @@ fn main() {
         .expect("a tokio runtime");
     for name in names {
         match name {
+            "cluster" => runtime.block_on(cluster::cluster_benchmark()),
             "downtime" => runtime.block_on(downtime::downtime_benchmark()),
             "scale" => runtime.block_on(scale::scale_benchmark()),
             "soak" => runtime.block_on(soak_bench::soak_benchmark()),
             "vip-switchover" => runtime.block_on(vip_switchover::vip_switchover_benchmark()),
             other => {
-                eprintln!("unknown benchmark {other:?} (downtime, scale, soak, vip-switchover)");
+                eprintln!(
+                    "unknown benchmark {other:?} (cluster, downtime, scale, soak, vip-switchover)"
+                );
                 std::process::exit(2);
             }
         }

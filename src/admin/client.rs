@@ -207,7 +207,11 @@ fn format_cluster(c: &crate::api::status::ClusterStatus) -> String {
         format!(
             "CUT OFF from etcd ({}){}",
             c.lost_reason.as_deref().unwrap_or("not connected yet"),
-            if c.expired { ", longer than the lease" } else { "" }
+            if c.expired {
+                ", longer than the lease"
+            } else {
+                ""
+            }
         )
     };
     let mut out = format!(

@@ -135,7 +135,10 @@ async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("cluster: member m1 · connected to etcd · leader m"), "{text}");
+    assert!(
+        text.contains("cluster: member m1 · connected to etcd · leader m"),
+        "{text}"
+    );
     let web1 = text
         .lines()
         .skip_while(|l| !l.starts_with("cluster:"))
