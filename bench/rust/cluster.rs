@@ -21,16 +21,19 @@ const WWW: &str = "www.example.internal.";
 const ROUNDS: usize = 10;
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// When a sampler's answer changed, and to what.
+type Changes = Arc<Mutex<Vec<(Instant, Vec<IpAddr>)>>>;
+
 /// A client querying one server in a loop (every millisecond), keeping when its answer
 /// changed.
 struct Sampler {
-    changes: Arc<Mutex<Vec<(Instant, Vec<IpAddr>)>>>,
+    changes: Changes,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sampler {
     async fn start(client: IpAddr, server: SocketAddr) -> Sampler {
-        let changes = Arc::new(Mutex::new(Vec::new()));
+        let changes: Changes = Arc::new(Mutex::new(Vec::new()));
         let seen = changes.clone();
         let socket = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
         let task = tokio::spawn(async move {
