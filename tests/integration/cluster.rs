@@ -264,6 +264,15 @@ async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
     .await;
     let status = site.status(1).await;
     assert_eq!(status["cluster"]["serving"], "servfail (cut off from etcd)");
+    let metrics = site.get(1, "/metrics").await;
+    assert!(
+        metrics.contains("hadns_cluster{what=\"connected\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hadns_cluster_decision_served_seconds_count"),
+        "{metrics}"
+    );
 
     // The connected member (a majority of the live observers alone) moves; the others
     // cannot know.
@@ -551,5 +560,45 @@ async fn a_vip_holder_cut_off_from_etcd_and_its_peer_releases_within_its_lease()
         "both held the vip in sight"
     );
     assert!(site.holds(1, &vip));
+    drop(members);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_whose_configuration_differs_from_the_leaders_is_reported() {
+    let Some(mut site) = Site::build() else {
+        return;
+    };
+    site.start_etcd().await;
+    let node1 = TcpBackend::start(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let pool = |interval: &str| {
+        tcp_pool_config(&[&node1, &node2], &format!("interval = \"{interval}\""), "")
+    };
+    let mut members = Vec::new();
+    for (i, interval) in ["100ms", "100ms", "150ms"].iter().enumerate() {
+        members.push(
+            site.start_member(i, &site.member_config(i, "", &pool(interval)))
+                .await,
+        );
+    }
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+    // Whoever leads decides with its own configuration; the members that differ say so.
+    let leader = leader_index(&site, 0).await.expect("a leader");
+    for i in ALL {
+        let expected = if leader == 2 { i != 2 } else { i == 2 };
+        wait_for(
+            LIMIT,
+            &format!("{} to report the difference", MEMBERS[i]),
+            || async { site.status(i).await["cluster"]["config_differs_from_leader"] == expected },
+        )
+        .await;
+    }
+    let differing = if leader == 2 { 0 } else { 2 };
+    let metrics = site.get(differing, "/metrics").await;
+    assert!(
+        metrics.contains("hadns_cluster{what=\"config_mismatch\"} 1"),
+        "{metrics}"
+    );
     drop(members);
 }

@@ -356,32 +356,27 @@ impl Site {
         }
     }
 
-    /// Member `i`'s `/status`.
-    pub async fn status(&self, i: usize) -> serde_json::Value {
+    /// GET `path` from member `i`'s admin endpoint: the body.
+    pub async fn get(&self, i: usize, path: &str) -> String {
         let client = reqwest::Client::builder()
             .local_address(self.client_ip())
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
-        let url = format!("http://{}:9153/status", self.member_ip(i));
-        let body = client.get(url).send().await.unwrap().text().await.unwrap();
+        let url = format!("http://{}:9153{path}", self.member_ip(i));
+        client.get(url).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Member `i`'s `/status`.
+    pub async fn status(&self, i: usize) -> serde_json::Value {
+        let body = self.get(i, "/status").await;
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 
     /// Member `i`'s `/events`, newest first.
     pub async fn events(&self, i: usize) -> Vec<serde_json::Value> {
-        let client = reqwest::Client::builder()
-            .local_address(self.client_ip())
-            .build()
-            .unwrap();
-        let url = format!("http://{}:9153/events", self.member_ip(i));
-        let body = client.get(url).send().await.unwrap().text().await.unwrap();
-        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
-        value
-            .as_array()
-            .or_else(|| value["events"].as_array())
-            .cloned()
-            .unwrap_or_else(|| panic!("no events in {body}"))
+        let body = self.get(i, "/events").await;
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 
     /// POSTs an admin command (`/drain?pool=web&node=web1`) to member `i`.
