@@ -249,8 +249,9 @@ impl Supervisor {
             info!(member = %side.settings.name, epoch, "leading the cluster");
             let mut engine = Engine::new(&leader_config(config));
             if let Some(agreed) = &state.decision {
+                let by_name = agreed.by_name();
                 for (r, record) in config.records.iter().enumerate() {
-                    if let Some(a) = agreed.by_name().get(record.name.as_str()) {
+                    if let Some(a) = by_name.get(record.name.as_str()) {
                         engine.assume(RecordId(r), local_answer(config, RecordId(r), &a.answer));
                     }
                 }
