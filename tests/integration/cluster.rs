@@ -600,5 +600,34 @@ async fn a_member_whose_configuration_differs_from_the_leaders_is_reported() {
         metrics.contains("hadns_cluster{what=\"config_mismatch\"} 1"),
         "{metrics}"
     );
+
+    // m3 reloads the common configuration: its new digest goes to etcd, nobody differs,
+    // and every member goes on serving the agreed answer.
+    let config = site.member_config(2, "", &pool("100ms"));
+    let listen = format!("{}:53", site.member_ip(2));
+    std::fs::write(
+        members[2].config_path(),
+        format!("[dns]\nlisten = [\"{listen}\"]\nzones_dir = \"zones\"\n\n{config}"),
+    )
+    .unwrap();
+    assert_eq!(members[2].sighup().await, "applied");
+    for i in ALL {
+        wait_for(
+            LIMIT,
+            &format!("{} to agree on the configuration", MEMBERS[i]),
+            || async { site.status(i).await["cluster"]["config_differs_from_leader"] == false },
+        )
+        .await;
+    }
+    wait_for(LIMIT, "m3's new digest in etcd", || async {
+        let status = site.status(0).await;
+        let members = status["cluster"]["members"].as_array().unwrap().clone();
+        members
+            .iter()
+            .all(|m| m["config_digest"] == status["cluster"]["config_digest"])
+    })
+    .await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
     drop(members);
 }
