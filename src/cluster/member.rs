@@ -494,8 +494,10 @@ impl Member {
             .is_none_or(|t| t.elapsed() >= self.settings.lease);
         if expired && !self.state.expired && !self.state.connected {
             self.state.expired = true;
-            warn!(member = %self.settings.name, lease = ?self.settings.lease,
-                  "cut off from etcd for longer than the lease");
+            if self.state.last_contact.is_some() {
+                warn!(member = %self.settings.name, lease = ?self.settings.lease,
+                      "cut off from etcd for longer than the lease");
+            }
             self.send();
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Problem;
-use super::fields::{choice, duration_at_least, read_secret, required};
+use super::fields::{choice, duration_at_least, private, read_secret, required};
 
 #[derive(Deserialize, Default)]
 pub(super) struct RawCluster {
@@ -163,7 +163,13 @@ pub(super) fn validate_cluster(
         (Some(user), Some(file)) => {
             let file = base.join(file);
             match read_secret(&file).map(|p| p.trim().to_string()) {
-                Ok(password) => Some((user, password)),
+                Ok(password) => match private(&file) {
+                    Ok(()) => Some((user, password)),
+                    Err(message) => {
+                        problems.push(Problem::new("cluster.password_file", message));
+                        None
+                    }
+                },
                 Err(message) => {
                     problems.push(Problem::new("cluster.password_file", message));
                     None

@@ -631,3 +631,57 @@ async fn a_member_whose_configuration_differs_from_the_leaders_is_reported() {
         .await;
     drop(members);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_reach_etcd_over_tls_as_an_authenticated_user() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Some(mut site) = Site::build() else {
+        return;
+    };
+    let ca = site.secure_etcd();
+    site.start_etcd().await;
+    let password = site.enable_auth();
+    let secret = ca.with_file_name("etcd.password");
+    std::fs::write(&secret, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node1 = TcpBackend::start(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let pool = tcp_pool_config(&[&node1, &node2], "interval = \"100ms\"", "");
+    let extra = format!(
+        "ca_file = \"{}\"\nuser = \"root\"\npassword_file = \"{}\"",
+        ca.display(),
+        secret.display()
+    );
+    let mut members = Vec::new();
+    for i in ALL {
+        members.push(
+            site.start_member(i, &site.member_config(i, &extra, &pool))
+                .await,
+        );
+    }
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+    let decision = site.etcdctl_run(&["get", "/hadns/test/decision", "--print-value-only"]);
+    assert!(decision.contains("\"kind\":\"nodes\""), "{decision}");
+
+    // Without the password, etcd refuses the member: it says so and serves nothing agreed.
+    let wrong = secret.with_file_name("wrong.password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop(members.pop());
+    let extra = extra.replace("etcd.password", "wrong.password");
+    let refused = site
+        .start_member(2, &site.member_config(2, &extra, &pool))
+        .await;
+    wait_for(LIMIT, "m3 to say why it is cut off", || async {
+        let status = site.status(2).await;
+        status["cluster"]["connected"] == false
+            && status["cluster"]["lost_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("authentication failed"))
+    })
+    .await;
+    assert_eq!(site.answer(2, WWW).await, Err(ResponseCode::ServFail));
+    drop((members, refused));
+}

@@ -49,6 +49,17 @@ pub struct Site {
     veth: String,
     etcd: Vec<Option<Child>>,
     dir: tempfile::TempDir,
+    /// etcd serves clients over TLS with these files (`secure_etcd`).
+    tls: Option<Tls>,
+    /// etcd's root user's password, once authentication is enabled.
+    password: Option<String>,
+}
+
+/// A CA and a server certificate for the etcd members' addresses, PEM files.
+pub struct Tls {
+    pub ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 impl Site {
@@ -66,6 +77,8 @@ impl Site {
             veth: format!("hc{}v{n}", std::process::id()),
             etcd: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
+            tls: None,
+            password: None,
         };
         let br = site.ns("br");
         ip_cmd(&["netns", "add", &br]);
@@ -154,23 +167,131 @@ impl Site {
         ip_cmd(&["-n", &self.ns("br"), "link", "set", &format!("p{i}"), state]);
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// `"http://a:2379", ...` for a `[cluster] etcd` line.
     pub fn endpoints(&self) -> String {
         ETCD.iter()
-            .map(|e| format!("\"http://{}:2379\"", self.ip(*e)))
+            .map(|e| format!("\"{}://{}:2379\"", self.scheme(), self.ip(*e)))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// Makes etcd (started after this) serve clients over TLS only: a CA, and a server
+    /// certificate for the three members' addresses signed by it. Returns the CA file.
+    pub fn secure_etcd(&mut self) -> PathBuf {
+        let dir = self.dir.path();
+        let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        let (cert, key, csr) = (
+            dir.join("etcd.pem"),
+            dir.join("etcd-key.pem"),
+            dir.join("etcd.csr"),
+        );
+        let san: Vec<String> = ETCD.iter().map(|e| format!("IP:{}", self.ip(*e))).collect();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("cannot run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let path = |p: &PathBuf| p.display().to_string();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hadns test CA",
+            "-keyout",
+            &path(&ca_key),
+            "-out",
+            &path(&ca),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=etcd",
+            "-keyout",
+            &path(&key),
+            "-out",
+            &path(&csr),
+        ]);
+        let ext = dir.join("san.ext");
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={}\nbasicConstraints=CA:FALSE\n",
+                san.join(",")
+            ),
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path(&csr),
+            "-CA",
+            &path(&ca),
+            "-CAkey",
+            &path(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &path(&ext),
+            "-out",
+            &path(&cert),
+        ]);
+        self.tls = Some(Tls {
+            ca: ca.clone(),
+            cert,
+            key,
+        });
+        ca
+    }
+
+    /// Enables etcd authentication with a root user; returns its password.
+    pub fn enable_auth(&mut self) -> String {
+        let password = "etcd-test-password".to_string();
+        self.etcdctl_run(&[
+            "user",
+            "add",
+            "root",
+            &format!("--new-user-password={password}"),
+        ]);
+        self.etcdctl_run(&["auth", "enable"]);
+        self.password = Some(password.clone());
+        password
     }
 
     fn etcdctl(&self) -> Command {
         let endpoints: Vec<String> = ETCD
             .iter()
-            .map(|e| format!("http://{}:2379", self.ip(*e)))
+            .map(|e| format!("{}://{}:2379", self.scheme(), self.ip(*e)))
             .collect();
         let mut cmd = Command::new("etcdctl");
         cmd.env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
             .arg("--command-timeout=2s");
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cacert").arg(&tls.ca);
+        }
+        if let Some(password) = &self.password {
+            cmd.arg(format!("--user=root:{password}"));
+        }
         cmd
     }
 
@@ -213,12 +334,19 @@ impl Site {
             .collect();
         let data: PathBuf = self.dir.path().join(format!("e{i}"));
         let log = std::fs::File::create(self.dir.path().join(format!("e{i}.log"))).unwrap();
-        Command::new("etcd")
-            .args(["--name", &format!("e{i}")])
+        let scheme = self.scheme();
+        let mut etcd = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            etcd.arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key);
+        }
+        etcd.args(["--name", &format!("e{i}")])
             .arg("--data-dir")
             .arg(&data)
-            .args(["--listen-client-urls", &format!("http://{ip}:2379")])
-            .args(["--advertise-client-urls", &format!("http://{ip}:2379")])
+            .args(["--listen-client-urls", &format!("{scheme}://{ip}:2379")])
+            .args(["--advertise-client-urls", &format!("{scheme}://{ip}:2379")])
             .args(["--listen-peer-urls", &format!("http://{ip}:2380")])
             .args([
                 "--initial-advertise-peer-urls",
