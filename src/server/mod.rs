@@ -157,6 +157,9 @@ async fn run(
         .map(|vip| spawn_vip(vip, &side_tx, &shutdown, &mut tasks))
         .collect();
     let drain_file = config.admin.as_ref().and_then(|a| a.drain_file.clone());
+    if config.cluster.is_some() && drain_file.is_some() {
+        warn!("[admin] drain_file is not used in cluster mode: drains are kept in etcd");
+    }
     let cluster = config.cluster.clone().map(|settings| {
         let digest = cluster::config_digest(&config);
         let member = crate::cluster::start(
