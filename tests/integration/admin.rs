@@ -360,7 +360,7 @@ async fn without_a_token_file_changing_endpoints_are_disabled() {
 }
 
 /// Runs headless Chromium on `url` and returns the DOM after its scripts ran.
-async fn browser_dom(url: &str) -> String {
+pub async fn browser_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut chromium = tokio::process::Command::new("chromium");
     chromium

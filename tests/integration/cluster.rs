@@ -146,6 +146,13 @@ async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
         .unwrap_or_else(|| panic!("no web1 row in {text}"));
     let words: Vec<&str> = web1.split_whitespace().collect();
     assert_eq!(words[2..], ["down", "down", "down", "down"], "{text}");
+    // And the status page, rendered by a browser.
+    let dom = crate::admin::browser_dom(&format!("{admin}/")).await;
+    assert!(
+        dom.contains("member m1 · connected to etcd · leader m"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<div id=\"cluster\" hidden"), "{dom}");
     drop(members);
 }
 
