@@ -931,3 +931,31 @@ fn a_pool_whose_nodes_were_all_replaced_waits_for_its_first_round() {
     }
     assert_eq!(engine.answer(RecordId(0)), &Answer::Nodes(vec![0]));
 }
+
+#[test]
+fn an_assumed_answer_is_kept_like_a_published_one() {
+    // A new cluster leader starts its engine from the agreed answer: with failback = false
+    // the agreed node stays while it is up, although a higher priority one is up too.
+    let config = tcp("rise = 1\nfall = 1", "failback = false");
+    let mut engine = Engine::new(&config);
+    engine.assume(RecordId(0), Answer::Nodes(vec![1]));
+    let mut events = Vec::new();
+    for node in 0..3 {
+        let probe = Observation::up("connected", Duration::ZERO);
+        events.extend(engine.observe(NodeId::new(0, node), probe, Duration::ZERO));
+    }
+    assert_eq!(engine.answer(RecordId(0)), &Answer::Nodes(vec![1]));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::AnswerChanged { .. })),
+        "{events:?}"
+    );
+    // Without it, the first round answers the highest priority node.
+    let mut fresh = Engine::new(&config);
+    for node in 0..3 {
+        let probe = Observation::up("connected", Duration::ZERO);
+        fresh.observe(NodeId::new(0, node), probe, Duration::ZERO);
+    }
+    assert_eq!(fresh.answer(RecordId(0)), &Answer::Nodes(vec![0]));
+}
