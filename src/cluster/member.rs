@@ -17,7 +17,7 @@ use etcd_client::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::wire::{Key, Keys, MemberInfo, NodeView};
 use super::{Request, State, keepalive_interval};
@@ -25,6 +25,9 @@ use crate::config;
 
 /// The wait between two sessions.
 const RETRY: Duration = Duration::from_millis(250);
+/// The least time between two sends of the state in a burst of watch events (plus 1 µs
+/// per view held).
+const SEND_GAP: Duration = Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 enum Error {
@@ -57,6 +60,8 @@ pub(super) async fn run(
         written: BTreeMap::new(),
         leader_lease: None,
         catching_up: None,
+        unsent: false,
+        send_at: tokio::time::Instant::now(),
     };
     loop {
         match member.session(&mut inbox, &shutdown).await {
@@ -90,6 +95,9 @@ struct Member {
     written: BTreeMap<String, NodeView>,
     /// The lease the leader key is held under.
     leader_lease: Option<i64>,
+    /// The state changed since it was last sent; it is sent at `send_at`.
+    unsent: bool,
+    send_at: tokio::time::Instant,
     /// A resumed watch has not yet delivered everything missed while cut off: the
     /// revision of this session's first write, which it will deliver last.
     catching_up: Option<i64>,
@@ -119,6 +127,19 @@ impl Member {
         };
         let with_lease = Some(PutOptions::new().with_lease(lease));
         let key = self.keys.member(&self.settings.name);
+        // Another live member with this name (or this member's previous run, until its
+        // lease ends): two members under one name would overwrite each other's views.
+        let holder = self.timed(client.get(key.as_str(), None)).await??;
+        if let Some(kv) = holder.kvs().first()
+            && kv.lease() != lease
+        {
+            return Err(Error::Lost(format!(
+                "another member named {:?} is live (lease {:x}); a restarted member waits for \
+                 its previous lease to end",
+                self.settings.name,
+                kv.lease()
+            )));
+        }
         let put = self
             .timed(client.put(key, json(&info), with_lease.clone()))
             .await??;
@@ -135,6 +156,7 @@ impl Member {
         let mut tick = tokio::time::interval(keepalive_interval(self.settings.lease));
         loop {
             tokio::select! {
+                _ = tokio::time::sleep_until(self.send_at), if self.unsent => self.send(),
                 _ = shutdown.cancelled() => {
                     // Lets another member lead at once instead of after the lease.
                     let _ = self.timed(client.lease_revoke(lease)).await;
@@ -177,7 +199,7 @@ impl Member {
                         if let Some(header) = m.header() {
                             self.state.revision = header.revision();
                         }
-                        self.send();
+                        self.send_soon();
                         self.campaign(&mut client).await?;
                     }
                     None => return Err(Error::Lost("the watch ended".into())),
@@ -395,12 +417,22 @@ impl Member {
                 Compare::lease(key.as_str(), CompareOp::Equal, lease),
             ])
             .and_then([TxnOp::put(self.keys.decision(), json(&decision), None)]);
-        if !self.timed(client.txn(txn)).await??.succeeded() {
-            warn!(
+        // A refused write (too large for etcd's request limit, say) is this decision's
+        // problem, not the connection's: the session goes on, and the leader proposes
+        // again at its next tick. A lost connection shows in the keepalive.
+        match self.timed(client.txn(txn)).await {
+            Ok(Ok(written)) if written.succeeded() => {}
+            Ok(Ok(_)) => warn!(
                 member = %self.settings.name,
                 epoch = decision.epoch,
                 "decision not written: this member no longer leads"
-            );
+            ),
+            Ok(Err(error)) => error!(
+                member = %self.settings.name,
+                %error,
+                "decision not written: etcd refused it"
+            ),
+            Err(error) => warn!(member = %self.settings.name, %error, "decision not written"),
         }
         Ok(())
     }
@@ -502,8 +534,23 @@ impl Member {
         }
     }
 
-    fn send(&self) {
+    fn send(&mut self) {
         self.publish.send_replace(Arc::new(self.state.clone()));
+        self.unsent = false;
+        // Each send copies the state (O(views)); a burst of watch events (members starting
+        // with thousands of nodes) is sent at most once per gap, which grows with it.
+        let views: usize = self.state.views.values().map(|v| v.len()).sum();
+        let gap = SEND_GAP + Duration::from_micros(views as u64);
+        self.send_at = tokio::time::Instant::now() + gap;
+    }
+
+    /// Sends now, or at the end of the gap after the last send (a burst).
+    fn send_soon(&mut self) {
+        if tokio::time::Instant::now() >= self.send_at {
+            self.send();
+        } else {
+            self.unsent = true;
+        }
     }
 
     async fn timed<F: Future>(&self, f: F) -> Result<F::Output, Error> {

@@ -692,3 +692,47 @@ async fn members_reach_etcd_over_tls_as_an_authenticated_user() {
     assert_eq!(site.answer(2, WWW).await, Err(ResponseCode::ServFail));
     drop((members, refused));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_member_with_a_taken_name_stays_out() {
+    let Some((site, _members, node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    // A copy of m1's configuration started on m3's host (ports of its own).
+    let pool = tcp_pool_config(&[&node1, &node2], "interval = \"100ms\"", "");
+    let config = site
+        .member_config(2, "", &pool)
+        .replace("name = \"m3\"", "name = \"m1\"")
+        .replace(":9153", ":9154");
+    let listen = format!("{}:5300", site.member_ip(2));
+    let config = config.replace("token_file = \"token\"\n", "");
+    let copy = Hadns::start_in_netns_at(&site.ns("m3"), &config, &[&listen], |_| {}).await;
+    let admin: std::net::SocketAddr = format!("{}:9154", site.member_ip(2)).parse().unwrap();
+    wait_for(LIMIT, "the copy to say why it stays out", || async {
+        let client = reqwest::Client::builder()
+            .local_address(site.ip(50).parse::<IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let Ok(response) = client.get(format!("http://{admin}/status")).send().await else {
+            return false;
+        };
+        let status: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        status["cluster"]["lost_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("another member named \"m1\" is live"))
+    })
+    .await;
+    // The real m1 is undisturbed: still one of three members, answers as before.
+    let status = site.status(0).await;
+    assert_eq!(status["cluster"]["connected"], true);
+    assert_eq!(status["cluster"]["members"].as_array().unwrap().len(), 3);
+    holds_for(
+        &site,
+        &ALL,
+        &Ok(vec![node1.ip()]),
+        Duration::from_millis(300),
+    )
+    .await;
+    drop(copy);
+}
