@@ -98,6 +98,9 @@ pub struct Dns {
     pub tcp_connections_per_client: usize,
     /// Response rate limiting of UDP answers.
     pub rate_limit: RateLimit,
+    /// Where the SOA serials reserved per zone are kept, so that they never go back across
+    /// restarts (`dns.serial_file`; by default `serials.toml` beside `admin.drain_file`).
+    pub serial_file: Option<PathBuf>,
 }
 
 /// `dns.rate_limit*`: responses per second per client prefix over UDP.

@@ -47,6 +47,7 @@ struct RawDns {
     rate_limit_slip: Option<i64>,
     rate_limit_ipv4_prefix: Option<i64>,
     rate_limit_ipv6_prefix: Option<i64>,
+    serial_file: Option<String>,
 }
 
 // === defaults ===
@@ -114,7 +115,14 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
         }
     }
     let vips = super::vip::validate_vips(raw.vip, &pools, &records, problems);
+    let mut dns = dns;
     let admin = raw.admin.map(|a| validate_admin(a, base, problems));
+    // Beside the drain file unless named: both are hadns's state across restarts.
+    if dns.serial_file.is_none()
+        && let Some(drains) = admin.as_ref().and_then(|a| a.drain_file.as_ref())
+    {
+        dns.serial_file = Some(drains.with_file_name("serials.toml"));
+    }
     let cluster = raw
         .cluster
         .map(|c| super::cluster::validate_cluster(c, base, problems));
@@ -329,6 +337,7 @@ fn validate_dns(raw: RawDns, base: &Path, problems: &mut Vec<Problem>) -> Dns {
         problems,
     ) as usize;
     Dns {
+        serial_file: raw.serial_file.map(|f| base.join(f)),
         listen,
         zones_dir,
         udp_workers,

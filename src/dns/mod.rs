@@ -38,7 +38,7 @@ pub use client::query_addresses;
 
 use crate::metrics::QueryCounters;
 pub use answers::Published;
-pub use snapshot::{Snapshot, SnapshotBuilder};
+pub use snapshot::{Snapshot, SnapshotBuilder, serial_after};
 pub use zones::ZoneSet;
 
 /// A TCP connection that sends no whole query for this long is closed.

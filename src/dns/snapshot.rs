@@ -163,6 +163,19 @@ impl SnapshotBuilder {
         self.assemble(answers)
     }
 
+    /// Raises each zone's serial to at least `floor(origin)` (RFC 1982 order): the serials
+    /// reserved across restarts, or the previous configuration's serials + 1 on a reload.
+    pub fn raise_serials(&mut self, floor: impl Fn(&str) -> Option<u32>) {
+        for zone in 0..self.zones.zones.len() {
+            let origin = self.zones.zones[zone].origin.to_string();
+            if let Some(floor) = floor(&origin)
+                && serial_after(floor, self.serials[zone])
+            {
+                self.set_serial(zone, floor);
+            }
+        }
+    }
+
     fn set_serial(&mut self, zone: usize, serial: u32) {
         self.serials[zone] = serial;
         self.handlers[zone] = zone_handler(&self.zones.zones[zone], serial);
@@ -214,6 +227,12 @@ impl SnapshotBuilder {
             serials: self.serials.clone(),
         }
     }
+}
+
+/// `a` comes after `b` in serial number arithmetic (RFC 1982): `a` is ahead of `b` by
+/// less than 2^31.
+pub fn serial_after(a: u32, b: u32) -> bool {
+    a != b && (a.wrapping_sub(b) as i32) > 0
 }
 
 fn records_contain(records: &[RecordSlot], name: &LowerName) -> bool {

@@ -331,6 +331,16 @@ impl Supervisor {
     /// Writes a decision (after its fences): numbered after the agreed one and after the
     /// last one this leader proposed, so that one serial never names two answers.
     pub(super) fn propose(&mut self, records: Vec<AgreedRecord>) {
+        // The first decision's serial is above every zone's current one (a date-style file
+        // serial is above the Unix time), so that each decision moves every serial.
+        let highest = self
+            .publication
+            .load()
+            .serials()
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
         let Some(side) = &mut self.cluster else {
             return;
         };
@@ -344,7 +354,10 @@ impl Supervisor {
         }
         let (seq, serial) = match latest {
             Some(d) => (d.seq + 1, d.serial.wrapping_add(1).max(1)),
-            None => (1, super::publication::unix_now()),
+            None => (
+                1,
+                super::publication::unix_now().max(highest.wrapping_add(1)),
+            ),
         };
         let decision = Agreed {
             leader: side.settings.name.clone(),

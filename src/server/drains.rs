@@ -48,11 +48,16 @@ pub fn save(path: &Path, drained: &[Drained]) -> Result<(), String> {
         drained: drained.to_vec(),
     })
     .map_err(|e| e.to_string())?;
+    replace_file(path, &format!("{HEADER}{text}"))
+}
+
+/// Replaces `path` with `text`: written to a temporary file beside it, flushed to disk,
+/// then renamed over it, so a crash leaves either the old file or the new one.
+pub fn replace_file(path: &Path, text: &str) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
     let mut file = std::fs::File::create(&temporary).map_err(fail)?;
-    file.write_all(HEADER.as_bytes()).map_err(fail)?;
     file.write_all(text.as_bytes()).map_err(fail)?;
     file.sync_all().map_err(fail)?;
     std::fs::rename(&temporary, path).map_err(fail)?;

@@ -32,6 +32,7 @@ mod hooks;
 mod plan;
 mod publication;
 mod reload;
+mod serials;
 pub mod status;
 
 pub use drains::Drained;
@@ -45,7 +46,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use crate::api::command::{Command, CommandError};
 use crate::checks::Report;
@@ -139,7 +140,14 @@ async fn run(
 ) -> std::io::Result<()> {
     let config = prepared.config;
     let engine = Engine::new(&config);
-    let publication = Publication::new(prepared.zones, &config, &engine);
+    let serials = match serials::Serials::load(config.dns.serial_file.clone()) {
+        Ok(serials) => serials,
+        Err(problem) => {
+            error!(%problem, "cannot read the serial file; serials may go back");
+            serials::Serials::load(None).expect("no file, nothing to read")
+        }
+    };
+    let publication = Publication::new(prepared.zones, &config, &engine, serials);
     let dns = tokio::spawn(crate::dns::serve(
         options.sockets,
         publication.store(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use tracing::error;
 
 use crate::config::Config;
 use crate::dns::{Published, Snapshot, SnapshotBuilder, ZoneSet};
@@ -14,19 +15,54 @@ pub struct Publication {
     builder: SnapshotBuilder,
     zone_names: Vec<String>,
     store: Arc<ArcSwap<Snapshot>>,
+    serials: super::serials::Serials,
 }
 
 impl Publication {
-    /// The first snapshot, with the engine's answers (all pending at start).
-    pub fn new(zones: ZoneSet, config: &Config, engine: &Engine) -> Publication {
+    /// The first snapshot, with the engine's answers (all pending at start). Each zone's
+    /// serial starts at the highest of its file's, the Unix time and what `serials`
+    /// reserved; the next reservation is written before the snapshot is served.
+    pub fn new(
+        zones: ZoneSet,
+        config: &Config,
+        engine: &Engine,
+        serials: super::serials::Serials,
+    ) -> Publication {
         let mut builder = SnapshotBuilder::new(zones, &config.records, unix_now());
+        builder.raise_serials(|origin| serials.floor(origin));
         let store = Arc::new(ArcSwap::from_pointee(
             builder.build(&published(config, engine)),
         ));
-        Publication {
+        let mut publication = Publication {
             zone_names: builder.zone_names(),
             builder,
             store,
+            serials,
+        };
+        publication.reserve();
+        if config.dns.serial_file.is_none() {
+            let now = unix_now();
+            let snapshot = publication.load();
+            for (zone, serial) in publication.zone_names.iter().zip(snapshot.serials()) {
+                if crate::dns::serial_after(*serial, now) {
+                    tracing::warn!(%zone, serial, "the zone's serial is above the Unix time and no dns.serial_file keeps it: after a restart it starts again from the file's, and secondaries ignore changes until it passes their copy");
+                }
+            }
+        }
+        publication
+    }
+
+    /// Reserves serials ahead when a zone reached its reservation. A file that cannot be
+    /// written is logged, not fatal: answers matter more than a secondary's serial.
+    fn reserve(&mut self) {
+        let snapshot = self.store.load();
+        let serials = self
+            .zone_names
+            .iter()
+            .map(String::as_str)
+            .zip(snapshot.serials().iter().copied());
+        if let Err(problem) = self.serials.reserve(serials) {
+            error!(%problem, "cannot reserve SOA serials: after a restart they may go back");
         }
     }
 
@@ -46,6 +82,7 @@ impl Publication {
     /// Builds a snapshot of `answers` (one per record) and stores it.
     pub fn publish(&mut self, answers: &[Published]) {
         self.store.store(Arc::new(self.builder.build(answers)));
+        self.reserve();
     }
 
     /// Builds a snapshot of agreed `answers` whose zones all carry `serial` (cluster mode)
@@ -53,18 +90,26 @@ impl Publication {
     pub fn publish_at(&mut self, answers: &[Published], serial: u32) {
         self.store
             .store(Arc::new(self.builder.build_at(answers, serial)));
+        self.reserve();
     }
 
     /// Takes the zones of a reloaded configuration. Every zone's serial goes up, whatever
-    /// the files say, so secondaries and caches see that something was reloaded. Nothing
-    /// is published until the next `publish`.
+    /// its file says (each zone from its own: a zone kept is at least its serial + 1; a
+    /// new one starts as at start), so secondaries and caches see that something was
+    /// reloaded. Nothing is published until the next `publish`.
     pub fn reload(&mut self, zones: ZoneSet, config: &Config) {
-        let highest = self.load().serials().iter().copied().max().unwrap_or(0);
-        self.builder = SnapshotBuilder::new(
-            zones,
-            &config.records,
-            unix_now().max(highest.wrapping_add(1)),
-        );
+        let snapshot = self.load();
+        let before: std::collections::HashMap<String, u32> = self
+            .zone_names
+            .iter()
+            .cloned()
+            .zip(snapshot.serials().iter().map(|s| s.wrapping_add(1).max(1)))
+            .collect();
+        drop(snapshot);
+        self.builder = SnapshotBuilder::new(zones, &config.records, unix_now());
+        let serials = &self.serials;
+        self.builder
+            .raise_serials(|origin| before.get(origin).copied().or(serials.floor(origin)));
         self.zone_names = self.builder.zone_names();
     }
 }

@@ -22,6 +22,7 @@ mod privileges;
 mod raw;
 mod reload;
 mod replicas;
+mod serials;
 mod soak;
 mod tls;
 mod vip;

@@ -1,0 +1,83 @@
+//! SOA serials never go backwards: across restarts (a date-style zone serial, above the
+//! Unix time, used to restart at the file's value) and reloads.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+const WWW: &str = "www.example.internal.";
+const LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serials_never_go_back_across_restarts_and_reloads() {
+    let zone = ZONE.replace(" 7 3600 ", " 2026112401 3600 ");
+    let state = tempfile::tempdir().unwrap();
+    let mut web1 = TcpBackend::start("127.0.0.120").await;
+    let web2 = TcpBackend::start("127.0.0.121").await;
+    let config = format!(
+        "serial_file = \"{}\"\n\n{}",
+        state.path().join("serials.toml").display(),
+        tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"\nfall = 1", "")
+    );
+    // `serial_file` belongs to [dns], which the harness writes first.
+    let hadns = Hadns::start_with_zone(&config, &zone).await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let first = hadns.soa_serial().await;
+    assert!(first >= 2026112401, "{first}");
+    web1.stop().await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    let moved = hadns.soa_serial().await;
+    assert!(moved > first, "{moved} after {first}");
+    hadns.stop().await;
+
+    // A restart: the zone file still says 2026112401, the serial goes on from above.
+    let mut hadns = Hadns::start_with_zone(&config, &zone).await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    let restarted = hadns.soa_serial().await;
+    assert!(restarted > moved, "{restarted} after {moved}: went back");
+
+    // A reload: up again, from this zone's own serial.
+    assert_eq!(hadns.sighup().await, "applied");
+    let reloaded = hadns.soa_serial().await;
+    assert!(reloaded > restarted, "{reloaded} after {restarted}");
+
+    // Without a serial file the same restart went back to the file's serial (the defect).
+    drop(hadns);
+    let plain = tcp_pool_config(&[&web2], "interval = \"100ms\"", "");
+    let hadns = Hadns::start_with_zone(&plain, &zone).await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    assert_eq!(hadns.soa_serial().await, 2026112402);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_moves_each_zone_from_its_own_serial() {
+    let zone = ZONE.replace(" 7 3600 ", " 2026112401 3600 ");
+    let other = ZONE.replace("example.internal.", "other.internal.");
+    let web = TcpBackend::start("127.0.0.122").await;
+    let config = tcp_pool_config(&[&web], "interval = \"100ms\"", "");
+    let mut hadns = Hadns::start_env(&config, &zone, &["127.0.0.1:0"], &[], |dir| {
+        std::fs::write(dir.join("zones/other.internal.zone"), &other).unwrap();
+    })
+    .await;
+    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let serial = async |hadns: &Hadns, zone: &str| match &hadns
+        .query(zone, hickory_proto::rr::RecordType::SOA)
+        .await
+        .answers[0]
+        .data
+    {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        other => panic!("not an SOA: {other:?}"),
+    };
+    let (example, other) = (
+        serial(&hadns, "example.internal.").await,
+        serial(&hadns, "other.internal.").await,
+    );
+    assert_eq!(hadns.sighup().await, "applied");
+    let example_after = serial(&hadns, "example.internal.").await;
+    let other_after = serial(&hadns, "other.internal.").await;
+    assert!(example_after > example, "{example_after} after {example}");
+    assert!(other_after > other, "{other_after} after {other}");
+    // Each from its own: other.internal. (the Unix time) is not pulled up to 2026112402.
+    assert!(other_after < 2026112401, "{other_after}: one shared serial");
+}
