@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # namespaces of the L2 tests (they need root; HADNS_SKIP_NETNS=1 skips them explicitly),
 # python3 for the small HTTP service those tests run on each test host, openssl for the
 # TLS tests' certificates, chromium to render the admin status page headless, dnsperf to
-# load hadns across reloads, etcd-server for the cluster tests' three-member etcd, and
-# protobuf-compiler to build hadns (the etcd-client crate compiles etcd's gRPC API).
+# load hadns across reloads, etcd-server for the cluster tests' three-member etcd, unbound
+# as the DNS server the dns check probes, and protobuf-compiler to build hadns (the
+# etcd-client crate compiles etcd's gRPC API).
 needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf
-        etcd-server protobuf-compiler)
+        etcd-server unbound protobuf-compiler)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

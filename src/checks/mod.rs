@@ -4,6 +4,7 @@
 //! Probes run every `interval` (up to 10% earlier, so checkers of many nodes spread out),
 //! each bounded by `timeout`; the first probe runs at once.
 
+mod dns;
 mod exec;
 mod fence;
 mod http;
@@ -89,6 +90,7 @@ enum Prober {
     Exec(exec::ExecProber),
     Postgres(Box<postgres::PgProber>),
     Mysql(Box<mysql::MysqlProber>),
+    Dns(dns::DnsProber),
     /// Probe results played from a script, for the checker's paused-time tests.
     #[cfg(test)]
     Scripted(std::sync::Arc<tests::Script>),
@@ -106,6 +108,7 @@ impl Prober {
             Check::Mysql(check) => {
                 Prober::Mysql(Box::new(mysql::MysqlProber::new(check, pool, node)))
             }
+            Check::Dns(check) => Prober::Dns(dns::DnsProber::new(check, node)),
         }
     }
 
@@ -115,6 +118,12 @@ impl Prober {
             // Validation guarantees tcp and http nodes have a port.
             Prober::Tcp => bounded(timeout, tcp::probe(node.address, node.port.unwrap_or(0))).await,
             Prober::Http(p) => bounded(timeout, p.probe()).await,
+            // Bounded by its own wait for the answer.
+            Prober::Dns(p) => p
+                .probe(timeout)
+                .await
+                .map(|d| (d, None))
+                .map_err(Failure::from),
             // Exec bounds itself, to kill the whole process group on timeout.
             Prober::Exec(p) => p
                 .probe(timeout)

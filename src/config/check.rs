@@ -37,7 +37,21 @@ pub(super) struct RawExec {
     command: Option<Vec<String>>,
 }
 
-const CHECKS: &str = "tcp | http | exec | postgres | mysql";
+#[derive(Deserialize)]
+pub(super) struct RawDns {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    qtype: Option<String>,
+    expect: Option<String>,
+}
+
+const CHECKS: &str = "tcp | http | exec | postgres | mysql | dns";
+/// The question types a `dns` check may ask.
+const DNS_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"];
+/// The response codes a `dns` check may expect.
+const RCODES: &[&str] = &[
+    "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "NOTIMP", "FORMERR",
+];
 
 /// `check = "..."`: which section of the pool configures it.
 #[derive(Deserialize)]
@@ -48,6 +62,7 @@ enum CheckKind {
     Exec,
     Postgres,
     Mysql,
+    Dns,
 }
 
 /// A pool's check sections, as written.
@@ -56,6 +71,7 @@ pub(super) struct Sections<'a> {
     pub exec: Option<&'a RawExec>,
     pub postgres: Option<&'a RawDb>,
     pub mysql: Option<&'a RawDb>,
+    pub dns: Option<&'a RawDns>,
 }
 
 /// `check = "..."` and its section; a section of another check is a problem.
@@ -87,12 +103,14 @@ pub(super) fn validate_check(
             Check::Postgres(validate_db(raw.postgres, "postgres", path, base, problems))
         }
         CheckKind::Mysql => Check::Mysql(validate_db(raw.mysql, "mysql", path, base, problems)),
+        CheckKind::Dns => Check::Dns(validate_dns_check(raw.dns, path, problems)),
     };
     let sections = [
         ("http", raw.http.is_some()),
         ("exec", raw.exec.is_some()),
         ("postgres", raw.postgres.is_some()),
         ("mysql", raw.mysql.is_some()),
+        ("dns", raw.dns.is_some()),
     ];
     for (section, present) in sections {
         if present && check.kind() != section {
@@ -106,6 +124,55 @@ pub(super) fn validate_check(
         }
     }
     check
+}
+
+fn validate_dns_check(raw: Option<&RawDns>, path: &str, problems: &mut Vec<Problem>) -> DnsCheck {
+    let section = format!("{path}.dns");
+    let Some(raw) = raw else {
+        problems.push(Problem::new(
+            &section,
+            "missing: check = \"dns\" needs [pool.dns] with the name to ask",
+        ));
+        return DnsCheck {
+            name: String::new(),
+            qtype: "A".into(),
+            expect: DnsExpect::Answer,
+        };
+    };
+    let name = super::fields::required(raw.name.clone(), &format!("{section}.name"), problems)
+        .map(|n| normalize_name(&n))
+        .unwrap_or_default();
+    let qtype = raw.qtype.as_deref().unwrap_or("A").to_ascii_uppercase();
+    if !DNS_TYPES.contains(&qtype.as_str()) {
+        problems.push(Problem::new(
+            format!("{section}.type"),
+            format!("unknown type {qtype:?} ({})", DNS_TYPES.join(", ")),
+        ));
+    }
+    let expect = match raw.expect.as_deref().map(str::trim) {
+        None => DnsExpect::Answer,
+        Some(text) => match text.parse::<IpAddr>() {
+            Ok(address) => DnsExpect::Address(address),
+            Err(_) if RCODES.contains(&text.to_ascii_uppercase().as_str()) => {
+                DnsExpect::Rcode(text.to_ascii_uppercase())
+            }
+            Err(_) => {
+                problems.push(Problem::new(
+                    format!("{section}.expect"),
+                    format!(
+                        "{text:?} is neither an address nor a response code ({})",
+                        RCODES.join(", ")
+                    ),
+                ));
+                DnsExpect::Answer
+            }
+        },
+    };
+    DnsCheck {
+        name,
+        qtype,
+        expect,
+    }
 }
 
 fn validate_db(

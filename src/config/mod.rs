@@ -151,6 +151,27 @@ pub enum Check {
     Exec(ExecCheck),
     Postgres(DbCheck),
     Mysql(DbCheck),
+    Dns(DnsCheck),
+}
+
+/// `[pool.dns]`: one question to the node, a DNS server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    pub name: String,
+    /// The question's type by name: `A`, `AAAA`, `SOA`, ...
+    pub qtype: String,
+    pub expect: DnsExpect,
+}
+
+/// What a `dns` check's answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DnsExpect {
+    /// Any answer with NOERROR or NXDOMAIN: the server works.
+    Answer,
+    /// NOERROR with this address in the answer section.
+    Address(IpAddr),
+    /// This response code (`NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`).
+    Rcode(String),
 }
 
 impl Check {
@@ -161,6 +182,7 @@ impl Check {
             Check::Exec(_) => "exec",
             Check::Postgres(_) => "postgres",
             Check::Mysql(_) => "mysql",
+            Check::Dns(_) => "dns",
         }
     }
 
@@ -174,6 +196,7 @@ impl Check {
         match self {
             Check::Postgres(_) => Some(5432),
             Check::Mysql(_) => Some(3306),
+            Check::Dns(_) => Some(53),
             _ => None,
         }
     }

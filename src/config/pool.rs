@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::check::{RawDb, RawExec, RawHttp, Sections, validate_check};
+use super::check::{RawDb, RawDns, RawExec, RawHttp, Sections, validate_check};
 use super::fields::{choice, count, duration, duration_at_least, required};
 use super::*;
 
@@ -41,6 +41,7 @@ pub(super) struct RawPool {
     exec: Option<RawExec>,
     postgres: Option<RawDb>,
     mysql: Option<RawDb>,
+    dns: Option<RawDns>,
     #[serde(default)]
     node: Vec<RawNode>,
 }
@@ -81,6 +82,7 @@ pub(super) fn validate_pool(
             exec: raw.exec.as_ref(),
             postgres: raw.postgres.as_ref(),
             mysql: raw.mysql.as_ref(),
+            dns: raw.dns.as_ref(),
         },
         path,
         base,

@@ -7,7 +7,7 @@
 //! - `handler`: the hickory `RequestHandler` that answers each query from one snapshot.
 
 mod answers;
-mod client;
+pub mod client;
 mod fast;
 #[cfg(test)]
 mod fast_tests;

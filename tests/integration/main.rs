@@ -8,6 +8,7 @@ mod config_errors;
 mod dbs;
 mod demo;
 mod dns_behaviour;
+mod dns_check;
 mod edns;
 mod exhaustion;
 mod failover;

@@ -1,0 +1,116 @@
+//! `check = "dns"` against a real unbound (local data on a loopback address): a node that
+//! answers as expected is up; stopped, or answering another address, it is down, and the
+//! reason says which.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
+
+use crate::dbs::free_port;
+use crate::harness::*;
+
+const RESOLVER: &str = "resolver.example.internal.";
+const LIMIT: Duration = Duration::from_secs(20);
+const IP: &str = "127.0.0.130";
+
+/// unbound in the foreground on `IP:port`, answering `probe.test.` with `address`.
+struct Unbound {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Unbound {
+    async fn start(port: u16, address: &str) -> Unbound {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("unbound.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "server:\n  interface: {IP}\n  port: {port}\n  do-daemonize: no\n  chroot: \"\"\n  \
+                 username: \"\"\n  directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  \
+                 use-syslog: no\n  do-ip6: no\n  num-threads: 1\n  module-config: \"iterator\"\n  \
+                 access-control: 127.0.0.0/8 allow\n  local-zone: \"probe.test.\" static\n  \
+                 local-data: \"probe.test. 60 IN A {address}\"\n",
+                dir = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("unbound")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start unbound (scripts/test.sh installs it)");
+        let server = SocketAddr::new(IP.parse().unwrap(), port);
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        wait_for(LIMIT, "unbound to answer", || async {
+            let query = query_message("probe.test.", RecordType::A, None);
+            udp_exchange_once(&socket, server, &query, Duration::from_millis(200))
+                .await
+                .is_some()
+        })
+        .await;
+        Unbound { child, _dir: dir }
+    }
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `reason` of the only node's last probe, from `/status`.
+async fn last_probe(admin: SocketAddr) -> String {
+    let status = get_json(admin, "/status").await;
+    status["pools"][0]["nodes"][0]["last_probe"]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
+    let port = free_port(IP.parse().unwrap());
+    let unbound = Unbound::start(port, "10.9.9.9").await;
+    let config = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[pool]]\nname = \"resolvers\"\ncheck = \"dns\"\ninterval = \"100ms\"\n\
+         timeout = \"300ms\"\nrise = 1\nfall = 1\n\
+         [pool.dns]\nname = \"probe.test.\"\nexpect = \"10.9.9.9\"\n\
+         [[pool.node]]\nname = \"u1\"\naddress = \"{IP}\"\nport = {port}\n\n\
+         [[record]]\nname = \"{RESOLVER}\"\npool = \"resolvers\"\nmax_stale = \"0s\"\n"
+    );
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    let node: IpAddr = IP.parse().unwrap();
+    hadns.wait_for_answer(RESOLVER, &[node], LIMIT).await;
+    assert!(last_probe(admin).await.contains("answered 10.9.9.9"));
+
+    // Stopped: no answer.
+    drop(unbound);
+    hadns.wait_for_answer(RESOLVER, &[], LIMIT).await;
+    wait_for(LIMIT, "the reason: no answer", || async {
+        last_probe(admin).await.contains("no answer within")
+            || last_probe(admin).await.contains("refused")
+    })
+    .await;
+
+    // Answering, but not what is expected: still down, and the reason says so.
+    let unbound = Unbound::start(port, "10.8.8.8").await;
+    wait_for(LIMIT, "the reason: another address", || async {
+        last_probe(admin).await.contains("expected 10.9.9.9")
+    })
+    .await;
+    assert_eq!(hadns.addresses(RESOLVER).await, Ok(vec![]));
+    drop(unbound);
+
+    // Answering as expected again: up.
+    let _unbound = Unbound::start(port, "10.9.9.9").await;
+    hadns.wait_for_answer(RESOLVER, &[node], LIMIT).await;
+}
