@@ -140,7 +140,14 @@ async fn run(
 ) -> std::io::Result<()> {
     let config = prepared.config;
     let engine = Engine::new(&config);
-    let serials = match serials::Serials::load(config.dns.serial_file.clone()) {
+    // Cluster mode: the serials are the agreed decisions' (monotonic across the cluster),
+    // not reserved per member.
+    let serial_file = config
+        .dns
+        .serial_file
+        .clone()
+        .filter(|_| config.cluster.is_none());
+    let serials = match serials::Serials::load(serial_file) {
         Ok(serials) => serials,
         Err(problem) => {
             error!(%problem, "cannot read the serial file; serials may go back");
