@@ -188,16 +188,16 @@ impl Member {
                         self.campaign(&mut client).await?;
                     }
                     Some(m) => {
+                        // Resumed after a cut from the last event applied (a response's
+                        // header may run ahead of a replay still under way).
                         for event in m.events() {
                             if let Some(kv) = event.kv() {
                                 self.apply(kv, event.event_type() == EventType::Put);
+                                self.state.revision = self.state.revision.max(kv.mod_revision());
                                 if self.catching_up.is_some_and(|r| kv.mod_revision() >= r) {
                                     self.caught_up();
                                 }
                             }
-                        }
-                        if let Some(header) = m.header() {
-                            self.state.revision = header.revision();
                         }
                         self.send_soon();
                         self.campaign(&mut client).await?;

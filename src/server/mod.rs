@@ -10,8 +10,12 @@
 //! ```
 //!
 //! - `checkers.rs`: the running checkers, kept or replaced by a reload.
-//! - `decisions.rs`: the `Decision` boundary (local engine today, a cluster later) and the
-//!   outbox that carries decisions out in order without waiting for fences inline.
+//! - `decisions.rs`: the `Decision` boundary (the local engine, or in cluster mode the
+//!   leader's proposals and the agreed answers) and the outbox that carries decisions out in
+//!   order without waiting for fences inline.
+//! - `cluster.rs`: cluster mode (`[cluster]`): views out, the leader's engine, the agreed
+//!   answers in, `on_lost`, vips released at the lease's end.
+//! - `serials.rs`: SOA serials reserved ahead on disk, so that they never go back.
 //! - `publication.rs`: answers to snapshot to the store the DNS workers read.
 //! - `plan.rs` (pure) and `reload.rs`: applying a new configuration in place.
 //! - `commands.rs`, `drains.rs`: admin commands; the drain list and its file.
