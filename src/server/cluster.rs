@@ -417,7 +417,15 @@ impl Supervisor {
         };
         if refuse {
             if force {
-                let serial = side.served.as_ref().map_or(0, |d| d.serial);
+                // The serial stays (nothing was decided); before any decision, the
+                // zones' current one.
+                let current = self.publication.load().serials().iter().copied().max();
+                let serial = side
+                    .served
+                    .as_ref()
+                    .map(|d| d.serial)
+                    .or(current)
+                    .unwrap_or(0);
                 let answers = vec![Published::Servfail; self.config.records.len()];
                 self.outbox.submit(Decision {
                     fences: Vec::new(),
