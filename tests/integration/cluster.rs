@@ -248,6 +248,26 @@ async fn a_killed_leader_is_replaced_and_the_new_one_follows_a_failure() {
     node1.stop().await;
     site.wait_answer(&rest, WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;
+
+    // The killed member restarts (its old lease ended with the takeover): it joins and
+    // serves the current answer at once.
+    let pool = tcp_pool_config(
+        &[&node1, &node2],
+        "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
+        "",
+    );
+    let _back = site
+        .start_member(old, &site.member_config(old, "", &pool))
+        .await;
+    site.wait_answer(&[old], WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    wait_for(LIMIT, "three members again", || async {
+        site.status(old).await["cluster"]["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 3)
+    })
+    .await;
+    drop(members);
 }
 
 #[tokio::test(flavor = "multi_thread")]
