@@ -23,6 +23,7 @@ mod privileges;
 mod raw;
 mod reload;
 mod replicas;
+mod resolver_vip;
 mod serials;
 mod soak;
 mod tls;
