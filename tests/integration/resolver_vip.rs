@@ -38,12 +38,15 @@ type Lookup = (f64, f64, bool);
 struct Client {
     child: Child,
     lookups: Arc<Mutex<Vec<Lookup>>>,
+    /// `/etc/netns/<client>`, removed with the client.
+    etc: String,
 }
 
 impl Client {
     fn start(topology: &Topology) -> Client {
         let ns = topology.ns("client");
-        std::fs::create_dir_all(format!("/etc/netns/{ns}")).unwrap();
+        let etc = format!("/etc/netns/{ns}");
+        std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(
             format!("/etc/netns/{ns}/resolv.conf"),
             format!("nameserver {VIP}\noptions timeout:1 attempts:2\n"),
@@ -70,7 +73,11 @@ impl Client {
                 }
             }
         });
-        Client { child, lookups }
+        Client {
+            child,
+            lookups,
+            etc,
+        }
     }
 
     /// The longest lookup, and the time from `since` until the last failed lookup ended
@@ -97,6 +104,7 @@ impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.etc);
     }
 }
 
@@ -233,5 +241,4 @@ async fn a_resolver_vip_over_two_members_survives_a_kill_and_a_hang() {
         gap_hang < TAKEOVER.as_secs_f64() + 4.0,
         "hang: {gap_hang:.3} s"
     );
-    let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", topology.ns("client")));
 }
