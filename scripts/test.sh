@@ -20,6 +20,16 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # The tests start their own servers. Where systemd runs, the packages just installed may
+  # have started theirs: unbound would hold 127.0.0.1:53, which a test binds.
+  if [ -d /run/systemd/system ]; then
+    for pkg in "${missing[@]}"; do
+      case "$pkg" in
+        unbound) systemctl disable --now unbound >/dev/null 2>&1 || true ;;
+        etcd-server) systemctl disable --now etcd >/dev/null 2>&1 || true ;;
+      esac
+    done
+  fi
 fi
 
 if [ "${HADNS_SKIP_NETNS:-}" = 1 ]; then
