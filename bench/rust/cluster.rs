@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
-use crate::cluster_site::Site;
+use crate::cluster_site::{Site, web_cluster, web_pool};
 use crate::harness::*;
 
 const WWW: &str = "www.example.internal.";
@@ -82,25 +82,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn cluster_benchmark() {
-    let mut site = Site::build().expect("the cluster benchmark needs root and ip");
-    site.start_etcd().await;
-    let mut node1 = TcpBackend::start(&site.node_ip(0)).await;
-    let node2 = TcpBackend::start(&site.node_ip(1)).await;
-    let pool = tcp_pool_config(
-        &[&node1, &node2],
-        "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
-        "",
-    );
-    let mut members = Vec::new();
-    for i in 0..3 {
-        members.push(
-            site.start_member(i, &site.member_config(i, "", &pool))
-                .await,
-        );
-    }
+    let (site, members, mut node1, node2) = web_cluster(["", "", ""])
+        .await
+        .expect("the cluster benchmark needs root and ip");
+    let pool = web_pool(&node1, &node2);
     let single = Hadns::start(&pool).await;
-    site.wait_answer(&[0, 1, 2], WWW, Ok(vec![node1.ip()]), LIMIT)
-        .await;
     single.wait_for_answer(WWW, &[node1.ip()], LIMIT).await;
     let client: IpAddr = site.ip(50).parse().unwrap();
     let mut samplers = Vec::new();

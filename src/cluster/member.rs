@@ -480,7 +480,6 @@ impl Member {
             Request::Propose(_) => {}
             Request::Digest(digest) => self.digest = digest,
         }
-        self.check_expiry();
     }
 
     /// The resumed watch delivered everything missed: connected from now on.
@@ -495,11 +494,10 @@ impl Member {
         if self.catching_up.is_some() {
             return;
         }
-        let changed = !self.state.connected || self.state.expired;
+        let changed = !self.state.connected;
         self.state.connected = true;
         // Back with the lease it had: the leader key may still be its own.
         self.leads();
-        self.state.expired = false;
         self.state.lost_reason = None;
         if changed {
             self.send();
@@ -514,24 +512,7 @@ impl Member {
         self.state.leading = false;
         self.catching_up = None;
         self.state.lost_reason = Some(reason.to_string());
-        self.check_expiry();
         self.send();
-    }
-
-    /// Cut off for longer than the lease: etcd has dropped this member's keys by now.
-    fn check_expiry(&mut self) {
-        let expired = self
-            .state
-            .last_contact
-            .is_none_or(|t| t.elapsed() >= self.settings.lease);
-        if expired && !self.state.expired && !self.state.connected {
-            self.state.expired = true;
-            if self.state.last_contact.is_some() {
-                warn!(member = %self.settings.name, lease = ?self.settings.lease,
-                      "cut off from etcd for longer than the lease");
-            }
-            self.send();
-        }
     }
 
     fn send(&mut self) {

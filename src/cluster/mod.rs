@@ -37,8 +37,6 @@ pub struct State {
     pub connected: bool,
     /// The last time etcd confirmed this member's lease; `None` before the first time.
     pub last_contact: Option<Instant>,
-    /// Cut off for longer than the lease: etcd has expired this member's keys.
-    pub expired: bool,
     /// Why the connection was lost, while it is.
     pub lost_reason: Option<String>,
     /// This member holds the leader key (under its current lease).

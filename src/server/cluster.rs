@@ -611,7 +611,10 @@ impl Supervisor {
             connected: state.connected,
             lost_reason: state.lost_reason.clone(),
             last_contact_seconds: state.last_contact.map(|t| t.elapsed().as_secs_f64()),
-            expired: state.expired,
+            expired: !state.connected
+                && state
+                    .last_contact
+                    .is_none_or(|t| t.elapsed() >= side.settings.lease),
             serving: if side.refusing {
                 "servfail (cut off from etcd)"
             } else if served.is_some() {

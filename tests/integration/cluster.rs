@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 
-use crate::cluster_site::{MEMBERS, Site};
+use crate::cluster_site::{MEMBERS, Site, web_cluster, web_pool};
 use crate::dbs::Pg;
 use crate::harness::*;
 
@@ -16,30 +16,6 @@ const DB: &str = "db.example.internal.";
 /// Generous: etcd elections, leases of 2 s, and a loaded machine.
 const LIMIT: Duration = Duration::from_secs(30);
 const ALL: [usize; 3] = [0, 1, 2];
-
-/// Three members over a tcp pool of two nodes (node1 preferred), each member with its
-/// `[cluster]` extras; returns once every member answers node1.
-async fn web_cluster(extras: [&str; 3]) -> Option<(Site, Vec<Hadns>, TcpBackend, TcpBackend)> {
-    let mut site = Site::build()?;
-    site.start_etcd().await;
-    let node1 = TcpBackend::start(&site.node_ip(0)).await;
-    let node2 = TcpBackend::start(&site.node_ip(1)).await;
-    let pool = tcp_pool_config(
-        &[&node1, &node2],
-        "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
-        "",
-    );
-    let mut members = Vec::new();
-    for (i, extra) in extras.iter().enumerate() {
-        members.push(
-            site.start_member(i, &site.member_config(i, extra, &pool))
-                .await,
-        );
-    }
-    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
-        .await;
-    Some((site, members, node1, node2))
-}
 
 /// Asserts that every member in `members` answers `expected` on every query for `period`
 /// (what must not happen is a move: this watches for one).
@@ -86,13 +62,9 @@ async fn every_member_gives_the_same_answer_and_serial_for_tcp_and_postgres() {
     let pg2 = Pg::init_standby_at(&site.node_ip(3), &pg1, Some(5432));
     let pools = tcp_pool_config(&[&node1, &node2], "interval = \"100ms\"\nfall = 1", "")
         + &pg_pool(&pg1.node("pg1", 100), &pg2.node("pg2", 50));
-    let mut members = Vec::new();
-    for i in ALL {
-        members.push(
-            site.start_member(i, &site.member_config(i, "", &pools))
-                .await,
-        );
-    }
+    let members = site
+        .start_members(|i| site.member_config(i, "", &pools))
+        .await;
     site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
         .await;
     site.wait_answer(&ALL, DB, Ok(vec![pg1.ip]), LIMIT).await;
@@ -251,11 +223,7 @@ async fn a_killed_leader_is_replaced_and_the_new_one_follows_a_failure() {
 
     // The killed member restarts (its old lease ended with the takeover): it joins and
     // serves the current answer at once.
-    let pool = tcp_pool_config(
-        &[&node1, &node2],
-        "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
-        "",
-    );
+    let pool = web_pool(&node1, &node2);
     let _back = site
         .start_member(old, &site.member_config(old, "", &pool))
         .await;
@@ -424,13 +392,9 @@ async fn a_postgres_split_brain_seen_differently_agrees_on_the_newer_timeline() 
     let pg2 = Pg::init_standby_at(&site.node_ip(3), &pg1, Some(5432));
     pg2.wait_replaying().await;
     let pools = pg_pool(&pg1.node("pg1", 100), &pg2.node("pg2", 50));
-    let mut members = Vec::new();
-    for i in ALL {
-        members.push(
-            site.start_member(i, &site.member_config(i, "", &pools))
-                .await,
-        );
-    }
+    let members = site
+        .start_members(|i| site.member_config(i, "", &pools))
+        .await;
     site.wait_answer(&ALL, DB, Ok(vec![pg1.ip]), LIMIT).await;
     // m1 sees only the old primary, m2 only the standby about to be promoted; m3 both.
     site.cut(0, &site.node_ip(3));
@@ -506,13 +470,9 @@ async fn a_vip_holder_cut_off_from_etcd_and_its_peer_releases_within_its_lease()
         pool.clone() + &vip_of("web2"),
         pool.clone(),
     ];
-    let mut members = Vec::new();
-    for i in ALL {
-        members.push(
-            site.start_member(i, &site.member_config(i, "", &configs[i]))
-                .await,
-        );
-    }
+    let members = site
+        .start_members(|i| site.member_config(i, "", &configs[i]))
+        .await;
     site.wait_answer(&ALL, WWW, Ok(vec![ip1]), LIMIT).await;
     wait_for(LIMIT, "m1 to hold the vip", || async {
         site.holds(0, &vip)
@@ -601,13 +561,10 @@ async fn a_member_whose_configuration_differs_from_the_leaders_is_reported() {
     let pool = |interval: &str| {
         tcp_pool_config(&[&node1, &node2], &format!("interval = \"{interval}\""), "")
     };
-    let mut members = Vec::new();
-    for (i, interval) in ["100ms", "100ms", "150ms"].iter().enumerate() {
-        members.push(
-            site.start_member(i, &site.member_config(i, "", &pool(interval)))
-                .await,
-        );
-    }
+    let intervals = ["100ms", "100ms", "150ms"];
+    let mut members = site
+        .start_members(|i| site.member_config(i, "", &pool(intervals[i])))
+        .await;
     site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
         .await;
     // Whoever leads decides with its own configuration; the members that differ say so.
@@ -680,13 +637,9 @@ async fn members_reach_etcd_over_tls_as_an_authenticated_user() {
         ca.display(),
         secret.display()
     );
-    let mut members = Vec::new();
-    for i in ALL {
-        members.push(
-            site.start_member(i, &site.member_config(i, &extra, &pool))
-                .await,
-        );
-    }
+    let mut members = site
+        .start_members(|i| site.member_config(i, &extra, &pool))
+        .await;
     site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
         .await;
     let decision = site.etcdctl_run(&["get", "/hadns/test/decision", "--print-value-only"]);

@@ -19,7 +19,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::UdpSocket;
 
+use crate::dbs::run;
 use crate::harness::*;
+use crate::netns::ip;
 
 static SITES: AtomicU32 = AtomicU32::new(0);
 
@@ -28,19 +30,6 @@ const ETCD: [u8; 3] = [1, 2, 3];
 /// Host addresses for the nodes' services and databases.
 pub const NODES: [u8; 4] = [11, 12, 13, 14];
 const CLIENT: u8 = 50;
-
-fn ip_cmd(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("cannot run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 pub struct Site {
     prefix: String,
@@ -81,32 +70,32 @@ impl Site {
             password: None,
         };
         let br = site.ns("br");
-        ip_cmd(&["netns", "add", &br]);
-        ip_cmd(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
-        ip_cmd(&["-n", &br, "link", "set", "br0", "up"]);
-        ip_cmd(&[
+        ip(&["netns", "add", &br]);
+        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &br, "link", "set", "br0", "up"]);
+        ip(&[
             "link", "add", &site.veth, "type", "veth", "peer", "name", "host", "netns", &br,
         ]);
-        ip_cmd(&["-n", &br, "link", "set", "host", "master", "br0", "up"]);
+        ip(&["-n", &br, "link", "set", "host", "master", "br0", "up"]);
         for last in ETCD.iter().chain(&NODES).chain(&[CLIENT]) {
             let addr = format!("{}/24", site.ip(*last));
             // The first address is the route's source; the rest are secondary.
-            ip_cmd(&["addr", "add", &addr, "dev", &site.veth]);
+            ip(&["addr", "add", &addr, "dev", &site.veth]);
         }
-        ip_cmd(&["link", "set", &site.veth, "up"]);
+        ip(&["link", "set", &site.veth, "up"]);
         for (i, member) in MEMBERS.iter().enumerate() {
             let ns = site.ns(member);
             let port = format!("p{i}");
-            ip_cmd(&["netns", "add", &ns]);
-            ip_cmd(&[
+            ip(&["netns", "add", &ns]);
+            ip(&[
                 "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
                 &ns,
             ]);
-            ip_cmd(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
-            ip_cmd(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
             let addr = format!("{}/24", site.member_ip(i));
-            ip_cmd(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
-            ip_cmd(&["-n", &ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         }
         Some(site)
     }
@@ -164,7 +153,7 @@ impl Site {
     /// the test's client), or puts it back.
     pub fn plug(&self, i: usize, plugged: bool) {
         let state = if plugged { "up" } else { "down" };
-        ip_cmd(&["-n", &self.ns("br"), "link", "set", &format!("p{i}"), state]);
+        ip(&["-n", &self.ns("br"), "link", "set", &format!("p{i}"), state]);
     }
 
     fn scheme(&self) -> &'static str {
@@ -191,15 +180,9 @@ impl Site {
         );
         let san: Vec<String> = ETCD.iter().map(|e| format!("IP:{}", self.ip(*e))).collect();
         let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("cannot run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let mut cmd = Command::new("openssl");
+            cmd.args(args);
+            run(cmd)
         };
         let path = |p: &PathBuf| p.display().to_string();
         openssl(&[
@@ -297,17 +280,9 @@ impl Site {
 
     /// Runs etcdctl with `args`; its stdout.
     pub fn etcdctl_run(&self, args: &[&str]) -> String {
-        let out = self
-            .etcdctl()
-            .args(args)
-            .output()
-            .expect("cannot run etcdctl");
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut cmd = self.etcdctl();
+        cmd.args(args);
+        run(cmd)
     }
 
     /// Starts the three etcd members and waits until the cluster has a leader.
@@ -378,7 +353,7 @@ impl Site {
 
     /// Cuts `member` off from `address`: a blackhole route in its namespace.
     pub fn cut(&self, member: usize, address: &str) {
-        ip_cmd(&[
+        ip(&[
             "-n",
             &self.ns(MEMBERS[member]),
             "route",
@@ -389,7 +364,7 @@ impl Site {
     }
 
     pub fn heal(&self, member: usize, address: &str) {
-        ip_cmd(&[
+        ip(&[
             "-n",
             &self.ns(MEMBERS[member]),
             "route",
@@ -434,6 +409,15 @@ impl Site {
             std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
         })
         .await
+    }
+
+    /// Starts the three members, member `i` with `config(i)` (`member_config`).
+    pub async fn start_members(&self, config: impl Fn(usize) -> String) -> Vec<Hadns> {
+        let mut members = Vec::new();
+        for i in 0..MEMBERS.len() {
+            members.push(self.start_member(i, &config(i)).await);
+        }
+        members
     }
 
     /// Queries member `i` for `name` from the host's client address.
@@ -530,6 +514,37 @@ impl Site {
             .as_str()
             .map(String::from)
     }
+}
+
+/// The tcp pool of two nodes most cluster tests use: node1 preferred, checked every
+/// 100 ms, rise and fall 1; `www` answers it.
+pub fn web_pool(node1: &TcpBackend, node2: &TcpBackend) -> String {
+    tcp_pool_config(
+        &[node1, node2],
+        "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
+        "",
+    )
+}
+
+/// A site with etcd and three members over `web_pool`, each member with its `[cluster]`
+/// extras; returns once every member answers node1 (None where netns tests are skipped).
+pub async fn web_cluster(extras: [&str; 3]) -> Option<(Site, Vec<Hadns>, TcpBackend, TcpBackend)> {
+    let mut site = Site::build()?;
+    site.start_etcd().await;
+    let node1 = TcpBackend::start(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let pool = web_pool(&node1, &node2);
+    let members = site
+        .start_members(|i| site.member_config(i, extras[i], &pool))
+        .await;
+    site.wait_answer(
+        &[0, 1, 2],
+        "www.example.internal.",
+        Ok(vec![node1.ip()]),
+        Duration::from_secs(30),
+    )
+    .await;
+    Some((site, members, node1, node2))
 }
 
 /// Whether the host of namespace `ns` holds `address` on its eth0.

@@ -24,7 +24,7 @@ pub fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
-fn run(mut cmd: Command) -> String {
+pub fn run(mut cmd: Command) -> String {
     let shown = format!("{cmd:?}");
     let out = cmd
         .output()

@@ -39,7 +39,7 @@ pub struct Topology {
     prefix: String,
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip")
         .args(args)
         .output()

@@ -81,3 +81,23 @@ async fn a_reload_moves_each_zone_from_its_own_serial() {
     // Each from its own: other.internal. (the Unix time) is not pulled up to 2026112402.
     assert!(other_after < 2026112401, "{other_after}: one shared serial");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_serial_file_that_cannot_be_written_costs_no_answer() {
+    // A full disk, a read-only or missing directory: the reservation fails, hadns says so
+    // and serves anyway.
+    let web = TcpBackend::start("127.0.0.123").await;
+    let config = format!(
+        "serial_file = \"/nonexistent-hadns-dir/serials.toml\"\n\n{}",
+        tcp_pool_config(&[&web], "interval = \"100ms\"", "")
+    );
+    let mut hadns = Hadns::start(&config).await;
+    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let line = hadns
+        .wait_for_log("cannot reserve SOA serials", LIMIT)
+        .await;
+    assert!(
+        line.contains("/nonexistent-hadns-dir/serials.toml"),
+        "{line}"
+    );
+}
