@@ -84,9 +84,21 @@ pub struct QueryCounters {
     udp: Vec<IntCounter>,
     tcp: Vec<IntCounter>,
     anomalies: Vec<IntCounter>,
+    transfers: IntCounterVec,
 }
 
 impl QueryCounters {
+    /// Counts one zone transfer request: `kind` axfr or ixfr; `result` full, incremental,
+    /// soa (up to date, or too large for UDP) or refused.
+    pub fn transfer(&self, kind: &str, result: &str) {
+        self.transfers.with_label_values(&[kind, result]).inc();
+    }
+
+    /// Transfers of this kind and result so far.
+    pub fn transfer_count(&self, kind: &str, result: &str) -> u64 {
+        self.transfers.with_label_values(&[kind, result]).get()
+    }
+
     /// Adds `count` responses with response code `rcode` sent over UDP or TCP.
     pub fn add(&self, tcp: bool, rcode: u16, count: u64) {
         let counters = if tcp { &self.tcp } else { &self.udp };
@@ -141,6 +153,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub hooks: IntCounterVec,
     pub fences: IntCounterVec,
+    /// NOTIFYs to secondaries, by target and result (sent, acknowledged, failed).
+    pub notifies: IntCounterVec,
     node_up: IntGaugeVec,
     node_role: IntGaugeVec,
     node_drained: IntGaugeVec,
@@ -196,6 +210,12 @@ impl Metrics {
                 .iter()
                 .map(|a| anomalies.with_label_values(&[a.label()]))
                 .collect(),
+            transfers: counter(
+                "transfers_total",
+                "Zone transfer requests, by kind (axfr, ixfr) and result (full, incremental, \
+                 soa, refused).",
+                &["kind", "result"],
+            ),
         });
         let build = gauge(
             "build_info",
@@ -238,6 +258,12 @@ impl Metrics {
                  leader (1 while it leads), epoch and decision (of the served decision), \
                  config_mismatch (1 while the leader's configuration differs), resyncs.",
                 &["what"],
+            ),
+            notifies: counter(
+                "notifies_total",
+                "NOTIFY messages to secondaries, by target and result (sent, acknowledged, \
+                 failed: no or a bad answer in time).",
+                &["target", "result"],
             ),
             transitions: counter(
                 "node_transitions_total",

@@ -21,11 +21,13 @@ mod pool;
 mod record;
 #[cfg(test)]
 mod tests;
+mod transfer;
 mod validate;
 mod vip;
 
 pub use cluster::{Cluster, OnLost, Tls};
 pub use fields::{normalize_name, parse_duration};
+pub use transfer::{Network, Transfer, TsigAlgorithm, TsigKey};
 
 // === typed configuration ===
 
@@ -40,6 +42,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// `[cluster]`: agree with other members through etcd; absent = decide alone.
     pub cluster: Option<Cluster>,
+    /// `[transfer]`: zone transfers to secondaries and NOTIFY; absent = AXFR/IXFR refused.
+    pub transfer: Option<Transfer>,
 }
 
 /// `[admin]`: status, metrics, events and maintenance over HTTP.

@@ -23,6 +23,9 @@ pub(super) struct RawConfig {
     vip: Vec<super::vip::RawVip>,
     admin: Option<RawAdmin>,
     cluster: Option<super::cluster::RawCluster>,
+    transfer: Option<super::transfer::RawTransfer>,
+    #[serde(default)]
+    tsig: Vec<super::transfer::RawTsig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +129,10 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let cluster = raw
         .cluster
         .map(|c| super::cluster::validate_cluster(c, base, problems));
+    let keys = super::transfer::validate_tsig(raw.tsig, base, problems);
+    let transfer = raw
+        .transfer
+        .map(|t| super::transfer::validate_transfer(t, &keys, problems));
     let mut config = Config {
         dns,
         pools,
@@ -133,6 +140,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
         vips,
         admin,
         cluster,
+        transfer,
     };
     resolve_programs(&mut config, base);
     config

@@ -197,7 +197,7 @@ pub(super) fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> 
         .into_iter()
         .map(|(label, answer)| {
             let mut builder =
-                SnapshotBuilder::new(prepared.zones.clone(), &prepared.config.records, 100);
+                SnapshotBuilder::new(prepared.zones.clone(), &prepared.config.records, 100, None);
             let snapshot = builder.build(&[answer, both.clone()]);
             (label, Arc::new(ArcSwap::from_pointee(snapshot)))
         })

@@ -74,7 +74,7 @@ impl RequestPath {
         std::fs::write(zones.join("example.internal.zone"), ZONE).expect("a temporary file");
         let prepared = crate::prepare_str(CONFIG, &dir).expect("the fuzz config is valid");
         let _ = std::fs::remove_dir_all(&dir);
-        let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1);
+        let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1, None);
         let answer = Published::Addresses(vec![
             "192.0.2.1".parse().expect("an address"),
             "2001:db8::2".parse().expect("an address"),
@@ -161,7 +161,7 @@ pub fn zone(data: &[u8]) {
     };
     let names: Vec<Name> = zone.records.keys().map(|k| Name::from(k.name())).collect();
     let zones = ZoneSet { zones: vec![zone] };
-    let snapshot = SnapshotBuilder::new(zones, &[], 1).build(&[]);
+    let snapshot = SnapshotBuilder::new(zones, &[], 1, None).build(&[]);
     let path = RequestPath::over(snapshot);
     for (i, name) in names.iter().take(64).enumerate() {
         for qtype in [1u16, 28, 16, 15, 255] {

@@ -29,6 +29,11 @@ impl Handler {
     pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, counters: Arc<QueryCounters>) -> Self {
         Handler { snapshot, counters }
     }
+
+    /// The snapshot a query that is not answered by hickory reads (zone transfers).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
 }
 
 #[async_trait::async_trait]

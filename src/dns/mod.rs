@@ -14,14 +14,17 @@ mod fast_tests;
 #[doc(hidden)]
 pub mod fuzz;
 mod handler;
+mod journal;
 #[cfg(test)]
 mod prop_tests;
 mod respond;
 pub mod rrl;
 mod snapshot;
 mod tcp;
+pub mod tsig;
 mod udp;
 pub mod wire;
+mod xfr;
 mod zones;
 
 use std::io;

@@ -27,6 +27,20 @@ pub struct Snapshot {
     /// The same answers prepared in wire format for the UDP fast path.
     pub(crate) fast: super::fast::FastTable,
     serials: Vec<u32>,
+    /// With `[transfer]`: who may transfer, and what each zone's transfer sends.
+    pub(crate) transfer: Option<Transfer>,
+}
+
+/// Zone transfers as of one snapshot.
+pub(crate) struct Transfer {
+    pub policy: Arc<super::xfr::Policy>,
+    pub zones: Vec<super::journal::ZoneContents>,
+}
+
+impl Transfer {
+    pub fn zone(&self, origin: &LowerName) -> Option<&super::journal::ZoneContents> {
+        self.zones.iter().find(|z| &z.origin == origin)
+    }
 }
 
 impl Snapshot {
@@ -38,6 +52,15 @@ impl Snapshot {
     /// Every zone's SOA serial, in zone order.
     pub fn serials(&self) -> &[u32] {
         &self.serials
+    }
+
+    /// The SOA serial of the zone with this origin, if hadns serves it.
+    pub(crate) fn serial_of_zone(&self, origin: &LowerName) -> Option<u32> {
+        let zone = self
+            .negative_soa
+            .iter()
+            .position(|soa| &LowerName::new(&soa.name) == origin)?;
+        Some(self.serials[zone])
     }
 
     /// The SOA serial of the zone that holds a failover record.
@@ -62,13 +85,27 @@ pub struct SnapshotBuilder {
     serials: Vec<u32>,
     handlers: Vec<Arc<dyn ZoneHandler>>,
     last: Option<Vec<Published>>,
+    transfer: Option<TransferState>,
+}
+
+/// With `[transfer]`: the policy every snapshot carries, and the journal.
+struct TransferState {
+    policy: Arc<super::xfr::Policy>,
+    slots: Vec<super::journal::Slot>,
+    journal: super::journal::Journal,
 }
 
 impl SnapshotBuilder {
     /// `start_serial` is the serial for zones whose file has a lower one (the Unix time at
     /// start, so a restarted hadns does not go back below what secondaries have seen).
     /// The records must have passed [`ZoneSet::check_records`].
-    pub fn new(zones: ZoneSet, records: &[config::Record], start_serial: u32) -> SnapshotBuilder {
+    /// With `transfer`, snapshots carry what zone transfers send and the journal for IXFR.
+    pub fn new(
+        zones: ZoneSet,
+        records: &[config::Record],
+        start_serial: u32,
+        transfer: Option<&config::Transfer>,
+    ) -> SnapshotBuilder {
         let records: Vec<RecordSlot> = records
             .iter()
             .map(|r| {
@@ -110,6 +147,26 @@ impl SnapshotBuilder {
             .zip(&serials)
             .map(|(z, &s)| zone_handler(z, s))
             .collect();
+        let transfer = transfer.map(|t| {
+            let statics = zones
+                .zones
+                .iter()
+                .map(|z| super::journal::statics(&z.origin, &z.records))
+                .collect();
+            let slots = records
+                .iter()
+                .map(|r| super::journal::Slot {
+                    name: Name::from(&r.name),
+                    zone: r.zone,
+                    ttl: r.ttl,
+                })
+                .collect();
+            TransferState {
+                policy: Arc::new(super::xfr::Policy::new(t)),
+                slots,
+                journal: super::journal::Journal::new(statics, records.len()),
+            }
+        });
         SnapshotBuilder {
             zones,
             records,
@@ -117,6 +174,7 @@ impl SnapshotBuilder {
             serials,
             handlers,
             last: None,
+            transfer,
         }
     }
 
@@ -181,7 +239,7 @@ impl SnapshotBuilder {
         self.handlers[zone] = zone_handler(&self.zones.zones[zone], serial);
     }
 
-    fn assemble(&self, answers: &[Published]) -> Snapshot {
+    fn assemble(&mut self, answers: &[Published]) -> Snapshot {
         let mut catalog = Catalog::new();
         for (zone, handler) in self.zones.zones.iter().zip(&self.handlers) {
             catalog.upsert(LowerName::new(&zone.origin), vec![handler.clone()]);
@@ -219,12 +277,18 @@ impl SnapshotBuilder {
             })
             .collect();
         let fast = super::fast::FastTable::build(&self.zones.zones, &soas, &failover);
+        let serials = &self.serials;
+        let transfer = self.transfer.as_mut().map(|t| Transfer {
+            policy: t.policy.clone(),
+            zones: t.journal.advance(&t.slots, answers, serials, &soas),
+        });
         Snapshot {
             catalog,
             failover,
             negative_soa,
             fast,
             serials: self.serials.clone(),
+            transfer,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! DNS over TCP (RFC 7766): length-prefixed messages, answered one after another per
-//! connection through the [`Responder`].
+//! connection through the [`Responder`] (a zone transfer in as many messages as it takes).
 //!
 //! Connections are bounded: at most `connections` per listener and `per_client` per client
 //! address; one over either limit is closed at once (and counted). A connection must deliver
@@ -117,18 +117,21 @@ async fn connection(
                 return;
             }
         }
-        let Some(response) = responder.respond(&query, peer, true).await else {
+        let Some(messages) = responder.respond_all(&query, peer, true).await else {
             return;
         };
-        let mut framed = Vec::with_capacity(2 + response.len());
-        framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&response);
-        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                counters.anomaly(Anomaly::TcpTimeout);
-                return;
+        // Each message (several for a zone transfer) must be taken within `idle`.
+        for response in messages {
+            let mut framed = Vec::with_capacity(2 + response.len());
+            framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&response);
+            match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    counters.anomaly(Anomaly::TcpTimeout);
+                    return;
+                }
             }
         }
     }

@@ -11,7 +11,9 @@ pub const RCODE_REFUSED: u8 = 5;
 /// BADVERS (16): an extended response code, carried in the OPT record's upper 8 bits.
 const EXTENDED_BADVERS: u8 = 1;
 
+pub const RCODE_SERVFAIL: u8 = 2;
 const TYPE_OPT: u16 = 41;
+const TYPE_TSIG: u16 = 250;
 const CLASS_IN: u16 = 1;
 const HEADER: usize = 12;
 
@@ -194,6 +196,53 @@ fn push_opt(out: &mut Vec<u8>, opt: Opt, extended: u8) {
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&opt.payload.max(512).to_be_bytes());
     out.extend_from_slice(&[extended, 0, u8::from(opt.dnssec_ok) << 7, 0, 0, 0]);
+}
+
+/// Where the message's last record starts, when it is a TSIG in the additional section
+/// (where RFC 8945 puts it) and the message parses to its end.
+pub fn tsig_start(msg: &[u8]) -> Option<usize> {
+    let count = |i: usize| usize::from(u16_at(msg, i).unwrap_or(0));
+    if msg.len() < HEADER || count(10) == 0 {
+        return None;
+    }
+    let mut i = HEADER;
+    for _ in 0..count(4) {
+        i = name_end(msg, i)? + 4;
+    }
+    let mut last = None;
+    for _ in 0..count(6) + count(8) + count(10) {
+        let start = i;
+        i = name_end(msg, i)?;
+        let rtype = u16_at(msg, i)?;
+        i += 10 + usize::from(u16_at(msg, i + 8)?);
+        last = Some((start, rtype));
+    }
+    match last {
+        Some((start, TYPE_TSIG)) if i == msg.len() => Some(start),
+        _ => None,
+    }
+}
+
+/// `msg` without its last record, which starts at `at` (a TSIG found by [`tsig_start`]).
+pub fn without_last_record(msg: &[u8], at: usize) -> Vec<u8> {
+    let mut out = msg[..at].to_vec();
+    let additional = u16_at(msg, 10).unwrap_or(1).saturating_sub(1);
+    out[10..12].copy_from_slice(&additional.to_be_bytes());
+    out
+}
+
+/// A response with `rcode`, the query's question when it has one readable question, and no
+/// records: transfer refusals and TSIG failures.
+pub fn error_response(query: &[u8], rcode: u8) -> Vec<u8> {
+    let question_end = match u16_at(query, 4) {
+        Some(1) => plain_name_end(query, HEADER).filter(|&end| end + 4 <= query.len()),
+        _ => None,
+    };
+    let shape = question_end.map(|end| Shape {
+        question_end: end + 4,
+        opt: None,
+    });
+    bare_response(query, shape.as_ref(), rcode, 0, false)
 }
 
 /// The response hadns sends for a refused query.

@@ -28,7 +28,8 @@ impl Publication {
         engine: &Engine,
         serials: super::serials::Serials,
     ) -> Publication {
-        let mut builder = SnapshotBuilder::new(zones, &config.records, unix_now());
+        let mut builder =
+            SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
         builder.raise_serials(|origin| serials.floor(origin));
         let store = Arc::new(ArcSwap::from_pointee(
             builder.build(&published(config, engine)),
@@ -106,7 +107,8 @@ impl Publication {
             .zip(snapshot.serials().iter().map(|s| s.wrapping_add(1).max(1)))
             .collect();
         drop(snapshot);
-        self.builder = SnapshotBuilder::new(zones, &config.records, unix_now());
+        self.builder =
+            SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
         let serials = &self.serials;
         self.builder
             .raise_serials(|origin| before.get(origin).copied().or(serials.floor(origin)));

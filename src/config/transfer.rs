@@ -1,0 +1,266 @@
+//! `[transfer]` and `[[tsig]]`: zone transfers to secondaries, NOTIFY, TSIG keys
+//! (docs/secondaries.md).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::Problem;
+use super::fields::{choice, private, read_secret, required};
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawTransfer {
+    allow: Option<Vec<String>>,
+    notify: Option<Vec<String>>,
+    key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawTsig {
+    name: Option<String>,
+    algorithm: Option<String>,
+    secret_file: Option<String>,
+}
+
+/// `[transfer]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    /// Who may AXFR/IXFR; everyone else is REFUSED.
+    pub allow: Vec<Network>,
+    /// Secondaries sent a NOTIFY on every serial change (port 53 unless given).
+    pub notify: Vec<SocketAddr>,
+    /// Transfers (and the queries of a secondary that signs them) and NOTIFY must be
+    /// signed with this key.
+    pub key: Option<TsigKey>,
+}
+
+/// An address block: `10.0.0.0/8`, or one address (`127.0.0.1` = `/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl Network {
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.address, address) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Network, String> {
+        let (address, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let address: IpAddr = address
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or a block such as \"10.0.0.0/8\""))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match prefix {
+            None => max,
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("{s:?}: the prefix length must be 0-{max}")),
+            },
+        };
+        Ok(Network {
+            address,
+            prefix_len,
+        })
+    }
+}
+
+/// One `[[tsig]]` key.
+#[derive(Clone, PartialEq)]
+pub struct TsigKey {
+    /// The key's name, as the secondaries call it (`xfr`).
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    pub secret_file: PathBuf,
+    /// The decoded secret.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret_file", &self.secret_file)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TsigAlgorithm {
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
+}
+
+pub(super) fn validate_tsig(
+    raw: Vec<RawTsig>,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<TsigKey> {
+    let mut keys: Vec<TsigKey> = Vec::new();
+    for (i, raw) in raw.into_iter().enumerate() {
+        let path = format!("tsig[{i}]");
+        let name = required(raw.name, &format!("{path}.name"), problems).unwrap_or_default();
+        let valid_name = name.trim_end_matches('.').split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if !name.is_empty() && !valid_name {
+            problems.push(Problem::new(
+                format!("{path}.name"),
+                format!("{name:?} is not a key name such as \"xfr\" or \"xfr.example.internal\""),
+            ));
+        }
+        if keys.iter().any(|k| k.name == name) {
+            problems.push(Problem::new(
+                format!("{path}.name"),
+                format!("key {name:?} is defined twice"),
+            ));
+        }
+        let algorithm = choice(
+            raw.algorithm.as_deref(),
+            TsigAlgorithm::HmacSha256,
+            ("algorithm", "hmac-sha256, hmac-sha512"),
+            &format!("{path}.algorithm"),
+            problems,
+        );
+        let file_path = format!("{path}.secret_file");
+        let secret_file = required(raw.secret_file, &file_path, problems).map(|f| base.join(f));
+        let secret = secret_file
+            .as_ref()
+            .and_then(|file| match read_key(file) {
+                Ok(secret) => Some(secret),
+                Err(message) => {
+                    problems.push(Problem::new(&file_path, message));
+                    None
+                }
+            })
+            .unwrap_or_default();
+        keys.push(TsigKey {
+            name,
+            algorithm,
+            secret_file: secret_file.unwrap_or_default(),
+            secret,
+        });
+    }
+    keys
+}
+
+/// The secret of a key file: the base64 text alone, or a BIND/`tsig-keygen` key clause
+/// (`secret "...";`). It must be private, and at least 16 bytes once decoded.
+fn read_key(file: &Path) -> Result<Vec<u8>, String> {
+    private(file)?;
+    let text = read_secret(file)?;
+    let encoded = match text.split_once("secret") {
+        Some((_, rest)) => rest.split('"').nth(1).unwrap_or_default(),
+        None => text.trim(),
+    };
+    let secret = data_encoding::BASE64
+        .decode(encoded.trim().as_bytes())
+        .map_err(|e| format!("{}: the secret is not base64 ({e})", file.display()))?;
+    if secret.len() < 16 {
+        return Err(format!(
+            "{}: the secret is {} bytes; use at least 16 (tsig-keygen writes 32)",
+            file.display(),
+            secret.len()
+        ));
+    }
+    Ok(secret)
+}
+
+pub(super) fn validate_transfer(
+    raw: RawTransfer,
+    keys: &[TsigKey],
+    problems: &mut Vec<Problem>,
+) -> Transfer {
+    let mut allow = Vec::new();
+    for (i, entry) in raw.allow.unwrap_or_default().iter().enumerate() {
+        match entry.parse::<Network>() {
+            Ok(network) => allow.push(network),
+            Err(message) => problems.push(Problem::new(format!("transfer.allow[{i}]"), message)),
+        }
+    }
+    let mut notify = Vec::new();
+    for (i, entry) in raw.notify.unwrap_or_default().iter().enumerate() {
+        let parsed = entry
+            .parse::<SocketAddr>()
+            .or_else(|_| entry.parse::<IpAddr>().map(|a| SocketAddr::new(a, 53)));
+        match parsed {
+            Ok(target) if notify.contains(&target) => problems.push(Problem::new(
+                format!("transfer.notify[{i}]"),
+                format!("{target} is listed twice"),
+            )),
+            Ok(target) => notify.push(target),
+            Err(_) => problems.push(Problem::new(
+                format!("transfer.notify[{i}]"),
+                format!("{entry:?} is not an address such as \"10.0.1.53\" or \"10.0.1.53:53\""),
+            )),
+        }
+    }
+    let key = raw.key.and_then(|name| {
+        let key = keys.iter().find(|k| k.name == name).cloned();
+        if key.is_none() {
+            problems.push(Problem::new(
+                "transfer.key",
+                format!("no [[tsig]] key is named {name:?}"),
+            ));
+        }
+        key
+    });
+    Transfer { allow, notify, key }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let net: Network = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.200.1.2".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.1.1".parse().unwrap()));
+        let one: Network = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let all: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let v6: Network = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+        assert!("ten".parse::<Network>().is_err());
+    }
+}
