@@ -15,6 +15,7 @@ mod fast_tests;
 pub mod fuzz;
 mod handler;
 mod journal;
+pub mod notify;
 #[cfg(test)]
 mod prop_tests;
 mod respond;

@@ -203,6 +203,13 @@ impl Responder {
             self.counters.add(tcp, u16::from(tsig::RCODE_NOTAUTH), 1);
             return vec![wire::error_response(query, tsig::RCODE_NOTAUTH)];
         };
+        if !transfer.complete {
+            if let Some(held_back) = REFUSED_LOG.allow() {
+                warn!(peer = %src, zone = %zone_name, held_back, "zone transfer not served yet: the first round of checks has not completed (SERVFAIL; the secondary keeps its copy)");
+            }
+            self.counters.add(tcp, u16::from(wire::RCODE_SERVFAIL), 1);
+            return vec![wire::error_response(query, wire::RCODE_SERVFAIL)];
+        }
         if kind == xfr::Kind::Axfr && !tcp {
             return refuse("AXFR is served over TCP only");
         }

@@ -35,6 +35,10 @@ pub struct Snapshot {
 pub(crate) struct Transfer {
     pub policy: Arc<super::xfr::Policy>,
     pub zones: Vec<super::journal::ZoneContents>,
+    /// False until every failover name has an answer (the first round of checks): such a
+    /// snapshot is neither transferred nor announced, so a restart never hands secondaries
+    /// a zone without its failover names.
+    pub complete: bool,
 }
 
 impl Transfer {
@@ -281,6 +285,7 @@ impl SnapshotBuilder {
         let transfer = self.transfer.as_mut().map(|t| Transfer {
             policy: t.policy.clone(),
             zones: t.journal.advance(&t.slots, answers, serials, &soas),
+            complete: !answers.contains(&Published::Pending),
         });
         Snapshot {
             catalog,

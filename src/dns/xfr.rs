@@ -25,12 +25,15 @@ const MESSAGE_SOFT_LIMIT: usize = 16 * 1024;
 pub struct Policy {
     allow: Vec<config::Network>,
     pub key: Option<tsig::Key>,
+    /// Where NOTIFY goes.
+    pub notify: Vec<std::net::SocketAddr>,
 }
 
 impl Policy {
     pub fn new(transfer: &config::Transfer) -> Policy {
         Policy {
             allow: transfer.allow.clone(),
+            notify: transfer.notify.clone(),
             // The config checked the key's name and secret.
             key: transfer
                 .key

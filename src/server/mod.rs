@@ -166,10 +166,16 @@ async fn run(
         serve_settings(&config),
         shutdown.clone(),
     ));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(crate::dns::notify::run(
+        publication.store(),
+        publication.subscribe(),
+        shared.metrics.notifies.clone(),
+        shutdown.clone(),
+    ));
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
     // Events from vip actors and hook runners, for the event log.
     let (side_tx, mut side_events) = mpsc::unbounded_channel();
-    let mut tasks = JoinSet::new();
     let vips = options
         .vips
         .into_iter()

@@ -16,6 +16,8 @@ pub struct Publication {
     zone_names: Vec<String>,
     store: Arc<ArcSwap<Snapshot>>,
     serials: super::serials::Serials,
+    /// Ticks after every snapshot stored (for NOTIFY).
+    published: tokio::sync::watch::Sender<()>,
 }
 
 impl Publication {
@@ -39,6 +41,7 @@ impl Publication {
             builder,
             store,
             serials,
+            published: tokio::sync::watch::Sender::new(()),
         };
         publication.reserve();
         if config.dns.serial_file.is_none() {
@@ -67,6 +70,11 @@ impl Publication {
         }
     }
 
+    /// Changes after every snapshot stored.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<()> {
+        self.published.subscribe()
+    }
+
     /// What the DNS workers read.
     pub fn store(&self) -> Arc<ArcSwap<Snapshot>> {
         self.store.clone()
@@ -84,6 +92,7 @@ impl Publication {
     pub fn publish(&mut self, answers: &[Published]) {
         self.store.store(Arc::new(self.builder.build(answers)));
         self.reserve();
+        self.published.send_replace(());
     }
 
     /// Builds a snapshot of agreed `answers` whose zones all carry `serial` (cluster mode)
@@ -92,6 +101,7 @@ impl Publication {
         self.store
             .store(Arc::new(self.builder.build_at(answers, serial)));
         self.reserve();
+        self.published.send_replace(());
     }
 
     /// Takes the zones of a reloaded configuration. Every zone's serial goes up, whatever

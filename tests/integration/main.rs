@@ -24,6 +24,8 @@ mod raw;
 mod reload;
 mod replicas;
 mod resolver_vip;
+mod secondaries;
+mod secondary;
 mod serials;
 mod soak;
 mod tls;

@@ -1,0 +1,249 @@
+//! hadns as the (hidden) primary of real secondaries: NSD, Knot and BIND load the zone by
+//! AXFR, follow a failover through NOTIFY and IXFR, with and without TSIG, and keep
+//! following across a restart of hadns. Refusals (address, key), IXFR's forms and a
+//! 50,000-record zone are checked with a transfer client that verifies the TSIG chain.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::dbs::free_port;
+use crate::harness::*;
+use crate::secondary::{self, Key, Kind, Secondary, ZONE_NAME, soa_serial, transfer};
+
+const LIMIT: Duration = Duration::from_secs(30);
+const WWW: &str = "www.example.internal.";
+
+/// hadns's config: two tcp backends behind www, `[transfer]` allowing 127.0.0.1 and
+/// notifying `notify`, signed with `key` when given (its secret file written by the test).
+fn config(web: &[&TcpBackend], notify: &[u16], key: Option<&Key>, serial_file: &str) -> String {
+    let notify: Vec<String> = notify.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let mut s = format!("serial_file = \"{serial_file}\"\n\n[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [{}]\n", notify.join(", "));
+    if let Some(key) = key {
+        s += &format!(
+            "key = \"{}\"\n\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
+            key.name, key.name
+        );
+    }
+    s + "\n" + &tcp_pool_config(web, "interval = \"100ms\"", "")
+}
+
+async fn start_hadns(config: &str, listen: &str, key: Option<&Key>) -> Hadns {
+    let secret = key.map(|k| k.secret.clone());
+    Hadns::start_env(config, ZONE, &[listen], &[("RUST_LOG", TEST_LOG)], move |dir| {
+        if let Some(secret) = secret {
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.join("xfr.key");
+            std::fs::write(&file, format!("{secret}\n")).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    })
+    .await
+}
+
+/// Each secondary answers `expected` for www.
+async fn all_answer(secondaries: &[Secondary], expected: &[std::net::IpAddr]) {
+    for secondary in secondaries {
+        secondary.wait_for_answer(WWW, expected, LIMIT).await;
+    }
+}
+
+/// The three secondaries load the zone, follow a failover (by NOTIFY and IXFR), and
+/// follow again after hadns restarts (its serial is higher; their IXFR from before the
+/// restart is answered with the whole zone).
+async fn secondaries_follow(key: Option<&Key>) {
+    let web1 = TcpBackend::start("127.0.0.71").await;
+    let mut web2 = TcpBackend::start("127.0.0.72").await;
+    let state = tempfile::tempdir().unwrap();
+    let serial_file = state.path().join("serials.toml").display().to_string();
+    let ports: Vec<u16> = Kind::ALL.iter().map(|_| Secondary::port()).collect();
+    let hadns_port = free_port(ip("127.0.0.1"));
+    let listen = format!("127.0.0.1:{hadns_port}");
+    let config = config(&[&web1, &web2], &ports, key, &serial_file);
+    let hadns = start_hadns(&config, &listen, key).await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let primary = hadns.addr;
+    let secondaries: Vec<Secondary> = Kind::ALL
+        .iter()
+        .zip(&ports)
+        .map(|(&kind, &port)| Secondary::start(kind, port, primary, key))
+        .collect();
+    all_answer(&secondaries, &[web1.ip()]).await;
+
+    // A failover: every secondary follows, by IXFR.
+    let mut web1 = web1;
+    let incremental_before = hadns.log_count("served=\"incremental\"");
+    web1.stop().await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    all_answer(&secondaries, &[web2.ip()]).await;
+    let serial = hadns.soa_serial().await;
+    wait_for(LIMIT, "three incremental transfers", || async {
+        hadns.log_count("served=\"incremental\"") >= incremental_before + 3
+    })
+    .await;
+    for secondary in &secondaries {
+        let records = transfer(secondary.addr, ZONE_NAME, None, None).await.unwrap();
+        assert_eq!(soa_serial(&records[0]), serial, "{:?} has hadns's serial", secondary.kind);
+    }
+    if key.is_some() {
+        assert!(hadns.log_count("key=\"xfr\"") >= 3, "the transfers were signed");
+    }
+
+    // hadns restarts: its serial goes up, the secondaries ask for IXFR from their serial,
+    // which the new journal does not reach: the whole zone. Then they follow a failover.
+    hadns.stop().await;
+    web1.restart().await;
+    let hadns = start_hadns(&config, &listen, key).await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let restarted = hadns.soa_serial().await;
+    assert!(restarted > serial, "the serial went on: {serial} -> {restarted}");
+    all_answer(&secondaries, &[web1.ip()]).await;
+    web1.stop().await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    all_answer(&secondaries, &[web2.ip()]).await;
+    web2.stop().await;
+    let _ = hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nsd_knot_and_bind_follow_hadns_across_a_failover_and_a_restart() {
+    secondaries_follow(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
+    let key = Key::random("xfr");
+    secondaries_follow(Some(&key)).await;
+
+    // A secondary with another secret under the same name gets nothing; so do an unsigned
+    // and a wrongly signed transfer.
+    let web = TcpBackend::start("127.0.0.73").await;
+    let state = tempfile::tempdir().unwrap();
+    let serial_file = state.path().join("serials.toml").display().to_string();
+    let config = config(&[&web], &[], Some(&key), &serial_file);
+    let mut hadns = start_hadns(&config, "127.0.0.1:0", Some(&key)).await;
+    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let wrong = Key::random("xfr");
+    let nsd = Secondary::start(Kind::Nsd, Secondary::port(), hadns.addr, Some(&wrong));
+    hadns
+        .wait_for_log("signed query refused: tsig", LIMIT)
+        .await;
+    assert_ne!(nsd.addresses(WWW).await, Ok(vec![web.ip()]));
+    assert_eq!(
+        transfer(hadns.addr, ZONE_NAME, None, None).await.map(|r| r.len()),
+        Err(ResponseCode::Refused),
+        "unsigned"
+    );
+    assert_eq!(
+        transfer(hadns.addr, ZONE_NAME, None, Some(&wrong)).await.map(|r| r.len()),
+        Err(ResponseCode::NotAuth),
+        "signed with the wrong secret"
+    );
+    let records = transfer(hadns.addr, ZONE_NAME, None, Some(&key)).await.unwrap();
+    assert!(records.iter().any(|r| r.name.to_string() == WWW));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_zone() {
+    let web1 = TcpBackend::start("127.0.0.74").await;
+    let web2 = TcpBackend::start("127.0.0.75").await;
+    let state = tempfile::tempdir().unwrap();
+    let serial_file = state.path().join("serials.toml").display().to_string();
+    let mut hadns = start_hadns(&config(&[&web1, &web2], &[], None, &serial_file), "127.0.0.1:0", None).await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let server = hadns.addr;
+
+    // Another address: REFUSED, and logged with it.
+    let other = SocketAddr::new(ip("127.0.0.2"), 0);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(other).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let query = query_message(ZONE_NAME, RecordType::AXFR, None);
+    let response = tcp_exchange(&mut stream, &query).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    hadns.wait_for_log("not in transfer.allow", LIMIT).await;
+
+    // AXFR: SOA, everything, SOA.
+    let zone = transfer(server, ZONE_NAME, None, None).await.unwrap();
+    let before = soa_serial(&zone[0]);
+    assert_eq!(soa_serial(zone.last().unwrap()), before);
+    // ZONE: SOA NS A A MX CNAME, and www.
+    assert_eq!(zone.len(), 6 + 1 + 1);
+
+    // Up to date: the SOA alone. From an unknown serial: the whole zone.
+    let up_to_date = transfer(server, ZONE_NAME, Some(before), None).await.unwrap();
+    assert_eq!(up_to_date.len(), 1);
+    let unknown = transfer(server, ZONE_NAME, Some(before.wrapping_sub(5000)), None).await.unwrap();
+    assert_eq!(unknown.len(), zone.len(), "AXFR form");
+    assert_ne!(unknown[1].record_type(), RecordType::SOA);
+
+    // A failover: IXFR from the serial before sends exactly the change.
+    let mut web1 = web1;
+    web1.stop().await;
+    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
+    let after = hadns.soa_serial().await;
+    let delta = transfer(server, ZONE_NAME, Some(before), None).await.unwrap();
+    let shape: Vec<String> = delta
+        .iter()
+        .map(|r| match r.record_type() {
+            RecordType::SOA => format!("SOA {}", soa_serial(r)),
+            _ => format!("{} {}", r.name, r.data),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            format!("SOA {after}"),
+            format!("SOA {before}"),
+            format!("{WWW} {}", web1.ip()),
+            format!("SOA {after}"),
+            format!("{WWW} {}", web2.ip()),
+            format!("SOA {after}"),
+        ]
+    );
+
+    // Over UDP the difference fits: the same records in one datagram; AXFR is TCP only.
+    let (udp_query, _) = secondary::transfer_request(ZONE_NAME, Some(before), None);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&udp_query, server).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let (len, _) = tokio::time::timeout(LIMIT, socket.recv_from(&mut buf)).await.unwrap().unwrap();
+    let udp = hickory_proto::op::Message::from_vec(&buf[..len]).unwrap();
+    assert_eq!(udp.answers.len(), delta.len());
+    let axfr_udp = query_message(ZONE_NAME, RecordType::AXFR, None);
+    let response = udp_exchange(&socket, server, &axfr_udp).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    assert!(hadns.log_count("served=\"incremental\"") >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
+    const HOSTS: usize = 50_000;
+    let mut zone = ZONE.to_string();
+    for i in 0..HOSTS {
+        zone += &format!("h{i} IN A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 0xff, i & 0xff);
+    }
+    let web = TcpBackend::start("127.0.0.76").await;
+    let state = tempfile::tempdir().unwrap();
+    let serial_file = state.path().join("serials.toml").display().to_string();
+    let hadns_port = free_port(ip("127.0.0.1"));
+    let knot_port = Secondary::port();
+    let config = config(&[&web], &[knot_port], None, &serial_file);
+    let mut hadns = Hadns::start_listening(&config, &zone, &[&format!("127.0.0.1:{hadns_port}")]).await;
+    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+
+    let records = transfer(hadns.addr, ZONE_NAME, None, None).await.unwrap();
+    // SOA, the static records, the hosts, www, SOA.
+    assert_eq!(records.len(), 6 + HOSTS + 1 + 1);
+    let messages = hadns.wait_for_log("served=\"full\"", LIMIT).await;
+    assert!(messages.contains("messages="), "{messages}");
+
+    let knot = Secondary::start(Kind::Knot, knot_port, hadns.addr, None);
+    knot.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let from_knot = transfer(knot.addr, ZONE_NAME, None, None).await.unwrap();
+    assert_eq!(from_knot.len(), records.len());
+    knot.wait_for_answer(&format!("h{}.example.internal.", HOSTS - 1), &[ip("10.0.195.79")], LIMIT)
+        .await;
+}

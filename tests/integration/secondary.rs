@@ -1,0 +1,344 @@
+//! Real secondaries of hadns: NSD, Knot and BIND (`named`), each in the foreground on a
+//! loopback port with its own directory, configured as docs/secondaries.md shows. And a
+//! zone transfer client that checks hadns's TSIG chain with hickory's verifier.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::dbs::free_port;
+use crate::harness::*;
+
+pub const ZONE_NAME: &str = "example.internal.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Nsd,
+    Knot,
+    Bind,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Nsd, Kind::Knot, Kind::Bind];
+}
+
+/// A TSIG key as the secondaries' configs and hadns's `[[tsig]]` both take it.
+#[derive(Clone)]
+pub struct Key {
+    pub name: String,
+    pub secret: String,
+}
+
+impl Key {
+    /// A fresh random 32-byte hmac-sha256 key, base64.
+    pub fn random(name: &str) -> Key {
+        use std::io::Read;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut bytes)
+            .unwrap();
+        Key {
+            name: name.into(),
+            secret: data_encoding::BASE64.encode(&bytes),
+        }
+    }
+
+    fn signer(&self) -> TSigner {
+        let secret = data_encoding::BASE64.decode(self.secret.as_bytes()).unwrap();
+        TSigner::new(
+            secret,
+            TsigAlgorithm::HmacSha256,
+            Name::from_str(&self.name).unwrap(),
+            300,
+        )
+        .unwrap()
+    }
+}
+
+pub struct Secondary {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Secondary {
+    /// A free loopback port for a secondary (hadns's `notify` names it before it starts).
+    pub fn port() -> u16 {
+        free_port("127.0.0.1".parse().unwrap())
+    }
+
+    /// Starts a secondary of `example.internal` from `primary` (hadns) on 127.0.0.1:`port`,
+    /// signing with `key` when given, accepting NOTIFY from the primary and serving AXFR
+    /// to 127.0.0.1 (to count what it loaded).
+    pub fn start(kind: Kind, port: u16, primary: SocketAddr, key: Option<&Key>) -> Secondary {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let (p_ip, p_port) = (primary.ip(), primary.port());
+        let (conf, mut command) = match kind {
+            Kind::Nsd => {
+                let (key_clause, key_ref) = match key {
+                    Some(k) => (
+                        format!(
+                            "key:\n  name: \"{}\"\n  algorithm: hmac-sha256\n  secret: \"{}\"\n",
+                            k.name, k.secret
+                        ),
+                        k.name.clone(),
+                    ),
+                    None => (String::new(), "NOKEY".into()),
+                };
+                let conf = format!(
+                    "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  \
+                     chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
+                     xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  \
+                     xfrdir: \"{d}\"\n  logfile: \"{d}/secondary.log\"\n  verbosity: 2\n  \
+                     do-ip6: no\n  server-count: 1\n\
+                     remote-control:\n  control-enable: no\n\
+                     {key_clause}\
+                     zone:\n  name: example.internal\n  zonefile: \"{d}/example.internal.zone\"\n  \
+                     allow-notify: {p_ip} {key_ref}\n  request-xfr: {p_ip}@{p_port} {key_ref}\n  \
+                     provide-xfr: 127.0.0.1 NOKEY\n"
+                );
+                let mut command = Command::new("nsd");
+                command.args(["-d", "-c"]);
+                (conf, command)
+            }
+            Kind::Knot => {
+                let (key_clause, key_ref) = match key {
+                    Some(k) => (
+                        format!(
+                            "key:\n  - id: {}\n    algorithm: hmac-sha256\n    secret: {}\n",
+                            k.name, k.secret
+                        ),
+                        format!("\n    key: {}", k.name),
+                    ),
+                    None => (String::new(), String::new()),
+                };
+                let conf = format!(
+                    "server:\n  listen: 127.0.0.1@{port}\n  rundir: \"{d}\"\n\
+                     log:\n  - target: \"{d}/secondary.log\"\n    any: info\n\
+                     database:\n  storage: \"{d}\"\n\
+                     {key_clause}\
+                     remote:\n  - id: hadns\n    address: {p_ip}@{p_port}{key_ref}\n\
+                     acl:\n  - id: from_hadns\n    address: {p_ip}{key_ref}\n    action: notify\n\
+                     \x20 - id: local_xfr\n    address: 127.0.0.1\n    action: transfer\n\
+                     template:\n  - id: default\n    storage: \"{d}\"\n\
+                     zone:\n  - domain: example.internal\n    master: hadns\n    \
+                     acl: [from_hadns, local_xfr]\n    zonefile-sync: -1\n    \
+                     zonefile-load: none\n    journal-content: changes\n"
+                );
+                let mut command = Command::new("knotd");
+                command.arg("-c");
+                (conf, command)
+            }
+            Kind::Bind => {
+                let (key_clause, key_ref) = match key {
+                    Some(k) => (
+                        format!(
+                            "key \"{}\" {{ algorithm hmac-sha256; secret \"{}\"; }};\n",
+                            k.name, k.secret
+                        ),
+                        format!(" key \"{}\"", k.name),
+                    ),
+                    None => (String::new(), String::new()),
+                };
+                let conf = format!(
+                    "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  \
+                     listen-on-v6 {{ none; }};\n  pid-file \"{d}/named.pid\";\n  \
+                     session-keyfile \"{d}/session.key\";\n  recursion no;\n  \
+                     dnssec-validation no;\n  notify no;\n  allow-transfer {{ 127.0.0.1; }};\n}};\n\
+                     controls {{ }};\n\
+                     logging {{\n  channel file {{ file \"{d}/secondary.log\"; severity info; print-time yes; }};\n  \
+                     category default {{ file; }};\n  category xfer-in {{ file; }};\n  category notify {{ file; }};\n}};\n\
+                     {key_clause}\
+                     zone \"example.internal\" {{\n  type secondary;\n  \
+                     primaries port {p_port} {{ {p_ip}{key_ref}; }};\n  \
+                     file \"{d}/example.internal.bk\";\n  allow-notify {{ {p_ip}; }};\n}};\n"
+                );
+                let mut command = Command::new("named");
+                command.args(["-g", "-c"]);
+                (conf, command)
+            }
+        };
+        let path = dir.path().join("secondary.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = command
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {kind:?} (scripts/test.sh installs it): {e}"));
+        Secondary {
+            kind,
+            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            child,
+            dir,
+        }
+    }
+
+    /// The secondary's own log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("secondary.log")
+    }
+
+    /// The secondary's answer for `name` A (SERVFAIL/REFUSED while it has no zone).
+    pub async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, ResponseCode> {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let query = query_message(name, RecordType::A, None);
+        match udp_exchange_once(&socket, self.addr, &query, Duration::from_millis(300)).await {
+            Some(m) if m.metadata.response_code == ResponseCode::NoError => Ok(addresses(&m)),
+            Some(m) => Err(m.metadata.response_code),
+            None => Err(ResponseCode::ServFail),
+        }
+    }
+
+    pub async fn wait_for_answer(&self, name: &str, expected: &[std::net::IpAddr], limit: Duration) {
+        let what = format!("{:?} to answer {name} {expected:?}", self.kind);
+        wait_for(limit, &what, || async {
+            self.addresses(name).await.as_deref() == Ok(expected)
+        })
+        .await;
+    }
+}
+
+impl Drop for Secondary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {:?} log ---\n{}", self.kind, self.log());
+        }
+    }
+}
+
+/// The records of one transfer (AXFR, or IXFR from `ixfr_from`) of `zone` over TCP, every
+/// message's TSIG checked in the chain when `key` signs the request. `Err` carries the
+/// response code of a refusal.
+pub async fn transfer(
+    server: SocketAddr,
+    zone: &str,
+    ixfr_from: Option<u32>,
+    key: Option<&Key>,
+) -> Result<Vec<Record>, ResponseCode> {
+    let mut stream = TcpStream::connect(server).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let request = transfer_request(zone, ixfr_from, key);
+    let mut framed = (request.0.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&request.0);
+    stream.write_all(&framed).await.unwrap();
+    let mut records = Vec::new();
+    let mut soas = 0;
+    let mut previous_mac = request.1;
+    let mut first = true;
+    loop {
+        let len = tokio::time::timeout(Duration::from_secs(10), stream.read_u16())
+            .await
+            .expect("a transfer message in time")
+            .unwrap();
+        let mut bytes = vec![0; usize::from(len)];
+        stream.read_exact(&mut bytes).await.unwrap();
+        let message = Message::from_vec(&bytes).unwrap();
+        // A refusal of a bad signature is itself unsigned (RFC 8945 5.3.2).
+        if message.metadata.response_code == ResponseCode::NotAuth {
+            return Err(ResponseCode::NotAuth);
+        }
+        if let (Some(key), Some(mac)) = (key, previous_mac.as_ref()) {
+            let (next, _, _) = key
+                .signer()
+                .verify_message_byte(&bytes, Some(mac), first)
+                .expect("every message of a signed transfer verifies in the chain");
+            previous_mac = Some(next);
+        }
+        first = false;
+        if message.metadata.response_code != ResponseCode::NoError {
+            return Err(message.metadata.response_code);
+        }
+        for record in message.answers {
+            let soa = record.record_type() == RecordType::SOA;
+            records.push(record);
+            if soa {
+                soas += 1;
+            }
+        }
+        // Done: a lone SOA (up to date), or the closing SOA.
+        let done = records.len() == 1 && soas == 1
+            || records.len() > 1
+                && records.last().unwrap().record_type() == RecordType::SOA
+                && is_closing(&records);
+        if done {
+            return Ok(records);
+        }
+    }
+}
+
+/// The last record closes the transfer: for AXFR the second SOA; for IXFR the SOA with
+/// the current serial after an even number of delta SOAs.
+fn is_closing(records: &[Record]) -> bool {
+    let serial = soa_serial(&records[0]);
+    let soas: Vec<u32> = records
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SOA)
+        .map(soa_serial)
+        .collect();
+    // AXFR form: exactly two SOAs.
+    let axfr = records[1].record_type() != RecordType::SOA;
+    if axfr {
+        return soas.len() == 2;
+    }
+    // IXFR: first SOA, pairs (old, new), last SOA.
+    soas.len() >= 4 && soas.len() % 2 == 0 && *soas.last().unwrap() == serial
+}
+
+pub fn soa_serial(record: &Record) -> u32 {
+    match &record.data {
+        RData::SOA(soa) => soa.serial,
+        _ => 0,
+    }
+}
+
+/// A transfer request (signed with `key` when given) and its MAC.
+pub fn transfer_request(zone: &str, ixfr_from: Option<u32>, key: Option<&Key>) -> (Vec<u8>, Option<Vec<u8>>) {
+    let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    let name = Name::from_str(zone).unwrap();
+    let qtype = if ixfr_from.is_some() { RecordType::IXFR } else { RecordType::AXFR };
+    message.add_query(Query::query(name.clone(), qtype));
+    if let Some(serial) = ixfr_from {
+        let soa = hickory_proto::rr::rdata::SOA::new(
+            Name::from_str("ns1.example.internal.").unwrap(),
+            Name::from_str("hostmaster.example.internal.").unwrap(),
+            serial,
+            3600,
+            600,
+            604800,
+            5,
+        );
+        message.authorities.push(Record::from_rdata(name, 0, RData::SOA(soa)));
+    }
+    match key {
+        Some(key) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let (signature, _) = key.signer().sign_message(&message, now).unwrap();
+            let mac = signature.data.mac.clone();
+            message.set_signature(signature);
+            (message.to_vec().unwrap(), Some(mac))
+        }
+        None => (message.to_vec().unwrap(), None),
+    }
+}
