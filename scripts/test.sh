@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # python3 for the small HTTP service those tests run on each test host, openssl for the
 # TLS tests' certificates, chromium to render the admin status page headless, dnsperf to
 # load hadns across reloads, etcd-server for the cluster tests' three-member etcd, unbound
-# as the DNS server the dns check probes, and protobuf-compiler to build hadns (the
-# etcd-client crate compiles etcd's gRPC API).
+# as the DNS server the dns check probes, nsd, knot and bind9 as the secondaries that
+# transfer zones from hadns, and protobuf-compiler to build hadns (the etcd-client crate
+# compiles etcd's gRPC API).
 needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf
-        etcd-server unbound protobuf-compiler)
+        etcd-server unbound nsd knot bind9 protobuf-compiler)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -21,12 +22,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   # The tests start their own servers. Where systemd runs, the packages just installed may
-  # have started theirs: unbound would hold 127.0.0.1:53, which a test binds.
+  # have started theirs: unbound, nsd, knot or named would hold port 53, which a test binds.
   if [ -d /run/systemd/system ]; then
     for pkg in "${missing[@]}"; do
       case "$pkg" in
         unbound) systemctl disable --now unbound >/dev/null 2>&1 || true ;;
         etcd-server) systemctl disable --now etcd >/dev/null 2>&1 || true ;;
+        nsd) systemctl disable --now nsd >/dev/null 2>&1 || true ;;
+        knot) systemctl disable --now knot >/dev/null 2>&1 || true ;;
+        bind9) systemctl disable --now named >/dev/null 2>&1 || true ;;
       esac
     done
   fi

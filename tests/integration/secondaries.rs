@@ -83,6 +83,19 @@ async fn secondaries_follow(key: Option<&Key>) {
         hadns.log_count("served=\"incremental\"") >= incremental_before + 3
     })
     .await;
+    // The secondaries say so too: Knot names it, BIND counts 6 records (SOA, old SOA, the
+    // old address, new SOA, the new address, SOA) where the zone has 8.
+    let [_, knot, bind] = secondaries.as_slice() else {
+        unreachable!()
+    };
+    wait_for(LIMIT, "Knot to log an IXFR", || async {
+        knot.log().contains("IXFR, incoming")
+    })
+    .await;
+    wait_for(LIMIT, "BIND to log an incremental transfer", || async {
+        bind.log().contains("Transfer completed: 1 messages, 6 records")
+    })
+    .await;
     for secondary in &secondaries {
         let records = transfer(secondary.addr, ZONE_NAME, None, None).await.unwrap();
         assert_eq!(soa_serial(&records[0]), serial, "{:?} has hadns's serial", secondary.kind);
@@ -100,6 +113,10 @@ async fn secondaries_follow(key: Option<&Key>) {
     let restarted = hadns.soa_serial().await;
     assert!(restarted > serial, "the serial went on: {serial} -> {restarted}");
     all_answer(&secondaries, &[web1.ip()]).await;
+    assert!(
+        hadns.log_count("served=\"full\"") >= 3,
+        "IXFR from before the restart is answered with the whole zone"
+    );
     web1.stop().await;
     hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
     all_answer(&secondaries, &[web2.ip()]).await;

@@ -165,7 +165,7 @@ impl Secondary {
                      file \"{d}/example.internal.bk\";\n  allow-notify {{ {p_ip}; }};\n}};\n"
                 );
                 let mut command = Command::new("named");
-                command.args(["-g", "-c"]);
+                command.args(["-f", "-c"]);
                 (conf, command)
             }
         };
