@@ -296,14 +296,20 @@ mod tests {
                 .unwrap();
             previous = next;
         }
-        assert!(key.verify_response(&messages[0], &signed.request_mac).is_ok());
+        assert!(
+            key.verify_response(&messages[0], &signed.request_mac)
+                .is_ok()
+        );
     }
 
     #[test]
     fn another_secret_or_no_key_is_refused() {
         let mut bytes = hickory_proto::op::Message::query().to_vec().unwrap();
         key(&[1; 32]).sign_request(&mut bytes).unwrap();
-        assert_eq!(verify(&bytes, Some(&key(&[2; 32]))).err(), Some(Failure::BadSignature));
+        assert_eq!(
+            verify(&bytes, Some(&key(&[2; 32]))).err(),
+            Some(Failure::BadSignature)
+        );
         assert!(matches!(verify(&bytes, None), Err(Failure::UnknownKey(_))));
         let mut tampered = bytes.clone();
         tampered[2] ^= 1;

@@ -11,37 +11,12 @@ use hickory_proto::rr::RecordType;
 
 use crate::dbs::free_port;
 use crate::harness::*;
-use crate::secondary::{self, Key, Kind, Secondary, ZONE_NAME, soa_serial, transfer};
+use crate::secondary::{
+    self, Key, Kind, Secondary, ZONE_NAME, config, soa_serial, start_hadns, transfer,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const WWW: &str = "www.example.internal.";
-
-/// hadns's config: two tcp backends behind www, `[transfer]` allowing 127.0.0.1 and
-/// notifying `notify`, signed with `key` when given (its secret file written by the test).
-fn config(web: &[&TcpBackend], notify: &[u16], key: Option<&Key>, serial_file: &str) -> String {
-    let notify: Vec<String> = notify.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
-    let mut s = format!("serial_file = \"{serial_file}\"\n\n[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [{}]\n", notify.join(", "));
-    if let Some(key) = key {
-        s += &format!(
-            "key = \"{}\"\n\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
-            key.name, key.name
-        );
-    }
-    s + "\n" + &tcp_pool_config(web, "interval = \"100ms\"", "")
-}
-
-async fn start_hadns(config: &str, listen: &str, key: Option<&Key>) -> Hadns {
-    let secret = key.map(|k| k.secret.clone());
-    Hadns::start_env(config, ZONE, &[listen], &[("RUST_LOG", TEST_LOG)], move |dir| {
-        if let Some(secret) = secret {
-            use std::os::unix::fs::PermissionsExt;
-            let file = dir.join("xfr.key");
-            std::fs::write(&file, format!("{secret}\n")).unwrap();
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-    })
-    .await
-}
 
 /// Each secondary answers `expected` for www.
 async fn all_answer(secondaries: &[Secondary], expected: &[std::net::IpAddr]) {
@@ -93,15 +68,26 @@ async fn secondaries_follow(key: Option<&Key>) {
     })
     .await;
     wait_for(LIMIT, "BIND to log an incremental transfer", || async {
-        bind.log().contains("Transfer completed: 1 messages, 6 records")
+        bind.log()
+            .contains("Transfer completed: 1 messages, 6 records")
     })
     .await;
     for secondary in &secondaries {
-        let records = transfer(secondary.addr, ZONE_NAME, None, None).await.unwrap();
-        assert_eq!(soa_serial(&records[0]), serial, "{:?} has hadns's serial", secondary.kind);
+        let records = transfer(secondary.addr, ZONE_NAME, None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            soa_serial(&records[0]),
+            serial,
+            "{:?} has hadns's serial",
+            secondary.kind
+        );
     }
     if key.is_some() {
-        assert!(hadns.log_count("key=\"xfr\"") >= 3, "the transfers were signed");
+        assert!(
+            hadns.log_count("key=\"xfr\"") >= 3,
+            "the transfers were signed"
+        );
     }
 
     // hadns restarts: its serial goes up, the secondaries ask for IXFR from their serial,
@@ -111,7 +97,10 @@ async fn secondaries_follow(key: Option<&Key>) {
     let hadns = start_hadns(&config, &listen, key).await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let restarted = hadns.soa_serial().await;
-    assert!(restarted > serial, "the serial went on: {serial} -> {restarted}");
+    assert!(
+        restarted > serial,
+        "the serial went on: {serial} -> {restarted}"
+    );
     all_answer(&secondaries, &[web1.ip()]).await;
     assert!(
         hadns.log_count("served=\"full\"") >= 3,
@@ -149,16 +138,22 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
         .await;
     assert_ne!(nsd.addresses(WWW).await, Ok(vec![web.ip()]));
     assert_eq!(
-        transfer(hadns.addr, ZONE_NAME, None, None).await.map(|r| r.len()),
+        transfer(hadns.addr, ZONE_NAME, None, None)
+            .await
+            .map(|r| r.len()),
         Err(ResponseCode::Refused),
         "unsigned"
     );
     assert_eq!(
-        transfer(hadns.addr, ZONE_NAME, None, Some(&wrong)).await.map(|r| r.len()),
+        transfer(hadns.addr, ZONE_NAME, None, Some(&wrong))
+            .await
+            .map(|r| r.len()),
         Err(ResponseCode::NotAuth),
         "signed with the wrong secret"
     );
-    let records = transfer(hadns.addr, ZONE_NAME, None, Some(&key)).await.unwrap();
+    let records = transfer(hadns.addr, ZONE_NAME, None, Some(&key))
+        .await
+        .unwrap();
     assert!(records.iter().any(|r| r.name.to_string() == WWW));
 }
 
@@ -168,7 +163,12 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     let web2 = TcpBackend::start("127.0.0.75").await;
     let state = tempfile::tempdir().unwrap();
     let serial_file = state.path().join("serials.toml").display().to_string();
-    let mut hadns = start_hadns(&config(&[&web1, &web2], &[], None, &serial_file), "127.0.0.1:0", None).await;
+    let mut hadns = start_hadns(
+        &config(&[&web1, &web2], &[], None, &serial_file),
+        "127.0.0.1:0",
+        None,
+    )
+    .await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let server = hadns.addr;
 
@@ -190,9 +190,13 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     assert_eq!(zone.len(), 6 + 1 + 1);
 
     // Up to date: the SOA alone. From an unknown serial: the whole zone.
-    let up_to_date = transfer(server, ZONE_NAME, Some(before), None).await.unwrap();
+    let up_to_date = transfer(server, ZONE_NAME, Some(before), None)
+        .await
+        .unwrap();
     assert_eq!(up_to_date.len(), 1);
-    let unknown = transfer(server, ZONE_NAME, Some(before.wrapping_sub(5000)), None).await.unwrap();
+    let unknown = transfer(server, ZONE_NAME, Some(before.wrapping_sub(5000)), None)
+        .await
+        .unwrap();
     assert_eq!(unknown.len(), zone.len(), "AXFR form");
     assert_ne!(unknown[1].record_type(), RecordType::SOA);
 
@@ -201,7 +205,9 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     web1.stop().await;
     hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
     let after = hadns.soa_serial().await;
-    let delta = transfer(server, ZONE_NAME, Some(before), None).await.unwrap();
+    let delta = transfer(server, ZONE_NAME, Some(before), None)
+        .await
+        .unwrap();
     let shape: Vec<String> = delta
         .iter()
         .map(|r| match r.record_type() {
@@ -226,7 +232,10 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.send_to(&udp_query, server).await.unwrap();
     let mut buf = vec![0; 4096];
-    let (len, _) = tokio::time::timeout(LIMIT, socket.recv_from(&mut buf)).await.unwrap().unwrap();
+    let (len, _) = tokio::time::timeout(LIMIT, socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let udp = hickory_proto::op::Message::from_vec(&buf[..len]).unwrap();
     assert_eq!(udp.answers.len(), delta.len());
     let axfr_udp = query_message(ZONE_NAME, RecordType::AXFR, None);
@@ -240,7 +249,12 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
     const HOSTS: usize = 50_000;
     let mut zone = ZONE.to_string();
     for i in 0..HOSTS {
-        zone += &format!("h{i} IN A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 0xff, i & 0xff);
+        zone += &format!(
+            "h{i} IN A 10.{}.{}.{}\n",
+            i >> 16,
+            (i >> 8) & 0xff,
+            i & 0xff
+        );
     }
     let web = TcpBackend::start("127.0.0.76").await;
     let state = tempfile::tempdir().unwrap();
@@ -248,7 +262,8 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
     let hadns_port = free_port(ip("127.0.0.1"));
     let knot_port = Secondary::port();
     let config = config(&[&web], &[knot_port], None, &serial_file);
-    let mut hadns = Hadns::start_listening(&config, &zone, &[&format!("127.0.0.1:{hadns_port}")]).await;
+    let listen = format!("127.0.0.1:{hadns_port}");
+    let mut hadns = secondary::start_hadns_with_zone(&config, &zone, &listen, None).await;
     hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
 
     let records = transfer(hadns.addr, ZONE_NAME, None, None).await.unwrap();
@@ -261,6 +276,52 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
     knot.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
     let from_knot = transfer(knot.addr, ZONE_NAME, None, None).await.unwrap();
     assert_eq!(from_knot.len(), records.len());
-    knot.wait_for_answer(&format!("h{}.example.internal.", HOSTS - 1), &[ip("10.0.195.79")], LIMIT)
-        .await;
+    knot.wait_for_answer(
+        &format!("h{}.example.internal.", HOSTS - 1),
+        &[ip("10.0.195.79")],
+        LIMIT,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_100_changes_costs_a_few_notifies_and_transfers_not_a_storm() {
+    let web1 = TcpBackend::start("127.0.0.77").await;
+    let web2 = TcpBackend::start("127.0.0.78").await;
+    let state = tempfile::tempdir().unwrap();
+    let serial_file = state.path().join("serials.toml").display().to_string();
+    let ports: Vec<u16> = Kind::ALL.iter().map(|_| Secondary::port()).collect();
+    let config = config(&[&web1, &web2], &ports, None, &serial_file);
+    let mut hadns = start_hadns(&config, "127.0.0.1:0", None).await;
+    let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let secondaries: Vec<Secondary> = Kind::ALL
+        .iter()
+        .zip(&ports)
+        .map(|(&kind, &port)| Secondary::start(kind, port, hadns.addr, None))
+        .collect();
+    all_answer(&secondaries, &[web1.ip()]).await;
+
+    let before = hadns.soa_serial().await;
+    let burst = secondary::burst(&hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
+    assert_eq!(
+        burst.serial,
+        before.wrapping_add(100),
+        "every change published"
+    );
+    // One NOTIFY per HOLD (250 ms) at most while changes come, then the last one: a
+    // handful, where one per change would be 100.
+    for (secondary, sent) in secondaries.iter().zip(&burst.notifies) {
+        assert!(
+            (1..=10).contains(sent),
+            "{:?} was sent {sent} NOTIFYs for 100 changes",
+            secondary.kind
+        );
+    }
+    assert!(
+        burst.transfers <= 30,
+        "{} transfers for 100 changes to 3 secondaries",
+        burst.transfers
+    );
+    all_answer(&secondaries, &[web1.ip()]).await;
 }

@@ -18,6 +18,176 @@ use crate::dbs::free_port;
 use crate::harness::*;
 
 pub const ZONE_NAME: &str = "example.internal.";
+/// The admin token of the hadns these tests start (drains drive bursts of changes).
+pub const ADMIN_TOKEN: &str = "secondaries-token";
+
+/// hadns's config: tcp backends behind www (checked every 100 ms, `pool_extra` added),
+/// `[transfer]` allowing 127.0.0.1 and notifying 127.0.0.1 on the `notify` ports, signed
+/// with `key` when given (its secret file written by [`start_hadns`]), an admin endpoint.
+pub fn config(web: &[&TcpBackend], notify: &[u16], key: Option<&Key>, serial_file: &str) -> String {
+    config_with(web, notify, key, serial_file, "")
+}
+
+pub fn config_with(
+    web: &[&TcpBackend],
+    notify: &[u16],
+    key: Option<&Key>,
+    serial_file: &str,
+    pool_extra: &str,
+) -> String {
+    let notify: Vec<String> = notify
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
+    let mut s = format!(
+        "serial_file = \"{serial_file}\"\n\n[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [{}]\n",
+        notify.join(", ")
+    );
+    if let Some(key) = key {
+        s += &format!(
+            "key = \"{}\"\n\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
+            key.name, key.name
+        );
+    }
+    s += "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\n";
+    s + &tcp_pool_config(web, &format!("interval = \"100ms\"\n{pool_extra}"), "")
+}
+
+/// Starts hadns on `listen` with `config`, its key's secret file and the admin token.
+pub async fn start_hadns(config: &str, listen: &str, key: Option<&Key>) -> Hadns {
+    start_hadns_with_zone(config, ZONE, listen, key).await
+}
+
+pub async fn start_hadns_with_zone(
+    config: &str,
+    zone: &str,
+    listen: &str,
+    key: Option<&Key>,
+) -> Hadns {
+    let secret = key.map(|k| k.secret.clone());
+    Hadns::start_env(
+        config,
+        zone,
+        &[listen],
+        &[("RUST_LOG", TEST_LOG)],
+        move |dir| {
+            use std::os::unix::fs::PermissionsExt;
+            let mut files = vec![("admin.token", ADMIN_TOKEN.to_string())];
+            if let Some(secret) = secret {
+                files.push(("xfr.key", secret));
+            }
+            for (name, content) in files {
+                let file = dir.join(name);
+                std::fs::write(&file, format!("{content}\n")).unwrap();
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        },
+    )
+    .await
+}
+
+/// Drains (`drain` true) or undrains a node through the admin endpoint; returns once the
+/// change is published.
+pub async fn drain(admin: SocketAddr, node: &str, drain: bool) {
+    let verb = if drain { "drain" } else { "undrain" };
+    let response = reqwest::Client::new()
+        .post(format!("http://{admin}/pools/web/nodes/{node}/{verb}"))
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{verb} {node}");
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels`.
+pub async fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> u64 {
+    let (_, text) = get(admin, "/metrics").await;
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name)
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+/// What a burst of changes cost.
+#[derive(Debug)]
+pub struct Burst {
+    /// NOTIFYs sent, per target in `notify` order.
+    pub notifies: Vec<u64>,
+    /// Transfers served (full or incremental), all secondaries together.
+    pub transfers: u64,
+    pub serial: u32,
+}
+
+/// `changes` answer changes of www within about `over` (drain and undrain of web1 in
+/// turn), then waits until every secondary has hadns's last serial; counts what it cost.
+pub async fn burst(
+    hadns: &Hadns,
+    admin: SocketAddr,
+    secondaries: &[Secondary],
+    changes: usize,
+    over: Duration,
+) -> Burst {
+    let targets: Vec<String> = secondaries.iter().map(|s| s.addr.to_string()).collect();
+    let sent = || async {
+        let mut counts = Vec::new();
+        for target in &targets {
+            counts.push(
+                metric(
+                    admin,
+                    "hadns_notifies_total",
+                    &[("target", target), ("result", "sent")],
+                )
+                .await,
+            );
+        }
+        counts
+    };
+    let transfers = || async {
+        metric(admin, "hadns_transfers_total", &[("result", "full")]).await
+            + metric(admin, "hadns_transfers_total", &[("result", "incremental")]).await
+    };
+    let (sent_before, transfers_before) = (sent().await, transfers().await);
+    let start = tokio::time::Instant::now();
+    for i in 0..changes {
+        drain(admin, "web1", i % 2 == 0).await;
+        tokio::time::sleep_until(start + over.mul_f64((i + 1) as f64 / changes as f64)).await;
+    }
+    let serial = hadns.soa_serial().await;
+    for secondary in secondaries {
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{:?} at serial {serial}", secondary.kind),
+            || async { secondary_serial(secondary.addr).await == Some(serial) },
+        )
+        .await;
+    }
+    let notifies = sent()
+        .await
+        .iter()
+        .zip(&sent_before)
+        .map(|(after, before)| after - before)
+        .collect();
+    Burst {
+        notifies,
+        transfers: transfers().await - transfers_before,
+        serial,
+    }
+}
+
+/// The SOA serial a server answers for the zone.
+pub async fn secondary_serial(server: SocketAddr) -> Option<u32> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let query = query_message(ZONE_NAME, RecordType::SOA, None);
+    let m = udp_exchange_once(&socket, server, &query, Duration::from_millis(300)).await?;
+    m.answers.first().map(soa_serial)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -53,7 +223,9 @@ impl Key {
     }
 
     fn signer(&self) -> TSigner {
-        let secret = data_encoding::BASE64.decode(self.secret.as_bytes()).unwrap();
+        let secret = data_encoding::BASE64
+            .decode(self.secret.as_bytes())
+            .unwrap();
         TSigner::new(
             secret,
             TsigAlgorithm::HmacSha256,
@@ -206,7 +378,12 @@ impl Secondary {
         }
     }
 
-    pub async fn wait_for_answer(&self, name: &str, expected: &[std::net::IpAddr], limit: Duration) {
+    pub async fn wait_for_answer(
+        &self,
+        name: &str,
+        expected: &[std::net::IpAddr],
+        limit: Duration,
+    ) {
         let what = format!("{:?} to answer {name} {expected:?}", self.kind);
         wait_for(limit, &what, || async {
             self.addresses(name).await.as_deref() == Ok(expected)
@@ -311,10 +488,18 @@ pub fn soa_serial(record: &Record) -> u32 {
 }
 
 /// A transfer request (signed with `key` when given) and its MAC.
-pub fn transfer_request(zone: &str, ixfr_from: Option<u32>, key: Option<&Key>) -> (Vec<u8>, Option<Vec<u8>>) {
+pub fn transfer_request(
+    zone: &str,
+    ixfr_from: Option<u32>,
+    key: Option<&Key>,
+) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     let name = Name::from_str(zone).unwrap();
-    let qtype = if ixfr_from.is_some() { RecordType::IXFR } else { RecordType::AXFR };
+    let qtype = if ixfr_from.is_some() {
+        RecordType::IXFR
+    } else {
+        RecordType::AXFR
+    };
     message.add_query(Query::query(name.clone(), qtype));
     if let Some(serial) = ixfr_from {
         let soa = hickory_proto::rr::rdata::SOA::new(
@@ -326,7 +511,9 @@ pub fn transfer_request(zone: &str, ixfr_from: Option<u32>, key: Option<&Key>) -
             604800,
             5,
         );
-        message.authorities.push(Record::from_rdata(name, 0, RData::SOA(soa)));
+        message
+            .authorities
+            .push(Record::from_rdata(name, 0, RData::SOA(soa)));
     }
     match key {
         Some(key) => {
