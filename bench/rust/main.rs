@@ -1,7 +1,8 @@
 //! Benchmarks that drive the real binary, outside the test suite. `bench/*.sh` run them:
-//! `cargo bench --bench hadns -- NAME...` with NAME among cluster, downtime, scale, soak
-//! and vip-switchover. They share the integration tests' harness (hadns as a child process,
-//! real PostgreSQL, network namespaces), compiled in from `tests/integration/`.
+//! `cargo bench --bench hadns -- NAME...` with NAME among cluster, downtime, scale,
+//! secondaries, soak and vip-switchover. They share the integration tests' harness (hadns
+//! as a child process, real PostgreSQL, network namespaces, real secondaries), compiled in
+//! from `tests/integration/`.
 //!
 //! Under `cargo test --all-targets` this target is built (so it keeps compiling) but runs
 //! nothing: only `cargo bench` passes `--bench`.
@@ -19,12 +20,15 @@ mod harness;
 mod netns;
 #[path = "../../tests/integration/raw.rs"]
 mod raw;
+#[path = "../../tests/integration/secondary.rs"]
+mod secondary;
 #[path = "../../tests/integration/soak.rs"]
 mod soak;
 
 mod cluster;
 mod downtime;
 mod scale;
+mod secondaries;
 #[path = "soak.rs"]
 mod soak_bench;
 mod vip_switchover;
@@ -49,11 +53,12 @@ fn main() {
             "cluster" => runtime.block_on(cluster::cluster_benchmark()),
             "downtime" => runtime.block_on(downtime::downtime_benchmark()),
             "scale" => runtime.block_on(scale::scale_benchmark()),
+            "secondaries" => runtime.block_on(secondaries::secondaries_benchmark()),
             "soak" => runtime.block_on(soak_bench::soak_benchmark()),
             "vip-switchover" => runtime.block_on(vip_switchover::vip_switchover_benchmark()),
             other => {
                 eprintln!(
-                    "unknown benchmark {other:?} (cluster, downtime, scale, soak, vip-switchover)"
+                    "unknown benchmark {other:?} (cluster, downtime, scale, secondaries, soak, vip-switchover)"
                 );
                 std::process::exit(2);
             }

@@ -97,7 +97,7 @@ pub async fn scale_benchmark() {
             .map(|i| hadns::dns::Published::Addresses(vec![node_address(i).parse().unwrap()]))
             .collect();
         let mut builder =
-            hadns::dns::SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1);
+            hadns::dns::SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1, None);
         builder.build(&answers);
         let mut changed = answers.clone();
         changed[0] = hadns::dns::Published::Nodata;

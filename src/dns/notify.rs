@@ -4,7 +4,8 @@
 //! SOA, the targets and the key: a reload changes them like any answer) and, for each zone
 //! whose serial differs from the last one the target acknowledged, sends a NOTIFY for the
 //! **latest** serial and waits for the answer: 1 s, then twice as long per attempt up to
-//! 30 s, until acknowledged. Changes while a NOTIFY is outstanding are not sent on their
+//! 30 s, until acknowledged (after an error such as port unreachable, a newer serial is
+//! sent without waiting the backoff out, at most once per [`HOLD`]). Changes while a NOTIFY is outstanding are not sent on their
 //! own: the next NOTIFY carries the latest serial. After an acknowledgement the target gets
 //! no other NOTIFY for that zone for [`HOLD`], so a burst of changes costs a few NOTIFYs
 //! (and transfers), never a storm. Every zone is announced once the first round of checks has
@@ -157,10 +158,28 @@ async fn notify_target(
         *attempt += 1;
         let key = transfer.policy.key.clone();
         count("sent");
+        let sent = tokio::time::Instant::now();
         let result = tokio::select! {
             _ = stop.cancelled() => return,
             result = exchange(&socket, &zone.soa, key.as_ref(), wait) => result,
         };
+        if result.is_err() {
+            // The rest of this attempt's wait (a target that refused is not flooded),
+            // unless a newer serial comes: that is sent at once, at most once per HOLD (a
+            // secondary that was down when the last change was announced learns the next
+            // one without waiting out the backoff).
+            published.borrow_and_update();
+            let until = sent + wait;
+            let newer = async {
+                tokio::time::sleep_until(sent + HOLD).await;
+                let _ = published.changed().await;
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(until) => {}
+                _ = newer => {}
+            }
+        }
         match result {
             Ok(()) => {
                 count("acknowledged");
@@ -190,8 +209,7 @@ fn serial_of(soa: &Record) -> u32 {
     }
 }
 
-/// Sends one NOTIFY for `soa`'s zone and serial and waits up to `wait` for its answer (the
-/// whole `wait` even after an error, so that a target that refuses is not flooded).
+/// Sends one NOTIFY for `soa`'s zone and serial and waits up to `wait` for its answer.
 async fn exchange(
     socket: &UdpSocket,
     soa: &Record,
@@ -241,11 +259,7 @@ async fn exchange(
         }
     };
     match tokio::time::timeout_at(deadline, outcome).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(problem)) => {
-            tokio::time::sleep_until(deadline).await;
-            Err(problem)
-        }
+        Ok(result) => result,
         Err(_) => Err(format!("no answer in {wait:?}")),
     }
 }

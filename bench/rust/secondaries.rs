@@ -1,0 +1,182 @@
+//! Secondaries (bench/secondaries.sh): hadns as the primary of NSD, Knot and BIND on
+//! loopback, as the integration tests build them (`tests/integration/secondary.rs`):
+//! - for 10 changes of www (web1's listener closes, then opens again, 5 times; interval
+//!   100 ms, fall = rise = 1, changes 1.5 s apart), the time from hadns answering the new
+//!   address to each secondary answering it (NOTIFY, then IXFR); clients query every
+//!   millisecond;
+//! - a burst of 100 changes in one second (drain and undrain through the admin API): the
+//!   NOTIFYs sent per secondary and the transfers served.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+use tokio::net::UdpSocket;
+
+use crate::dbs::free_port;
+use crate::harness::*;
+use crate::secondary::{self, Kind, Secondary};
+
+const WWW: &str = "www.example.internal.";
+const CHANGES: usize = 10;
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A client querying one server every millisecond, keeping when its answer changed.
+struct Sampler {
+    changes: Arc<Mutex<Vec<(Instant, Vec<IpAddr>)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    async fn start(server: SocketAddr) -> Sampler {
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let seen = changes.clone();
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let task = tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let query = query_message(WWW, RecordType::A, None);
+                let answer = udp_exchange_once(&socket, server, &query, Duration::from_secs(1))
+                    .await
+                    .map(|m| addresses(&m));
+                if let Some(answer) = answer
+                    && last.as_ref() != Some(&answer)
+                {
+                    seen.lock().unwrap().push((Instant::now(), answer.clone()));
+                    last = Some(answer);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        Sampler { changes, task }
+    }
+
+    /// When it first answered `ip` after `since`.
+    fn first(&self, ip: IpAddr, since: Instant) -> Option<Instant> {
+        self.changes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(at, answer)| *at >= since && answer == &[ip])
+            .map(|(at, _)| *at)
+    }
+
+    async fn wait_for(&self, ip: IpAddr, since: Instant) -> Instant {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(at) = self.first(ip, since) {
+                return at;
+            }
+            assert!(Instant::now() < deadline, "no answer {ip} within {LIMIT:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub async fn secondaries_benchmark() {
+    let mut web1 = TcpBackend::start("127.0.0.81").await;
+    let web2 = TcpBackend::start("127.0.0.82").await;
+    let state = tempfile::tempdir().unwrap();
+    let serial_file = state.path().join("serials.toml").display().to_string();
+    let ports: Vec<u16> = Kind::ALL.iter().map(|_| Secondary::port()).collect();
+    let config = secondary::config_with(
+        &[&web1, &web2],
+        &ports,
+        None,
+        &serial_file,
+        "fall = 1\nrise = 1\n",
+    );
+    let listen = format!("127.0.0.1:{}", free_port(ip("127.0.0.1")));
+    let mut hadns = secondary::start_hadns(&config, &listen, None).await;
+    let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let secondaries: Vec<Secondary> = Kind::ALL
+        .iter()
+        .zip(&ports)
+        .map(|(&kind, &port)| Secondary::start(kind, port, hadns.addr, None))
+        .collect();
+    for s in &secondaries {
+        s.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    }
+
+    let at_hadns = Sampler::start(hadns.addr).await;
+    let mut at_secondaries = Vec::new();
+    for s in &secondaries {
+        at_secondaries.push(Sampler::start(s.addr).await);
+    }
+    // Per secondary, the lag behind hadns of each change; and hadns's own detection.
+    let mut lags: Vec<Vec<f64>> = vec![Vec::new(); secondaries.len()];
+    let mut detection = Vec::new();
+    for change in 0..CHANGES {
+        let to = if change % 2 == 0 {
+            web2.ip()
+        } else {
+            web1.ip()
+        };
+        let since = Instant::now();
+        if change % 2 == 0 {
+            web1.stop().await;
+        } else {
+            web1.restart().await;
+        }
+        let served = at_hadns.wait_for(to, since).await;
+        detection.push(ms(served - since));
+        for (i, sampler) in at_secondaries.iter().enumerate() {
+            let seen = sampler.wait_for(to, since).await;
+            lags[i].push(ms(seen.saturating_duration_since(served)));
+        }
+        // Changes 1.5 s apart: NSD takes a second or more to apply one (its reload).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    println!("| server | answers the new address after hadns: median | max |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| hadns itself (from the listener's change) | {:.0} ms | {:.0} ms |",
+        median(detection.clone()),
+        detection.iter().cloned().fold(0.0, f64::max)
+    );
+    for (s, lag) in secondaries.iter().zip(&lags) {
+        println!(
+            "| {:?} | {:.1} ms | {:.1} ms |",
+            s.kind,
+            median(lag.clone()),
+            lag.iter().cloned().fold(0.0, f64::max)
+        );
+    }
+    println!();
+    drop(at_hadns);
+    drop(at_secondaries);
+
+    web1.restart().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
+    let started = Instant::now();
+    let burst = secondary::burst(&hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
+    let settled = started.elapsed();
+    println!("| burst of 100 changes in 1 s | NOTIFYs sent | |");
+    println!("| --- | --- | --- |");
+    for (s, sent) in secondaries.iter().zip(&burst.notifies) {
+        println!("| {:?} | {sent} | |", s.kind);
+    }
+    println!(
+        "| transfers served (all three) | {} | all at the last serial {:.2} s after the burst began |",
+        burst.transfers,
+        settled.as_secs_f64()
+    );
+    println!();
+}
