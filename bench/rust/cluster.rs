@@ -16,61 +16,11 @@ use tokio::net::UdpSocket;
 
 use crate::cluster_site::{Site, web_cluster, web_pool};
 use crate::harness::*;
+use crate::sampler::Sampler;
 
 const WWW: &str = "www.example.internal.";
 const ROUNDS: usize = 10;
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// When a sampler's answer changed, and to what.
-type Changes = Arc<Mutex<Vec<(Instant, Vec<IpAddr>)>>>;
-
-/// A client querying one server in a loop (every millisecond), keeping when its answer
-/// changed.
-struct Sampler {
-    changes: Changes,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sampler {
-    async fn start(client: IpAddr, server: SocketAddr) -> Sampler {
-        let changes: Changes = Arc::new(Mutex::new(Vec::new()));
-        let seen = changes.clone();
-        let socket = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
-        let task = tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                let query = query_message(WWW, RecordType::A, None);
-                let answer = udp_exchange_once(&socket, server, &query, Duration::from_secs(1))
-                    .await
-                    .map(|m| addresses(&m));
-                if let Some(answer) = answer
-                    && last.as_ref() != Some(&answer)
-                {
-                    seen.lock().unwrap().push((Instant::now(), answer.clone()));
-                    last = Some(answer);
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        });
-        Sampler { changes, task }
-    }
-
-    /// When it first answered `ip` after `since`.
-    fn first(&self, ip: IpAddr, since: Instant) -> Option<Instant> {
-        self.changes
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(t, a)| *t >= since && a == &[ip])
-            .map(|(t, _)| *t)
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

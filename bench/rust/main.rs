@@ -27,6 +27,7 @@ mod soak;
 
 mod cluster;
 mod downtime;
+mod sampler;
 mod scale;
 mod secondaries;
 #[path = "soak.rs"]

@@ -16,69 +16,12 @@ use tokio::net::UdpSocket;
 
 use crate::dbs::free_port;
 use crate::harness::*;
+use crate::sampler::Sampler;
 use crate::secondary::{self, Kind, Secondary};
 
 const WWW: &str = "www.example.internal.";
 const CHANGES: usize = 10;
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// A client querying one server every millisecond, keeping when its answer changed.
-struct Sampler {
-    changes: Arc<Mutex<Vec<(Instant, Vec<IpAddr>)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sampler {
-    async fn start(server: SocketAddr) -> Sampler {
-        let changes = Arc::new(Mutex::new(Vec::new()));
-        let seen = changes.clone();
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let task = tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                let query = query_message(WWW, RecordType::A, None);
-                let answer = udp_exchange_once(&socket, server, &query, Duration::from_secs(1))
-                    .await
-                    .map(|m| addresses(&m));
-                if let Some(answer) = answer
-                    && last.as_ref() != Some(&answer)
-                {
-                    seen.lock().unwrap().push((Instant::now(), answer.clone()));
-                    last = Some(answer);
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        });
-        Sampler { changes, task }
-    }
-
-    /// When it first answered `ip` after `since`.
-    fn first(&self, ip: IpAddr, since: Instant) -> Option<Instant> {
-        self.changes
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(at, answer)| *at >= since && answer == &[ip])
-            .map(|(at, _)| *at)
-    }
-
-    async fn wait_for(&self, ip: IpAddr, since: Instant) -> Instant {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(at) = self.first(ip, since) {
-                return at;
-            }
-            assert!(Instant::now() < deadline, "no answer {ip} within {LIMIT:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -115,10 +58,10 @@ pub async fn secondaries_benchmark() {
         s.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     }
 
-    let at_hadns = Sampler::start(hadns.addr).await;
+    let at_hadns = Sampler::start(ip("127.0.0.1"), hadns.addr).await;
     let mut at_secondaries = Vec::new();
     for s in &secondaries {
-        at_secondaries.push(Sampler::start(s.addr).await);
+        at_secondaries.push(Sampler::start(ip("127.0.0.1"), s.addr).await);
     }
     // Per secondary, the lag behind hadns of each change; and hadns's own detection.
     let mut lags: Vec<Vec<f64>> = vec![Vec::new(); secondaries.len()];
@@ -135,10 +78,10 @@ pub async fn secondaries_benchmark() {
         } else {
             web1.restart().await;
         }
-        let served = at_hadns.wait_for(to, since).await;
+        let served = at_hadns.wait_for(to, since, LIMIT).await;
         detection.push(ms(served - since));
         for (i, sampler) in at_secondaries.iter().enumerate() {
-            let seen = sampler.wait_for(to, since).await;
+            let seen = sampler.wait_for(to, since, LIMIT).await;
             lags[i].push(ms(seen.saturating_duration_since(served)));
         }
         // Changes 1.5 s apart: NSD takes a second or more to apply one (its reload).

@@ -40,6 +40,8 @@ alias    IN CNAME mail
 const CONFIG: &str = r#"
 [dns]
 zones_dir = "zones"
+[transfer]
+allow = ["127.0.0.1"]
 [[pool]]
 name = "web"
 check = "tcp"
@@ -66,7 +68,8 @@ pub struct RequestPath {
 }
 
 impl RequestPath {
-    /// The example zone with a failover record answering two addresses.
+    /// The example zone with a failover record answering two addresses, transfers allowed
+    /// to the fuzzed packets' source (so AXFR and IXFR take their whole path).
     pub fn new() -> RequestPath {
         let dir = std::env::temp_dir().join(format!("hadns-fuzz-{}", std::process::id()));
         let zones = dir.join("zones");
@@ -74,7 +77,12 @@ impl RequestPath {
         std::fs::write(zones.join("example.internal.zone"), ZONE).expect("a temporary file");
         let prepared = crate::prepare_str(CONFIG, &dir).expect("the fuzz config is valid");
         let _ = std::fs::remove_dir_all(&dir);
-        let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1, None);
+        let mut builder = SnapshotBuilder::new(
+            prepared.zones,
+            &prepared.config.records,
+            1,
+            prepared.config.transfer.as_ref(),
+        );
         let answer = Published::Addresses(vec![
             "192.0.2.1".parse().expect("an address"),
             "2001:db8::2".parse().expect("an address"),
@@ -112,11 +120,16 @@ impl RequestPath {
         for tcp in [false, true] {
             let response = self
                 .runtime
-                .block_on(self.responder.respond(packet, src, tcp));
+                .block_on(self.responder.respond_all(packet, src, tcp));
             match (verdict, response) {
                 (Verdict::Drop, Some(_)) => panic!("hickory answers what the fast path drops"),
                 (Verdict::Answered, None) => panic!("hickory drops what the fast path answers"),
-                (_, Some(response)) => check(packet, &response, tcp),
+                (_, Some(messages)) => {
+                    assert!(tcp || messages.len() == 1, "several messages over UDP");
+                    for response in &messages {
+                        check(packet, response, tcp);
+                    }
+                }
                 (_, None) => {}
             }
         }

@@ -477,7 +477,7 @@ fn is_closing(records: &[Record]) -> bool {
         return soas.len() == 2;
     }
     // IXFR: first SOA, pairs (old, new), last SOA.
-    soas.len() >= 4 && soas.len() % 2 == 0 && *soas.last().unwrap() == serial
+    soas.len() >= 4 && soas.len().is_multiple_of(2) && *soas.last().unwrap() == serial
 }
 
 pub fn soa_serial(record: &Record) -> u32 {
