@@ -7,12 +7,7 @@
 //! - a burst of 100 changes in one second (drain and undrain through the admin API): the
 //!   NOTIFYs sent per secondary and the transfers served.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use hickory_proto::rr::RecordType;
-use tokio::net::UdpSocket;
 
 use crate::dbs::free_port;
 use crate::harness::*;

@@ -242,6 +242,22 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     let response = udp_exchange(&socket, server, &axfr_udp).await;
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     assert!(hadns.log_count("served=\"incremental\"") >= 2);
+
+    // A reload takes the new allow list: now 127.0.0.2 may transfer, 127.0.0.1 may not.
+    let reloaded = config(&[&web1, &web2], &[], None, &serial_file)
+        .replace("allow = [\"127.0.0.1\"]", "allow = [\"127.0.0.2\"]");
+    hadns.rewrite(&reloaded, None);
+    assert_eq!(hadns.sighup().await, "applied");
+    assert_eq!(
+        transfer(server, ZONE_NAME, None, None).await.map(|r| r.len()),
+        Err(ResponseCode::Refused)
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(other).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let response = tcp_exchange(&mut stream, &query).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert!(response.answers.len() >= zone.len(), "the whole zone in one message");
 }
 
 #[tokio::test(flavor = "multi_thread")]
