@@ -26,6 +26,8 @@ pub mod tsig;
 mod udp;
 pub mod wire;
 mod xfr;
+#[cfg(test)]
+mod xfr_tests;
 mod zones;
 
 use std::io;

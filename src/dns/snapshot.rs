@@ -14,6 +14,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
 use super::answers::{FailoverEntry, Published, negative_ttl};
+pub use super::journal::serial_after;
 use super::zones::ZoneSet;
 use crate::config;
 
@@ -296,12 +297,6 @@ impl SnapshotBuilder {
             transfer,
         }
     }
-}
-
-/// `a` comes after `b` in serial number arithmetic (RFC 1982): `a` is ahead of `b` by
-/// less than 2^31.
-pub fn serial_after(a: u32, b: u32) -> bool {
-    a != b && (a.wrapping_sub(b) as i32) > 0
 }
 
 fn records_contain(records: &[RecordSlot], name: &LowerName) -> bool {

@@ -249,7 +249,9 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     hadns.rewrite(&reloaded, None);
     assert_eq!(hadns.sighup().await, "applied");
     assert_eq!(
-        transfer(server, ZONE_NAME, None, None).await.map(|r| r.len()),
+        transfer(server, ZONE_NAME, None, None)
+            .await
+            .map(|r| r.len()),
         Err(ResponseCode::Refused)
     );
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -257,7 +259,10 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     let mut stream = socket.connect(server).await.unwrap();
     let response = tcp_exchange(&mut stream, &query).await;
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
-    assert!(response.answers.len() >= zone.len(), "the whole zone in one message");
+    assert!(
+        response.answers.len() >= zone.len(),
+        "the whole zone in one message"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
