@@ -1,5 +1,5 @@
-//! A client querying one server for www in a loop (every millisecond), keeping when its
-//! answer changed: how the benchmarks see when a server answers something new.
+//! A client querying one server for www in a loop (every millisecond unless told), keeping
+//! when its answer changed: how the benchmarks see when a server answers something new.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,11 @@ pub struct Sampler {
 
 impl Sampler {
     pub async fn start(client: IpAddr, server: SocketAddr) -> Sampler {
+        Sampler::start_every(client, server, Duration::from_millis(1)).await
+    }
+
+    /// Queries every `every` instead of every millisecond.
+    pub async fn start_every(client: IpAddr, server: SocketAddr, every: Duration) -> Sampler {
         let changes: Changes = Arc::new(Mutex::new(Vec::new()));
         let seen = changes.clone();
         let socket = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
@@ -40,7 +45,7 @@ impl Sampler {
                     seen.lock().unwrap().push((Instant::now(), answer.clone()));
                     last = Some(answer);
                 }
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                tokio::time::sleep(every).await;
             }
         });
         Sampler { changes, task }
