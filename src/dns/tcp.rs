@@ -122,8 +122,14 @@ async fn connection(
         };
         // Each message (several for a zone transfer) must be taken within `idle`.
         for response in messages {
+            // A TCP message carries at most 64 KB; none of hadns's is larger (a zone
+            // transfer's are about 16 KB), but a length must never wrap.
+            let Ok(len) = u16::try_from(response.len()) else {
+                warn!(%peer, bytes = response.len(), "a response too large for tcp; connection closed");
+                return;
+            };
             let mut framed = Vec::with_capacity(2 + response.len());
-            framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&len.to_be_bytes());
             framed.extend_from_slice(&response);
             match tokio::time::timeout(idle, stream.write_all(&framed)).await {
                 Ok(Ok(())) => {}

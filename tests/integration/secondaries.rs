@@ -37,7 +37,7 @@ async fn secondaries_follow(key: Option<&Key>) {
     let hadns_port = free_port(ip("127.0.0.1"));
     let listen = format!("127.0.0.1:{hadns_port}");
     let config = config(&[&web1, &web2], &ports, key, &serial_file);
-    let hadns = start_hadns(&config, &listen, key).await;
+    let mut hadns = start_hadns(&config, &listen, key).await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let primary = hadns.addr;
     let secondaries: Vec<Secondary> = Kind::ALL
@@ -58,6 +58,15 @@ async fn secondaries_follow(key: Option<&Key>) {
         hadns.log_count("served=\"incremental\"") >= incremental_before + 3
     })
     .await;
+    // Every secondary acknowledged a NOTIFY (its signature checked, with a key).
+    for port in &ports {
+        let target = format!("notify acknowledged target=127.0.0.1:{port}");
+        hadns
+            .wait_until(&target, LIMIT, |lines| {
+                lines.iter().any(|l| l.contains(&target))
+            })
+            .await;
+    }
     // The secondaries say so too: Knot names it, BIND counts 6 records (SOA, old SOA, the
     // old address, new SOA, the new address, SOA) where the zone has 8.
     let [_, knot, bind] = secondaries.as_slice() else {
