@@ -6,15 +6,13 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
-
-use std::time::Duration;
-
 use tracing::{info, warn};
 
 use super::handler::Handler;
@@ -125,8 +123,7 @@ impl Responder {
         let qtype =
             u16::from_be_bytes([query[shape.question_end - 4], query[shape.question_end - 3]]);
         if qtype == TYPE_AXFR || qtype == TYPE_IXFR {
-            let response = self.transfer(query, &shape, src, tcp, signed);
-            return response;
+            return self.transfer(query, &shape, src, tcp, signed);
         }
         let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
         let request = match Request::from_bytes(query.to_vec(), src, protocol) {
