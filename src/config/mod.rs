@@ -19,6 +19,7 @@ mod cluster;
 mod fields;
 mod pool;
 mod record;
+mod site;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -27,6 +28,7 @@ mod vip;
 
 pub use cluster::{Cluster, OnLost, Tls};
 pub use fields::{normalize_name, parse_duration};
+pub use site::{Site, site_of};
 pub use transfer::{Network, Transfer, TsigAlgorithm, TsigKey};
 
 // === typed configuration ===
@@ -42,6 +44,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// `[cluster]`: agree with other members through etcd; absent = decide alone.
     pub cluster: Option<Cluster>,
+    /// `[[site]]`: client networks, for records answered `by_site`.
+    pub sites: Vec<Site>,
     /// `[transfer]`: zone transfers to secondaries and NOTIFY; absent = AXFR/IXFR refused.
     pub transfer: Option<Transfer>,
 }
@@ -250,6 +254,8 @@ pub struct Node {
     pub port: Option<u16>,
     /// Higher wins for `select = "first"`.
     pub priority: u32,
+    /// The node's `[[site]]` (an index into `Config::sites`).
+    pub site: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +279,8 @@ pub struct Record {
     /// Run when the answer changes, one at a time, killed after `on_change_timeout`.
     pub on_change: Option<Vec<String>>,
     pub on_change_timeout: Duration,
+    /// Answer each client from the nodes of its site first (`[[site]]`).
+    pub by_site: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -58,6 +58,7 @@ struct RawNode {
     address: Option<String>,
     port: Option<i64>,
     priority: Option<i64>,
+    site: Option<String>,
 }
 
 /// `fence = "..."`.
@@ -227,6 +228,12 @@ fn validate_nodes(
     nodes
 }
 
+/// Each raw node's `site` name, by pool then node, for [`super::validate`] to resolve
+/// once the sites are known.
+pub(super) fn node_sites(raw: &RawPool) -> Vec<Option<String>> {
+    raw.node.iter().map(|n| n.site.clone()).collect()
+}
+
 fn validate_node(raw: RawNode, path: &str, needs_port: bool, problems: &mut Vec<Problem>) -> Node {
     let name = required(raw.name, &format!("{path}.name"), problems).unwrap_or_default();
     let address = match raw.address {
@@ -277,5 +284,6 @@ fn validate_node(raw: RawNode, path: &str, needs_port: bool, problems: &mut Vec<
         address,
         port,
         priority,
+        site: None,
     }
 }

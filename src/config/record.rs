@@ -25,6 +25,7 @@ pub(super) struct RawRecord {
     max_stale: Option<toml::Value>,
     on_change: Option<Vec<String>>,
     on_change_timeout: Option<toml::Value>,
+    by_site: Option<bool>,
 }
 
 pub(super) fn validate_record(
@@ -75,6 +76,13 @@ pub(super) fn validate_record(
             "only means something with select = \"first\"",
         ));
     }
+    let by_site = raw.by_site.unwrap_or(false);
+    if by_site && select == Select::Primary {
+        problems.push(Problem::new(
+            format!("{path}.by_site"),
+            "never with select = \"primary\": every client must get the same writer",
+        ));
+    }
     let on_change = command(raw.on_change, &format!("{path}.on_change"), problems);
     let on_change_timeout = duration(
         raw.on_change_timeout,
@@ -94,6 +102,7 @@ pub(super) fn validate_record(
         max_stale,
         on_change,
         on_change_timeout,
+        by_site,
     })
 }
 

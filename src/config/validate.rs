@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     transfer: Option<super::transfer::RawTransfer>,
     #[serde(default)]
     tsig: Vec<super::transfer::RawTsig>,
+    #[serde(default)]
+    site: Vec<super::site::RawSite>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,10 +93,23 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
             format!("{} records; at most {MAX_RECORDS}", raw.record.len()),
         ));
     }
+    let sites = super::site::validate_sites(raw.site, problems);
     let mut pools = Vec::new();
     let mut pool_names = HashSet::new();
     for (i, raw_pool) in raw.pool.into_iter().enumerate() {
-        let pool = super::pool::validate_pool(raw_pool, &format!("pool[{i}]"), base, problems);
+        let node_sites = super::pool::node_sites(&raw_pool);
+        let mut pool = super::pool::validate_pool(raw_pool, &format!("pool[{i}]"), base, problems);
+        for (j, (node, site)) in pool.nodes.iter_mut().zip(node_sites).enumerate() {
+            let Some(site) = site else { continue };
+            node.site = sites.iter().position(|s| s.name == site);
+            if node.site.is_none() {
+                let known: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+                problems.push(Problem::new(
+                    format!("pool[{i}].node[{j}].site"),
+                    format!("unknown site {site:?} ({})", known.join(", ")),
+                ));
+            }
+        }
         if !pool.name.is_empty() && !pool_names.insert(pool.name.clone()) {
             problems.push(Problem::new(
                 format!("pool[{i}].name"),
@@ -114,6 +129,18 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
                     format!("record {:?} is defined twice", record.name),
                 ));
             }
+            if record.by_site {
+                let pool = &pools[record.pool.0];
+                for node in pool.nodes.iter().filter(|n| n.site.is_none()) {
+                    problems.push(Problem::new(
+                        format!("{path}.by_site"),
+                        format!(
+                            "node {:?} of pool {:?} has no site: by_site needs a site on every node",
+                            node.name, pool.name
+                        ),
+                    ));
+                }
+            }
             records.push(record);
         }
     }
@@ -129,6 +156,14 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let cluster = raw
         .cluster
         .map(|c| super::cluster::validate_cluster(c, base, problems));
+    if cluster.is_some() {
+        for record in records.iter().filter(|r| r.by_site) {
+            problems.push(Problem::new(
+                format!("{}.by_site", record.path),
+                "not in cluster mode: the members agree on one answer per record",
+            ));
+        }
+    }
     let keys = super::transfer::validate_tsig(raw.tsig, base, problems);
     let transfer = raw
         .transfer
@@ -141,6 +176,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
         admin,
         cluster,
         transfer,
+        sites,
     };
     resolve_programs(&mut config, base);
     config

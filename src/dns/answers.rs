@@ -16,6 +16,37 @@ pub enum Published {
     /// NOERROR with no records and the SOA in the authority section.
     Nodata,
     Servfail,
+    /// A `by_site` record: `sites[i]` for a client of site `i` (its fallback already
+    /// followed), `all` for a client of no site.
+    BySite {
+        all: Box<Published>,
+        sites: Vec<Published>,
+    },
+}
+
+impl Published {
+    /// The answer for a client of `site` (`None`: of no site).
+    pub fn for_site(&self, site: Option<usize>) -> &Published {
+        match (self, site) {
+            (Published::BySite { sites, .. }, Some(site)) => sites.get(site).unwrap_or(self),
+            (Published::BySite { all, .. }, None) => all,
+            _ => self,
+        }
+        .plain()
+    }
+
+    /// Without the sites: what a client of no site gets.
+    pub fn plain(&self) -> &Published {
+        match self {
+            Published::BySite { all, .. } => all.plain(),
+            other => other,
+        }
+    }
+
+    /// Whether the answer depends on the client's site.
+    pub fn by_site(&self) -> bool {
+        matches!(self, Published::BySite { .. })
+    }
 }
 
 /// The answer data for one failover name.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
@@ -90,9 +91,24 @@ async fn answer_failover<R: ResponseHandler>(
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = true;
     let mut answers = Vec::new();
-    match &entry.answer {
+    let ecs = request
+        .edns
+        .as_ref()
+        .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(subnet)) => Some(*subnet),
+            _ => None,
+        });
+    // The client's site: from its subnet (RFC 7871) when the resolver sent one, else from
+    // the source address; only a by_site answer asks.
+    let client = ecs.as_ref().map_or(request.src().ip(), |s| s.addr());
+    let site = entry
+        .answer
+        .by_site()
+        .then(|| crate::config::site_of(&snapshot.sites, client))
+        .flatten();
+    match entry.answer.for_site(site.map(|(site, _)| site)) {
         Published::Pending | Published::Servfail => metadata.response_code = ResponseCode::ServFail,
-        Published::Nodata => {}
+        Published::Nodata | Published::BySite { .. } => {}
         Published::Addresses(addresses) => {
             let qtype = query.query_type();
             for address in addresses {
@@ -114,6 +130,22 @@ async fn answer_failover<R: ResponseHandler>(
         let mut edns = Edns::new();
         edns.set_max_payload(req.max_payload().max(512));
         edns.set_version(0);
+        if let Some(subnet) = &ecs {
+            // The scope: the matched site network's prefix for an answer by site (for a
+            // client of no site, as precise as the query was); 0 for one that is the same
+            // for everyone.
+            let scope = match (entry.answer.by_site(), site) {
+                (true, Some((_, prefix))) => prefix,
+                (true, None) => subnet.source_prefix(),
+                (false, _) => 0,
+            };
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    subnet.addr(),
+                    subnet.source_prefix(),
+                    scope,
+                )));
+        }
         edns
     });
     let mut builder = MessageResponseBuilder::from_message_request(request);

@@ -106,12 +106,13 @@ impl Journal {
         soas: &[Record],
     ) -> Vec<ZoneContents> {
         for (carried, answer) in self.carried.iter_mut().zip(answers) {
-            match answer {
+            // A by_site name carries its answer for clients of no site.
+            match answer.plain() {
                 Published::Addresses(addresses) if !addresses.is_empty() => {
                     carried.clone_from(addresses)
                 }
                 Published::Addresses(_) | Published::Nodata => carried.clear(),
-                Published::Servfail | Published::Pending => {}
+                Published::Servfail | Published::Pending | Published::BySite { .. } => {}
             }
         }
         if let Some((last_serials, last_carried)) = &self.last {

@@ -30,6 +30,8 @@ pub struct Snapshot {
     serials: Vec<u32>,
     /// With `[transfer]`: who may transfer, and what each zone's transfer sends.
     pub(crate) transfer: Option<Transfer>,
+    /// `[[site]]`: where clients are, for `by_site` answers.
+    pub(crate) sites: Arc<Vec<config::Site>>,
 }
 
 /// Zone transfers as of one snapshot.
@@ -91,6 +93,7 @@ pub struct SnapshotBuilder {
     handlers: Vec<Arc<dyn ZoneHandler>>,
     last: Option<Vec<Published>>,
     transfer: Option<TransferState>,
+    sites: Arc<Vec<config::Site>>,
 }
 
 /// With `[transfer]`: the policy every snapshot carries, and the journal.
@@ -180,7 +183,13 @@ impl SnapshotBuilder {
             handlers,
             last: None,
             transfer,
+            sites: Arc::new(Vec::new()),
         }
+    }
+
+    /// The sites `by_site` answers are chosen by (`[[site]]`).
+    pub fn set_sites(&mut self, sites: Vec<config::Site>) {
+        self.sites = Arc::new(sites);
     }
 
     /// The zones' origins (`example.internal.`), in zone order.
@@ -295,6 +304,7 @@ impl SnapshotBuilder {
             fast,
             serials: self.serials.clone(),
             transfer,
+            sites: self.sites.clone(),
         }
     }
 }

@@ -394,6 +394,32 @@ impl Engine {
         &self.state[record.0].answer
     }
 
+    /// What the record's selector chooses among the nodes `in_site` accepts (`by_site`):
+    /// `first` the highest-priority eligible one, `healthy` every eligible one, `replicas`
+    /// every eligible replica the last selection found fresh. Empty: the site has none
+    /// (the caller tries the next). `primary` is never answered by site.
+    pub fn site_answer(&self, record: RecordId, in_site: impl Fn(usize) -> bool) -> Vec<usize> {
+        let spec = &self.records[record.0];
+        let nodes = &self.nodes[spec.pool];
+        let eligible = |i: &usize| in_site(*i) && nodes[*i].eligible();
+        match spec.select {
+            Select::First => self.pools[spec.pool]
+                .by_priority
+                .iter()
+                .copied()
+                .find(eligible)
+                .into_iter()
+                .collect(),
+            Select::Healthy => (0..nodes.len()).filter(eligible).collect(),
+            Select::Replicas => (0..nodes.len())
+                .filter(eligible)
+                .filter(|&i| nodes[i].db.as_ref().is_some_and(|d| !d.writable))
+                .filter(|&i| self.state[record.0].unfit[i].is_none())
+                .collect(),
+            Select::Primary => Vec::new(),
+        }
+    }
+
     /// Since when the record's answer has been kept without any reachable node.
     pub fn stale_since(&self, record: RecordId) -> Option<Duration> {
         self.state[record.0].stale_since

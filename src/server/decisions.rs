@@ -59,9 +59,16 @@ impl Decision {
                 _ => None,
             })
             .collect();
+        // A by_site answer can change with any node (another site's first node, say)
+        // while the record's own answer stays.
+        let by_site = config.records.iter().any(|r| r.by_site);
         let answers = events
             .iter()
-            .any(|e| matches!(e, Event::AnswerChanged { .. }))
+            .any(|e| match e {
+                Event::AnswerChanged { .. } => true,
+                Event::NodeChanged { .. } | Event::Drained { .. } => by_site,
+                _ => false,
+            })
             .then(|| super::publication::published(config, engine));
         let holds = config
             .vips

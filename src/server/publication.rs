@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tracing::error;
 
-use crate::config::Config;
+use crate::config::{Config, OnEmpty};
 use crate::dns::{Published, Snapshot, SnapshotBuilder, ZoneSet};
 use crate::engine::{Answer, Engine, RecordId};
 
@@ -32,6 +32,7 @@ impl Publication {
     ) -> Publication {
         let mut builder =
             SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
+        builder.set_sites(config.sites.clone());
         builder.raise_serials(|origin| serials.floor(origin));
         let store = Arc::new(ArcSwap::from_pointee(
             builder.build(&published(config, engine)),
@@ -119,6 +120,7 @@ impl Publication {
         drop(snapshot);
         self.builder =
             SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
+        self.builder.set_sites(config.sites.clone());
         let serials = &self.serials;
         self.builder
             .raise_serials(|origin| before.get(origin).copied().or(serials.floor(origin)));
@@ -132,13 +134,46 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
         .records
         .iter()
         .enumerate()
-        .map(|(i, record)| match engine.answer(RecordId(i)) {
-            Answer::Pending => Published::Pending,
-            Answer::Nodata => Published::Nodata,
-            Answer::Servfail => Published::Servfail,
-            Answer::Nodes(nodes) => {
-                let pool = &config.pools[record.pool.0];
+        .map(|(i, record)| {
+            let pool = &config.pools[record.pool.0];
+            let addresses = |nodes: &[usize]| {
                 Published::Addresses(nodes.iter().map(|&n| pool.nodes[n].address).collect())
+            };
+            let all = match engine.answer(RecordId(i)) {
+                Answer::Pending => Published::Pending,
+                Answer::Nodata => Published::Nodata,
+                Answer::Servfail => Published::Servfail,
+                Answer::Nodes(nodes) => addresses(nodes),
+            };
+            if !record.by_site || all == Published::Pending {
+                return all;
+            }
+            // Per site: its own nodes, else each fallback site's in order; with no site
+            // left, `on_empty` (or the answer kept while no node is reachable).
+            let exhausted = if engine.stale_since(RecordId(i)).is_some() {
+                all.clone()
+            } else {
+                match record.on_empty {
+                    OnEmpty::Nodata => Published::Nodata,
+                    OnEmpty::Servfail => Published::Servfail,
+                    OnEmpty::All => addresses(&(0..pool.nodes.len()).collect::<Vec<_>>()),
+                }
+            };
+            let sites = config
+                .sites
+                .iter()
+                .enumerate()
+                .map(|(site, spec)| {
+                    std::iter::once(site)
+                        .chain(spec.fallback.iter().copied())
+                        .map(|s| engine.site_answer(RecordId(i), |n| pool.nodes[n].site == Some(s)))
+                        .find(|nodes| !nodes.is_empty())
+                        .map_or_else(|| exhausted.clone(), |nodes| addresses(&nodes))
+                })
+                .collect();
+            Published::BySite {
+                all: Box::new(all),
+                sites,
             }
         })
         .collect()

@@ -27,6 +27,7 @@ mod resolver_vip;
 mod secondaries;
 mod secondary;
 mod serials;
+mod sites;
 mod soak;
 mod tls;
 mod vip;

@@ -248,6 +248,11 @@ impl FastTable {
     /// A failover name's published answer (it replaces whatever the zone had there).
     fn add_failover(&mut self, name: Vec<u8>, entry: &FailoverEntry, soa: Option<&Soa>) {
         self.fallback.remove(&name);
+        if entry.answer.by_site() {
+            // Answered per client site on the hickory path.
+            self.fallback.insert(name);
+            return;
+        }
         let addresses = match &entry.answer {
             Published::Pending | Published::Servfail => {
                 let servfail = Prepared {
@@ -262,7 +267,7 @@ impl FastTable {
                 self.nodata.insert(name, servfail);
                 return;
             }
-            Published::Nodata => &[][..],
+            Published::Nodata | Published::BySite { .. } => &[][..],
             Published::Addresses(addresses) => addresses.as_slice(),
         };
         for rtype in [RecordType::A, RecordType::AAAA] {

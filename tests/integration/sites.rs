@@ -1,0 +1,114 @@
+//! `by_site` records (issue 15, first part): a client's site from its source address or
+//! from the EDNS Client Subnet a resolver sends, its own site's nodes first, then the
+//! fallback sites in order, then `on_empty`; the ECS scope in the answer.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message};
+use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use tokio::net::UdpSocket;
+
+use crate::harness::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+const WWW: &str = "www.example.internal.";
+
+/// Asks hadns for www from `source`, with a client subnet when given; the addresses and
+/// the ECS scope of the answer.
+async fn ask(hadns: &Hadns, source: &str, ecs: Option<(&str, u8)>) -> (Vec<IpAddr>, Option<u8>) {
+    let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
+    let mut query = query_message(WWW, RecordType::A, Some(1232));
+    if let Some((address, prefix)) = ecs {
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                ip(address),
+                prefix,
+                0,
+            )));
+        query.set_edns(edns);
+    }
+    let answer: Message = udp_exchange(&socket, hadns.addr, &query).await;
+    let scope = answer
+        .edns
+        .as_ref()
+        .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(subnet)) => Some(subnet_scope(subnet)),
+            _ => None,
+        });
+    let mut addresses = addresses(&answer);
+    addresses.sort();
+    (addresses, scope)
+}
+
+/// The scope prefix of an ECS option, read from its wire form (family, source, scope).
+fn subnet_scope(subnet: &ClientSubnet) -> u8 {
+    use hickory_proto::serialize::binary::BinEncodable;
+    let bytes = subnet.to_bytes().unwrap();
+    bytes[3]
+}
+
+async fn wait_for_site_answer(hadns: &Hadns, source: &str, expected: &[IpAddr]) {
+    wait_for(LIMIT, &format!("{source} to get {expected:?}"), || async {
+        ask(hadns, source, None).await.0 == expected
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope() {
+    let mut dc1 = TcpBackend::start("127.0.1.21").await;
+    let dc2 = TcpBackend::start("127.0.2.21").await;
+    let config = format!(
+        "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\", \"10.1.0.0/16\"]\n\
+         fallback = [\"dc2\"]\n\n\
+         [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
+         [[site]]\nname = \"dc3\"\nnetworks = [\"127.0.3.0/24\"]\nfallback = []\n\n\
+         [[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
+         [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
+         [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
+         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"healthy\"\nby_site = true\n",
+        dc1.addr.ip(),
+        dc1.addr.port(),
+        dc2.addr.ip(),
+        dc2.addr.port()
+    );
+    let hadns = Hadns::start(&config).await;
+    let (w1, w2) = (dc1.ip(), dc2.ip());
+    wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
+
+    // By source address: each site its own node; no site: every healthy node; dc3 has no
+    // node and no fallback: on_empty (NODATA).
+    assert_eq!(ask(&hadns, "127.0.1.5", None).await, (vec![w1], None));
+    assert_eq!(ask(&hadns, "127.0.2.5", None).await, (vec![w2], None));
+    assert_eq!(ask(&hadns, "127.0.9.5", None).await.0, vec![w1, w2]);
+    assert_eq!(ask(&hadns, "127.0.3.5", None).await.0, Vec::<IpAddr>::new());
+
+    // By the client subnet a resolver sends (from an address of no site), with the scope
+    // of the site network that matched; a subnet of no site gets everything, scoped as
+    // the query was.
+    assert_eq!(
+        ask(&hadns, "127.0.0.1", Some(("127.0.2.0", 24))).await,
+        (vec![w2], Some(24))
+    );
+    assert_eq!(
+        ask(&hadns, "127.0.0.1", Some(("10.1.7.0", 24))).await,
+        (vec![w1], Some(16))
+    );
+    assert_eq!(
+        ask(&hadns, "127.0.0.1", Some(("192.0.2.0", 24))).await,
+        (vec![w1, w2], Some(24))
+    );
+
+    // dc1's node fails: its clients get dc2's (fallback); dc2's clients are unaffected;
+    // it returns and dc1's clients get it back.
+    dc1.stop().await;
+    wait_for_site_answer(&hadns, "127.0.1.5", &[w2]).await;
+    assert_eq!(ask(&hadns, "127.0.2.5", None).await.0, vec![w2]);
+    dc1.restart().await;
+    wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
+    assert_eq!(ask(&hadns, "127.0.9.5", None).await.0, vec![w1, w2]);
+}
