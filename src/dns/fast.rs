@@ -9,7 +9,11 @@
 //! tests (`fast_tests.rs`) hold both paths to answers with the same meaning. `fast/build.rs`
 //! prepares the table when a snapshot is built.
 
+use std::net::IpAddr;
+
 use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::wire::OPTION_ECS;
 
 mod build;
 
@@ -78,12 +82,27 @@ pub struct FastTable {
     /// Names that must go to hickory whatever the type (CNAMEs, names in complex zones).
     fallback: FxHashSet<Vec<u8>>,
     zones: Vec<ZoneNegative>,
+    /// `by_site` names (lower-case wire form): their answers per client site, the last
+    /// for clients of no site.
+    sited: FxHashMap<Vec<u8>, Vec<SiteAnswers>>,
+    sites: std::sync::Arc<Vec<crate::config::Site>>,
+}
+
+/// One `by_site` name's prepared answers for the clients of one site.
+#[derive(Debug, Default)]
+struct SiteAnswers {
+    /// Key: lower-case wire name followed by the type, as in `FastTable::exact`.
+    exact: FxHashMap<Vec<u8>, Option<Prepared>>,
+    /// The answer for other types (NODATA, or SERVFAIL for every type).
+    nodata: Option<Prepared>,
 }
 
 impl FastTable {
     /// Answers `query` into `out` if the fast path covers it and the answer fits in
     /// `max_udp` bytes (and the client's EDNS size, or 512 bytes without EDNS).
-    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>, max_udp: u16) -> Verdict {
+    /// `src`: the client's address (its site, for a `by_site` name, unless the query
+    /// carries a client subnet).
+    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>, max_udp: u16, src: IpAddr) -> Verdict {
         if query.len() < 12 || query[2] & 0x80 != 0 {
             return Verdict::Drop;
         }
@@ -103,33 +122,59 @@ impl FastTable {
         key[q.name_len..q.name_len + 2].copy_from_slice(&q.qtype.to_be_bytes());
         let name = &key[..q.name_len];
         let built;
-        let prepared = match self.exact.get(&key[..q.name_len + 2]) {
-            Some(None) => return Verdict::Fallback,
-            Some(Some(p)) => p,
-            None if self.fallback.contains(name) => return Verdict::Fallback,
-            None => match self.nodata.get(name) {
-                Some(p) => p,
-                None => match self.zone_of(name) {
-                    None => {
-                        built = Prepared {
-                            authoritative: false,
-                            rcode: RCODE_REFUSED,
-                            answers: 0,
-                            authorities: 0,
-                            body: Vec::new(),
-                            case: Vec::new(),
-                        };
-                        &built
-                    }
-                    Some(zone) => match &zone.soa {
-                        None => return Verdict::Fallback,
-                        Some(soa) => {
-                            built = soa.negative(q.name_len, soa.ttl, RCODE_NXDOMAIN);
+        // The ECS scope (RFC 7871): the site network's prefix for a by_site answer, 0 for
+        // an answer that is the same for everyone.
+        let mut scope = 0;
+        let prepared = if let Some(variants) = self.sited.get(name) {
+            let ecs = q.edns.and_then(|e| e.ecs);
+            let client = ecs.map_or(src, |e| e.address);
+            let site = crate::config::site_of(&self.sites, client);
+            scope = match (site, ecs) {
+                (Some((_, prefix)), _) => prefix,
+                (None, Some(ecs)) => ecs.source,
+                (None, None) => 0,
+            };
+            let variant = site.map_or(variants.len() - 1, |(site, _)| site);
+            let Some(answers) = variants.get(variant) else {
+                return Verdict::Fallback;
+            };
+            match answers.exact.get(&key[..q.name_len + 2]) {
+                Some(Some(p)) => p,
+                Some(None) => return Verdict::Fallback,
+                None => match &answers.nodata {
+                    Some(p) => p,
+                    None => return Verdict::Fallback,
+                },
+            }
+        } else {
+            match self.exact.get(&key[..q.name_len + 2]) {
+                Some(None) => return Verdict::Fallback,
+                Some(Some(p)) => p,
+                None if self.fallback.contains(name) => return Verdict::Fallback,
+                None => match self.nodata.get(name) {
+                    Some(p) => p,
+                    None => match self.zone_of(name) {
+                        None => {
+                            built = Prepared {
+                                authoritative: false,
+                                rcode: RCODE_REFUSED,
+                                answers: 0,
+                                authorities: 0,
+                                body: Vec::new(),
+                                case: Vec::new(),
+                            };
                             &built
                         }
+                        Some(zone) => match &zone.soa {
+                            None => return Verdict::Fallback,
+                            Some(soa) => {
+                                built = soa.negative(q.name_len, soa.ttl, RCODE_NXDOMAIN);
+                                &built
+                            }
+                        },
                     },
                 },
-            },
+            }
         };
         if !qname.ends_with(&prepared.case) {
             return Verdict::Fallback;
@@ -138,8 +183,13 @@ impl FastTable {
             .edns
             .map_or(512, |e| e.payload.max(512))
             .min(max_udp.max(512));
-        let size =
-            12 + q.name_len + 4 + prepared.body.len() + if q.edns.is_some() { 11 } else { 0 };
+        let ecs = q.edns.and_then(|e| e.ecs);
+        let ecs_len = ecs.map_or(0, |e| 4 + e.len);
+        let size = 12
+            + q.name_len
+            + 4
+            + prepared.body.len()
+            + if q.edns.is_some() { 11 + ecs_len } else { 0 };
         if usize::from(limit) < size {
             return Verdict::Fallback;
         }
@@ -158,8 +208,18 @@ impl FastTable {
             out.push(0);
             out.extend_from_slice(&TYPE_OPT.to_be_bytes());
             out.extend_from_slice(&edns.payload.max(512).to_be_bytes());
-            // Extended rcode 0, version 0, the DO bit copied (RFC 3225), no options.
-            out.extend_from_slice(&[0, 0, edns.dnssec_ok as u8 * 0x80, 0, 0, 0]);
+            // Extended rcode 0, version 0, the DO bit copied (RFC 3225); the client
+            // subnet option back, with its scope (RFC 7871), and no other.
+            out.extend_from_slice(&[0, 0, edns.dnssec_ok as u8 * 0x80, 0]);
+            out.extend_from_slice(&(ecs_len as u16).to_be_bytes());
+            if let Some(ecs) = ecs {
+                let data = &query[ecs.offset..ecs.offset + ecs.len];
+                out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+                out.extend_from_slice(&(ecs.len as u16).to_be_bytes());
+                out.extend_from_slice(&data[..3]);
+                out.push(scope);
+                out.extend_from_slice(&data[4..]);
+            }
         }
         Verdict::Answered
     }
@@ -192,6 +252,17 @@ struct Question {
 struct EdnsRequest {
     payload: u16,
     dnssec_ok: bool,
+    ecs: Option<Ecs>,
+}
+
+/// A query's client subnet option (RFC 7871).
+#[derive(Clone, Copy)]
+struct Ecs {
+    /// Where its data (family, source, scope, address) starts in the query, and its length.
+    offset: usize,
+    len: usize,
+    source: u8,
+    address: IpAddr,
 }
 
 /// A plain query the fast path covers, or None.
@@ -223,25 +294,42 @@ fn parse(query: &[u8]) -> Option<Question> {
         if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT || opt[6] != 0 {
             return None;
         }
-        edns = Some(EdnsRequest {
-            payload: u16::from_be_bytes([opt[3], opt[4]]),
-            dnssec_ok: opt[7] & 0x80 != 0,
-        });
         let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
         i += 11;
-        // Options (code, length, data) must fill the OPT data exactly.
+        // Options (code, length, data) must fill the OPT data exactly; a client subnet
+        // must be well formed and come once (else hickory's path decides).
         let options = query.get(i..i + rdlen)?;
         let mut o = 0;
+        let mut ecs = None;
         while o < options.len() {
+            let code = u16::from_be_bytes([*options.get(o)?, *options.get(o + 1)?]);
             let len = usize::from(u16::from_be_bytes([
                 *options.get(o + 2)?,
                 *options.get(o + 3)?,
             ]));
+            if code == OPTION_ECS {
+                if ecs.is_some() {
+                    return None;
+                }
+                let data = options.get(o + 4..o + 4 + len)?;
+                let (source, address) = super::wire::parse_ecs(data)?;
+                ecs = Some(Ecs {
+                    offset: i + o + 4,
+                    len,
+                    source,
+                    address,
+                });
+            }
             o += 4 + len;
         }
         if o != options.len() {
             return None;
         }
+        edns = Some(EdnsRequest {
+            payload: u16::from_be_bytes([opt[3], opt[4]]),
+            dnssec_ok: opt[7] & 0x80 != 0,
+            ecs,
+        });
         i += rdlen;
     }
     (i == query.len()).then_some(Question {

@@ -15,6 +15,7 @@ use super::respond::Responder;
 use super::snapshot::SnapshotBuilder;
 
 /// The UDP size limit of these tests (`dns.max_udp_size`).
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const MAX_UDP: u16 = 1232;
 
 pub(super) fn responder(snapshot: &Arc<ArcSwap<super::Snapshot>>) -> Responder {
@@ -171,9 +172,16 @@ pub(super) fn meaning(bytes: &[u8]) -> String {
         section(&m.answers),
         section(&m.authorities),
         section(&m.additionals),
-        m.edns
-            .as_ref()
-            .map(|e| (e.max_payload(), e.version(), e.flags().dnssec_ok)),
+        m.edns.as_ref().map(|e| (
+            e.max_payload(),
+            e.version(),
+            e.flags().dnssec_ok,
+            format!(
+                "{:?}",
+                e.options()
+                    .get(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)
+            )
+        )),
     )
 }
 
@@ -217,7 +225,10 @@ async fn the_fast_path_means_what_hickory_means() {
                     id = id.wrapping_add(1);
                     let q = query(name, qtype, edns, id);
                     let mut fast = Vec::new();
-                    let verdict = snapshot.load().fast.answer(&q, &mut fast, MAX_UDP);
+                    let verdict = snapshot
+                        .load()
+                        .fast
+                        .answer(&q, &mut fast, MAX_UDP, LOCALHOST);
                     total += 1;
                     if verdict != Verdict::Answered {
                         continue;
@@ -264,7 +275,11 @@ async fn udp_path(
 ) -> Option<Vec<u8>> {
     let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let mut out = Vec::new();
-    match snapshot.load().fast.answer(packet, &mut out, MAX_UDP) {
+    match snapshot
+        .load()
+        .fast
+        .answer(packet, &mut out, MAX_UDP, LOCALHOST)
+    {
         Verdict::Answered => {
             // The fast path may answer only what hickory answers the same way.
             let slow = responder.respond(packet, src, false).await;

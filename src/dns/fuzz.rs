@@ -113,7 +113,11 @@ impl RequestPath {
     pub fn run(&self, packet: &[u8]) {
         let src: SocketAddr = "127.0.0.1:5000".parse().expect("an address");
         let mut fast = Vec::new();
-        let verdict = self.snapshot.load().fast.answer(packet, &mut fast, MAX_UDP);
+        let verdict = self
+            .snapshot
+            .load()
+            .fast
+            .answer(packet, &mut fast, MAX_UDP, src.ip());
         if verdict == Verdict::Answered {
             check(packet, &fast, false);
         }

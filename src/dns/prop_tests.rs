@@ -15,6 +15,7 @@ use super::fast::Verdict;
 use super::fast_tests::{meaning, responder, snapshots};
 use super::respond::Responder;
 
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const MAX_UDP: u16 = 1232;
 
 /// Names the test zones hold, and a few around them.
@@ -116,9 +117,18 @@ fn opt() -> impl Strategy<Value = Vec<u8>> {
             0..3,
         ),
         prop_oneof![6 => Just(0i8), 1 => -4i8..4],
+        prop::option::of((0u8..=32, any::<[u8; 4]>())),
     )
-        .prop_map(|(payload, version, dnssec_ok, options, skew)| {
+        .prop_map(|(payload, version, dnssec_ok, options, skew, subnet)| {
             let mut data = Vec::new();
+            // A well-formed client subnet (RFC 7871): both paths give it back, scope 0.
+            if let Some((source, address)) = subnet {
+                let bytes = &address[..usize::from(source).div_ceil(8)];
+                data.extend_from_slice(&8u16.to_be_bytes());
+                data.extend_from_slice(&(4 + bytes.len() as u16).to_be_bytes());
+                data.extend_from_slice(&[0, 1, source, 0]);
+                data.extend_from_slice(bytes);
+            }
             for (code, value, len_skew) in options {
                 // A skewed option length: runs past the OPT data, or into the next option.
                 let len = (value.len() as i32 + i32::from(len_skew)).max(0) as u16;
@@ -241,7 +251,7 @@ proptest! {
             let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
             for (state, snapshot, responder) in &f.states {
                 let mut fast = Vec::new();
-                let verdict = snapshot.load().fast.answer(&query, &mut fast, MAX_UDP);
+                let verdict = snapshot.load().fast.answer(&query, &mut fast, MAX_UDP, LOCALHOST);
                 let slow = f.runtime.block_on(responder.respond(&query, src, false));
                 match verdict {
                     Verdict::Drop => prop_assert!(slow.is_none(), "{state}: hickory answers what the fast path drops"),
@@ -295,7 +305,7 @@ proptest! {
             let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
             let (_, snapshot, responder) = &f.states[0];
             let mut fast = Vec::new();
-            if snapshot.load().fast.answer(&packet, &mut fast, MAX_UDP) == Verdict::Answered {
+            if snapshot.load().fast.answer(&packet, &mut fast, MAX_UDP, LOCALHOST) == Verdict::Answered {
                 check_response(&packet, &fast, false)?;
             }
             for tcp in [false, true] {

@@ -143,6 +143,7 @@ impl Responder {
             return vec![wire::error_response(query, wire::RCODE_SERVFAIL)];
         };
         wire::copy_dnssec_ok(&mut response, shape.opt);
+        wire::echo_ecs(query, &shape, &mut response);
         if tcp {
             return vec![response];
         }

@@ -290,7 +290,8 @@ impl SnapshotBuilder {
                 record
             })
             .collect();
-        let fast = super::fast::FastTable::build(&self.zones.zones, &soas, &failover);
+        let fast =
+            super::fast::FastTable::build(&self.zones.zones, &soas, &failover, self.sites.clone());
         let serials = &self.serials;
         let transfer = self.transfer.as_mut().map(|t| Transfer {
             policy: t.policy.clone(),

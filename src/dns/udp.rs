@@ -226,7 +226,12 @@ impl Worker {
             #[cfg(test)]
             tests::maybe_panic(query);
             let out = &mut batch.responses[i];
-            match current.fast.answer(query, out, self.settings.max_udp) {
+            let client = source(&batch.addrs[i], batch.headers[i].msg_hdr.msg_namelen)
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |src| src.ip());
+            match current
+                .fast
+                .answer(query, out, self.settings.max_udp, client)
+            {
                 Verdict::Answered => {
                     let decision = match (
                         &self.settings.limiter,

@@ -18,7 +18,16 @@ const WWW: &str = "www.example.internal.";
 /// Asks hadns for www from `source`, with a client subnet when given; the addresses and
 /// the ECS scope of the answer.
 async fn ask(hadns: &Hadns, source: &str, ecs: Option<(&str, u8)>) -> (Vec<IpAddr>, Option<u8>) {
-    let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
+    ask_over(hadns, source, ecs, false).await
+}
+
+/// [`ask`] over UDP (the fast path) or TCP (hickory's path); both must answer alike.
+async fn ask_over(
+    hadns: &Hadns,
+    source: &str,
+    ecs: Option<(&str, u8)>,
+    tcp: bool,
+) -> (Vec<IpAddr>, Option<u8>) {
     let mut query = query_message(WWW, RecordType::A, Some(1232));
     if let Some((address, prefix)) = ecs {
         let mut edns = Edns::new();
@@ -31,7 +40,15 @@ async fn ask(hadns: &Hadns, source: &str, ecs: Option<(&str, u8)>) -> (Vec<IpAdd
             )));
         query.set_edns(edns);
     }
-    let answer: Message = udp_exchange(&socket, hadns.addr, &query).await;
+    let answer: Message = if tcp {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((ip(source), 0).into()).unwrap();
+        let mut stream = socket.connect(hadns.addr).await.unwrap();
+        tcp_exchange(&mut stream, &query).await
+    } else {
+        let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
+        udp_exchange(&socket, hadns.addr, &query).await
+    };
     let scope = answer
         .edns
         .as_ref()
@@ -101,6 +118,44 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
     assert_eq!(
         ask(&hadns, "127.0.0.1", Some(("192.0.2.0", 24))).await,
         (vec![w1, w2], Some(24))
+    );
+
+    // hickory's path (TCP) answers every case as the fast path (UDP) does.
+    for (source, ecs) in [
+        ("127.0.1.5", None),
+        ("127.0.2.5", None),
+        ("127.0.9.5", None),
+        ("127.0.3.5", None),
+        ("127.0.0.1", Some(("127.0.2.0", 24))),
+        ("127.0.0.1", Some(("10.1.7.0", 24))),
+        ("127.0.0.1", Some(("192.0.2.0", 24))),
+    ] {
+        assert_eq!(
+            ask_over(&hadns, source, ecs, true).await,
+            ask_over(&hadns, source, ecs, false).await,
+            "{source} {ecs:?}"
+        );
+    }
+    // A static name is the same everywhere: scope 0.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut query = query_message("mail.example.internal.", RecordType::A, None);
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    edns.options_mut()
+        .insert(EdnsOption::Subnet(ClientSubnet::new(
+            ip("127.0.1.0"),
+            24,
+            0,
+        )));
+    query.set_edns(edns);
+    let answer = udp_exchange(&socket, hadns.addr, &query).await;
+    let subnet = answer
+        .edns
+        .as_ref()
+        .and_then(|e| e.options().get(EdnsCode::Subnet).cloned());
+    assert!(
+        matches!(&subnet, Some(EdnsOption::Subnet(s)) if subnet_scope(s) == 0),
+        "{subnet:?}"
     );
 
     // dc1's node fails: its clients get dc2's (fallback); dc2's clients are unaffected;

@@ -153,8 +153,12 @@ impl FastTable {
         zones: &[StaticZone],
         soas: &[Record],
         failover: &HashMap<LowerName, FailoverEntry>,
+        sites: std::sync::Arc<Vec<crate::config::Site>>,
     ) -> FastTable {
-        let mut table = FastTable::default();
+        let mut table = FastTable {
+            sites,
+            ..FastTable::default()
+        };
         for (zone, soa) in zones.iter().zip(soas) {
             table.add_zone(zone, soa);
         }
@@ -248,9 +252,28 @@ impl FastTable {
     /// A failover name's published answer (it replaces whatever the zone had there).
     fn add_failover(&mut self, name: Vec<u8>, entry: &FailoverEntry, soa: Option<&Soa>) {
         self.fallback.remove(&name);
-        if entry.answer.by_site() {
-            // Answered per client site on the hickory path.
-            self.fallback.insert(name);
+        if let Published::BySite { sites, .. } = &entry.answer {
+            // Each site's answer prepared like any failover name's, in a table of its own;
+            // the last for clients of no site.
+            let variants = (0..=sites.len())
+                .map(|site| {
+                    let mut table = FastTable::default();
+                    let plain = FailoverEntry {
+                        zone: entry.zone,
+                        ttl: entry.ttl,
+                        answer: entry
+                            .answer
+                            .for_site((site < sites.len()).then_some(site))
+                            .clone(),
+                    };
+                    table.add_failover(name.clone(), &plain, soa);
+                    SiteAnswers {
+                        exact: table.exact,
+                        nodata: table.nodata.remove(&name),
+                    }
+                })
+                .collect();
+            self.sited.insert(name, variants);
             return;
         }
         let addresses = match &entry.answer {
