@@ -167,3 +167,125 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
     wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
     assert_eq!(ask(&hadns, "127.0.9.5", None).await.0, vec![w1, w2]);
 }
+
+/// unbound as the recursive resolver in front of hadns, sending each client's /24 as a
+/// client subnet (its `subnetcache` module) and caching per subnet by hadns's scope.
+struct Resolver {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Resolver {
+    async fn start(hadns: std::net::SocketAddr) -> Resolver {
+        let ip_text = "127.0.0.140";
+        let port = crate::dbs::free_port(ip(ip_text));
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let conf = dir.path().join("unbound.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "server:\n  interface: {ip_text}\n  port: {port}\n  do-daemonize: no\n  chroot: \"\"\n  \
+                 username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
+                 use-syslog: no\n  do-ip6: no\n  num-threads: 1\n  \
+                 module-config: \"subnetcache iterator\"\n  send-client-subnet: {}\n  \
+                 client-subnet-always-forward: yes\n  max-client-subnet-ipv4: 24\n  \
+                 access-control: 127.0.0.0/8 allow\n  do-not-query-localhost: no\n  \
+                 domain-insecure: \"example.internal\"\n\
+                 stub-zone:\n  name: \"example.internal\"\n  stub-addr: {}@{}\n",
+                hadns.ip(),
+                hadns.ip(),
+                hadns.port()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("unbound")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("cannot start unbound (scripts/test.sh installs it)");
+        let addr = std::net::SocketAddr::new(ip(ip_text), port);
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        wait_for(LIMIT, "unbound to answer", || async {
+            let query = query_message("mail.example.internal.", RecordType::A, None);
+            udp_exchange_once(&socket, addr, &query, Duration::from_millis(200))
+                .await
+                .is_some_and(|m| !addresses(&m).is_empty())
+        })
+        .await;
+        Resolver {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// www as the resolver answers a client at `source`.
+    async fn ask(&self, source: &str) -> Vec<IpAddr> {
+        let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
+        let query = query_message(WWW, RecordType::A, None);
+        match udp_exchange_once(&socket, self.addr, &query, Duration::from_millis(500)).await {
+            Some(m) => addresses(&m),
+            None => Vec::new(),
+        }
+    }
+
+    async fn wait_for(&self, source: &str, expected: &[IpAddr]) {
+        wait_for(
+            LIMIT,
+            &format!("{source} through unbound to get {expected:?}"),
+            || async { self.ask(source).await == expected },
+        )
+        .await;
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_a_resolver_that_sends_client_subnets_each_site_gets_its_own_node() {
+    let mut dc1 = TcpBackend::start("127.0.1.31").await;
+    let dc2 = TcpBackend::start("127.0.2.31").await;
+    let config = format!(
+        "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\"]\n\n\
+         [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
+         [[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
+         [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
+         [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
+         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"first\"\nby_site = true\n",
+        dc1.addr.ip(),
+        dc1.addr.port(),
+        dc2.addr.ip(),
+        dc2.addr.port()
+    );
+    let hadns = Hadns::start(&config).await;
+    let (w1, w2) = (dc1.ip(), dc2.ip());
+    wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
+    let resolver = Resolver::start(hadns.addr).await;
+
+    // Each site's client, through the same resolver, gets its own site's node.
+    resolver.wait_for("127.0.1.5", &[w1]).await;
+    resolver.wait_for("127.0.2.5", &[w2]).await;
+    assert_eq!(
+        resolver.ask("127.0.1.6").await,
+        vec![w1],
+        "the resolver's cache is per subnet"
+    );
+
+    // dc1's node fails: dc1's clients get dc2's node; it returns: their own again.
+    dc1.stop().await;
+    resolver.wait_for("127.0.1.5", &[w2]).await;
+    assert_eq!(resolver.ask("127.0.2.5").await, vec![w2]);
+    dc1.restart().await;
+    resolver.wait_for("127.0.1.5", &[w1]).await;
+    resolver.wait_for("127.0.2.5", &[w2]).await;
+}
