@@ -176,6 +176,9 @@ pub fn format_status(status: &Status) -> String {
         for (node, why) in &r.left_out {
             let _ = writeln!(out, "{} leaves out {node}: {why}", r.name);
         }
+        for site in &r.sites {
+            let _ = writeln!(out, "{} for site {}: {}", r.name, site.site, site.describe);
+        }
     }
     out.push('\n');
     let mut nodes = vec![vec![

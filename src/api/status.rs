@@ -156,6 +156,18 @@ pub struct RecordStatus {
     /// running (stopped)`, `lags 3.2s, over max_lag`).
     #[serde(default)]
     pub left_out: std::collections::BTreeMap<String, String>,
+    /// `by_site` records: what each site's clients get (its fallback followed), in the
+    /// order of `[[site]]`.
+    #[serde(default)]
+    pub sites: Vec<SiteAnswer>,
+}
+
+/// A `by_site` record's answer for the clients of one site.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteAnswer {
+    pub site: String,
+    /// As the logs show an answer: `w1(10.1.0.21)`, `nodata`.
+    pub describe: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -70,6 +70,12 @@ impl Snapshot {
         Some(self.serials[zone])
     }
 
+    /// What a failover record publishes (per site for a `by_site` one).
+    pub fn answer_of(&self, record_name: &str) -> Option<&Published> {
+        let name = LowerName::new(&Name::from_str(record_name).ok()?);
+        self.failover.get(&name).map(|e| &e.answer)
+    }
+
     /// The SOA serial of the zone that holds a failover record.
     pub fn serial_of(&self, record_name: &str) -> Option<u32> {
         let name = LowerName::new(&Name::from_str(record_name).ok()?);

@@ -7,7 +7,7 @@ use super::events::describe_answer;
 use crate::api::event::rfc3339;
 pub use crate::api::status::*;
 use crate::config::{Config, Select};
-use crate::dns::Snapshot;
+use crate::dns::{Published, Snapshot};
 use crate::engine::{Answer, Engine, NodeId, PoolId, RecordId};
 
 /// Converts the engine's virtual times (since start) to wall-clock times.
@@ -133,6 +133,35 @@ fn record(cx: &Context<'_>, r: RecordId) -> RecordStatus {
         left_out: (0..pool.nodes.len())
             .filter_map(|n| Some((pool.nodes[n].name.clone(), engine.unfit(r, n)?.into())))
             .collect(),
+        sites: match cx.snapshot.answer_of(&record.name) {
+            Some(Published::BySite { sites, .. }) => config
+                .sites
+                .iter()
+                .zip(sites)
+                .map(|(site, answer)| SiteAnswer {
+                    site: site.name.clone(),
+                    describe: describe_published(pool, answer),
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// A published answer as the logs show one: the nodes behind its addresses.
+fn describe_published(pool: &crate::config::Pool, answer: &Published) -> String {
+    match answer.plain() {
+        Published::Pending => "pending".into(),
+        Published::Nodata | Published::BySite { .. } => "nodata".into(),
+        Published::Servfail => "servfail".into(),
+        Published::Addresses(addresses) => addresses
+            .iter()
+            .map(|a| match pool.nodes.iter().find(|n| n.address == *a) {
+                Some(node) => format!("{}({a})", node.name),
+                None => a.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 

@@ -87,13 +87,14 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
          [[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
          [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
          [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
-         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"healthy\"\nby_site = true\n",
+         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"healthy\"\nby_site = true\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n",
         dc1.addr.ip(),
         dc1.addr.port(),
         dc2.addr.ip(),
         dc2.addr.port()
     );
-    let hadns = Hadns::start(&config).await;
+    let mut hadns = Hadns::start(&config).await;
     let (w1, w2) = (dc1.ip(), dc2.ip());
     wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
 
@@ -158,11 +159,31 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
         "{subnet:?}"
     );
 
+    // /status and `hadns status` show each site's answer.
+    let admin = hadns.admin().await;
+    let status = get_json(admin, "/status").await;
+    let sites = &status["records"][0]["sites"];
+    assert_eq!(sites[0]["site"], "dc1");
+    assert_eq!(sites[0]["describe"], format!("w1({w1})"));
+    assert_eq!(sites[1]["describe"], format!("w2({w2})"));
+    assert_eq!(sites[2]["describe"], "nodata", "{status}");
+    let (ok, out, err) = crate::admin::cli(&mut hadns, &["status"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("{WWW} for site dc2: w2({w2})")),
+        "{out}"
+    );
+
     // dc1's node fails: its clients get dc2's (fallback); dc2's clients are unaffected;
     // it returns and dc1's clients get it back.
     dc1.stop().await;
     wait_for_site_answer(&hadns, "127.0.1.5", &[w2]).await;
     assert_eq!(ask(&hadns, "127.0.2.5", None).await.0, vec![w2]);
+    let status = get_json(admin, "/status").await;
+    assert_eq!(
+        status["records"][0]["sites"][0]["describe"],
+        format!("w2({w2})")
+    );
     dc1.restart().await;
     wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
     assert_eq!(ask(&hadns, "127.0.9.5", None).await.0, vec![w1, w2]);
