@@ -20,10 +20,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_hadns INTERVAL [PORT [DNS_LINES]]: hadns on 127.0.0.1:PORT (default 5305), with
-# DNS_LINES (e.g. 'udp_coalesce = "0us"') added to its [dns] table; returns once it answers.
+# start_hadns INTERVAL [PORT [DNS_LINES [sites]]]: hadns on 127.0.0.1:PORT (default 5305),
+# with DNS_LINES (e.g. 'udp_coalesce = "0us"') added to its [dns] table; with "sites", the
+# two nodes in sites dc1 (10.1.0.0/16) and dc2 (10.2.0.0/16) and the record by_site.
+# Returns once it answers.
 start_hadns() {
-  local port=${2:-5305} extra=${3:-}
+  local port=${2:-5305} extra=${3:-} site1="" site2="" by_site="" sites=""
+  if [ "${4:-}" = sites ]; then
+    site1='site = "dc1"'
+    site2='site = "dc2"'
+    by_site='by_site = true'
+    sites=$'[[site]]\nname = "dc1"\nnetworks = ["10.1.0.0/16"]\n\n[[site]]\nname = "dc2"\nnetworks = ["10.2.0.0/16"]'
+  fi
   local config="$D/hadns-$port.toml"
   mkdir -p "$D/zones"
   cat > "$D/zones/svc.test.zone" <<'Z'
@@ -51,17 +59,22 @@ name = "primary"
 address = "127.0.0.10"
 port = 15432
 priority = 100
+$site1
 [[pool.node]]
 name = "secondary"
 address = "127.0.0.11"
 port = 15432
 priority = 50
+$site2
 
 [[record]]
 name = "db.svc.test."
 pool = "db"
 ttl = 1
 max_stale = "0s"
+$by_site
+
+$sites
 C
   cargo build --release -q
   taskset -c "$SERVER_CPU" target/release/hadns serve --config "$config" --log-level warn > "$D/hadns-$port.log" 2>&1 &
