@@ -959,3 +959,81 @@ fn an_assumed_answer_is_kept_like_a_published_one() {
     }
     assert_eq!(fresh.answer(RecordId(0)), &Answer::Nodes(vec![0]));
 }
+
+// === sites ===
+
+#[test]
+fn a_site_answer_runs_the_selector_on_the_sites_nodes() {
+    // n1 (priority 100) in site A; n2 (50) and n3 (10) in site B.
+    let in_a = |n: usize| n == 0;
+    let in_b = |n: usize| n != 0;
+    let c = tcp("fall = 1", "");
+    let mut e = Engine::new(&c);
+    let up = |e: &mut Engine, node: usize, ok: bool, at: u64| {
+        let obs = if ok {
+            Observation::up("ok", Duration::ZERO)
+        } else {
+            Observation::down("refused", Duration::ZERO)
+        };
+        e.observe(NodeId::new(0, node), obs, Duration::from_secs(at));
+    };
+    for node in 0..3 {
+        up(&mut e, node, true, 0);
+    }
+    let www = RecordId(0);
+    // first: the highest priority of each site; the record's own answer is n1.
+    assert_eq!(e.answer(www), &Answer::Nodes(vec![0]));
+    assert_eq!(e.site_answer(www, in_a), vec![0]);
+    assert_eq!(e.site_answer(www, in_b), vec![1]);
+    // B's first goes down: B gets its next; the record's answer does not change.
+    up(&mut e, 1, false, 1);
+    assert_eq!(e.answer(www), &Answer::Nodes(vec![0]));
+    assert_eq!(e.site_answer(www, in_b), vec![2]);
+    // A's only node goes down: A has none (the caller falls back); drained counts as none.
+    up(&mut e, 0, false, 2);
+    assert_eq!(e.site_answer(www, in_a), Vec::<usize>::new());
+    e.set_drained(NodeId::new(0, 2), true, Duration::from_secs(3));
+    assert_eq!(e.site_answer(www, in_b), Vec::<usize>::new());
+
+    // healthy: every eligible node of the site.
+    let c = tcp("fall = 1", "select = \"healthy\"");
+    let mut e = Engine::new(&c);
+    for node in 0..3 {
+        up(&mut e, node, true, 0);
+    }
+    assert_eq!(e.site_answer(www, in_b), vec![1, 2]);
+    up(&mut e, 2, false, 1);
+    assert_eq!(e.site_answer(www, in_b), vec![1]);
+}
+
+#[test]
+fn a_site_answer_of_replicas_is_the_sites_fresh_replicas() {
+    let c = pg("fall = 1\nrise = 1", "", "max_lag = \"100B\"");
+    let mut e = Engine::new(&c);
+    let ms = Duration::from_millis;
+    let observe = |e: &mut Engine, node: usize, role: &str, args: &[&str], at: u64| {
+        let obs = db_observation(&c, role, args);
+        e.observe(NodeId::new(0, node), obs, ms(at));
+    };
+    observe(&mut e, 0, "primary", &["tl=1", "lsn=1000"], 0);
+    observe(&mut e, 1, "standby", &["lsn=1000", "from=n1"], 0);
+    observe(&mut e, 2, "standby", &["lsn=1000", "from=n1"], 0);
+    let ro = RecordId(1);
+    // n1 (the primary) and n2 in site A, n3 in site B.
+    let in_a = |n: usize| n < 2;
+    let in_b = |n: usize| n == 2;
+    assert_eq!(e.answer(ro), &Answer::Nodes(vec![1, 2]));
+    assert_eq!(
+        e.site_answer(ro, in_a),
+        vec![1],
+        "the primary is not a replica"
+    );
+    assert_eq!(e.site_answer(ro, in_b), vec![2]);
+    // n3 falls behind by more than max_lag: B has no fresh replica.
+    observe(&mut e, 0, "primary", &["tl=1", "lsn=5000"], 100);
+    observe(&mut e, 1, "standby", &["lsn=5000", "from=n1"], 100);
+    observe(&mut e, 2, "standby", &["lsn=1000", "from=n1"], 100);
+    assert_eq!(e.answer(ro), &Answer::Nodes(vec![1]));
+    assert_eq!(e.site_answer(ro, in_b), Vec::<usize>::new());
+    assert_eq!(e.site_answer(ro, in_a), vec![1]);
+}
