@@ -423,3 +423,89 @@ async fn malformed_and_unusual_packets_get_the_rfc_answer() {
         );
     }
 }
+
+/// A `by_site` record (three sites: an address, NODATA, SERVFAIL; everything for no site),
+/// asked from each site's address and with each site's client subnet, over both paths:
+/// the same answer, and the same client subnet scope.
+#[tokio::test]
+async fn by_site_answers_mean_on_the_fast_path_what_they_mean_on_hickorys() {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.internal.zone"), big_zone()).unwrap();
+    std::fs::write(dir.path().join("zones/complex.test.zone"), COMPLEX).unwrap();
+    let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+    let site = |name: &str, network: &str| crate::config::Site {
+        name: name.into(),
+        networks: vec![network.parse().unwrap()],
+        fallback: Vec::new(),
+    };
+    let both = Published::Addresses(vec![
+        "192.0.2.1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+    ]);
+    let by_site = Published::BySite {
+        all: Box::new(both.clone()),
+        sites: vec![
+            Published::Addresses(vec!["192.0.2.7".parse().unwrap()]),
+            Published::Nodata,
+            Published::Servfail,
+        ],
+    };
+    let mut builder =
+        SnapshotBuilder::new(prepared.zones.clone(), &prepared.config.records, 100, None);
+    builder.set_sites(vec![
+        site("a", "10.1.0.0/16"),
+        site("b", "10.2.0.0/24"),
+        site("c", "fd00:3::/48"),
+    ]);
+    let snapshot = Arc::new(ArcSwap::from_pointee(builder.build(&[by_site, both])));
+    let responder = responder(&snapshot);
+    let mut answered = 0;
+    for source in ["127.0.0.1", "10.1.0.5", "10.2.0.5"] {
+        let src: SocketAddr = (source.parse::<std::net::IpAddr>().unwrap(), 5000).into();
+        for subnet in [
+            None,
+            Some(("10.1.7.0", 24)),
+            Some(("10.2.0.0", 24)),
+            Some(("10.2.0.0", 16)),
+            Some(("fd00:3:1::", 48)),
+            Some(("192.0.2.0", 24)),
+            Some(("0.0.0.0", 0)),
+        ] {
+            for qtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+                let mut m = Message::query();
+                m.metadata.id = answered as u16;
+                m.add_query(hickory_proto::op::Query::query(
+                    Name::from_ascii("www.example.internal.").unwrap(),
+                    qtype,
+                ));
+                let mut edns = hickory_proto::op::Edns::new();
+                edns.set_max_payload(1232);
+                if let Some((address, prefix)) = subnet {
+                    edns.options_mut()
+                        .insert(EdnsOption::Subnet(ClientSubnet::new(
+                            address.parse().unwrap(),
+                            prefix,
+                            0,
+                        )));
+                }
+                m.set_edns(edns);
+                let q = m.to_vec().unwrap();
+                let mut fast = Vec::new();
+                let verdict = snapshot
+                    .load()
+                    .fast
+                    .answer(&q, &mut fast, MAX_UDP, src.ip());
+                assert_eq!(verdict, Verdict::Answered, "{source} {subnet:?} {qtype}");
+                answered += 1;
+                let slow = responder.respond(&q, src, false).await.unwrap();
+                assert_eq!(
+                    meaning(&fast),
+                    meaning(&slow),
+                    "{source} {subnet:?} {qtype}"
+                );
+            }
+        }
+    }
+}
