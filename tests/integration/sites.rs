@@ -187,6 +187,14 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
     dc1.restart().await;
     wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
     assert_eq!(ask(&hadns, "127.0.9.5", None).await.0, vec![w1, w2]);
+
+    // A reload gives dc3 a fallback: its clients get dc2's node.
+    hadns.rewrite(
+        &config.replace("fallback = []", "fallback = [\"dc2\"]"),
+        None,
+    );
+    assert_eq!(hadns.sighup().await, "applied");
+    assert_eq!(ask(&hadns, "127.0.3.5", None).await.0, vec![w2]);
 }
 
 /// unbound as the recursive resolver in front of hadns, sending each client's /24 as a
