@@ -2,7 +2,8 @@
 //! query only has its ID, question and EDNS patched in.
 //!
 //! Covered: plain queries (QUERY, one question, class IN, no records but an optional OPT
-//! of version 0) for failover names; for A, AAAA and TXT records and NODATA of static names
+//! of version 0, whose client subnet option, if any, comes back with its scope) for
+//! failover names (a `by_site` one answered per client site: prepared per site); for A, AAAA and TXT records and NODATA of static names
 //! in zones without delegations, wildcards, DNAMEs or CNAMEs at the name; NXDOMAIN in such
 //! zones; REFUSED outside every zone. Anything else, and any answer that would not fit the
 //! client's UDP size, returns [`Verdict::Fallback`] and goes to hickory. The differential
