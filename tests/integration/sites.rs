@@ -318,3 +318,63 @@ async fn through_a_resolver_that_sends_client_subnets_each_site_gets_its_own_nod
     resolver.wait_for("127.0.1.5", &[w1]).await;
     resolver.wait_for("127.0.2.5", &[w2]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_replicas_by_site_each_site_reads_its_own_replica() {
+    use crate::dbs::Pg;
+    const DB: &str = "db.example.internal.";
+    const DB_RO: &str = "db-ro.example.internal.";
+    let pg1 = Pg::init_primary("127.0.1.40");
+    pg1.execute("CREATE ROLE hadns LOGIN; GRANT pg_monitor TO hadns")
+        .await;
+    let pg2 = Pg::init_standby("127.0.1.41", &pg1);
+    let pg3 = Pg::init_standby("127.0.2.41", &pg1);
+    pg2.wait_replaying().await;
+    pg3.wait_replaying().await;
+    let nodes = pg1.node("pg1", 100)
+        + "site = \"dc1\"\n"
+        + &pg2.node("pg2", 50)
+        + "site = \"dc1\"\n"
+        + &pg3.node("pg3", 10)
+        + "site = \"dc2\"\n";
+    let config = format!(
+        "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\"]\n\n\
+         [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
+         [[pool]]\nname = \"db\"\ncheck = \"postgres\"\ninterval = \"200ms\"\nrise = 1\nfall = 1\n\
+         [pool.postgres]\nuser = \"hadns\"\nsslmode = \"disable\"\n{nodes}\n\
+         [[record]]\nname = \"{DB}\"\npool = \"db\"\nselect = \"primary\"\n\n\
+         [[record]]\nname = \"{DB_RO}\"\npool = \"db\"\nselect = \"replicas\"\nmax_lag = \"16MB\"\n\
+         by_site = true\n"
+    );
+    let hadns = Hadns::start(&config).await;
+    hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;
+    let ask = |name: &'static str, source: &'static str| {
+        let server = hadns.addr;
+        async move {
+            let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
+            let query = query_message(name, RecordType::A, None);
+            addresses(&udp_exchange(&socket, server, &query).await)
+        }
+    };
+    let wait = |name: &'static str, source: &'static str, expected: Vec<IpAddr>| async move {
+        wait_for(
+            LIMIT,
+            &format!("{source}: {name} = {expected:?}"),
+            || async { ask(name, source).await == expected },
+        )
+        .await;
+    };
+    // Each site reads its own replica; everyone writes to the one primary.
+    wait(DB_RO, "127.0.1.5", vec![pg2.ip]).await;
+    wait(DB_RO, "127.0.2.5", vec![pg3.ip]).await;
+    assert_eq!(ask(DB, "127.0.2.5").await, vec![pg1.ip]);
+    assert_eq!(ask(DB, "127.0.1.5").await, vec![pg1.ip]);
+
+    // dc2's replica stops: dc2 reads from dc1's; it starts again, replays, and is dc2's.
+    pg3.stop_immediate();
+    wait(DB_RO, "127.0.2.5", vec![pg2.ip]).await;
+    assert_eq!(ask(DB_RO, "127.0.1.5").await, vec![pg2.ip]);
+    pg3.start();
+    pg3.wait_replaying().await;
+    wait(DB_RO, "127.0.2.5", vec![pg3.ip]).await;
+}
