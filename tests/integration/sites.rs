@@ -173,6 +173,11 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
         out.contains(&format!("{WWW} for site dc2: w2({w2})")),
         "{out}"
     );
+    let dom = crate::admin::browser_dom(&format!("http://{admin}/")).await;
+    assert!(
+        dom.contains(&format!("; dc2: w2({w2})")),
+        "the status page: {dom}"
+    );
 
     // dc1's node fails: its clients get dc2's (fallback); dc2's clients are unaffected;
     // it returns and dc1's clients get it back.
