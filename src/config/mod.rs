@@ -17,6 +17,7 @@ use std::time::Duration;
 mod check;
 mod cluster;
 mod fields;
+mod network;
 mod pool;
 mod record;
 mod site;
@@ -28,8 +29,9 @@ mod vip;
 
 pub use cluster::{Cluster, OnLost, Tls};
 pub use fields::{normalize_name, parse_duration};
+pub use network::Network;
 pub use site::{Site, site_of};
-pub use transfer::{Network, Transfer, TsigAlgorithm, TsigKey};
+pub use transfer::{Transfer, TsigAlgorithm, TsigKey};
 
 // === typed configuration ===
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::Problem;
 use super::fields::required;
-use super::transfer::Network;
+use super::network::Network;
 
 #[derive(Deserialize, Default)]
 pub(super) struct RawSite {
@@ -94,7 +94,7 @@ pub(super) fn validate_sites(raw: Vec<RawSite>, problems: &mut Vec<Problem>) -> 
         for b in &sites[i + 1..] {
             for na in &a.networks {
                 for nb in &b.networks {
-                    if overlap(na, nb) {
+                    if na.overlaps(nb) {
                         problems.push(Problem::new(
                             format!("site[{i}].networks"),
                             format!(
@@ -113,16 +113,6 @@ pub(super) fn validate_sites(raw: Vec<RawSite>, problems: &mut Vec<Problem>) -> 
         }
     }
     sites
-}
-
-/// Two blocks overlap when the wider one contains the other's first address.
-fn overlap(a: &Network, b: &Network) -> bool {
-    let (wide, narrow) = if a.prefix_len <= b.prefix_len {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    wide.contains(narrow.address)
 }
 
 /// The site whose networks hold `address` (the longest matching prefix), and that prefix's

@@ -20,6 +20,7 @@ pub mod notify;
 mod prop_tests;
 mod respond;
 pub mod rrl;
+mod serial;
 mod snapshot;
 mod tcp;
 pub mod tsig;
@@ -44,7 +45,8 @@ pub use client::query_addresses;
 
 use crate::metrics::QueryCounters;
 pub use answers::Published;
-pub use snapshot::{Snapshot, SnapshotBuilder, serial_after};
+pub use serial::serial_after;
+pub use snapshot::{Snapshot, SnapshotBuilder};
 pub use zones::ZoneSet;
 
 /// A TCP connection that sends no whole query for this long is closed.

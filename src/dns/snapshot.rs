@@ -14,7 +14,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
 use super::answers::{FailoverEntry, Published, negative_ttl};
-pub use super::journal::serial_after;
+use super::serial::serial_after;
 use super::zones::ZoneSet;
 use crate::config;
 

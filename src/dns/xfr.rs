@@ -14,7 +14,7 @@ use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
 
 use super::journal::ZoneContents;
-use super::journal::serial_after;
+use super::serial::serial_after;
 use super::tsig;
 use crate::config;
 
