@@ -12,10 +12,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::dbs::free_port;
 use crate::harness::*;
 use crate::sampler::Sampler;
-use crate::secondary::{self, Kind, Secondary};
+use crate::secondary::{self, Kind, Primary, Secondary, all_answer};
 
 const WWW: &str = "www.example.internal.";
 const CHANGES: usize = 10;
@@ -33,35 +32,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub async fn secondaries_benchmark() {
     let mut web1 = TcpBackend::start("127.0.0.81").await;
     let web2 = TcpBackend::start("127.0.0.82").await;
-    let state = tempfile::tempdir().unwrap();
-    let serial_file = state.path().join("serials.toml").display().to_string();
-    let ports: Vec<u16> = Kind::ALL.iter().map(|_| Secondary::port()).collect();
-    let config = secondary::config_with(
+    let mut primary = Primary::start(
         &[&web1, &web2],
-        &ports,
+        Kind::ALL.len(),
         None,
-        &serial_file,
         "fall = 1\nrise = 1\n",
-    );
-    let listen = format!("127.0.0.1:{}", free_port(ip("127.0.0.1")));
-    let mut hadns = secondary::start_hadns(&config, &listen, None).await;
-    let admin = hadns.admin().await;
+        ZONE,
+    )
+    .await;
+    let admin = primary.hadns.admin().await;
+    let hadns = &primary.hadns;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
-    let secondaries: Vec<Secondary> = Kind::ALL
-        .iter()
-        .zip(&ports)
-        .map(|(&kind, &port)| Secondary::start(kind, port, hadns.addr, None))
-        .collect();
-    for s in &secondaries {
-        s.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
-    }
+    let secondaries = primary.start_secondaries(&Kind::ALL);
+    all_answer(&secondaries, WWW, &[web1.ip()]).await;
 
     println!(
         "| server | answers the new address after hadns: median | max | clients query every |"
     );
     println!("| --- | --- | --- | --- |");
     for every in [Duration::from_millis(1), Duration::from_millis(20)] {
-        let lags = follow(&hadns, &secondaries, &mut web1, web2.ip(), every).await;
+        let lags = follow(hadns, &secondaries, &mut web1, web2.ip(), every).await;
         for (name, lag) in lags {
             println!(
                 "| {name} | {:.1} ms | {:.1} ms | {} ms |",
@@ -76,7 +66,7 @@ pub async fn secondaries_benchmark() {
     web1.restart().await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let started = Instant::now();
-    let burst = secondary::burst(&hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
+    let burst = secondary::burst(hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
     let settled = started.elapsed();
     println!("| burst of 100 changes in 1 s | NOTIFYs sent | |");
     println!("| --- | --- | --- |");

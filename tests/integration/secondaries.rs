@@ -9,21 +9,13 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::dbs::free_port;
 use crate::harness::*;
 use crate::secondary::{
-    self, Key, Kind, Secondary, ZONE_NAME, config, soa_serial, start_hadns, transfer,
+    self, Key, Kind, Primary, Secondary, ZONE_NAME, all_answer, soa_serial, transfer,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
 const WWW: &str = "www.example.internal.";
-
-/// Each secondary answers `expected` for www.
-async fn all_answer(secondaries: &[Secondary], expected: &[std::net::IpAddr]) {
-    for secondary in secondaries {
-        secondary.wait_for_answer(WWW, expected, LIMIT).await;
-    }
-}
 
 /// The three secondaries load the zone, follow a failover (by NOTIFY and IXFR), and
 /// follow again after hadns restarts (its serial is higher; their IXFR from before the
@@ -31,37 +23,33 @@ async fn all_answer(secondaries: &[Secondary], expected: &[std::net::IpAddr]) {
 async fn secondaries_follow(key: Option<&Key>) {
     let web1 = TcpBackend::start("127.0.0.71").await;
     let mut web2 = TcpBackend::start("127.0.0.72").await;
-    let state = tempfile::tempdir().unwrap();
-    let serial_file = state.path().join("serials.toml").display().to_string();
-    let ports: Vec<u16> = Kind::ALL.iter().map(|_| Secondary::port()).collect();
-    let hadns_port = free_port(ip("127.0.0.1"));
-    let listen = format!("127.0.0.1:{hadns_port}");
-    let config = config(&[&web1, &web2], &ports, key, &serial_file);
-    let mut hadns = start_hadns(&config, &listen, key).await;
-    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
-    let primary = hadns.addr;
-    let secondaries: Vec<Secondary> = Kind::ALL
-        .iter()
-        .zip(&ports)
-        .map(|(&kind, &port)| Secondary::start(kind, port, primary, key))
-        .collect();
-    all_answer(&secondaries, &[web1.ip()]).await;
+    let mut primary = Primary::start(&[&web1, &web2], Kind::ALL.len(), key, "", ZONE).await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web1.ip()], LIMIT)
+        .await;
+    let secondaries = primary.start_secondaries(&Kind::ALL);
+    all_answer(&secondaries, WWW, &[web1.ip()]).await;
 
     // A failover: every secondary follows, by IXFR.
     let mut web1 = web1;
-    let incremental_before = hadns.log_count("served=\"incremental\"");
+    let incremental_before = primary.hadns.log_count("served=\"incremental\"");
     web1.stop().await;
-    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
-    all_answer(&secondaries, &[web2.ip()]).await;
-    let serial = hadns.soa_serial().await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web2.ip()], LIMIT)
+        .await;
+    all_answer(&secondaries, WWW, &[web2.ip()]).await;
+    let serial = primary.hadns.soa_serial().await;
     wait_for(LIMIT, "three incremental transfers", || async {
-        hadns.log_count("served=\"incremental\"") >= incremental_before + 3
+        primary.hadns.log_count("served=\"incremental\"") >= incremental_before + 3
     })
     .await;
     // Every secondary acknowledged a NOTIFY (its signature checked, with a key).
-    for port in &ports {
+    for port in &primary.ports {
         let target = format!("notify acknowledged target=127.0.0.1:{port}");
-        hadns
+        primary
+            .hadns
             .wait_until(&target, LIMIT, |lines| {
                 lines.iter().any(|l| l.contains(&target))
             })
@@ -94,32 +82,36 @@ async fn secondaries_follow(key: Option<&Key>) {
     }
     if key.is_some() {
         assert!(
-            hadns.log_count("key=\"xfr\"") >= 3,
+            primary.hadns.log_count("key=\"xfr\"") >= 3,
             "the transfers were signed"
         );
     }
 
     // hadns restarts: its serial goes up, the secondaries ask for IXFR from their serial,
     // which the new journal does not reach: the whole zone. Then they follow a failover.
-    hadns.stop().await;
     web1.restart().await;
-    let hadns = start_hadns(&config, &listen, key).await;
-    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
-    let restarted = hadns.soa_serial().await;
+    primary = primary.restart().await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web1.ip()], LIMIT)
+        .await;
+    let restarted = primary.hadns.soa_serial().await;
     assert!(
         restarted > serial,
         "the serial went on: {serial} -> {restarted}"
     );
-    all_answer(&secondaries, &[web1.ip()]).await;
+    all_answer(&secondaries, WWW, &[web1.ip()]).await;
     assert!(
-        hadns.log_count("served=\"full\"") >= 3,
+        primary.hadns.log_count("served=\"full\"") >= 3,
         "IXFR from before the restart is answered with the whole zone"
     );
     web1.stop().await;
-    hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
-    all_answer(&secondaries, &[web2.ip()]).await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web2.ip()], LIMIT)
+        .await;
+    all_answer(&secondaries, WWW, &[web2.ip()]).await;
     web2.stop().await;
-    let _ = hadns.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,10 +127,8 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
     // A secondary with another secret under the same name gets nothing; so do an unsigned
     // and a wrongly signed transfer.
     let web = TcpBackend::start("127.0.0.73").await;
-    let state = tempfile::tempdir().unwrap();
-    let serial_file = state.path().join("serials.toml").display().to_string();
-    let config = config(&[&web], &[], Some(&key), &serial_file);
-    let mut hadns = start_hadns(&config, "127.0.0.1:0", Some(&key)).await;
+    let mut primary = Primary::start(&[&web], 0, Some(&key), "", ZONE).await;
+    let hadns = &mut primary.hadns;
     hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
     let wrong = Key::random("xfr");
     let nsd = Secondary::start(Kind::Nsd, Secondary::port(), hadns.addr, Some(&wrong));
@@ -170,14 +160,8 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
 async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_zone() {
     let web1 = TcpBackend::start("127.0.0.74").await;
     let web2 = TcpBackend::start("127.0.0.75").await;
-    let state = tempfile::tempdir().unwrap();
-    let serial_file = state.path().join("serials.toml").display().to_string();
-    let mut hadns = start_hadns(
-        &config(&[&web1, &web2], &[], None, &serial_file),
-        "127.0.0.1:0",
-        None,
-    )
-    .await;
+    let mut primary = Primary::start(&[&web1, &web2], 0, None, "", ZONE).await;
+    let hadns = &mut primary.hadns;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let server = hadns.addr;
 
@@ -253,10 +237,10 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     assert!(hadns.log_count("served=\"incremental\"") >= 2);
 
     // A reload takes the new allow list: now 127.0.0.2 may transfer, 127.0.0.1 may not.
-    let reloaded = config(&[&web1, &web2], &[], None, &serial_file)
+    let reloaded = primary
+        .config
         .replace("allow = [\"127.0.0.1\"]", "allow = [\"127.0.0.2\"]");
-    hadns.rewrite(&reloaded, None);
-    assert_eq!(hadns.sighup().await, "applied");
+    assert_eq!(primary.reload(&reloaded).await, "applied");
     assert_eq!(
         transfer(server, ZONE_NAME, None, None)
             .await
@@ -287,14 +271,9 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
         );
     }
     let web = TcpBackend::start("127.0.0.76").await;
-    let state = tempfile::tempdir().unwrap();
-    let serial_file = state.path().join("serials.toml").display().to_string();
-    let hadns_port = free_port(ip("127.0.0.1"));
-    let knot_port = Secondary::port();
-    let config = config(&[&web], &[knot_port], None, &serial_file);
-    let listen = format!("127.0.0.1:{hadns_port}");
-    let mut hadns = secondary::start_hadns_with_zone(&config, &zone, &listen, None).await;
-    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let mut primary = Primary::start(&[&web], 1, None, "", &zone).await;
+    primary.hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let hadns = &mut primary.hadns;
 
     let records = transfer(hadns.addr, ZONE_NAME, None, None).await.unwrap();
     // SOA, the static records, the hosts, www, SOA.
@@ -302,7 +281,7 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
     let messages = hadns.wait_for_log("served=\"full\"", LIMIT).await;
     assert!(messages.contains("messages="), "{messages}");
 
-    let knot = Secondary::start(Kind::Knot, knot_port, hadns.addr, None);
+    let knot = primary.start_secondaries(&[Kind::Knot]).remove(0);
     knot.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
     let from_knot = transfer(knot.addr, ZONE_NAME, None, None).await.unwrap();
     assert_eq!(from_knot.len(), records.len());
@@ -318,22 +297,17 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
 async fn a_burst_of_100_changes_costs_a_few_notifies_and_transfers_not_a_storm() {
     let web1 = TcpBackend::start("127.0.0.77").await;
     let web2 = TcpBackend::start("127.0.0.78").await;
-    let state = tempfile::tempdir().unwrap();
-    let serial_file = state.path().join("serials.toml").display().to_string();
-    let ports: Vec<u16> = Kind::ALL.iter().map(|_| Secondary::port()).collect();
-    let config = config(&[&web1, &web2], &ports, None, &serial_file);
-    let mut hadns = start_hadns(&config, "127.0.0.1:0", None).await;
-    let admin = hadns.admin().await;
+    // A fourth target where no secondary runs: its NOTIFYs fail (port unreachable) and
+    // hold up nobody.
+    let mut primary = Primary::start(&[&web1, &web2], 4, None, "", ZONE).await;
+    let admin = primary.hadns.admin().await;
+    let hadns = &primary.hadns;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
-    let secondaries: Vec<Secondary> = Kind::ALL
-        .iter()
-        .zip(&ports)
-        .map(|(&kind, &port)| Secondary::start(kind, port, hadns.addr, None))
-        .collect();
-    all_answer(&secondaries, &[web1.ip()]).await;
+    let secondaries = primary.start_secondaries(&Kind::ALL);
+    all_answer(&secondaries, WWW, &[web1.ip()]).await;
 
     let before = hadns.soa_serial().await;
-    let burst = secondary::burst(&hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
+    let burst = secondary::burst(hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
     assert_eq!(
         burst.serial,
         before.wrapping_add(100),
@@ -353,5 +327,13 @@ async fn a_burst_of_100_changes_costs_a_few_notifies_and_transfers_not_a_storm()
         "{} transfers for 100 changes to 3 secondaries",
         burst.transfers
     );
-    all_answer(&secondaries, &[web1.ip()]).await;
+    all_answer(&secondaries, WWW, &[web1.ip()]).await;
+    let dead = format!("127.0.0.1:{}", primary.ports[3]);
+    let failed = [("target", dead.as_str()), ("result", "failed")];
+    assert!(secondary::metric(admin, "hadns_notifies_total", &failed).await > 0);
+    let acknowledged = [("target", dead.as_str()), ("result", "acknowledged")];
+    assert_eq!(
+        secondary::metric(admin, "hadns_notifies_total", &acknowledged).await,
+        0
+    );
 }

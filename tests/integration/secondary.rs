@@ -21,69 +21,122 @@ pub const ZONE_NAME: &str = "example.internal.";
 /// The admin token of the hadns these tests start (drains drive bursts of changes).
 pub const ADMIN_TOKEN: &str = "secondaries-token";
 
-/// hadns's config: tcp backends behind www (checked every 100 ms, `pool_extra` added),
-/// `[transfer]` allowing 127.0.0.1 and notifying 127.0.0.1 on the `notify` ports, signed
-/// with `key` when given (its secret file written by [`start_hadns`]), an admin endpoint.
-pub fn config(web: &[&TcpBackend], notify: &[u16], key: Option<&Key>, serial_file: &str) -> String {
-    config_with(web, notify, key, serial_file, "")
+/// hadns as the primary of the secondaries: tcp backends behind www (checked every
+/// 100 ms), `[transfer]` allowing 127.0.0.1 and notifying `notify` secondaries' ports
+/// (chosen before it starts: [`Primary::ports`]), signed with its key when it has one, an
+/// admin endpoint, and a serial file in a directory of its own, so that a restart keeps
+/// its serials. It listens on a fixed port, the same after a restart.
+pub struct Primary {
+    pub hadns: Hadns,
+    /// The config it runs (without `[dns]`), for a reload to start from.
+    pub config: String,
+    /// The secondaries' ports its `notify` names, in order.
+    pub ports: Vec<u16>,
+    key: Option<Key>,
+    zone: String,
+    listen: String,
+    _state: tempfile::TempDir,
 }
 
-pub fn config_with(
-    web: &[&TcpBackend],
-    notify: &[u16],
-    key: Option<&Key>,
-    serial_file: &str,
-    pool_extra: &str,
-) -> String {
-    let notify: Vec<String> = notify
-        .iter()
-        .map(|p| format!("\"127.0.0.1:{p}\""))
-        .collect();
-    let mut s = format!(
-        "serial_file = \"{serial_file}\"\n\n[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [{}]\n",
-        notify.join(", ")
-    );
-    if let Some(key) = key {
-        s += &format!(
-            "key = \"{}\"\n\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
-            key.name, key.name
+impl Primary {
+    /// `pool_extra`: more `[[pool]]` keys (`fall = 1`); `zone`: the zone file.
+    pub async fn start(
+        web: &[&TcpBackend],
+        notify: usize,
+        key: Option<&Key>,
+        pool_extra: &str,
+        zone: &str,
+    ) -> Primary {
+        let state = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..notify).map(|_| Secondary::port()).collect();
+        let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let mut config = format!(
+            "serial_file = \"{}\"\n\n[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [{}]\n",
+            state.path().join("serials.toml").display(),
+            targets.join(", ")
         );
+        if let Some(key) = key {
+            config += &format!(
+                "key = \"{}\"\n\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
+                key.name, key.name
+            );
+        }
+        config += "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\n";
+        config += &tcp_pool_config(web, &format!("interval = \"100ms\"\n{pool_extra}"), "");
+        let listen = format!("127.0.0.1:{}", free_port("127.0.0.1".parse().unwrap()));
+        let hadns = Primary::run(&config, zone, &listen, key).await;
+        Primary {
+            hadns,
+            config,
+            ports,
+            key: key.cloned(),
+            zone: zone.to_string(),
+            listen,
+            _state: state,
+        }
     }
-    s += "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\n";
-    s + &tcp_pool_config(web, &format!("interval = \"100ms\"\n{pool_extra}"), "")
+
+    /// hadns with `config`, its key's secret file and the admin token.
+    async fn run(config: &str, zone: &str, listen: &str, key: Option<&Key>) -> Hadns {
+        let secret = key.map(|k| k.secret.clone());
+        Hadns::start_env(
+            config,
+            zone,
+            &[listen],
+            &[("RUST_LOG", TEST_LOG)],
+            move |dir| {
+                use std::os::unix::fs::PermissionsExt;
+                let mut files = vec![("admin.token", ADMIN_TOKEN.to_string())];
+                if let Some(secret) = secret {
+                    files.push(("xfr.key", secret));
+                }
+                for (name, content) in files {
+                    let file = dir.join(name);
+                    std::fs::write(&file, format!("{content}\n")).unwrap();
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .unwrap();
+                }
+            },
+        )
+        .await
+    }
+
+    /// Stops hadns and starts it again: same config, port and serial file.
+    pub async fn restart(self) -> Primary {
+        let Primary { hadns, .. } = self;
+        let _ = hadns.stop().await;
+        let hadns = Primary::run(&self.config, &self.zone, &self.listen, self.key.as_ref()).await;
+        Primary { hadns, ..self }
+    }
+
+    /// Replaces its config (on its own port) and reloads; the reload's outcome.
+    pub async fn reload(&mut self, config: &str) -> &'static str {
+        let full = format!(
+            "[dns]\nlisten = [\"{}\"]\nzones_dir = \"zones\"\n\n{config}",
+            self.listen
+        );
+        std::fs::write(self.hadns.config_path(), full).unwrap();
+        self.hadns.sighup().await
+    }
+
+    /// Starts a secondary of each kind on the notified ports, in order, signing with the
+    /// primary's key.
+    pub fn start_secondaries(&self, kinds: &[Kind]) -> Vec<Secondary> {
+        kinds
+            .iter()
+            .zip(&self.ports)
+            .map(|(&kind, &port)| Secondary::start(kind, port, self.hadns.addr, self.key.as_ref()))
+            .collect()
+    }
 }
 
-/// Starts hadns on `listen` with `config`, its key's secret file and the admin token.
-pub async fn start_hadns(config: &str, listen: &str, key: Option<&Key>) -> Hadns {
-    start_hadns_with_zone(config, ZONE, listen, key).await
-}
-
-pub async fn start_hadns_with_zone(
-    config: &str,
-    zone: &str,
-    listen: &str,
-    key: Option<&Key>,
-) -> Hadns {
-    let secret = key.map(|k| k.secret.clone());
-    Hadns::start_env(
-        config,
-        zone,
-        &[listen],
-        &[("RUST_LOG", TEST_LOG)],
-        move |dir| {
-            use std::os::unix::fs::PermissionsExt;
-            let mut files = vec![("admin.token", ADMIN_TOKEN.to_string())];
-            if let Some(secret) = secret {
-                files.push(("xfr.key", secret));
-            }
-            for (name, content) in files {
-                let file = dir.join(name);
-                std::fs::write(&file, format!("{content}\n")).unwrap();
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-        },
-    )
-    .await
+/// Each secondary answers `expected` for `name`.
+pub async fn all_answer(secondaries: &[Secondary], name: &str, expected: &[std::net::IpAddr]) {
+    for secondary in secondaries {
+        secondary
+            .wait_for_answer(name, expected, Duration::from_secs(30))
+            .await;
+    }
 }
 
 /// Drains (`drain` true) or undrains a node through the admin endpoint; returns once the
