@@ -3,66 +3,23 @@
 //! reason says which.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-use hickory_proto::rr::RecordType;
 
 use crate::dbs::free_port;
 use crate::harness::*;
+use crate::unbound::Unbound;
 
 const RESOLVER: &str = "resolver.example.internal.";
 const LIMIT: Duration = Duration::from_secs(20);
 const IP: &str = "127.0.0.130";
 
-/// unbound in the foreground on `IP:port`, answering `probe.test.` with `address`.
-struct Unbound {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Unbound {
-    async fn start(port: u16, address: &str) -> Unbound {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("unbound.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "server:\n  interface: {IP}\n  port: {port}\n  do-daemonize: no\n  chroot: \"\"\n  \
-                 username: \"\"\n  directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  \
-                 use-syslog: no\n  do-ip6: no\n  num-threads: 1\n  module-config: \"iterator\"\n  \
-                 access-control: 127.0.0.0/8 allow\n  local-zone: \"probe.test.\" static\n  \
-                 local-data: \"probe.test. 60 IN A {address}\"\n",
-                dir = dir.path().display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("unbound")
-            .args(["-d", "-c"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start unbound (scripts/test.sh installs it)");
-        let server = SocketAddr::new(IP.parse().unwrap(), port);
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        wait_for(LIMIT, "unbound to answer", || async {
-            let query = query_message("probe.test.", RecordType::A, None);
-            udp_exchange_once(&socket, server, &query, Duration::from_millis(200))
-                .await
-                .is_some()
-        })
-        .await;
-        Unbound { child, _dir: dir }
-    }
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// unbound on `IP:port`, answering `probe.test.` with `address`.
+async fn start_unbound(port: u16, address: &str) -> Unbound {
+    let server = format!(
+        "module-config: \"iterator\"\nlocal-zone: \"probe.test.\" static\n\
+         local-data: \"probe.test. 60 IN A {address}\"\n"
+    );
+    Unbound::start(SocketAddr::new(ip(IP), port), &server, "", "probe.test.").await
 }
 
 /// The `reason` of the only node's last probe, from `/status`.
@@ -77,7 +34,7 @@ async fn last_probe(admin: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
     let port = free_port(IP.parse().unwrap());
-    let unbound = Unbound::start(port, "10.9.9.9").await;
+    let unbound = start_unbound(port, "10.9.9.9").await;
     let config = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n\
          [[pool]]\nname = \"resolvers\"\ncheck = \"dns\"\ninterval = \"100ms\"\n\
@@ -102,7 +59,7 @@ async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
     .await;
 
     // Answering, but not what is expected: still down, and the reason says so.
-    let unbound = Unbound::start(port, "10.8.8.8").await;
+    let unbound = start_unbound(port, "10.8.8.8").await;
     wait_for(LIMIT, "the reason: another address", || async {
         last_probe(admin).await.contains("expected 10.9.9.9")
     })
@@ -111,6 +68,6 @@ async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
     drop(unbound);
 
     // Answering as expected again: up.
-    let _unbound = Unbound::start(port, "10.9.9.9").await;
+    let _unbound = start_unbound(port, "10.9.9.9").await;
     hadns.wait_for_answer(RESOLVER, &[node], LIMIT).await;
 }

@@ -30,4 +30,5 @@ mod serials;
 mod sites;
 mod soak;
 mod tls;
+mod unbound;
 mod vip;

@@ -11,6 +11,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use tokio::net::UdpSocket;
 
 use crate::harness::*;
+use crate::unbound::Unbound;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const WWW: &str = "www.example.internal.";
@@ -204,65 +205,32 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
 
 /// unbound as the recursive resolver in front of hadns, sending each client's /24 as a
 /// client subnet (its `subnetcache` module) and caching per subnet by hadns's scope.
-struct Resolver {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
+struct Resolver(Unbound);
 
 impl Resolver {
     async fn start(hadns: std::net::SocketAddr) -> Resolver {
-        let ip_text = "127.0.0.140";
-        let port = crate::dbs::free_port(ip(ip_text));
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let conf = dir.path().join("unbound.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "server:\n  interface: {ip_text}\n  port: {port}\n  do-daemonize: no\n  chroot: \"\"\n  \
-                 username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
-                 use-syslog: no\n  do-ip6: no\n  num-threads: 1\n  \
-                 module-config: \"subnetcache iterator\"\n  send-client-subnet: {}\n  \
-                 client-subnet-always-forward: yes\n  max-client-subnet-ipv4: 24\n  \
-                 access-control: 127.0.0.0/8 allow\n  do-not-query-localhost: no\n  \
-                 domain-insecure: \"example.internal\"\n\
-                 stub-zone:\n  name: \"example.internal\"\n  stub-addr: {}@{}\n",
-                hadns.ip(),
-                hadns.ip(),
-                hadns.port()
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new("unbound")
-            .args(["-d", "-c"])
-            .arg(&conf)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("cannot start unbound (scripts/test.sh installs it)");
-        let addr = std::net::SocketAddr::new(ip(ip_text), port);
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        wait_for(LIMIT, "unbound to answer", || async {
-            let query = query_message("mail.example.internal.", RecordType::A, None);
-            udp_exchange_once(&socket, addr, &query, Duration::from_millis(200))
-                .await
-                .is_some_and(|m| !addresses(&m).is_empty())
-        })
-        .await;
-        Resolver {
-            child,
-            addr,
-            _dir: dir,
-        }
+        let addr = ip("127.0.0.140");
+        let port = crate::dbs::free_port(addr);
+        let server = format!(
+            "module-config: \"subnetcache iterator\"\nsend-client-subnet: {}\n\
+             client-subnet-always-forward: yes\nmax-client-subnet-ipv4: 24\n\
+             do-not-query-localhost: no\ndomain-insecure: \"example.internal\"\n",
+            hadns.ip()
+        );
+        let stub = format!(
+            "stub-zone:\n  name: \"example.internal\"\n  stub-addr: {}@{}\n",
+            hadns.ip(),
+            hadns.port()
+        );
+        let probe = "mail.example.internal.";
+        Resolver(Unbound::start((addr, port).into(), &server, &stub, probe).await)
     }
 
     /// www as the resolver answers a client at `source`.
     async fn ask(&self, source: &str) -> Vec<IpAddr> {
         let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
         let query = query_message(WWW, RecordType::A, None);
-        match udp_exchange_once(&socket, self.addr, &query, Duration::from_millis(500)).await {
+        match udp_exchange_once(&socket, self.0.addr, &query, Duration::from_millis(500)).await {
             Some(m) => addresses(&m),
             None => Vec::new(),
         }
@@ -275,13 +243,6 @@ impl Resolver {
             || async { self.ask(source).await == expected },
         )
         .await;
-    }
-}
-
-impl Drop for Resolver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
