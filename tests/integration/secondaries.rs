@@ -36,10 +36,8 @@ async fn secondaries_follow(key: Option<&Key>) {
     let incremental_before = primary.hadns.log_count("served=\"incremental\"");
     web1.stop().await;
     primary
-        .hadns
-        .wait_for_answer(WWW, &[web2.ip()], LIMIT)
+        .everyone_answers(&secondaries, WWW, &[web2.ip()])
         .await;
-    all_answer(&secondaries, WWW, &[web2.ip()]).await;
     let serial = primary.hadns.soa_serial().await;
     wait_for(LIMIT, "three incremental transfers", || async {
         primary.hadns.log_count("served=\"incremental\"") >= incremental_before + 3
@@ -107,10 +105,8 @@ async fn secondaries_follow(key: Option<&Key>) {
     );
     web1.stop().await;
     primary
-        .hadns
-        .wait_for_answer(WWW, &[web2.ip()], LIMIT)
+        .everyone_answers(&secondaries, WWW, &[web2.ip()])
         .await;
-    all_answer(&secondaries, WWW, &[web2.ip()]).await;
     web2.stop().await;
 }
 

@@ -119,6 +119,19 @@ impl Primary {
         self.hadns.sighup().await
     }
 
+    /// hadns answers `expected` for `name`, then every one of `secondaries` does.
+    pub async fn everyone_answers(
+        &self,
+        secondaries: &[Secondary],
+        name: &str,
+        expected: &[std::net::IpAddr],
+    ) {
+        self.hadns
+            .wait_for_answer(name, expected, Duration::from_secs(30))
+            .await;
+        all_answer(secondaries, name, expected).await;
+    }
+
     /// Starts a secondary of each kind on the notified ports, in order, signing with the
     /// primary's key.
     pub fn start_secondaries(&self, kinds: &[Kind]) -> Vec<Secondary> {

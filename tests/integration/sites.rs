@@ -69,6 +69,27 @@ fn subnet_scope(subnet: &ClientSubnet) -> u8 {
     bytes[3]
 }
 
+/// `sites` (the `[[site]]` tables), then www over w1 (`dc1`'s node) and w2 (`dc2`'s),
+/// `select` by site, and `extra` after it.
+fn web_by_site(
+    dc1: &TcpBackend,
+    dc2: &TcpBackend,
+    sites: &str,
+    select: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "{sites}\n[[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
+         [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
+         [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
+         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"{select}\"\nby_site = true\n\n{extra}",
+        dc1.addr.ip(),
+        dc1.addr.port(),
+        dc2.addr.ip(),
+        dc2.addr.port()
+    )
+}
+
 async fn wait_for_site_answer(hadns: &Hadns, source: &str, expected: &[IpAddr]) {
     wait_for(LIMIT, &format!("{source} to get {expected:?}"), || async {
         ask(hadns, source, None).await.0 == expected
@@ -80,21 +101,12 @@ async fn wait_for_site_answer(hadns: &Hadns, source: &str, expected: &[IpAddr]) 
 async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope() {
     let mut dc1 = TcpBackend::start("127.0.1.21").await;
     let dc2 = TcpBackend::start("127.0.2.21").await;
-    let config = format!(
-        "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\", \"10.1.0.0/16\"]\n\
-         fallback = [\"dc2\"]\n\n\
-         [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
-         [[site]]\nname = \"dc3\"\nnetworks = [\"127.0.3.0/24\"]\nfallback = []\n\n\
-         [[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
-         [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
-         [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
-         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"healthy\"\nby_site = true\n\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n",
-        dc1.addr.ip(),
-        dc1.addr.port(),
-        dc2.addr.ip(),
-        dc2.addr.port()
-    );
+    let sites = "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\", \"10.1.0.0/16\"]\n\
+                 fallback = [\"dc2\"]\n\n\
+                 [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
+                 [[site]]\nname = \"dc3\"\nnetworks = [\"127.0.3.0/24\"]\nfallback = []\n";
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let config = web_by_site(&dc1, &dc2, sites, "healthy", admin);
     let mut hadns = Hadns::start(&config).await;
     let (w1, w2) = (dc1.ip(), dc2.ip());
     wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
@@ -250,18 +262,9 @@ impl Resolver {
 async fn through_a_resolver_that_sends_client_subnets_each_site_gets_its_own_node() {
     let mut dc1 = TcpBackend::start("127.0.1.31").await;
     let dc2 = TcpBackend::start("127.0.2.31").await;
-    let config = format!(
-        "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\"]\n\n\
-         [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
-         [[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
-         [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
-         [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
-         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"first\"\nby_site = true\n",
-        dc1.addr.ip(),
-        dc1.addr.port(),
-        dc2.addr.ip(),
-        dc2.addr.port()
-    );
+    let sites = "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\"]\n\n\
+                 [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n";
+    let config = web_by_site(&dc1, &dc2, sites, "first", "");
     let hadns = Hadns::start(&config).await;
     let (w1, w2) = (dc1.ip(), dc2.ip());
     wait_for_site_answer(&hadns, "127.0.1.5", &[w1]).await;
