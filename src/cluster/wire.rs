@@ -112,6 +112,10 @@ pub struct Agreed {
 pub struct AgreedRecord {
     pub name: String,
     pub answer: AgreedAnswer,
+    /// A `by_site` record: the answer for each site's clients, by site name (its fallback
+    /// followed). Empty for every other record (and left out of the JSON).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sites: BTreeMap<String, AgreedAnswer>,
     /// Why it answers this (the engine's reason for its last change).
     pub reason: String,
 }
@@ -164,5 +168,37 @@ mod tests {
         assert_eq!(keys.parse(&keys.drains()), Some(Key::Drains));
         assert_eq!(keys.parse("/hadns/other/leader"), None);
         assert_eq!(keys.parse("/hadns/prod/unknown"), None);
+    }
+
+    #[test]
+    fn per_site_answers_travel_only_for_by_site_records() {
+        let node = |name: &str, address: &str| AgreedNode {
+            node: name.into(),
+            address: address.parse().unwrap(),
+        };
+        let plain = AgreedRecord {
+            name: "db.example.internal.".into(),
+            answer: AgreedAnswer::Nodes {
+                nodes: vec![node("pg1", "10.1.0.21")],
+            },
+            sites: BTreeMap::new(),
+            reason: "up".into(),
+        };
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("sites"), "{json}");
+        assert_eq!(serde_json::from_str::<AgreedRecord>(&json).unwrap(), plain);
+
+        let mut by_site = plain.clone();
+        by_site.sites.insert(
+            "dc2".into(),
+            AgreedAnswer::Nodes {
+                nodes: vec![node("pg2", "10.2.0.21")],
+            },
+        );
+        by_site.sites.insert("dc3".into(), AgreedAnswer::Servfail);
+        let json = serde_json::to_string(&by_site).unwrap();
+        let back: AgreedRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, by_site);
+        assert_eq!(back.sites["dc3"], AgreedAnswer::Servfail);
     }
 }

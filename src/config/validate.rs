@@ -156,14 +156,6 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let cluster = raw
         .cluster
         .map(|c| super::cluster::validate_cluster(c, base, problems));
-    if cluster.is_some() {
-        for record in records.iter().filter(|r| r.by_site) {
-            problems.push(Problem::new(
-                format!("{}.by_site", record.path),
-                "not in cluster mode: the members agree on one answer per record",
-            ));
-        }
-    }
     let keys = super::transfer::validate_tsig(raw.tsig, base, problems);
     let transfer = raw
         .transfer

@@ -110,7 +110,11 @@ fn release_after(settings: &crate::config::Cluster) -> Duration {
 
 /// The digest of what members must share: pools and records as parsed (FNV-1a, hex).
 pub fn config_digest(config: &Config) -> String {
-    let text = format!("{:?}{:?}", config.pools, config.records);
+    let mut text = format!("{:?}{:?}", config.pools, config.records);
+    // Sites too, when there are any (a configuration without them keeps its digest).
+    if !config.sites.is_empty() {
+        text += &format!("{:?}", config.sites);
+    }
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
@@ -453,7 +457,7 @@ impl Supervisor {
         for (r, record) in config.records.iter().enumerate() {
             let id = RecordId(r);
             let agreed = by_name.get(record.name.as_str());
-            answers.push(agreed.map_or(Published::Pending, |a| published(&a.answer)));
+            answers.push(agreed.map_or(Published::Pending, |a| served(config, a)));
             let to = agreed.map_or(Answer::Pending, |a| local_answer(config, id, &a.answer));
             let from = before
                 .as_ref()
@@ -693,15 +697,15 @@ fn same_answers(a: &[AgreedRecord], b: &[AgreedRecord]) -> bool {
     a.len() == b.len()
         && a.iter()
             .zip(b)
-            .all(|(a, b)| a.name == b.name && a.answer == b.answer)
+            .all(|(a, b)| a.name == b.name && a.answer == b.answer && a.sites == b.sites)
 }
 
 fn is_drained(drains: &[Drain], pool: &str, node: &str) -> bool {
     drains.iter().any(|d| d.pool == pool && d.node == node)
 }
 
-/// The leader engine's answers, by record name; a record whose pool has not completed
-/// its first merged round keeps its agreed answer.
+/// The leader engine's answers, by record name (a `by_site` record's per site too); a
+/// record whose pool has not completed its first merged round keeps its agreed answer.
 fn agreed_records(config: &Config, engine: &Engine, agreed: Option<&Agreed>) -> Vec<AgreedRecord> {
     let before = agreed.map(|a| a.by_name());
     config
@@ -712,32 +716,47 @@ fn agreed_records(config: &Config, engine: &Engine, agreed: Option<&Agreed>) -> 
             let id = RecordId(r);
             let pool = config.record_pool(id);
             let (_, reason) = engine.answer_changed(id);
-            let answer = match engine.answer(id) {
-                Answer::Pending => {
-                    if let Some(kept) = before.as_ref().and_then(|b| b.get(record.name.as_str())) {
-                        return (*kept).clone();
-                    }
-                    AgreedAnswer::Pending
-                }
-                Answer::Nodata => AgreedAnswer::Nodata,
-                Answer::Servfail => AgreedAnswer::Servfail,
-                Answer::Nodes(nodes) => AgreedAnswer::Nodes {
-                    nodes: nodes
+            if *engine.answer(id) == Answer::Pending
+                && let Some(kept) = before.as_ref().and_then(|b| b.get(record.name.as_str()))
+            {
+                return (*kept).clone();
+            }
+            let sites = super::publication::site_answers(config, engine, id)
+                .map(|answers| {
+                    config
+                        .sites
                         .iter()
-                        .map(|&n| AgreedNode {
-                            node: pool.nodes[n].name.clone(),
-                            address: pool.nodes[n].address,
-                        })
-                        .collect(),
-                },
-            };
+                        .zip(&answers)
+                        .map(|(site, answer)| (site.name.clone(), agreed_answer(pool, answer)))
+                        .collect()
+                })
+                .unwrap_or_default();
             AgreedRecord {
                 name: record.name.clone(),
-                answer,
+                answer: agreed_answer(pool, engine.answer(id)),
+                sites,
                 reason: reason.to_string(),
             }
         })
         .collect()
+}
+
+/// An engine answer in the agreed form: nodes by name, with their addresses.
+fn agreed_answer(pool: &crate::config::Pool, answer: &Answer) -> AgreedAnswer {
+    match answer {
+        Answer::Pending => AgreedAnswer::Pending,
+        Answer::Nodata => AgreedAnswer::Nodata,
+        Answer::Servfail => AgreedAnswer::Servfail,
+        Answer::Nodes(nodes) => AgreedAnswer::Nodes {
+            nodes: nodes
+                .iter()
+                .map(|&n| AgreedNode {
+                    node: pool.nodes[n].name.clone(),
+                    address: pool.nodes[n].address,
+                })
+                .collect(),
+        },
+    }
 }
 
 /// An agreed answer as the running configuration's node positions (nodes it does not
@@ -756,6 +775,30 @@ fn local_answer(config: &Config, record: RecordId, answer: &AgreedAnswer) -> Ans
                     .collect(),
             )
         }
+    }
+}
+
+/// What the DNS answers for an agreed record: its addresses, as the leader wrote them;
+/// per site (in this member's `[[site]]` order) when the leader answered it by site. A
+/// site the decision does not name gets the answer for clients of no site.
+fn served(config: &Config, record: &AgreedRecord) -> Published {
+    let all = published(&record.answer);
+    if record.sites.is_empty() {
+        return all;
+    }
+    let sites = config
+        .sites
+        .iter()
+        .map(|site| {
+            record
+                .sites
+                .get(&site.name)
+                .map_or_else(|| all.clone(), published)
+        })
+        .collect();
+    Published::BySite {
+        all: Box::new(all),
+        sites,
     }
 }
 

@@ -136,47 +136,59 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
         .enumerate()
         .map(|(i, record)| {
             let pool = &config.pools[record.pool.0];
-            let addresses = |nodes: &[usize]| {
-                Published::Addresses(nodes.iter().map(|&n| pool.nodes[n].address).collect())
-            };
-            let all = match engine.answer(RecordId(i)) {
+            let addresses = |answer: &Answer| match answer {
                 Answer::Pending => Published::Pending,
                 Answer::Nodata => Published::Nodata,
                 Answer::Servfail => Published::Servfail,
-                Answer::Nodes(nodes) => addresses(nodes),
-            };
-            if !record.by_site || all == Published::Pending {
-                return all;
-            }
-            // Per site: its own nodes, else each fallback site's in order; with no site
-            // left, `on_empty` (or the answer kept while no node is reachable).
-            let exhausted = if engine.stale_since(RecordId(i)).is_some() {
-                all.clone()
-            } else {
-                match record.on_empty {
-                    OnEmpty::Nodata => Published::Nodata,
-                    OnEmpty::Servfail => Published::Servfail,
-                    OnEmpty::All => addresses(&(0..pool.nodes.len()).collect::<Vec<_>>()),
+                Answer::Nodes(nodes) => {
+                    Published::Addresses(nodes.iter().map(|&n| pool.nodes[n].address).collect())
                 }
             };
-            let sites = config
-                .sites
-                .iter()
-                .enumerate()
-                .map(|(site, spec)| {
-                    std::iter::once(site)
-                        .chain(spec.fallback.iter().copied())
-                        .map(|s| engine.site_answer(RecordId(i), |n| pool.nodes[n].site == Some(s)))
-                        .find(|nodes| !nodes.is_empty())
-                        .map_or_else(|| exhausted.clone(), |nodes| addresses(&nodes))
-                })
-                .collect();
-            Published::BySite {
-                all: Box::new(all),
-                sites,
+            let all = addresses(engine.answer(RecordId(i)));
+            match site_answers(config, engine, RecordId(i)) {
+                Some(sites) => Published::BySite {
+                    all: Box::new(all),
+                    sites: sites.iter().map(addresses).collect(),
+                },
+                None => all,
             }
         })
         .collect()
+}
+
+/// A `by_site` record's answer for the clients of each site (in `[[site]]` order): the
+/// selector on the site's own nodes, else on each fallback site's in order; with no site
+/// left, `on_empty` (or the answer kept while no node is reachable). `None` for a record
+/// not answered by site, or while its pool's first round is pending.
+pub fn site_answers(config: &Config, engine: &Engine, id: RecordId) -> Option<Vec<Answer>> {
+    let record = &config.records[id.0];
+    let all = engine.answer(id);
+    if !record.by_site || *all == Answer::Pending {
+        return None;
+    }
+    let pool = &config.pools[record.pool.0];
+    let exhausted = if engine.stale_since(id).is_some() {
+        all.clone()
+    } else {
+        match record.on_empty {
+            OnEmpty::Nodata => Answer::Nodata,
+            OnEmpty::Servfail => Answer::Servfail,
+            OnEmpty::All => Answer::Nodes((0..pool.nodes.len()).collect()),
+        }
+    };
+    let sites = config
+        .sites
+        .iter()
+        .enumerate()
+        .map(|(site, spec)| {
+            std::iter::once(site)
+                .chain(spec.fallback.iter().copied())
+                .map(|s| engine.site_answer(id, |n| pool.nodes[n].site == Some(s)))
+                .find(|nodes| !nodes.is_empty())
+                .map_or_else(|| exhausted.clone(), Answer::Nodes)
+        })
+        .collect();
+    Some(sites)
 }
 
 pub fn unix_now() -> u32 {

@@ -709,3 +709,101 @@ async fn a_second_member_with_a_taken_name_stays_out() {
     .await;
     drop(copy);
 }
+
+/// `by_site` in cluster mode: the leader decides each site's answer and every member
+/// serves it by the client's subnet (ECS here; the source address works alike), with the
+/// site network's scope. dc1's node fails: dc1's clients get dc2's on every member, and
+/// dc1's again when it returns. `/status` on a member that does not lead shows each site.
+#[tokio::test(flavor = "multi_thread")]
+async fn by_site_answers_are_agreed_per_site_and_served_by_every_member() {
+    let Some(mut site) = Site::build() else {
+        return;
+    };
+    site.start_etcd().await;
+    let mut dc1 = TcpBackend::start(&site.node_ip(0)).await;
+    let dc2 = TcpBackend::start(&site.node_ip(1)).await;
+    let config = format!(
+        "[[site]]\nname = \"dc1\"\nnetworks = [\"10.1.0.0/16\"]\n\n\
+         [[site]]\nname = \"dc2\"\nnetworks = [\"10.2.0.0/16\"]\n\n{}",
+        web_pool(&dc1, &dc2)
+            .replace("port = ", "site = \"dcX\"\nport = ")
+            .replacen("dcX", "dc1", 1)
+            .replacen("dcX", "dc2", 1)
+            .replace(
+                &format!("name = \"{WWW}\""),
+                &format!("name = \"{WWW}\"\nselect = \"healthy\"\nby_site = true")
+            )
+    );
+    let _members = site
+        .start_members(|i| site.member_config(i, "", &config))
+        .await;
+    let both = {
+        let mut both = vec![dc1.ip(), dc2.ip()];
+        both.sort();
+        both
+    };
+    let expect = [
+        (Some("10.1.7.0"), vec![dc1.ip()], Some(16)),
+        (Some("10.2.7.0"), vec![dc2.ip()], Some(16)),
+        // A subnet of no site: the answer for no site, scoped to the subnet as sent.
+        (Some("192.0.2.0"), both.clone(), Some(24)),
+        (None, both.clone(), None),
+    ];
+    wait_by_site(&site, &expect).await;
+
+    // Where the answers are not the leader's own: the follower's status shows each site.
+    let leader = leader_index(&site, 0).await.expect("a leader");
+    let follower = (leader + 1) % MEMBERS.len();
+    let status = site.status(follower).await;
+    let sites = &status["records"][0]["sites"];
+    assert_eq!(sites[0]["site"], "dc1", "{sites}");
+    assert_eq!(
+        sites[0]["describe"],
+        format!("web1({})", dc1.ip()),
+        "{sites}"
+    );
+    assert_eq!(
+        sites[1]["describe"],
+        format!("web2({})", dc2.ip()),
+        "{sites}"
+    );
+
+    dc1.stop().await;
+    let fallback = [
+        (Some("10.1.7.0"), vec![dc2.ip()], Some(16)),
+        (Some("10.2.7.0"), vec![dc2.ip()], Some(16)),
+        (None, vec![dc2.ip()], None),
+    ];
+    wait_by_site(&site, &fallback).await;
+    dc1.restart().await;
+    wait_by_site(&site, &expect).await;
+}
+
+/// Waits until every member answers www, for each (client subnet, addresses, scope).
+async fn wait_by_site(site: &Site, expected: &[(Option<&str>, Vec<IpAddr>, Option<u8>)]) {
+    for i in ALL {
+        for (subnet, addresses, scope) in expected {
+            let want = (addresses.clone(), *scope);
+            let deadline = Instant::now() + LIMIT;
+            loop {
+                let got = ask_with_subnet(site, i, *subnet).await;
+                if got == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} answers {got:?} to {subnet:?}, not {want:?}",
+                    MEMBERS[i]
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Member `i`'s www addresses (sorted) for a client of `subnet` (a /24, by ECS), and the
+/// scope of the ECS option in its answer.
+async fn ask_with_subnet(site: &Site, i: usize, subnet: Option<&str>) -> (Vec<IpAddr>, Option<u8>) {
+    let query = subnet_query(WWW, subnet.map(|s| (s.parse().unwrap(), 24)));
+    subnet_answer(&site.exchange(i, &query).await)
+}

@@ -422,11 +422,16 @@ impl Site {
 
     /// Queries member `i` for `name` from the host's client address.
     pub async fn query(&self, i: usize, name: &str, qtype: RecordType) -> Message {
+        self.exchange(i, &query_message(name, qtype, None)).await
+    }
+
+    /// Sends `query` to member `i` over UDP from the host's client address.
+    pub async fn exchange(&self, i: usize, query: &Message) -> Message {
         let socket = UdpSocket::bind(SocketAddr::new(self.client_ip(), 0))
             .await
             .unwrap();
         let server: SocketAddr = format!("{}:53", self.member_ip(i)).parse().unwrap();
-        udp_exchange(&socket, server, &query_message(name, qtype, None)).await
+        udp_exchange(&socket, server, query).await
     }
 
     fn client_ip(&self) -> IpAddr {

@@ -442,6 +442,38 @@ pub fn query_message(name: &str, qtype: RecordType, edns_payload: Option<u16>) -
     m
 }
 
+/// A query for `name` (A, EDNS with a 1232-byte payload) carrying an EDNS Client Subnet
+/// option for `subnet` (address, source prefix) when given.
+pub fn subnet_query(name: &str, subnet: Option<(IpAddr, u8)>) -> Message {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let mut query = query_message(name, RecordType::A, Some(1232));
+    if let Some((address, prefix)) = subnet {
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(address, prefix, 0)));
+        query.set_edns(edns);
+    }
+    query
+}
+
+/// An answer's addresses, sorted, and the scope prefix of its ECS option (read from the
+/// option's wire form: family, source, scope).
+pub fn subnet_answer(answer: &Message) -> (Vec<IpAddr>, Option<u8>) {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    use hickory_proto::serialize::binary::BinEncodable;
+    let scope = answer
+        .edns
+        .as_ref()
+        .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(subnet)) => Some(subnet.to_bytes().unwrap()[3]),
+            _ => None,
+        });
+    let mut addresses = addresses(answer);
+    addresses.sort();
+    (addresses, scope)
+}
+
 pub async fn udp_query(
     server: SocketAddr,
     name: &str,

@@ -5,9 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message};
+use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use tokio::net::UdpSocket;
 
 use crate::harness::*;
@@ -29,18 +28,7 @@ async fn ask_over(
     ecs: Option<(&str, u8)>,
     tcp: bool,
 ) -> (Vec<IpAddr>, Option<u8>) {
-    let mut query = query_message(WWW, RecordType::A, Some(1232));
-    if let Some((address, prefix)) = ecs {
-        let mut edns = Edns::new();
-        edns.set_max_payload(1232);
-        edns.options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(
-                ip(address),
-                prefix,
-                0,
-            )));
-        query.set_edns(edns);
-    }
+    let query = subnet_query(WWW, ecs.map(|(address, prefix)| (ip(address), prefix)));
     let answer: Message = if tcp {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind((ip(source), 0).into()).unwrap();
@@ -50,23 +38,7 @@ async fn ask_over(
         let socket = UdpSocket::bind((ip(source), 0)).await.unwrap();
         udp_exchange(&socket, hadns.addr, &query).await
     };
-    let scope = answer
-        .edns
-        .as_ref()
-        .and_then(|e| match e.options().get(EdnsCode::Subnet) {
-            Some(EdnsOption::Subnet(subnet)) => Some(subnet_scope(subnet)),
-            _ => None,
-        });
-    let mut addresses = addresses(&answer);
-    addresses.sort();
-    (addresses, scope)
-}
-
-/// The scope prefix of an ECS option, read from its wire form (family, source, scope).
-fn subnet_scope(subnet: &ClientSubnet) -> u8 {
-    use hickory_proto::serialize::binary::BinEncodable;
-    let bytes = subnet.to_bytes().unwrap();
-    bytes[3]
+    subnet_answer(&answer)
 }
 
 /// `sites` (the `[[site]]` tables), then www over w1 (`dc1`'s node) and w2 (`dc2`'s),
@@ -152,25 +124,11 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
     }
     // A static name is the same everywhere: scope 0.
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut query = query_message("mail.example.internal.", RecordType::A, None);
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    edns.options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new(
-            ip("127.0.1.0"),
-            24,
-            0,
-        )));
-    query.set_edns(edns);
+    let query = subnet_query("mail.example.internal.", Some((ip("127.0.1.0"), 24)));
     let answer = udp_exchange(&socket, hadns.addr, &query).await;
-    let subnet = answer
-        .edns
-        .as_ref()
-        .and_then(|e| e.options().get(EdnsCode::Subnet).cloned());
-    assert!(
-        matches!(&subnet, Some(EdnsOption::Subnet(s)) if subnet_scope(s) == 0),
-        "{subnet:?}"
-    );
+    let (addresses, scope) = subnet_answer(&answer);
+    assert!(!addresses.is_empty());
+    assert_eq!(scope, Some(0), "{answer:?}");
 
     // /status and `hadns status` show each site's answer.
     let admin = hadns.admin().await;
