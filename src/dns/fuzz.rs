@@ -37,11 +37,27 @@ alias    IN CNAME mail
 *.wild   IN A   10.2.2.2
 ";
 
+/// The `fuzz` TSIG key's secret (hmac-sha256): the seeds signed with it
+/// (`fuzz/corpus/request_path/seed-tsig-fuzz-*`) take the whole verify-and-sign path.
+const TSIG_SECRET: &str = "aGFkbnMtZnV6ei10c2lnLWtleS0zMi1ieXRlcy1sb25nIQ==";
+
+/// `{key}` becomes `key = "fuzz"` in `[transfer]` for signed packets, nothing otherwise.
 const CONFIG: &str = r#"
 [dns]
 zones_dir = "zones"
 [transfer]
 allow = ["127.0.0.1"]
+{key}
+[[tsig]]
+name = "fuzz"
+algorithm = "hmac-sha256"
+secret_file = "fuzz.key"
+[[site]]
+name = "dc1"
+networks = ["127.0.0.0/24", "10.1.0.0/16"]
+[[site]]
+name = "dc2"
+networks = ["10.2.0.0/16", "2001:db8:2::/48"]
 [[pool]]
 name = "web"
 check = "tcp"
@@ -49,48 +65,40 @@ check = "tcp"
 name = "web1"
 address = "192.0.2.1"
 port = 1
+site = "dc1"
 [[pool.node]]
 name = "web2"
 address = "2001:db8::2"
 port = 1
+site = "dc2"
 [[record]]
 name = "www.example.internal."
 pool = "web"
 select = "healthy"
+[[record]]
+name = "near.example.internal."
+pool = "web"
+select = "healthy"
+by_site = true
 "#;
 
 /// The whole request path over one snapshot: the fast path, and hadns's checks and
-/// hickory behind it, over UDP and TCP.
+/// hickory behind it, over UDP and TCP. A packet with a TSIG record goes to a server
+/// whose transfers require the `fuzz` key; every other to one whose transfers do not.
 pub struct RequestPath {
     runtime: tokio::runtime::Runtime,
+    plain: Server,
+    keyed: Option<Server>,
+}
+
+/// One snapshot and the responder over it.
+struct Server {
     snapshot: Arc<ArcSwap<Snapshot>>,
     responder: Responder,
 }
 
-impl RequestPath {
-    /// The example zone with a failover record answering two addresses, transfers allowed
-    /// to the fuzzed packets' source (so AXFR and IXFR take their whole path).
-    pub fn new() -> RequestPath {
-        let dir = std::env::temp_dir().join(format!("hadns-fuzz-{}", std::process::id()));
-        let zones = dir.join("zones");
-        std::fs::create_dir_all(&zones).expect("a temporary directory");
-        std::fs::write(zones.join("example.internal.zone"), ZONE).expect("a temporary file");
-        let prepared = crate::prepare_str(CONFIG, &dir).expect("the fuzz config is valid");
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut builder = SnapshotBuilder::new(
-            prepared.zones,
-            &prepared.config.records,
-            1,
-            prepared.config.transfer.as_ref(),
-        );
-        let answer = Published::Addresses(vec![
-            "192.0.2.1".parse().expect("an address"),
-            "2001:db8::2".parse().expect("an address"),
-        ]);
-        RequestPath::over(builder.build(&[answer]))
-    }
-
-    fn over(snapshot: Snapshot) -> RequestPath {
+impl Server {
+    fn over(snapshot: Snapshot) -> Server {
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         let counters = crate::metrics::Metrics::new().queries.clone();
         let responder = Responder::new(
@@ -98,22 +106,88 @@ impl RequestPath {
             counters,
             MAX_UDP,
         );
+        Server {
+            snapshot,
+            responder,
+        }
+    }
+
+    /// The example zone with a failover record answering two addresses and one answering
+    /// by site (the fuzzed packets' source is in dc1), transfers allowed to that source (so
+    /// AXFR and IXFR take their whole path), with `key` if given.
+    fn example(key: Option<&str>) -> Server {
+        let dir = std::env::temp_dir().join(format!(
+            "hadns-fuzz-{}-{}",
+            std::process::id(),
+            key.is_some()
+        ));
+        let zones = dir.join("zones");
+        std::fs::create_dir_all(&zones).expect("a temporary directory");
+        std::fs::write(zones.join("example.internal.zone"), ZONE).expect("a temporary file");
+        let secret = dir.join("fuzz.key");
+        std::fs::write(&secret, TSIG_SECRET).expect("a temporary file");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
+            .expect("a temporary file");
+        let config = CONFIG.replace(
+            "{key}",
+            &key.map(|k| format!("key = \"{k}\"")).unwrap_or_default(),
+        );
+        let prepared = crate::prepare_str(&config, &dir).expect("the fuzz config is valid");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut builder = SnapshotBuilder::new(
+            prepared.zones,
+            &prepared.config.records,
+            1,
+            prepared.config.transfer.as_ref(),
+        );
+        builder.set_sites(prepared.config.sites.clone());
+        let web1 = "192.0.2.1".parse().expect("an address");
+        let web2 = "2001:db8::2".parse().expect("an address");
+        let both = Published::Addresses(vec![web1, web2]);
+        // near: each site its own node, a client of no site both.
+        let near = Published::BySite {
+            all: Box::new(both.clone()),
+            sites: vec![
+                Published::Addresses(vec![web1]),
+                Published::Addresses(vec![web2]),
+            ],
+        };
+        Server::over(builder.build(&[both, near]))
+    }
+}
+
+impl RequestPath {
+    /// The example zone (see `Server::example`), without and with the `fuzz` key.
+    pub fn new() -> RequestPath {
+        RequestPath::with(Server::example(None), Some(Server::example(Some("fuzz"))))
+    }
+
+    fn over(snapshot: Snapshot) -> RequestPath {
+        RequestPath::with(Server::over(snapshot), None)
+    }
+
+    fn with(plain: Server, keyed: Option<Server>) -> RequestPath {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
         RequestPath {
             runtime,
-            snapshot,
-            responder,
+            plain,
+            keyed,
         }
     }
 
     /// Answers `packet` every way hadns can and checks each response.
     pub fn run(&self, packet: &[u8]) {
+        let server = match &self.keyed {
+            Some(keyed) if super::wire::tsig_start(packet).is_some() => keyed,
+            _ => &self.plain,
+        };
         let src: SocketAddr = "127.0.0.1:5000".parse().expect("an address");
         let mut fast = Vec::new();
-        let verdict = self
+        let verdict = server
             .snapshot
             .load()
             .fast
@@ -124,7 +198,7 @@ impl RequestPath {
         for tcp in [false, true] {
             let response = self
                 .runtime
-                .block_on(self.responder.respond_all(packet, src, tcp));
+                .block_on(server.responder.respond_all(packet, src, tcp));
             match (verdict, response) {
                 (Verdict::Drop, Some(_)) => panic!("hickory answers what the fast path drops"),
                 (Verdict::Answered, None) => panic!("hickory drops what the fast path answers"),
@@ -197,4 +271,81 @@ pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let base = PathBuf::from("/nonexistent-hadns-fuzz");
     let _ = crate::config::Config::parse(&text, &base);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzzed path reaches TSIG's verify and sign with the `fuzz` key (a packet signed
+    /// now; the seeds' own signatures are as old as the seeds) and the answers by site.
+    #[test]
+    fn signed_packets_take_the_keyed_path_and_near_answers_by_site() {
+        let path = RequestPath::new();
+        let key = super::super::tsig::Key::new(&crate::config::TsigKey {
+            name: "fuzz".into(),
+            algorithm: crate::config::TsigAlgorithm::HmacSha256,
+            secret_file: Default::default(),
+            secret: data_encoding::BASE64
+                .decode(TSIG_SECRET.as_bytes())
+                .unwrap(),
+        })
+        .unwrap();
+        let respond = |packet: &[u8]| {
+            let server = path.keyed.as_ref().unwrap();
+            let src = "127.0.0.1:5000".parse().unwrap();
+            let messages = path
+                .runtime
+                .block_on(server.responder.respond_all(packet, src, true))
+                .unwrap();
+            messages
+                .iter()
+                .map(|m| Message::from_vec(m).unwrap())
+                .collect::<Vec<_>>()
+        };
+        for qtype in [
+            hickory_proto::rr::RecordType::SOA,
+            hickory_proto::rr::RecordType::AXFR,
+        ] {
+            let mut query = Message::query();
+            query.add_query(hickory_proto::op::Query::query(
+                Name::from_str("example.internal.").unwrap(),
+                qtype,
+            ));
+            let mut bytes = query.to_vec().unwrap();
+            key.sign_request(&mut bytes).unwrap();
+            path.run(&bytes);
+            let responses = respond(&bytes);
+            let first = &responses[0];
+            assert_eq!(
+                first.metadata.response_code,
+                hickory_proto::op::ResponseCode::NoError,
+                "{qtype}"
+            );
+            assert!(first.signature().is_some(), "{qtype}: signed");
+            // Unsigned, the keyed server refuses the transfer.
+            let unsigned = query.to_vec().unwrap();
+            if qtype == hickory_proto::rr::RecordType::AXFR {
+                assert_eq!(
+                    respond(&unsigned)[0].metadata.response_code,
+                    hickory_proto::op::ResponseCode::Refused
+                );
+            }
+        }
+
+        // near from dc2's subnet (by ECS): web2 only, scoped to dc2's /16.
+        let seed = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/request_path/seed-ecs-near-v6"),
+        )
+        .unwrap();
+        path.run(&seed);
+        let response = respond(&seed).remove(0);
+        let answers: Vec<String> = response
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect();
+        assert_eq!(answers, vec!["2001:db8::2".to_string()]);
+    }
 }
