@@ -1,6 +1,7 @@
 //! The scale benchmark (bench/scale.sh runs it): hadns checking 100, 1,000 and 10,000 tcp
-//! nodes every second (CPU share of one core, memory), and the time to build a snapshot
-//! with 100, 1,000 and 10,000 records.
+//! nodes every second (CPU share of one core, memory), the time to build a snapshot with
+//! 100, 1,000 and 10,000 records, and with 1,000 to 50,000 static records beside one
+//! failover record (the build a failover costs, and hadns's memory with that zone).
 
 use std::time::{Duration, Instant};
 
@@ -108,5 +109,55 @@ pub async fn scale_benchmark() {
         }
         let per_build = t0.elapsed() / rounds;
         println!("| {records} | {:.2} ms |", per_build.as_secs_f64() * 1000.0);
+    }
+
+    // Large static zones beside one failover record: what a failover costs to publish
+    // (a new snapshot with a new serial) and what the zone costs in memory.
+    println!("\n| static records | snapshot build on a failover | hadns RSS |");
+    println!("| --- | --- | --- |");
+    for statics in [1_000, 10_000, 50_000] {
+        let mut zone = ZONE.to_string();
+        for i in 0..statics {
+            zone += &format!(
+                "host{i} IN A 10.{}.{}.{}\n",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            );
+        }
+        let text = config(1, 1, port);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        std::fs::write(dir.path().join("zones/example.internal.zone"), &zone).unwrap();
+        let prepared = hadns::prepare_str(&text, dir.path())
+            .unwrap_or_else(|p| panic!("{:?}", &p[..p.len().min(3)]));
+        let mut builder =
+            hadns::dns::SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1, None);
+        let up = [hadns::dns::Published::Addresses(vec![
+            node_address(0).parse().unwrap(),
+        ])];
+        let down = [hadns::dns::Published::Nodata];
+        builder.build(&up);
+        let rounds = 10;
+        let t0 = Instant::now();
+        for round in 0..rounds {
+            builder.build(if round % 2 == 0 { &down } else { &up });
+        }
+        let per_build = t0.elapsed() / rounds;
+        let hadns = Hadns::start_with_zone(&text, &zone).await;
+        hadns
+            .wait_for_answer(
+                "r0.example.internal.",
+                &[node_address(0).parse().unwrap()],
+                Duration::from_secs(60),
+            )
+            .await;
+        let (_, rss) = usage(hadns.child.id().unwrap());
+        println!(
+            "| {statics} | {:.2} ms | {:.1} MB |",
+            per_build.as_secs_f64() * 1000.0,
+            rss as f64 / 1024.0
+        );
+        hadns.stop().await;
     }
 }

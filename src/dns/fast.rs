@@ -1,5 +1,7 @@
-//! The UDP fast path: answers prepared in wire format when a snapshot is built, so a
-//! query only has its ID, question and EDNS patched in.
+//! The UDP fast path: answers prepared in wire format, so a query only has its ID,
+//! question and EDNS patched in. The zones' static names are prepared once per set of
+//! zones and shared by every snapshot ([`StaticTable`]); failover names, and each zone's
+//! SOA for negative answers, when a snapshot is built.
 //!
 //! Covered: plain queries (QUERY, one question, class IN, no records but an optional OPT
 //! of version 0, whose client subnet option, if any, comes back with its scope) for
@@ -64,25 +66,42 @@ struct Soa {
     numbers: [u8; 20],
 }
 
-/// Per zone, what an NXDOMAIN needs.
+/// Per zone, what its negative answers need besides the SOA.
 #[derive(Debug)]
-struct ZoneNegative {
+struct ZoneStatic {
     /// Lower-case wire form of the apex.
     apex: Vec<u8>,
-    /// `None`: the zone has delegations, wildcards or DNAMEs; NXDOMAIN goes to hickory.
-    soa: Option<Soa>,
+    /// The zone has delegations, wildcards or DNAMEs: its NXDOMAIN goes to hickory.
+    complex: bool,
+}
+
+/// The zones' static names prepared once per set of zones and shared by every snapshot
+/// built from them (a zone of 50,000 names is not prepared again at each failover).
+/// Nothing here depends on a serial: negative answers take the SOA of their snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct StaticTable {
+    /// Key: lower-case wire name followed by the type (big endian). `None`: the name has
+    /// records of that type that hickory answers (MX and its additional records, ...).
+    exact: FxHashMap<Vec<u8>, Option<Prepared>>,
+    /// Names that exist (empty non-terminals included), answered NODATA for a type not in
+    /// `exact`: the index of their zone. Key: wire name.
+    names: FxHashMap<Vec<u8>, usize>,
+    /// Names that must go to hickory whatever the type (CNAMEs, names in complex zones).
+    fallback: FxHashSet<Vec<u8>>,
+    zones: Vec<ZoneStatic>,
 }
 
 #[derive(Debug, Default)]
 pub struct FastTable {
-    /// Key: lower-case wire name followed by the type (big endian). `None`: the name has
-    /// records of that type that hickory answers (MX and its additional records, ...).
+    /// The static names, shared with the other snapshots of the same zones.
+    statics: std::sync::Arc<StaticTable>,
+    /// Failover names (and the empty non-terminals above them), as `StaticTable::exact`;
+    /// they replace whatever the zones have there.
     exact: FxHashMap<Vec<u8>, Option<Prepared>>,
-    /// Names that exist, answered NODATA for a type not in `exact`. Key: wire name.
+    /// Failover names' answer for other types: NODATA, or SERVFAIL for every type.
     nodata: FxHashMap<Vec<u8>, Prepared>,
-    /// Names that must go to hickory whatever the type (CNAMEs, names in complex zones).
-    fallback: FxHashSet<Vec<u8>>,
-    zones: Vec<ZoneNegative>,
+    /// Per zone (as `statics.zones`), its SOA with this snapshot's serial.
+    soas: Vec<Option<Soa>>,
     /// `by_site` names (lower-case wire form): their answers per client site, the last
     /// for clients of no site.
     sited: FxHashMap<Vec<u8>, Vec<SiteAnswers>>,
@@ -147,34 +166,48 @@ impl FastTable {
                     None => return Verdict::Fallback,
                 },
             }
+        } else if let Some(answer) = self.exact.get(&key[..q.name_len + 2]) {
+            match answer {
+                Some(p) => p,
+                None => return Verdict::Fallback,
+            }
+        } else if let Some(p) = self.nodata.get(name) {
+            p
         } else {
-            match self.exact.get(&key[..q.name_len + 2]) {
+            let statics = &*self.statics;
+            match statics.exact.get(&key[..q.name_len + 2]) {
                 Some(None) => return Verdict::Fallback,
                 Some(Some(p)) => p,
-                None if self.fallback.contains(name) => return Verdict::Fallback,
-                None => match self.nodata.get(name) {
-                    Some(p) => p,
-                    None => match self.zone_of(name) {
-                        None => {
-                            built = Prepared {
-                                authoritative: false,
-                                rcode: RCODE_REFUSED,
-                                answers: 0,
-                                authorities: 0,
-                                body: Vec::new(),
-                                case: Vec::new(),
-                            };
-                            &built
-                        }
-                        Some(zone) => match &zone.soa {
-                            None => return Verdict::Fallback,
-                            Some(soa) => {
-                                built = soa.negative(q.name_len, soa.ttl, RCODE_NXDOMAIN);
-                                &built
+                None if statics.fallback.contains(name) => return Verdict::Fallback,
+                None => {
+                    // NODATA for a name that exists, NXDOMAIN below an apex, REFUSED
+                    // outside every zone.
+                    let negative = match statics.names.get(name) {
+                        Some(&zone) => Some((zone, 0)),
+                        None => match statics.zone_of(name) {
+                            None => None,
+                            Some(zone) if statics.zones[zone].complex => {
+                                return Verdict::Fallback;
                             }
+                            Some(zone) => Some((zone, RCODE_NXDOMAIN)),
                         },
-                    },
-                },
+                    };
+                    built = match negative {
+                        None => Prepared {
+                            authoritative: false,
+                            rcode: RCODE_REFUSED,
+                            answers: 0,
+                            authorities: 0,
+                            body: Vec::new(),
+                            case: Vec::new(),
+                        },
+                        Some((zone, rcode)) => match &self.soas[zone] {
+                            Some(soa) => soa.negative(q.name_len, soa.ttl, rcode),
+                            None => return Verdict::Fallback,
+                        },
+                    };
+                    &built
+                }
             }
         };
         if !qname.ends_with(&prepared.case) {
@@ -224,14 +257,24 @@ impl FastTable {
         }
         Verdict::Answered
     }
+}
 
+impl FastTable {
+    /// Both tables were built over the same prepared static names.
+    #[cfg(test)]
+    pub(crate) fn shares_statics_with(&self, other: &FastTable) -> bool {
+        std::sync::Arc::ptr_eq(&self.statics, &other.statics)
+    }
+}
+
+impl StaticTable {
     /// The zone holding `name` (lower-case wire form): the longest apex that is a suffix
     /// on a label boundary.
-    fn zone_of(&self, name: &[u8]) -> Option<&ZoneNegative> {
+    fn zone_of(&self, name: &[u8]) -> Option<usize> {
         let mut offset = 0;
         loop {
             let suffix = &name[offset..];
-            if let Some(zone) = self.zones.iter().find(|z| z.apex == suffix) {
+            if let Some(zone) = self.zones.iter().position(|z| z.apex == suffix) {
                 return Some(zone);
             }
             let len = usize::from(*suffix.first()?);

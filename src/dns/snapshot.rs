@@ -96,7 +96,11 @@ pub struct SnapshotBuilder {
     /// Empty non-terminals between failover names and their zone apex.
     ents: Vec<(LowerName, usize)>,
     serials: Vec<u32>,
+    /// Per zone, its records as hickory holds them; each serial's handler shares them.
+    handler_records: Vec<HandlerRecords>,
     handlers: Vec<Arc<dyn ZoneHandler>>,
+    /// The fast path's static names, prepared once.
+    fast_statics: Arc<super::fast::StaticTable>,
     last: Option<Vec<Published>>,
     transfer: Option<TransferState>,
     sites: Arc<Vec<config::Site>>,
@@ -155,11 +159,14 @@ impl SnapshotBuilder {
             .iter()
             .map(|z| z.file_serial.max(start_serial))
             .collect();
+        let handler_records: Vec<HandlerRecords> =
+            zones.zones.iter().map(handler_records).collect();
         let handlers = zones
             .zones
             .iter()
+            .zip(&handler_records)
             .zip(&serials)
-            .map(|(z, &s)| zone_handler(z, s))
+            .map(|((z, r), &s)| zone_handler(z, r, s))
             .collect();
         let transfer = transfer.map(|t| {
             let statics = zones
@@ -181,12 +188,15 @@ impl SnapshotBuilder {
                 journal: super::journal::Journal::new(statics, records.len()),
             }
         });
+        let fast_statics = Arc::new(super::fast::StaticTable::build(&zones.zones));
         SnapshotBuilder {
             zones,
             records,
             ents,
             serials,
+            handler_records,
             handlers,
+            fast_statics,
             last: None,
             transfer,
             sites: Arc::new(Vec::new()),
@@ -256,7 +266,8 @@ impl SnapshotBuilder {
 
     fn set_serial(&mut self, zone: usize, serial: u32) {
         self.serials[zone] = serial;
-        self.handlers[zone] = zone_handler(&self.zones.zones[zone], serial);
+        self.handlers[zone] =
+            zone_handler(&self.zones.zones[zone], &self.handler_records[zone], serial);
     }
 
     fn assemble(&mut self, answers: &[Published]) -> Snapshot {
@@ -296,8 +307,13 @@ impl SnapshotBuilder {
                 record
             })
             .collect();
-        let fast =
-            super::fast::FastTable::build(&self.zones.zones, &soas, &failover, self.sites.clone());
+        let fast = super::fast::FastTable::build(
+            self.fast_statics.clone(),
+            &self.zones.zones,
+            &soas,
+            &failover,
+            self.sites.clone(),
+        );
         let serials = &self.serials;
         let transfer = self.transfer.as_mut().map(|t| Transfer {
             policy: t.policy.clone(),
@@ -337,23 +353,42 @@ fn with_serial(mut record: Record, serial: u32) -> Record {
     record
 }
 
-fn zone_handler(zone: &super::zones::StaticZone, serial: u32) -> Arc<dyn ZoneHandler> {
-    let mut records = zone.records.clone();
-    let key = RrKey::new(LowerName::new(&zone.origin), RecordType::SOA);
-    if let Some(set) = records.get_mut(&key) {
-        let soa = with_serial(soa_record(zone), serial);
-        let mut fresh =
-            hickory_proto::rr::RecordSet::with_ttl(soa.name.clone(), RecordType::SOA, soa.ttl);
-        fresh.insert(soa, serial);
-        *set = fresh;
-    }
-    // The zone was parsed from a file and has its SOA, the only thing `new` checks.
-    let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+/// A zone's records as hickory's handler holds them, checked by hickory once (a record it
+/// would not insert is a bug: the zone was parsed and checked already).
+type HandlerRecords = std::collections::BTreeMap<RrKey, Arc<hickory_proto::rr::RecordSet>>;
+
+fn handler_records(zone: &super::zones::StaticZone) -> HandlerRecords {
+    let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
         zone.origin.clone(),
-        records,
+        zone.records.clone(),
         ZoneType::Primary,
         AxfrPolicy::Deny,
     )
     .expect("a parsed zone with an SOA is a valid zone");
+    std::mem::take(handler.records_get_mut())
+}
+
+/// hickory's handler for a zone with `serial` in its SOA: the records shared with every
+/// other snapshot's handler (a map of `Arc`s is cloned, no record), the SOA replaced.
+fn zone_handler(
+    zone: &super::zones::StaticZone,
+    records: &HandlerRecords,
+    serial: u32,
+) -> Arc<dyn ZoneHandler> {
+    let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        zone.origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    );
+    let mut records = records.clone();
+    let soa = with_serial(soa_record(zone), serial);
+    let mut fresh =
+        hickory_proto::rr::RecordSet::with_ttl(soa.name.clone(), RecordType::SOA, soa.ttl);
+    fresh.insert(soa, serial);
+    records.insert(
+        RrKey::new(LowerName::new(&zone.origin), RecordType::SOA),
+        Arc::new(fresh),
+    );
+    *handler.records_get_mut() = records;
     Arc::new(handler)
 }

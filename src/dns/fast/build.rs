@@ -1,5 +1,6 @@
-//! Building the fast path's table when a snapshot is built: each answer prepared in wire
-//! format, each name that hickory must answer marked.
+//! Building the fast path's tables: the static names once per set of zones, the failover
+//! names when a snapshot is built; each answer prepared in wire format, each name that
+//! hickory must answer marked.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -146,33 +147,17 @@ fn compress<'n>(
     known.extend(written);
 }
 
-impl FastTable {
-    /// Prepares the answers of one snapshot. `soas` holds each zone's SOA for negative
-    /// answers, its serial already current.
-    pub(crate) fn build(
-        zones: &[StaticZone],
-        soas: &[Record],
-        failover: &HashMap<LowerName, FailoverEntry>,
-        sites: std::sync::Arc<Vec<crate::config::Site>>,
-    ) -> FastTable {
-        let mut table = FastTable {
-            sites,
-            ..FastTable::default()
-        };
-        for (zone, soa) in zones.iter().zip(soas) {
-            table.add_zone(zone, soa);
-        }
-        for (name, entry) in failover {
-            let soa = soas
-                .get(entry.zone)
-                .and_then(|r| Soa::new(&zones[entry.zone], r));
-            table.add_failover(wire(&Name::from(name)), entry, soa.as_ref());
+impl StaticTable {
+    /// Prepares the zones' static names: answers, NODATA, and what goes to hickory.
+    pub(crate) fn build(zones: &[StaticZone]) -> StaticTable {
+        let mut table = StaticTable::default();
+        for (index, zone) in zones.iter().enumerate() {
+            table.add_zone(index, zone);
         }
         table
     }
 
-    /// A zone's static names: answers, NODATA, and what goes to hickory.
-    fn add_zone(&mut self, zone: &StaticZone, soa: &Record) {
+    fn add_zone(&mut self, index: usize, zone: &StaticZone) {
         let apex = wire(&zone.origin);
         let complex = zone.records.keys().any(|k| {
             let below_apex = k.name().num_labels() > zone.origin.num_labels();
@@ -180,7 +165,6 @@ impl FastTable {
                 || k.record_type == RecordType::DNAME
                 || (k.record_type == RecordType::NS && below_apex)
         });
-        let zone_soa = Soa::new(zone, soa);
         let mut by_name: HashMap<Vec<u8>, Vec<(RecordType, Vec<&Record>)>> = HashMap::new();
         for (key, set) in &zone.records {
             let name = wire(&Name::from(key.name()));
@@ -198,25 +182,14 @@ impl FastTable {
                 continue;
             }
             self.add_static(&name, &sets);
-            if let Some(soa) = &zone_soa {
-                self.nodata
-                    .insert(name.clone(), soa.negative(name.len(), soa.ttl, 0));
-                // The empty non-terminals between the name and the apex exist too.
-                let mut ent = &name[..];
-                while ent.len() > apex.len() {
-                    ent = &ent[1 + usize::from(ent[0])..];
-                    if ent.len() > apex.len() {
-                        self.nodata
-                            .entry(ent.to_vec())
-                            .or_insert_with(|| soa.negative(ent.len(), soa.ttl, 0));
-                    }
-                }
+            // The name exists, and so do the empty non-terminals between it and the apex.
+            let mut ent = &name[..];
+            while ent.len() > apex.len() {
+                self.names.entry(ent.to_vec()).or_insert(index);
+                ent = &ent[1 + usize::from(ent[0])..];
             }
         }
-        self.zones.push(ZoneNegative {
-            soa: zone_soa.filter(|_| !complex),
-            apex,
-        });
+        self.zones.push(ZoneStatic { apex, complex });
     }
 
     /// One static name's record sets: A, AAAA and TXT prepared, other types left to hickory.
@@ -248,10 +221,38 @@ impl FastTable {
             self.exact.insert(key, prepared);
         }
     }
+}
+
+impl FastTable {
+    /// Prepares the answers of one snapshot over the zones' prepared `statics`. `soas`
+    /// holds each zone's SOA for negative answers, its serial already current.
+    pub(crate) fn build(
+        statics: std::sync::Arc<StaticTable>,
+        zones: &[StaticZone],
+        soas: &[Record],
+        failover: &HashMap<LowerName, FailoverEntry>,
+        sites: std::sync::Arc<Vec<crate::config::Site>>,
+    ) -> FastTable {
+        let soas: Vec<Option<Soa>> = zones
+            .iter()
+            .zip(soas)
+            .map(|(zone, soa)| Soa::new(zone, soa))
+            .collect();
+        let mut table = FastTable {
+            statics,
+            sites,
+            ..FastTable::default()
+        };
+        for (name, entry) in failover {
+            let soa = soas.get(entry.zone).and_then(Option::as_ref);
+            table.add_failover(wire(&Name::from(name)), entry, soa);
+        }
+        table.soas = soas;
+        table
+    }
 
     /// A failover name's published answer (it replaces whatever the zone had there).
     fn add_failover(&mut self, name: Vec<u8>, entry: &FailoverEntry, soa: Option<&Soa>) {
-        self.fallback.remove(&name);
         if let Published::BySite { sites, .. } = &entry.answer {
             // Each site's answer prepared like any failover name's, in a table of its own;
             // the last for clients of no site.
