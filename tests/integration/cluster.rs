@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 
 use crate::cluster_site::{MEMBERS, Site, web_cluster, web_pool};
 use crate::dbs::Pg;
@@ -806,4 +807,98 @@ async fn wait_by_site(site: &Site, expected: &[(Option<&str>, Vec<IpAddr>, Optio
 async fn ask_with_subnet(site: &Site, i: usize, subnet: Option<&str>) -> (Vec<IpAddr>, Option<u8>) {
     let query = subnet_query(WWW, subnet.map(|s| (s.parse().unwrap(), 24)));
     subnet_answer(&site.exchange(i, &query).await)
+}
+
+/// Every member can be a primary of the same secondaries (docs/secondaries.md): each sends
+/// the same zone under the same serial, NOTIFYs its targets of each decision's serial, and
+/// answers an IXFR from a serial of before a failover with the same difference.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_member_is_a_primary_with_the_same_serial_and_differences() {
+    use crate::secondary::{ZONE_NAME, soa_serial, transfer};
+    let Some(mut site) = Site::build() else {
+        return;
+    };
+    site.start_etcd().await;
+    let mut node1 = TcpBackend::start(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    // A NOTIFY target on the host: what each member announces.
+    let target = tokio::net::UdpSocket::bind((site.client_ip(), 0))
+        .await
+        .unwrap();
+    let config = format!(
+        "{}\n[transfer]\nallow = [\"{}/24\"]\nnotify = [\"{}\"]\n",
+        web_pool(&node1, &node2),
+        site.ip(0),
+        target.local_addr().unwrap()
+    );
+    let _members = site
+        .start_members(|i| site.member_config(i, "", &config))
+        .await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+    let primary =
+        |i: usize| -> std::net::SocketAddr { format!("{}:53", site.member_ip(i)).parse().unwrap() };
+    let shape = |records: &[hickory_proto::rr::Record]| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| match r.record_type() {
+                RecordType::SOA => format!("SOA {}", soa_serial(r)),
+                _ => format!("{} {} {}", r.name, r.record_type(), r.data),
+            })
+            .collect()
+    };
+    // The same zone, the same serial, from every member.
+    let zone = shape(&transfer(primary(0), ZONE_NAME, None, None).await.unwrap());
+    for i in [1, 2] {
+        let other = shape(&transfer(primary(i), ZONE_NAME, None, None).await.unwrap());
+        assert_eq!(other, zone, "{}'s zone", MEMBERS[i]);
+    }
+    let before = site.serial(0).await;
+    assert_eq!(zone[0], format!("SOA {before}"));
+    wait_for_notifies(&site, &target, before).await;
+
+    node1.stop().await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    let after = site.serial(0).await;
+    assert!(after > before, "{before} -> {after}");
+    let expected = vec![
+        format!("SOA {after}"),
+        format!("SOA {before}"),
+        format!("{WWW} A {}", node1.ip()),
+        format!("SOA {after}"),
+        format!("{WWW} A {}", node2.ip()),
+        format!("SOA {after}"),
+    ];
+    for i in ALL {
+        assert_eq!(site.serial(i).await, after, "{}'s serial", MEMBERS[i]);
+        let delta = transfer(primary(i), ZONE_NAME, Some(before), None)
+            .await
+            .unwrap();
+        assert_eq!(shape(&delta), expected, "{}'s IXFR", MEMBERS[i]);
+    }
+    wait_for_notifies(&site, &target, after).await;
+}
+
+/// Waits until every member has sent `target` a NOTIFY for `serial`.
+async fn wait_for_notifies(site: &Site, target: &tokio::net::UdpSocket, serial: u32) {
+    let mut from = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + LIMIT;
+    let mut buf = vec![0; 4096];
+    while from.len() < MEMBERS.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(received) = tokio::time::timeout(left, target.recv_from(&mut buf)).await else {
+            panic!("NOTIFYs for {serial} only from {from:?}");
+        };
+        let (len, peer) = received.unwrap();
+        let message = hickory_proto::op::Message::from_vec(&buf[..len]).unwrap();
+        assert_eq!(message.metadata.op_code, hickory_proto::op::OpCode::Notify);
+        let notified = message.answers.first().map(crate::secondary::soa_serial);
+        if notified == Some(serial) {
+            let member = (0..MEMBERS.len())
+                .find(|&i| site.member_ip(i) == peer.ip().to_string())
+                .unwrap_or_else(|| panic!("a NOTIFY from {peer}"));
+            from.insert(member);
+        }
+    }
 }

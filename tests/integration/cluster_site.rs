@@ -434,7 +434,7 @@ impl Site {
         udp_exchange(&socket, server, query).await
     }
 
-    fn client_ip(&self) -> IpAddr {
+    pub fn client_ip(&self) -> IpAddr {
         self.ip(CLIENT).parse().unwrap()
     }
 
