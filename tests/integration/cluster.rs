@@ -723,18 +723,9 @@ async fn by_site_answers_are_agreed_per_site_and_served_by_every_member() {
     site.start_etcd().await;
     let mut dc1 = TcpBackend::start(&site.node_ip(0)).await;
     let dc2 = TcpBackend::start(&site.node_ip(1)).await;
-    let config = format!(
-        "[[site]]\nname = \"dc1\"\nnetworks = [\"10.1.0.0/16\"]\n\n\
-         [[site]]\nname = \"dc2\"\nnetworks = [\"10.2.0.0/16\"]\n\n{}",
-        web_pool(&dc1, &dc2)
-            .replace("port = ", "site = \"dcX\"\nport = ")
-            .replacen("dcX", "dc1", 1)
-            .replacen("dcX", "dc2", 1)
-            .replace(
-                &format!("name = \"{WWW}\""),
-                &format!("name = \"{WWW}\"\nselect = \"healthy\"\nby_site = true")
-            )
-    );
+    let sites = "[[site]]\nname = \"dc1\"\nnetworks = [\"10.1.0.0/16\"]\n\n\
+                 [[site]]\nname = \"dc2\"\nnetworks = [\"10.2.0.0/16\"]\n";
+    let config = crate::sites::web_by_site(&dc1, &dc2, sites, "healthy", "");
     let _members = site
         .start_members(|i| site.member_config(i, "", &config))
         .await;
@@ -758,16 +749,8 @@ async fn by_site_answers_are_agreed_per_site_and_served_by_every_member() {
     let status = site.status(follower).await;
     let sites = &status["records"][0]["sites"];
     assert_eq!(sites[0]["site"], "dc1", "{sites}");
-    assert_eq!(
-        sites[0]["describe"],
-        format!("web1({})", dc1.ip()),
-        "{sites}"
-    );
-    assert_eq!(
-        sites[1]["describe"],
-        format!("web2({})", dc2.ip()),
-        "{sites}"
-    );
+    assert_eq!(sites[0]["describe"], format!("w1({})", dc1.ip()), "{sites}");
+    assert_eq!(sites[1]["describe"], format!("w2({})", dc2.ip()), "{sites}");
 
     dc1.stop().await;
     let fallback = [

@@ -43,7 +43,7 @@ async fn ask_over(
 
 /// `sites` (the `[[site]]` tables), then www over w1 (`dc1`'s node) and w2 (`dc2`'s),
 /// `select` by site, and `extra` after it.
-fn web_by_site(
+pub fn web_by_site(
     dc1: &TcpBackend,
     dc2: &TcpBackend,
     sites: &str,
