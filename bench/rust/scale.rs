@@ -116,15 +116,7 @@ pub async fn scale_benchmark() {
     println!("\n| static records | snapshot build on a failover | hadns RSS |");
     println!("| --- | --- | --- |");
     for statics in [1_000, 10_000, 50_000] {
-        let mut zone = ZONE.to_string();
-        for i in 0..statics {
-            zone += &format!(
-                "host{i} IN A 10.{}.{}.{}\n",
-                i >> 16,
-                (i >> 8) & 255,
-                i & 255
-            );
-        }
+        let zone = zone_with_hosts(statics);
         let text = config(1, 1, port);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("zones")).unwrap();

@@ -24,6 +24,20 @@ mail    IN MX  10 mail.example.internal.
 alias   IN CNAME mail.example.internal.
 ";
 
+/// [`ZONE`] and `hosts` more A records (`host0` ... , 10.x.y.z): a large zone.
+pub fn zone_with_hosts(hosts: usize) -> String {
+    let mut zone = ZONE.to_string();
+    for i in 0..hosts {
+        zone += &format!(
+            "host{i} IN A 10.{}.{}.{}\n",
+            i >> 16,
+            (i >> 8) & 0xff,
+            i & 0xff
+        );
+    }
+    zone
+}
+
 /// Waits for `condition` to hold, checking again every few milliseconds, until `limit`.
 pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut condition: F)
 where
