@@ -26,6 +26,16 @@ pub struct StaticZone {
     pub file_serial: u32,
 }
 
+impl StaticZone {
+    /// The zone's first record key at `name` (of any type), if it has one there: a range
+    /// of the ordered keys (by name, then type), not a scan of the zone.
+    pub fn key_at(&self, name: &LowerName) -> Option<&RrKey> {
+        let types = RrKey::new(name.clone(), RecordType::Unknown(u16::MIN))
+            ..=RrKey::new(name.clone(), RecordType::Unknown(u16::MAX));
+        self.records.range(types).next().map(|(key, _)| key)
+    }
+}
+
 /// Every zone hadns serves.
 #[derive(Debug, Clone, Default)]
 pub struct ZoneSet {
@@ -117,7 +127,7 @@ impl ZoneSet {
                 continue;
             };
             let zone = &self.zones[zone];
-            if let Some(key) = zone.records.keys().find(|k| k.name() == &name) {
+            if let Some(key) = zone.key_at(&name) {
                 problems.push(Problem::new(
                     path,
                     format!(
