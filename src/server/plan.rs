@@ -78,13 +78,18 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         .filter(|old| !present.contains(old))
         .collect();
     removed.sort_unstable();
+    let old_records: HashMap<(&str, &str), usize> = old
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, o)| ((o.name.as_str(), old.pools[o.pool.0].name.as_str()), i))
+        .collect();
     let records = new
         .records
         .iter()
         .map(|record| {
-            old.records.iter().position(|o| {
-                o.name == record.name && old.pools[o.pool.0].name == new.pools[record.pool.0].name
-            })
+            let pool = new.pools[record.pool.0].name.as_str();
+            old_records.get(&(record.name.as_str(), pool)).copied()
         })
         .collect();
     Plan {
