@@ -228,20 +228,7 @@ pub(super) fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> 
 /// a new serial in far less than the ~400 ms it took when both were rebuilt each time.
 #[test]
 fn a_failover_does_not_prepare_the_static_names_again() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    let mut zone = String::from(
-        "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 604800 5\n@ IN NS ns1\nns1 IN A 127.0.0.1\n",
-    );
-    for i in 0..50_000u32 {
-        zone += &format!(
-            "host{i} IN A 10.{}.{}.{}\n",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255
-        );
-    }
-    std::fs::write(dir.path().join("zones/example.internal.zone"), zone).unwrap();
+    let dir = super::test_zones::zone_dir(50_000, "");
     let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
     let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 100, None);
     let up = Published::Addresses(vec!["192.0.2.1".parse().unwrap()]);
@@ -572,22 +559,8 @@ async fn by_site_answers_mean_on_the_fast_path_what_they_mean_on_hickorys() {
 /// sets, under a second. The bound is generous; it catches a scan per record.
 #[test]
 fn many_records_in_a_large_zone_prepare_and_build_quickly() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    let mut zone = String::from(
-        "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 604800 5\n@ IN NS ns1\nns1 IN A 127.0.0.1\n",
-    );
-    for i in 0..50_000u32 {
-        zone += &format!(
-            "host{i} IN A 10.{}.{}.{}\n",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255
-        );
-    }
     // One static name among the subdomains: it is no empty non-terminal.
-    zone += "s7 IN TXT \"static\"\n";
-    std::fs::write(dir.path().join("zones/example.internal.zone"), zone).unwrap();
+    let dir = super::test_zones::zone_dir(50_000, "s7 IN TXT \"static\"\n");
     let mut config = String::from(
         "[dns]\nzones_dir = \"zones\"\n[[pool]]\nname = \"web\"\ncheck = \"tcp\"\n\
          [[pool.node]]\nname = \"w\"\naddress = \"192.0.2.1\"\nport = 1\n",

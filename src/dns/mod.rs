@@ -23,6 +23,8 @@ pub mod rrl;
 mod serial;
 mod snapshot;
 mod tcp;
+#[cfg(test)]
+mod test_zones;
 pub mod tsig;
 mod udp;
 pub mod wire;

@@ -31,16 +31,8 @@ name = "www.example.internal."
 pool = "web"
 "#;
 
-fn builder(extra_records: usize) -> SnapshotBuilder {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    let mut zone =
-        "$TTL 300\n@ IN SOA ns1 hostmaster 42 3600 600 604800 5\n@ IN NS ns1\nns1 IN A 127.0.0.1\n"
-            .to_string();
-    for i in 0..extra_records {
-        zone += &format!("h{i} IN A 10.0.{}.{}\n", i / 256, i % 256);
-    }
-    std::fs::write(dir.path().join("zones/example.internal.zone"), zone).unwrap();
+fn builder(extra_records: u32) -> SnapshotBuilder {
+    let dir = super::test_zones::zone_dir(extra_records, "");
     let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap();
     SnapshotBuilder::new(
         prepared.zones,

@@ -767,20 +767,13 @@ async fn by_site_answers_are_agreed_per_site_and_served_by_every_member() {
 async fn wait_by_site(site: &Site, expected: &[(Option<&str>, Vec<IpAddr>, Option<u8>)]) {
     for i in ALL {
         for (subnet, addresses, scope) in expected {
-            let want = (addresses.clone(), *scope);
-            let deadline = Instant::now() + LIMIT;
-            loop {
-                let got = ask_with_subnet(site, i, *subnet).await;
-                if got == want {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} answers {got:?} to {subnet:?}, not {want:?}",
-                    MEMBERS[i]
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_for_value(
+                LIMIT,
+                &format!("{} to answer {subnet:?}", MEMBERS[i]),
+                &(addresses.clone(), *scope),
+                || ask_with_subnet(site, i, *subnet),
+            )
+            .await;
         }
     }
 }
