@@ -420,6 +420,41 @@ impl Engine {
         }
     }
 
+    /// A `by_site` record's answer for the clients of each site (in `[[site]]` order): the
+    /// selector on the site's own nodes, else on each fallback site's in order; with no site
+    /// left, `on_empty` (or the answer kept while no node is reachable). `None` for a record
+    /// not answered by site, or while its pool's first round is pending.
+    pub fn site_answers(&self, config: &Config, id: RecordId) -> Option<Vec<Answer>> {
+        let record = &config.records[id.0];
+        let all = self.answer(id);
+        if !record.by_site || *all == Answer::Pending {
+            return None;
+        }
+        let pool = &config.pools[record.pool.0];
+        let exhausted = if self.stale_since(id).is_some() {
+            all.clone()
+        } else {
+            match record.on_empty {
+                OnEmpty::Nodata => Answer::Nodata,
+                OnEmpty::Servfail => Answer::Servfail,
+                OnEmpty::All => Answer::Nodes((0..pool.nodes.len()).collect()),
+            }
+        };
+        let sites = config
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(site, spec)| {
+                std::iter::once(site)
+                    .chain(spec.fallback.iter().copied())
+                    .map(|s| self.site_answer(id, |n| pool.nodes[n].site == Some(s)))
+                    .find(|nodes| !nodes.is_empty())
+                    .map_or_else(|| exhausted.clone(), Answer::Nodes)
+            })
+            .collect();
+        Some(sites)
+    }
+
     /// Since when the record's answer has been kept without any reachable node.
     pub fn stale_since(&self, record: RecordId) -> Option<Duration> {
         self.state[record.0].stale_since

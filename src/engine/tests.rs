@@ -1037,3 +1037,52 @@ fn a_site_answer_of_replicas_is_the_sites_fresh_replicas() {
     assert_eq!(e.site_answer(ro, in_b), Vec::<usize>::new());
     assert_eq!(e.site_answer(ro, in_a), vec![1]);
 }
+
+#[test]
+fn site_answers_follow_each_sites_fallback_order() {
+    // n1 in dc1 (falls back to dc3, then dc2), n2 in dc2, n3 in dc3 (default: all others).
+    let c = Config::from_toml(
+        "[[site]]\nname = \"dc1\"\nnetworks = [\"10.1.0.0/16\"]\nfallback = [\"dc3\", \"dc2\"]\n\
+         [[site]]\nname = \"dc2\"\nnetworks = [\"10.2.0.0/16\"]\n\
+         [[site]]\nname = \"dc3\"\nnetworks = [\"10.3.0.0/16\"]\n\
+         [[pool]]\nname = \"p\"\ncheck = \"tcp\"\nfall = 1\n\
+         [[pool.node]]\nname = \"n1\"\naddress = \"10.1.0.1\"\nport = 1\nsite = \"dc1\"\n\
+         [[pool.node]]\nname = \"n2\"\naddress = \"10.2.0.1\"\nport = 1\nsite = \"dc2\"\n\
+         [[pool.node]]\nname = \"n3\"\naddress = \"10.3.0.1\"\nport = 1\nsite = \"dc3\"\n\
+         [[record]]\nname = \"www.example.internal.\"\npool = \"p\"\nselect = \"healthy\"\n\
+         by_site = true\n",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let mut e = Engine::new(&c);
+    let www = RecordId(0);
+    // Pending: nothing per site yet.
+    assert_eq!(e.site_answers(&c, www), None);
+    let observe = |e: &mut Engine, node: usize, ok: bool, at: u64| {
+        let obs = if ok {
+            Observation::up("ok", Duration::ZERO)
+        } else {
+            Observation::down("refused", Duration::ZERO)
+        };
+        e.observe(NodeId::new(0, node), obs, Duration::from_secs(at));
+    };
+    for node in 0..3 {
+        observe(&mut e, node, true, 0);
+    }
+    let nodes = |n: &[usize]| Answer::Nodes(n.to_vec());
+    assert_eq!(
+        e.site_answers(&c, www),
+        Some(vec![nodes(&[0]), nodes(&[1]), nodes(&[2])])
+    );
+    // dc1's node fails: dc1 gets dc3's (its first fallback), dc3's fails too: dc2's.
+    observe(&mut e, 0, false, 1);
+    assert_eq!(
+        e.site_answers(&c, www),
+        Some(vec![nodes(&[2]), nodes(&[1]), nodes(&[2])])
+    );
+    observe(&mut e, 2, false, 2);
+    assert_eq!(
+        e.site_answers(&c, www),
+        Some(vec![nodes(&[1]), nodes(&[1]), nodes(&[1])])
+    );
+}

@@ -721,7 +721,8 @@ fn agreed_records(config: &Config, engine: &Engine, agreed: Option<&Agreed>) -> 
             {
                 return (*kept).clone();
             }
-            let sites = super::publication::site_answers(config, engine, id)
+            let sites = engine
+                .site_answers(config, id)
                 .map(|answers| {
                     config
                         .sites

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tracing::error;
 
-use crate::config::{Config, OnEmpty};
+use crate::config::Config;
 use crate::dns::{Published, Snapshot, SnapshotBuilder, ZoneSet};
 use crate::engine::{Answer, Engine, RecordId};
 
@@ -145,7 +145,7 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
                 }
             };
             let all = addresses(engine.answer(RecordId(i)));
-            match site_answers(config, engine, RecordId(i)) {
+            match engine.site_answers(config, RecordId(i)) {
                 Some(sites) => Published::BySite {
                     all: Box::new(all),
                     sites: sites.iter().map(addresses).collect(),
@@ -154,41 +154,6 @@ pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
             }
         })
         .collect()
-}
-
-/// A `by_site` record's answer for the clients of each site (in `[[site]]` order): the
-/// selector on the site's own nodes, else on each fallback site's in order; with no site
-/// left, `on_empty` (or the answer kept while no node is reachable). `None` for a record
-/// not answered by site, or while its pool's first round is pending.
-pub fn site_answers(config: &Config, engine: &Engine, id: RecordId) -> Option<Vec<Answer>> {
-    let record = &config.records[id.0];
-    let all = engine.answer(id);
-    if !record.by_site || *all == Answer::Pending {
-        return None;
-    }
-    let pool = &config.pools[record.pool.0];
-    let exhausted = if engine.stale_since(id).is_some() {
-        all.clone()
-    } else {
-        match record.on_empty {
-            OnEmpty::Nodata => Answer::Nodata,
-            OnEmpty::Servfail => Answer::Servfail,
-            OnEmpty::All => Answer::Nodes((0..pool.nodes.len()).collect()),
-        }
-    };
-    let sites = config
-        .sites
-        .iter()
-        .enumerate()
-        .map(|(site, spec)| {
-            std::iter::once(site)
-                .chain(spec.fallback.iter().copied())
-                .map(|s| engine.site_answer(id, |n| pool.nodes[n].site == Some(s)))
-                .find(|nodes| !nodes.is_empty())
-                .map_or_else(|| exhausted.clone(), Answer::Nodes)
-        })
-        .collect();
-    Some(sites)
 }
 
 pub fn unix_now() -> u32 {
