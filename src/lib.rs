@@ -83,6 +83,7 @@ pub fn prepare_str(text: &str, base: &Path) -> Result<Prepared, Vec<config::Prob
     match ZoneSet::load(&config.dns.zones_dir) {
         Ok(zones) => {
             problems.extend(zones.check_records(&config));
+            problems.extend(zones.check_transfer(&config));
             if problems.is_empty() {
                 return Ok(Prepared {
                     config,

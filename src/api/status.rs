@@ -61,6 +61,52 @@ pub struct Status {
     /// `[cluster]`: this member, the leader, every member's view; absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
+    /// NOTIFY to secondaries: one entry per (target, zone) announced to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyStatus>,
+}
+
+/// Where the NOTIFYs of one zone to one secondary stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyState {
+    /// The target acknowledged the current serial.
+    Acknowledged,
+    /// Sent, or about to be; no answer yet.
+    Pending,
+    /// The last attempt failed (no answer, an error answer, a bad signature); retried with
+    /// backoff.
+    Failing,
+    /// The target answered NOTAUTH, REFUSED or NOTIMP: it does not carry the zone (or does
+    /// not take this key). Sent once per later serial only.
+    NotServed,
+}
+
+impl fmt::Display for NotifyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotifyState::Acknowledged => "acknowledged",
+            NotifyState::Pending => "pending",
+            NotifyState::Failing => "failing",
+            NotifyState::NotServed => "not_served",
+        })
+    }
+}
+
+/// One (target, zone) of NOTIFY.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyStatus {
+    pub target: String,
+    pub zone: String,
+    pub state: NotifyState,
+    /// The serial being announced.
+    pub serial: u32,
+    /// The last serial the target acknowledged.
+    #[serde(default)]
+    pub acknowledged: Option<u32>,
+    /// The last problem (the answer or the error), until an acknowledgement.
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 /// Cluster mode as this member sees it.

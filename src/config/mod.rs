@@ -31,7 +31,7 @@ pub use cluster::{Cluster, OnLost, Tls};
 pub use fields::{normalize_name, parse_duration};
 pub use network::Network;
 pub use site::{Site, site_of};
-pub use transfer::{Transfer, TsigAlgorithm, TsigKey};
+pub use transfer::{Transfer, TsigAlgorithm, TsigKey, ZoneNotify};
 
 // === typed configuration ===
 

@@ -15,6 +15,14 @@ pub(super) struct RawTransfer {
     allow: Option<Vec<String>>,
     notify: Option<Vec<String>>,
     key: Option<String>,
+    #[serde(default)]
+    zone: Vec<RawTransferZone>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawTransferZone {
+    name: Option<String>,
+    notify: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -34,6 +42,20 @@ pub struct Transfer {
     /// Transfers (and the queries of a secondary that signs them) and NOTIFY must be
     /// signed with this key.
     pub key: Option<TsigKey>,
+    /// `[[transfer.zone]]`: zones whose NOTIFY targets are their own list instead of
+    /// `notify` (as BIND's per-zone `also-notify` and Knot's per-zone `notify`).
+    pub zones: Vec<ZoneNotify>,
+}
+
+/// One `[[transfer.zone]]`: the NOTIFY targets of one zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneNotify {
+    /// The zone's origin, lower case with the final dot (`example.internal.`).
+    pub name: String,
+    /// Where its NOTIFYs go; empty: nowhere.
+    pub notify: Vec<SocketAddr>,
+    /// Its place in the file, for messages (`transfer.zone[0]`).
+    pub path: String,
 }
 
 /// One `[[tsig]]` key.
@@ -155,22 +177,29 @@ pub(super) fn validate_transfer(
             Err(message) => problems.push(Problem::new(format!("transfer.allow[{i}]"), message)),
         }
     }
-    let mut notify = Vec::new();
-    for (i, entry) in raw.notify.unwrap_or_default().iter().enumerate() {
-        let parsed = entry
-            .parse::<SocketAddr>()
-            .or_else(|_| entry.parse::<IpAddr>().map(|a| SocketAddr::new(a, 53)));
-        match parsed {
-            Ok(target) if notify.contains(&target) => problems.push(Problem::new(
-                format!("transfer.notify[{i}]"),
-                format!("{target} is listed twice"),
-            )),
-            Ok(target) => notify.push(target),
-            Err(_) => problems.push(Problem::new(
-                format!("transfer.notify[{i}]"),
-                format!("{entry:?} is not an address such as \"10.0.1.53\" or \"10.0.1.53:53\""),
-            )),
+    let notify = targets(raw.notify.unwrap_or_default(), "transfer.notify", problems);
+    let mut zones: Vec<ZoneNotify> = Vec::new();
+    for (i, zone) in raw.zone.into_iter().enumerate() {
+        let path = format!("transfer.zone[{i}]");
+        let Some(name) = required(zone.name, &format!("{path}.name"), problems) else {
+            continue;
+        };
+        let name = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        if zones.iter().any(|z| z.name == name) {
+            problems.push(Problem::new(
+                format!("{path}.name"),
+                format!("zone {name:?} is listed twice"),
+            ));
         }
+        let Some(notify) = zone.notify else {
+            problems.push(Problem::new(
+                format!("{path}.notify"),
+                "missing (an empty list sends this zone no NOTIFY)",
+            ));
+            continue;
+        };
+        let notify = targets(notify, &format!("{path}.notify"), problems);
+        zones.push(ZoneNotify { name, notify, path });
     }
     let key = raw.key.and_then(|name| {
         let key = keys.iter().find(|k| k.name == name).cloned();
@@ -182,5 +211,32 @@ pub(super) fn validate_transfer(
         }
         key
     });
-    Transfer { allow, notify, key }
+    Transfer {
+        allow,
+        notify,
+        key,
+        zones,
+    }
+}
+
+/// NOTIFY targets: addresses, port 53 unless given, each once.
+fn targets(entries: Vec<String>, path: &str, problems: &mut Vec<Problem>) -> Vec<SocketAddr> {
+    let mut notify = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let parsed = entry
+            .parse::<SocketAddr>()
+            .or_else(|_| entry.parse::<IpAddr>().map(|a| SocketAddr::new(a, 53)));
+        match parsed {
+            Ok(target) if notify.contains(&target) => problems.push(Problem::new(
+                format!("{path}[{i}]"),
+                format!("{target} is listed twice"),
+            )),
+            Ok(target) => notify.push(target),
+            Err(_) => problems.push(Problem::new(
+                format!("{path}[{i}]"),
+                format!("{entry:?} is not an address such as \"10.0.1.53\" or \"10.0.1.53:53\""),
+            )),
+        }
+    }
+    notify
 }

@@ -1,24 +1,28 @@
-//! NOTIFY (RFC 1996) to the secondaries `[transfer] notify` lists, on every serial change.
+//! NOTIFY (RFC 1996) to the secondaries `[transfer] notify` lists (or a zone's own list,
+//! `[[transfer.zone]]`), on every serial change.
 //!
-//! One task per target. It reads what to announce from the current snapshot (zones, their
-//! SOA, the targets and the key: a reload changes them like any answer) and, for each zone
-//! whose serial differs from the last one the target acknowledged, sends a NOTIFY for the
-//! **latest** serial and waits for the answer: 1 s, then twice as long per attempt up to
-//! 30 s, until acknowledged (after an error such as port unreachable, a newer serial is
-//! sent without waiting the backoff out, at most once per [`HOLD`]). Changes while a NOTIFY is outstanding are not sent on their
-//! own: the next NOTIFY carries the latest serial. After an acknowledgement the target gets
-//! no other NOTIFY for that zone for [`HOLD`], so a burst of changes costs a few NOTIFYs
-//! (and transfers), never a storm. Every zone is announced once the first round of checks has
-//! given every failover name an answer (before that, transfers are not served either).
+//! One task per target, with one socket. It reads what to announce from the current
+//! snapshot (zones, their SOA, the targets and the key: a reload changes them like any
+//! answer); *when* each zone is sent is [`schedule::Schedule`]'s decision, per zone and
+//! independent of every other zone: one zone that the target refuses, ignores or answers
+//! slowly never holds up another (several zones' NOTIFYs are outstanding at once, told
+//! apart by message id). The latest serial is the one sent; retries back off from 1 s to
+//! 30 s; after an answer the zone waits [`HOLD`], so a burst of changes costs a few NOTIFYs
+//! (and transfers), never a storm. A target that answers NOTAUTH, REFUSED or NOTIMP does
+//! not carry the zone: it is said once (log, `hadns_notifies_total{result="not_served"}`,
+//! `/status`) and sent one NOTIFY per later serial only. Every zone is announced once the
+//! first round of checks has given every failover name an answer (before that, transfers
+//! are not served either).
 
-use std::collections::HashMap;
+mod schedule;
+
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::rr::{Record, RecordType};
 use prometheus::IntCounterVec;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -26,14 +30,32 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use schedule::HOLD;
+use schedule::{Answer, Report, Schedule};
+
 use super::snapshot::Snapshot;
 use super::tsig;
+use crate::api::status::NotifyStatus;
 
-/// The first attempt's wait for an answer; each later one waits twice as long.
-const FIRST_WAIT: Duration = Duration::from_secs(1);
-const LONGEST_WAIT: Duration = Duration::from_secs(30);
-/// After an acknowledged NOTIFY, the next one for the same zone waits at least this long.
-pub const HOLD: Duration = Duration::from_millis(250);
+/// Where every (target, zone) stands, for `/status`; written by the NOTIFY tasks.
+#[derive(Default, Clone)]
+pub struct Board(Arc<Mutex<BTreeMap<SocketAddr, Vec<NotifyStatus>>>>);
+
+impl Board {
+    /// Every (target, zone), by target then zone.
+    pub fn statuses(&self) -> Vec<NotifyStatus> {
+        let board = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        board.values().flatten().cloned().collect()
+    }
+
+    fn set(&self, target: SocketAddr, statuses: Option<Vec<NotifyStatus>>) {
+        let mut board = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match statuses {
+            Some(statuses) => board.insert(target, statuses),
+            None => board.remove(&target),
+        };
+    }
+}
 
 /// Runs the NOTIFY tasks until `shutdown`. `published` changes after every snapshot
 /// stored; `counters` is `hadns_notifies_total{target, result}`.
@@ -41,6 +63,7 @@ pub async fn run(
     store: Arc<ArcSwap<Snapshot>>,
     mut published: watch::Receiver<()>,
     counters: IntCounterVec,
+    board: Board,
     shutdown: CancellationToken,
 ) {
     let mut running: HashMap<SocketAddr, CancellationToken> = HashMap::new();
@@ -51,6 +74,7 @@ pub async fn run(
             let keep = targets.contains(target);
             if !keep {
                 stop.cancel();
+                board.set(*target, None);
             }
             keep
         });
@@ -62,6 +86,7 @@ pub async fn run(
                     store.clone(),
                     published.clone(),
                     counters.clone(),
+                    board.clone(),
                     stop.clone(),
                 ));
                 stop
@@ -76,20 +101,29 @@ pub async fn run(
     tasks.shutdown().await;
 }
 
+/// Every target some zone is announced to.
 fn targets(snapshot: &Snapshot) -> Vec<SocketAddr> {
-    snapshot
-        .transfer
-        .as_ref()
-        .map(|t| t.policy.notify.clone())
-        .unwrap_or_default()
+    let Some(transfer) = &snapshot.transfer else {
+        return Vec::new();
+    };
+    let mut targets: Vec<SocketAddr> = transfer
+        .zones
+        .iter()
+        .flat_map(|z| transfer.policy.notify_of(&z.origin).iter().copied())
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets
 }
 
-/// One target: every zone's latest serial, until acknowledged.
+/// One target: each of its zones' latest serial, until acknowledged, each zone on its own
+/// schedule.
 async fn notify_target(
     target: SocketAddr,
     store: Arc<ArcSwap<Snapshot>>,
     mut published: watch::Receiver<()>,
     counters: IntCounterVec,
+    board: Board,
     stop: CancellationToken,
 ) {
     let label = target.to_string();
@@ -110,87 +144,124 @@ async fn notify_target(
         warn!(%target, %error, "cannot reach the NOTIFY target; none will be sent");
         return;
     }
-    let mut acknowledged: HashMap<LowerName, (u32, tokio::time::Instant)> = HashMap::new();
-    let mut attempts: HashMap<LowerName, u32> = HashMap::new();
+    let mut schedule = Schedule::default();
+    // The request MAC (and key) of each signed NOTIFY outstanding, to check its answer.
+    let mut signed: HashMap<u16, (tsig::Key, Vec<u8>)> = HashMap::new();
+    let mut buf = vec![0u8; 4096];
     loop {
         let snapshot = store.load_full();
         let Some(transfer) = snapshot.transfer.as_ref() else {
             return;
         };
-        if !transfer.complete {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                changed = published.changed() => if changed.is_err() { return },
-            }
-            continue;
-        }
-        let now = tokio::time::Instant::now();
-        // The first zone that needs a NOTIFY now, and when the next one held back may go.
-        let mut due = None;
-        let mut next_hold: Option<tokio::time::Instant> = None;
-        for zone in &transfer.zones {
-            let serial = serial_of(&zone.soa);
-            match acknowledged.get(&zone.origin) {
-                Some((acked, _)) if *acked == serial => {}
-                Some((_, at)) if now < *at + HOLD => {
-                    let at = *at + HOLD;
-                    next_hold = Some(next_hold.map_or(at, |n| n.min(at)));
+        let mut reports = Vec::new();
+        if transfer.complete {
+            let now = tokio::time::Instant::now();
+            schedule.set_serials(
+                transfer
+                    .zones
+                    .iter()
+                    .filter(|z| transfer.policy.notify_of(&z.origin).contains(&target))
+                    .map(|z| (z.origin.clone(), serial_of(&z.soa))),
+            );
+            for send in schedule.due(now, rand::random) {
+                // `due` only names zones of this snapshot.
+                let Some(zone) = transfer.zone(&send.zone) else {
+                    continue;
+                };
+                let key = transfer.policy.key.as_ref();
+                count("sent");
+                let failed = match message(&zone.soa, send.id, key) {
+                    Ok((bytes, mac)) => match socket.send(&bytes).await {
+                        Ok(_) => {
+                            if let (Some(key), Some(mac)) = (key, mac) {
+                                signed.insert(send.id, (key.clone(), mac));
+                            }
+                            None
+                        }
+                        Err(e) => Some(format!("cannot send: {e}")),
+                    },
+                    Err(problem) => Some(problem),
+                };
+                if let Some(problem) = failed {
+                    reports.extend(schedule.answered(send.id, Answer::Failed(problem), now));
                 }
-                _ => {
-                    due = Some(zone);
-                    break;
-                }
             }
         }
-        let Some(zone) = due else {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                changed = published.changed() => if changed.is_err() { return },
-                _ = sleep_until(next_hold) => {}
-            }
-            continue;
-        };
-        let serial = serial_of(&zone.soa);
-        let attempt = attempts.entry(zone.origin.clone()).or_insert(0);
-        let wait = FIRST_WAIT
-            .saturating_mul(1 << (*attempt).min(5))
-            .min(LONGEST_WAIT);
-        *attempt += 1;
-        let key = transfer.policy.key.clone();
-        count("sent");
-        let sent = tokio::time::Instant::now();
-        let result = tokio::select! {
+        reports.extend(tokio::select! {
             _ = stop.cancelled() => return,
-            result = exchange(&socket, &zone.soa, key.as_ref(), wait) => result,
-        };
-        if result.is_err() {
-            // The rest of this attempt's wait (a target that refused is not flooded),
-            // unless a newer serial comes: that is sent at once, at most once per HOLD (a
-            // secondary that was down when the last change was announced learns the next
-            // one without waiting out the backoff).
-            published.borrow_and_update();
-            let until = sent + wait;
-            let newer = async {
-                tokio::time::sleep_until(sent + HOLD).await;
-                let _ = published.changed().await;
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep_until(until) => {}
-                _ = newer => {}
+            changed = published.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                Vec::new()
             }
+            received = socket.recv(&mut buf) => {
+                let now = tokio::time::Instant::now();
+                match received {
+                    Ok(len) => read_answer(&buf[..len], &signed)
+                        .and_then(|(id, answer)| schedule.answered(id, answer, now))
+                        .into_iter()
+                        .collect(),
+                    // An ICMP error: the target is unreachable, for every zone.
+                    Err(e) => schedule.unreachable(&format!("no answer: {e}"), now),
+                }
+            }
+            _ = sleep_until(schedule.next_wake(tokio::time::Instant::now())) => {
+                schedule.expire(tokio::time::Instant::now())
+            }
+        });
+        signed.retain(|id, _| schedule.is_outstanding(*id));
+        for report in reports {
+            log(target, &report, &count);
         }
-        match result {
-            Ok(()) => {
-                count("acknowledged");
-                let attempts = attempts.remove(&zone.origin).unwrap_or(1);
-                info!(%target, zone = %zone.origin, serial, attempts, "notify acknowledged");
-                acknowledged.insert(zone.origin.clone(), (serial, tokio::time::Instant::now()));
-            }
-            Err(problem) => {
-                count("failed");
-                warn!(%target, zone = %zone.origin, serial, attempt = *attempt, %problem, "notify not acknowledged; retrying");
-            }
+        board.set(
+            target,
+            Some(
+                schedule
+                    .states()
+                    .map(
+                        |(zone, serial, acknowledged, state, problem)| NotifyStatus {
+                            target: label.clone(),
+                            zone: zone.to_string(),
+                            state,
+                            serial,
+                            acknowledged,
+                            problem: problem.map(str::to_string),
+                        },
+                    )
+                    .collect(),
+            ),
+        );
+    }
+}
+
+/// One zone's outcome in the log and the counters.
+fn log(target: SocketAddr, report: &Report, count: &impl Fn(&str)) {
+    match report {
+        Report::Acknowledged {
+            zone,
+            serial,
+            attempts,
+        } => {
+            count("acknowledged");
+            info!(%target, %zone, serial, attempts, "notify acknowledged");
+        }
+        Report::NotServed {
+            zone,
+            serial,
+            answer,
+        } => {
+            count("not_served");
+            warn!(%target, %zone, serial, %answer, "the NOTIFY target does not serve this zone; it gets one NOTIFY per later serial only");
+        }
+        Report::Failed {
+            zone,
+            serial,
+            attempt,
+            problem,
+        } => {
+            count("failed");
+            warn!(%target, %zone, serial, attempt, %problem, "notify not acknowledged; retrying");
         }
     }
 }
@@ -209,57 +280,46 @@ fn serial_of(soa: &Record) -> u32 {
     }
 }
 
-/// Sends one NOTIFY for `soa`'s zone and serial and waits up to `wait` for its answer.
-async fn exchange(
-    socket: &UdpSocket,
+/// A NOTIFY for `soa`'s zone and serial with message id `id`, signed with `key` when
+/// given (then with its request MAC).
+fn message(
     soa: &Record,
+    id: u16,
     key: Option<&tsig::Key>,
-    wait: Duration,
-) -> Result<(), String> {
-    let id: u16 = rand::random();
+) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
     message.metadata.authoritative = true;
     message.add_query(Query::query(soa.name.clone(), RecordType::SOA));
     message.add_answer(soa.clone());
     let mut bytes = message.to_vec().map_err(|e| e.to_string())?;
-    let request_mac = match key {
+    let mac = match key {
         Some(key) => Some(key.sign_request(&mut bytes)?),
         None => None,
     };
-    let deadline = tokio::time::Instant::now() + wait;
-    let outcome = async {
-        socket
-            .send(&bytes)
-            .await
-            .map_err(|e| format!("cannot send: {e}"))?;
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let len = socket
-                .recv(&mut buf)
-                .await
-                .map_err(|e| format!("no answer: {e}"))?;
-            let answer = &buf[..len];
-            let Ok(response) = Message::from_vec(answer) else {
-                continue;
-            };
-            if response.metadata.id != id
-                || response.metadata.message_type != MessageType::Response
-                || response.metadata.op_code != OpCode::Notify
-            {
-                continue;
-            }
-            if response.metadata.response_code != ResponseCode::NoError {
-                return Err(format!("answered {}", response.metadata.response_code));
-            }
-            if let (Some(key), Some(mac)) = (key, &request_mac) {
-                key.verify_response(answer, mac)
-                    .map_err(|e| format!("the answer's signature: {e}"))?;
-            }
-            return Ok(());
-        }
-    };
-    match tokio::time::timeout_at(deadline, outcome).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer in {wait:?}")),
+    Ok((bytes, mac))
+}
+
+/// The answer a datagram from the target carries, and to which NOTIFY (by id); `None` for
+/// anything that is not a NOTIFY response. The answer to a signed NOTIFY must be signed in
+/// turn (RFC 8945), except a refusal of the signature itself, which cannot be.
+fn read_answer(bytes: &[u8], signed: &HashMap<u16, (tsig::Key, Vec<u8>)>) -> Option<(u16, Answer)> {
+    let response = Message::from_vec(bytes).ok()?;
+    let metadata = &response.metadata;
+    if metadata.message_type != MessageType::Response || metadata.op_code != OpCode::Notify {
+        return None;
     }
+    let answer = match metadata.response_code {
+        ResponseCode::NoError => match signed.get(&metadata.id) {
+            Some((key, mac)) => match key.verify_response(bytes, mac) {
+                Ok(_) => Answer::Acknowledged,
+                Err(e) => Answer::Failed(format!("the answer's signature: {e}")),
+            },
+            None => Answer::Acknowledged,
+        },
+        code @ (ResponseCode::NotAuth | ResponseCode::Refused | ResponseCode::NotImp) => {
+            Answer::NotServed(code.to_string())
+        }
+        code => Answer::Failed(format!("answered {code}")),
+    };
+    Some((metadata.id, answer))
 }

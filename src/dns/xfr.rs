@@ -25,8 +25,9 @@ pub(super) const MESSAGE_SOFT_LIMIT: usize = 16 * 1024;
 pub struct Policy {
     allow: Vec<config::Network>,
     pub key: Option<tsig::Key>,
-    /// Where NOTIFY goes.
-    pub notify: Vec<std::net::SocketAddr>,
+    /// Where NOTIFY goes: `[transfer] notify`, unless the zone has its own list.
+    notify: Vec<std::net::SocketAddr>,
+    zone_notify: Vec<config::ZoneNotify>,
 }
 
 impl Policy {
@@ -34,12 +35,22 @@ impl Policy {
         Policy {
             allow: transfer.allow.clone(),
             notify: transfer.notify.clone(),
+            zone_notify: transfer.zones.clone(),
             // The config checked the key's name and secret.
             key: transfer
                 .key
                 .as_ref()
                 .map(|k| tsig::Key::new(k).expect("a validated tsig key")),
         }
+    }
+
+    /// The NOTIFY targets of the zone `origin`.
+    pub fn notify_of(&self, origin: &hickory_proto::rr::LowerName) -> &[std::net::SocketAddr] {
+        let origin = origin.to_string();
+        self.zone_notify
+            .iter()
+            .find(|z| z.name.eq_ignore_ascii_case(&origin))
+            .map_or(&self.notify, |z| &z.notify)
     }
 
     pub fn allows(&self, address: IpAddr) -> bool {

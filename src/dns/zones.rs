@@ -141,6 +141,38 @@ impl ZoneSet {
         }
         problems
     }
+
+    /// Checks that every `[[transfer.zone]]` names a zone hadns serves.
+    pub fn check_transfer(&self, config: &Config) -> Vec<Problem> {
+        let Some(transfer) = &config.transfer else {
+            return Vec::new();
+        };
+        let loaded: Vec<String> = self
+            .zones
+            .iter()
+            .map(|z| z.origin.to_string().to_ascii_lowercase())
+            .collect();
+        transfer
+            .zones
+            .iter()
+            .filter(|z| !loaded.contains(&z.name))
+            .map(|z| {
+                Problem::new(
+                    format!("{}.name", z.path),
+                    format!(
+                        "{} is not a zone loaded from {} (loaded: {})",
+                        z.name,
+                        config.dns.zones_dir.display(),
+                        if loaded.is_empty() {
+                            "none".to_string()
+                        } else {
+                            loaded.join(", ")
+                        }
+                    ),
+                )
+            })
+            .collect()
+    }
 }
 
 /// The largest zone file read: far above the 50,000 records (about 2.5 MB) a zone of

@@ -44,6 +44,7 @@ impl Supervisor {
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
             config_loaded: self.config_loaded,
             fences: &self.outbox.last,
+            notify: self.notify.statuses(),
         });
         self.cluster_status(&mut status);
         status

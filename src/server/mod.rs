@@ -167,10 +167,12 @@ async fn run(
         shutdown.clone(),
     ));
     let mut tasks = JoinSet::new();
+    let notify = crate::dns::notify::Board::default();
     tasks.spawn(crate::dns::notify::run(
         publication.store(),
         publication.subscribe(),
         shared.metrics.notifies.clone(),
+        notify.clone(),
         shutdown.clone(),
     ));
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
@@ -212,6 +214,7 @@ async fn run(
         token: shared.token,
         drains: Drains::new(prepared.drained, drain_file),
         cluster,
+        notify,
     };
     sup.start(&mut tasks).await;
 
@@ -285,6 +288,8 @@ struct Supervisor {
     all_ready: bool,
     /// `[cluster]`: the member task and, while leading, the leader's engine.
     cluster: Option<cluster::ClusterSide>,
+    /// Where the NOTIFYs to each secondary stand (written by the NOTIFY tasks).
+    notify: crate::dns::notify::Board,
 }
 
 impl Supervisor {

@@ -45,6 +45,8 @@ pub struct Context<'a> {
     pub config_loaded: Duration,
     /// The last fence per (pool, node) name.
     pub fences: &'a std::collections::HashMap<(String, String), FenceStatus>,
+    /// NOTIFY per (target, zone).
+    pub notify: Vec<NotifyStatus>,
 }
 
 pub fn build(cx: &Context<'_>) -> Status {
@@ -88,6 +90,7 @@ pub fn build(cx: &Context<'_>) -> Status {
         records,
         pools,
         cluster: None,
+        notify: cx.notify.clone(),
     }
 }
 
