@@ -9,7 +9,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::api::status::{Health, Role, Status};
+use crate::api::status::{Health, NotifyState, Role, Status};
 
 /// Response codes counted separately; anything else is `other`.
 const RCODES: [&str; 7] = [
@@ -160,6 +160,7 @@ pub struct Metrics {
     node_drained: IntGaugeVec,
     record_nodes: IntGaugeVec,
     zone_serial: IntGaugeVec,
+    notify_state: IntGaugeVec,
     cluster: IntGaugeVec,
     /// Cluster mode: from the leader's decision to its being served here.
     pub decision_served: prometheus::Histogram,
@@ -262,7 +263,8 @@ impl Metrics {
             notifies: counter(
                 "notifies_total",
                 "NOTIFY messages to secondaries, by target and result (sent, acknowledged, \
-                 failed: no or a bad answer in time).",
+                 not_served: answered NOTAUTH, REFUSED, NOTIMP or NXDOMAIN, failed: no or a bad answer \
+                 in time).",
                 &["target", "result"],
             ),
             transitions: counter(
@@ -316,6 +318,12 @@ impl Metrics {
                 &["record"],
             ),
             zone_serial: gauge("zone_serial", "The zone's current SOA serial.", &["zone"]),
+            notify_state: gauge(
+                "notify_state",
+                "1 for where the NOTIFYs of a zone to a secondary stand (acknowledged, pending, \
+                 failing, not_served), 0 for the other states.",
+                &["target", "zone", "state"],
+            ),
             registry,
         }
     }
@@ -395,6 +403,19 @@ impl Metrics {
             self.zone_serial
                 .with_label_values(&[zone.name.as_str()])
                 .set(i64::from(zone.serial));
+        }
+        self.notify_state.reset();
+        for n in &status.notify {
+            for state in [
+                NotifyState::Acknowledged,
+                NotifyState::Pending,
+                NotifyState::Failing,
+                NotifyState::NotServed,
+            ] {
+                self.notify_state
+                    .with_label_values(&[n.target.as_str(), n.zone.as_str(), &state.to_string()])
+                    .set(i64::from(n.state == state));
+            }
         }
         self.cluster.reset();
         if let Some(c) = &status.cluster {

@@ -195,6 +195,28 @@ pub fn format_status(status: &Status) -> String {
         nodes.extend(pool.nodes.iter().map(|n| node_row(&pool.name, n)));
     }
     out.push_str(&table(&nodes));
+    if !status.notify.is_empty() {
+        let mut notify = vec![vec![
+            "NOTIFY TARGET".into(),
+            "ZONE".into(),
+            "STATE".into(),
+            "SERIAL".into(),
+            "ACKNOWLEDGED".into(),
+            "PROBLEM".into(),
+        ]];
+        for n in &status.notify {
+            notify.push(vec![
+                n.target.clone(),
+                n.zone.clone(),
+                n.state.to_string(),
+                n.serial.to_string(),
+                n.acknowledged.map_or("-".into(), |a| a.to_string()),
+                n.problem.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table(&notify));
+    }
     if let Some(cluster) = &status.cluster {
         out.push('\n');
         out.push_str(&format_cluster(cluster));

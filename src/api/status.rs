@@ -77,7 +77,7 @@ pub enum NotifyState {
     /// The last attempt failed (no answer, an error answer, a bad signature); retried with
     /// backoff.
     Failing,
-    /// The target answered NOTAUTH, REFUSED or NOTIMP: it does not carry the zone (or does
+    /// The target answered NOTAUTH, REFUSED, NOTIMP or NXDOMAIN: it does not carry the zone (or does
     /// not take this key). Sent once per later serial only.
     NotServed,
 }

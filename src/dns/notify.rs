@@ -8,8 +8,8 @@
 //! slowly never holds up another (several zones' NOTIFYs are outstanding at once, told
 //! apart by message id). The latest serial is the one sent; retries back off from 1 s to
 //! 30 s; after an answer the zone waits [`HOLD`], so a burst of changes costs a few NOTIFYs
-//! (and transfers), never a storm. A target that answers NOTAUTH, REFUSED or NOTIMP does
-//! not carry the zone: it is said once (log, `hadns_notifies_total{result="not_served"}`,
+//! (and transfers), never a storm. A target that answers NOTAUTH, REFUSED, NOTIMP or NXDOMAIN
+//! (Knot, for a zone it does not carry) does not carry the zone: it is said once (log, `hadns_notifies_total{result="not_served"}`,
 //! `/status`) and sent one NOTIFY per later serial only. Every zone is announced once the
 //! first round of checks has given every failover name an answer (before that, transfers
 //! are not served either).
@@ -316,9 +316,10 @@ fn read_answer(bytes: &[u8], signed: &HashMap<u16, (tsig::Key, Vec<u8>)>) -> Opt
             },
             None => Answer::Acknowledged,
         },
-        code @ (ResponseCode::NotAuth | ResponseCode::Refused | ResponseCode::NotImp) => {
-            Answer::NotServed(code.to_string())
-        }
+        code @ (ResponseCode::NotAuth
+        | ResponseCode::Refused
+        | ResponseCode::NotImp
+        | ResponseCode::NXDomain) => Answer::NotServed(code.to_string()),
         code => Answer::Failed(format!("answered {code}")),
     };
     Some((metadata.id, answer))

@@ -18,6 +18,7 @@ mod hooks;
 mod hostile;
 mod mysql;
 mod netns;
+mod notify_zones;
 mod postgres;
 mod privileges;
 mod raw;

@@ -34,6 +34,8 @@ pub struct Primary {
     pub ports: Vec<u16>,
     key: Option<Key>,
     zone: String,
+    /// More zone files (origin, text) beside `example.internal`'s.
+    zones: Vec<(String, String)>,
     listen: String,
     _state: tempfile::TempDir,
 }
@@ -47,6 +49,20 @@ impl Primary {
         pool_extra: &str,
         zone: &str,
     ) -> Primary {
+        Primary::start_zones(web, notify, key, pool_extra, zone, &[], "").await
+    }
+
+    /// [`Primary::start`] with more zones (origin, text) and more `[transfer]` tables
+    /// (`[[transfer.zone]]`).
+    pub async fn start_zones(
+        web: &[&TcpBackend],
+        notify: usize,
+        key: Option<&Key>,
+        pool_extra: &str,
+        zone: &str,
+        zones: &[(&str, &str)],
+        transfer_extra: &str,
+    ) -> Primary {
         let state = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..notify).map(|_| Secondary::port()).collect();
         let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
@@ -56,29 +72,45 @@ impl Primary {
             targets.join(", ")
         );
         if let Some(key) = key {
+            config += &format!("key = \"{}\"\n", key.name);
+        }
+        config += transfer_extra;
+        if let Some(key) = key {
             config += &format!(
-                "key = \"{}\"\n\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
-                key.name, key.name
+                "\n[[tsig]]\nname = \"{}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n",
+                key.name
             );
         }
         config += "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\n";
         config += &tcp_pool_config(web, &format!("interval = \"100ms\"\n{pool_extra}"), "");
         let listen = format!("127.0.0.1:{}", free_port("127.0.0.1".parse().unwrap()));
-        let hadns = Primary::run(&config, zone, &listen, key).await;
+        let zones: Vec<(String, String)> = zones
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.to_string()))
+            .collect();
+        let hadns = Primary::run(&config, zone, &zones, &listen, key).await;
         Primary {
             hadns,
             config,
             ports,
             key: key.cloned(),
             zone: zone.to_string(),
+            zones,
             listen,
             _state: state,
         }
     }
 
     /// hadns with `config`, its key's secret file and the admin token.
-    async fn run(config: &str, zone: &str, listen: &str, key: Option<&Key>) -> Hadns {
+    async fn run(
+        config: &str,
+        zone: &str,
+        zones: &[(String, String)],
+        listen: &str,
+        key: Option<&Key>,
+    ) -> Hadns {
         let secret = key.map(|k| k.secret.clone());
+        let zones = zones.to_vec();
         Hadns::start_env(
             config,
             zone,
@@ -86,6 +118,9 @@ impl Primary {
             &[("RUST_LOG", TEST_LOG)],
             move |dir| {
                 use std::os::unix::fs::PermissionsExt;
+                for (origin, text) in zones {
+                    std::fs::write(dir.join("zones").join(format!("{origin}zone")), text).unwrap();
+                }
                 let mut files = vec![("admin.token", ADMIN_TOKEN.to_string())];
                 if let Some(secret) = secret {
                     files.push(("xfr.key", secret));
@@ -103,10 +138,27 @@ impl Primary {
 
     /// Stops hadns and starts it again: same config, port and serial file.
     pub async fn restart(self) -> Primary {
+        self.restart_with(async {}).await.0
+    }
+
+    /// Stops hadns, awaits `between` while it is down, and starts it again: same config,
+    /// port and serial file.
+    pub async fn restart_with<T>(
+        self,
+        between: impl std::future::Future<Output = T>,
+    ) -> (Primary, T) {
         let Primary { hadns, .. } = self;
         let _ = hadns.stop().await;
-        let hadns = Primary::run(&self.config, &self.zone, &self.listen, self.key.as_ref()).await;
-        Primary { hadns, ..self }
+        let between = between.await;
+        let hadns = Primary::run(
+            &self.config,
+            &self.zone,
+            &self.zones,
+            &self.listen,
+            self.key.as_ref(),
+        )
+        .await;
+        (Primary { hadns, ..self }, between)
     }
 
     /// Replaces its config (on its own port) and reloads; the reload's outcome.

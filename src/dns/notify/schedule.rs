@@ -5,7 +5,7 @@
 //! unanswered or failed NOTIFY is tried again after its wait (1 s, doubling per attempt up
 //! to 30 s; a newer serial goes without waiting that out, at most once per [`HOLD`]); after
 //! an acknowledgement the next NOTIFY of that zone waits [`HOLD`]. A target that answers
-//! NOTAUTH, REFUSED or NOTIMP does not take NOTIFYs for that zone: it is sent no other one
+//! NOTAUTH, REFUSED, NOTIMP or NXDOMAIN does not take NOTIFYs for that zone: it is sent no other one
 //! for that serial, only one per later serial (a reload raises every serial). Nothing a zone
 //! does, and nothing the target answers for it, changes when another zone is sent.
 
@@ -36,7 +36,7 @@ pub struct Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Acknowledged,
-    /// NOTAUTH, REFUSED or NOTIMP: the target does not take NOTIFYs for this zone.
+    /// NOTAUTH, REFUSED, NOTIMP or NXDOMAIN: the target does not take NOTIFYs for this zone.
     NotServed(String),
     /// Anything else that is not an acknowledgement (an error answer, a bad signature, a
     /// send that failed, no answer in time).
