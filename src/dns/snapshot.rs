@@ -14,7 +14,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
 use super::answers::{FailoverEntry, Published, negative_ttl};
-use super::serial::serial_after;
+use super::serial::{serial_after, serial_max, serial_next};
 use super::zones::ZoneSet;
 use crate::config;
 
@@ -158,7 +158,7 @@ impl SnapshotBuilder {
         let serials: Vec<u32> = zones
             .zones
             .iter()
-            .map(|z| z.file_serial.max(start_serial))
+            .map(|z| serial_max(z.file_serial, start_serial))
             .collect();
         let handler_records: Vec<HandlerRecords> =
             zones.zones.iter().map(handler_records).collect();
@@ -230,7 +230,7 @@ impl SnapshotBuilder {
             }
             for (zone, changed) in changed.into_iter().enumerate() {
                 if changed {
-                    self.set_serial(zone, self.serials[zone].wrapping_add(1).max(1));
+                    self.set_serial(zone, serial_next(self.serials[zone]));
                 }
             }
         }
@@ -238,12 +238,13 @@ impl SnapshotBuilder {
         self.assemble(answers)
     }
 
-    /// Builds the snapshot for `answers` with every zone's serial set to `serial` (or to
-    /// its file's serial when that is higher): cluster mode, where the serial comes from
-    /// the agreed decision, so that every member gives the same one.
+    /// Builds the snapshot for `answers` with every zone's serial set to `serial`: cluster
+    /// mode, where the serial comes from the agreed decision, so that every member gives
+    /// the same one. (A zone file's serial counts once, when the leader numbers its first
+    /// decision after every zone's current serial; compared with each decision it would
+    /// stall the zone at the wrap, where a file's 42 comes "after" 4294967290.)
     pub fn build_at(&mut self, answers: &[Published], serial: u32) -> Snapshot {
         for zone in 0..self.zones.zones.len() {
-            let serial = self.zones.zones[zone].file_serial.max(serial);
             if serial != self.serials[zone] {
                 self.set_serial(zone, serial);
             }

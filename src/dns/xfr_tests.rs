@@ -84,6 +84,51 @@ fn shape(snapshot: &Snapshot, kind: Kind, udp: Option<usize>) -> (Vec<String>, S
     (records, served, messages.len())
 }
 
+/// Cluster mode's serials come from the decisions: across the 2^32 wrap each snapshot
+/// takes the decision's serial (the zone file's 42 is not "higher" than 1 or 2 in RFC
+/// 1982 order), and IXFR chains across the wrap.
+#[test]
+fn agreed_serials_cross_the_wrap_and_ixfr_follows() {
+    let mut agreed = builder(0);
+    let near = u32::MAX - 1;
+    let s0 = agreed.build_at(&[at("192.0.2.1")], near);
+    assert_eq!(s0.serial(0), near);
+    agreed.build_at(&[at("192.0.2.2")], u32::MAX);
+    let s2 = agreed.build_at(&[at("192.0.2.1")], 1);
+    assert_eq!(s2.serial(0), 1, "the decision's serial after the wrap");
+    let s3 = agreed.build_at(&[at("192.0.2.2")], 2);
+    assert_eq!(s3.serial(0), 2);
+    let (records, served, _) = shape(&s3, Kind::Ixfr(near), None);
+    assert_eq!(served, Served::Incremental);
+    let soas: Vec<&String> = records.iter().filter(|r| r.starts_with("SOA")).collect();
+    assert_eq!(
+        soas,
+        [
+            "SOA 2",
+            &format!("SOA {near}"),
+            &format!("SOA {}", u32::MAX),
+            &format!("SOA {}", u32::MAX),
+            "SOA 1",
+            "SOA 1",
+            "SOA 2",
+            "SOA 2"
+        ]
+    );
+    // A secondary at u32::MAX is behind 2: it gets the difference, not "up to date".
+    assert_eq!(
+        shape(&s3, Kind::Ixfr(u32::MAX), None).1,
+        Served::Incremental
+    );
+    // Single mode: increments wrap too, skipping 0.
+    let mut single = builder(0);
+    // From 100 to u32::MAX in two steps of less than 2^31 (the serial file's floors).
+    single.raise_serials(|_| Some(100 + (1 << 31) - 1));
+    single.raise_serials(|_| Some(u32::MAX));
+    let s = single.build(&[at("192.0.2.1")]);
+    assert_eq!(s.serial(0), u32::MAX);
+    assert_eq!(single.build(&[at("192.0.2.2")]).serial(0), 1);
+}
+
 #[test]
 fn ixfr_chains_the_journal_from_any_serial_it_holds() {
     let mut builder = builder(0);

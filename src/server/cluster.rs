@@ -335,16 +335,10 @@ impl Supervisor {
     /// Writes a decision (after its fences): numbered after the agreed one and after the
     /// last one this leader proposed, so that one serial never names two answers.
     pub(super) fn propose(&mut self, records: Vec<AgreedRecord>) {
-        // The first decision's serial is above every zone's current one (a date-style file
-        // serial is above the Unix time), so that each decision moves every serial.
-        let highest = self
-            .publication
-            .load()
-            .serials()
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0);
+        // The first decision's serial comes after every zone's current one (RFC 1982: a
+        // date-style file serial is above the Unix time, a wrapped one below it), so that
+        // each decision moves every serial.
+        let current: Vec<u32> = self.publication.load().serials().to_vec();
         let Some(side) = &mut self.cluster else {
             return;
         };
@@ -357,10 +351,10 @@ impl Supervisor {
             return;
         }
         let (seq, serial) = match latest {
-            Some(d) => (d.seq + 1, d.serial.wrapping_add(1).max(1)),
+            Some(d) => (d.seq + 1, crate::dns::serial_next(d.serial)),
             None => (
                 1,
-                super::publication::unix_now().max(highest.wrapping_add(1)),
+                crate::dns::serial_beyond(super::publication::unix_now(), current),
             ),
         };
         let decision = Agreed {
@@ -423,7 +417,8 @@ impl Supervisor {
             if force {
                 // The serial stays (nothing was decided); before any decision, the
                 // zones' current one.
-                let current = self.publication.load().serials().iter().copied().max();
+                let current = (self.publication.load().serials().iter().copied())
+                    .reduce(crate::dns::serial_max);
                 let serial = side
                     .served
                     .as_ref()

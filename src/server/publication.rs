@@ -115,7 +115,12 @@ impl Publication {
             .zone_names
             .iter()
             .cloned()
-            .zip(snapshot.serials().iter().map(|s| s.wrapping_add(1).max(1)))
+            .zip(
+                snapshot
+                    .serials()
+                    .iter()
+                    .map(|&s| crate::dns::serial_next(s)),
+            )
             .collect();
         drop(snapshot);
         self.builder =
