@@ -147,8 +147,29 @@ impl Primary {
         self,
         between: impl std::future::Future<Output = T>,
     ) -> (Primary, T) {
+        self.restart_after(nix::sys::signal::Signal::SIGTERM, between)
+            .await
+    }
+
+    /// Kills hadns with SIGKILL (it writes nothing on the way out) and starts it again.
+    pub async fn kill_and_restart(self) -> Primary {
+        self.restart_after(nix::sys::signal::Signal::SIGKILL, async {})
+            .await
+            .0
+    }
+
+    /// The file hadns reserves its serials in.
+    pub fn serial_file(&self) -> PathBuf {
+        self._state.path().join("serials.toml")
+    }
+
+    async fn restart_after<T>(
+        self,
+        signal: nix::sys::signal::Signal,
+        between: impl std::future::Future<Output = T>,
+    ) -> (Primary, T) {
         let Primary { hadns, .. } = self;
-        let _ = hadns.stop().await;
+        let _ = hadns.stop_with(signal).await;
         let between = between.await;
         let hadns = Primary::run(
             &self.config,

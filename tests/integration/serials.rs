@@ -101,3 +101,119 @@ async fn a_serial_file_that_cannot_be_written_costs_no_answer() {
         "{line}"
     );
 }
+
+/// A zone's serial crosses 2^32 (a serial an operator set high, reserved in the serial
+/// file): NSD, Knot and BIND follow every failover across the wrap by IXFR; then more
+/// changes than the file's reservation and a SIGKILL: after the restart the serial goes on
+/// after the last one served, and the secondaries follow the next failover.
+#[tokio::test(flavor = "multi_thread")]
+async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill() {
+    use crate::secondary::{self, Kind, Primary, all_answer, secondary_serial};
+    let mut web1 = TcpBackend::start("127.0.3.5").await;
+    let web2 = TcpBackend::start("127.0.3.6").await;
+    // A file serial after the Unix time (RFC 1982) and before the reservation below: the
+    // zone starts at the file's serial, then a restart raises it to the reservation.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let file_serial = unix.wrapping_add((1 << 31) - 1000);
+    let zone = ZONE.replace(" 7 3600 ", &format!(" {file_serial} 3600 "));
+    let primary = Primary::start(&[&web1, &web2], Kind::ALL.len(), None, "fall = 1", &zone).await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web1.ip()], LIMIT)
+        .await;
+    // The first answer is a change of the zone: the serial after the file's.
+    assert_eq!(primary.hadns.soa_serial().await, file_serial + 1);
+    let near = u32::MAX - 3;
+    let file = primary.serial_file();
+    let (mut primary, ()) = primary
+        .restart_with(async {
+            let text = format!("[reserved]\n\"example.internal.\" = {near}\n");
+            std::fs::write(&file, text).unwrap();
+        })
+        .await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web1.ip()], LIMIT)
+        .await;
+    assert_eq!(primary.hadns.soa_serial().await, near + 1);
+    let secondaries = primary.start_secondaries(&Kind::ALL);
+    all_answer(&secondaries, WWW, &[web1.ip()]).await;
+
+    // Four failovers: u32::MAX - 1, u32::MAX, then 1 (0 is skipped) and 2.
+    let mut serials = Vec::new();
+    for step in 0..4 {
+        let expected = if step % 2 == 0 {
+            web1.stop().await;
+            web2.ip()
+        } else {
+            web1.restart().await;
+            web1.ip()
+        };
+        primary
+            .everyone_answers(&secondaries, WWW, &[expected])
+            .await;
+        let serial = primary.hadns.soa_serial().await;
+        for s in &secondaries {
+            wait_for(
+                LIMIT,
+                &format!("{:?} at serial {serial}", s.kind),
+                || async { secondary_serial(s.addr).await == Some(serial) },
+            )
+            .await;
+        }
+        serials.push(serial);
+    }
+    assert_eq!(serials, vec![u32::MAX - 1, u32::MAX, 1, 2]);
+    // By IXFR: four incremental transfers to each of the three.
+    wait_for(LIMIT, "12 incremental transfers", || async {
+        primary.hadns.log_count("served=\"incremental\"") >= 12
+    })
+    .await;
+    let [_, knot, bind] = secondaries.as_slice() else {
+        unreachable!()
+    };
+    assert!(
+        knot.log().matches("IXFR, incoming").count() >= 4 * 2,
+        "{}",
+        knot.log()
+    );
+    assert!(
+        bind.log()
+            .matches("Transfer completed: 1 messages, 6 records")
+            .count()
+            >= 4,
+        "{}",
+        bind.log()
+    );
+
+    // More changes than the reservation (1,000), then SIGKILL: nothing is written on the
+    // way out, and the restarted zone still goes on after the last serial served.
+    let admin = primary.hadns.admin().await;
+    let burst = secondary::burst(
+        &primary.hadns,
+        admin,
+        &secondaries,
+        1100,
+        Duration::from_secs(6),
+    )
+    .await;
+    assert_eq!(burst.serial, 2 + 1100);
+    primary = primary.kill_and_restart().await;
+    primary
+        .hadns
+        .wait_for_answer(WWW, &[web1.ip()], LIMIT)
+        .await;
+    let restarted = primary.hadns.soa_serial().await;
+    assert!(
+        (restarted.wrapping_sub(burst.serial) as i32) > 0,
+        "{restarted} after {}",
+        burst.serial
+    );
+    web1.stop().await;
+    primary
+        .everyone_answers(&secondaries, WWW, &[web2.ip()])
+        .await;
+}
