@@ -133,7 +133,10 @@ pub fn verify(query: &[u8], key: Option<&Key>) -> Result<Signed, Failure> {
         .signer
         .verify_message_byte(query, None, true)
         .map_err(|_| Failure::BadSignature)?;
-    if !range.contains(&now()) {
+    // The window is the request's own fudge, at most FUDGE (300 s, what BIND, Knot and NSD
+    // send): a request may not widen it to 18 h (fudge 65535) and be replayed all that time.
+    let fudge = range.end.saturating_sub(time).min(u64::from(FUDGE));
+    if now().abs_diff(time) > fudge {
         return Err(Failure::BadTime(time));
     }
     Ok(Signed {
@@ -313,6 +316,49 @@ mod tests {
         assert!(matches!(verify(&bytes, None), Err(Failure::UnknownKey(_))));
         let mut tampered = bytes.clone();
         tampered[2] ^= 1;
-        assert!(verify(&tampered, Some(&key(&[1; 32]))).is_err());
+        assert_eq!(
+            verify(&tampered, Some(&key(&[1; 32]))).err(),
+            Some(Failure::BadSignature)
+        );
+    }
+
+    /// A query signed at `time` by a signer whose fudge is `fudge`.
+    fn signed_at(secret: &[u8], fudge: u16, time: u64) -> Vec<u8> {
+        let signer = hickory_proto::rr::TSigner::new(
+            secret.to_vec(),
+            hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+            hickory_proto::rr::Name::from_ascii("xfr").unwrap(),
+            fudge,
+        )
+        .unwrap();
+        let mut message = hickory_proto::op::Message::query();
+        let (signature, _) = signer.sign_message(&message, time).unwrap();
+        message.set_signature(signature);
+        message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn the_time_window_is_the_fudge_at_most_300_seconds() {
+        let key = key(&[3; 32]);
+        let now = now();
+        assert!(verify(&signed_at(&[3; 32], 300, now - 200), Some(&key)).is_ok());
+        assert_eq!(
+            verify(&signed_at(&[3; 32], 300, now - 400), Some(&key)).err(),
+            Some(Failure::BadTime(now - 400))
+        );
+        assert_eq!(
+            verify(&signed_at(&[3; 32], 300, now + 400), Some(&key)).err(),
+            Some(Failure::BadTime(now + 400))
+        );
+        // Fudge 65535 (18 h) in the request: still 300 s.
+        assert_eq!(
+            verify(&signed_at(&[3; 32], u16::MAX, now - 3600), Some(&key)).err(),
+            Some(Failure::BadTime(now - 3600))
+        );
+        // A smaller fudge narrows it.
+        assert_eq!(
+            verify(&signed_at(&[3; 32], 10, now - 60), Some(&key)).err(),
+            Some(Failure::BadTime(now - 60))
+        );
     }
 }
