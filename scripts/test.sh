@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 # namespaces of the L2 tests (they need root; HADNS_SKIP_NETNS=1 skips them explicitly),
 # python3 for the small HTTP service those tests run on each test host, openssl for the
 # TLS tests' certificates, chromium to render the admin status page headless, dnsperf to
-# load hadns across reloads, etcd-server for the cluster tests' three-member etcd, unbound
+# load hadns across reloads, etcd-server for the cluster tests' three-member etcd (and
+# etcd-client for etcdctl, which the tests use to wait for it and to cut it: only
+# suggested by etcd-server, so not installed with it), unbound
 # as the DNS server the dns check probes, nsd, knot and bind9 as the secondaries that
 # transfer zones from hadns, and protobuf-compiler to build hadns (the etcd-client crate
 # compiles etcd's gRPC API).
 needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf
-        etcd-server unbound nsd knot bind9 protobuf-compiler)
+        etcd-server etcd-client unbound nsd knot bind9 protobuf-compiler)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
