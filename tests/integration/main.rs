@@ -2,6 +2,7 @@
 
 mod admin;
 mod cluster;
+mod cluster_serials;
 mod cluster_site;
 mod concurrency;
 mod config_errors;

@@ -392,6 +392,19 @@ impl Secondary {
     /// signing with `key` when given, accepting NOTIFY from the primary and serving AXFR
     /// to 127.0.0.1 (to count what it loaded).
     pub fn start(kind: Kind, port: u16, primary: SocketAddr, key: Option<&Key>) -> Secondary {
+        let listen = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
+        Secondary::start_on(kind, listen, primary, key)
+    }
+
+    /// [`Secondary::start`] listening on `listen` (an address a primary in a network
+    /// namespace can send its NOTIFY to).
+    pub fn start_on(
+        kind: Kind,
+        listen: SocketAddr,
+        primary: SocketAddr,
+        key: Option<&Key>,
+    ) -> Secondary {
+        let (ip, port) = (listen.ip(), listen.port());
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let (p_ip, p_port) = (primary.ip(), primary.port());
@@ -408,7 +421,7 @@ impl Secondary {
                     None => (String::new(), "NOKEY".into()),
                 };
                 let conf = format!(
-                    "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  \
+                    "server:\n  ip-address: {ip}@{port}\n  port: {port}\n  username: \"\"\n  \
                      chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
                      xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  \
                      xfrdir: \"{d}\"\n  logfile: \"{d}/secondary.log\"\n  verbosity: 2\n  \
@@ -435,7 +448,7 @@ impl Secondary {
                     None => (String::new(), String::new()),
                 };
                 let conf = format!(
-                    "server:\n  listen: 127.0.0.1@{port}\n  rundir: \"{d}\"\n\
+                    "server:\n  listen: {ip}@{port}\n  rundir: \"{d}\"\n\
                      log:\n  - target: \"{d}/secondary.log\"\n    any: info\n\
                      database:\n  storage: \"{d}\"\n\
                      {key_clause}\
@@ -463,7 +476,7 @@ impl Secondary {
                     None => (String::new(), String::new()),
                 };
                 let conf = format!(
-                    "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  \
+                    "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ {ip}; }};\n  \
                      listen-on-v6 {{ none; }};\n  pid-file \"{d}/named.pid\";\n  \
                      session-keyfile \"{d}/session.key\";\n  recursion no;\n  \
                      dnssec-validation no;\n  notify no;\n  allow-transfer {{ 127.0.0.1; }};\n}};\n\
@@ -491,7 +504,7 @@ impl Secondary {
             .unwrap_or_else(|e| panic!("cannot start {kind:?} (scripts/test.sh installs it): {e}"));
         Secondary {
             kind,
-            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            addr: listen,
             child,
             dir,
         }
