@@ -43,6 +43,16 @@ async fn secondaries_follow(key: Option<&Key>) {
         primary.hadns.log_count("served=\"incremental\"") >= incremental_before + 3
     })
     .await;
+    // NSD's among them (Knot's and BIND's logs say so below): from its own address.
+    let nsd_ixfr = format!("peer={}:", secondary::NSD_SOURCE);
+    primary
+        .hadns
+        .wait_until("an incremental transfer to NSD", LIMIT, |lines| {
+            lines
+                .iter()
+                .any(|l| l.contains(&nsd_ixfr) && l.contains("served=\"incremental\""))
+        })
+        .await;
     // Every secondary acknowledged a NOTIFY (its signature checked, with a key).
     for port in &primary.ports {
         let target = format!("notify acknowledged target=127.0.0.1:{port}");
@@ -135,7 +145,11 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
     hadns
         .wait_for_log("signed query refused: tsig", LIMIT)
         .await;
-    assert_ne!(nsd.addresses(WWW).await, Ok(vec![web.ip()]));
+    // NSD runs and answers, without the zone (a lost query is not taken for that).
+    wait_for(LIMIT, "NSD to answer that it has no zone", || async {
+        matches!(nsd.answer(WWW).await, Some(Err(_)))
+    })
+    .await;
     assert_eq!(
         transfer(hadns.addr, ZONE_NAME, None, None)
             .await
@@ -154,6 +168,23 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
         .await
         .unwrap();
     assert!(records.iter().any(|r| r.name.to_string() == WWW));
+    // IXFR the same: unsigned REFUSED, the wrong secret NOTAUTH, the key the differences
+    // (none here: the SOA alone).
+    let serial = soa_serial(&records[0]);
+    for (key, refused) in [
+        (None, Err(ResponseCode::Refused)),
+        (Some(&wrong), Err(ResponseCode::NotAuth)),
+        (Some(&key), Ok(1)),
+    ] {
+        assert_eq!(
+            transfer(hadns.addr, ZONE_NAME, Some(serial), key)
+                .await
+                .map(|r| r.len()),
+            refused,
+            "IXFR signed with {:?}",
+            key.map(|k| &k.secret)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,6 +205,17 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     let response = tcp_exchange(&mut stream, &query).await;
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     hadns.wait_for_log("not in transfer.allow", LIMIT).await;
+    // IXFR too, over TCP and UDP.
+    let (ixfr, _) = secondary::transfer_request(ZONE_NAME, Some(1), None);
+    let ixfr = hickory_proto::op::Message::from_vec(&ixfr).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(other).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let response = tcp_exchange(&mut stream, &ixfr).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    let udp_other = tokio::net::UdpSocket::bind(other).await.unwrap();
+    let response = udp_exchange(&udp_other, server, &ixfr).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::Refused);
 
     // AXFR: SOA, everything, SOA.
     let zone = transfer(server, ZONE_NAME, None, None).await.unwrap();
@@ -239,10 +281,11 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     })
     .await;
 
-    // A reload takes the new allow list: now 127.0.0.2 may transfer, 127.0.0.1 may not.
+    // A reload takes the new allow list: now 127.0.0.2 may transfer, 127.0.0.1 may not
+    // (NSD's own source address stays allowed).
     let reloaded = primary
         .config
-        .replace("allow = [\"127.0.0.1\"]", "allow = [\"127.0.0.2\"]");
+        .replace("allow = [\"127.0.0.1\", ", "allow = [\"127.0.0.2\", ");
     assert_eq!(primary.reload(&reloaded).await, "applied");
     assert_eq!(
         transfer(server, ZONE_NAME, None, None)

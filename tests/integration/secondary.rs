@@ -20,6 +20,9 @@ use crate::harness::*;
 pub const ZONE_NAME: &str = "example.internal.";
 /// The admin token of the hadns these tests start (drains drive bursts of changes).
 pub const ADMIN_TOKEN: &str = "secondaries-token";
+/// NSD transfers from its own loopback address, so that hadns's log tells its transfers
+/// from Knot's and BIND's (its log does not say IXFR or AXFR).
+pub const NSD_SOURCE: &str = "127.0.0.3";
 
 /// hadns as the primary of the secondaries: tcp backends behind www (checked every
 /// 100 ms), `[transfer]` allowing 127.0.0.1 and notifying `notify` secondaries' ports
@@ -67,7 +70,7 @@ impl Primary {
         let ports: Vec<u16> = (0..notify).map(|_| Secondary::port()).collect();
         let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
         let mut config = format!(
-            "serial_file = \"{}\"\n\n[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [{}]\n",
+            "serial_file = \"{}\"\n\n[transfer]\nallow = [\"127.0.0.1\", \"{NSD_SOURCE}\"]\nnotify = [{}]\n",
             state.path().join("serials.toml").display(),
             targets.join(", ")
         );
@@ -420,6 +423,13 @@ impl Secondary {
                     ),
                     None => (String::new(), "NOKEY".into()),
                 };
+                // On loopback, its own source address (see NSD_SOURCE); elsewhere the
+                // address it listens on.
+                let source = if ip.is_loopback() {
+                    NSD_SOURCE.to_string()
+                } else {
+                    ip.to_string()
+                };
                 let conf = format!(
                     "server:\n  ip-address: {ip}@{port}\n  port: {port}\n  username: \"\"\n  \
                      chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
@@ -430,7 +440,7 @@ impl Secondary {
                      {key_clause}\
                      zone:\n  name: example.internal\n  zonefile: \"{d}/example.internal.zone\"\n  \
                      allow-notify: {p_ip} {key_ref}\n  request-xfr: {p_ip}@{p_port} {key_ref}\n  \
-                     provide-xfr: 127.0.0.1 NOKEY\n"
+                     provide-xfr: 127.0.0.1 NOKEY\n  outgoing-interface: {source}\n"
                 );
                 let mut command = Command::new("nsd");
                 command.args(["-d", "-c"]);
@@ -519,15 +529,23 @@ impl Secondary {
         self.dir.path().join("secondary.log")
     }
 
-    /// The secondary's answer for `name` A (SERVFAIL/REFUSED while it has no zone).
-    pub async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, ResponseCode> {
+    /// The secondary's answer for `name` A (SERVFAIL/REFUSED while it has no zone); `None`
+    /// when no answer came (it is not up, or the datagram was lost).
+    pub async fn answer(&self, name: &str) -> Option<Result<Vec<std::net::IpAddr>, ResponseCode>> {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let query = query_message(name, RecordType::A, None);
-        match udp_exchange_once(&socket, self.addr, &query, Duration::from_millis(300)).await {
-            Some(m) if m.metadata.response_code == ResponseCode::NoError => Ok(addresses(&m)),
-            Some(m) => Err(m.metadata.response_code),
-            None => Err(ResponseCode::ServFail),
-        }
+        let m = udp_exchange_once(&socket, self.addr, &query, Duration::from_millis(300)).await?;
+        Some(match m.metadata.response_code {
+            ResponseCode::NoError => Ok(addresses(&m)),
+            code => Err(code),
+        })
+    }
+
+    /// [`Secondary::answer`], a lost one as SERVFAIL (for waits that ask again).
+    pub async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, ResponseCode> {
+        self.answer(name)
+            .await
+            .unwrap_or(Err(ResponseCode::ServFail))
     }
 
     pub async fn wait_for_answer(

@@ -172,6 +172,18 @@ async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill
         primary.hadns.log_count("served=\"incremental\"") >= 12
     })
     .await;
+    // NSD's four among them (from its own address; its log does not say IXFR).
+    let nsd = format!("peer={}:", secondary::NSD_SOURCE);
+    primary
+        .hadns
+        .wait_until("four incremental transfers to NSD", LIMIT, |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains(&nsd) && l.contains("served=\"incremental\""))
+                .count()
+                >= 4
+        })
+        .await;
     let [_, knot, bind] = secondaries.as_slice() else {
         unreachable!()
     };
