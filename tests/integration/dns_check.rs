@@ -71,3 +71,62 @@ async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
     let _unbound = start_unbound(port, "10.9.9.9").await;
     hadns.wait_for_answer(RESOLVER, &[node], LIMIT).await;
 }
+
+/// The health of pool `p`'s only node, from `/status`.
+async fn health(admin: SocketAddr, p: usize) -> String {
+    let status = get_json(admin, "/status").await;
+    status["pools"][p]["nodes"][0]["health"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Without `expect` any NOERROR/NXDOMAIN answer is up, so a server that answers REFUSED is
+/// down; with `expect = "REFUSED"` it is just that answer that is up.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_and_the_rcode_forms_of_expect_follow_a_real_server() {
+    const IP: &str = "127.0.0.131";
+    let port = free_port(IP.parse().unwrap());
+    let answering = "module-config: \"iterator\"\nlocal-zone: \"probe.test.\" static\n\
+                     local-data: \"probe.test. 60 IN A 10.9.9.9\"\n";
+    let refusing = "module-config: \"iterator\"\nlocal-zone: \"probe.test.\" refuse\n";
+    let addr = SocketAddr::new(ip(IP), port);
+    let unbound = Unbound::start(addr, answering, "", "probe.test.").await;
+    let pool = |name: &str, expect: &str| {
+        format!(
+            "[[pool]]\nname = \"{name}\"\ncheck = \"dns\"\ninterval = \"100ms\"\n\
+             timeout = \"300ms\"\nrise = 1\nfall = 1\n[pool.dns]\nname = \"probe.test.\"\n{expect}\
+             [[pool.node]]\nname = \"u1\"\naddress = \"{IP}\"\nport = {port}\n\n\
+             [[record]]\nname = \"{name}.example.internal.\"\npool = \"{name}\"\nmax_stale = \"0s\"\n\n"
+        )
+    };
+    let config = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n{}{}",
+        pool("any", ""),
+        pool("refused", "expect = \"REFUSED\"\n")
+    );
+    let mut hadns = Hadns::start(&config).await;
+    let admin = hadns.admin().await;
+    let states = || async { (health(admin, 0).await, health(admin, 1).await) };
+    wait_for_value(
+        LIMIT,
+        "any up, refused down",
+        &("up".into(), "down".into()),
+        states,
+    )
+    .await;
+    drop(unbound);
+    let _unbound = Unbound::start(addr, refusing, "", "probe.test.").await;
+    wait_for_value(
+        LIMIT,
+        "any down, refused up",
+        &("down".into(), "up".into()),
+        states,
+    )
+    .await;
+    let node: IpAddr = IP.parse().unwrap();
+    hadns
+        .wait_for_answer("refused.example.internal.", &[node], LIMIT)
+        .await;
+    assert_eq!(hadns.addresses("any.example.internal.").await, Ok(vec![]));
+}
