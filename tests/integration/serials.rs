@@ -109,8 +109,8 @@ async fn a_serial_file_that_cannot_be_written_costs_no_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill() {
     use crate::secondary::{self, Kind, Primary, all_answer, secondary_serial};
-    let mut web1 = TcpBackend::start("127.0.3.5").await;
-    let web2 = TcpBackend::start("127.0.3.6").await;
+    let mut web1 = TcpBackend::start("127.0.4.5").await;
+    let web2 = TcpBackend::start("127.0.4.6").await;
     // A file serial after the Unix time (RFC 1982) and before the reservation below: the
     // zone starts at the file's serial, then a restart raises it to the reservation.
     let unix = std::time::SystemTime::now()
