@@ -99,6 +99,12 @@ pub struct Machine {
     refresh: Duration,
     want: bool,
     phase: Phase,
+    /// The address was taken off the interface while held (another host fenced this
+    /// one, e.g. while hadns was paused): until the local node is named again, it is taken
+    /// back only if nobody else answers for it, never by fencing the host that has it.
+    yielding: bool,
+    /// The yield was reported (once per yield).
+    yield_reported: bool,
 }
 
 impl Machine {
@@ -112,6 +118,8 @@ impl Machine {
             refresh: vip.refresh,
             want: false,
             phase: Phase::Released,
+            yielding: false,
+            yield_reported: false,
         }
     }
 
@@ -135,6 +143,11 @@ impl Machine {
         let vip = self.label.as_str();
         match (input, self.phase) {
             (Input::Wanted(want), phase) => {
+                if want && !self.want {
+                    // Named anew: a fresh decision, not the one this host held it for.
+                    self.yielding = false;
+                    self.yield_reported = false;
+                }
                 self.want = want;
                 match phase {
                     Phase::Released if want => self.take(now),
@@ -160,7 +173,11 @@ impl Machine {
                 Vec::new()
             }
             (Input::Present(Ok(false)), Phase::Held { .. }) if self.want => {
-                warn!(vip, "vip address disappeared while held; taking it again");
+                warn!(
+                    vip,
+                    "vip address disappeared while held; taking it again only if no other host answers for it"
+                );
+                self.yielding = true;
                 self.phase = Phase::Released;
                 self.take(now)
             }
@@ -196,6 +213,8 @@ impl Machine {
                 Vec::new()
             }
             (Input::Added(Ok(())), Phase::Taking { .. }) => {
+                self.yielding = false;
+                self.yield_reported = false;
                 info!(vip, announcements = self.announce_count, "vip taken");
                 self.phase = Phase::Held {
                     pending: self.announce_count,
@@ -250,6 +269,18 @@ impl Machine {
     ) -> Vec<Action> {
         let vip = self.label.as_str();
         let mut actions = Vec::new();
+        if self.yielding {
+            // Taken from this host while held: the other holder is not fenced back.
+            self.phase = Phase::Released;
+            if !std::mem::replace(&mut self.yield_reported, true) {
+                warn!(vip, holder = %holder, "vip yielded: another host holds the address that was taken from this one; not fencing it back");
+                actions.push(Action::Report(
+                    EventKind::VipConflict,
+                    format!("another host ({holder}) holds the address taken from this one; yielding to it"),
+                ));
+            }
+            return actions;
+        }
         if !reported {
             error!(vip, holder = %holder, "vip conflict: another host answers for the address; waiting");
             actions.push(Action::Report(

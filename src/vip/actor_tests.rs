@@ -293,3 +293,47 @@ async fn a_wish_withdrawn_during_a_probe_adds_nothing() {
     .await;
     assert_eq!(world.done(), Vec::new());
 }
+
+/// Fenced while held (as a paused hadns is by its peer): the address is not fenced back
+/// from the host that has it now, whatever the stale wish says; it is taken again once
+/// nobody answers for it, and a fresh wish may fence again.
+#[tokio::test(start_paused = true)]
+async fn an_address_taken_away_while_held_is_not_fenced_back() {
+    let world = World::new(&[], true);
+    run(&world, true, async |wish| {
+        wish.send(true).unwrap();
+        tokio::time::sleep(ms(1500)).await;
+        // The peer fenced this host and holds the address now.
+        *world.present.borrow_mut() = false;
+        world.holders.borrow_mut().push("peer".into());
+        tokio::time::sleep(ms(3000)).await;
+        // The peer lets it go: taken again at a tick.
+        world.holders.borrow_mut().clear();
+        tokio::time::sleep(ms(1500)).await;
+        // Named anew after the answer moved away and back: a holder is fenced again.
+        wish.send(false).unwrap();
+        tokio::time::sleep(ms(100)).await;
+        world.holders.borrow_mut().push("peer".into());
+        wish.send(true).unwrap();
+        tokio::time::sleep(ms(1500)).await;
+    })
+    .await;
+    let done = world.done();
+    let fences: Vec<&(u64, String)> = done
+        .iter()
+        .filter(|(_, w)| w.starts_with("fence"))
+        .collect();
+    assert_eq!(fences.len(), 1, "{done:?}");
+    assert!(
+        fences[0].0 > 6000,
+        "fenced only after the fresh wish: {done:?}"
+    );
+    assert_eq!(world.count("report vip_conflict"), 2, "{done:?}");
+    let adds: Vec<u64> = done
+        .iter()
+        .filter(|(_, w)| w == "add")
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(adds.len(), 3, "{done:?}");
+    assert!(adds[1] > 4500 && adds[1] < 6100, "{done:?}");
+}
