@@ -271,8 +271,9 @@ async fn a_resolver_vip_over_two_members_survives_a_kill_and_a_hang() {
     );
     // Generous bounds that catch a broken design (measured: about 1 s each, the resolver's
     // timeout; performance.md): at most one resolver timeout and the takeover. A lookup
-    // fails outright (EAI_AGAIN) while the address is on no host (an ICMP error answers
-    // it at once): a few at a move, none after the resumed member yields.
+    // fails outright (EAI_AGAIN) while the killed host still has the address and its
+    // kernel answers "port unreachable": a few at a move, none after the resumed member
+    // yields.
     assert_eq!(failed_resume, 0, "lookups that failed after the resume");
     assert!(
         failed_kill + failed_hang <= 10,
