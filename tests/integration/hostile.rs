@@ -232,7 +232,8 @@ async fn malformed_packets_are_counted_not_logged() {
 }
 
 /// Sends `rounds` x 100 queries for `query` from one address as fast as it can (each
-/// hundred counted in by hadns before the next), then returns bytes received / bytes sent.
+/// hundred counted in by hadns before the next), reads every reply hadns sent, then
+/// returns bytes received / bytes sent.
 async fn amplification(hadns: &Hadns, admin: SocketAddr, query: &[u8], rounds: u64) -> f64 {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     socket.set_recv_buffer_size(8 << 20).unwrap();
@@ -241,20 +242,23 @@ async fn amplification(hadns: &Hadns, admin: SocketAddr, query: &[u8], rounds: u
         .unwrap();
     socket.set_nonblocking(true).unwrap();
     let socket = tokio::net::UdpSocket::from_std(socket.into()).unwrap();
-    let processed = || async {
+    let answered = || async {
         metric(
             admin,
             "hadns_dns_queries_total{protocol=\"udp\",rcode=\"NOERROR\"}",
         )
         .await
-            + metric(
-                admin,
-                "hadns_dns_anomalies_total{kind=\"rate_limit_dropped\"}",
-            )
-            .await
     };
-    let start = processed().await;
+    let dropped = || async {
+        metric(
+            admin,
+            "hadns_dns_anomalies_total{kind=\"rate_limit_dropped\"}",
+        )
+        .await
+    };
+    let (answered_before, dropped_before) = (answered().await, dropped().await);
     let mut received = 0usize;
+    let mut replies = 0u64;
     let mut buf = vec![0u8; 4096];
     for round in 1..=rounds {
         for _ in 0..100 {
@@ -263,13 +267,27 @@ async fn amplification(hadns: &Hadns, admin: SocketAddr, query: &[u8], rounds: u
         wait_for(
             Duration::from_secs(20),
             "hadns to take the round",
-            || async { processed().await >= start + round * 100 },
+            || async {
+                answered().await + dropped().await >= answered_before + dropped_before + round * 100
+            },
         )
         .await;
-        // Everything hadns sent is in this socket's queue by now.
         while let Ok((n, _)) = socket.try_recv_from(&mut buf) {
             received += n;
+            replies += 1;
         }
+    }
+    // Every reply hadns counted as sent is read, the last round's too (a reply can reach
+    // the socket after hadns counted it).
+    let sent = answered().await - answered_before;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while replies < sent {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(Ok((n, _))) = tokio::time::timeout(left, socket.recv_from(&mut buf)).await else {
+            panic!("{replies} of {sent} replies arrived");
+        };
+        received += n;
+        replies += 1;
     }
     received as f64 / (rounds * 100 * query.len() as u64) as f64
 }
