@@ -277,6 +277,42 @@ pub fn config(data: &[u8]) {
 mod tests {
     use super::*;
 
+    /// The signed seeds are within their fudge at the fuzzer's clock (so their mutations
+    /// reach verify and sign) and long out of it at the real one.
+    #[test]
+    fn the_signed_seeds_verify_at_the_fuzzers_clock() {
+        use super::super::tsig::{FUZZ_SEEDS_SIGNED, Failure, verify_at};
+        let key = super::super::tsig::Key::new(&crate::config::TsigKey {
+            name: "fuzz".into(),
+            algorithm: crate::config::TsigAlgorithm::HmacSha256,
+            secret_file: Default::default(),
+            secret: data_encoding::BASE64
+                .decode(TSIG_SECRET.as_bytes())
+                .unwrap(),
+        })
+        .unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/request_path");
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.starts_with("seed-tsig-fuzz-") {
+                continue;
+            }
+            let packet = std::fs::read(&path).unwrap();
+            assert!(
+                verify_at(&packet, Some(&key), FUZZ_SEEDS_SIGNED + 60).is_ok(),
+                "{name}"
+            );
+            assert!(matches!(
+                verify_at(&packet, Some(&key), FUZZ_SEEDS_SIGNED + 3600),
+                Err(Failure::BadTime(_))
+            ));
+            seeds += 1;
+        }
+        assert!(seeds >= 5, "{seeds} signed seeds");
+    }
+
     /// The fuzzed path reaches TSIG's verify and sign with the `fuzz` key (a packet signed
     /// now; the seeds' own signatures are as old as the seeds) and the answers by site.
     #[test]
