@@ -24,6 +24,7 @@
 mod access;
 use access::{authorize, screen};
 pub mod client;
+mod text;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -255,6 +255,7 @@ fn append(message: &mut Vec<u8>, record: &Record<TSIG>) -> Result<(), String> {
 
 /// When the fuzz corpus's signed seeds were signed with the `fuzz` key
 /// (`fuzz/corpus/request_path/seed-tsig-fuzz-*`, `dig -y`).
+#[cfg(any(fuzzing, test))]
 pub(crate) const FUZZ_SEEDS_SIGNED: u64 = 1_795_614_981;
 
 /// The clock TSIG checks against. Under the fuzzer (`cfg(fuzzing)`), a minute after the
