@@ -277,12 +277,9 @@ pub fn config(data: &[u8]) {
 mod tests {
     use super::*;
 
-    /// The signed seeds are within their fudge at the fuzzer's clock (so their mutations
-    /// reach verify and sign) and long out of it at the real one.
-    #[test]
-    fn the_signed_seeds_verify_at_the_fuzzers_clock() {
-        use super::super::tsig::{FUZZ_SEEDS_SIGNED, Failure, verify_at};
-        let key = super::super::tsig::Key::new(&crate::config::TsigKey {
+    /// The `fuzz` key the signed seeds are signed with.
+    fn fuzz_key() -> super::super::tsig::Key {
+        super::super::tsig::Key::new(&crate::config::TsigKey {
             name: "fuzz".into(),
             algorithm: crate::config::TsigAlgorithm::HmacSha256,
             secret_file: Default::default(),
@@ -290,7 +287,15 @@ mod tests {
                 .decode(TSIG_SECRET.as_bytes())
                 .unwrap(),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// The signed seeds are within their fudge at the fuzzer's clock (so their mutations
+    /// reach verify and sign) and long out of it at the real one.
+    #[test]
+    fn the_signed_seeds_verify_at_the_fuzzers_clock() {
+        use super::super::tsig::{FUZZ_SEEDS_SIGNED, Failure, verify_at};
+        let key = fuzz_key();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/request_path");
         let mut seeds = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -318,15 +323,7 @@ mod tests {
     #[test]
     fn signed_packets_take_the_keyed_path_and_near_answers_by_site() {
         let path = RequestPath::new();
-        let key = super::super::tsig::Key::new(&crate::config::TsigKey {
-            name: "fuzz".into(),
-            algorithm: crate::config::TsigAlgorithm::HmacSha256,
-            secret_file: Default::default(),
-            secret: data_encoding::BASE64
-                .decode(TSIG_SECRET.as_bytes())
-                .unwrap(),
-        })
-        .unwrap();
+        let key = fuzz_key();
         let respond = |packet: &[u8]| {
             let server = path.keyed.as_ref().unwrap();
             let src = "127.0.0.1:5000".parse().unwrap();

@@ -110,18 +110,13 @@ impl ZoneSet {
                 }
             };
             let Some(zone) = self.zone_of(&name) else {
-                let loaded: Vec<String> = self.zones.iter().map(|z| z.origin.to_string()).collect();
                 problems.push(Problem::new(
                     path,
                     format!(
                         "{} is not inside any zone loaded from {} (loaded: {})",
                         record.name,
                         config.dns.zones_dir.display(),
-                        if loaded.is_empty() {
-                            "none".to_string()
-                        } else {
-                            loaded.join(", ")
-                        }
+                        self.loaded()
                     ),
                 ));
                 continue;
@@ -147,15 +142,15 @@ impl ZoneSet {
         let Some(transfer) = &config.transfer else {
             return Vec::new();
         };
-        let loaded: Vec<String> = self
-            .zones
-            .iter()
-            .map(|z| z.origin.to_string().to_ascii_lowercase())
-            .collect();
         transfer
             .zones
             .iter()
-            .filter(|z| !loaded.contains(&z.name))
+            .filter(|z| {
+                !self
+                    .zones
+                    .iter()
+                    .any(|l| l.origin.to_string().eq_ignore_ascii_case(&z.name))
+            })
             .map(|z| {
                 Problem::new(
                     format!("{}.name", z.path),
@@ -163,15 +158,21 @@ impl ZoneSet {
                         "{} is not a zone loaded from {} (loaded: {})",
                         z.name,
                         config.dns.zones_dir.display(),
-                        if loaded.is_empty() {
-                            "none".to_string()
-                        } else {
-                            loaded.join(", ")
-                        }
+                        self.loaded()
                     ),
                 )
             })
             .collect()
+    }
+
+    /// The zones loaded, for messages: `a.internal., b.internal.` or `none`.
+    fn loaded(&self) -> String {
+        let loaded: Vec<String> = self.zones.iter().map(|z| z.origin.to_string()).collect();
+        if loaded.is_empty() {
+            "none".to_string()
+        } else {
+            loaded.join(", ")
+        }
     }
 }
 

@@ -43,16 +43,8 @@ async fn secondaries_follow(key: Option<&Key>) {
         primary.hadns.log_count("served=\"incremental\"") >= incremental_before + 3
     })
     .await;
-    // NSD's among them (Knot's and BIND's logs say so below): from its own address.
-    let nsd_ixfr = format!("peer={}:", secondary::NSD_SOURCE);
-    primary
-        .hadns
-        .wait_until("an incremental transfer to NSD", LIMIT, |lines| {
-            lines
-                .iter()
-                .any(|l| l.contains(&nsd_ixfr) && l.contains("served=\"incremental\""))
-        })
-        .await;
+    // NSD's among them (Knot's and BIND's logs say so below).
+    primary.wait_nsd_incremental(1).await;
     // Every secondary acknowledged a NOTIFY (its signature checked, with a key).
     for port in &primary.ports {
         let target = format!("notify acknowledged target=127.0.0.1:{port}");
@@ -63,20 +55,8 @@ async fn secondaries_follow(key: Option<&Key>) {
             })
             .await;
     }
-    // The secondaries say so too: Knot names it, BIND counts 6 records (SOA, old SOA, the
-    // old address, new SOA, the new address, SOA) where the zone has 8.
-    let [_, knot, bind] = secondaries.as_slice() else {
-        unreachable!()
-    };
-    wait_for(LIMIT, "Knot to log an IXFR", || async {
-        knot.log().contains("IXFR, incoming")
-    })
-    .await;
-    wait_for(LIMIT, "BIND to log an incremental transfer", || async {
-        bind.log()
-            .contains("Transfer completed: 1 messages, 6 records")
-    })
-    .await;
+    // The secondaries say so too.
+    secondary::wait_incremental(&secondaries[1], &secondaries[2], 1).await;
     for secondary in &secondaries {
         let records = transfer(secondary.addr, ZONE_NAME, None, None)
             .await

@@ -208,6 +208,25 @@ impl Primary {
         all_answer(secondaries, name, expected).await;
     }
 
+    /// Waits until hadns has served NSD at least `count` incremental transfers (told by
+    /// NSD's own source address, [`NSD_SOURCE`]: its log does not say IXFR or AXFR).
+    pub async fn wait_nsd_incremental(&mut self, count: usize) {
+        let nsd = format!("peer={NSD_SOURCE}:");
+        self.hadns
+            .wait_until(
+                &format!("{count} incremental transfers to NSD"),
+                Duration::from_secs(30),
+                |lines| {
+                    lines
+                        .iter()
+                        .filter(|l| l.contains(&nsd) && l.contains("served=\"incremental\""))
+                        .count()
+                        >= count
+                },
+            )
+            .await;
+    }
+
     /// Starts a secondary of each kind on the notified ports, in order, signing with the
     /// primary's key.
     pub fn start_secondaries(&self, kinds: &[Kind]) -> Vec<Secondary> {
@@ -226,6 +245,38 @@ pub async fn all_answer(secondaries: &[Secondary], name: &str, expected: &[std::
             .wait_for_answer(name, expected, Duration::from_secs(30))
             .await;
     }
+}
+
+/// Each secondary has the zone at `serial`.
+pub async fn all_at_serial(secondaries: &[Secondary], serial: u32) {
+    for s in secondaries {
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{:?} at serial {serial}", s.kind),
+            || async { secondary_serial(s.addr).await == Some(serial) },
+        )
+        .await;
+    }
+}
+
+/// Waits until Knot's and BIND's own logs show at least `count` incremental transfers
+/// each: Knot logs an IXFR when it starts and when it finishes; BIND counts a difference's
+/// records (SOA, old SOA, old address, new SOA, new address, SOA) where the whole zone
+/// has 8.
+pub async fn wait_incremental(knot: &Secondary, bind: &Secondary, count: usize) {
+    assert_eq!((knot.kind, bind.kind), (Kind::Knot, Kind::Bind));
+    let limit = Duration::from_secs(30);
+    wait_for(limit, &format!("Knot to log {count} IXFRs"), || async {
+        knot.log().matches("IXFR, incoming").count() >= 2 * count
+    })
+    .await;
+    wait_for(limit, &format!("BIND to log {count} IXFRs"), || async {
+        bind.log()
+            .matches("Transfer completed: 1 messages, 6 records")
+            .count()
+            >= count
+    })
+    .await;
 }
 
 /// Drains (`drain` true) or undrains a node through the admin endpoint; returns once the

@@ -108,7 +108,7 @@ async fn a_serial_file_that_cannot_be_written_costs_no_answer() {
 /// after the last one served, and the secondaries follow the next failover.
 #[tokio::test(flavor = "multi_thread")]
 async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill() {
-    use crate::secondary::{self, Kind, Primary, all_answer, secondary_serial};
+    use crate::secondary::{self, Kind, Primary, all_answer};
     let mut web1 = TcpBackend::start("127.0.4.5").await;
     let web2 = TcpBackend::start("127.0.4.6").await;
     // A file serial after the Unix time (RFC 1982) and before the reservation below: the
@@ -156,14 +156,7 @@ async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill
             .everyone_answers(&secondaries, WWW, &[expected])
             .await;
         let serial = primary.hadns.soa_serial().await;
-        for s in &secondaries {
-            wait_for(
-                LIMIT,
-                &format!("{:?} at serial {serial}", s.kind),
-                || async { secondary_serial(s.addr).await == Some(serial) },
-            )
-            .await;
-        }
+        secondary::all_at_serial(&secondaries, serial).await;
         serials.push(serial);
     }
     assert_eq!(serials, vec![u32::MAX - 1, u32::MAX, 1, 2]);
@@ -172,34 +165,9 @@ async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill
         primary.hadns.log_count("served=\"incremental\"") >= 12
     })
     .await;
-    // NSD's four among them (from its own address; its log does not say IXFR).
-    let nsd = format!("peer={}:", secondary::NSD_SOURCE);
-    primary
-        .hadns
-        .wait_until("four incremental transfers to NSD", LIMIT, |lines| {
-            lines
-                .iter()
-                .filter(|l| l.contains(&nsd) && l.contains("served=\"incremental\""))
-                .count()
-                >= 4
-        })
-        .await;
-    let [_, knot, bind] = secondaries.as_slice() else {
-        unreachable!()
-    };
-    assert!(
-        knot.log().matches("IXFR, incoming").count() >= 4 * 2,
-        "{}",
-        knot.log()
-    );
-    assert!(
-        bind.log()
-            .matches("Transfer completed: 1 messages, 6 records")
-            .count()
-            >= 4,
-        "{}",
-        bind.log()
-    );
+    // NSD's four among them; Knot's and BIND's logs say so too.
+    primary.wait_nsd_incremental(4).await;
+    secondary::wait_incremental(&secondaries[1], &secondaries[2], 4).await;
 
     // More changes than the reservation (1,000), then SIGKILL: nothing is written on the
     // way out, and the restarted zone still goes on after the last serial served.
