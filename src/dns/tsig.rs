@@ -3,7 +3,6 @@
 //! previous one), every message signed.
 
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
 use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
@@ -268,8 +267,8 @@ fn now() -> u64 {
 
 #[cfg(not(fuzzing))]
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
