@@ -55,14 +55,7 @@ pub async fn secondaries_benchmark() {
     println!("| --- | --- | --- | --- |");
     for every in [Duration::from_millis(1), Duration::from_millis(20)] {
         let lags = follow(hadns, &secondaries, &mut web1, web2.ip(), every).await;
-        for (name, lag) in lags {
-            println!(
-                "| {name} | {:.1} ms | {:.1} ms | {} ms |",
-                median(lag.clone()),
-                lag.iter().cloned().fold(0.0, f64::max),
-                every.as_millis()
-            );
-        }
+        print_rows(&lags, every);
     }
     println!();
 
@@ -107,7 +100,14 @@ pub async fn secondaries_benchmark() {
     );
     println!("| --- | --- | --- | --- |");
     let every = Duration::from_millis(20);
-    for (name, lag) in follow(hadns, &secondaries, &mut web1, web2.ip(), every).await {
+    let lags = follow(hadns, &secondaries, &mut web1, web2.ip(), every).await;
+    print_rows(&lags, every);
+    println!();
+}
+
+/// One table row per server: the median and the longest lag, and the clients' rate.
+fn print_rows(lags: &[(String, Vec<f64>)], every: Duration) {
+    for (name, lag) in lags {
         println!(
             "| {name} | {:.1} ms | {:.1} ms | {} ms |",
             median(lag.clone()),
@@ -115,7 +115,6 @@ pub async fn secondaries_benchmark() {
             every.as_millis()
         );
     }
-    println!();
 }
 
 /// `CHANGES` changes of www (web1 stops, starts again, ...), each measured by clients that
