@@ -253,17 +253,18 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
         hadns::dns::Sockets::bind(&prepared.config.dns.listen, prepared.config.dns.udp_workers)
             .await
             .context("binding the DNS sockets")?;
+    let admin = match &prepared.config.admin {
+        Some(admin) => Some(hadns::admin::bind(admin.listen).await?),
+        None => None,
+    };
+    // Every socket is open before any is announced: a client that waits for these lines
+    // (systemd's journal, a test) finds the admin endpoint too.
+    if let Some(listener) = &admin {
+        info!(addr = %listener.local_addr()?, "admin endpoint listening");
+    }
     for addr in sockets.local_addrs() {
         info!(%addr, "listening on udp and tcp");
     }
-    let admin = match &prepared.config.admin {
-        Some(admin) => {
-            let listener = hadns::admin::bind(admin.listen).await?;
-            info!(addr = %listener.local_addr()?, "admin endpoint listening");
-            Some(listener)
-        }
-        None => None,
-    };
     let hosts = (prepared.config.admin.as_ref()).map_or_else(Vec::new, |a| a.hosts.clone());
     let options = hadns::server::Options {
         config_file: Some(config_file),
