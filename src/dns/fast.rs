@@ -16,17 +16,11 @@ use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::wire::OPTION_ECS;
+use super::wire::{
+    CLASS_IN, MAX_NAME, OPTION_ECS, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT,
+};
 
 mod build;
-
-const TYPE_OPT: u16 = 41;
-const CLASS_IN: u16 = 1;
-const RCODE_NXDOMAIN: u8 = 3;
-const RCODE_SERVFAIL: u8 = 2;
-const RCODE_REFUSED: u8 = 5;
-/// Longest name on the wire.
-const MAX_NAME: usize = 255;
 
 /// What the fast path did with a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,15 +6,18 @@
 
 /// Response codes (the header's four bits).
 pub const RCODE_FORMERR: u8 = 1;
+pub const RCODE_SERVFAIL: u8 = 2;
+pub const RCODE_NXDOMAIN: u8 = 3;
 pub const RCODE_NOTIMP: u8 = 4;
 pub const RCODE_REFUSED: u8 = 5;
 /// BADVERS (16): an extended response code, carried in the OPT record's upper 8 bits.
 const EXTENDED_BADVERS: u8 = 1;
 
-pub const RCODE_SERVFAIL: u8 = 2;
-const TYPE_OPT: u16 = 41;
+pub const TYPE_OPT: u16 = 41;
 const TYPE_TSIG: u16 = 250;
-const CLASS_IN: u16 = 1;
+pub const CLASS_IN: u16 = 1;
+/// Longest name on the wire.
+pub const MAX_NAME: usize = 255;
 const HEADER: usize = 12;
 
 /// A query's EDNS OPT record, as far as the response needs it.
@@ -64,7 +67,7 @@ pub(super) fn plain_name_end(msg: &[u8], at: usize) -> Option<usize> {
         }
         i += len;
     }
-    (i - at <= 255).then_some(i)
+    (i - at <= MAX_NAME).then_some(i)
 }
 
 /// The offset just past a (possibly compressed) name starting at `at`.
