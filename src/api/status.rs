@@ -147,6 +147,8 @@ pub struct ClusterStatus {
     pub nodes: Vec<ClusterNode>,
     /// Watches re-read after etcd compacted past them.
     pub resyncs: u64,
+    /// Values in etcd this member could not read (each logged).
+    pub unreadable: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -261,13 +261,30 @@ impl Member {
         let revision = read.header().map_or(0, |h| h.revision());
         let mut state = State {
             resyncs: self.state.resyncs,
+            unreadable: self.state.unreadable,
             ..State::default()
         };
         std::mem::swap(&mut self.state, &mut state);
         self.state.connected = state.connected;
         self.state.last_contact = state.last_contact;
+        // An unreadable decision or drain list keeps the one known before the read (see
+        // `apply`); a key that is gone is gone.
+        self.state.decision = state.decision;
+        self.state.drains = state.drains;
+        let (mut decision, mut drains) = (false, false);
         for kv in read.kvs() {
+            match kv.key_str().ok().and_then(|k| self.keys.parse(k)) {
+                Some(Key::Decision) => decision = true,
+                Some(Key::Drains) => drains = true,
+                _ => {}
+            }
             self.apply(kv, true);
+        }
+        if !decision {
+            self.state.decision = None;
+        }
+        if !drains {
+            self.state.drains = Vec::new();
         }
         self.state.revision = revision;
         self.send();
@@ -290,21 +307,18 @@ impl Member {
         };
         let value = kv.value();
         match parsed {
-            Key::Member(name) => {
-                match put
-                    .then(|| serde_json::from_slice::<MemberInfo>(value).ok())
-                    .flatten()
-                {
-                    Some(info) => self.state.members.insert(name.into(), info),
-                    None => self.state.members.remove(name),
-                };
-            }
+            Key::Member(name) => match put.then(|| self.read::<MemberInfo>(key, value)).flatten() {
+                Some(info) => {
+                    self.state.members.insert(name.into(), info);
+                }
+                None => {
+                    self.state.members.remove(name);
+                }
+            },
             Key::View(member, node) => {
+                let view = put.then(|| self.read::<NodeView>(key, value)).flatten();
                 let views = self.state.views.entry(member.into()).or_default();
-                match put
-                    .then(|| serde_json::from_slice::<NodeView>(value).ok())
-                    .flatten()
-                {
+                match view {
                     Some(view) => views.insert(node.into(), view),
                     None => views.remove(node),
                 };
@@ -318,14 +332,32 @@ impl Member {
                 self.leader_lease = put.then_some(kv.lease());
                 self.leads();
             }
-            Key::Decision => {
-                self.state.decision = put.then(|| serde_json::from_slice(value).ok()).flatten();
+            // A decision or drain list that cannot be read keeps the last one read: never
+            // forgetting the agreed answers (or every drain) because of one bad write.
+            Key::Decision if put => {
+                if let Some(decision) = self.read(key, value) {
+                    self.state.decision = Some(decision);
+                }
             }
-            Key::Drains => {
-                self.state.drains = put
-                    .then(|| serde_json::from_slice(value).ok())
-                    .flatten()
-                    .unwrap_or_default();
+            Key::Decision => self.state.decision = None,
+            Key::Drains if put => {
+                if let Some(drains) = self.read(key, value) {
+                    self.state.drains = drains;
+                }
+            }
+            Key::Drains => self.state.drains = Vec::new(),
+        }
+    }
+
+    /// A value's JSON, or `None`, logged and counted (`unreadable` in `/status`).
+    fn read<T: serde::de::DeserializeOwned>(&mut self, key: &str, value: &[u8]) -> Option<T> {
+        match serde_json::from_slice(value) {
+            Ok(parsed) => Some(parsed),
+            Err(error) => {
+                self.state.unreadable += 1;
+                error!(member = %self.settings.name, key, %error,
+                       "a value in etcd cannot be read; ignored");
+                None
             }
         }
     }

@@ -52,6 +52,9 @@ pub struct State {
     pub revision: i64,
     /// Times this member resynchronised its watch after a compaction.
     pub resyncs: u64,
+    /// Values under the prefix that could not be read (logged; a decision or drain list
+    /// that cannot be read keeps the last one read).
+    pub unreadable: u64,
 }
 
 /// What the supervisor asks of the member task.

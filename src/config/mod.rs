@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod check;
 mod cluster;
+mod digest;
 mod fields;
 mod network;
 mod pool;
@@ -28,6 +29,7 @@ mod validate;
 mod vip;
 
 pub use cluster::{Cluster, OnLost, Tls};
+pub use digest::digest;
 pub use fields::{normalize_name, parse_duration};
 pub use network::Network;
 pub use site::{Site, site_of};
@@ -124,7 +126,7 @@ pub struct RateLimit {
     pub ipv6_prefix: u8,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Pool {
     pub name: String,
     pub check: Check,
@@ -139,7 +141,7 @@ pub struct Pool {
     pub nodes: Vec<Node>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Fencing {
     /// `fence = "read-only"`: make the node read-only and end its client sessions.
     pub read_only: bool,
@@ -154,7 +156,7 @@ impl Fencing {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum Check {
     Tcp,
     Http(HttpCheck),
@@ -165,7 +167,7 @@ pub enum Check {
 }
 
 /// `[pool.dns]`: one question to the node, a DNS server.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DnsCheck {
     pub name: String,
     /// The question's type by name: `A`, `AAAA`, `SOA`, ...
@@ -174,7 +176,7 @@ pub struct DnsCheck {
 }
 
 /// What a `dns` check's answer must be.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum DnsExpect {
     /// Any answer with NOERROR or NXDOMAIN: the server works.
     Answer,
@@ -213,17 +215,19 @@ impl Check {
 }
 
 /// `[pool.postgres]` and `[pool.mysql]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DbCheck {
     pub user: String,
-    /// From `password`, or read from `password_file` when the config is loaded.
+    /// From `password`, or read from `password_file` when the config is loaded. Never in
+    /// the cluster's configuration digest.
+    #[serde(skip)]
     pub password: Option<String>,
     pub dbname: Option<String>,
     pub sslmode: SslMode,
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SslMode {
     Disable,
@@ -231,7 +235,7 @@ pub enum SslMode {
     Require,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HttpCheck {
     pub path: String,
     /// Accepted status codes.
@@ -242,13 +246,13 @@ pub struct HttpCheck {
     pub host: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExecCheck {
     /// Program and arguments; never run through a shell.
     pub command: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Node {
     pub name: String,
     pub address: IpAddr,
@@ -260,11 +264,12 @@ pub struct Node {
     pub site: Option<usize>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Record {
     /// Where the file defines it (`record[3]`), for problems found later (against the
     /// zones): an earlier invalid record is left out of `Config::records`, so the position
     /// in that list is not the position in the file.
+    #[serde(skip)]
     pub path: String,
     /// Lower case, fully qualified, with the trailing dot.
     pub name: String,
@@ -285,7 +290,7 @@ pub struct Record {
     pub by_site: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub enum MaxLag {
     /// WAL bytes behind the primary (PostgreSQL).
     Bytes(u64),
@@ -295,7 +300,7 @@ pub enum MaxLag {
     Time(Duration),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Select {
     /// The highest-priority healthy node.
@@ -308,7 +313,7 @@ pub enum Select {
     Replicas,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnEmpty {
     Nodata,

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 /// An address block: `10.0.0.0/8`, or one address (`127.0.0.1` = `/32`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Network {
     pub address: IpAddr,
     pub prefix_len: u8,

@@ -16,7 +16,7 @@ pub(super) struct RawSite {
 
 /// One site: the networks its clients query from, and where its clients go when it has
 /// no node to answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Site {
     pub name: String,
     pub networks: Vec<Network>,

@@ -128,7 +128,8 @@ impl Metrics {
                 "cluster",
                 "Cluster mode, as this member sees it: connected (1 with a live etcd session), \
                  leader (1 while it leads), epoch and decision (of the served decision), \
-                 config_mismatch (1 while the leader's configuration differs), resyncs.",
+                 config_mismatch (1 while the leader's configuration differs), resyncs, \
+                 unreadable (values in etcd that could not be read).",
                 &["what"],
             ),
             notifies: counter(
@@ -297,6 +298,7 @@ impl Metrics {
                 ("decision", c.decision.unwrap_or(0) as i64),
                 ("config_mismatch", i64::from(c.config_differs_from_leader)),
                 ("resyncs", c.resyncs as i64),
+                ("unreadable", c.unreadable as i64),
                 ("members", c.members.len() as i64),
             ] {
                 self.cluster.with_label_values(&[what]).set(value);

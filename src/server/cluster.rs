@@ -108,19 +108,6 @@ fn release_after(settings: &crate::config::Cluster) -> Duration {
     settings.lease - crate::cluster::keepalive_interval(settings.lease)
 }
 
-/// The digest of what members must share: pools and records as parsed (FNV-1a, hex).
-pub fn config_digest(config: &Config) -> String {
-    let mut text = format!("{:?}{:?}", config.pools, config.records);
-    // Sites too, when there are any (a configuration without them keeps its digest).
-    if !config.sites.is_empty() {
-        text += &format!("{:?}", config.sites);
-    }
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
 /// The leader's engine works on views to which each member applied its own rise and fall
 /// already: it takes a majority's word at once.
 fn leader_config(config: &Config) -> Config {
@@ -518,7 +505,7 @@ impl Supervisor {
         let Some(side) = &mut self.cluster else {
             return;
         };
-        side.digest = config_digest(&self.config);
+        side.digest = crate::config::digest(&self.config);
         let _ = side
             .cluster
             .requests
@@ -647,6 +634,7 @@ impl Supervisor {
                 .collect(),
             nodes,
             resyncs: state.resyncs,
+            unreadable: state.unreadable,
         });
         let Some(decision) = served else { return };
         let by_name = decision.by_name();

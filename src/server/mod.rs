@@ -188,7 +188,7 @@ async fn run(
         warn!("[admin] drain_file is not used in cluster mode: drains are kept in etcd");
     }
     let cluster = config.cluster.clone().map(|settings| {
-        let digest = cluster::config_digest(&config);
+        let digest = crate::config::digest(&config);
         let member = crate::cluster::start(
             settings.clone(),
             digest.clone(),

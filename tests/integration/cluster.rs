@@ -337,6 +337,37 @@ async fn a_member_whose_watch_revision_was_compacted_reads_again() {
     .await;
 }
 
+/// A decision (or drain list) in etcd that cannot be read is logged and counted, and the
+/// member keeps serving the last one it read; the leader's next decision replaces it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_decision_is_counted_and_the_last_one_kept() {
+    let Some((site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    site.etcdctl_run(&["put", "/hadns/test/decision", "{not json"]);
+    site.etcdctl_run(&["put", "/hadns/test/drains", "[{\"pool\": 1}]"]);
+    for i in ALL {
+        wait_for(
+            LIMIT,
+            &format!("{} to count both values", MEMBERS[i]),
+            || async { site.status(i).await["cluster"]["unreadable"] == 2 },
+        )
+        .await;
+    }
+    holds_for(
+        &site,
+        &ALL,
+        &Ok(vec![node1.ip()]),
+        Duration::from_millis(300),
+    )
+    .await;
+    node1.stop().await;
+    site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    let decision = site.etcdctl_run(&["get", "/hadns/test/decision", "--print-value-only"]);
+    assert!(decision.contains("\"kind\":\"nodes\""), "{decision}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drain_through_one_member_moves_every_member() {
     let Some((site, _members, node1, node2)) = web_cluster(["", "", ""]).await else {
