@@ -160,14 +160,14 @@ async fn set_up(
     port: u16,
     (web1, web2): (SocketAddr, SocketAddr),
 ) -> anyhow::Result<(
-    crate::Prepared,
+    crate::server::Prepared,
     crate::dns::Sockets,
     tokio::net::TcpListener,
 )> {
     std::fs::create_dir_all(dir.join("zones"))?;
     std::fs::write(config_path, demo_config(port, web1, web2))?;
     std::fs::write(dir.join("zones/example.internal.zone"), ZONE)?;
-    let prepared = crate::prepare(config_path)?;
+    let prepared = crate::server::prepare(config_path)?;
     let mut listen = prepared.config.dns.listen.clone();
     let sockets = match crate::dns::Sockets::bind(&listen, 1).await {
         Ok(s) => s,

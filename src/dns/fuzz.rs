@@ -133,15 +133,12 @@ impl Server {
             "{key}",
             &key.map(|k| format!("key = \"{k}\"")).unwrap_or_default(),
         );
-        let prepared = crate::prepare_str(&config, &dir).expect("the fuzz config is valid");
+        let config = crate::config::Config::from_toml(&config, &dir)
+            .unwrap_or_else(|p| panic!("the fuzz config is valid: {p:?}"));
+        let zones = ZoneSet::load(&config.dns.zones_dir).expect("the fuzz zone is valid");
         let _ = std::fs::remove_dir_all(&dir);
-        let mut builder = SnapshotBuilder::new(
-            prepared.zones,
-            &prepared.config.records,
-            1,
-            prepared.config.transfer.as_ref(),
-        );
-        builder.set_sites(prepared.config.sites.clone());
+        let mut builder = SnapshotBuilder::new(zones, &config.records, 1, config.transfer.as_ref());
+        builder.set_sites(config.sites.clone());
         let web1 = "192.0.2.1".parse().expect("an address");
         let web2 = "2001:db8::2".parse().expect("an address");
         let both = Published::Addresses(vec![web1, web2]);

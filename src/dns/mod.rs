@@ -12,6 +12,7 @@ mod fast;
 #[cfg(test)]
 mod fast_tests;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod handler;
 mod journal;

@@ -82,10 +82,6 @@ impl Drains {
         Drains { list, file }
     }
 
-    pub fn list(&self) -> &[Drained] {
-        &self.list
-    }
-
     /// The file of a reloaded configuration (it may have moved or gone).
     pub fn set_file(&mut self, file: Option<PathBuf>) {
         self.file = file;

@@ -28,12 +28,13 @@ mod checkers;
 mod cluster;
 mod commands;
 mod decisions;
-pub mod drains;
+mod drains;
 mod effects;
 pub mod events;
 mod handle;
 mod hooks;
 mod plan;
+mod prepare;
 mod publication;
 mod reload;
 mod serials;
@@ -41,6 +42,7 @@ pub mod status;
 
 pub use drains::Drained;
 pub use handle::{Handle, Server};
+pub use prepare::{Prepared, prepare, prepare_str};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,7 +84,7 @@ pub struct Options {
 /// Starts hadns on already bound sockets; it runs until `shutdown` is cancelled, then
 /// stops every task it started.
 pub fn start(
-    prepared: crate::Prepared,
+    prepared: Prepared,
     options: Options,
     shutdown: CancellationToken,
 ) -> std::io::Result<Server> {
@@ -136,7 +138,7 @@ enum Input {
 }
 
 async fn run(
-    prepared: crate::Prepared,
+    prepared: Prepared,
     options: Options,
     mut inputs: Inputs,
     shared: Shared,

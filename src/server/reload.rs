@@ -58,7 +58,7 @@ impl Supervisor {
                 "hadns was started without a config file; there is nothing to reload".into(),
             ])
         })?;
-        let prepared = tokio::task::spawn_blocking(move || crate::prepare(&path))
+        let prepared = tokio::task::spawn_blocking(move || super::prepare(&path))
             .await
             .map_err(|e| CommandError::Rejected(vec![format!("reading the config: {e}")]))?
             .map_err(|e| {
@@ -81,7 +81,7 @@ impl Supervisor {
     }
 
     /// Switches to a validated configuration; returns a summary of what changed.
-    async fn apply_config(&mut self, prepared: crate::Prepared, tasks: &mut JoinSet<()>) -> String {
+    async fn apply_config(&mut self, prepared: super::Prepared, tasks: &mut JoinSet<()>) -> String {
         // Queued decisions name pools, nodes and records of the running configuration.
         self.flush().await;
         let changes = super::changes::describe(&self.config, &prepared.config);
