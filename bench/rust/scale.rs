@@ -95,13 +95,17 @@ pub async fn scale_benchmark() {
         let prepared = hadns::prepare_str(&text, dir.path())
             .unwrap_or_else(|p| panic!("{:?}", &p[..p.len().min(3)]));
         let answers: Vec<hadns::dns::Published> = (0..records)
-            .map(|i| hadns::dns::Published::Addresses(vec![node_address(i).parse().unwrap()]))
+            .map(|i| {
+                hadns::dns::Published::from(hadns::dns::Answer::Nodes(vec![
+                    node_address(i).parse().unwrap(),
+                ]))
+            })
             .collect();
         let mut builder =
             hadns::dns::SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1, None);
         builder.build(&answers);
         let mut changed = answers.clone();
-        changed[0] = hadns::dns::Published::Nodata;
+        changed[0] = hadns::dns::Published::from(hadns::dns::Answer::Nodata);
         let rounds = 5;
         let t0 = Instant::now();
         for round in 0..rounds {
@@ -125,10 +129,10 @@ pub async fn scale_benchmark() {
             .unwrap_or_else(|p| panic!("{:?}", &p[..p.len().min(3)]));
         let mut builder =
             hadns::dns::SnapshotBuilder::new(prepared.zones, &prepared.config.records, 1, None);
-        let up = [hadns::dns::Published::Addresses(vec![
-            node_address(0).parse().unwrap(),
-        ])];
-        let down = [hadns::dns::Published::Nodata];
+        let up = [hadns::dns::Published::from(hadns::dns::Answer::Nodes(
+            vec![node_address(0).parse().unwrap()],
+        ))];
+        let down = [hadns::dns::Published::from(hadns::dns::Answer::Nodata)];
         builder.build(&up);
         let rounds = 10;
         let t0 = Instant::now();

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::api::status::Health;
-use crate::engine::DbStatus;
+use crate::config::Site;
+use crate::engine::{Answer, DbStatus, Sited};
 
 /// The keys under `[cluster] prefix`.
 #[derive(Debug, Clone)]
@@ -120,14 +121,8 @@ pub struct AgreedRecord {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum AgreedAnswer {
-    Pending,
-    Nodata,
-    Servfail,
-    Nodes { nodes: Vec<AgreedNode> },
-}
+/// An agreed answer: nodes by name, with their addresses (`{"kind": "nodes", ...}`).
+pub type AgreedAnswer = Answer<AgreedNode>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgreedNode {
@@ -142,6 +137,34 @@ pub struct Drain {
     pub node: String,
     #[serde(default)]
     pub since: String,
+}
+
+impl AgreedRecord {
+    /// A record's answers as agreed: a `by_site` record's per site by site name.
+    pub fn new(name: &str, answers: Sited<AgreedNode>, sites: &[Site], reason: &str) -> Self {
+        AgreedRecord {
+            name: name.into(),
+            answer: answers.all,
+            sites: (answers.sites.into_iter().flatten())
+                .zip(sites)
+                .map(|(answer, site)| (site.name.clone(), answer))
+                .collect(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The answers in `sites`' order (this member's `[[site]]`s); a site the decision does
+    /// not name gets the answer for clients of no site.
+    pub fn sited(&self, sites: &[Site]) -> Sited<AgreedNode> {
+        Sited {
+            all: self.answer.clone(),
+            sites: (!self.sites.is_empty()).then(|| {
+                (sites.iter())
+                    .map(|site| self.sites.get(&site.name).unwrap_or(&self.answer).clone())
+                    .collect()
+            }),
+        }
+    }
 }
 
 impl Agreed {
@@ -178,22 +201,24 @@ mod tests {
         };
         let plain = AgreedRecord {
             name: "db.example.internal.".into(),
-            answer: AgreedAnswer::Nodes {
-                nodes: vec![node("pg1", "10.1.0.21")],
-            },
+            answer: AgreedAnswer::Nodes(vec![node("pg1", "10.1.0.21")]),
             sites: BTreeMap::new(),
             reason: "up".into(),
         };
         let json = serde_json::to_string(&plain).unwrap();
         assert!(!json.contains("sites"), "{json}");
+        assert!(
+            json.contains(
+                r#""answer":{"kind":"nodes","nodes":[{"node":"pg1","address":"10.1.0.21"}]}"#
+            ),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<AgreedRecord>(&json).unwrap(), plain);
 
         let mut by_site = plain.clone();
         by_site.sites.insert(
             "dc2".into(),
-            AgreedAnswer::Nodes {
-                nodes: vec![node("pg2", "10.2.0.21")],
-            },
+            AgreedAnswer::Nodes(vec![node("pg2", "10.2.0.21")]),
         );
         by_site.sites.insert("dc3".into(), AgreedAnswer::Servfail);
         let json = serde_json::to_string(&by_site).unwrap();

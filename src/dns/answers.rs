@@ -6,48 +6,13 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{RData, Record};
 
-/// What one failover record answers right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Published {
-    /// The first round of checks has not completed: SERVFAIL, so clients retry.
-    Pending,
-    /// A and AAAA answers, in this order.
-    Addresses(Vec<IpAddr>),
-    /// NOERROR with no records and the SOA in the authority section.
-    Nodata,
-    Servfail,
-    /// A `by_site` record: `sites[i]` for a client of site `i` (its fallback already
-    /// followed), `all` for a client of no site.
-    BySite {
-        all: Box<Published>,
-        sites: Vec<Published>,
-    },
-}
+pub use crate::engine::{Answer, Sited};
 
-impl Published {
-    /// The answer for a client of `site` (`None`: of no site).
-    pub fn for_site(&self, site: Option<usize>) -> &Published {
-        match (self, site) {
-            (Published::BySite { sites, .. }, Some(site)) => sites.get(site).unwrap_or(self),
-            (Published::BySite { all, .. }, None) => all,
-            _ => self,
-        }
-        .plain()
-    }
-
-    /// Without the sites: what a client of no site gets.
-    pub fn plain(&self) -> &Published {
-        match self {
-            Published::BySite { all, .. } => all.plain(),
-            other => other,
-        }
-    }
-
-    /// Whether the answer depends on the client's site.
-    pub fn by_site(&self) -> bool {
-        matches!(self, Published::BySite { .. })
-    }
-}
+/// What one failover record answers right now: addresses (A and AAAA, in this order);
+/// NOERROR with no records and the SOA in the authority section (`Nodata`); SERVFAIL
+/// (`Servfail`, and `Pending` until the first round of checks, so that clients retry); and
+/// for a `by_site` record the same per site.
+pub type Published = Sited<IpAddr>;
 
 /// The answer data for one failover name.
 #[derive(Debug)]

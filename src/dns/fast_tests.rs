@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use super::answers::Published;
+use super::answers::{Answer, Published};
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::respond::Responder;
@@ -191,15 +191,15 @@ pub(super) fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> 
     std::fs::write(dir.path().join("zones/example.internal.zone"), big_zone()).unwrap();
     std::fs::write(dir.path().join("zones/complex.test.zone"), COMPLEX).unwrap();
     let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
-    let both = Published::Addresses(vec![
+    let both = Published::from(Answer::Nodes(vec![
         "192.0.2.1".parse().unwrap(),
         "2001:db8::2".parse().unwrap(),
-    ]);
+    ]));
     let states = [
         ("addresses", both.clone()),
-        ("nodata", Published::Nodata),
-        ("servfail", Published::Servfail),
-        ("pending", Published::Pending),
+        ("nodata", Published::from(Answer::Nodata)),
+        ("servfail", Published::from(Answer::Servfail)),
+        ("pending", Published::from(Answer::Pending)),
     ];
     let mut snapshots: Vec<_> = states
         .into_iter()
@@ -215,7 +215,7 @@ pub(super) fn snapshots() -> Vec<(&'static str, Arc<ArcSwap<super::Snapshot>>)> 
     let mut builder =
         SnapshotBuilder::new(prepared.zones.clone(), &prepared.config.records, 100, None);
     let first = builder.build(&[both.clone(), both.clone()]);
-    builder.build(&[Published::Nodata, both.clone()]);
+    builder.build(&[Published::from(Answer::Nodata), both.clone()]);
     let rebuilt = builder.build(&[both.clone(), both]);
     let serial = |s: &super::Snapshot| s.serial_of("www.example.internal.").unwrap();
     assert_eq!(serial(&rebuilt), serial(&first) + 2);
@@ -231,14 +231,14 @@ fn a_failover_does_not_prepare_the_static_names_again() {
     let dir = super::test_zones::zone_dir(50_000, "");
     let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
     let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 100, None);
-    let up = Published::Addresses(vec!["192.0.2.1".parse().unwrap()]);
+    let up = Published::from(Answer::Nodes(vec!["192.0.2.1".parse().unwrap()]));
     let first = builder.build(&[up.clone(), up.clone()]);
     let serial = |s: &super::Snapshot| s.serial_of("www.example.internal.").unwrap();
     let started = std::time::Instant::now();
     let mut last = None;
     for round in 0..10 {
         let answer = if round % 2 == 0 {
-            Published::Nodata
+            Published::from(Answer::Nodata)
         } else {
             up.clone()
         };
@@ -483,17 +483,17 @@ async fn by_site_answers_mean_on_the_fast_path_what_they_mean_on_hickorys() {
         networks: vec![network.parse().unwrap()],
         fallback: Vec::new(),
     };
-    let both = Published::Addresses(vec![
+    let both = Published::from(Answer::Nodes(vec![
         "192.0.2.1".parse().unwrap(),
         "2001:db8::2".parse().unwrap(),
-    ]);
-    let by_site = Published::BySite {
-        all: Box::new(both.clone()),
-        sites: vec![
-            Published::Addresses(vec!["192.0.2.7".parse().unwrap()]),
-            Published::Nodata,
-            Published::Servfail,
-        ],
+    ]));
+    let by_site = Published {
+        all: both.all.clone(),
+        sites: Some(vec![
+            Answer::Nodes(vec!["192.0.2.7".parse().unwrap()]),
+            Answer::Nodata,
+            Answer::Servfail,
+        ]),
     };
     let mut builder =
         SnapshotBuilder::new(prepared.zones.clone(), &prepared.config.records, 100, None);
@@ -575,7 +575,7 @@ fn many_records_in_a_large_zone_prepare_and_build_quickly() {
     let prepared =
         crate::prepare_str(&config, dir.path()).unwrap_or_else(|p| panic!("{:?}", &p[..1]));
     let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 100, None);
-    let up = Published::Addresses(vec!["192.0.2.1".parse().unwrap()]);
+    let up = Published::from(Answer::Nodes(vec!["192.0.2.1".parse().unwrap()]));
     let snapshot = builder.build(&vec![up; 10_000]);
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");

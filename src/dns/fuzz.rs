@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
 
-use super::answers::Published;
+use super::answers::{Answer, Published};
 use super::fast::Verdict;
 use super::handler::Handler;
 use super::respond::Responder;
@@ -141,14 +141,11 @@ impl Server {
         builder.set_sites(config.sites.clone());
         let web1 = "192.0.2.1".parse().expect("an address");
         let web2 = "2001:db8::2".parse().expect("an address");
-        let both = Published::Addresses(vec![web1, web2]);
+        let both = Published::from(Answer::Nodes(vec![web1, web2]));
         // near: each site its own node, a client of no site both.
-        let near = Published::BySite {
-            all: Box::new(both.clone()),
-            sites: vec![
-                Published::Addresses(vec![web1]),
-                Published::Addresses(vec![web2]),
-            ],
+        let near = Published {
+            all: both.all.clone(),
+            sites: Some(vec![Answer::Nodes(vec![web1]), Answer::Nodes(vec![web2])]),
         };
         Server::over(builder.build(&[both, near]))
     }

@@ -17,7 +17,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::warn;
 
-use super::answers::{FailoverEntry, Published};
+use super::answers::{Answer, FailoverEntry};
 use super::snapshot::Snapshot;
 use crate::metrics::QueryCounters;
 
@@ -107,9 +107,9 @@ async fn answer_failover<R: ResponseHandler>(
         .then(|| crate::config::site_of(&snapshot.sites, client))
         .flatten();
     match entry.answer.for_site(site.map(|(site, _)| site)) {
-        Published::Pending | Published::Servfail => metadata.response_code = ResponseCode::ServFail,
-        Published::Nodata | Published::BySite { .. } => {}
-        Published::Addresses(addresses) => {
+        Answer::Pending | Answer::Servfail => metadata.response_code = ResponseCode::ServFail,
+        Answer::Nodata => {}
+        Answer::Nodes(addresses) => {
             let qtype = query.query_type();
             for address in addresses {
                 let rdata = match (address, qtype) {

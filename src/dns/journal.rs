@@ -17,7 +17,7 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::answers::Published;
+use super::answers::{Answer, Published};
 
 /// Differences kept per zone; an IXFR from before the oldest gets a full transfer.
 const JOURNAL_LEN: usize = 1000;
@@ -101,12 +101,10 @@ impl Journal {
     ) -> Vec<ZoneContents> {
         for (carried, answer) in self.carried.iter_mut().zip(answers) {
             // A by_site name carries its answer for clients of no site.
-            match answer.plain() {
-                Published::Addresses(addresses) if !addresses.is_empty() => {
-                    carried.clone_from(addresses)
-                }
-                Published::Addresses(_) | Published::Nodata => carried.clear(),
-                Published::Servfail | Published::Pending | Published::BySite { .. } => {}
+            match &answer.all {
+                Answer::Nodes(addresses) if !addresses.is_empty() => carried.clone_from(addresses),
+                Answer::Nodes(_) | Answer::Nodata => carried.clear(),
+                Answer::Servfail | Answer::Pending => {}
             }
         }
         if let Some((last_serials, last_carried)) = &self.last {

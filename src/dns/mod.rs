@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::query_addresses;
 
 use crate::metrics::QueryCounters;
-pub use answers::Published;
+pub use answers::{Answer, Published};
 pub use serial::{serial_after, serial_beyond, serial_max, serial_next};
 pub use snapshot::{Snapshot, SnapshotBuilder};
 pub use zones::ZoneSet;

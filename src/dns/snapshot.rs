@@ -13,7 +13,7 @@ use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
-use super::answers::{FailoverEntry, Published, negative_ttl};
+use super::answers::{Answer, FailoverEntry, Published, negative_ttl};
 use super::serial::{serial_after, serial_max, serial_next};
 use super::zones::ZoneSet;
 use crate::config;
@@ -282,7 +282,7 @@ impl SnapshotBuilder {
             let entry = FailoverEntry {
                 zone: *zone,
                 ttl: 0,
-                answer: Published::Nodata,
+                answer: Answer::Nodata.into(),
             };
             failover.insert(name.clone(), entry);
         }
@@ -320,7 +320,7 @@ impl SnapshotBuilder {
         let transfer = self.transfer.as_mut().map(|t| Transfer {
             policy: t.policy.clone(),
             zones: t.journal.advance(&t.slots, answers, serials, &soas),
-            complete: !answers.contains(&Published::Pending),
+            complete: !answers.iter().any(|a| a.all == Answer::Pending),
         });
         Snapshot {
             catalog,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 
-use super::answers::Published;
+use super::answers::{Answer, Published};
 use super::snapshot::{Snapshot, SnapshotBuilder};
 use super::xfr::{Kind, MESSAGE_SOFT_LIMIT, Served, answer};
 
@@ -43,7 +43,7 @@ fn builder(extra_records: u32) -> SnapshotBuilder {
 }
 
 fn at(address: &str) -> Published {
-    Published::Addresses(vec![address.parse::<IpAddr>().unwrap()])
+    Published::from(Answer::Nodes(vec![address.parse::<IpAddr>().unwrap()]))
 }
 
 /// A transfer request for the zone, as bytes, and where its question ends.
@@ -136,7 +136,7 @@ fn ixfr_chains_the_journal_from_any_serial_it_holds() {
     let base = s0.serial(0);
     builder.build(&[at("192.0.2.2")]);
     // No answer: transfers keep the last addresses; the serial still moves.
-    builder.build(&[Published::Servfail]);
+    builder.build(&[Published::from(Answer::Servfail)]);
     let s3 = builder.build(&[at("192.0.2.1")]);
     let (www, b) = ("www.example.internal.", base);
     let (records, served, _) = shape(&s3, Kind::Ixfr(base), None);
@@ -179,16 +179,16 @@ fn a_name_without_answer_keeps_its_last_addresses_and_nodata_has_none() {
             .filter(|r| r.starts_with("www"))
             .collect::<Vec<_>>()
     };
-    assert!(www(&builder.build(&[Published::Pending])).is_empty());
+    assert!(www(&builder.build(&[Published::from(Answer::Pending)])).is_empty());
     assert_eq!(
         www(&builder.build(&[at("192.0.2.2")])),
         vec!["www.example.internal. 192.0.2.2"]
     );
     assert_eq!(
-        www(&builder.build(&[Published::Servfail])),
+        www(&builder.build(&[Published::from(Answer::Servfail)])),
         vec!["www.example.internal. 192.0.2.2"]
     );
-    assert!(www(&builder.build(&[Published::Nodata])).is_empty());
+    assert!(www(&builder.build(&[Published::from(Answer::Nodata)])).is_empty());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! a `primary` record from ever naming two nodes. Same inputs, same decisions: it is
 //! tested with transcripts of observations at virtual times (`tests.rs`).
 
+mod answer;
 mod gtid;
 mod replica_select;
 mod replicas;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use crate::api::id::{NodeId, PoolId, RecordId};
 pub use crate::api::status::Health;
+pub use answer::{Answer, Sited};
 pub use gtid::Gtid;
 pub use replicas::{Lag, Replication};
 
@@ -125,18 +127,6 @@ impl NodeState {
     fn writable(&self) -> bool {
         self.reachable() && self.db.as_ref().is_some_and(|d| d.writable)
     }
-}
-
-/// What a record answers. Node indices point into the record's pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// The pool's first round of checks has not completed.
-    Pending,
-    Nodes(Vec<usize>),
-    /// No node qualifies and `on_empty = "nodata"`.
-    Nodata,
-    /// No node qualifies and `on_empty = "servfail"`.
-    Servfail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,6 +443,14 @@ impl Engine {
             })
             .collect();
         Some(sites)
+    }
+
+    /// The record's answer and, for a `by_site` record, each site's (`site_answers`).
+    pub fn sited(&self, config: &Config, id: RecordId) -> Sited {
+        Sited {
+            all: self.answer(id).clone(),
+            sites: self.site_answers(config, id),
+        }
     }
 
     /// Since when the record's answer has been kept without any reachable node.

@@ -46,7 +46,14 @@ impl Supervisor {
             fences: &self.outbox.last,
             notify: self.notify.statuses(),
         });
-        self.cluster_status(&mut status);
+        if let super::Source::Cluster { side, .. } = &self.source {
+            side.status(
+                &self.config,
+                std::time::Instant::now(),
+                super::unix_ms(),
+                &mut status,
+            );
+        }
         status
     }
 
@@ -59,7 +66,7 @@ impl Supervisor {
     /// file's list) and on the engine a reload built. Returns the engine's events and
     /// whether an entry was dropped (it names a node the configuration does not have).
     pub(super) fn apply_drain_list(&mut self) -> (Vec<Event>, bool) {
-        if self.cluster.is_some() {
+        if self.in_cluster() {
             // Cluster mode: the drains live in etcd (`cluster::sync_drains`).
             return (Vec::new(), false);
         }
@@ -84,10 +91,17 @@ impl Supervisor {
         drained: bool,
     ) -> Result<String, CommandError> {
         let id = self.node_index(pool, node)?;
-        if self.cluster.is_some() {
-            return self
-                .cluster_drain(pool, node, drained)
+        if let super::Source::Cluster { member, side } = &self.source {
+            let since = crate::api::event::rfc3339(std::time::SystemTime::now());
+            let list = side.drains_with(pool, node, drained, since);
+            return cluster_drain(member, list)
                 .await
+                .map(|()| {
+                    let verb = if drained { "drained" } else { "undrained" };
+                    format!(
+                        "{node} of pool {pool} {verb} cluster-wide; the leader moves the answers"
+                    )
+                })
                 .map_err(CommandError::Unsaved);
         }
         if self.engine.node(id).drained != drained {
@@ -136,4 +150,18 @@ fn node_index(config: &Config, pool: &str, node: &str) -> Result<NodeId, Command
             CommandError::NotFound(format!("pool {pool:?} has no node named {node:?}"))
         })?;
     Ok(NodeId::new(p, n))
+}
+
+/// Writes the cluster-wide drain list through the member task; its answer says whether
+/// etcd took it.
+async fn cluster_drain(
+    member: &crate::cluster::Cluster,
+    list: Vec<crate::cluster::Drain>,
+) -> Result<(), String> {
+    let stopped = || "the cluster task has stopped".to_string();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    (member.requests)
+        .send(crate::cluster::Request::Drains(list, reply))
+        .map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::api::status::FenceStatus;
 use crate::config::Config;
 use crate::dns::Published;
-use crate::engine::{Answer, Engine, Event, Health, NodeId};
+use crate::engine::{Answer, Engine, Event, Health, NodeId, RecordId};
 
 /// One step of decisions, carried out as a whole.
 pub struct Decision {
@@ -49,16 +49,8 @@ pub enum Route {
 }
 
 impl Decision {
-    /// The local engine's decision after it produced `events`. A `[[vip]]` is held while
-    /// its record answers exactly the local node and that node is up.
+    /// The local engine's decision after it produced `events` (no `[cluster]`).
     pub fn local(config: &Config, engine: &Engine, events: Vec<Event>) -> Decision {
-        let fences = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Fence { node, reason } => Some((*node, reason.clone())),
-                _ => None,
-            })
-            .collect();
         // A by_site answer can change with any node (another site's first node, say)
         // while the record's own answer stays.
         let by_site = config.records.iter().any(|r| r.by_site);
@@ -70,29 +62,64 @@ impl Decision {
                 _ => false,
             })
             .then(|| super::publication::published(config, engine));
-        let holds = config
-            .vips
-            .iter()
-            .map(|vip| {
-                let pool = config.record(vip.record).pool;
-                engine.answer(vip.record) == &Answer::Nodes(vec![vip.node])
-                    && engine
-                        .node(NodeId {
-                            pool,
-                            index: vip.node,
-                        })
-                        .health
-                        == Health::Up
-            })
-            .collect();
+        let holds = vip_holds(
+            config,
+            |record| Some(engine.answer(record).clone()),
+            |node| engine.node(node).health == Health::Up,
+        );
         Decision {
-            fences,
+            fences: fences(&events),
             answers,
             events,
             holds: Some(holds),
             route: Route::Local,
         }
     }
+
+    /// Events with effects and nothing else: no answer, no vip, no fence.
+    pub fn effects_only(events: Vec<Event>) -> Decision {
+        Decision {
+            fences: Vec::new(),
+            answers: None,
+            events,
+            holds: None,
+            route: Route::Local,
+        }
+    }
+}
+
+/// The nodes `events` say to fence, and why.
+pub fn fences(events: &[Event]) -> Vec<(NodeId, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Fence { node, reason } => Some((*node, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The vip rule, for every source: a `[[vip]]` is held while its record answers exactly
+/// the local node and that node is up. `answer` is the record's answer as the source
+/// decided it (`None`: it has none); `up` whether the source counts the node up: the local
+/// engine's health alone, or in cluster mode the majority's word, which the agreed answer
+/// already is.
+pub fn vip_holds(
+    config: &Config,
+    answer: impl Fn(RecordId) -> Option<Answer>,
+    up: impl Fn(NodeId) -> bool,
+) -> Vec<bool> {
+    config
+        .vips
+        .iter()
+        .map(|vip| {
+            let node = NodeId {
+                pool: config.record(vip.record).pool,
+                index: vip.node,
+            };
+            answer(vip.record) == Some(Answer::Nodes(vec![vip.node])) && up(node)
+        })
+        .collect()
 }
 
 /// What the supervisor does next with the outbox's head.

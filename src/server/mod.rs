@@ -189,16 +189,22 @@ async fn run(
     if config.cluster.is_some() && drain_file.is_some() {
         warn!("[admin] drain_file is not used in cluster mode: drains are kept in etcd");
     }
-    let cluster = config.cluster.clone().map(|settings| {
-        let digest = crate::config::digest(&config);
-        let member = crate::cluster::start(
-            settings.clone(),
-            digest.clone(),
-            shutdown.clone(),
-            &mut tasks,
-        );
-        cluster::ClusterSide::new(member, settings, digest)
-    });
+    let source = match config.cluster.clone() {
+        Some(settings) => {
+            let digest = crate::config::digest(&config);
+            let member = crate::cluster::start(
+                settings.clone(),
+                digest.clone(),
+                shutdown.clone(),
+                &mut tasks,
+            );
+            Source::Cluster {
+                member,
+                side: Box::new(cluster::ClusterSource::new(settings, digest)),
+            }
+        }
+        None => Source::Local,
+    };
     let mut sup = Supervisor {
         events: EventLog::new(config.admin.as_ref().map_or(1000, |a| a.events)),
         checkers: CheckerSet::new(reports_tx, shutdown.clone()),
@@ -215,7 +221,7 @@ async fn run(
         all_ready: false,
         token: shared.token,
         drains: Drains::new(prepared.drained, drain_file),
-        cluster,
+        source,
         notify,
     };
     sup.start(&mut tasks).await;
@@ -268,6 +274,19 @@ fn spawn_vip(
     wanted
 }
 
+/// Where the answers served come from: each source turns what it hears into `Decision`s,
+/// which the supervisor carries out the same way.
+enum Source {
+    /// No `[cluster]`: the local engine decides alone (`Decision::local`).
+    Local,
+    /// `[cluster]`: the member task (etcd), and the cluster side that turns its state and
+    /// the local engine's views into decisions (`cluster::ClusterSource`, pure).
+    Cluster {
+        member: crate::cluster::Cluster,
+        side: Box<cluster::ClusterSource>,
+    },
+}
+
 /// Owns the configuration, the engine and everything that follows from their decisions.
 struct Supervisor {
     config: Config,
@@ -288,8 +307,8 @@ struct Supervisor {
     /// The admin token, replaced by a reload.
     token: Arc<ArcSwap<Option<String>>>,
     all_ready: bool,
-    /// `[cluster]`: the member task and, while leading, the leader's engine.
-    cluster: Option<cluster::ClusterSide>,
+    /// Where the answers served come from.
+    source: Source,
     /// Where the NOTIFYs to each secondary stand (written by the NOTIFY tasks).
     notify: crate::dns::notify::Board,
 }
@@ -306,11 +325,14 @@ impl Supervisor {
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let in_cluster = self.cluster.is_some();
-            let release_at = self.cluster.as_ref().and_then(|s| s.release_at());
+            let in_cluster = self.in_cluster();
+            let release_at = match &self.source {
+                Source::Cluster { side, .. } => side.release_at(),
+                Source::Local => None,
+            };
             let input = tokio::select! {
                 Some(report) = reports.recv() => Input::Report(report),
-                _ = cluster_changed(&mut self.cluster) => Input::Cluster,
+                _ = cluster_changed(&mut self.source) => Input::Cluster,
                 _ = lease_ends(release_at) => Input::Cluster,
                 _ = tick.tick(), if in_cluster => Input::Tick,
                 Some(command) = inputs.commands.recv() => Input::Command(command),
@@ -396,10 +418,11 @@ impl Supervisor {
     /// can be carried out now; sets the fast interval of the `pools` whose state may have
     /// changed.
     fn decide(&mut self, events: Vec<Event>, pools: &[PoolId]) {
-        if self.cluster.is_some() {
-            self.observed(events);
-        } else {
-            let decision = Decision::local(&self.config, &self.engine, events);
+        let decision = match &self.source {
+            Source::Local => Some(Decision::local(&self.config, &self.engine, events)),
+            Source::Cluster { .. } => cluster::observed(events),
+        };
+        if let Some(decision) = decision {
             self.outbox.submit(decision);
             self.advance();
         }
@@ -445,6 +468,89 @@ impl Supervisor {
         }
     }
 
+    fn in_cluster(&self) -> bool {
+        matches!(self.source, Source::Cluster { .. })
+    }
+
+    /// Cluster mode: the member task's state changed (`refresh`: the periodic tick).
+    fn on_cluster(&mut self, refresh: bool) {
+        let Source::Cluster { member, .. } = &mut self.source else {
+            return;
+        };
+        let state = member.state.borrow_and_update().clone();
+        if let Some(out) = self.with_cluster(|side, cx| side.step(state, refresh, cx)) {
+            self.carry_cluster(out);
+        }
+    }
+
+    /// Runs `step` on the cluster side with what it reads of the supervisor; `None`
+    /// without `[cluster]`.
+    fn with_cluster<R>(
+        &mut self,
+        step: impl FnOnce(&mut cluster::ClusterSource, &mut cluster::Context) -> R,
+    ) -> Option<R> {
+        let serials = self.publication.load().serials().to_vec();
+        let Source::Cluster { side, .. } = &mut self.source else {
+            return None;
+        };
+        let mut cx = cluster::Context {
+            config: &self.config,
+            engine: &mut self.engine,
+            now: self.clock.now(),
+            instant: std::time::Instant::now(),
+            unix_ms: unix_ms(),
+            serials: &serials,
+        };
+        Some(step(side, &mut cx))
+    }
+
+    /// Carries out a cluster step: requests to the member task, decisions to the outbox.
+    fn carry_cluster(&mut self, out: cluster::Output) {
+        let Source::Cluster { member, .. } = &self.source else {
+            return;
+        };
+        for request in out.requests {
+            // The member task lives as long as the supervisor, but for shutdown.
+            let _ = member.requests.send(request);
+        }
+        if let Some(age) = out.served_age {
+            self.metrics.decision_served.observe(age.as_secs_f64());
+        }
+        for decision in out.decisions {
+            self.outbox.submit(decision);
+        }
+        self.advance();
+    }
+
+    /// This member's view of a node, to etcd (cluster mode).
+    fn share_view(&self, id: crate::engine::NodeId) {
+        if let Source::Cluster { member, .. } = &self.source
+            && let Some(view) = cluster::view(&self.config, &self.engine, id)
+        {
+            let _ = member.requests.send(view);
+        }
+    }
+
+    /// A leader's proposal whose fences are done: numbered and written (if it still leads).
+    fn propose(&mut self, records: Vec<crate::cluster::AgreedRecord>) {
+        let requests = (self.with_cluster(|side, cx| side.propose(records, cx)))
+            .flatten()
+            .into_iter()
+            .collect();
+        self.carry_cluster(cluster::Output {
+            requests,
+            ..Default::default()
+        });
+    }
+
+    /// After a reload, in cluster mode: the digest and views again, the agreed answers
+    /// served again.
+    fn cluster_reloaded(&mut self) {
+        if let Some(out) = self.with_cluster(|side, cx| side.reloaded(cx)) {
+            self.carry_cluster(out);
+        }
+    }
+
     /// Waits until every queued decision was carried out (before a reload changes what
     /// their indices mean).
     async fn flush(&mut self) {
@@ -459,9 +565,9 @@ impl Supervisor {
 
 /// Resolves when the cluster member task's state changed; never without `[cluster]` (or
 /// once the task has ended).
-async fn cluster_changed(side: &mut Option<cluster::ClusterSide>) {
-    if let Some(side) = side
-        && side.cluster.state.changed().await.is_ok()
+async fn cluster_changed(source: &mut Source) {
+    if let Source::Cluster { member, .. } = source
+        && member.state.changed().await.is_ok()
     {
         return;
     }
@@ -470,9 +576,15 @@ async fn cluster_changed(side: &mut Option<cluster::ClusterSide>) {
 
 /// Resolves when this member's lease ends while it is cut off from etcd (its vips are then
 /// released); never otherwise.
-async fn lease_ends(at: Option<tokio::time::Instant>) {
+async fn lease_ends(at: Option<std::time::Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -9,7 +9,7 @@ use tracing::error;
 
 use crate::config::Config;
 use crate::dns::{Published, Snapshot, SnapshotBuilder, ZoneSet};
-use crate::engine::{Answer, Engine, RecordId};
+use crate::engine::{Engine, RecordId};
 
 pub struct Publication {
     builder: SnapshotBuilder,
@@ -135,28 +135,12 @@ impl Publication {
 
 /// The engine's answers as addresses, one per configured record.
 pub fn published(config: &Config, engine: &Engine) -> Vec<Published> {
-    config
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, record)| {
-            let pool = &config.pools[record.pool.0];
-            let addresses = |answer: &Answer| match answer {
-                Answer::Pending => Published::Pending,
-                Answer::Nodata => Published::Nodata,
-                Answer::Servfail => Published::Servfail,
-                Answer::Nodes(nodes) => {
-                    Published::Addresses(nodes.iter().map(|&n| pool.nodes[n].address).collect())
-                }
-            };
-            let all = addresses(engine.answer(RecordId(i)));
-            match engine.site_answers(config, RecordId(i)) {
-                Some(sites) => Published::BySite {
-                    all: Box::new(all),
-                    sites: sites.iter().map(addresses).collect(),
-                },
-                None => all,
-            }
+    (0..config.records.len())
+        .map(|r| {
+            let pool = config.record_pool(RecordId(r));
+            engine
+                .sited(config, RecordId(r))
+                .map(|&n| pool.nodes[n].address)
         })
         .collect()
 }

@@ -117,7 +117,7 @@ impl Supervisor {
             self.events.set_capacity(admin.events);
             self.token.store(std::sync::Arc::new(admin.token.clone()));
         }
-        if self.cluster.is_some() {
+        if self.in_cluster() {
             self.cluster_reloaded();
         } else {
             self.publication

@@ -1,13 +1,14 @@
 //! Builds the `/status` document (its types are in `api::status`) from the engine, the
 //! config and the current snapshot.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use super::events::describe_answer;
 use crate::api::event::rfc3339;
 pub use crate::api::status::*;
 use crate::config::{Config, Select};
-use crate::dns::{Published, Snapshot};
+use crate::dns::Snapshot;
 use crate::engine::{Answer, Engine, NodeId, PoolId, RecordId};
 
 /// Converts the engine's virtual times (since start) to wall-clock times.
@@ -136,8 +137,12 @@ fn record(cx: &Context<'_>, r: RecordId) -> RecordStatus {
         left_out: (0..pool.nodes.len())
             .filter_map(|n| Some((pool.nodes[n].name.clone(), engine.unfit(r, n)?.into())))
             .collect(),
-        sites: match cx.snapshot.answer_of(&record.name) {
-            Some(Published::BySite { sites, .. }) => config
+        sites: match cx
+            .snapshot
+            .answer_of(&record.name)
+            .and_then(|a| a.sites.as_ref())
+        {
+            Some(sites) => config
                 .sites
                 .iter()
                 .zip(sites)
@@ -152,12 +157,9 @@ fn record(cx: &Context<'_>, r: RecordId) -> RecordStatus {
 }
 
 /// A published answer as the logs show one: the nodes behind its addresses.
-fn describe_published(pool: &crate::config::Pool, answer: &Published) -> String {
-    match answer.plain() {
-        Published::Pending => "pending".into(),
-        Published::Nodata | Published::BySite { .. } => "nodata".into(),
-        Published::Servfail => "servfail".into(),
-        Published::Addresses(addresses) => addresses
+fn describe_published(pool: &crate::config::Pool, answer: &Answer<IpAddr>) -> String {
+    match answer {
+        Answer::Nodes(addresses) => addresses
             .iter()
             .map(|a| match pool.nodes.iter().find(|n| n.address == *a) {
                 Some(node) => format!("{}({a})", node.name),
@@ -165,6 +167,7 @@ fn describe_published(pool: &crate::config::Pool, answer: &Published) -> String 
             })
             .collect::<Vec<_>>()
             .join(","),
+        other => other.kind().into(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::super::answers::{FailoverEntry, Published, negative_ttl};
+use super::super::answers::{Answer, FailoverEntry, Published, negative_ttl};
 use super::super::zones::StaticZone;
 use super::*;
 
@@ -253,7 +253,7 @@ impl FastTable {
 
     /// A failover name's published answer (it replaces whatever the zone had there).
     fn add_failover(&mut self, name: Vec<u8>, entry: &FailoverEntry, soa: Option<&Soa>) {
-        if let Published::BySite { sites, .. } = &entry.answer {
+        if let Some(sites) = &entry.answer.sites {
             // Each site's answer prepared like any failover name's, in a table of its own;
             // the last for clients of no site.
             let variants = (0..=sites.len())
@@ -262,10 +262,12 @@ impl FastTable {
                     let plain = FailoverEntry {
                         zone: entry.zone,
                         ttl: entry.ttl,
-                        answer: entry
-                            .answer
-                            .for_site((site < sites.len()).then_some(site))
-                            .clone(),
+                        answer: Published::from(
+                            entry
+                                .answer
+                                .for_site((site < sites.len()).then_some(site))
+                                .clone(),
+                        ),
                     };
                     table.add_failover(name.clone(), &plain, soa);
                     SiteAnswers {
@@ -277,8 +279,8 @@ impl FastTable {
             self.sited.insert(name, variants);
             return;
         }
-        let addresses = match &entry.answer {
-            Published::Pending | Published::Servfail => {
+        let addresses = match &entry.answer.all {
+            Answer::Pending | Answer::Servfail => {
                 let servfail = Prepared {
                     authoritative: true,
                     rcode: RCODE_SERVFAIL,
@@ -291,8 +293,8 @@ impl FastTable {
                 self.nodata.insert(name, servfail);
                 return;
             }
-            Published::Nodata | Published::BySite { .. } => &[][..],
-            Published::Addresses(addresses) => addresses.as_slice(),
+            Answer::Nodata => &[][..],
+            Answer::Nodes(addresses) => addresses.as_slice(),
         };
         for rtype in [RecordType::A, RecordType::AAAA] {
             let records: Vec<Record> = addresses

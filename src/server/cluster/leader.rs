@@ -1,0 +1,210 @@
+//! The leader's engine: fed the merged views of the live members, it decides what the
+//! cluster answers and proposes it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Context, is_drained};
+use crate::cluster::{Agreed, AgreedNode, AgreedRecord, State, merge::merge};
+use crate::config::Config;
+use crate::engine::{Answer, Engine, Event, NodeId, Observation, PoolId, RecordId};
+use crate::server::decisions::{Decision, Route, fences};
+
+/// The leader's engine, fed with the merged views.
+pub(super) struct Leader {
+    pub epoch: i64,
+    engine: Engine,
+    /// What the engine was last fed, per node.
+    fed: HashMap<NodeId, Observation>,
+    /// The last decision proposed: the next continues its numbers.
+    proposed: Option<Agreed>,
+}
+
+impl Leader {
+    /// A new leadership: an engine that starts from the agreed answers, so that a new
+    /// leader does not move an answer its merged views do not move.
+    pub fn new(epoch: i64, config: &Config, agreed: Option<&Agreed>) -> Leader {
+        let mut engine = Engine::new(&leader_config(config));
+        if let Some(agreed) = agreed {
+            let by_name = agreed.by_name();
+            for (r, record) in config.records.iter().enumerate() {
+                if let Some(a) = by_name.get(record.name.as_str()) {
+                    engine.assume(RecordId(r), local_answer(config, RecordId(r), &a.answer));
+                }
+            }
+        }
+        Leader {
+            epoch,
+            engine,
+            fed: HashMap::new(),
+            proposed: None,
+        }
+    }
+
+    /// Feeds the engine the merged views (all again on `refresh`) and the drains; the
+    /// decision to carry out, if any: fences, the events only the leader sees, and the
+    /// answers to propose when they differ from the newest decision.
+    pub fn decide(
+        &mut self,
+        state: &State,
+        refresh: bool,
+        config: &Config,
+        now: Duration,
+    ) -> Option<Decision> {
+        let events = self.feed(state, refresh, config, now);
+        let ready = (0..config.pools.len()).all(|p| self.engine.pool_ready(PoolId(p)));
+        let records = agreed_records(config, &self.engine, state.decision.as_ref());
+        let differs = self
+            .latest(state.decision.as_ref())
+            .is_none_or(|d| !same_answers(&d.records, &records));
+        let changed = (events.iter()).any(|e| matches!(e, Event::AnswerChanged { .. }));
+        let fences = fences(&events);
+        // Only what the leader alone sees has effects here; answer changes have theirs on
+        // every member when they are served.
+        let events: Vec<Event> = (events.into_iter())
+            .filter(|e| matches!(e, Event::SplitBrain { .. } | Event::Stale { .. }))
+            .collect();
+        let propose = (changed || differs) && (ready || state.decision.is_some());
+        if !propose && events.is_empty() && fences.is_empty() {
+            return None;
+        }
+        Some(Decision {
+            fences,
+            answers: None,
+            events,
+            holds: None,
+            route: if propose {
+                Route::Propose(records)
+            } else {
+                Route::Local
+            },
+        })
+    }
+
+    fn feed(&mut self, state: &State, refresh: bool, config: &Config, now: Duration) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (p, pool) in config.pools.iter().enumerate() {
+            for (n, node) in pool.nodes.iter().enumerate() {
+                let id = NodeId::new(p, n);
+                let key = format!("{}/{}", pool.name, node.name);
+                let views = (state.views.iter())
+                    .filter(|(member, _)| state.members.contains_key(*member))
+                    .filter_map(|(member, views)| Some((member.as_str(), views.get(&key)?)));
+                let Some(observation) = merge(views) else {
+                    continue;
+                };
+                if refresh || self.fed.get(&id) != Some(&observation) {
+                    events.extend(self.engine.observe(id, observation.clone(), now));
+                    self.fed.insert(id, observation);
+                }
+                let drained = is_drained(&state.drains, &pool.name, &node.name);
+                if self.engine.node(id).drained != drained {
+                    events.extend(self.engine.set_drained(id, drained, now));
+                }
+            }
+        }
+        events
+    }
+
+    /// The newest decision: agreed, or proposed by this leader and not yet seen agreed.
+    fn latest<'a>(&'a self, agreed: Option<&'a Agreed>) -> Option<&'a Agreed> {
+        match (agreed, &self.proposed) {
+            (Some(a), Some(p)) if p.seq > a.seq => Some(p),
+            (None, Some(p)) => Some(p),
+            (a, _) => a,
+        }
+    }
+
+    /// `records` as the next decision, numbered after the newest one; `None` when it
+    /// answers the same. The first decision's serial comes after every zone's current one
+    /// (RFC 1982: a date-style file serial is above the Unix time, a wrapped one below it),
+    /// so that each decision moves every serial.
+    pub fn number(
+        &mut self,
+        records: Vec<AgreedRecord>,
+        agreed: Option<&Agreed>,
+        name: &str,
+        digest: &str,
+        cx: &Context,
+    ) -> Option<Agreed> {
+        let latest = self.latest(agreed);
+        if latest.is_some_and(|d| same_answers(&d.records, &records)) {
+            return None;
+        }
+        let (seq, serial) = match latest {
+            Some(d) => (d.seq + 1, crate::dns::serial_next(d.serial)),
+            None => {
+                let now = (cx.unix_ms / 1000) as u32;
+                (
+                    1,
+                    crate::dns::serial_beyond(now, cx.serials.iter().copied()),
+                )
+            }
+        };
+        let decision = Agreed {
+            leader: name.into(),
+            epoch: self.epoch,
+            seq,
+            serial,
+            decided_ms: cx.unix_ms,
+            digest: digest.into(),
+            records,
+        };
+        self.proposed = Some(decision.clone());
+        Some(decision)
+    }
+}
+
+/// The leader's engine works on views to which each member applied its own rise and fall
+/// already: it takes a majority's word at once.
+fn leader_config(config: &Config) -> Config {
+    let mut config = config.clone();
+    for pool in &mut config.pools {
+        pool.rise = 1;
+        pool.fall = 1;
+    }
+    config
+}
+
+/// The same answers for the same records (the reasons may differ: a new leader words
+/// them after its own merge).
+fn same_answers(a: &[AgreedRecord], b: &[AgreedRecord]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a.name == b.name && a.answer == b.answer && a.sites == b.sites)
+}
+
+/// The leader engine's answers, by record name (a `by_site` record's per site too); a
+/// record whose pool has not completed its first merged round keeps its agreed answer.
+fn agreed_records(config: &Config, engine: &Engine, agreed: Option<&Agreed>) -> Vec<AgreedRecord> {
+    let before = agreed.map(|a| a.by_name());
+    (config.records.iter().enumerate())
+        .map(|(r, record)| {
+            let id = RecordId(r);
+            if *engine.answer(id) == Answer::Pending
+                && let Some(kept) = before.as_ref().and_then(|b| b.get(record.name.as_str()))
+            {
+                return (*kept).clone();
+            }
+            let pool = config.record_pool(id);
+            let answers = engine.sited(config, id).map(|&n| AgreedNode {
+                node: pool.nodes[n].name.clone(),
+                address: pool.nodes[n].address,
+            });
+            let (_, reason) = engine.answer_changed(id);
+            AgreedRecord::new(&record.name, answers, &config.sites, reason)
+        })
+        .collect()
+}
+
+/// An agreed answer as the running configuration's node positions (nodes it does not
+/// have are left out: a configuration that differs is reported, not guessed at).
+pub(super) fn local_answer(
+    config: &Config,
+    record: RecordId,
+    answer: &Answer<AgreedNode>,
+) -> Answer {
+    let pool = config.record_pool(record);
+    answer.filter_map(|a| pool.nodes.iter().position(|n| n.name == a.node))
+}

@@ -1,0 +1,257 @@
+//! Cluster mode as a source of decisions (docs/cluster.md), pure: the member task's
+//! [`State`] (what etcd holds, the connection), the configuration, the local engine and
+//! the time go in; [`Decision`]s and requests for the member task come out. The
+//! supervisor (`server/mod.rs`) is the IO shell: it feeds [`ClusterSource::step`] and
+//! carries out what it returns, as it does the local engine's decisions.
+//!
+//! - The local engine still probes and decides this member's view of each node, which goes
+//!   to etcd (`Request::View`); its answers are not served, only its node changes, cluster
+//!   identity and drains have effects here (`observed`).
+//! - `leader.rs`: while this member leads, a second engine on the merged views of the live
+//!   members (a node is down when a majority of those that observe it say so) proposes
+//!   (`Route::Propose`: fenced first, then written in a transaction guarded by the
+//!   leadership).
+//! - `follow.rs`: every member serves what etcd's watch says was agreed (`Route::Agreed`),
+//!   or, cut off, keeps it or refuses (`on_lost`), and releases its vips at the lease's end.
+//! - `status.rs`: the cluster part of `/status`.
+//!
+//! The partition rules and promotion steps to come belong here, as further steps of this
+//! source, tested in `tests.rs` without etcd.
+
+mod follow;
+mod leader;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use follow::Follower;
+use leader::Leader;
+
+use super::decisions::Decision;
+use crate::cluster::{Agreed, AgreedRecord, Drain, NodeView, Request, State};
+use crate::config::Config;
+use crate::engine::{Engine, Event, Health, NodeId};
+
+/// What a step reads besides the cluster's state.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// The local engine: its drained flags follow the cluster-wide list.
+    pub engine: &'a mut Engine,
+    /// Engine time.
+    pub now: Duration,
+    /// The monotonic clock (the lease is timed on it) and the wall clock in Unix
+    /// milliseconds (decisions carry it).
+    pub instant: Instant,
+    pub unix_ms: u64,
+    /// Every zone's serial now.
+    pub serials: &'a [u32],
+}
+
+/// What a step decided.
+#[derive(Default)]
+pub struct Output {
+    /// For the outbox, in order.
+    pub decisions: Vec<Decision>,
+    /// For the member task.
+    pub requests: Vec<Request>,
+    /// How long ago the leader decided the decision served for the first time now.
+    pub served_age: Option<Duration>,
+}
+
+/// The cluster side of one member.
+pub struct ClusterSource {
+    settings: crate::config::Cluster,
+    /// The digest of this member's configuration (`config::digest`).
+    digest: String,
+    /// The state last handled.
+    state: Arc<State>,
+    /// While this member leads.
+    leader: Option<Leader>,
+    follower: Follower,
+}
+
+impl ClusterSource {
+    pub fn new(settings: crate::config::Cluster, digest: String) -> ClusterSource {
+        ClusterSource {
+            settings,
+            digest,
+            state: Arc::new(State::default()),
+            leader: None,
+            follower: Follower::default(),
+        }
+    }
+
+    /// The member task's state changed (`refresh`: the periodic tick, which feeds the
+    /// leader's engine every merged view again): views out after a new session, drains
+    /// into the local engine, the leader's proposal, the agreed answers served.
+    pub fn step(&mut self, state: Arc<State>, refresh: bool, cx: &mut Context) -> Output {
+        let mut out = Output::default();
+        if state.connected && !self.state.connected {
+            // A new session: etcd may have lost what was written under an expired lease.
+            out.requests.extend(all_views(cx.config, cx.engine));
+        }
+        self.state = state.clone();
+        out.decisions.extend(sync_drains(&state, cx));
+        self.lead(&state, refresh, cx, &mut out);
+        let (decision, served_age) = self
+            .follower
+            .follow(&state, &self.settings, &self.digest, cx);
+        out.decisions.extend(decision);
+        out.served_age = served_age;
+        out
+    }
+
+    fn lead(&mut self, state: &State, refresh: bool, cx: &Context, out: &mut Output) {
+        let epoch = match (&state.leader, state.leading) {
+            (Some((_, epoch)), true) => *epoch,
+            _ => {
+                if self.leader.take().is_some() {
+                    tracing::info!(member = %self.settings.name, "no longer leading the cluster");
+                }
+                return;
+            }
+        };
+        if self.leader.as_ref().is_none_or(|l| l.epoch != epoch) {
+            tracing::info!(member = %self.settings.name, epoch, "leading the cluster");
+            self.leader = Some(Leader::new(epoch, cx.config, state.decision.as_ref()));
+        }
+        if let Some(leader) = &mut self.leader {
+            out.decisions
+                .extend(leader.decide(state, refresh, cx.config, cx.now));
+        }
+    }
+
+    /// The decision to write for a `Route::Propose` whose fences are done: numbered after
+    /// the agreed one and after this leader's last, so that one serial never names two
+    /// answers; `None` when this member no longer leads or nothing changed.
+    pub fn propose(&mut self, records: Vec<AgreedRecord>, cx: &Context) -> Option<Request> {
+        let leader = self.leader.as_mut()?;
+        let decision = leader.number(
+            records,
+            self.state.decision.as_ref(),
+            &self.settings.name,
+            &self.digest,
+            cx,
+        )?;
+        Some(Request::Propose(decision))
+    }
+
+    /// After a reload: the new digest and every view again; the leader's engine is rebuilt
+    /// for the new configuration and the agreed answers are served again (a reload moved
+    /// every serial). Then a step as after a tick.
+    pub fn reloaded(&mut self, cx: &mut Context) -> Output {
+        self.digest = crate::config::digest(cx.config);
+        self.leader = None;
+        self.follower.republish();
+        let mut requests = vec![Request::Digest(self.digest.clone())];
+        requests.extend(all_views(cx.config, cx.engine));
+        let mut out = self.step(self.state.clone(), true, cx);
+        requests.append(&mut out.requests);
+        out.requests = requests;
+        out
+    }
+
+    /// The cluster-wide drain list with `pool`/`node` drained (or not), to write to etcd.
+    pub fn drains_with(&self, pool: &str, node: &str, drained: bool, since: String) -> Vec<Drain> {
+        let mut list: Vec<Drain> = (self.state.drains.iter())
+            .filter(|d| !(d.pool == pool && d.node == node))
+            .cloned()
+            .collect();
+        if drained {
+            list.push(Drain {
+                pool: pool.into(),
+                node: node.into(),
+                since,
+            });
+        }
+        list
+    }
+
+    /// When this member releases its vips if etcd stays silent (cut off, vips still
+    /// held): see `release_after`.
+    pub fn release_at(&self) -> Option<Instant> {
+        let contact = self.state.last_contact?;
+        (!self.state.connected && !self.follower.released())
+            .then(|| contact + release_after(&self.settings))
+    }
+
+    /// The agreed decision served here, if any.
+    pub fn served(&self) -> Option<&Agreed> {
+        self.follower.served()
+    }
+}
+
+/// Cluster mode: the local engine's events are this member's view, and only that part of
+/// them has effects here (node changes, cluster identity, drains); `None` when nothing is
+/// left.
+pub fn observed(events: Vec<Event>) -> Option<Decision> {
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::NodeChanged { .. }
+                    | Event::ClusterMismatch { .. }
+                    | Event::ClusterRejoined { .. }
+                    | Event::Drained { .. }
+            )
+        })
+        .collect();
+    (!events.is_empty()).then(|| Decision::effects_only(events))
+}
+
+/// This member's view of a node, for etcd (none before its first probe).
+pub fn view(config: &Config, engine: &Engine, id: NodeId) -> Option<Request> {
+    let state = engine.node(id);
+    if state.health == Health::Unknown {
+        return None;
+    }
+    let (pool, node) = config.names(id);
+    Some(Request::View(NodeView {
+        pool: pool.into(),
+        node: node.into(),
+        health: state.health,
+        reason: (state.last.as_ref())
+            .map(|o| o.detail.clone())
+            .unwrap_or_default(),
+        db: state.db.clone().filter(|_| state.health == Health::Up),
+    }))
+}
+
+fn all_views(config: &Config, engine: &Engine) -> Vec<Request> {
+    (config.pools.iter().enumerate())
+        .flat_map(|(p, pool)| (0..pool.nodes.len()).map(move |n| NodeId::new(p, n)))
+        .filter_map(|id| view(config, engine, id))
+        .collect()
+}
+
+/// The local engine's drained flags follow the cluster's list (for the status and the
+/// log; the leader's engine decides with the same list).
+fn sync_drains(state: &State, cx: &mut Context) -> Option<Decision> {
+    let mut events = Vec::new();
+    for (p, pool) in cx.config.pools.iter().enumerate() {
+        for (n, node) in pool.nodes.iter().enumerate() {
+            let id = NodeId::new(p, n);
+            let drained = is_drained(&state.drains, &pool.name, &node.name);
+            if cx.engine.node(id).drained != drained {
+                events.extend(cx.engine.set_drained(id, drained, cx.now));
+            }
+        }
+    }
+    observed(events)
+}
+
+fn is_drained(drains: &[Drain], pool: &str, node: &str) -> bool {
+    drains.iter().any(|d| d.pool == pool && d.node == node)
+}
+
+/// How long after its last answered keepalive a cut-off member releases its vips: the
+/// lease less one keepalive interval. etcd counts the lease from when it received the
+/// keepalive, a little before its answer arrived here; releasing one interval early keeps
+/// the release inside the lease as etcd counts it.
+fn release_after(settings: &crate::config::Cluster) -> Duration {
+    settings.lease - crate::cluster::keepalive_interval(settings.lease)
+}
