@@ -2,7 +2,16 @@
 //! address, localhost or a configured name, against DNS rebinding) and the bearer token of
 //! the changing endpoints, compared in constant time.
 
-use super::*;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::warn;
+
+use super::shared::{MAX_BODY, Outcome, REFUSED_LOG, State};
 
 /// Refuses what no endpoint should receive: a body (413) and, against DNS rebinding, a
 /// `Host` that names neither an IP address nor `localhost` (403).

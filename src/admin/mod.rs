@@ -22,30 +22,30 @@
 //! cannot read the endpoint through DNS rebinding (`access.rs`: the screen and the token).
 
 mod access;
+mod shared;
 use access::{authorize, screen};
+use shared::REFUSED_LOG;
+pub use shared::{Outcome, State};
 pub mod client;
 mod text;
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, Path, Query};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::{self};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::api::command::{Command, CommandError};
-use crate::limits::{Connections, Occasional};
-use crate::metrics::Metrics;
+use crate::limits::Connections;
 
 const PAGE: &str = include_str!("page.html");
 /// Open admin connections at most; more are closed at once.
@@ -53,34 +53,10 @@ pub const MAX_CONNECTIONS: usize = 64;
 const MAX_CONNECTIONS_PER_CLIENT: usize = 16;
 /// A request's headers must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest request body accepted (no endpoint reads one).
-const MAX_BODY: u64 = 4096;
 /// How long shutdown waits for requests in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Refused requests are logged at most this often.
-static REFUSED_LOG: Occasional = Occasional::new(Duration::from_secs(10));
 /// Events returned when `/events` gets no `limit`.
 const DEFAULT_EVENTS: usize = 100;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct State {
-    pub commands: mpsc::Sender<Command>,
-    /// `None`: no `token_file`, the changing endpoints are disabled.
-    pub token: Arc<ArcSwap<Option<String>>>,
-    pub metrics: Arc<Metrics>,
-    /// `[admin] hosts`: names the endpoint answers for beside addresses and localhost.
-    pub hosts: Arc<Vec<String>>,
-}
-
-/// The body of every POST answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Outcome {
-    pub ok: bool,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-}
 
 /// Binds the admin listener; the error names the address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

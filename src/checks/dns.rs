@@ -29,7 +29,7 @@ impl DnsProber {
             .await
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::TimedOut => format!("no answer within {timeout:?}"),
-                _ => super::describe(&e),
+                _ => super::failure::describe(&e),
             })?;
         let summary = format!(
             "{} {} answered {} ({} records)",

@@ -66,7 +66,7 @@ pub async fn run_command(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {}", super::describe(&e)))?;
+        .map_err(|e| format!("cannot run {program}: {}", super::failure::describe(&e)))?;
     let pid = child.id();
     // Armed while the command runs: a run abandoned meanwhile (hadns stopping, a checker
     // replaced by a reload) kills the whole group, not only the command.
@@ -88,7 +88,12 @@ pub async fn run_command(
     group.0 = None;
     let status = match exited {
         Some(Ok(status)) => status,
-        Some(Err(e)) => return Err(format!("waiting for {program}: {}", super::describe(&e))),
+        Some(Err(e)) => {
+            return Err(format!(
+                "waiting for {program}: {}",
+                super::failure::describe(&e)
+            ));
+        }
         None => {
             if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
                 // The group may be gone already; nothing to do then.

@@ -67,7 +67,7 @@ fn describe(e: &reqwest::Error) -> String {
         source = next;
     }
     match source.downcast_ref::<std::io::Error>() {
-        Some(io) => super::describe(io),
+        Some(io) => super::failure::describe(io),
         None => source.to_string(),
     }
 }

@@ -6,6 +6,7 @@
 
 mod dns;
 mod exec;
+mod failure;
 mod fence;
 mod http;
 mod mysql;
@@ -15,9 +16,9 @@ mod tcp;
 mod tls;
 
 pub use exec::run_command;
+pub use failure::Failure;
 pub use fence::fence;
 
-use std::io;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -35,29 +36,6 @@ use crate::engine::{DbStatus, Observation};
 pub struct Report {
     pub checker: u64,
     pub observation: Observation,
-}
-
-/// A failed probe: why, and whether it needs no confirmation (a broken session whose
-/// reconnect was refused).
-#[derive(Debug)]
-pub struct Failure {
-    pub reason: String,
-    pub conclusive: bool,
-}
-
-impl From<String> for Failure {
-    fn from(reason: String) -> Self {
-        Failure {
-            reason,
-            conclusive: false,
-        }
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(reason: &str) -> Self {
-        Failure::from(reason.to_string())
-    }
 }
 
 /// The addresses of a replication source named `host` (an address, a name, or a Unix
@@ -170,26 +148,6 @@ impl Prober {
             _ => std::future::pending().await,
         }
     }
-}
-
-/// Opens a database session within `timeout`. `lost`: the previous session broke by
-/// itself, so a refused reconnect is conclusive (the server is gone, not slow).
-async fn reconnect<T>(
-    timeout: Duration,
-    lost: bool,
-    connect: impl Future<Output = Result<T, String>>,
-) -> Result<T, Failure> {
-    let result = tokio::time::timeout(timeout, connect)
-        .await
-        .unwrap_or_else(|_| Err(format!("connect timed out after {timeout:?}")));
-    result.map_err(|reason| Failure {
-        reason: if lost {
-            format!("session lost; reconnect failed: {reason}")
-        } else {
-            reason
-        },
-        conclusive: lost,
-    })
 }
 
 async fn bounded(
@@ -376,20 +334,6 @@ fn hadns_short_of_resources(reason: &str) -> bool {
 /// Up to 10% shorter than `interval`, never longer: detection stays bounded by the interval.
 fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(1.0 - rand::random_range(0.0..0.1))
-}
-
-/// A short, lowercase reason for an IO error: `connection refused`, `host unreachable`.
-fn describe(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.rfind(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => format!("{:?}", e.kind()),
-    }
 }
 
 #[cfg(test)]

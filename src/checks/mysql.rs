@@ -15,7 +15,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Row, SslOpts};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
-use super::Failure;
+use super::failure::Failure;
 use crate::config::{DbCheck, Node, Pool, SslMode};
 use crate::engine::{DbStatus, Gtid, Replication};
 
@@ -135,7 +135,7 @@ impl MysqlProber {
             *session = None;
         }
         if session.is_none() {
-            let opened = super::reconnect(timeout, lost, self.open()).await?;
+            let opened = super::failure::reconnect(timeout, lost, self.open()).await?;
             *session = Some(opened);
         }
         // Just set above when it was empty.
@@ -258,7 +258,7 @@ async fn watch_session(mut conn: Conn, lost: Arc<AtomicBool>, broken: Arc<Notify
 pub fn describe(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => s.message.clone(),
-        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => super::describe(io),
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => super::failure::describe(io),
         other => other.to_string(),
     }
 }

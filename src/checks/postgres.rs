@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::Failure;
+use super::failure::Failure;
 use crate::config::{DbCheck, Node, Pool, SslMode};
 use crate::engine::{DbStatus, Replication};
 
@@ -106,8 +106,12 @@ impl PgProber {
             *session = None;
         }
         if session.is_none() {
-            let client =
-                super::reconnect(timeout, lost, connect(&self.config, self.broken.clone())).await?;
+            let client = super::failure::reconnect(
+                timeout,
+                lost,
+                connect(&self.config, self.broken.clone()),
+            )
+            .await?;
             if !self.privileges_checked.swap(true, Ordering::Relaxed) {
                 let missing = tokio::time::timeout(
                     timeout,
@@ -214,7 +218,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return super::describe(io);
+            return super::failure::describe(io);
         }
         text = format!("{text}: {s}");
         source = s.source();

@@ -8,5 +8,5 @@ pub async fn probe(address: IpAddr, port: u16) -> Result<String, String> {
     TcpStream::connect(SocketAddr::new(address, port))
         .await
         .map(|_| "connected".to_string())
-        .map_err(|e| super::describe(&e))
+        .map_err(|e| super::failure::describe(&e))
 }

@@ -1,5 +1,7 @@
+use super::failure::describe;
 use super::*;
 use std::collections::VecDeque;
+use std::io;
 use std::sync::{Arc, Mutex};
 
 /// Probe results to play, in order (then successes), and a session to break.

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::state::{Request, State, keepalive_interval};
 use super::wire::{Key, Keys, MemberInfo, NodeView};
-use super::{Request, State, keepalive_interval};
 use crate::config;
 
 /// The wait between two sessions.
@@ -438,7 +438,11 @@ impl Member {
     }
 
     /// Writes the decision if this member still holds the leader key it decided under.
-    async fn propose(&mut self, client: &mut Client, decision: super::Agreed) -> Result<(), Error> {
+    async fn propose(
+        &mut self,
+        client: &mut Client,
+        decision: super::wire::Agreed,
+    ) -> Result<(), Error> {
         let Some(lease) = self.lease else {
             return Ok(());
         };

@@ -19,6 +19,7 @@ mod cluster;
 mod digest;
 mod fields;
 mod network;
+mod parse;
 mod pool;
 mod record;
 mod site;
@@ -400,33 +401,6 @@ impl Config {
     pub fn record_pool(&self, record: RecordId) -> &Pool {
         &self.pools[self.records[record.0].pool.0]
     }
-
-    /// Parses and validates TOML text; relative paths are resolved against `base`.
-    pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
-        match Config::parse(text, base) {
-            (Some(config), problems) if problems.is_empty() => Ok(config),
-            (_, problems) => Err(problems),
-        }
-    }
-
-    /// Like [`Config::from_toml`], but also returns what could be validated when there are
-    /// problems (invalid records and pools left out), so later checks can still run and
-    /// report theirs. `None` only when the text is not TOML of the right shape.
-    pub fn parse(text: &str, base: &Path) -> (Option<Config>, Vec<Problem>) {
-        let mut problems = Vec::new();
-        let deserializer = match toml::Deserializer::parse(text) {
-            Ok(d) => d,
-            Err(e) => return (None, vec![toml_problem(&e)]),
-        };
-        let raw: validate::RawConfig = match serde_ignored::deserialize(deserializer, |path| {
-            problems.push(Problem::new(toml_path(&path), "unknown key"));
-        }) {
-            Ok(raw) => raw,
-            Err(e) => return (None, vec![toml_problem(&e)]),
-        };
-        let config = validate::validate(raw, base, &mut problems);
-        (Some(config), problems)
-    }
 }
 
 /// The directory relative paths in a config file are resolved against.
@@ -435,25 +409,4 @@ pub fn base_dir(config_file: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
-}
-
-fn toml_problem(e: &toml::de::Error) -> Problem {
-    Problem::new("", e.to_string().trim_end().replace('\n', "\n    "))
-}
-
-/// `pool.0.node.1.name` -> `pool[0].node[1].name`
-fn toml_path(path: &serde_ignored::Path<'_>) -> String {
-    let mut out = String::new();
-    // `?` marks an optional table (`dns`, `admin`); it is not part of the TOML path.
-    for part in path.to_string().split('.').filter(|p| *p != "?") {
-        if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-    }
-    out
 }

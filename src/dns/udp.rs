@@ -15,7 +15,7 @@ use tracing::{debug, error, warn};
 
 mod batch;
 
-use batch::{Batch, source};
+use batch::{BATCH, Batch, source};
 
 use super::fast::Verdict;
 use super::respond::Responder;
@@ -25,10 +25,6 @@ use super::wire;
 use crate::limits::Occasional;
 use crate::metrics::{Anomaly, QueryCounters, RCODE_SLOTS};
 
-/// Datagrams received or sent per system call.
-const BATCH: usize = 32;
-/// Largest query accepted; anything longer is truncated by the kernel and dropped.
-const MAX_QUERY: usize = 4096;
 /// Workers wake this often to notice shutdown.
 const WAKE: Duration = Duration::from_millis(100);
 /// Queries waiting for hickory; beyond this they are dropped (the client retries).

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::Gtid;
+use super::gtid::Gtid;
 
 /// The most positions kept per pool; older ones are merged pairwise when there are more.
 const HISTORY: usize = 4096;

@@ -8,7 +8,10 @@ use std::os::fd::AsRawFd;
 
 use socket2::{SockAddr, SockAddrStorage};
 
-use super::{BATCH, MAX_QUERY};
+/// Datagrams received or sent per system call.
+pub(super) const BATCH: usize = 32;
+/// Largest query accepted; anything longer is truncated by the kernel and dropped.
+const MAX_QUERY: usize = 4096;
 
 /// Buffers for one recvmmsg call and the sendmmsg of its answers, reused for every batch.
 /// The send headers point at the received source addresses: no conversion per query.

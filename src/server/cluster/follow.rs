@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::context::{Context, release_after};
 use super::leader::local_answer;
-use super::{Context, release_after};
 use crate::cluster::{Agreed, State};
 use crate::config::OnLost;
 use crate::engine::{Answer, Event, RecordId};

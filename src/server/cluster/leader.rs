@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Context, is_drained};
+use super::context::{Context, is_drained};
 use crate::cluster::{Agreed, AgreedNode, AgreedRecord, State, merge::merge};
 use crate::config::Config;
 use crate::engine::{Answer, Engine, Event, NodeId, Observation, PoolId, RecordId};

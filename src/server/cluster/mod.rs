@@ -18,6 +18,7 @@
 //! The partition rules and promotion steps to come belong here, as further steps of this
 //! source, tested in `tests.rs` without etcd.
 
+mod context;
 mod follow;
 mod leader;
 mod status;
@@ -27,6 +28,8 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use context::Context;
+use context::{is_drained, release_after};
 use follow::Follower;
 use leader::Leader;
 
@@ -34,21 +37,6 @@ use super::decisions::Decision;
 use crate::cluster::{Agreed, AgreedRecord, Drain, NodeView, Request, State};
 use crate::config::Config;
 use crate::engine::{Engine, Event, Health, NodeId};
-
-/// What a step reads besides the cluster's state.
-pub struct Context<'a> {
-    pub config: &'a Config,
-    /// The local engine: its drained flags follow the cluster-wide list.
-    pub engine: &'a mut Engine,
-    /// Engine time.
-    pub now: Duration,
-    /// The monotonic clock (the lease is timed on it) and the wall clock in Unix
-    /// milliseconds (decisions carry it).
-    pub instant: Instant,
-    pub unix_ms: u64,
-    /// Every zone's serial now.
-    pub serials: &'a [u32],
-}
 
 /// What a step decided.
 #[derive(Default)]
@@ -242,16 +230,4 @@ fn sync_drains(state: &State, cx: &mut Context) -> Option<Decision> {
         }
     }
     observed(events)
-}
-
-fn is_drained(drains: &[Drain], pool: &str, node: &str) -> bool {
-    drains.iter().any(|d| d.pool == pool && d.node == node)
-}
-
-/// How long after its last answered keepalive a cut-off member releases its vips: the
-/// lease less one keepalive interval. etcd counts the lease from when it received the
-/// keepalive, a little before its answer arrived here; releasing one interval early keeps
-/// the release inside the lease as etcd counts it.
-fn release_after(settings: &crate::config::Cluster) -> Duration {
-    settings.lease - crate::cluster::keepalive_interval(settings.lease)
 }
