@@ -366,8 +366,6 @@ const TO_SPLIT: &[(&str, &str, usize)] = &[
     ("server/mod.rs", "", 590),
     ("server/mod.rs", "run", 109),
     ("engine/mod.rs", "", 600),
-    ("cluster/member.rs", "", 597),
-    ("cluster/member.rs", "session", 104),
     ("config/mod.rs", "", 412),
     ("dns/wire.rs", "", 416),
     ("main.rs", "", 405),

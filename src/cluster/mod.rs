@@ -17,7 +17,7 @@
 
 mod member;
 pub mod merge;
-mod state;
+pub(crate) mod state;
 pub mod wire;
 
 use std::sync::Arc;
