@@ -5,7 +5,8 @@ use tokio::task::JoinSet;
 
 use super::events::describe_answer;
 use super::status::{self, Status};
-use super::{Command, CommandError, Supervisor};
+use super::supervisor::{Source, Supervisor, unix_ms};
+use crate::api::command::{Command, CommandError};
 use crate::config::Config;
 use crate::engine::{Event, NodeId, RecordId};
 
@@ -46,11 +47,11 @@ impl Supervisor {
             fences: &self.outbox.last,
             notify: self.notify.statuses(),
         });
-        if let super::Source::Cluster { side, .. } = &self.source {
+        if let Source::Cluster { side, .. } = &self.source {
             side.status(
                 &self.config,
                 std::time::Instant::now(),
-                super::unix_ms(),
+                unix_ms(),
                 &mut status,
             );
         }
@@ -91,7 +92,7 @@ impl Supervisor {
         drained: bool,
     ) -> Result<String, CommandError> {
         let id = self.node_index(pool, node)?;
-        if let super::Source::Cluster { member, side } = &self.source {
+        if let Source::Cluster { member, side } = &self.source {
             let since = crate::api::event::rfc3339(std::time::SystemTime::now());
             let list = side.drains_with(pool, node, drained, since);
             return cluster_drain(member, list)

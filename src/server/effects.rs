@@ -4,7 +4,8 @@
 
 use super::decisions::Fenced;
 use super::events::{EventKind, fence_event, log_event};
-use super::{Supervisor, hooks};
+use super::hooks;
+use super::supervisor::Supervisor;
 use crate::api::status::FenceStatus;
 use crate::dns::Snapshot;
 use crate::engine::{Event, NodeId};

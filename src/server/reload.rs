@@ -14,7 +14,8 @@ use tracing::{error, info, warn};
 
 use super::events::{EventKind, EventRecord};
 use super::plan::plan;
-use super::{CommandError, Supervisor};
+use super::supervisor::Supervisor;
+use crate::api::command::CommandError;
 use crate::config::{Config, ConfigError, Vip};
 use crate::engine::{Engine, PoolId, RecordId};
 
