@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
-use crate::cluster_site::{Site, web_cluster, web_pool};
-use crate::harness::*;
 use crate::sampler::Sampler;
+use crate::support::cluster::{Site, web_cluster, web_pool};
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const ROUNDS: usize = 10;
@@ -125,7 +125,7 @@ async fn etcd_writes(site: &Site) {
     const NODES: usize = 1000;
     let mut backends = Vec::new();
     for i in 0..NODES {
-        backends.push(TcpBackend::start(&site.node_ip(i % 2)).await);
+        backends.push(TcpBackend::start_at(&site.node_ip(i % 2)).await);
     }
     let mut pool = String::from(
         "[[pool]]\nname = \"big\"\ncheck = \"tcp\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::dbs::Pg;
-use crate::harness::Hadns;
+use crate::support::Hadns;
+use crate::support::dbs::Pg;
 
 const HOST: &str = "198.51.100.1";
 const CLIENT: &str = "198.51.100.2";
@@ -145,9 +145,13 @@ pub async fn downtime_benchmark() {
     pg1.execute("CREATE TABLE writes (at timestamptz, server inet)")
         .await;
     // The same pool and records as the PostgreSQL tests: interval 1s, fall 2, TTL 1.
-    let config = crate::dbs::pg_pool(&(pg1.node("pg1", 100) + &pg2.node("pg2", 50)), "");
+    let config = crate::support::dbs::pg_pool(&(pg1.node("pg1", 100) + &pg2.node("pg2", 50)), "");
     let listen = format!("{HOST}:53");
-    let hadns = Hadns::start_listening(&config, crate::harness::ZONE, &[listen.as_str()]).await;
+    let hadns = Hadns::with(&config)
+        .zone(crate::support::ZONE)
+        .listen(&[listen.as_str()])
+        .start()
+        .await;
     hadns
         .wait_for_answer("db.example.internal.", &[pg1.ip], Duration::from_secs(20))
         .await;

@@ -10,20 +10,10 @@
 // The shared harness has helpers only the tests use.
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../tests/integration/cluster_site.rs"]
-mod cluster_site;
-#[path = "../../tests/integration/dbs.rs"]
-mod dbs;
-#[path = "../../tests/integration/harness.rs"]
-mod harness;
-#[path = "../../tests/integration/netns.rs"]
-mod netns;
-#[path = "../../tests/integration/raw.rs"]
-mod raw;
-#[path = "../../tests/integration/secondary.rs"]
-mod secondary;
 #[path = "../../tests/integration/soak.rs"]
 mod soak;
+#[path = "../../tests/integration/support/mod.rs"]
+mod support;
 
 mod cluster;
 mod downtime;

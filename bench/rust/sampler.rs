@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
-use crate::harness::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 

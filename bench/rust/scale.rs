@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::support::*;
 
 fn node_address(i: usize) -> String {
     format!("127.{}.{}.{}", 1 + i / 62_500, (i / 250) % 250, 1 + i % 250)
@@ -140,7 +140,7 @@ pub async fn scale_benchmark() {
             builder.build(if round % 2 == 0 { &down } else { &up });
         }
         let per_build = t0.elapsed() / rounds;
-        let hadns = Hadns::start_with_zone(&text, &zone).await;
+        let hadns = Hadns::with(&text).zone(&zone).start().await;
         hadns
             .wait_for_answer(
                 "r0.example.internal.",

@@ -1,5 +1,5 @@
 //! Secondaries (bench/secondaries.sh): hadns as the primary of NSD, Knot and BIND on
-//! loopback, as the integration tests build them (`tests/integration/secondary.rs`):
+//! loopback, as the integration tests build them (`tests/integration/support/secondaries/servers.rs`):
 //! - for 10 changes of www (web1's listener closes, then opens again, 5 times; interval
 //!   100 ms, fall = rise = 1, changes 1.5 s apart), the time from hadns answering the new
 //!   address to each secondary answering it (NOTIFY, then IXFR), seen by clients that
@@ -15,9 +15,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
 use crate::sampler::Sampler;
-use crate::secondary::{self, Kind, Primary, Secondary, all_answer};
+use crate::support::secondaries::{self, Kind, Primary, Secondary, all_answer};
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const CHANGES: usize = 10;
@@ -33,8 +33,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub async fn secondaries_benchmark() {
-    let mut web1 = TcpBackend::start("127.0.0.81").await;
-    let web2 = TcpBackend::start("127.0.0.82").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let mut primary = Primary::start(
         &[&web1, &web2],
         Kind::ALL.len(),
@@ -62,7 +62,9 @@ pub async fn secondaries_benchmark() {
     web1.restart().await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let started = Instant::now();
-    let burst = secondary::burst(hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
+    let burst =
+        crate::support::secondaries::burst(hadns, admin, &secondaries, 100, Duration::from_secs(1))
+            .await;
     let settled = started.elapsed();
     println!("| burst of 100 changes in 1 s | NOTIFYs sent | |");
     println!("| --- | --- | --- |");

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::harness::Hadns;
-use crate::netns::*;
+use crate::support::Hadns;
+use crate::support::netns::*;
 
 const VIP: &str = "192.0.2.100/24";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -133,12 +133,18 @@ async fn one_round(contender: &Contender) -> Option<Duration> {
         Contender::Hadns => vec![
             Running::Hadns {
                 _process: Box::new(
-                    Hadns::start_in_netns(&topology.ns("node1"), &hadns_config("node1")).await,
+                    Hadns::with(&hadns_config("node1"))
+                        .netns(&topology.ns("node1"))
+                        .start()
+                        .await,
                 ),
             },
             Running::Hadns {
                 _process: Box::new(
-                    Hadns::start_in_netns(&topology.ns("node2"), &hadns_config("node2")).await,
+                    Hadns::with(&hadns_config("node2"))
+                        .netns(&topology.ns("node2"))
+                        .start()
+                        .await,
                 ),
             },
         ],

@@ -1,7 +1,6 @@
 //! The admin endpoint against the running binary: /status, /metrics, /events, drain and
 //! undrain with a bearer token, the CLI commands, and the status page in a real browser.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,118 +8,16 @@ use hickory_proto::rr::RecordType;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::*;
+use crate::support::admin::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const LIMIT: Duration = Duration::from_secs(10);
-pub const TOKEN: &str = "s3cret-token";
-
-/// `[admin]` on an ephemeral port, with a token file when `token` is set.
-pub fn admin_section(token: bool) -> String {
-    let token = if token {
-        "token_file = \"admin.token\"\n"
-    } else {
-        ""
-    };
-    format!("\n[admin]\nlisten = \"127.0.0.1:0\"\n{token}")
-}
-
-pub fn write_token(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let file = dir.join("admin.token");
-    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-pub use crate::harness::{get, get_json};
-
-pub async fn post(admin: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(format!("http://{admin}{path}"));
-    if let Some(token) = token {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("POST {path}: {body}")),
-    )
-}
-
-/// The kinds of the recent events, newest first.
-pub async fn event_kinds(admin: SocketAddr) -> Vec<String> {
-    get_json(admin, "/events")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The node `name` of pool `pool` in a /status document.
-pub fn node<'a>(status: &'a Value, pool: &str, name: &str) -> &'a Value {
-    status["pools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == pool)
-        .and_then(|p| {
-            p["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["name"] == name)
-        })
-        .unwrap_or_else(|| panic!("no node {pool}/{name} in {status}"))
-}
-
-pub fn record<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("no record {name} in {status}"))
-}
-
-/// The value of the sample `name{labels}` in a Prometheus text exposition.
-pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            let (series, _) = l.rsplit_once(' ').unwrap();
-            series.split('{').next() == Some(name)
-                && labels
-                    .iter()
-                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
-}
-
-/// Runs `hadns ARGS --admin URL --config FILE`: the config names port 0, so the test
-/// passes the bound address.
-pub async fn cli(hadns: &mut Hadns, args: &[&str]) -> (bool, String, String) {
-    let admin = format!("http://{}", hadns.admin().await);
-    let mut args = args.to_vec();
-    args.extend(["--admin", &admin]);
-    let output = hadns_command(&args, &hadns.config_path())
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_metrics_and_events_follow_the_checks() {
-    let mut web1 = TcpBackend::start("127.0.0.60").await;
-    let web2 = TcpBackend::start("127.0.0.61").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"\nfall = 1", "")
         + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
@@ -132,7 +29,7 @@ async fn status_metrics_and_events_follow_the_checks() {
     let www = record(&status, WWW);
     assert_eq!(www["answer"], "nodes");
     assert_eq!(www["nodes"], serde_json::json!(["web1"]));
-    assert_eq!(www["addresses"], serde_json::json!(["127.0.0.60"]));
+    assert_eq!(www["addresses"], serde_json::json!([web1.ip().to_string()]));
     assert!(www["reason"].as_str().unwrap().contains("first round"));
     // The serial /status reports is the one the zone's SOA carries.
     assert_eq!(
@@ -219,8 +116,12 @@ async fn status_metrics_and_events_follow_the_checks() {
             .position(|k| *k == (kind, to))
             .unwrap_or_else(|| panic!("no {kind} to {to} in {events}"))
     };
-    assert!(position("answer_changed", "web2(127.0.0.61)") < position("node_changed", "down"));
-    assert!(position("node_changed", "down") < position("answer_changed", "web1(127.0.0.60)"));
+    let (to_web1, to_web2) = (
+        format!("web1({})", web1.ip()),
+        format!("web2({})", web2.ip()),
+    );
+    assert!(position("answer_changed", &to_web2) < position("node_changed", "down"));
+    assert!(position("node_changed", "down") < position("answer_changed", &to_web1));
     assert_eq!(
         get_json(admin, "/events?limit=1")
             .await
@@ -255,10 +156,7 @@ async fn status_metrics_and_events_follow_the_checks() {
     // The CLI reads the same endpoint from the config.
     let (ok, out, err) = cli(&mut hadns, &["status"]).await;
     assert!(ok, "{err}");
-    assert!(
-        out.contains(WWW) && out.contains("web2(127.0.0.61)"),
-        "{out}"
-    );
+    assert!(out.contains(WWW) && out.contains(&to_web2), "{out}");
     let web1_line = out.lines().find(|l| l.contains("web1 ")).unwrap();
     assert!(web1_line.contains("down"), "{out}");
     let (ok, out, err) = cli(&mut hadns, &["events", "--limit", "5"]).await;
@@ -271,11 +169,11 @@ async fn status_metrics_and_events_follow_the_checks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_moves_the_answer_and_needs_the_token() {
-    let web1 = TcpBackend::start("127.0.0.62").await;
-    let web2 = TcpBackend::start("127.0.0.63").await;
+    let web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config =
         tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"", "") + &admin_section(true);
-    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], write_token).await;
+    let mut hadns = Hadns::with(&config).prepare(write_token).start().await;
     let admin = hadns.admin().await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
 
@@ -346,7 +244,7 @@ async fn drain_moves_the_answer_and_needs_the_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_token_file_changing_endpoints_are_disabled() {
-    let web1 = TcpBackend::start("127.0.0.64").await;
+    let web1 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "") + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
@@ -357,34 +255,6 @@ async fn without_a_token_file_changing_endpoints_are_disabled() {
         assert!(body["message"].as_str().unwrap().contains("token_file"));
     }
     assert_eq!(hadns.addresses(WWW).await.unwrap(), vec![web1.ip()]);
-}
-
-/// Runs headless Chromium on `url` and returns the DOM after its scripts ran.
-pub async fn browser_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut chromium = tokio::process::Command::new("chromium");
-    chromium
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), chromium.output())
-        .await
-        .expect("chromium finished within 120 s")
-        .expect("chromium runs (scripts/test.sh installs it)");
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The `<tr ...>...</tr>` element that starts with `start`.
@@ -398,8 +268,8 @@ fn row<'a>(dom: &'a str, start: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_page_renders_nodes_and_events_in_a_browser() {
-    let mut web1 = TcpBackend::start("127.0.0.65").await;
-    let web2 = TcpBackend::start("127.0.0.66").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"\nfall = 1", "")
         + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
@@ -417,14 +287,17 @@ async fn the_status_page_renders_nodes_and_events_in_a_browser() {
         "{web2_row}"
     );
     let record_row = row(&dom, "<tr data-record=\"www.example.internal.\"");
-    assert!(record_row.contains("web2(127.0.0.66)"), "{record_row}");
+    assert!(
+        record_row.contains(&format!("web2({})", web2.ip())),
+        "{record_row}"
+    );
     assert!(dom.contains("answer_changed"), "the events table is filled");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_carry_the_fields() {
     use tokio::io::AsyncBufReadExt;
-    let web1 = TcpBackend::start("127.0.0.67").await;
+    let web1 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "");
     let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
     let mut child = hadns_command(&["serve", "--log-format", "json"], &path)
@@ -445,7 +318,7 @@ async fn json_logs_carry_the_fields() {
     .expect("an answer change within the limit");
     assert_eq!(answer["level"], "INFO");
     assert_eq!(answer["fields"]["record"], WWW);
-    assert_eq!(answer["fields"]["to"], "web1(127.0.0.67)");
+    assert_eq!(answer["fields"]["to"], format!("web1({})", web1.ip()));
     assert!(answer["timestamp"].is_string());
 }
 
@@ -453,7 +326,7 @@ async fn json_logs_carry_the_fields() {
 /// wins over it; a value that is neither a level nor a filter is an error naming its source.
 #[tokio::test(flavor = "multi_thread")]
 async fn log_level_and_rust_log() {
-    let web1 = TcpBackend::start("127.0.0.68").await;
+    let web1 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "");
     let (_dir, path) = write_config(&config, ZONE, &["127.0.0.1:0"]);
     // The lines up to the first answer change.
@@ -515,7 +388,7 @@ async fn log_level_and_rust_log() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let web1 = TcpBackend::start("127.0.0.78").await;
+    let web1 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "") + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
@@ -538,8 +411,8 @@ async fn shutdown_is_not_held_up_by_an_open_admin_connection() {
 /// are dropped; a file that cannot be written refuses the drain and changes nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn drains_are_kept_across_a_restart_in_the_drain_file() {
-    let web1 = TcpBackend::start("127.0.0.76").await;
-    let web2 = TcpBackend::start("127.0.0.77").await;
+    let web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"", "")
         + &admin_section(true)
         + "drain_file = \"state/drained.toml\"\n";
@@ -547,7 +420,7 @@ async fn drains_are_kept_across_a_restart_in_the_drain_file() {
         write_token(dir);
         std::fs::create_dir(dir.join("state")).unwrap();
     };
-    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], with_state).await;
+    let mut hadns = Hadns::with(&config).prepare(with_state).start().await;
     let admin = hadns.admin().await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let (code, body) = post(admin, "/pools/web/nodes/web1/drain", Some(TOKEN)).await;
@@ -566,7 +439,7 @@ async fn drains_are_kept_across_a_restart_in_the_drain_file() {
         with_state(dir);
         std::fs::write(dir.join("state/drained.toml"), &state).unwrap();
     };
-    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], restored).await;
+    let mut hadns = Hadns::with(&config).prepare(restored).start().await;
     let queries = QueryLoop::start(hadns.addr, WWW);
     hadns
         .wait_for_log("node drained by an operator pool=web node=web1", LIMIT)

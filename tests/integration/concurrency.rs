@@ -10,13 +10,13 @@ use hickory_proto::rr::RecordType;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn answers_stay_single_and_never_empty_while_backends_flap() {
-    let mut web1 = TcpBackend::start("127.0.0.10").await;
+    let mut web1 = TcpBackend::start().await;
     // web2 never stops, so some node is healthy throughout.
-    let web2 = TcpBackend::start("127.0.0.11").await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(
         &[&web1, &web2],
         "interval = \"20ms\"\ntimeout = \"100ms\"\nfall = 1\nrise = 1",

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_configs_report_every_problem_and_bind_nothing() {

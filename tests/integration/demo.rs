@@ -8,7 +8,7 @@ use std::time::Duration;
 use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::*;
+use crate::support::*;
 
 const NAME: &str = "www.example.internal.";
 

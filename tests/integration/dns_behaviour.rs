@@ -6,7 +6,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpStream;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// A zone with a name whose TXT set is far larger than 512 bytes, for truncation.
 fn big_zone() -> String {
@@ -20,10 +20,10 @@ fn big_zone() -> String {
 }
 
 async fn started() -> (Hadns, TcpBackend) {
-    let web = TcpBackend::start("127.0.0.10").await;
+    let web = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web], "interval = \"100ms\"", "ttl = 2")
         + "\n[[record]]\nname = \"db.prod.example.internal.\"\npool = \"web\"\n";
-    let hadns = Hadns::start_with_zone(&config, &big_zone()).await;
+    let hadns = Hadns::with(&config).zone(&big_zone()).start().await;
     hadns
         .wait_for_answer("www.example.internal.", &[web.ip()], Duration::from_secs(5))
         .await;
@@ -215,14 +215,17 @@ async fn graceful_shutdown_releases_the_ports() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ipv6_listeners_and_aaaa_answers() {
-    let web4 = TcpBackend::start("127.0.0.10").await;
-    let web6 = TcpBackend::start("::1").await;
+    let web4 = TcpBackend::start().await;
+    let web6 = TcpBackend::start_at("::1").await;
     let config = tcp_pool_config(
         &[&web4, &web6],
         "interval = \"100ms\"",
         "select = \"healthy\"",
     );
-    let hadns = Hadns::start_listening(&config, ZONE, &["127.0.0.1:0", "[::1]:0"]).await;
+    let hadns = Hadns::with(&config)
+        .listen(&["127.0.0.1:0", "[::1]:0"])
+        .start()
+        .await;
     let v6 = hadns.addrs[1];
     assert!(v6.is_ipv6());
     wait_for(Duration::from_secs(10), "both nodes healthy", || async {
@@ -253,7 +256,7 @@ async fn ipv6_listeners_and_aaaa_answers() {
         &query_message("www.example.internal.", RecordType::A, None),
     )
     .await;
-    assert_eq!(addresses(&m), vec![ip("127.0.0.10")]);
+    assert_eq!(addresses(&m), vec![web4.ip()]);
     // The apex's SOA is hickory's (the fallback): its answer goes back to the IPv6 source
     // address the UDP worker read from the kernel.
     let m = udp_exchange(

@@ -2,24 +2,22 @@
 //! answers as expected is up; stopped, or answering another address, it is down, and the
 //! reason says which.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::dbs::free_port;
-use crate::harness::*;
-use crate::unbound::Unbound;
+use crate::support::dbs::free_port;
+use crate::support::unbound::Unbound;
+use crate::support::*;
 
 const RESOLVER: &str = "resolver.example.internal.";
 const LIMIT: Duration = Duration::from_secs(20);
-const IP: &str = "127.0.0.130";
-
-/// unbound on `IP:port`, answering `probe.test.` with `address`.
-async fn start_unbound(port: u16, address: &str) -> Unbound {
+/// unbound on `at`, answering `probe.test.` with `address`.
+async fn start_unbound(at: SocketAddr, address: &str) -> Unbound {
     let server = format!(
         "module-config: \"iterator\"\nlocal-zone: \"probe.test.\" static\n\
          local-data: \"probe.test. 60 IN A {address}\"\n"
     );
-    Unbound::start(SocketAddr::new(ip(IP), port), &server, "", "probe.test.").await
+    Unbound::start(at, &server, "", "probe.test.").await
 }
 
 /// The `reason` of the only node's last probe, from `/status`.
@@ -33,19 +31,20 @@ async fn last_probe(admin: SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
-    let port = free_port(IP.parse().unwrap());
-    let unbound = start_unbound(port, "10.9.9.9").await;
+    let node = ip(&loopback());
+    let port = free_port(node);
+    let at = SocketAddr::new(node, port);
+    let unbound = start_unbound(at, "10.9.9.9").await;
     let config = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n\
          [[pool]]\nname = \"resolvers\"\ncheck = \"dns\"\ninterval = \"100ms\"\n\
          timeout = \"300ms\"\nrise = 1\nfall = 1\n\
          [pool.dns]\nname = \"probe.test.\"\nexpect = \"10.9.9.9\"\n\
-         [[pool.node]]\nname = \"u1\"\naddress = \"{IP}\"\nport = {port}\n\n\
+         [[pool.node]]\nname = \"u1\"\naddress = \"{node}\"\nport = {port}\n\n\
          [[record]]\nname = \"{RESOLVER}\"\npool = \"resolvers\"\nmax_stale = \"0s\"\n"
     );
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
-    let node: IpAddr = IP.parse().unwrap();
     hadns.wait_for_answer(RESOLVER, &[node], LIMIT).await;
     assert!(last_probe(admin).await.contains("answered 10.9.9.9"));
 
@@ -59,7 +58,7 @@ async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
     .await;
 
     // Answering, but not what is expected: still down, and the reason says so.
-    let unbound = start_unbound(port, "10.8.8.8").await;
+    let unbound = start_unbound(at, "10.8.8.8").await;
     wait_for(LIMIT, "the reason: another address", || async {
         last_probe(admin).await.contains("expected 10.9.9.9")
     })
@@ -68,7 +67,7 @@ async fn a_dns_check_follows_a_real_server_that_answers_fails_and_stops() {
     drop(unbound);
 
     // Answering as expected again: up.
-    let _unbound = start_unbound(port, "10.9.9.9").await;
+    let _unbound = start_unbound(at, "10.9.9.9").await;
     hadns.wait_for_answer(RESOLVER, &[node], LIMIT).await;
 }
 
@@ -85,18 +84,18 @@ async fn health(admin: SocketAddr, p: usize) -> String {
 /// down; with `expect = "REFUSED"` it is just that answer that is up.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_and_the_rcode_forms_of_expect_follow_a_real_server() {
-    const IP: &str = "127.0.0.131";
-    let port = free_port(IP.parse().unwrap());
+    let node = ip(&loopback());
+    let port = free_port(node);
     let answering = "module-config: \"iterator\"\nlocal-zone: \"probe.test.\" static\n\
                      local-data: \"probe.test. 60 IN A 10.9.9.9\"\n";
     let refusing = "module-config: \"iterator\"\nlocal-zone: \"probe.test.\" refuse\n";
-    let addr = SocketAddr::new(ip(IP), port);
+    let addr = SocketAddr::new(node, port);
     let unbound = Unbound::start(addr, answering, "", "probe.test.").await;
     let pool = |name: &str, expect: &str| {
         format!(
             "[[pool]]\nname = \"{name}\"\ncheck = \"dns\"\ninterval = \"100ms\"\n\
              timeout = \"300ms\"\nrise = 1\nfall = 1\n[pool.dns]\nname = \"probe.test.\"\n{expect}\
-             [[pool.node]]\nname = \"u1\"\naddress = \"{IP}\"\nport = {port}\n\n\
+             [[pool.node]]\nname = \"u1\"\naddress = \"{node}\"\nport = {port}\n\n\
              [[record]]\nname = \"{name}.example.internal.\"\npool = \"{name}\"\nmax_stale = \"0s\"\n\n"
         )
     };
@@ -124,7 +123,6 @@ async fn the_default_and_the_rcode_forms_of_expect_follow_a_real_server() {
         states,
     )
     .await;
-    let node: IpAddr = IP.parse().unwrap();
     hadns
         .wait_for_answer("refused.example.internal.", &[node], LIMIT)
         .await;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// The response's OPT: (payload, extended rcode, version, flags, option bytes).
 #[derive(Debug)]
@@ -83,7 +83,7 @@ async fn exchange(server: SocketAddr, tcp: bool, packet: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn edns_as_rfc_8906_asks() {
-    let (hadns, _web) = start_with_web("127.0.0.90", "", ZONE).await;
+    let (hadns, _web) = start_with_web("", ZONE).await;
     // A failover name (fast path and handler), a static name (fast path and catalog), and
     // the apex (catalog only).
     for name in [

@@ -9,8 +9,8 @@ use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::admin::{admin_section, get};
-use crate::harness::*;
+use crate::support::admin::{admin_section, get};
+use crate::support::*;
 
 /// Defect 11: with standard error a closed pipe (`hadns serve 2>&1 | head -1`), SIGTERM
 /// and SIGINT no longer stopped hadns.
@@ -104,10 +104,10 @@ async fn closed_by_server(stream: &mut TcpStream, limit: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn held_connections_do_not_take_the_answers_down() {
     raise_own_nofile();
-    let web = TcpBackend::start("127.0.0.83").await;
+    let web = TcpBackend::start().await;
     let config =
         tcp_pool_config(&[&web], "interval = \"100ms\"\nfall = 1", "") + &admin_section(false);
-    let mut hadns = Hadns::start_with_nofile(&config, ZONE, (1024, 1024), TEST_LOG).await;
+    let mut hadns = Hadns::with(&config).nofile(1024, 1024).start().await;
     let admin = hadns.admin().await;
     hadns
         .wait_for_answer(
@@ -165,7 +165,7 @@ async fn held_connections_do_not_take_the_answers_down() {
     let (code, metrics) = get(admin, "/metrics").await;
     assert_eq!(code, 200);
     assert_eq!(
-        crate::admin::sample(
+        crate::support::admin::sample(
             &metrics,
             "hadns_node_transitions_total",
             &[("pool", "web"), ("node", "web1"), ("to", "down")]
@@ -193,7 +193,7 @@ async fn held_connections_do_not_take_the_answers_down() {
 /// hadns raises its soft limit on descriptors to the hard one at start.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
-    let hadns = Hadns::start_with_nofile("", ZONE, (256, 4096), TEST_LOG).await;
+    let hadns = Hadns::with("").nofile(256, 4096).start().await;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", hadns.pid())).unwrap();
     let line = limits
         .lines()
@@ -210,12 +210,15 @@ async fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn probes_that_find_no_descriptor_are_inconclusive() {
     raise_own_nofile();
-    let web = TcpBackend::start("127.0.0.84").await;
+    let web = TcpBackend::start().await;
     let config = "tcp_connections = 1000\ntcp_connections_per_client = 1000\nudp_workers = 1\n"
         .to_string()
         + &tcp_pool_config(&[&web], "interval = \"100ms\"\nfall = 1", "");
-    let mut hadns =
-        Hadns::start_with_nofile(&config, ZONE, (64, 64), "info,hadns::checks=debug").await;
+    let mut hadns = Hadns::with(&config)
+        .nofile(64, 64)
+        .log("info,hadns::checks=debug")
+        .start()
+        .await;
     hadns
         .wait_for_log("the open-file limit is below", Duration::from_secs(5))
         .await;
@@ -294,7 +297,7 @@ async fn raw_http(admin: SocketAddr, request: &[u8]) -> (u16, Duration) {
 /// body read and ignored, a token file open to everyone accepted silently.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() {
-    let web = TcpBackend::start("127.0.0.85").await;
+    let web = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web], "", "")
         + &admin_section(false)
         + "hosts = [\"hadns1.mgmt.example.\"]\n";
@@ -354,7 +357,7 @@ async fn the_admin_endpoint_refuses_foreign_hosts_bodies_and_open_token_files() 
 /// used, so Prometheus could not see their first increase. They exist from the start.
 #[tokio::test(flavor = "multi_thread")]
 async fn known_metric_series_exist_from_the_start_at_zero() {
-    let web = TcpBackend::start("127.0.0.88").await;
+    let web = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web], "", "") + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;

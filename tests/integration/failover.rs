@@ -5,15 +5,15 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use tokio::time::Instant;
 
-use crate::harness::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const LIMIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_answer_follows_a_backend_that_stops_and_restarts() {
-    let mut web1 = TcpBackend::start("127.0.0.10").await;
-    let web2 = TcpBackend::start("127.0.0.11").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(
         &[&web1, &web2],
         "interval = \"100ms\"\nfall = 2\nrise = 2",
@@ -49,8 +49,8 @@ async fn tcp_answer_follows_a_backend_that_stops_and_restarts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failback_false_stays_on_the_standby() {
-    let mut web1 = TcpBackend::start("127.0.0.10").await;
-    let web2 = TcpBackend::start("127.0.0.11").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(
         &[&web1, &web2],
         "interval = \"100ms\"\nfall = 1\nrise = 1",
@@ -69,8 +69,8 @@ async fn failback_false_stays_on_the_standby() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_check_follows_status_and_body() {
-    let api1 = HttpBackend::start("127.0.0.20", 200, "status: ok").await;
-    let api2 = HttpBackend::start("127.0.0.21", 200, "status: ok").await;
+    let api1 = HttpBackend::start(200, "status: ok").await;
+    let api2 = HttpBackend::start(200, "status: ok").await;
     let config = format!(
         r#"
 [[pool]]
@@ -106,22 +106,18 @@ select = "healthy"
     let mut hadns = Hadns::start(&config).await;
     let name = "api.example.internal.";
     hadns
-        .wait_for_answer(name, &[ip("127.0.0.20"), ip("127.0.0.21")], LIMIT)
+        .wait_for_answer(name, &[api1.addr.ip(), api2.addr.ip()], LIMIT)
         .await;
 
     api1.set(503, "status: ok");
-    hadns
-        .wait_for_answer(name, &[ip("127.0.0.21")], LIMIT)
-        .await;
+    hadns.wait_for_answer(name, &[api2.addr.ip()], LIMIT).await;
     hadns
         .wait_for_log("node=api1 from=up to=down reason=status 503", LIMIT)
         .await;
 
     api1.set(200, "status: ok");
     api2.set(200, "status: degraded");
-    hadns
-        .wait_for_answer(name, &[ip("127.0.0.20")], LIMIT)
-        .await;
+    hadns.wait_for_answer(name, &[api1.addr.ip()], LIMIT).await;
     hadns.wait_for_log("body does not contain", LIMIT).await;
     hadns.stop().await;
 }
@@ -258,8 +254,8 @@ on_empty = "nodata"
 /// time until hadns answers the other node. Prints every round and the median.
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_time_with_100ms_interval() {
-    let mut web1 = TcpBackend::start("127.0.0.10").await;
-    let web2 = TcpBackend::start("127.0.0.11").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = tcp_pool_config(
         &[&web1, &web2],
         "interval = \"100ms\"\ntimeout = \"200ms\"\nfall = 1\nrise = 1",

@@ -7,9 +7,9 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 
-use crate::admin::{admin_section, get_json, node};
-use crate::dbs::{Maria, Pg};
-use crate::harness::*;
+use crate::support::admin::{admin_section, get_json, node};
+use crate::support::dbs::{Maria, Pg};
+use crate::support::*;
 
 const DB: &str = "db.example.internal.";
 const LIMIT: Duration = Duration::from_secs(20);
@@ -33,7 +33,7 @@ fn config(check: &str, user: &str, password: bool, nodes: &str) -> String {
 async fn fence_status(hadns: &mut Hadns, name: &str) -> (Value, String) {
     let admin = hadns.admin().await;
     let status = get_json(admin, "/status").await;
-    let (_, metrics) = crate::admin::get(admin, "/metrics").await;
+    let (_, metrics) = crate::support::admin::get(admin, "/metrics").await;
     let counted = metrics
         .lines()
         .filter(|l| l.starts_with("hadns_fences_total") && l.contains(&format!("node=\"{name}\"")))
@@ -52,8 +52,8 @@ const MARIADB_GRANTS: [&str; 4] = [
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_fencing_with_exactly_the_documented_grants() {
-    let m1 = Maria::start("127.0.0.44", 1, false).await;
-    let m2 = Maria::start("127.0.0.45", 2, true).await;
+    let m1 = Maria::start(1, false).await;
+    let m2 = Maria::start(2, true).await;
     let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
     for m in [&m1, &m2] {
         m.create_user("app", "").await;
@@ -129,7 +129,7 @@ async fn mariadb_fencing_with_exactly_the_documented_grants() {
                 let (fence, counted) = fence_status(&mut hadns, "m2").await;
                 assert_eq!(fence["result"], "fence_failed", "{fence}");
                 assert!(fence["detail"].as_str().unwrap().contains(grant), "{fence}");
-                let kinds = crate::admin::event_kinds(hadns.admin().await).await;
+                let kinds = crate::support::admin::event_kinds(hadns.admin().await).await;
                 assert!(kinds.contains(&"fence_failed".to_string()), "{kinds:?}");
                 if grant != "READ_ONLY ADMIN" {
                     // read_only was set, but the application could go on in its session.
@@ -161,7 +161,7 @@ const POSTGRES_GRANTS: [&str; 3] = [
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_fencing_with_exactly_the_documented_grants() {
-    let pg1 = Pg::init_primary("127.0.0.46");
+    let pg1 = Pg::init_primary();
     // One role per case, made before the standby is copied so both nodes have them.
     let mut cases = vec![None];
     cases.extend(POSTGRES_GRANTS.iter().map(|g| Some(*g)));
@@ -175,7 +175,7 @@ async fn postgres_fencing_with_exactly_the_documented_grants() {
         }
     }
     pg1.execute(&setup).await;
-    let pg2 = Pg::init_standby("127.0.0.47", &pg1);
+    let pg2 = Pg::init_standby(&pg1);
     pg2.wait_replaying().await;
     // pg2 is promoted: the newer timeline is the primary, pg1 the loser to fence whenever
     // it is writable.
@@ -237,8 +237,8 @@ async fn postgres_fencing_with_exactly_the_documented_grants() {
 /// but not hadns: `/status` and `/events` answer while it runs.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_fence_holds_back_answers_but_not_the_server() {
-    let m1 = Maria::start("127.0.0.48", 1, false).await;
-    let m2 = Maria::start("127.0.0.49", 2, true).await;
+    let m1 = Maria::start(1, false).await;
+    let m2 = Maria::start(2, true).await;
     for m in [&m1, &m2] {
         m.create_user("hadns", &MARIADB_GRANTS.join(", ")).await;
     }
@@ -262,7 +262,7 @@ async fn a_slow_fence_holds_back_answers_but_not_the_server() {
     // m2 turns writable beside m1: it is the loser to fence, and its fence waits.
     m2.execute("SET GLOBAL read_only = 0").await;
     wait_for(LIMIT, "the fence of m2 to start", || async {
-        crate::admin::event_kinds(admin)
+        crate::support::admin::event_kinds(admin)
             .await
             .contains(&"fencing".to_string())
     })

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 
-use crate::harness::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const LIMIT: Duration = Duration::from_secs(10);
@@ -28,8 +28,8 @@ fn lines(path: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_run_in_order_one_at_a_time_and_never_delay_answers() {
-    let mut web1 = TcpBackend::start("127.0.0.80").await;
-    let web2 = TcpBackend::start("127.0.0.81").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let record = "on_change = [\"./hook.sh\", \"www\"]\non_change_timeout = \"20s\"";
     let config = tcp_pool_config(
         &[&web1, &web2],
@@ -37,7 +37,7 @@ async fn hooks_run_in_order_one_at_a_time_and_never_delay_answers() {
         record,
     );
     // Each run logs its start and end, and waits for the test's go-ahead in between.
-    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], |dir| {
+    let mut hadns = Hadns::with(&config).prepare(|dir| {
         script(
             dir,
             "hook.sh",
@@ -46,7 +46,7 @@ echo "start $1 $HADNS_RECORD $HADNS_OLD_NODES>$HADNS_NEW_NODES $HADNS_NEW_ADDRES
 while [ ! -e "$dir/go" ]; do sleep 0.02; done
 echo "end" >> "$dir/hook.log""#,
         )
-    })
+    }).start()
     .await;
     let dir = hadns.dir().to_path_buf();
     let log = dir.join("hook.log");
@@ -78,15 +78,24 @@ echo "end" >> "$dir/hook.log""#,
         );
     }
     assert!(
-        runs[0].starts_with("start www www.example.internal. >web1 127.0.0.80 serial="),
+        runs[0].starts_with(&format!(
+            "start www www.example.internal. >web1 {} serial=",
+            web1.ip()
+        )),
         "{runs:?}"
     );
     assert!(
-        runs[2].starts_with("start www www.example.internal. web1>web2 127.0.0.81"),
+        runs[2].starts_with(&format!(
+            "start www www.example.internal. web1>web2 {}",
+            web2.ip()
+        )),
         "{runs:?}"
     );
     assert!(
-        runs[4].starts_with("start www www.example.internal. web2>web1 127.0.0.80"),
+        runs[4].starts_with(&format!(
+            "start www www.example.internal. web2>web1 {}",
+            web1.ip()
+        )),
         "{runs:?}"
     );
     hadns
@@ -101,17 +110,19 @@ echo "end" >> "$dir/hook.log""#,
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hook_is_killed_at_its_timeout_and_the_failure_logged() {
-    let web1 = TcpBackend::start("127.0.0.82").await;
+    let web1 = TcpBackend::start().await;
     let record = "on_change = [\"./slow.sh\"]\non_change_timeout = \"300ms\"";
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", record);
-    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], |dir| {
-        script(
-            dir,
-            "slow.sh",
-            "echo $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 30",
-        )
-    })
-    .await;
+    let mut hadns = Hadns::with(&config)
+        .prepare(|dir| {
+            script(
+                dir,
+                "slow.sh",
+                "echo $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 30",
+            )
+        })
+        .start()
+        .await;
     let line = hadns.wait_for_log("on_change hook failed", LIMIT).await;
     assert!(line.contains("timed out after 300ms, killed"), "{line}");
     let pid = std::fs::read_to_string(hadns.dir().join("pid")).unwrap();
@@ -153,14 +164,10 @@ pool = "web"
         gate.display()
     );
     let socket = socket_path.to_str().unwrap();
-    let mut hadns = Hadns::start_env(
-        &config,
-        ZONE,
-        &["127.0.0.1:0"],
-        &[("NOTIFY_SOCKET", socket)],
-        |_| {},
-    )
-    .await;
+    let mut hadns = Hadns::with(&config)
+        .env("NOTIFY_SOCKET", socket)
+        .start()
+        .await;
     // Listening, but the first probe has not finished: not ready, and SERVFAIL.
     assert_eq!(hadns.addresses(WWW).await, Err(ResponseCode::ServFail));
     let mut buf = [0u8; 512];

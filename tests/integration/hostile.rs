@@ -7,8 +7,8 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use tokio::net::TcpStream;
 
-use crate::admin::admin_section;
-use crate::harness::*;
+use crate::support::admin::admin_section;
+use crate::support::*;
 
 /// A zone with a TXT set of about 8.5 KB: an amplifier, if hadns let it be one.
 fn amplifier_zone() -> String {
@@ -26,7 +26,7 @@ fn rcode(response: &[u8]) -> u8 {
 /// Defect 1: a 256-byte name panicked the fast path and closed the worker's socket.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_packet_stops_a_udp_worker() {
-    let (hadns, web) = start_with_web("127.0.0.81", "udp_workers = 2\n", ZONE).await;
+    let (hadns, web) = start_with_web("udp_workers = 2\n", ZONE).await;
     // Labels of 63, 63, 63 and 62 octets and the root: 256 bytes on the wire.
     let mut long = Vec::new();
     for len in [63u8, 63, 63, 62] {
@@ -59,7 +59,7 @@ async fn no_packet_stops_a_udp_worker() {
 /// that ended in part of a record.
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_responses_are_capped_and_truncated_cleanly() {
-    let (hadns, _web) = start_with_web("127.0.0.80", "", &amplifier_zone()).await;
+    let (hadns, _web) = start_with_web("", &amplifier_zone()).await;
     let name = wire_name("big.example.internal.");
     for (edns, limit) in [
         (None, 512),
@@ -102,7 +102,7 @@ async fn max_udp_size_is_configurable() {
     // About 1.6 KB of answer: over the default cap, under 4096.
     for (setting, truncated) in [("", true), ("max_udp_size = 4096\n", false)] {
         // Before any table: the harness's [dns] section.
-        let hadns = Hadns::start_with_zone(setting, &zone).await;
+        let hadns = Hadns::with(setting).zone(&zone).start().await;
         let response = raw_udp(hadns.addr, &query).await.unwrap();
         let m = Message::from_vec(&response).unwrap();
         assert_eq!(
@@ -120,7 +120,7 @@ async fn max_udp_size_is_configurable() {
 /// pointing into the response's own header.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_compressed_question_gets_formerr_without_its_pointer() {
-    let (hadns, _web) = start_with_web("127.0.0.80", "", ZONE).await;
+    let (hadns, _web) = start_with_web("", ZONE).await;
     let query = raw_query(11, &[0xC0, 0x0C], 1, 1, None);
     let response = raw_udp(hadns.addr, &query).await.unwrap();
     assert_eq!(rcode(&response), 1);
@@ -136,7 +136,7 @@ async fn a_compressed_question_gets_formerr_without_its_pointer() {
 /// Defect 5: `www A` in class CH, ANY or NONE got NXDOMAIN, `mail A` in CH the IN record.
 #[tokio::test(flavor = "multi_thread")]
 async fn only_class_in_is_answered() {
-    let (hadns, _web) = start_with_web("127.0.0.80", "", ZONE).await;
+    let (hadns, _web) = start_with_web("", ZONE).await;
     let mut stream = TcpStream::connect(hadns.addr).await.unwrap();
     for name in [
         "www.example.internal.",
@@ -173,7 +173,7 @@ async fn only_class_in_is_answered() {
 /// counted in hadns_dns_anomalies_total and answered, not logged.
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_packets_are_counted_not_logged() {
-    let web = TcpBackend::start("127.0.0.86").await;
+    let web = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web], "", "") + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
@@ -304,7 +304,7 @@ async fn rate_limiting_bounds_the_amplification_of_a_spoofed_flood() {
     let mut results = Vec::new();
     for setting in ["", "rate_limit = 20\nrate_limit_slip = 2\n"] {
         let config = setting.to_string() + &admin_section(false);
-        let mut hadns = Hadns::start_with_zone(&config, &zone).await;
+        let mut hadns = Hadns::with(&config).zone(&zone).start().await;
         let admin = hadns.admin().await;
         let ratio = amplification(&hadns, admin, &query, 10).await;
         eprintln!("amplification with {setting:?}: {ratio:.2}");

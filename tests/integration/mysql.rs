@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::dbs::Maria;
-use crate::harness::*;
+use crate::support::dbs::Maria;
+use crate::support::*;
 
 const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
@@ -24,8 +24,8 @@ fn pool(settings: &str, nodes: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_primary_follows_read_only() {
-    let m1 = Maria::start("127.0.0.30", 1, false).await;
-    let mut m2 = Maria::start("127.0.0.31", 2, true).await;
+    let m1 = Maria::start(1, false).await;
+    let mut m2 = Maria::start(2, true).await;
     m2.replicate_from(&m1).await;
     let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
     let config = pool(
@@ -74,8 +74,8 @@ async fn mariadb_primary_follows_read_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_second_writable_node_is_fenced() {
     use mysql_async::prelude::Queryable;
-    let m1 = Maria::start("127.0.0.34", 1, false).await;
-    let m2 = Maria::start("127.0.0.35", 2, true).await;
+    let m1 = Maria::start(1, false).await;
+    let m2 = Maria::start(2, true).await;
     let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
     let config = pool(
         "interval = \"100ms\"\nrise = 1\nfall = 1\nfence = \"read-only\"\nfence_timeout = \"15s\"",

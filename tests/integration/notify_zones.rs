@@ -9,8 +9,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::harness::*;
-use crate::secondary::{Kind, Primary, Secondary, all_answer};
+use crate::support::secondaries::{Kind, Primary, Secondary, all_answer};
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const WWW: &str = "www.example.internal.";
@@ -69,8 +69,8 @@ async fn notify_states(admin: std::net::SocketAddr) -> HashMap<(String, String),
 /// failover happened while hadns was down (its start-up NOTIFY brings them in).
 #[tokio::test(flavor = "multi_thread")]
 async fn secondaries_that_carry_some_zones_follow_at_notify_speed() {
-    let mut web1 = TcpBackend::start("127.0.4.1").await;
-    let mut web2 = TcpBackend::start("127.0.4.2").await;
+    let mut web1 = TcpBackend::start().await;
+    let mut web2 = TcpBackend::start().await;
     let mut primary = Primary::start_zones(
         &[&web1, &web2],
         Kind::ALL.len(),
@@ -117,7 +117,7 @@ async fn secondaries_that_carry_some_zones_follow_at_notify_speed() {
     for target in &targets {
         let not_served = [("target", target.as_str()), ("result", "not_served")];
         assert_eq!(
-            crate::secondary::metric(admin, "hadns_notifies_total", &not_served).await,
+            crate::support::secondaries::metric(admin, "hadns_notifies_total", &not_served).await,
             1,
             "{target}: one NOTIFY of aaa.internal's one serial"
         );
@@ -138,8 +138,8 @@ async fn secondaries_that_carry_some_zones_follow_at_notify_speed() {
 /// zone only (`[[transfer.zone]]`); Knot, notified of `example.internal` only, follows.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_target_for_one_zone_holds_up_no_other_zone_or_target() {
-    let mut web1 = TcpBackend::start("127.0.4.3").await;
-    let web2 = TcpBackend::start("127.0.4.4").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let scripted = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let black_hole = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (scripted_addr, hole_addr) = (

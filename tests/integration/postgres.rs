@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admin::{admin_section, event_kinds, get, get_json, node, sample};
-use crate::dbs::{Pg, pg_pool as pool};
-use crate::harness::*;
+use crate::support::admin::{admin_section, event_kinds, get, get_json, node, sample};
+use crate::support::dbs::{Pg, pg_pool as pool};
+use crate::support::*;
 
 const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
@@ -14,10 +14,10 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_primary_and_replicas_follow_the_cluster() {
-    let pg1 = Pg::init_primary("127.0.0.20");
-    let pg2 = Pg::init_standby("127.0.0.21", &pg1);
+    let pg1 = Pg::init_primary();
+    let pg2 = Pg::init_standby(&pg1);
     // A separate initdb: another cluster, whatever it claims to be.
-    let other = Pg::init_primary("127.0.0.22");
+    let other = Pg::init_primary();
     pg2.wait_replaying().await;
     let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50) + &other.node("other", 10);
     let mut hadns = Hadns::start(&pool(&nodes, "")).await;
@@ -88,8 +88,8 @@ async fn postgres_primary_and_replicas_follow_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_split_brain_fences_the_loser() {
-    let pg1 = Pg::init_primary("127.0.0.23");
-    let pg2 = Pg::init_standby("127.0.0.24", &pg1);
+    let pg1 = Pg::init_primary();
+    let pg2 = Pg::init_standby(&pg1);
     pg2.wait_replaying().await;
     pg1.execute("CREATE ROLE app LOGIN").await;
     let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50);
@@ -162,10 +162,9 @@ async fn postgres_failover_time_after_promotion() {
     // Three rounds, for a median: the checker's fast interval itself is covered in paused
     // time (checks::tests); this is the real promotion, end to end.
     let mut times = Vec::new();
-    for round in 0..3u8 {
-        // Addresses no other test uses: tests run side by side.
-        let primary = Pg::init_primary(&format!("127.0.0.{}", 101 + 2 * round));
-        let standby = Pg::init_standby(&format!("127.0.0.{}", 102 + 2 * round), &primary);
+    for _ in 0..3 {
+        let primary = Pg::init_primary();
+        let standby = Pg::init_standby(&primary);
         standby.wait_replaying().await;
         let nodes = primary.node("a", 100) + &standby.node("b", 50);
         let hadns = Hadns::start(&pool(&nodes, "")).await;
@@ -201,20 +200,17 @@ async fn postgres_failover_time_after_promotion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_errors_are_reported_once_per_change() {
-    let pg = Pg::init_primary("127.0.0.25");
+    let pg = Pg::init_primary();
     let config = pool(&pg.node("pg1", 100), "")
         .replace("interval = \"1s\"", "interval = \"50ms\"")
         .replace(
             "user = \"postgres\"",
             "user = \"postgres\"\ndbname = \"nope\"",
         );
-    let mut hadns = Hadns::start_logging(
-        &config,
-        ZONE,
-        &["127.0.0.1:0"],
-        "info,hadns::checks=debug,hickory_server=warn",
-    )
-    .await;
+    let mut hadns = Hadns::with(&config)
+        .log("info,hadns::checks=debug,hickory_server=warn")
+        .start()
+        .await;
     // Many probes fail the same way...
     hadns
         .wait_until("ten failed probes", LIMIT, |lines| {
@@ -253,7 +249,7 @@ async fn postgres_errors_are_reported_once_per_change() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_password_file() {
-    let pg = Pg::init_primary("127.0.0.28");
+    let pg = Pg::init_primary();
     // A role that must authenticate with a password (first pg_hba line wins).
     let hba = pg.data.join("pg_hba.conf");
     let text = std::fs::read_to_string(&hba).unwrap();
@@ -307,7 +303,7 @@ async fn hadns_sessions(pg: &Pg) -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_keeps_database_sessions_of_unchanged_checks() {
-    let pg1 = Pg::init_primary("127.0.0.29");
+    let pg1 = Pg::init_primary();
     let nodes = pg1.node("pg1", 100);
     let mut hadns = Hadns::start(&pool(&nodes, "")).await;
     hadns.wait_for_answer(DB, &[pg1.ip], LIMIT).await;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use crate::harness::*;
-use crate::netns::{Topology, in_namespace};
+use crate::support::netns::{Topology, in_namespace};
+use crate::support::*;
 
 /// `nobody` everywhere Debian has it.
 const NOBODY: &str = "65534";

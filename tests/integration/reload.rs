@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 
-use crate::admin::{
+use crate::support::admin::{
     TOKEN, admin_section, cli, event_kinds, get_json, node, post, record, write_token,
 };
-use crate::harness::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const API: &str = "api.example.internal.";
@@ -26,9 +26,9 @@ fn api_pool(backend: &TcpBackend) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_applies_a_new_config_in_place() {
-    let web1 = TcpBackend::start("127.0.0.70").await;
-    let web2 = TcpBackend::start("127.0.0.71").await;
-    let api1 = TcpBackend::start("127.0.0.72").await;
+    let web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
+    let api1 = TcpBackend::start().await;
     // Slow checks: a node that lost its state would need a whole interval to answer again.
     let pool = "interval = \"2s\"\ntimeout = \"1s\"";
     let config = tcp_pool_config(&[&web1, &web2], pool, "") + &admin_section(false);
@@ -77,9 +77,9 @@ async fn sighup_applies_a_new_config_in_place() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_reload_is_rejected_whole_and_the_running_config_stays() {
-    let web1 = TcpBackend::start("127.0.0.73").await;
+    let web1 = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web1], "interval = \"100ms\"", "") + &admin_section(true);
-    let mut hadns = Hadns::start_env(&config, ZONE, &["127.0.0.1:0"], &[], write_token).await;
+    let mut hadns = Hadns::with(&config).prepare(write_token).start().await;
     let admin = hadns.admin().await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let serial = hadns.soa_serial().await;
@@ -151,8 +151,8 @@ fn dnsperf_number(output: &str, label: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dnsperf_across_reloads_loses_nothing() {
-    let web1 = TcpBackend::start("127.0.0.74").await;
-    let api1 = TcpBackend::start("127.0.0.75").await;
+    let web1 = TcpBackend::start().await;
+    let api1 = TcpBackend::start().await;
     let base = tcp_pool_config(&[&web1], "interval = \"100ms\"", "");
     let mut hadns = Hadns::start(&base).await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::admin::{admin_section, cli, get_json, record};
-use crate::dbs::{Maria, Pg};
-use crate::harness::*;
+use crate::support::admin::{admin_section, cli, get_json, record};
+use crate::support::dbs::{Maria, Pg};
+use crate::support::*;
 
 const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
@@ -24,7 +24,7 @@ fn config(check: &str, user: &str, max_lag: &str, nodes: &str) -> String {
          [[record]]\nname = \"{DB}\"\npool = \"db\"\nselect = \"primary\"\n\
          [[record]]\nname = \"{DB_RO}\"\npool = \"db\"\nselect = \"replicas\"\nmax_lag = \"{max_lag}\"\n{}",
         INTERVAL.as_millis(),
-        // Test accounts other than root have their name as password (dbs.rs).
+        // Test accounts other than root have their name as password (support/dbs/).
         if check == "mysql" && user != "root" {
             format!("password = \"{user}\"")
         } else {
@@ -69,10 +69,10 @@ fn keep_writing(pg: &Pg) -> tokio::task::JoinHandle<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgres_standby_that_stops_replicating_leaves_replicas() {
-    let pg1 = Pg::init_primary("127.0.0.40");
+    let pg1 = Pg::init_primary();
     pg1.execute("CREATE ROLE hadns LOGIN; GRANT pg_monitor TO hadns")
         .await;
-    let pg2 = Pg::init_standby("127.0.0.41", &pg1);
+    let pg2 = Pg::init_standby(&pg1);
     pg2.wait_replaying().await;
     let nodes = pg1.node("pg1", 100) + &pg2.node("pg2", 50);
     let mut hadns = Hadns::start(&config("postgres", "hadns", "2s", &nodes)).await;
@@ -153,8 +153,8 @@ async fn a_postgres_standby_that_stops_replicating_leaves_replicas() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mariadb_old_master_is_not_a_replica_until_it_replicates_from_the_new_one() {
-    let m1 = Maria::start("127.0.0.42", 1, false).await;
-    let m2 = Maria::start("127.0.0.43", 2, true).await;
+    let m1 = Maria::start(1, false).await;
+    let m2 = Maria::start(2, true).await;
     m2.replicate_from(&m1).await;
     m1.execute("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT)")
         .await;

@@ -10,8 +10,8 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::*;
-use crate::netns::Topology;
+use crate::support::netns::Topology;
+use crate::support::*;
 
 const VIP: &str = "192.0.2.53";
 const RESOLVER: &str = "resolver.example.internal.";
@@ -206,7 +206,13 @@ async fn a_resolver_vip_over_two_members_survives_a_kill_and_a_hang() {
             "192.0.2.12:53"
         };
         let vip = format!("{VIP}:53");
-        async move { Hadns::start_in_netns_at(&ns, &config, &[own, &vip], |_| {}).await }
+        async move {
+            Hadns::with(&config)
+                .netns(&ns)
+                .listen(&[own, &vip])
+                .start()
+                .await
+        }
     };
     let first = start("node1", "r1", "node2").await;
     let second = start("node2", "r2", "node1").await;
@@ -245,7 +251,7 @@ async fn a_resolver_vip_over_two_members_survives_a_kill_and_a_hang() {
 
     // The hung member resumes: it still believes it holds the address (fenced off its
     // interface meanwhile) and must not take it back while node1 holds it.
-    let sampler = crate::netns::HolderSampler::start(&topology, VIP.parse().unwrap());
+    let sampler = crate::support::netns::HolderSampler::start(&topology, VIP.parse().unwrap());
     second.signal(nix::sys::signal::Signal::SIGCONT);
     let resumed = now();
     wait_for(

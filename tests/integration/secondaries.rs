@@ -9,10 +9,10 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::harness::*;
-use crate::secondary::{
+use crate::support::secondaries::{
     self, Key, Kind, Primary, Secondary, ZONE_NAME, all_answer, soa_serial, transfer,
 };
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const WWW: &str = "www.example.internal.";
@@ -21,8 +21,8 @@ const WWW: &str = "www.example.internal.";
 /// follow again after hadns restarts (its serial is higher; their IXFR from before the
 /// restart is answered with the whole zone).
 async fn secondaries_follow(key: Option<&Key>) {
-    let web1 = TcpBackend::start("127.0.0.71").await;
-    let mut web2 = TcpBackend::start("127.0.0.72").await;
+    let web1 = TcpBackend::start().await;
+    let mut web2 = TcpBackend::start().await;
     let mut primary = Primary::start(&[&web1, &web2], Kind::ALL.len(), key, "", ZONE).await;
     primary
         .hadns
@@ -56,7 +56,7 @@ async fn secondaries_follow(key: Option<&Key>) {
             .await;
     }
     // The secondaries say so too.
-    secondary::wait_incremental(&secondaries[1], &secondaries[2], 1).await;
+    secondaries::wait_incremental(&secondaries[1], &secondaries[2], 1).await;
     for secondary in &secondaries {
         let records = transfer(secondary.addr, ZONE_NAME, None, None)
             .await
@@ -116,7 +116,7 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
 
     // A secondary with another secret under the same name gets nothing; so do an unsigned
     // and a wrongly signed transfer.
-    let web = TcpBackend::start("127.0.0.73").await;
+    let web = TcpBackend::start().await;
     let mut primary = Primary::start(&[&web], 0, Some(&key), "", ZONE).await;
     let hadns = &mut primary.hadns;
     hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
@@ -169,8 +169,8 @@ async fn nsd_knot_and_bind_follow_hadns_with_tsig_and_a_wrong_key_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_zone() {
-    let web1 = TcpBackend::start("127.0.0.74").await;
-    let web2 = TcpBackend::start("127.0.0.75").await;
+    let web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let mut primary = Primary::start(&[&web1, &web2], 0, None, "", ZONE).await;
     let hadns = &mut primary.hadns;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
@@ -186,7 +186,7 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     hadns.wait_for_log("not in transfer.allow", LIMIT).await;
     // IXFR too, over TCP and UDP.
-    let (ixfr, _) = secondary::transfer_request(ZONE_NAME, Some(1), None);
+    let (ixfr, _) = secondaries::transfer_request(ZONE_NAME, Some(1), None);
     let ixfr = hickory_proto::op::Message::from_vec(&ixfr).unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(other).unwrap();
@@ -243,7 +243,7 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
     );
 
     // Over UDP the difference fits: the same records in one datagram; AXFR is TCP only.
-    let (udp_query, _) = secondary::transfer_request(ZONE_NAME, Some(before), None);
+    let (udp_query, _) = secondaries::transfer_request(ZONE_NAME, Some(before), None);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.send_to(&udp_query, server).await.unwrap();
     let mut buf = vec![0; 4096];
@@ -288,7 +288,7 @@ async fn transfers_are_refused_outside_allow_and_ixfr_sends_differences_or_the_z
 async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
     const HOSTS: usize = 50_000;
     let zone = zone_with_hosts(HOSTS);
-    let web = TcpBackend::start("127.0.0.76").await;
+    let web = TcpBackend::start().await;
     let mut primary = Primary::start(&[&web], 1, None, "", &zone).await;
     primary.hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
     let hadns = &mut primary.hadns;
@@ -323,8 +323,8 @@ async fn a_50000_record_zone_transfers_completely_to_hadns_clients_and_knot() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_100_changes_costs_a_few_notifies_and_transfers_not_a_storm() {
-    let web1 = TcpBackend::start("127.0.0.77").await;
-    let web2 = TcpBackend::start("127.0.0.78").await;
+    let web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     // A fourth target where no secondary runs: its NOTIFYs fail (port unreachable) and
     // hold up nobody.
     let mut primary = Primary::start(&[&web1, &web2], 4, None, "", ZONE).await;
@@ -335,7 +335,7 @@ async fn a_burst_of_100_changes_costs_a_few_notifies_and_transfers_not_a_storm()
     all_answer(&secondaries, WWW, &[web1.ip()]).await;
 
     let before = hadns.soa_serial().await;
-    let burst = secondary::burst(hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
+    let burst = secondaries::burst(hadns, admin, &secondaries, 100, Duration::from_secs(1)).await;
     assert_eq!(
         burst.serial,
         before.wrapping_add(100),
@@ -358,10 +358,10 @@ async fn a_burst_of_100_changes_costs_a_few_notifies_and_transfers_not_a_storm()
     all_answer(&secondaries, WWW, &[web1.ip()]).await;
     let dead = format!("127.0.0.1:{}", primary.ports[3]);
     let failed = [("target", dead.as_str()), ("result", "failed")];
-    assert!(secondary::metric(admin, "hadns_notifies_total", &failed).await > 0);
+    assert!(secondaries::metric(admin, "hadns_notifies_total", &failed).await > 0);
     let acknowledged = [("target", dead.as_str()), ("result", "acknowledged")];
     assert_eq!(
-        secondary::metric(admin, "hadns_notifies_total", &acknowledged).await,
+        secondaries::metric(admin, "hadns_notifies_total", &acknowledged).await,
         0
     );
 }

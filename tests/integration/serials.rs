@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const LIMIT: Duration = Duration::from_secs(10);
@@ -12,15 +12,15 @@ const LIMIT: Duration = Duration::from_secs(10);
 async fn serials_never_go_back_across_restarts_and_reloads() {
     let zone = ZONE.replace(" 7 3600 ", " 2026112401 3600 ");
     let state = tempfile::tempdir().unwrap();
-    let mut web1 = TcpBackend::start("127.0.0.120").await;
-    let web2 = TcpBackend::start("127.0.0.121").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let config = format!(
         "serial_file = \"{}\"\n\n{}",
         state.path().join("serials.toml").display(),
         tcp_pool_config(&[&web1, &web2], "interval = \"100ms\"\nfall = 1", "")
     );
     // `serial_file` belongs to [dns], which the harness writes first.
-    let hadns = Hadns::start_with_zone(&config, &zone).await;
+    let hadns = Hadns::with(&config).zone(&zone).start().await;
     hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     let first = hadns.soa_serial().await;
     assert!(first >= 2026112401, "{first}");
@@ -31,7 +31,7 @@ async fn serials_never_go_back_across_restarts_and_reloads() {
     hadns.stop().await;
 
     // A restart: the zone file still says 2026112401, the serial goes on from above.
-    let mut hadns = Hadns::start_with_zone(&config, &zone).await;
+    let mut hadns = Hadns::with(&config).zone(&zone).start().await;
     hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
     let restarted = hadns.soa_serial().await;
     assert!(restarted > moved, "{restarted} after {moved}: went back");
@@ -44,7 +44,7 @@ async fn serials_never_go_back_across_restarts_and_reloads() {
     // Without a serial file the same restart went back to the file's serial (the defect).
     drop(hadns);
     let plain = tcp_pool_config(&[&web2], "interval = \"100ms\"", "");
-    let hadns = Hadns::start_with_zone(&plain, &zone).await;
+    let hadns = Hadns::with(&plain).zone(&zone).start().await;
     hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
     assert_eq!(hadns.soa_serial().await, 2026112402);
 }
@@ -53,12 +53,15 @@ async fn serials_never_go_back_across_restarts_and_reloads() {
 async fn a_reload_moves_each_zone_from_its_own_serial() {
     let zone = ZONE.replace(" 7 3600 ", " 2026112401 3600 ");
     let other = ZONE.replace("example.internal.", "other.internal.");
-    let web = TcpBackend::start("127.0.0.122").await;
+    let web = TcpBackend::start().await;
     let config = tcp_pool_config(&[&web], "interval = \"100ms\"", "");
-    let mut hadns = Hadns::start_env(&config, &zone, &["127.0.0.1:0"], &[], |dir| {
-        std::fs::write(dir.join("zones/other.internal.zone"), &other).unwrap();
-    })
-    .await;
+    let mut hadns = Hadns::with(&config)
+        .zone(&zone)
+        .prepare(|dir| {
+            std::fs::write(dir.join("zones/other.internal.zone"), &other).unwrap();
+        })
+        .start()
+        .await;
     hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
     let serial = async |hadns: &Hadns, zone: &str| match &hadns
         .query(zone, hickory_proto::rr::RecordType::SOA)
@@ -86,7 +89,7 @@ async fn a_reload_moves_each_zone_from_its_own_serial() {
 async fn a_serial_file_that_cannot_be_written_costs_no_answer() {
     // A full disk, a read-only or missing directory: the reservation fails, hadns says so
     // and serves anyway.
-    let web = TcpBackend::start("127.0.0.123").await;
+    let web = TcpBackend::start().await;
     let config = format!(
         "serial_file = \"/nonexistent-hadns-dir/serials.toml\"\n\n{}",
         tcp_pool_config(&[&web], "interval = \"100ms\"", "")
@@ -108,9 +111,9 @@ async fn a_serial_file_that_cannot_be_written_costs_no_answer() {
 /// after the last one served, and the secondaries follow the next failover.
 #[tokio::test(flavor = "multi_thread")]
 async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill() {
-    use crate::secondary::{self, Kind, Primary, all_answer};
-    let mut web1 = TcpBackend::start("127.0.4.5").await;
-    let web2 = TcpBackend::start("127.0.4.6").await;
+    use crate::support::secondaries::{self, Kind, Primary, all_answer};
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     // A file serial after the Unix time (RFC 1982) and before the reservation below: the
     // zone starts at the file's serial, then a restart raises it to the reservation.
     let unix = std::time::SystemTime::now()
@@ -156,7 +159,7 @@ async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill
             .everyone_answers(&secondaries, WWW, &[expected])
             .await;
         let serial = primary.hadns.soa_serial().await;
-        secondary::all_at_serial(&secondaries, serial).await;
+        secondaries::all_at_serial(&secondaries, serial).await;
         serials.push(serial);
     }
     assert_eq!(serials, vec![u32::MAX - 1, u32::MAX, 1, 2]);
@@ -167,12 +170,12 @@ async fn serials_cross_the_wrap_with_secondaries_following_and_survive_a_sigkill
     .await;
     // NSD's four among them; Knot's and BIND's logs say so too.
     primary.wait_nsd_incremental(4).await;
-    secondary::wait_incremental(&secondaries[1], &secondaries[2], 4).await;
+    secondaries::wait_incremental(&secondaries[1], &secondaries[2], 4).await;
 
     // More changes than the reservation (1,000), then SIGKILL: nothing is written on the
     // way out, and the restarted zone still goes on after the last serial served.
     let admin = primary.hadns.admin().await;
-    let burst = secondary::burst(
+    let burst = secondaries::burst(
         &primary.hadns,
         admin,
         &secondaries,

@@ -9,8 +9,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
-use crate::harness::*;
-use crate::unbound::Unbound;
+use crate::support::unbound::Unbound;
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const WWW: &str = "www.example.internal.";
@@ -41,27 +41,6 @@ async fn ask_over(
     subnet_answer(&answer)
 }
 
-/// `sites` (the `[[site]]` tables), then www over w1 (`dc1`'s node) and w2 (`dc2`'s),
-/// `select` by site, and `extra` after it.
-pub fn web_by_site(
-    dc1: &TcpBackend,
-    dc2: &TcpBackend,
-    sites: &str,
-    select: &str,
-    extra: &str,
-) -> String {
-    format!(
-        "{sites}\n[[pool]]\nname = \"web\"\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
-         [[pool.node]]\nname = \"w1\"\naddress = \"{}\"\nport = {}\nsite = \"dc1\"\n\
-         [[pool.node]]\nname = \"w2\"\naddress = \"{}\"\nport = {}\nsite = \"dc2\"\n\n\
-         [[record]]\nname = \"{WWW}\"\npool = \"web\"\nselect = \"{select}\"\nby_site = true\n\n{extra}",
-        dc1.addr.ip(),
-        dc1.addr.port(),
-        dc2.addr.ip(),
-        dc2.addr.port()
-    )
-}
-
 async fn wait_for_site_answer(hadns: &Hadns, source: &str, expected: &[IpAddr]) {
     wait_for(LIMIT, &format!("{source} to get {expected:?}"), || async {
         ask(hadns, source, None).await.0 == expected
@@ -71,8 +50,8 @@ async fn wait_for_site_answer(hadns: &Hadns, source: &str, expected: &[IpAddr]) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope() {
-    let mut dc1 = TcpBackend::start("127.0.1.21").await;
-    let dc2 = TcpBackend::start("127.0.2.21").await;
+    let mut dc1 = TcpBackend::start_at("127.0.1.21").await;
+    let dc2 = TcpBackend::start_at("127.0.2.21").await;
     let sites = "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\", \"10.1.0.0/16\"]\n\
                  fallback = [\"dc2\"]\n\n\
                  [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n\n\
@@ -138,13 +117,13 @@ async fn clients_get_their_own_sites_nodes_then_the_fallbacks_with_the_ecs_scope
     assert_eq!(sites[0]["describe"], format!("w1({w1})"));
     assert_eq!(sites[1]["describe"], format!("w2({w2})"));
     assert_eq!(sites[2]["describe"], "nodata", "{status}");
-    let (ok, out, err) = crate::admin::cli(&mut hadns, &["status"]).await;
+    let (ok, out, err) = crate::support::admin::cli(&mut hadns, &["status"]).await;
     assert!(ok, "{err}");
     assert!(
         out.contains(&format!("{WWW} for site dc2: w2({w2})")),
         "{out}"
     );
-    let dom = crate::admin::browser_dom(&format!("http://{admin}/")).await;
+    let dom = crate::support::admin::browser_dom(&format!("http://{admin}/")).await;
     assert!(
         dom.contains(&format!("; dc2: w2({w2})")),
         "the status page: {dom}"
@@ -179,8 +158,8 @@ struct Resolver(Unbound);
 
 impl Resolver {
     async fn start(hadns: std::net::SocketAddr) -> Resolver {
-        let addr = ip("127.0.0.140");
-        let port = crate::dbs::free_port(addr);
+        let addr = ip(&loopback());
+        let port = crate::support::dbs::free_port(addr);
         let server = format!(
             "module-config: \"subnetcache iterator\"\nsend-client-subnet: {}\n\
              client-subnet-always-forward: yes\nmax-client-subnet-ipv4: 24\n\
@@ -218,8 +197,8 @@ impl Resolver {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn through_a_resolver_that_sends_client_subnets_each_site_gets_its_own_node() {
-    let mut dc1 = TcpBackend::start("127.0.1.31").await;
-    let dc2 = TcpBackend::start("127.0.2.31").await;
+    let mut dc1 = TcpBackend::start_at("127.0.1.31").await;
+    let dc2 = TcpBackend::start_at("127.0.2.31").await;
     let sites = "[[site]]\nname = \"dc1\"\nnetworks = [\"127.0.1.0/24\"]\n\n\
                  [[site]]\nname = \"dc2\"\nnetworks = [\"127.0.2.0/24\"]\n";
     let config = web_by_site(&dc1, &dc2, sites, "first", "");
@@ -248,14 +227,14 @@ async fn through_a_resolver_that_sends_client_subnets_each_site_gets_its_own_nod
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_replicas_by_site_each_site_reads_its_own_replica() {
-    use crate::dbs::Pg;
+    use crate::support::dbs::Pg;
     const DB: &str = "db.example.internal.";
     const DB_RO: &str = "db-ro.example.internal.";
-    let pg1 = Pg::init_primary("127.0.1.40");
+    let pg1 = Pg::init_primary_at("127.0.1.40", None);
     pg1.execute("CREATE ROLE hadns LOGIN; GRANT pg_monitor TO hadns")
         .await;
-    let pg2 = Pg::init_standby("127.0.1.41", &pg1);
-    let pg3 = Pg::init_standby("127.0.2.41", &pg1);
+    let pg2 = Pg::init_standby_at("127.0.1.41", &pg1, None);
+    let pg3 = Pg::init_standby_at("127.0.2.41", &pg1, None);
     pg2.wait_replaying().await;
     pg3.wait_replaying().await;
     let nodes = pg1.node("pg1", 100)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hickory_proto::rr::RecordType;
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::harness::*;
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 
@@ -108,15 +108,15 @@ async fn tcp_clients(server: SocketAddr, stop: Arc<AtomicBool>, answered: Arc<At
 }
 
 pub async fn soak(seconds: u64, qps: u64, reload_every: Duration) -> Report {
-    let mut web1 = TcpBackend::start("127.0.0.95").await;
-    let web2 = TcpBackend::start("127.0.0.96").await;
+    let mut web1 = TcpBackend::start().await;
+    let web2 = TcpBackend::start().await;
     let pool = "interval = \"100ms\"";
     let base = tcp_pool_config(&[&web1, &web2], pool, "");
     let mut zone = ZONE.to_string();
     for i in 0..20 {
         zone.push_str(&format!("big IN TXT \"{i:02} {}\"\n", "x".repeat(100)));
     }
-    let mut hadns = Hadns::start_with_zone(&base, &zone).await;
+    let mut hadns = Hadns::with(&base).zone(&zone).start().await;
     hadns
         .wait_for_answer(WWW, &[web1.ip()], Duration::from_secs(10))
         .await;

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::dbs::{Maria, Pg};
-use crate::harness::*;
+use crate::support::dbs::{Maria, Pg};
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -68,8 +68,8 @@ async fn prefer(check: &str, nodes: &[(&str, String)], tls: IpAddr, plain: IpAdd
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_sslmode() {
-    let with_tls = Pg::init_primary_with_tls("127.0.0.26");
-    let plain = Pg::init_primary("127.0.0.27");
+    let with_tls = Pg::init_primary_with_tls();
+    let plain = Pg::init_primary();
     let nodes = [
         ("tls", with_tls.node("tls", 1)),
         ("plain", plain.node("plain", 1)),
@@ -95,8 +95,8 @@ async fn postgres_sslmode() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_sslmode() {
-    let with_tls = Maria::start_with("127.0.0.32", 1, false, true).await;
-    let plain = Maria::start("127.0.0.33", 2, false).await;
+    let with_tls = Maria::start_with(1, false, true).await;
+    let plain = Maria::start(2, false).await;
     let nodes = [
         ("tls", with_tls.node("tls", 1)),
         ("plain", plain.node("plain", 1)),

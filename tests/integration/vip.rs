@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::harness::*;
-use crate::netns::*;
+use crate::support::netns::*;
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -99,8 +99,14 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
     };
     let address: IpAddr = vip.split('/').next().unwrap().parse().unwrap();
     let t = &running.topology;
-    let mut h1 = Hadns::start_in_netns(&t.ns("node1"), &config("node1", vip, failback, "")).await;
-    let h2 = Hadns::start_in_netns(&t.ns("node2"), &config("node2", vip, failback, "")).await;
+    let mut h1 = Hadns::with(&config("node1", vip, failback, ""))
+        .netns(&t.ns("node1"))
+        .start()
+        .await;
+    let h2 = Hadns::with(&config("node2", vip, failback, ""))
+        .netns(&t.ns("node2"))
+        .start()
+        .await;
     t.wait_holds("node1", address, true, LIMIT);
     let admin1 = h1.admin().await;
 
@@ -167,7 +173,8 @@ async fn moves_with_the_service(vip: &str, service_addr: SocketAddr, failback: b
         })
         .await;
         let svc =
-            crate::admin::record(&status(t, "node1", admin1), "svc.example.internal.").clone();
+            crate::support::admin::record(&status(t, "node1", admin1), "svc.example.internal.")
+                .clone();
         assert_eq!(svc["nodes"], serde_json::json!(["node2"]), "{svc}");
         assert!(
             t.holds("node2", address),
@@ -229,8 +236,14 @@ async fn vip_is_not_taken_from_a_hung_holder_until_it_is_fenced() {
         "fence_command = [\"ip\", \"netns\", \"exec\", \"{}\", \"ip\", \"addr\", \"del\", \"{vip}\", \"dev\", \"eth0\"]",
         t.ns("node1")
     );
-    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config("node1", vip, true, "")).await;
-    let mut h2 = Hadns::start_in_netns(&t.ns("node2"), &config("node2", vip, true, &fence)).await;
+    let h1 = Hadns::with(&config("node1", vip, true, ""))
+        .netns(&t.ns("node1"))
+        .start()
+        .await;
+    let mut h2 = Hadns::with(&config("node2", vip, true, &fence))
+        .netns(&t.ns("node2"))
+        .start()
+        .await;
     t.wait_holds("node1", address, true, LIMIT);
     let sampler = HolderSampler::start(t, address);
 
@@ -335,7 +348,7 @@ async fn refresh_re_announces_while_held() {
     // One announcement at take-over: every later one is the refresh.
     let config = config("node1", "192.0.2.100/24", true, "refresh = \"200ms\"")
         .replace("announce_count = 5", "announce_count = 1");
-    let h1 = Hadns::start_in_netns(&t.ns("node1"), &config).await;
+    let h1 = Hadns::with(&config).netns(&t.ns("node1")).start().await;
     t.wait_holds("node1", address, true, LIMIT);
     // Forget the entry: only a later announcement (the refresh) can bring it back, since the
     // client sends nothing to the vip.

@@ -68,7 +68,7 @@ pub fn wire_name(name: &str) -> Vec<u8> {
 
 /// A sample's value from /metrics (0 when absent).
 pub async fn metric(admin: SocketAddr, series: &str) -> u64 {
-    let (_, text) = crate::harness::get(admin, "/metrics").await;
+    let (_, text) = super::get(admin, "/metrics").await;
     text.lines()
         .find(|l| l.starts_with(series))
         .and_then(|l| l.rsplit(' ').next())

@@ -10,7 +10,6 @@
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -19,9 +18,13 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::UdpSocket;
 
-use crate::dbs::run;
-use crate::harness::*;
-use crate::netns::ip;
+use crate::support::dbs::run;
+use crate::support::netns::ip;
+use crate::support::*;
+
+mod etcd;
+
+pub use etcd::Tls;
 
 static SITES: AtomicU32 = AtomicU32::new(0);
 
@@ -44,18 +47,11 @@ pub struct Site {
     password: Option<String>,
 }
 
-/// A CA and a server certificate for the etcd members' addresses, PEM files.
-pub struct Tls {
-    pub ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
 impl Site {
     /// Builds the namespaces and links, or returns None where the netns tests are skipped
-    /// (HADNS_SKIP_NETNS=1 without root; see netns.rs).
+    /// (HADNS_SKIP_NETNS=1 without root; see support/netns.rs).
     pub fn build() -> Option<Site> {
-        if !crate::netns::can_build() {
+        if !super::netns::can_build() {
             return None;
         }
         let n = SITES.fetch_add(1, Ordering::SeqCst);
@@ -156,201 +152,6 @@ impl Site {
         ip(&["-n", &self.ns("br"), "link", "set", &format!("p{i}"), state]);
     }
 
-    fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
-    }
-
-    /// `"http://a:2379", ...` for a `[cluster] etcd` line.
-    pub fn endpoints(&self) -> String {
-        ETCD.iter()
-            .map(|e| format!("\"{}://{}:2379\"", self.scheme(), self.ip(*e)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// Makes etcd (started after this) serve clients over TLS only: a CA, and a server
-    /// certificate for the three members' addresses signed by it. Returns the CA file.
-    pub fn secure_etcd(&mut self) -> PathBuf {
-        let dir = self.dir.path();
-        let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
-        let (cert, key, csr) = (
-            dir.join("etcd.pem"),
-            dir.join("etcd-key.pem"),
-            dir.join("etcd.csr"),
-        );
-        let san: Vec<String> = ETCD.iter().map(|e| format!("IP:{}", self.ip(*e))).collect();
-        let openssl = |args: &[&str]| {
-            let mut cmd = Command::new("openssl");
-            cmd.args(args);
-            run(cmd)
-        };
-        let path = |p: &PathBuf| p.display().to_string();
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=hadns test CA",
-            "-keyout",
-            &path(&ca_key),
-            "-out",
-            &path(&ca),
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=etcd",
-            "-keyout",
-            &path(&key),
-            "-out",
-            &path(&csr),
-        ]);
-        let ext = dir.join("san.ext");
-        std::fs::write(
-            &ext,
-            format!(
-                "subjectAltName={}\nbasicConstraints=CA:FALSE\n",
-                san.join(",")
-            ),
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &path(&csr),
-            "-CA",
-            &path(&ca),
-            "-CAkey",
-            &path(&ca_key),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &path(&ext),
-            "-out",
-            &path(&cert),
-        ]);
-        self.tls = Some(Tls {
-            ca: ca.clone(),
-            cert,
-            key,
-        });
-        ca
-    }
-
-    /// Enables etcd authentication with a root user; returns its password.
-    pub fn enable_auth(&mut self) -> String {
-        let password = "etcd-test-password".to_string();
-        self.etcdctl_run(&[
-            "user",
-            "add",
-            "root",
-            &format!("--new-user-password={password}"),
-        ]);
-        self.etcdctl_run(&["auth", "enable"]);
-        self.password = Some(password.clone());
-        password
-    }
-
-    fn etcdctl(&self) -> Command {
-        let endpoints: Vec<String> = ETCD
-            .iter()
-            .map(|e| format!("{}://{}:2379", self.scheme(), self.ip(*e)))
-            .collect();
-        let mut cmd = Command::new("etcdctl");
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", endpoints.join(",")))
-            .arg("--command-timeout=2s");
-        if let Some(tls) = &self.tls {
-            cmd.arg("--cacert").arg(&tls.ca);
-        }
-        if let Some(password) = &self.password {
-            cmd.arg(format!("--user=root:{password}"));
-        }
-        cmd
-    }
-
-    /// Runs etcdctl with `args`; its stdout.
-    pub fn etcdctl_run(&self, args: &[&str]) -> String {
-        let mut cmd = self.etcdctl();
-        cmd.args(args);
-        run(cmd)
-    }
-
-    /// Starts the three etcd members and waits until the cluster has a leader.
-    pub async fn start_etcd(&mut self) {
-        for i in 0..ETCD.len() {
-            let child = self.etcd_member(i, "new");
-            self.etcd.push(Some(child));
-        }
-        wait_for(Duration::from_secs(30), "etcd to have a leader", || async {
-            self.etcdctl()
-                .args(["endpoint", "status"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .await;
-    }
-
-    fn etcd_member(&self, i: usize, state: &str) -> Child {
-        let ip = self.ip(ETCD[i]);
-        let cluster: Vec<String> = ETCD
-            .iter()
-            .enumerate()
-            .map(|(j, e)| format!("e{j}=http://{}:2380", self.ip(*e)))
-            .collect();
-        let data: PathBuf = self.dir.path().join(format!("e{i}"));
-        let log = std::fs::File::create(self.dir.path().join(format!("e{i}.log"))).unwrap();
-        let scheme = self.scheme();
-        let mut etcd = Command::new("etcd");
-        if let Some(tls) = &self.tls {
-            etcd.arg("--cert-file")
-                .arg(&tls.cert)
-                .arg("--key-file")
-                .arg(&tls.key);
-        }
-        etcd.args(["--name", &format!("e{i}")])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen-client-urls", &format!("{scheme}://{ip}:2379")])
-            .args(["--advertise-client-urls", &format!("{scheme}://{ip}:2379")])
-            .args(["--listen-peer-urls", &format!("http://{ip}:2380")])
-            .args([
-                "--initial-advertise-peer-urls",
-                &format!("http://{ip}:2380"),
-            ])
-            .args(["--initial-cluster", &cluster.join(",")])
-            .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", &self.prefix])
-            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start etcd (the etcd-server package; scripts/test.sh installs it)")
-    }
-
-    /// Stops etcd member `i` (SIGKILL).
-    pub fn stop_etcd_member(&mut self, i: usize) {
-        if let Some(mut child) = self.etcd[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts etcd member `i` again on its data.
-    pub fn restart_etcd_member(&mut self, i: usize) {
-        self.etcd[i] = Some(self.etcd_member(i, "existing"));
-    }
-
     /// Cuts `member` off from `address`: a blackhole route in its namespace.
     pub fn cut(&self, member: usize, address: &str) {
         ip(&[
@@ -402,13 +203,17 @@ impl Site {
     /// any other), DNS on its address, port 53.
     pub async fn start_member(&self, i: usize, config: &str) -> Hadns {
         let listen = format!("{}:53", self.member_ip(i));
-        Hadns::start_in_netns_at(&self.ns(MEMBERS[i]), config, &[&listen], |dir| {
-            let token = dir.join("token");
-            std::fs::write(&token, "cluster-test-token\n").unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-        })
-        .await
+        Hadns::with(config)
+            .netns(&self.ns(MEMBERS[i]))
+            .listen(&[&listen])
+            .prepare(|dir| {
+                let token = dir.join("token");
+                std::fs::write(&token, "cluster-test-token\n").unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+            })
+            .start()
+            .await
     }
 
     /// Starts the three members, member `i` with `config(i)` (`member_config`).
@@ -536,8 +341,8 @@ pub fn web_pool(node1: &TcpBackend, node2: &TcpBackend) -> String {
 pub async fn web_cluster(extras: [&str; 3]) -> Option<(Site, Vec<Hadns>, TcpBackend, TcpBackend)> {
     let mut site = Site::build()?;
     site.start_etcd().await;
-    let node1 = TcpBackend::start(&site.node_ip(0)).await;
-    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let node1 = TcpBackend::start_at(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start_at(&site.node_ip(1)).await;
     let pool = web_pool(&node1, &node2);
     let members = site
         .start_members(|i| site.member_config(i, extras[i], &pool))

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cluster_site::{MEMBERS, Site, web_pool};
-use crate::harness::*;
-use crate::secondary::{
+use crate::support::cluster::{MEMBERS, Site, web_pool};
+use crate::support::secondaries::{
     Kind, Secondary, ZONE_NAME, all_answer, all_at_serial, soa_serial, transfer, wait_incremental,
 };
+use crate::support::*;
 
 const WWW: &str = "www.example.internal.";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -30,8 +30,8 @@ async fn agreed_serials_cross_the_wrap_and_every_members_secondary_follows() {
     );
     site.etcdctl_run(&["put", "/hadns/test/decision", &decision]);
 
-    let mut node1 = TcpBackend::start(&site.node_ip(0)).await;
-    let node2 = TcpBackend::start(&site.node_ip(1)).await;
+    let mut node1 = TcpBackend::start_at(&site.node_ip(0)).await;
+    let node2 = TcpBackend::start_at(&site.node_ip(1)).await;
     // Member i notifies secondary i, which listens on the host's side of the bridge.
     let ports: Vec<u16> = ALL.iter().map(|_| Secondary::port()).collect();
     let target = |i: usize| SocketAddr::new(site.client_ip(), ports[i]);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 
-use crate::harness::*;
+use super::*;
 
 pub struct Unbound {
     pub addr: SocketAddr,

@@ -1,0 +1,212 @@
+//! The site's etcd: three members on the host, plain or with TLS and users, stopped,
+//! restarted and asked with etcdctl.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+/// A CA and a server certificate for the etcd members' addresses, PEM files.
+pub struct Tls {
+    pub ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Site {
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// `"http://a:2379", ...` for a `[cluster] etcd` line.
+    pub fn endpoints(&self) -> String {
+        ETCD.iter()
+            .map(|e| format!("\"{}://{}:2379\"", self.scheme(), self.ip(*e)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Makes etcd (started after this) serve clients over TLS only: a CA, and a server
+    /// certificate for the three members' addresses signed by it. Returns the CA file.
+    pub fn secure_etcd(&mut self) -> PathBuf {
+        let dir = self.dir.path();
+        let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        let (cert, key, csr) = (
+            dir.join("etcd.pem"),
+            dir.join("etcd-key.pem"),
+            dir.join("etcd.csr"),
+        );
+        let san: Vec<String> = ETCD.iter().map(|e| format!("IP:{}", self.ip(*e))).collect();
+        let openssl = |args: &[&str]| {
+            let mut cmd = Command::new("openssl");
+            cmd.args(args);
+            run(cmd)
+        };
+        let path = |p: &PathBuf| p.display().to_string();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hadns test CA",
+            "-keyout",
+            &path(&ca_key),
+            "-out",
+            &path(&ca),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=etcd",
+            "-keyout",
+            &path(&key),
+            "-out",
+            &path(&csr),
+        ]);
+        let ext = dir.join("san.ext");
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={}\nbasicConstraints=CA:FALSE\n",
+                san.join(",")
+            ),
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path(&csr),
+            "-CA",
+            &path(&ca),
+            "-CAkey",
+            &path(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &path(&ext),
+            "-out",
+            &path(&cert),
+        ]);
+        self.tls = Some(Tls {
+            ca: ca.clone(),
+            cert,
+            key,
+        });
+        ca
+    }
+
+    /// Enables etcd authentication with a root user; returns its password.
+    pub fn enable_auth(&mut self) -> String {
+        let password = "etcd-test-password".to_string();
+        self.etcdctl_run(&[
+            "user",
+            "add",
+            "root",
+            &format!("--new-user-password={password}"),
+        ]);
+        self.etcdctl_run(&["auth", "enable"]);
+        self.password = Some(password.clone());
+        password
+    }
+
+    fn etcdctl(&self) -> Command {
+        let endpoints: Vec<String> = ETCD
+            .iter()
+            .map(|e| format!("{}://{}:2379", self.scheme(), self.ip(*e)))
+            .collect();
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .arg("--command-timeout=2s");
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cacert").arg(&tls.ca);
+        }
+        if let Some(password) = &self.password {
+            cmd.arg(format!("--user=root:{password}"));
+        }
+        cmd
+    }
+
+    /// Runs etcdctl with `args`; its stdout.
+    pub fn etcdctl_run(&self, args: &[&str]) -> String {
+        let mut cmd = self.etcdctl();
+        cmd.args(args);
+        run(cmd)
+    }
+
+    /// Starts the three etcd members and waits until the cluster has a leader.
+    pub async fn start_etcd(&mut self) {
+        for i in 0..ETCD.len() {
+            let child = self.etcd_member(i, "new");
+            self.etcd.push(Some(child));
+        }
+        wait_for(Duration::from_secs(30), "etcd to have a leader", || async {
+            self.etcdctl()
+                .args(["endpoint", "status"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .await;
+    }
+
+    fn etcd_member(&self, i: usize, state: &str) -> Child {
+        let ip = self.ip(ETCD[i]);
+        let cluster: Vec<String> = ETCD
+            .iter()
+            .enumerate()
+            .map(|(j, e)| format!("e{j}=http://{}:2380", self.ip(*e)))
+            .collect();
+        let data: PathBuf = self.dir.path().join(format!("e{i}"));
+        let log = std::fs::File::create(self.dir.path().join(format!("e{i}.log"))).unwrap();
+        let scheme = self.scheme();
+        let mut etcd = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            etcd.arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key);
+        }
+        etcd.args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &format!("{scheme}://{ip}:2379")])
+            .args(["--advertise-client-urls", &format!("{scheme}://{ip}:2379")])
+            .args(["--listen-peer-urls", &format!("http://{ip}:2380")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://{ip}:2380"),
+            ])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args(["--initial-cluster-state", state])
+            .args(["--initial-cluster-token", &self.prefix])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start etcd (the etcd-server package; scripts/test.sh installs it)")
+    }
+
+    /// Stops etcd member `i` (SIGKILL).
+    pub fn stop_etcd_member(&mut self, i: usize) {
+        if let Some(mut child) = self.etcd[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd member `i` again on its data.
+    pub fn restart_etcd_member(&mut self, i: usize) {
+        self.etcd[i] = Some(self.etcd_member(i, "existing"));
+    }
+}
