@@ -16,6 +16,7 @@
 //!   client for it. Only it knows HTTP serving.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`notify`]: systemd readiness.
+//! - [`logging`]: the log filter and a writer that never blocks hadns.
 //! - [`demo`]: `hadns demo`, a self-contained walkthrough.
 
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod dns;
 pub mod engine;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod server;

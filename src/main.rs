@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 #[derive(Parser)]
 #[command(
@@ -133,7 +133,8 @@ macro_rules! complain {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _log = match init_logging(cli.log_format, &cli.log_level) {
+    let _log = match hadns::logging::init(matches!(cli.log_format, LogFormat::Json), &cli.log_level)
+    {
         Ok(guard) => guard,
         Err(e) => {
             complain!("hadns: {e}");
@@ -245,7 +246,7 @@ where
 
 async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    descriptor_budget(&prepared.config);
+    hadns::server::descriptor_budget(&prepared.config);
     let vips = hadns::vip::prepare(&prepared.config)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -289,42 +290,6 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
     Ok(())
 }
 
-/// Raises the soft limit on open descriptors to the hard one (the default soft limit of
-/// 1,024 is meant for interactive programs), and warns when the connection limits could
-/// still use up what the health checks need.
-fn descriptor_budget(config: &hadns::config::Config) {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
-    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        hard
-    } else {
-        soft
-    };
-    let nodes: usize = config.pools.iter().map(|p| p.nodes.len()).sum();
-    let connections = config.dns.listen.len() * config.dns.tcp_connections
-        + config
-            .admin
-            .as_ref()
-            .map_or(0, |_| hadns::admin::MAX_CONNECTIONS);
-    // Per node a probe's socket or a session (two for MySQL), and a margin for the rest.
-    let needed = (connections + 3 * nodes + 128) as u64;
-    if limit < needed {
-        warn!(
-            limit,
-            needed,
-            tcp_connections = config.dns.tcp_connections,
-            nodes,
-            "the open-file limit is below what the connection limits and checks may use; \
-             raise LimitNOFILE or lower dns.tcp_connections (a probe that finds no descriptor \
-             is inconclusive, never a node failure)"
-        );
-    } else {
-        info!(limit, needed, "open-file limit");
-    }
-}
-
 /// A token cancelled by the first SIGINT or SIGTERM. The handlers are in place when this
 /// returns (before any socket is bound), so a signal right after start is never the
 /// default action's kill.
@@ -349,57 +314,3 @@ fn shutdown_on_signal() -> CancellationToken {
     });
     token
 }
-
-/// Starts logging at `level` (a level, or a filter in RUST_LOG syntax); RUST_LOG, when set,
-/// wins. A value that is neither is an error naming where it came from.
-///
-/// Lines go through a bounded queue to a thread of their own that writes standard error:
-/// a full queue (a reader that stalls) drops lines rather than blocking hadns, and a closed
-/// standard error (`hadns serve 2>&1 | head -1`) is ignored rather than fatal. The guard
-/// flushes the queue when dropped, at exit.
-fn init_logging(
-    format: LogFormat,
-    level: &str,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::filter::LevelFilter;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => {
-            EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG={spec:?}: {e}"))?
-        }
-        _ => {
-            // A bare word would otherwise be taken as a module name and silently log nothing.
-            if !level.contains(['=', ',']) {
-                level.parse::<LevelFilter>().map_err(|_| {
-                    format!(
-                        "--log-level {level:?}: not a level (trace, debug, info, warn, error, off) \
-                         or a filter such as \"info,hadns::checks=debug\""
-                    )
-                })?;
-            }
-            // hickory logs every request at info and some malformed packets at warn: one
-            // line per packet. hadns counts those (hadns_dns_anomalies_total) instead.
-            EnvFilter::try_new(format!(
-                "{level},hickory_server=error,hickory_proto=error,hickory_net=error"
-            ))
-            .map_err(|e| format!("--log-level {level:?}: {e}"))?
-        }
-    };
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(LOG_QUEUE)
-        .thread_name("hadns-log")
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(writer);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(guard)
-}
-
-/// Log lines waiting for standard error; more are dropped.
-const LOG_QUEUE: usize = 16_384;

@@ -73,30 +73,7 @@ pub(super) fn validate_cluster(
             format!("{name:?} must not contain '/'"),
         ));
     }
-    let etcd = raw.etcd.unwrap_or_default();
-    if etcd.is_empty() {
-        problems.push(Problem::new(
-            "cluster.etcd",
-            "needs at least one endpoint (\"http://10.0.0.5:2379\")",
-        ));
-    }
-    let https = etcd.iter().any(|e| e.starts_with("https://"));
-    for (i, endpoint) in etcd.iter().enumerate() {
-        let rest = endpoint
-            .strip_prefix("http://")
-            .or_else(|| endpoint.strip_prefix("https://"));
-        if !rest.is_some_and(|r| !r.is_empty() && r.contains(':')) {
-            problems.push(Problem::new(
-                format!("cluster.etcd[{i}]"),
-                format!("{endpoint:?} is not an endpoint such as \"http://10.0.0.5:2379\""),
-            ));
-        } else if https != endpoint.starts_with("https://") {
-            problems.push(Problem::new(
-                format!("cluster.etcd[{i}]"),
-                format!("{endpoint:?}: the endpoints mix http and https"),
-            ));
-        }
-    }
+    let (etcd, https) = endpoints(raw.etcd.unwrap_or_default(), problems);
     let mut prefix = raw.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
     if !prefix.starts_with('/') {
         problems.push(Problem::new(
@@ -127,9 +104,62 @@ pub(super) fn validate_cluster(
         "cluster.on_lost",
         problems,
     );
+    let tls = tls(
+        [raw.ca_file, raw.cert_file, raw.key_file],
+        base,
+        https,
+        problems,
+    );
+    let auth = auth(raw.user, raw.password_file, base, problems);
+    Cluster {
+        name,
+        etcd,
+        prefix,
+        lease,
+        on_lost,
+        tls,
+        auth,
+    }
+}
+
+/// The etcd endpoints, each checked, and whether they are https (they may not mix).
+fn endpoints(etcd: Vec<String>, problems: &mut Vec<Problem>) -> (Vec<String>, bool) {
+    if etcd.is_empty() {
+        problems.push(Problem::new(
+            "cluster.etcd",
+            "needs at least one endpoint (\"http://10.0.0.5:2379\")",
+        ));
+    }
+    let https = etcd.iter().any(|e| e.starts_with("https://"));
+    for (i, endpoint) in etcd.iter().enumerate() {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        if !rest.is_some_and(|r| !r.is_empty() && r.contains(':')) {
+            problems.push(Problem::new(
+                format!("cluster.etcd[{i}]"),
+                format!("{endpoint:?} is not an endpoint such as \"http://10.0.0.5:2379\""),
+            ));
+        } else if https != endpoint.starts_with("https://") {
+            problems.push(Problem::new(
+                format!("cluster.etcd[{i}]"),
+                format!("{endpoint:?}: the endpoints mix http and https"),
+            ));
+        }
+    }
+    (etcd, https)
+}
+
+/// `ca_file`, `cert_file` and `key_file` (relative to `base`), each readable: TLS to etcd
+/// when any is given, which needs https endpoints.
+fn tls(
+    files: [Option<String>; 3],
+    base: &Path,
+    https: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<Tls> {
     let file = |f: Option<String>| f.map(|f| base.join(f));
-    let (ca_file, cert_file, key_file) =
-        (file(raw.ca_file), file(raw.cert_file), file(raw.key_file));
+    let [ca_file, cert_file, key_file] = files.map(file);
     for (key, f) in [
         ("cluster.ca_file", &ca_file),
         ("cluster.cert_file", &cert_file),
@@ -159,7 +189,18 @@ pub(super) fn validate_cluster(
             "TLS files need https:// endpoints",
         ));
     }
-    let auth = match (raw.user, raw.password_file) {
+    tls
+}
+
+/// `user` and the password in `password_file` (relative to `base`, private): etcd's
+/// authentication, when both are given.
+fn auth(
+    user: Option<String>,
+    password_file: Option<String>,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<(String, String)> {
+    match (user, password_file) {
         (Some(user), Some(file)) => {
             let file = base.join(file);
             match read_secret(&file).map(|p| p.trim().to_string()) {
@@ -184,14 +225,5 @@ pub(super) fn validate_cluster(
             ));
             None
         }
-    };
-    Cluster {
-        name,
-        etcd,
-        prefix,
-        lease,
-        on_lost,
-        tls,
-        auth,
     }
 }

@@ -8,15 +8,16 @@
 //! the latter stops at the first one and we want to report them all.
 
 use crate::api::id::{NodeId, PoolId, RecordId};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
 mod check;
 mod cluster;
 mod digest;
+mod error;
 mod fields;
 mod network;
 mod parse;
@@ -31,6 +32,7 @@ mod vip;
 
 pub use cluster::{Cluster, OnLost, Tls};
 pub use digest::digest;
+pub use error::{ConfigError, Problem};
 pub use fields::{normalize_name, parse_duration};
 pub use network::Network;
 pub use site::{Site, site_of};
@@ -320,60 +322,6 @@ pub enum OnEmpty {
     Nodata,
     Servfail,
     All,
-}
-
-// === errors ===
-
-/// One problem, located by its TOML path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}", format_problems(.file, .problems))]
-    Invalid {
-        file: Option<PathBuf>,
-        problems: Vec<Problem>,
-    },
-}
-
-fn format_problems(file: &Option<PathBuf>, problems: &[Problem]) -> String {
-    let origin = file
-        .as_ref()
-        .map(|f| f.display().to_string())
-        .unwrap_or_else(|| "config".to_string());
-    let mut out = format!("{origin}: {} problem(s)", problems.len());
-    for p in problems {
-        out.push_str(&format!("\n  {p}"));
-    }
-    out
 }
 
 // === loading ===

@@ -58,38 +58,55 @@ pub(super) fn validate_sites(raw: Vec<RawSite>, problems: &mut Vec<Problem>) -> 
                 }
             }
         }
-        let fallback = match raw.fallback {
-            // Every other site, in the order of the file.
-            None => (0..names.len()).filter(|&k| k != i).collect(),
-            Some(list) => {
-                let mut fallback = Vec::new();
-                for (j, other) in list.iter().enumerate() {
-                    match names.iter().position(|n| n == other) {
-                        Some(k) if k == i => problems.push(Problem::new(
-                            format!("{path}.fallback[{j}]"),
-                            format!("{other:?} is this site"),
-                        )),
-                        Some(k) if fallback.contains(&k) => problems.push(Problem::new(
-                            format!("{path}.fallback[{j}]"),
-                            format!("{other:?} is listed twice"),
-                        )),
-                        Some(k) => fallback.push(k),
-                        None => problems.push(Problem::new(
-                            format!("{path}.fallback[{j}]"),
-                            format!("unknown site {other:?} ({})", names.join(", ")),
-                        )),
-                    }
-                }
-                fallback
-            }
-        };
+        let fallback = fallback(raw.fallback, i, &names, &path, problems);
         sites.push(Site {
             name,
             networks,
             fallback,
         });
     }
-    // A client address must belong to one site only.
+    check_overlaps(&sites, problems);
+    sites
+}
+
+/// The sites site `i` falls back to, by index: every other site in file order when the
+/// list is not given.
+fn fallback(
+    list: Option<Vec<String>>,
+    i: usize,
+    names: &[String],
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<usize> {
+    match list {
+        // Every other site, in the order of the file.
+        None => (0..names.len()).filter(|&k| k != i).collect(),
+        Some(list) => {
+            let mut fallback = Vec::new();
+            for (j, other) in list.iter().enumerate() {
+                match names.iter().position(|n| n == other) {
+                    Some(k) if k == i => problems.push(Problem::new(
+                        format!("{path}.fallback[{j}]"),
+                        format!("{other:?} is this site"),
+                    )),
+                    Some(k) if fallback.contains(&k) => problems.push(Problem::new(
+                        format!("{path}.fallback[{j}]"),
+                        format!("{other:?} is listed twice"),
+                    )),
+                    Some(k) => fallback.push(k),
+                    None => problems.push(Problem::new(
+                        format!("{path}.fallback[{j}]"),
+                        format!("unknown site {other:?} ({})", names.join(", ")),
+                    )),
+                }
+            }
+            fallback
+        }
+    }
+}
+
+/// A client address must belong to one site only: no two sites' networks overlap.
+fn check_overlaps(sites: &[Site], problems: &mut Vec<Problem>) {
     for (i, a) in sites.iter().enumerate() {
         for b in &sites[i + 1..] {
             for na in &a.networks {
@@ -112,7 +129,6 @@ pub(super) fn validate_sites(raw: Vec<RawSite>, problems: &mut Vec<Problem>) -> 
             }
         }
     }
-    sites
 }
 
 /// The site whose networks hold `address` (the longest matching prefix), and that prefix's

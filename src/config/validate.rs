@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::fields::{duration_or_zero, int_in_range, private, read_secret};
+use super::fields::{duration_or_zero, int_in_range};
+use super::pool::RawPool;
+use super::record::RawRecord;
 use super::*;
 
 // === raw serde types ===
@@ -21,22 +23,13 @@ pub(super) struct RawConfig {
     record: Vec<super::record::RawRecord>,
     #[serde(default)]
     vip: Vec<super::vip::RawVip>,
-    admin: Option<RawAdmin>,
+    admin: Option<super::admin::RawAdmin>,
     cluster: Option<super::cluster::RawCluster>,
     transfer: Option<super::transfer::RawTransfer>,
     #[serde(default)]
     tsig: Vec<super::transfer::RawTsig>,
     #[serde(default)]
     site: Vec<super::site::RawSite>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawAdmin {
-    listen: Option<String>,
-    token_file: Option<String>,
-    events: Option<i64>,
-    drain_file: Option<String>,
-    hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -70,8 +63,6 @@ const DEFAULT_TCP_CONNECTIONS_PER_CLIENT: i64 = 16;
 /// Nodes checked in all (each has a task, a socket or a session, and its state).
 const MAX_NODES: usize = 20_000;
 const MAX_RECORDS: usize = 20_000;
-const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9153";
-const DEFAULT_ADMIN_EVENTS: usize = 1000;
 
 // === validation ===
 
@@ -94,59 +85,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
         ));
     }
     let sites = super::site::validate_sites(raw.site, problems);
-    let mut pools = Vec::new();
-    let mut pool_names = HashSet::new();
-    for (i, raw_pool) in raw.pool.into_iter().enumerate() {
-        let node_sites = super::pool::node_sites(&raw_pool);
-        let mut pool = super::pool::validate_pool(raw_pool, &format!("pool[{i}]"), base, problems);
-        for (j, (node, site)) in pool.nodes.iter_mut().zip(node_sites).enumerate() {
-            let Some(site) = site else { continue };
-            node.site = sites.iter().position(|s| s.name == site);
-            if node.site.is_none() {
-                let known: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
-                problems.push(Problem::new(
-                    format!("pool[{i}].node[{j}].site"),
-                    format!("unknown site {site:?} ({})", known.join(", ")),
-                ));
-            }
-        }
-        if !pool.name.is_empty() && !pool_names.insert(pool.name.clone()) {
-            problems.push(Problem::new(
-                format!("pool[{i}].name"),
-                format!("pool name {:?} is used twice", pool.name),
-            ));
-        }
-        pools.push(pool);
-    }
-    let mut records = Vec::new();
-    let mut record_names = HashSet::new();
-    for (i, raw_record) in raw.record.into_iter().enumerate() {
-        let path = format!("record[{i}]");
-        if let Some(record) = super::record::validate_record(raw_record, &path, &pools, problems) {
-            if !record_names.insert(record.name.clone()) {
-                problems.push(Problem::new(
-                    format!("{path}.name"),
-                    format!("record {:?} is defined twice", record.name),
-                ));
-            }
-            if record.by_site {
-                let pool = &pools[record.pool.0];
-                for node in pool.nodes.iter().filter(|n| n.site.is_none()) {
-                    problems.push(Problem::new(
-                        format!("{path}.by_site"),
-                        format!(
-                            "node {:?} of pool {:?} has no site: by_site needs a site on every node",
-                            node.name, pool.name
-                        ),
-                    ));
-                }
-            }
-            records.push(record);
-        }
-    }
+    let pools = validate_pools(raw.pool, &sites, base, problems);
+    let records = validate_records(raw.record, &pools, problems);
     let vips = super::vip::validate_vips(raw.vip, &pools, &records, problems);
     let mut dns = dns;
-    let admin = raw.admin.map(|a| validate_admin(a, base, problems));
+    let admin = raw
+        .admin
+        .map(|a| super::admin::validate_admin(a, base, problems));
     // Beside the drain file unless named: both are hadns's state across restarts.
     if dns.serial_file.is_none()
         && let Some(drains) = admin.as_ref().and_then(|a| a.drain_file.as_ref())
@@ -172,6 +117,76 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     };
     resolve_programs(&mut config, base);
     config
+}
+
+/// The pools, each node's site resolved among `sites`, their names unique.
+fn validate_pools(
+    raw: Vec<RawPool>,
+    sites: &[Site],
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<Pool> {
+    let mut pools = Vec::new();
+    let mut pool_names = HashSet::new();
+    for (i, raw_pool) in raw.into_iter().enumerate() {
+        let node_sites = super::pool::node_sites(&raw_pool);
+        let mut pool = super::pool::validate_pool(raw_pool, &format!("pool[{i}]"), base, problems);
+        for (j, (node, site)) in pool.nodes.iter_mut().zip(node_sites).enumerate() {
+            let Some(site) = site else { continue };
+            node.site = sites.iter().position(|s| s.name == site);
+            if node.site.is_none() {
+                let known: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+                problems.push(Problem::new(
+                    format!("pool[{i}].node[{j}].site"),
+                    format!("unknown site {site:?} ({})", known.join(", ")),
+                ));
+            }
+        }
+        if !pool.name.is_empty() && !pool_names.insert(pool.name.clone()) {
+            problems.push(Problem::new(
+                format!("pool[{i}].name"),
+                format!("pool name {:?} is used twice", pool.name),
+            ));
+        }
+        pools.push(pool);
+    }
+    pools
+}
+
+/// The records, each on a pool of `pools`, their names unique; a `by_site` record's nodes
+/// each with a site.
+fn validate_records(
+    raw: Vec<RawRecord>,
+    pools: &[Pool],
+    problems: &mut Vec<Problem>,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut record_names = HashSet::new();
+    for (i, raw_record) in raw.into_iter().enumerate() {
+        let path = format!("record[{i}]");
+        if let Some(record) = super::record::validate_record(raw_record, &path, pools, problems) {
+            if !record_names.insert(record.name.clone()) {
+                problems.push(Problem::new(
+                    format!("{path}.name"),
+                    format!("record {:?} is defined twice", record.name),
+                ));
+            }
+            if record.by_site {
+                let pool = &pools[record.pool.0];
+                for node in pool.nodes.iter().filter(|n| n.site.is_none()) {
+                    problems.push(Problem::new(
+                        format!("{path}.by_site"),
+                        format!(
+                            "node {:?} of pool {:?} has no site: by_site needs a site on every node",
+                            node.name, pool.name
+                        ),
+                    ));
+                }
+            }
+            records.push(record);
+        }
+    }
+    records
 }
 
 /// A program given as a relative path (`./hook.sh`, `bin/check`) is relative to the
@@ -205,66 +220,6 @@ fn resolve_programs(config: &mut Config, base: &Path) {
         if let Some(command) = &mut vip.fence_command {
             resolve(command);
         }
-    }
-}
-
-fn validate_admin(raw: RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> Admin {
-    let text = raw.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
-    let listen = text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        problems.push(Problem::new(
-            "admin.listen",
-            format!("{text:?} is not an address with a port (\"127.0.0.1:9153\")"),
-        ));
-        DEFAULT_ADMIN_LISTEN
-            .parse()
-            .expect("the default is an address")
-    });
-    let token_file = raw.token_file.map(|f| base.join(f));
-    let token = token_file.as_ref().and_then(|file| {
-        match read_secret(file).map(|t| t.trim().to_string()) {
-            Ok(token) if token.is_empty() => {
-                problems.push(Problem::new(
-                    "admin.token_file",
-                    format!("{} is empty", file.display()),
-                ));
-                None
-            }
-            Ok(token) => match private(file) {
-                Ok(()) => Some(token),
-                Err(message) => {
-                    problems.push(Problem::new("admin.token_file", message));
-                    None
-                }
-            },
-            Err(message) => {
-                problems.push(Problem::new("admin.token_file", message));
-                None
-            }
-        }
-    });
-    let events = match raw.events {
-        None => DEFAULT_ADMIN_EVENTS,
-        Some(n) if (1..=100_000).contains(&n) => n as usize,
-        Some(n) => {
-            problems.push(Problem::new(
-                "admin.events",
-                format!("{n} is out of range (1-100000)"),
-            ));
-            DEFAULT_ADMIN_EVENTS
-        }
-    };
-    Admin {
-        listen,
-        token_file,
-        token,
-        events,
-        drain_file: raw.drain_file.map(|f| base.join(f)),
-        hosts: raw
-            .hosts
-            .unwrap_or_default()
-            .iter()
-            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            .collect(),
     }
 }
 

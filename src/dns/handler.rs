@@ -126,28 +126,7 @@ async fn answer_failover<R: ResponseHandler>(
     } else {
         None
     };
-    let response_edns = request.edns.as_ref().map(|req| {
-        let mut edns = Edns::new();
-        edns.set_max_payload(req.max_payload().max(512));
-        edns.set_version(0);
-        if let Some(subnet) = &ecs {
-            // The scope: the matched site network's prefix for an answer by site (for a
-            // client of no site, as precise as the query was); 0 for one that is the same
-            // for everyone.
-            let scope = match (entry.answer.by_site(), site) {
-                (true, Some((_, prefix))) => prefix,
-                (true, None) => subnet.source_prefix(),
-                (false, _) => 0,
-            };
-            edns.options_mut()
-                .insert(EdnsOption::Subnet(ClientSubnet::new(
-                    subnet.addr(),
-                    subnet.source_prefix(),
-                    scope,
-                )));
-        }
-        edns
-    });
+    let response_edns = response_edns(request, ecs.as_ref(), entry.answer.by_site(), site);
     let mut builder = MessageResponseBuilder::from_message_request(request);
     if let Some(edns) = &response_edns {
         builder.edns(edns);
@@ -165,4 +144,36 @@ async fn answer_failover<R: ResponseHandler>(
             })
         }
     }
+}
+
+/// The response's OPT record when the query had one: version 0, the query's payload (at
+/// least 512), and its client subnet back with the scope the answer holds for.
+fn response_edns(
+    request: &Request,
+    ecs: Option<&ClientSubnet>,
+    by_site: bool,
+    site: Option<(usize, u8)>,
+) -> Option<Edns> {
+    request.edns.as_ref().map(|req| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(req.max_payload().max(512));
+        edns.set_version(0);
+        if let Some(subnet) = ecs {
+            // The scope: the matched site network's prefix for an answer by site (for a
+            // client of no site, as precise as the query was); 0 for one that is the same
+            // for everyone.
+            let scope = match (by_site, site) {
+                (true, Some((_, prefix))) => prefix,
+                (true, None) => subnet.source_prefix(),
+                (false, _) => 0,
+            };
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    subnet.addr(),
+                    subnet.source_prefix(),
+                    scope,
+                )));
+        }
+        edns
+    })
 }

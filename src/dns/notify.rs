@@ -33,7 +33,7 @@ use tracing::{info, warn};
 pub use schedule::HOLD;
 use schedule::{Answer, Report, Schedule};
 
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, Transfer};
 use super::tsig;
 use crate::api::status::NotifyStatus;
 
@@ -128,22 +128,9 @@ async fn notify_target(
 ) {
     let label = target.to_string();
     let count = |result: &str| counters.with_label_values(&[label.as_str(), result]).inc();
-    let local: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = match UdpSocket::bind(local).await {
-        Ok(socket) => socket,
-        Err(error) => {
-            warn!(%target, %error, "cannot open a socket for NOTIFY; none will be sent");
-            return;
-        }
-    };
-    if let Err(error) = socket.connect(target).await {
-        warn!(%target, %error, "cannot reach the NOTIFY target; none will be sent");
+    let Some(socket) = connect(target).await else {
         return;
-    }
+    };
     let mut schedule = Schedule::default();
     // The request MAC (and key) of each signed NOTIFY outstanding, to check its answer.
     let mut signed: HashMap<u16, (tsig::Key, Vec<u8>)> = HashMap::new();
@@ -153,40 +140,12 @@ async fn notify_target(
         let Some(transfer) = snapshot.transfer.as_ref() else {
             return;
         };
-        let mut reports = Vec::new();
-        if transfer.complete {
-            let now = tokio::time::Instant::now();
-            schedule.set_serials(
-                transfer
-                    .zones
-                    .iter()
-                    .filter(|z| transfer.policy.notify_of(&z.origin).contains(&target))
-                    .map(|z| (z.origin.clone(), serial_of(&z.soa))),
-            );
-            for send in schedule.due(now, rand::random) {
-                // `due` only names zones of this snapshot.
-                let Some(zone) = transfer.zone(&send.zone) else {
-                    continue;
-                };
-                let key = transfer.policy.key.as_ref();
-                count("sent");
-                let failed = match message(&zone.soa, send.id, key) {
-                    Ok((bytes, mac)) => match socket.send(&bytes).await {
-                        Ok(_) => {
-                            if let (Some(key), Some(mac)) = (key, mac) {
-                                signed.insert(send.id, (key.clone(), mac));
-                            }
-                            None
-                        }
-                        Err(e) => Some(format!("cannot send: {e}")),
-                    },
-                    Err(problem) => Some(problem),
-                };
-                if let Some(problem) = failed {
-                    reports.extend(schedule.answered(send.id, Answer::Failed(problem), now));
-                }
-            }
-        }
+        let mut reports = if transfer.complete {
+            let to = (target, &socket);
+            send_due(to, transfer, &mut schedule, &mut signed, &count).await
+        } else {
+            Vec::new()
+        };
         reports.extend(tokio::select! {
             _ = stop.cancelled() => return,
             changed = published.changed() => {
@@ -214,25 +173,90 @@ async fn notify_target(
         for report in reports {
             log(target, &report, &count);
         }
-        board.set(
-            target,
-            Some(
-                schedule
-                    .states()
-                    .map(
-                        |(zone, serial, acknowledged, state, problem)| NotifyStatus {
-                            target: label.clone(),
-                            zone: zone.to_string(),
-                            state,
-                            serial,
-                            acknowledged,
-                            problem: problem.map(str::to_string),
-                        },
-                    )
-                    .collect(),
-            ),
-        );
+        board.set(target, Some(statuses(&schedule, &label)));
     }
+}
+
+/// Opens a UDP socket connected to `target`; `None` (logged) when it cannot.
+async fn connect(target: SocketAddr) -> Option<UdpSocket> {
+    let local: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = match UdpSocket::bind(local).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            warn!(%target, %error, "cannot open a socket for NOTIFY; none will be sent");
+            return None;
+        }
+    };
+    if let Err(error) = socket.connect(target).await {
+        warn!(%target, %error, "cannot reach the NOTIFY target; none will be sent");
+        return None;
+    }
+    Some(socket)
+}
+
+/// Sends `target` a NOTIFY for each zone of `transfer` the schedule says is due (each
+/// signed one's MAC kept in `signed`); the zones whose NOTIFY could not be sent.
+async fn send_due(
+    (target, socket): (SocketAddr, &UdpSocket),
+    transfer: &Transfer,
+    schedule: &mut Schedule,
+    signed: &mut HashMap<u16, (tsig::Key, Vec<u8>)>,
+    count: &impl Fn(&str),
+) -> Vec<Report> {
+    let mut reports = Vec::new();
+    let now = tokio::time::Instant::now();
+    schedule.set_serials(
+        transfer
+            .zones
+            .iter()
+            .filter(|z| transfer.policy.notify_of(&z.origin).contains(&target))
+            .map(|z| (z.origin.clone(), serial_of(&z.soa))),
+    );
+    for send in schedule.due(now, rand::random) {
+        // `due` only names zones of this snapshot.
+        let Some(zone) = transfer.zone(&send.zone) else {
+            continue;
+        };
+        let key = transfer.policy.key.as_ref();
+        count("sent");
+        let failed = match message(&zone.soa, send.id, key) {
+            Ok((bytes, mac)) => match socket.send(&bytes).await {
+                Ok(_) => {
+                    if let (Some(key), Some(mac)) = (key, mac) {
+                        signed.insert(send.id, (key.clone(), mac));
+                    }
+                    None
+                }
+                Err(e) => Some(format!("cannot send: {e}")),
+            },
+            Err(problem) => Some(problem),
+        };
+        if let Some(problem) = failed {
+            reports.extend(schedule.answered(send.id, Answer::Failed(problem), now));
+        }
+    }
+    reports
+}
+
+/// The target's state per zone, for `/status`.
+fn statuses(schedule: &Schedule, label: &str) -> Vec<NotifyStatus> {
+    schedule
+        .states()
+        .map(
+            |(zone, serial, acknowledged, state, problem)| NotifyStatus {
+                target: label.to_string(),
+                zone: zone.to_string(),
+                state,
+                serial,
+                acknowledged,
+                problem: problem.map(str::to_string),
+            },
+        )
+        .collect()
 }
 
 /// One zone's outcome in the log and the counters.

@@ -179,8 +179,7 @@ impl Responder {
                 warn!(peer = %src, kind = kind_label, held_back, "zone transfer refused: {why}");
             }
             self.counters.transfer(kind_label, "refused");
-            self.counters.add(tcp, u16::from(wire::RCODE_REFUSED), 1);
-            vec![wire::error_response(query, wire::RCODE_REFUSED)]
+            self.error(query, tcp, wire::RCODE_REFUSED)
         };
         let Some(transfer) = snapshot.transfer.as_ref() else {
             return refuse("no [transfer] in the configuration");
@@ -193,20 +192,17 @@ impl Responder {
         }
         let Some((kind, zone_name, _)) = xfr::parse(query) else {
             self.counters.anomaly(Anomaly::Malformed);
-            self.counters.add(tcp, u16::from(wire::RCODE_FORMERR), 1);
-            return vec![wire::error_response(query, wire::RCODE_FORMERR)];
+            return self.error(query, tcp, wire::RCODE_FORMERR);
         };
         let Some(zone) = transfer.zone(&zone_name) else {
             self.counters.transfer(kind_label, "refused");
-            self.counters.add(tcp, u16::from(tsig::RCODE_NOTAUTH), 1);
-            return vec![wire::error_response(query, tsig::RCODE_NOTAUTH)];
+            return self.error(query, tcp, tsig::RCODE_NOTAUTH);
         };
         if !transfer.complete {
             if let Some(held_back) = REFUSED_LOG.allow() {
                 warn!(peer = %src, zone = %zone_name, held_back, "zone transfer not served yet: the first round of checks has not completed (SERVFAIL; the secondary keeps its copy)");
             }
-            self.counters.add(tcp, u16::from(wire::RCODE_SERVFAIL), 1);
-            return vec![wire::error_response(query, wire::RCODE_SERVFAIL)];
+            return self.error(query, tcp, wire::RCODE_SERVFAIL);
         }
         if kind == xfr::Kind::Axfr && !tcp {
             return refuse("AXFR is served over TCP only");
@@ -238,10 +234,15 @@ impl Responder {
             }
             Err(error) => {
                 warn!(peer = %src, zone = %zone_name, %error, "zone transfer failed");
-                self.counters.add(tcp, u16::from(wire::RCODE_SERVFAIL), 1);
-                vec![wire::error_response(query, wire::RCODE_SERVFAIL)]
+                self.error(query, tcp, wire::RCODE_SERVFAIL)
             }
         }
+    }
+
+    /// An error response to `query` with `rcode`, counted.
+    fn error(&self, query: &[u8], tcp: bool, rcode: u8) -> Vec<Vec<u8>> {
+        self.counters.add(tcp, u16::from(rcode), 1);
+        vec![wire::error_response(query, rcode)]
     }
 }
 

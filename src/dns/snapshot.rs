@@ -8,15 +8,17 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
-use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use hickory_proto::rr::{LowerName, Name, Record};
+use hickory_server::zone_handler::{Catalog, ZoneHandler};
 
 use super::answers::{Answer, FailoverEntry, Published, negative_ttl};
 use super::serial::{serial_after, serial_max, serial_next};
 use super::zones::ZoneSet;
 use crate::config;
+
+mod hickory;
+
+use hickory::{HandlerRecords, handler_records, soa_record, with_serial, zone_handler};
 
 /// One consistent state of everything hadns answers.
 pub struct Snapshot {
@@ -138,23 +140,7 @@ impl SnapshotBuilder {
                 }
             })
             .collect();
-        // Sets and ranges, not scans: 10,000 records in a zone of 50,000 names stay quick.
-        let failover_names: std::collections::HashSet<&LowerName> =
-            records.iter().map(|r| &r.name).collect();
-        let mut ents = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for slot in &records {
-            let zone = &zones.zones[slot.zone];
-            let apex = LowerName::new(&zone.origin);
-            let mut name = slot.name.base_name();
-            while name != apex && apex.zone_of(&name) {
-                let static_name = zone.key_at(&name).is_some();
-                if !static_name && !failover_names.contains(&name) && seen.insert(name.clone()) {
-                    ents.push((name.clone(), slot.zone));
-                }
-                name = name.base_name();
-            }
-        }
+        let ents = empty_non_terminals(&zones, &records);
         let serials: Vec<u32> = zones
             .zones
             .iter()
@@ -169,26 +155,7 @@ impl SnapshotBuilder {
             .zip(&serials)
             .map(|((z, r), &s)| zone_handler(z, r, s))
             .collect();
-        let transfer = transfer.map(|t| {
-            let statics = zones
-                .zones
-                .iter()
-                .map(|z| super::journal::statics(&z.origin, &z.records))
-                .collect();
-            let slots = records
-                .iter()
-                .map(|r| super::journal::Slot {
-                    name: Name::from(&r.name),
-                    zone: r.zone,
-                    ttl: r.ttl,
-                })
-                .collect();
-            TransferState {
-                policy: Arc::new(super::xfr::Policy::new(t)),
-                slots,
-                journal: super::journal::Journal::new(statics, records.len()),
-            }
-        });
+        let transfer = transfer.map(|t| transfer_state(&zones, &records, t));
         let fast_statics = Arc::new(super::fast::StaticTable::build(&zones.zones));
         SnapshotBuilder {
             zones,
@@ -334,59 +301,48 @@ impl SnapshotBuilder {
     }
 }
 
-fn soa_record(zone: &super::zones::StaticZone) -> Record {
-    let key = RrKey::new(LowerName::new(&zone.origin), RecordType::SOA);
-    // ZoneSet::load refuses a zone without an SOA at its apex.
-    zone.records[&key]
-        .records_without_rrsigs()
-        .next()
-        .expect("zone has an SOA")
-        .clone()
-}
-
-fn with_serial(mut record: Record, serial: u32) -> Record {
-    if let RData::SOA(soa) = &mut record.data {
-        soa.serial = serial;
+/// The empty non-terminals failover names create (`a.b` for a record `x.a.b` where `a.b`
+/// has no records): names that exist, with no data, so they answer NODATA, not NXDOMAIN.
+fn empty_non_terminals(zones: &ZoneSet, records: &[RecordSlot]) -> Vec<(LowerName, usize)> {
+    // Sets and ranges, not scans: 10,000 records in a zone of 50,000 names stay quick.
+    let failover_names: std::collections::HashSet<&LowerName> =
+        records.iter().map(|r| &r.name).collect();
+    let mut ents = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for slot in records {
+        let zone = &zones.zones[slot.zone];
+        let apex = LowerName::new(&zone.origin);
+        let mut name = slot.name.base_name();
+        while name != apex && apex.zone_of(&name) {
+            let static_name = zone.key_at(&name).is_some();
+            if !static_name && !failover_names.contains(&name) && seen.insert(name.clone()) {
+                ents.push((name.clone(), slot.zone));
+            }
+            name = name.base_name();
+        }
     }
-    record
+    ents
 }
 
-/// A zone's records as hickory's handler holds them, checked by hickory once (a record it
-/// would not insert is a bug: the zone was parsed and checked already).
-type HandlerRecords = std::collections::BTreeMap<RrKey, Arc<hickory_proto::rr::RecordSet>>;
-
-fn handler_records(zone: &super::zones::StaticZone) -> HandlerRecords {
-    let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
-        zone.origin.clone(),
-        zone.records.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    )
-    .expect("a parsed zone with an SOA is a valid zone");
-    std::mem::take(handler.records_get_mut())
-}
-
-/// hickory's handler for a zone with `serial` in its SOA: the records shared with every
-/// other snapshot's handler (a map of `Arc`s is cloned, no record), the SOA replaced.
-fn zone_handler(
-    zone: &super::zones::StaticZone,
-    records: &HandlerRecords,
-    serial: u32,
-) -> Arc<dyn ZoneHandler> {
-    let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-        zone.origin.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    );
-    let mut records = records.clone();
-    let soa = with_serial(soa_record(zone), serial);
-    let mut fresh =
-        hickory_proto::rr::RecordSet::with_ttl(soa.name.clone(), RecordType::SOA, soa.ttl);
-    fresh.insert(soa, serial);
-    records.insert(
-        RrKey::new(LowerName::new(&zone.origin), RecordType::SOA),
-        Arc::new(fresh),
-    );
-    *handler.records_get_mut() = records;
-    Arc::new(handler)
+/// What serving transfers of the zones needs: the policy, each failover record's place
+/// and the journal of differences.
+fn transfer_state(zones: &ZoneSet, records: &[RecordSlot], t: &config::Transfer) -> TransferState {
+    let statics = zones
+        .zones
+        .iter()
+        .map(|z| super::journal::statics(&z.origin, &z.records))
+        .collect();
+    let slots = records
+        .iter()
+        .map(|r| super::journal::Slot {
+            name: Name::from(&r.name),
+            zone: r.zone,
+            ttl: r.ttl,
+        })
+        .collect();
+    TransferState {
+        policy: Arc::new(super::xfr::Policy::new(t)),
+        slots,
+        journal: super::journal::Journal::new(statics, records.len()),
+    }
 }

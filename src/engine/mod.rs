@@ -7,10 +7,14 @@
 //! tested with transcripts of observations at virtual times (`tests.rs`).
 
 mod answer;
+mod event;
 mod gtid;
+mod inputs;
+mod node;
 mod replica_select;
 mod replicas;
 mod select;
+mod sites;
 #[cfg(test)]
 mod tests;
 
@@ -20,154 +24,13 @@ use std::time::Duration;
 pub use crate::api::id::{NodeId, PoolId, RecordId};
 pub use crate::api::status::Health;
 pub use answer::{Answer, Sited};
+pub use event::Event;
 pub use gtid::Gtid;
+pub use inputs::{DbStatus, Observation};
+pub use node::NodeState;
 pub use replicas::{Lag, Replication};
 
 use crate::config::{Check, Config, MaxLag, OnEmpty, Select};
-
-/// What a database check learned about a node, besides being reachable.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DbStatus {
-    /// Accepts writes: not in recovery and not read-only.
-    pub writable: bool,
-    /// PostgreSQL `system_identifier`; nodes of one cluster share it.
-    pub cluster: Option<String>,
-    /// PostgreSQL timeline: a promotion starts a higher one.
-    pub timeline: Option<u64>,
-    /// How far the node's data goes. PostgreSQL: the WAL position in bytes (the write
-    /// position on a primary, the replay position on a standby); MySQL/MariaDB: the number
-    /// of transactions in its GTID position.
-    pub position: Option<u64>,
-    /// MySQL/MariaDB GTID position, to tell a replica that diverged from its primary.
-    pub gtid: Option<Gtid>,
-    /// How the node replicates; `None` when no replication is configured on it.
-    pub replication: Option<Replication>,
-}
-
-/// The result of one probe. A failed probe is data, not an error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub ok: bool,
-    /// Why the probe failed (`connection refused`), or a short note on success.
-    pub detail: String,
-    pub latency: Duration,
-    /// A failure that needs no confirmation: the node's session broke and it refused a new
-    /// one. The node goes down at once instead of after `fall` failures.
-    pub conclusive: bool,
-    pub db: Option<DbStatus>,
-}
-
-impl Observation {
-    pub fn up(detail: impl Into<String>, latency: Duration) -> Self {
-        Observation {
-            ok: true,
-            detail: detail.into(),
-            latency,
-            conclusive: false,
-            db: None,
-        }
-    }
-
-    pub fn down(detail: impl Into<String>, latency: Duration) -> Self {
-        Observation {
-            ok: false,
-            ..Observation::up(detail, latency)
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct NodeState {
-    pub health: Health,
-    /// Consecutive successful probes.
-    pub successes: u32,
-    /// Consecutive failed probes.
-    pub failures: u32,
-    pub last: Option<Observation>,
-    /// The last database status from a successful probe.
-    pub db: Option<DbStatus>,
-    /// When `health` last changed.
-    pub since: Duration,
-    /// Set while the node's cluster identity differs from the pool's: the node is left out.
-    pub excluded: Option<String>,
-    /// When the last probe result arrived.
-    pub last_at: Duration,
-    /// Set by an operator: the node leaves every answer but is still checked.
-    pub drained: bool,
-    /// Fencing was requested during the node's current writable episode.
-    fenced: bool,
-}
-
-impl NodeState {
-    fn new() -> NodeState {
-        NodeState {
-            health: Health::Unknown,
-            successes: 0,
-            failures: 0,
-            last: None,
-            db: None,
-            since: Duration::ZERO,
-            excluded: None,
-            last_at: Duration::ZERO,
-            drained: false,
-            fenced: false,
-        }
-    }
-
-    /// Up and of the pool's cluster: it counts in split-brain decisions.
-    fn reachable(&self) -> bool {
-        self.health == Health::Up && self.excluded.is_none()
-    }
-
-    /// Reachable and not drained: it may be answered.
-    fn eligible(&self) -> bool {
-        self.reachable() && !self.drained
-    }
-
-    fn writable(&self) -> bool {
-        self.reachable() && self.db.as_ref().is_some_and(|d| d.writable)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    NodeChanged {
-        node: NodeId,
-        from: Health,
-        to: Health,
-        reason: String,
-    },
-    AnswerChanged {
-        record: RecordId,
-        from: Answer,
-        to: Answer,
-        reason: String,
-    },
-    /// Several writable nodes for a `primary` record; `outcome` says what was answered.
-    SplitBrain {
-        record: RecordId,
-        writable: Vec<usize>,
-        outcome: String,
-    },
-    /// A node's cluster identity differs from the pool's (`expected` is `None` when the
-    /// pool has no majority identity); it is left out of every answer until it agrees.
-    ClusterMismatch {
-        node: NodeId,
-        cluster: String,
-        expected: Option<String>,
-    },
-    /// A node's cluster identity agrees again.
-    ClusterRejoined { node: NodeId },
-    /// No node of the pool can be reached: the last answer is kept for up to `max_stale`.
-    Stale {
-        record: RecordId,
-        max_stale: Duration,
-    },
-    /// An operator drained a node (it leaves every answer) or undrained it.
-    Drained { node: NodeId, drained: bool },
-    /// Make this still-writable loser read-only before the new answer is published.
-    Fence { node: NodeId, reason: String },
-}
 
 struct PoolSpec {
     rise: u32,
@@ -382,75 +245,6 @@ impl Engine {
 
     pub fn answer(&self, record: RecordId) -> &Answer {
         &self.state[record.0].answer
-    }
-
-    /// What the record's selector chooses among the nodes `in_site` accepts (`by_site`):
-    /// `first` the highest-priority eligible one, `healthy` every eligible one, `replicas`
-    /// every eligible replica the last selection found fresh. Empty: the site has none
-    /// (the caller tries the next). `primary` is never answered by site.
-    pub fn site_answer(&self, record: RecordId, in_site: impl Fn(usize) -> bool) -> Vec<usize> {
-        let spec = &self.records[record.0];
-        let nodes = &self.nodes[spec.pool];
-        let eligible = |i: &usize| in_site(*i) && nodes[*i].eligible();
-        match spec.select {
-            Select::First => self.pools[spec.pool]
-                .by_priority
-                .iter()
-                .copied()
-                .find(eligible)
-                .into_iter()
-                .collect(),
-            Select::Healthy => (0..nodes.len()).filter(eligible).collect(),
-            Select::Replicas => (0..nodes.len())
-                .filter(eligible)
-                .filter(|&i| nodes[i].db.as_ref().is_some_and(|d| !d.writable))
-                .filter(|&i| self.state[record.0].unfit[i].is_none())
-                .collect(),
-            Select::Primary => Vec::new(),
-        }
-    }
-
-    /// A `by_site` record's answer for the clients of each site (in `[[site]]` order): the
-    /// selector on the site's own nodes, else on each fallback site's in order; with no site
-    /// left, `on_empty` (or the answer kept while no node is reachable). `None` for a record
-    /// not answered by site, or while its pool's first round is pending.
-    pub fn site_answers(&self, config: &Config, id: RecordId) -> Option<Vec<Answer>> {
-        let record = &config.records[id.0];
-        let all = self.answer(id);
-        if !record.by_site || *all == Answer::Pending {
-            return None;
-        }
-        let pool = &config.pools[record.pool.0];
-        let exhausted = if self.stale_since(id).is_some() {
-            all.clone()
-        } else {
-            match record.on_empty {
-                OnEmpty::Nodata => Answer::Nodata,
-                OnEmpty::Servfail => Answer::Servfail,
-                OnEmpty::All => Answer::Nodes((0..pool.nodes.len()).collect()),
-            }
-        };
-        let sites = config
-            .sites
-            .iter()
-            .enumerate()
-            .map(|(site, spec)| {
-                std::iter::once(site)
-                    .chain(spec.fallback.iter().copied())
-                    .map(|s| self.site_answer(id, |n| pool.nodes[n].site == Some(s)))
-                    .find(|nodes| !nodes.is_empty())
-                    .map_or_else(|| exhausted.clone(), Answer::Nodes)
-            })
-            .collect();
-        Some(sites)
-    }
-
-    /// The record's answer and, for a `by_site` record, each site's (`site_answers`).
-    pub fn sited(&self, config: &Config, id: RecordId) -> Sited {
-        Sited {
-            all: self.answer(id).clone(),
-            sites: self.site_answers(config, id),
-        }
     }
 
     /// Since when the record's answer has been kept without any reachable node.

@@ -2,7 +2,7 @@
 //!
 //! A [`Decision`] is what a source of answers decided in one step: the nodes to fence, the
 //! answers to publish, the events to log and count, and which vips to hold. Today the local
-//! engine is one source (`Decision::local`); in cluster mode (`server/cluster.rs`) the
+//! engine is one source (`Decision::local`); in cluster mode (`server/cluster/`) the
 //! leader's engine on the merged views is another (`Route::Propose`: fenced here, then
 //! written to etcd), and the agreed answers that etcd's watch brings every member are a
 //! third (`Route::Agreed`). Everything after the decision is the same for all of them.

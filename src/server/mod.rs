@@ -35,6 +35,7 @@ mod checkers;
 mod cluster;
 mod commands;
 mod decisions;
+mod descriptors;
 mod drains;
 mod effects;
 pub mod events;
@@ -48,6 +49,7 @@ mod serials;
 pub mod status;
 mod supervisor;
 
+pub use descriptors::descriptor_budget;
 pub use drains::Drained;
 pub use handle::{Handle, Server};
 pub use prepare::{Prepared, prepare, prepare_str};
@@ -136,22 +138,15 @@ async fn run(
     let engine = Engine::new(&config);
     let serials = load_serials(&config);
     let publication = Publication::new(prepared.zones, &config, &engine, serials);
-    let dns = tokio::spawn(crate::dns::serve(
-        options.sockets,
-        publication.store(),
-        shared.metrics.queries.clone(),
-        serve_settings(&config),
-        shutdown.clone(),
-    ));
     let mut tasks = JoinSet::new();
-    let notify = crate::dns::notify::Board::default();
-    tasks.spawn(crate::dns::notify::run(
-        publication.store(),
-        publication.subscribe(),
-        shared.metrics.notifies.clone(),
-        notify.clone(),
-        shutdown.clone(),
-    ));
+    let (dns, notify) = start_dns(
+        options.sockets,
+        &publication,
+        &shared.metrics,
+        &config,
+        &shutdown,
+        &mut tasks,
+    );
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
     // Events from vip actors and hook runners, for the event log.
     let (side_tx, mut side_events) = mpsc::unbounded_channel();
@@ -205,6 +200,37 @@ async fn run(
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(format!("dns server task: {e}"))),
     }
+}
+
+/// The DNS server on `sockets` (its own task, returned) and the NOTIFY sender (into
+/// `tasks`, reporting to the board returned), both serving the publication's snapshots.
+fn start_dns(
+    sockets: Sockets,
+    publication: &Publication,
+    metrics: &Metrics,
+    config: &Config,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> (
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    crate::dns::notify::Board,
+) {
+    let dns = tokio::spawn(crate::dns::serve(
+        sockets,
+        publication.store(),
+        metrics.queries.clone(),
+        serve_settings(config),
+        shutdown.clone(),
+    ));
+    let board = crate::dns::notify::Board::default();
+    tasks.spawn(crate::dns::notify::run(
+        publication.store(),
+        publication.subscribe(),
+        metrics.notifies.clone(),
+        board.clone(),
+        shutdown.clone(),
+    ));
+    (dns, board)
 }
 
 /// The serials reserved in `dns.serial_file`. Cluster mode: the serials are the agreed

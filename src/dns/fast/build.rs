@@ -254,29 +254,7 @@ impl FastTable {
     /// A failover name's published answer (it replaces whatever the zone had there).
     fn add_failover(&mut self, name: Vec<u8>, entry: &FailoverEntry, soa: Option<&Soa>) {
         if let Some(sites) = &entry.answer.sites {
-            // Each site's answer prepared like any failover name's, in a table of its own;
-            // the last for clients of no site.
-            let variants = (0..=sites.len())
-                .map(|site| {
-                    let mut table = FastTable::default();
-                    let plain = FailoverEntry {
-                        zone: entry.zone,
-                        ttl: entry.ttl,
-                        answer: Published::from(
-                            entry
-                                .answer
-                                .for_site((site < sites.len()).then_some(site))
-                                .clone(),
-                        ),
-                    };
-                    table.add_failover(name.clone(), &plain, soa);
-                    SiteAnswers {
-                        exact: table.exact,
-                        nodata: table.nodata.remove(&name),
-                    }
-                })
-                .collect();
-            self.sited.insert(name, variants);
+            self.add_sited(name, entry, sites.len(), soa);
             return;
         }
         let addresses = match &entry.answer.all {
@@ -333,5 +311,31 @@ impl FastTable {
             let negative = soa.negative(name.len(), soa.negative_ttl, 0);
             self.nodata.insert(name, negative);
         }
+    }
+
+    /// A `by_site` name: each of the `sites` sites' answers prepared like any failover
+    /// name's, in a table of its own; the last for clients of no site.
+    fn add_sited(&mut self, name: Vec<u8>, entry: &FailoverEntry, sites: usize, soa: Option<&Soa>) {
+        let variants = (0..=sites)
+            .map(|site| {
+                let mut table = FastTable::default();
+                let plain = FailoverEntry {
+                    zone: entry.zone,
+                    ttl: entry.ttl,
+                    answer: Published::from(
+                        entry
+                            .answer
+                            .for_site((site < sites).then_some(site))
+                            .clone(),
+                    ),
+                };
+                table.add_failover(name.clone(), &plain, soa);
+                SiteAnswers {
+                    exact: table.exact,
+                    nodata: table.nodata.remove(&name),
+                }
+            })
+            .collect();
+        self.sited.insert(name, variants);
     }
 }
