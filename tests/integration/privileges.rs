@@ -2,7 +2,6 @@
 //! user with CAP_NET_BIND_SERVICE alone, and without it says why it cannot. Run inside a
 //! network namespace of its own, where port 53 is certainly free.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use hickory_proto::op::Message;
@@ -44,16 +43,8 @@ async fn port_53_as_an_unprivileged_user_with_cap_net_bind_service() {
                 "--ambient-caps=+net_bind_service",
             ]);
         }
-        command
-            .arg(&binary)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", TEST_LOG)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command
+        command.arg(&binary);
+        hadns_through(command, &["serve"], &config)
     };
 
     let refused = tokio::time::timeout(Duration::from_secs(10), command(false).output())

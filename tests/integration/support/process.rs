@@ -79,9 +79,17 @@ pub fn write_config(config: &str, zone: &str, listen: &[&str]) -> (tempfile::Tem
 /// The log filter the tests run hadns with.
 pub const TEST_LOG: &str = "info,hickory_server=warn";
 
+/// `hadns ARGS --config CONFIG` as the tests run it.
 pub fn hadns_command(args: &[&str], config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hadns"));
-    cmd.args(args)
+    hadns_through(Command::new(env!("CARGO_BIN_EXE_hadns")), args, config)
+}
+
+/// `program` (hadns, or a command that ends with hadns's path and execs it: `ip netns
+/// exec`, `setpriv`) given `ARGS --config CONFIG`, the tests' log filter, piped output,
+/// and killed when dropped.
+pub fn hadns_through(mut program: Command, args: &[&str], config: &Path) -> Command {
+    program
+        .args(args)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", TEST_LOG)
@@ -89,7 +97,7 @@ pub fn hadns_command(args: &[&str], config: &Path) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    cmd
+    program
 }
 
 /// What a test writes into the config's directory before hadns reads it.
@@ -163,17 +171,9 @@ impl<'a> Start<'a> {
         let mut command = match &self.netns {
             None => hadns_command(&["serve"], &path),
             Some(ns) => {
-                let mut command = Command::new("ip");
-                command
-                    .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_hadns"), "serve"])
-                    .arg("--config")
-                    .arg(&path)
-                    .env("RUST_LOG", TEST_LOG)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(true);
-                command
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_hadns")]);
+                hadns_through(ip, &["serve"], &path)
             }
         };
         for (key, value) in &self.env {
