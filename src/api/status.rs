@@ -127,6 +127,13 @@ pub struct ClusterStatus {
     /// `agreed`, `servfail (cut off from etcd)`, or `nothing agreed yet`.
     pub serving: String,
     pub on_lost: String,
+    /// What writer records (`primary`, `first`) answer once this member cannot vouch for
+    /// its view: `servfail` or `keep`.
+    #[serde(default)]
+    pub writers_on_lost: String,
+    /// How long this member may still name writers (seconds; 0: it refuses them now).
+    #[serde(default)]
+    pub writers_current_seconds: f64,
     #[serde(default)]
     pub leader: Option<String>,
     pub leading: bool,

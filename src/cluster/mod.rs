@@ -23,6 +23,8 @@ pub mod wire;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
+
+use crate::api::deadline::Deadline;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -33,18 +35,32 @@ pub use wire::{Agreed, AgreedAnswer, AgreedNode, AgreedRecord, Drain, MemberInfo
 pub struct Cluster {
     pub requests: mpsc::UnboundedSender<Request>,
     pub state: watch::Receiver<Arc<State>>,
+    /// The revision of the last state whose decisions are all published (the
+    /// supervisor's word): the member task moves the writers' deadline on only for what
+    /// is served.
+    pub published: watch::Sender<i64>,
 }
 
 /// Starts this member's task into `tasks`; it runs until `shutdown`, then revokes its
-/// lease so that another member can lead at once.
+/// lease so that another member can lead at once. It moves `writers` on at each keepalive
+/// etcd answers while its view is caught up and published (`config::Cluster::writers_until`).
 pub fn start(
     settings: crate::config::Cluster,
     digest: String,
+    writers: Arc<Deadline>,
     shutdown: CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Cluster {
     let (requests, inbox) = mpsc::unbounded_channel();
     let (publish, state) = watch::channel(Arc::new(State::default()));
-    tasks.spawn(member::run(settings, digest, inbox, publish, shutdown));
-    Cluster { requests, state }
+    let (published, served) = watch::channel(0);
+    let writers = member::Writers::new(writers, served);
+    tasks.spawn(member::run(
+        settings, digest, writers, inbox, publish, shutdown,
+    ));
+    Cluster {
+        requests,
+        state,
+        published,
+    }
 }

@@ -15,6 +15,7 @@ pub(super) struct RawCluster {
     prefix: Option<String>,
     lease: Option<toml::Value>,
     on_lost: Option<String>,
+    writers_on_lost: Option<String>,
     ca_file: Option<String>,
     cert_file: Option<String>,
     key_file: Option<String>,
@@ -33,7 +34,12 @@ pub struct Cluster {
     pub prefix: String,
     /// This member's lease: its observations, and its leadership, die with it.
     pub lease: Duration,
+    /// What `healthy` and `replicas` records answer once cut off from etcd.
     pub on_lost: OnLost,
+    /// What records that name one writer (`primary`, `first`) answer once this member
+    /// cannot know that its view is current (`writers_until`): SERVFAIL unless `keep` is
+    /// chosen, which risks two writers named at once across a partition.
+    pub writers_on_lost: OnLost,
     pub tls: Option<Tls>,
     /// etcd user and password (read from `password_file`).
     pub auth: Option<(String, String)>,
@@ -54,6 +60,18 @@ pub enum OnLost {
     Keep,
     /// SERVFAIL (clients try another server).
     Servfail,
+}
+
+impl Cluster {
+    /// Until when a member may name a writer after etcd last confirmed its lease: from
+    /// when that keepalive was sent, the lease less a tenth (at least 100 ms) for the
+    /// clocks' rates and the answers in flight. etcd counts the lease from when it
+    /// received the keepalive, later than it was sent, so the member stops before etcd
+    /// drops its keys and the others may move on.
+    pub fn writers_until(&self, keepalive_sent: std::time::Instant) -> std::time::Instant {
+        let margin = (self.lease / 10).max(Duration::from_millis(100));
+        keepalive_sent + self.lease.saturating_sub(margin)
+    }
 }
 
 const DEFAULT_PREFIX: &str = "/hadns/";
@@ -104,6 +122,13 @@ pub(super) fn validate_cluster(
         "cluster.on_lost",
         problems,
     );
+    let writers_on_lost = choice(
+        raw.writers_on_lost.as_deref(),
+        OnLost::Servfail,
+        ("writers_on_lost", "servfail, keep"),
+        "cluster.writers_on_lost",
+        problems,
+    );
     let tls = tls(
         [raw.ca_file, raw.cert_file, raw.key_file],
         base,
@@ -117,6 +142,7 @@ pub(super) fn validate_cluster(
         prefix,
         lease,
         on_lost,
+        writers_on_lost,
         tls,
         auth,
     }

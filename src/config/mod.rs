@@ -316,6 +316,25 @@ pub enum Select {
     Replicas,
 }
 
+impl Select {
+    /// The record names one writer at a time (`primary`, and `first`: one active node, as
+    /// in active/standby pairs): two members naming two of them is a split brain.
+    pub fn names_a_writer(self) -> bool {
+        matches!(self, Select::Primary | Select::First)
+    }
+}
+
+impl Config {
+    /// Per record, whether its answer depends on this member's view being current: a
+    /// writer record in cluster mode, unless `writers_on_lost = "keep"` was chosen.
+    pub fn guarded_records(&self) -> Vec<bool> {
+        let guard = (self.cluster.as_ref()).is_some_and(|c| c.writers_on_lost == OnLost::Servfail);
+        (self.records.iter())
+            .map(|r| guard && r.select.names_a_writer())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnEmpty {

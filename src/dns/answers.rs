@@ -3,9 +3,11 @@
 //! (which reads these) depend on it and not on each other.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::{RData, Record};
 
+use crate::api::deadline::Deadline;
 pub use crate::engine::{Answer, Sited};
 
 /// What one failover record answers right now: addresses (A and AAAA, in this order);
@@ -20,6 +22,16 @@ pub(crate) struct FailoverEntry {
     pub zone: usize,
     pub ttl: u32,
     pub answer: Published,
+    /// A writer record in cluster mode: answered only before this deadline, SERVFAIL
+    /// after it (the member cannot know its view is current).
+    pub guard: Option<Arc<Deadline>>,
+}
+
+impl FailoverEntry {
+    /// The answer may be given now: the name is not guarded, or its deadline is ahead.
+    pub fn current(&self) -> bool {
+        self.guard.as_ref().is_none_or(|g| !g.is_past())
+    }
 }
 
 /// The TTL of an SOA in a negative answer (RFC 2308): min(SOA TTL, minimum).

@@ -13,6 +13,7 @@
 //! prepares the table when a snapshot is built.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -21,6 +22,8 @@ use super::wire::{
 };
 
 mod build;
+
+use crate::api::deadline::Deadline;
 
 /// What the fast path did with a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,9 @@ struct Prepared {
     /// owner names here point into the question, where hickory writes the zone's own case,
     /// so a question in another case goes to hickory. Empty: any case.
     case: Vec<u8>,
+    /// A guarded failover name's answer (cluster mode): given only before this deadline,
+    /// SERVFAIL after it.
+    guard: Option<Arc<Deadline>>,
 }
 
 /// A zone's SOA as the negative answers write it.
@@ -194,6 +200,7 @@ impl FastTable {
                             authorities: 0,
                             body: Vec::new(),
                             case: Vec::new(),
+                            guard: None,
                         },
                         Some((zone, rcode)) => match &self.soas[zone] {
                             Some(soa) => soa.negative(q.name_len, soa.ttl, rcode),
@@ -203,6 +210,15 @@ impl FastTable {
                     &built
                 }
             }
+        };
+        // Checked at the query's own time, so a process that wakes from a pause refuses
+        // before any timer of its has run.
+        let refusal;
+        let prepared = if prepared.guard.as_ref().is_some_and(|g| g.is_past()) {
+            refusal = Prepared::refusal();
+            &refusal
+        } else {
+            prepared
         };
         if !qname.ends_with(&prepared.case) {
             return Verdict::Fallback;

@@ -590,3 +590,61 @@ fn many_records_in_a_large_zone_prepare_and_build_quickly() {
     assert!(ents("s3.example.internal."));
     assert!(!ents("s7.example.internal."));
 }
+
+/// A guarded name (a writer record in cluster mode) is answered only before its deadline,
+/// on the fast path and on hickory's alike, checked at each query: past it, SERVFAIL
+/// with nothing else; an unguarded name is not affected.
+#[tokio::test]
+async fn a_guarded_name_past_its_deadline_answers_servfail_on_both_paths() {
+    use crate::api::deadline::Deadline;
+    use std::time::{Duration, Instant};
+    let dir = super::test_zones::zone_dir(0, "");
+    let prepared = crate::prepare_str(CONFIG, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+    let mut builder = SnapshotBuilder::new(prepared.zones, &prepared.config.records, 100, None);
+    let writers = Arc::new(Deadline::passed());
+    builder.set_guard(writers.clone(), &[true, false]);
+    let up = Published::from(Answer::Nodes(vec!["192.0.2.1".parse().unwrap()]));
+    let snapshot = Arc::new(ArcSwap::from_pointee(builder.build(&[up.clone(), up])));
+    let responder = responder(&snapshot);
+    let src: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let ask = async |name: &str, qtype: RecordType, tcp: bool| {
+        let q = query(name, qtype, Some(1232), 7);
+        if tcp {
+            let answer = responder.respond(&q, src, true).await.unwrap();
+            return Message::from_vec(&answer).unwrap();
+        }
+        let mut out = Vec::new();
+        let verdict = snapshot
+            .load()
+            .fast
+            .answer(&q, &mut out, MAX_UDP, LOCALHOST);
+        assert_eq!(verdict, Verdict::Answered, "{name} {qtype}");
+        Message::from_vec(&out).unwrap()
+    };
+    let www = "www.example.internal.";
+    let db = "db.prod.example.internal.";
+    writers.set(Instant::now() + Duration::from_secs(60));
+    for tcp in [false, true] {
+        let m = ask(www, RecordType::A, tcp).await;
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::NoError
+        );
+        assert_eq!(m.answers.len(), 1, "tcp {tcp}");
+    }
+    writers.set(Instant::now());
+    for tcp in [false, true] {
+        for qtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+            let m = ask(www, qtype, tcp).await;
+            let what = format!("{www} {qtype} tcp {tcp}");
+            assert_eq!(
+                m.metadata.response_code,
+                hickory_proto::op::ResponseCode::ServFail,
+                "{what}"
+            );
+            assert!(m.answers.is_empty() && m.authorities.is_empty(), "{what}");
+        }
+        let m = ask(db, RecordType::A, tcp).await;
+        assert_eq!(m.answers.len(), 1, "{db} is not guarded (tcp {tcp})");
+    }
+}

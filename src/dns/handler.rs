@@ -106,7 +106,13 @@ async fn answer_failover<R: ResponseHandler>(
         .by_site()
         .then(|| crate::config::site_of(&snapshot.sites, client))
         .flatten();
-    match entry.answer.for_site(site.map(|(site, _)| site)) {
+    // A guarded name past its deadline (cluster mode) is refused, as on the fast path.
+    let answer = if entry.current() {
+        entry.answer.for_site(site.map(|(site, _)| site))
+    } else {
+        &Answer::Servfail
+    };
+    match answer {
         Answer::Pending | Answer::Servfail => metadata.response_code = ResponseCode::ServFail,
         Answer::Nodata => {}
         Answer::Nodes(addresses) => {

@@ -198,9 +198,9 @@ impl Responder {
             self.counters.transfer(kind_label, "refused");
             return self.error(query, tcp, tsig::RCODE_NOTAUTH);
         };
-        if !transfer.complete {
+        if let Some(why) = transfer.unserved(&zone_name) {
             if let Some(held_back) = REFUSED_LOG.allow() {
-                warn!(peer = %src, zone = %zone_name, held_back, "zone transfer not served yet: the first round of checks has not completed (SERVFAIL; the secondary keeps its copy)");
+                warn!(peer = %src, zone = %zone_name, held_back, "zone transfer not served yet: {why} (SERVFAIL; the secondary keeps its copy)");
             }
             return self.error(query, tcp, wire::RCODE_SERVFAIL);
         }

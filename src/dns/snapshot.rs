@@ -14,6 +14,7 @@ use hickory_server::zone_handler::{Catalog, ZoneHandler};
 use super::answers::{Answer, FailoverEntry, Published, negative_ttl};
 use super::serial::{serial_after, serial_max, serial_next};
 use super::zones::ZoneSet;
+use crate::api::deadline::Deadline;
 use crate::config;
 
 mod hickory;
@@ -44,11 +45,30 @@ pub(crate) struct Transfer {
     /// snapshot is neither transferred nor announced, so a restart never hands secondaries
     /// a zone without its failover names.
     pub complete: bool,
+    /// Zones (by index) with guarded records, transferred only before `guard`.
+    guard: Option<Arc<Deadline>>,
+    guarded_zones: Vec<usize>,
 }
 
 impl Transfer {
     pub fn zone(&self, origin: &LowerName) -> Option<&super::journal::ZoneContents> {
         self.zones.iter().find(|z| &z.origin == origin)
+    }
+
+    /// Why the zone may not be transferred now: before the first round of checks (a
+    /// restart never hands secondaries a zone without its failover names), or past the
+    /// deadline of its guarded records (a secondary would serve a writer this member
+    /// cannot vouch for).
+    pub fn unserved(&self, origin: &LowerName) -> Option<&'static str> {
+        let guarded = (self.zones.iter().position(|z| &z.origin == origin))
+            .is_some_and(|zone| self.guarded_zones.contains(&zone));
+        if !self.complete {
+            Some("the first round of checks has not completed")
+        } else if guarded && self.guard.as_ref().is_some_and(|g| g.is_past()) {
+            Some("this member cannot vouch for the zone's writer records (cut off from etcd)")
+        } else {
+            None
+        }
     }
 }
 
@@ -89,6 +109,8 @@ struct RecordSlot {
     name: LowerName,
     zone: usize,
     ttl: u32,
+    /// Answered only before the builder's `guard` (a writer record in cluster mode).
+    guarded: bool,
 }
 
 /// Builds successive snapshots; keeps the serials and reuses unchanged zones.
@@ -106,6 +128,8 @@ pub struct SnapshotBuilder {
     last: Option<Vec<Published>>,
     transfer: Option<TransferState>,
     sites: Arc<Vec<config::Site>>,
+    /// Until when guarded records may be answered (cluster mode).
+    guard: Option<Arc<Deadline>>,
 }
 
 /// With `[transfer]`: the policy every snapshot carries, and the journal.
@@ -137,6 +161,7 @@ impl SnapshotBuilder {
                     name,
                     zone,
                     ttl: r.ttl,
+                    guarded: false,
                 }
             })
             .collect();
@@ -168,7 +193,17 @@ impl SnapshotBuilder {
             last: None,
             transfer,
             sites: Arc::new(Vec::new()),
+            guard: None,
         }
+    }
+
+    /// The records marked in `guarded` (one flag per record, in order) are answered only
+    /// before `guard`, and SERVFAIL after it, on every path (UDP, TCP, transfers).
+    pub fn set_guard(&mut self, guard: Arc<Deadline>, guarded: &[bool]) {
+        for (slot, &guarded) in self.records.iter_mut().zip(guarded) {
+            slot.guarded = guarded;
+        }
+        self.guard = Some(guard);
     }
 
     /// The sites `by_site` answers are chosen by (`[[site]]`).
@@ -250,6 +285,7 @@ impl SnapshotBuilder {
                 zone: *zone,
                 ttl: 0,
                 answer: Answer::Nodata.into(),
+                guard: None,
             };
             failover.insert(name.clone(), entry);
         }
@@ -258,6 +294,7 @@ impl SnapshotBuilder {
                 zone: slot.zone,
                 ttl: slot.ttl,
                 answer: answer.clone(),
+                guard: self.guard.clone().filter(|_| slot.guarded),
             };
             failover.insert(slot.name.clone(), entry);
         }
@@ -284,10 +321,16 @@ impl SnapshotBuilder {
             self.sites.clone(),
         );
         let serials = &self.serials;
+        let guarded_zones = (self.records.iter())
+            .filter(|slot| slot.guarded)
+            .map(|slot| slot.zone)
+            .collect();
         let transfer = self.transfer.as_mut().map(|t| Transfer {
             policy: t.policy.clone(),
             zones: t.journal.advance(&t.slots, answers, serials, &soas),
             complete: !answers.iter().any(|a| a.all == Answer::Pending),
+            guard: self.guard.clone(),
+            guarded_zones,
         });
         Snapshot {
             catalog,

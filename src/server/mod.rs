@@ -65,6 +65,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 pub use crate::api::command::{Command, CommandError};
+use crate::api::deadline::Deadline;
 use crate::config::Config;
 use crate::dns::Sockets;
 use crate::engine::Engine;
@@ -159,7 +160,7 @@ async fn run(
     if config.cluster.is_some() && drain_file.is_some() {
         warn!("[admin] drain_file is not used in cluster mode: drains are kept in etcd");
     }
-    let source = start_source(&config, &shutdown, &mut tasks);
+    let source = start_source(&config, publication.writers(), &shutdown, &mut tasks);
     let mut sup = Supervisor {
         events: EventLog::new(config.admin.as_ref().map_or(1000, |a| a.events)),
         checkers: CheckerSet::new(reports_tx, shutdown.clone()),
@@ -252,15 +253,20 @@ fn load_serials(config: &Config) -> serials::Serials {
 
 /// The source of decisions: the local engine, or the cluster's (its member task started
 /// into `tasks`).
-fn start_source(config: &Config, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) -> Source {
+fn start_source(
+    config: &Config,
+    writers: Arc<Deadline>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Source {
     match config.cluster.clone() {
         Some(settings) => {
             let digest = crate::config::digest(config);
-            let member =
-                crate::cluster::start(settings.clone(), digest.clone(), shutdown.clone(), tasks);
+            let (name, own) = (digest.clone(), shutdown.clone());
+            let member = crate::cluster::start(settings.clone(), name, writers.clone(), own, tasks);
             Source::Cluster {
                 member,
-                side: Box::new(cluster::ClusterSource::new(settings, digest)),
+                side: Box::new(cluster::ClusterSource::new(settings, digest, writers)),
             }
         }
         None => Source::Local,

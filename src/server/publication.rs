@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tracing::error;
 
+use crate::api::deadline::Deadline;
 use crate::config::Config;
 use crate::dns::{Published, Snapshot, SnapshotBuilder, ZoneSet};
 use crate::engine::{Engine, RecordId};
@@ -18,6 +19,9 @@ pub struct Publication {
     serials: super::serials::Serials,
     /// Ticks after every snapshot stored (for NOTIFY).
     published: tokio::sync::watch::Sender<()>,
+    /// Cluster mode: until when the writer records may be answered (the member task
+    /// moves it on); they answer SERVFAIL after it, whatever was published.
+    writers: Arc<Deadline>,
 }
 
 impl Publication {
@@ -33,6 +37,8 @@ impl Publication {
         let mut builder =
             SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
         builder.set_sites(config.sites.clone());
+        let writers = Arc::new(Deadline::passed());
+        builder.set_guard(writers.clone(), &config.guarded_records());
         builder.raise_serials(|origin| serials.floor(origin));
         let store = Arc::new(ArcSwap::from_pointee(
             builder.build(&published(config, engine)),
@@ -43,6 +49,7 @@ impl Publication {
             store,
             serials,
             published: tokio::sync::watch::Sender::new(()),
+            writers,
         };
         publication.reserve();
         if config.dns.serial_file.is_none() {
@@ -55,6 +62,11 @@ impl Publication {
             }
         }
         publication
+    }
+
+    /// Until when the writer records may be answered (cluster mode).
+    pub fn writers(&self) -> Arc<Deadline> {
+        self.writers.clone()
     }
 
     /// Reserves serials ahead when a zone reached its reservation. A file that cannot be
@@ -126,6 +138,7 @@ impl Publication {
         self.builder =
             SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
         self.builder.set_sites(config.sites.clone());
+        (self.builder).set_guard(self.writers.clone(), &config.guarded_records());
         let serials = &self.serials;
         self.builder
             .raise_serials(|origin| before.get(origin).copied().or(serials.floor(origin)));

@@ -204,7 +204,9 @@ impl Supervisor {
         }
     }
 
-    /// Carries out queued decisions in order until one waits for a fence.
+    /// Carries out queued decisions in order until one waits for a fence. In cluster
+    /// mode, once nothing is left, tells the member task which state is now served (it
+    /// moves the writers' deadline on only for that).
     pub(super) fn advance(&mut self) {
         while let Some(step) = self.outbox.next() {
             match step {
@@ -216,6 +218,14 @@ impl Supervisor {
                 }
                 Step::Publish(decision) => self.carry_out(decision),
             }
+        }
+        if let Source::Cluster { member, side } = &self.source
+            && self.outbox.is_idle()
+        {
+            let revision = side.revision();
+            member
+                .published
+                .send_if_modified(|r| std::mem::replace(r, revision) != revision);
         }
     }
 

@@ -8,9 +8,10 @@
 //! reads the prefix again and watches from there.
 
 mod content;
+mod writers;
 mod writes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ use etcd_client::{
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+pub(crate) use writers::Writers;
 
 use super::state::{Request, State, keepalive_interval};
 use super::wire::{Keys, MemberInfo, NodeView};
@@ -45,6 +48,7 @@ enum Error {
 pub(super) async fn run(
     settings: config::Cluster,
     digest: String,
+    mut writers: Writers,
     mut inbox: mpsc::UnboundedReceiver<Request>,
     publish: watch::Sender<Arc<State>>,
     shutdown: CancellationToken,
@@ -65,9 +69,10 @@ pub(super) async fn run(
         catching_up: None,
         unsent: false,
         send_at: tokio::time::Instant::now(),
+        unanswered: VecDeque::new(),
     };
     loop {
-        match member.session(&mut inbox, &shutdown).await {
+        match member.session(&mut inbox, &mut writers, &shutdown).await {
             Ok(()) => return,
             Err(error) => member.lost(&error.to_string()),
         }
@@ -104,12 +109,16 @@ struct Member {
     /// A resumed watch has not yet delivered everything missed while cut off: the
     /// revision of this session's first write, which it will deliver last.
     catching_up: Option<i64>,
+    /// When each keepalive of this session not yet answered was sent (etcd answers them
+    /// in order).
+    unanswered: VecDeque<Instant>,
 }
 
 impl Member {
     async fn session(
         &mut self,
         inbox: &mut mpsc::UnboundedReceiver<Request>,
+        writers: &mut Writers,
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
         let mut client = self
@@ -117,6 +126,7 @@ impl Member {
             .await??;
         let lease = self.lease(&mut client).await?;
         let (mut keeper, mut keepalive) = self.timed(client.lease_keep_alive(lease)).await??;
+        self.unanswered.clear();
         // Back after a cut, the watch resumes where it stopped and etcd replays what was
         // missed, unless it compacted that revision away: then the member reads again.
         let resumed = self.state.revision != 0;
@@ -139,11 +149,19 @@ impl Member {
                     if silent > 2 * self.budget {
                         return Err(Error::Lost(format!("no keepalive answer for {silent:?}")));
                     }
+                    self.unanswered.push_back(Instant::now());
                     self.timed(keeper.keep_alive()).await??;
                     self.write_views(&mut client, false).await?;
                 }
                 answer = keepalive.message() => match answer? {
-                    Some(answer) if answer.ttl() > 0 => self.contact(),
+                    Some(answer) if answer.ttl() > 0 => {
+                        let sent = self.unanswered.pop_front();
+                        self.contact();
+                        // Caught up only: a resumed watch may still bring a newer decision.
+                        if let Some(sent) = sent.filter(|_| self.catching_up.is_none()) {
+                            writers.confirmed(sent, self.state.revision, &self.settings);
+                        }
+                    }
                     Some(_) => {
                         self.lease = None;
                         return Err(Error::Lost("etcd expired this member's lease".into()));
@@ -155,6 +173,7 @@ impl Member {
                     None => return Err(Error::Lost("the watch ended".into())),
                 },
                 Some(request) = inbox.recv() => self.request(&mut client, request).await?,
+                Ok(()) = writers.served.changed() => writers.advance(&self.settings),
             }
         }
     }
@@ -293,6 +312,7 @@ impl Member {
         if self.catching_up.is_some() {
             return;
         }
+
         let changed = !self.state.connected;
         self.state.connected = true;
         // Back with the lease it had: the leader key may still be its own.

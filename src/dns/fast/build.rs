@@ -114,6 +114,7 @@ impl Soa {
             authorities: 1,
             body: self.record(qname_len, ttl),
             case: self.apex.clone(),
+            guard: None,
         }
     }
 }
@@ -217,6 +218,7 @@ impl StaticTable {
                 body,
                 // hickory writes the owner as the zone file does.
                 case: wire_as_written(&first.name),
+                guard: None,
             });
             self.exact.insert(key, prepared);
         }
@@ -259,14 +261,7 @@ impl FastTable {
         }
         let addresses = match &entry.answer.all {
             Answer::Pending | Answer::Servfail => {
-                let servfail = Prepared {
-                    authoritative: true,
-                    rcode: RCODE_SERVFAIL,
-                    answers: 0,
-                    authorities: 0,
-                    body: Vec::new(),
-                    case: Vec::new(),
-                };
+                let servfail = Prepared::refusal();
                 // Every type gets SERVFAIL: store it as the name's "other types" answer.
                 self.nodata.insert(name, servfail);
                 return;
@@ -304,11 +299,13 @@ impl FastTable {
                     body,
                     // The handler answers with the question's own name.
                     case: Vec::new(),
+                    guard: entry.guard.clone(),
                 }),
             );
         }
         if let Some(soa) = soa {
-            let negative = soa.negative(name.len(), soa.negative_ttl, 0);
+            let mut negative = soa.negative(name.len(), soa.negative_ttl, 0);
+            negative.guard = entry.guard.clone();
             self.nodata.insert(name, negative);
         }
     }
@@ -322,6 +319,7 @@ impl FastTable {
                 let plain = FailoverEntry {
                     zone: entry.zone,
                     ttl: entry.ttl,
+                    guard: entry.guard.clone(),
                     answer: Published::from(
                         entry
                             .answer
@@ -337,5 +335,20 @@ impl FastTable {
             })
             .collect();
         self.sited.insert(name, variants);
+    }
+}
+
+impl Prepared {
+    /// SERVFAIL, authoritative, nothing else: a guarded name past its deadline.
+    pub(super) fn refusal() -> Prepared {
+        Prepared {
+            authoritative: true,
+            rcode: RCODE_SERVFAIL,
+            answers: 0,
+            authorities: 0,
+            body: Vec::new(),
+            case: Vec::new(),
+            guard: None,
+        }
     }
 }

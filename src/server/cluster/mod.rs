@@ -34,6 +34,7 @@ use follow::Follower;
 use leader::Leader;
 
 use super::decisions::Decision;
+use crate::api::deadline::Deadline;
 use crate::cluster::{Agreed, AgreedRecord, Drain, NodeView, Request, State};
 use crate::config::Config;
 use crate::engine::{Engine, Event, Health, NodeId};
@@ -59,16 +60,23 @@ pub struct ClusterSource {
     /// While this member leads.
     leader: Option<Leader>,
     follower: Follower,
+    /// Until when this member may name writers (the member task moves it on).
+    writers: Arc<Deadline>,
 }
 
 impl ClusterSource {
-    pub fn new(settings: crate::config::Cluster, digest: String) -> ClusterSource {
+    pub fn new(
+        settings: crate::config::Cluster,
+        digest: String,
+        writers: Arc<Deadline>,
+    ) -> ClusterSource {
         ClusterSource {
             settings,
             digest,
             state: Arc::new(State::default()),
             leader: None,
             follower: Follower::default(),
+            writers,
         }
     }
 
@@ -164,6 +172,11 @@ impl ClusterSource {
         let contact = self.state.last_contact?;
         (!self.state.connected && !self.follower.released())
             .then(|| contact + release_after(&self.settings))
+    }
+
+    /// The etcd revision of the state last stepped.
+    pub fn revision(&self) -> i64 {
+        self.state.revision
     }
 
     /// The agreed decision served here, if any.

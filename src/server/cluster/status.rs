@@ -32,11 +32,9 @@ impl ClusterSource {
                 "nothing agreed yet"
             }
             .into(),
-            on_lost: match self.settings.on_lost {
-                OnLost::Keep => "keep",
-                OnLost::Servfail => "servfail",
-            }
-            .into(),
+            on_lost: name(self.settings.on_lost).into(),
+            writers_on_lost: name(self.settings.writers_on_lost).into(),
+            writers_current_seconds: self.writers.left(instant).as_secs_f64(),
             leader: state.leader.as_ref().map(|(l, _)| l.clone()),
             leading: state.leading,
             epoch: served.map(|d| d.epoch),
@@ -59,6 +57,32 @@ impl ClusterSource {
         });
         if let Some(decision) = served {
             as_served(decision, status);
+        }
+        if self.writers.passed_at(instant) {
+            refused_writers(config, status);
+        }
+    }
+}
+
+fn name(on_lost: OnLost) -> &'static str {
+    match on_lost {
+        OnLost::Keep => "keep",
+        OnLost::Servfail => "servfail",
+    }
+}
+
+/// The guarded records as the answer paths give them past the deadline: SERVFAIL.
+fn refused_writers(config: &Config, status: &mut Status) {
+    let guarded = config.guarded_records();
+    for (record, guarded) in status.records.iter_mut().zip(guarded) {
+        if guarded {
+            record.answer = "servfail".into();
+            record.nodes.clear();
+            record.addresses.clear();
+            record.describe = "servfail".into();
+            record.reason = "this member cannot vouch that its view is current (etcd has not \
+                             confirmed its lease in time): writers are refused"
+                .into();
         }
     }
 }

@@ -131,7 +131,8 @@ impl Member {
     fn new(on_lost: &str) -> Member {
         let config = config(on_lost);
         let engine = Engine::new(&config);
-        let source = ClusterSource::new(config.cluster.clone().unwrap(), "d".into());
+        let writers = Arc::new(crate::api::deadline::Deadline::passed());
+        let source = ClusterSource::new(config.cluster.clone().unwrap(), "d".into(), writers);
         Member {
             config,
             engine,

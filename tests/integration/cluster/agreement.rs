@@ -1,10 +1,12 @@
 //! Members agree: the same answer and serial everywhere, and every failure of a node, a
 //! member, a leader, etcd or its history moves all members together or none.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio::net::UdpSocket;
 
 use super::*;
 use crate::support::cluster::{MEMBERS, Site, web_cluster, web_pool};
@@ -196,7 +198,9 @@ async fn a_killed_leader_is_replaced_and_the_new_one_follows_a_failure() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
-    let extras = ["", "on_lost = \"servfail\"", "on_lost = \"keep\""];
+    // m2 as by default: its writer record (www, `first`) is refused once it cannot vouch
+    // for its view; m3 chose `keep` for writers, the risk docs/cluster.md describes.
+    let extras = ["", "", "writers_on_lost = \"keep\""];
     let Some((site, _members, mut node1, node2)) = web_cluster(extras).await else {
         return;
     };
@@ -214,7 +218,11 @@ async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
     )
     .await;
     let status = site.status(1).await;
-    assert_eq!(status["cluster"]["serving"], "servfail (cut off from etcd)");
+    assert_eq!(status["cluster"]["writers_on_lost"], "servfail");
+    assert_eq!(status["cluster"]["writers_current_seconds"], 0.0);
+    let www = &status["records"].as_array().unwrap()[0];
+    assert_eq!(www["answer"], "servfail", "{www}");
+    assert_eq!(site.status(2).await["cluster"]["writers_on_lost"], "keep");
     let metrics = site.get(1, "/metrics").await;
     assert!(
         metrics.contains("hadns_cluster{what=\"connected\"} 0"),
@@ -250,7 +258,11 @@ async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_etcd_quorum_no_answer_changes_until_it_returns() {
-    let Some((mut site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+    // Writers kept (`writers_on_lost = "keep"`) to see that nothing is decided: by
+    // default they would be refused once etcd stops confirming the leases (see
+    // a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins).
+    let keep = "writers_on_lost = \"keep\"";
+    let Some((mut site, _members, mut node1, node2)) = web_cluster([keep; 3]).await else {
         return;
     };
     site.stop_etcd_member(1);
@@ -321,4 +333,80 @@ async fn an_unreadable_decision_is_counted_and_the_last_one_kept() {
         .await;
     let decision = site.etcdctl_run(&["get", "/hadns/test/decision", "--print-value-only"]);
     assert!(decision.contains("\"kind\":\"nodes\""), "{decision}");
+}
+
+/// A member paused for longer than its lease (a long GC pause, a frozen VM), while the
+/// writer dies and the others move: woken, it must not name the old writer even once,
+/// neither to the queries that waited in its socket during the pause nor to new ones,
+/// before its own timers have run. Its writer records answer SERVFAIL until etcd confirms
+/// its lease again and it has caught up, then the agreed writer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_woken_from_a_pause_never_names_the_old_writer() {
+    use nix::sys::signal::Signal;
+    let Some((site, members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    members[2].signal(Signal::SIGSTOP);
+    node1.stop().await;
+    site.wait_answer(&[0, 1], WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    // Paused for longer than its lease: etcd dropped its key.
+    wait_for(LIMIT, "m3's key to expire", || async {
+        let status = site.status(0).await;
+        (status["cluster"]["members"].as_array().unwrap().iter()).all(|m| m["name"] != "m3")
+    })
+    .await;
+    // Queries that wait in the paused member's socket, then the member woken.
+    let socket = UdpSocket::bind(SocketAddr::new(site.client_ip(), 0))
+        .await
+        .unwrap();
+    let server: SocketAddr = format!("{}:53", site.member_ip(2)).parse().unwrap();
+    let waiting: Vec<Message> = (0..20)
+        .map(|_| query_message(WWW, RecordType::A, None))
+        .collect();
+    for query in &waiting {
+        socket
+            .send_to(&query.to_vec().unwrap(), server)
+            .await
+            .unwrap();
+    }
+    members[2].signal(Signal::SIGCONT);
+    let mut answers = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while answers.len() < waiting.len() {
+        let received = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+            .await
+            .expect("the woken member answers the queries that waited");
+        answers.push(Message::from_vec(&buf[..received.unwrap()]).unwrap());
+    }
+    for answer in &answers {
+        assert!(
+            !addresses(answer).contains(&node1.ip()),
+            "the woken member named the old writer: {answer:?}"
+        );
+    }
+    // And every answer after, until it serves the agreed writer: never node1.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let query = query_message(WWW, RecordType::A, None);
+        let answer = udp_exchange_once(&socket, server, &query, Duration::from_secs(2))
+            .await
+            .expect("the woken member answers");
+        let got = addresses(&answer);
+        assert!(
+            !got.contains(&node1.ip()),
+            "named the old writer: {answer:?}"
+        );
+        if got == vec![node2.ip()] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "m3 did not serve node2 again: {answer:?}"
+        );
+    }
+    assert!(
+        (answers.iter()).any(|a| a.metadata.response_code == ResponseCode::ServFail),
+        "the queries that waited were refused"
+    );
 }
