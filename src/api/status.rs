@@ -172,7 +172,7 @@ pub struct ClusterNode {
     pub node: String,
     /// Member name -> its view (`up`, `down`, `unknown`).
     pub views: std::collections::BTreeMap<String, Health>,
-    /// What a majority of the members that observe it say; `tie` keeps the last state.
+    /// What a majority of the configured members say; `tie` (short of one) keeps the last state.
     pub merged: String,
 }
 

@@ -1,15 +1,21 @@
-//! The leader's view of a node from its members' views: a node counts as down only when
-//! a majority of the members that observe it say so; a tie keeps its state. Pure.
+//! The leader's view of a node from its members' views: a node counts as down (or up)
+//! only when a majority of the configured members say so; short of one, it keeps its
+//! state, so a member alone (its peers cut off) never moves an answer on its own view.
+//! Pure.
 
 use crate::api::status::Health;
 use crate::engine::{DbStatus, Observation};
 
+use super::state::State;
 use super::wire::NodeView;
 
 /// The observation the leader's engine is fed for one node, from the views of the live
-/// members that have one (`(member, view)`); `None` on a tie (or no view at all): the node
-/// keeps its state.
-pub fn merge<'a>(views: impl IntoIterator<Item = (&'a str, &'a NodeView)>) -> Option<Observation> {
+/// members that have one (`(member, view)`), out of `members` configured; `None` while
+/// neither side has a majority of `members`: the node keeps its state.
+pub fn merge<'a>(
+    views: impl IntoIterator<Item = (&'a str, &'a NodeView)>,
+    members: usize,
+) -> Option<Observation> {
     let mut up: Vec<(&str, &NodeView)> = Vec::new();
     let mut down: Vec<(&str, &NodeView)> = Vec::new();
     for (member, view) in views {
@@ -21,7 +27,8 @@ pub fn merge<'a>(views: impl IntoIterator<Item = (&'a str, &'a NodeView)>) -> Op
     }
     let names =
         |side: &[(&str, &NodeView)]| side.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
-    if up.len() > down.len() {
+    let majority = members / 2 + 1;
+    if up.len() >= majority {
         let db = up
             .iter()
             .filter_map(|(_, v)| v.db.as_ref())
@@ -39,7 +46,7 @@ pub fn merge<'a>(views: impl IntoIterator<Item = (&'a str, &'a NodeView)>) -> Op
             db,
         });
     }
-    if down.len() > up.len() {
+    if down.len() >= majority {
         let mut detail = format!("down for {}: {}", names(&down), down[0].1.reason);
         if !up.is_empty() {
             detail.push_str(&format!("; up for {}", names(&up)));
@@ -54,6 +61,18 @@ pub fn merge<'a>(views: impl IntoIterator<Item = (&'a str, &'a NodeView)>) -> Op
         });
     }
     None
+}
+
+/// The views of `key` (`pool/node`) held by the live members (their key is in etcd) that
+/// are configured (`members`): the votes `merge` counts.
+pub fn live_views<'a>(
+    state: &'a State,
+    members: &'a [String],
+    key: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a NodeView)> + Clone + 'a {
+    (state.views.iter())
+        .filter(|(member, _)| state.members.contains_key(*member) && members.contains(member))
+        .filter_map(move |(member, views)| Some((member.as_str(), views.get(key)?)))
 }
 
 /// Of the members' database statuses for one node, the newest: the highest timeline (a
@@ -85,33 +104,41 @@ mod tests {
     }
 
     #[test]
-    fn a_node_is_down_only_when_a_majority_of_its_observers_says_so() {
+    fn a_node_is_down_only_when_a_majority_of_the_configured_members_says_so() {
         let (up, down) = (view(Health::Up, None), view(Health::Down, None));
-        let one_cut_off = merge([("dc1", &down), ("dc2", &up), ("dc3", &up)]).unwrap();
+        let one_cut_off = merge([("dc1", &down), ("dc2", &up), ("dc3", &up)], 3).unwrap();
         assert!(one_cut_off.ok, "one member of three cannot move it");
         assert_eq!(one_cut_off.detail, "up for dc2, dc3; down for dc1");
-        let majority = merge([("dc1", &down), ("dc2", &down), ("dc3", &up)]).unwrap();
+        let majority = merge([("dc1", &down), ("dc2", &down), ("dc3", &up)], 3).unwrap();
         assert!(!majority.ok && majority.conclusive);
         assert_eq!(majority.detail, "down for dc1, dc2: down; up for dc3");
     }
 
     #[test]
-    fn a_tie_or_no_view_keeps_the_state() {
+    fn short_of_a_majority_of_the_configured_members_the_state_stays() {
         let (up, down) = (view(Health::Up, None), view(Health::Down, None));
         let unknown = view(Health::Unknown, None);
-        assert_eq!(merge([("dc1", &down), ("dc2", &up)]), None);
+        // One member alone (its two peers cut off) moves nothing, whatever it sees.
+        assert_eq!(merge([("dc1", &down)], 3), None);
+        assert_eq!(merge([("dc1", &up)], 3), None);
+        // Two live of three that agree are a majority of the configured members.
+        assert!(!merge([("dc1", &down), ("dc2", &down)], 3).unwrap().ok);
+        assert_eq!(merge([("dc1", &down), ("dc2", &up)], 3), None);
         assert_eq!(
-            merge([("dc1", &unknown), ("dc2", &down), ("dc3", &up)]),
+            merge([("dc1", &unknown), ("dc2", &down), ("dc3", &up)], 3),
             None
         );
-        assert_eq!(merge([]), None);
-        assert!(merge([("dc1", &unknown), ("dc2", &up)]).unwrap().ok);
+        assert_eq!(merge([], 3), None);
+        assert_eq!(merge([("dc1", &unknown), ("dc2", &up)], 3), None);
+        // Two members configured: both must agree.
+        assert_eq!(merge([("dc1", &down), ("dc2", &up)], 2), None);
+        assert!(merge([("dc1", &up), ("dc2", &up)], 2).unwrap().ok);
     }
 
     #[test]
     fn the_newest_database_status_wins() {
         let (old, promoted) = (view(Health::Up, Some(1)), view(Health::Up, Some(2)));
-        let merged = merge([("dc1", &old), ("dc2", &promoted), ("dc3", &old)]).unwrap();
+        let merged = merge([("dc1", &old), ("dc2", &promoted), ("dc3", &old)], 3).unwrap();
         assert_eq!(merged.db.unwrap().timeline, Some(2));
     }
 }

@@ -11,6 +11,7 @@ use super::fields::{choice, duration_at_least, private, read_secret, required};
 #[derive(Deserialize, Default)]
 pub(super) struct RawCluster {
     name: Option<String>,
+    members: Option<Vec<String>>,
     etcd: Option<Vec<String>>,
     prefix: Option<String>,
     lease: Option<toml::Value>,
@@ -28,6 +29,9 @@ pub(super) struct RawCluster {
 pub struct Cluster {
     /// This member's name, unique in the cluster.
     pub name: String,
+    /// Every member's name, this one's included: a node moves only when a majority of
+    /// them say so, and only their views count.
+    pub members: Vec<String>,
     /// etcd endpoints (`http://host:port` or `https://host:port`).
     pub etcd: Vec<String>,
     /// Every key hadns writes starts with it; it ends with `/`.
@@ -91,6 +95,7 @@ pub(super) fn validate_cluster(
             format!("{name:?} must not contain '/'"),
         ));
     }
+    let members = members(raw.members, &name, problems);
     let (etcd, https) = endpoints(raw.etcd.unwrap_or_default(), problems);
     let mut prefix = raw.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
     if !prefix.starts_with('/') {
@@ -138,6 +143,7 @@ pub(super) fn validate_cluster(
     let auth = auth(raw.user, raw.password_file, base, problems);
     Cluster {
         name,
+        members,
         etcd,
         prefix,
         lease,
@@ -146,6 +152,33 @@ pub(super) fn validate_cluster(
         tls,
         auth,
     }
+}
+
+/// Every member's name: required, each once, this member's among them.
+fn members(raw: Option<Vec<String>>, name: &str, problems: &mut Vec<Problem>) -> Vec<String> {
+    let Some(members) = raw.filter(|m| !m.is_empty()) else {
+        problems.push(Problem::new(
+            "cluster.members",
+            "list every member's name ([\"dc1\", \"dc2\", \"dc3\"]): an answer moves only when a \
+             majority of them say so",
+        ));
+        return Vec::new();
+    };
+    for (i, member) in members.iter().enumerate() {
+        if members[..i].contains(member) {
+            problems.push(Problem::new(
+                format!("cluster.members[{i}]"),
+                format!("{member:?} is listed twice"),
+            ));
+        }
+    }
+    if !name.is_empty() && !members.iter().any(|m| m == name) {
+        problems.push(Problem::new(
+            "cluster.members",
+            format!("does not list this member's own name {name:?}"),
+        ));
+    }
+    members
 }
 
 /// The etcd endpoints, each checked, and whether they are https (they may not mix).

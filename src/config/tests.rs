@@ -181,13 +181,18 @@ fn duplicate_names_and_selectors() {
 
 #[test]
 fn a_cluster_section_has_defaults_and_keeps_its_names() {
-    let text = format!("{GOOD}\n[cluster]\nname = \"dc1\"\netcd = [\"http://10.0.0.5:2379\"]\n");
+    let text = format!(
+        "{GOOD}\n[cluster]\nname = \"dc1\"\nmembers = [\"dc1\", \"dc2\", \"dc3\"]\n\
+         etcd = [\"http://10.0.0.5:2379\"]\n"
+    );
     let config = Config::from_toml(&text, Path::new(".")).unwrap();
     let cluster = config.cluster.unwrap();
     assert_eq!(cluster.name, "dc1");
     assert_eq!(cluster.prefix, "/hadns/");
     assert_eq!(cluster.lease, Duration::from_secs(3));
     assert_eq!(cluster.on_lost, OnLost::Keep);
+    assert_eq!(cluster.writers_on_lost, OnLost::Servfail);
+    assert_eq!(cluster.members, ["dc1", "dc2", "dc3"]);
     assert_eq!((cluster.tls, cluster.auth), (None, None));
     let text = text.replace(
         "name = \"dc1\"",
@@ -206,5 +211,17 @@ fn a_cluster_section_has_defaults_and_keeps_its_names() {
     assert!(
         problems(&text.replace("\"5s\"", "\"2500ms\""))
             .contains(&"cluster.lease: 2.5s: etcd leases are whole seconds".to_string())
+    );
+    // Every member listed, this one among them: the majority is counted from the list.
+    let without = text.replace("members = [\"dc1\", \"dc2\", \"dc3\"]\n", "");
+    assert!(
+        problems(&without)
+            .iter()
+            .any(|p| p.starts_with("cluster.members: list every"))
+    );
+    let elsewhere = text.replace("[\"dc1\", \"dc2\", \"dc3\"]", "[\"dc2\", \"dc3\", \"dc4\"]");
+    assert!(
+        problems(&elsewhere)
+            .contains(&"cluster.members: does not list this member's own name \"dc1\"".to_string())
     );
 }

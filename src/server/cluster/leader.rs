@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::context::{Context, is_drained};
-use crate::cluster::{Agreed, AgreedNode, AgreedRecord, State, merge::merge};
+use crate::cluster::merge::{live_views, merge};
+use crate::cluster::{Agreed, AgreedNode, AgreedRecord, State};
 use crate::config::Config;
 use crate::engine::{Answer, Engine, Event, NodeId, Observation, PoolId, RecordId};
 use crate::server::decisions::{Decision, Route, fences};
@@ -83,14 +84,13 @@ impl Leader {
 
     fn feed(&mut self, state: &State, refresh: bool, config: &Config, now: Duration) -> Vec<Event> {
         let mut events = Vec::new();
+        let members = config.cluster.as_ref().map_or(&[][..], |c| &c.members);
         for (p, pool) in config.pools.iter().enumerate() {
             for (n, node) in pool.nodes.iter().enumerate() {
                 let id = NodeId::new(p, n);
                 let key = format!("{}/{}", pool.name, node.name);
-                let views = (state.views.iter())
-                    .filter(|(member, _)| state.members.contains_key(*member))
-                    .filter_map(|(member, views)| Some((member.as_str(), views.get(&key)?)));
-                let Some(observation) = merge(views) else {
+                let Some(observation) = merge(live_views(state, members, &key), members.len())
+                else {
                     continue;
                 };
                 if refresh || self.fed.get(&id) != Some(&observation) {

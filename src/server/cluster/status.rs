@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use super::ClusterSource;
 use crate::api::status::{ClusterMember, ClusterNode, ClusterStatus, Status};
-use crate::cluster::{State, merge::merge};
+use crate::cluster::State;
+use crate::cluster::merge::{live_views, merge};
 use crate::config::{Config, OnLost};
 
 impl ClusterSource {
@@ -89,18 +90,17 @@ fn refused_writers(config: &Config, status: &mut Status) {
 
 /// Per node: each live member's view and the majority's.
 fn nodes(config: &Config, state: &State) -> Vec<ClusterNode> {
+    let members = config.cluster.as_ref().map_or(&[][..], |c| &c.members);
     let mut nodes = Vec::new();
     for pool in &config.pools {
         for node in &pool.nodes {
             let key = format!("{}/{}", pool.name, node.name);
-            let live = (state.views.iter())
-                .filter(|(m, _)| state.members.contains_key(*m))
-                .filter_map(|(m, v)| Some((m.as_str(), v.get(&key)?)));
+            let live = live_views(state, members, &key);
             let views = live
                 .clone()
                 .map(|(m, v)| (m.to_string(), v.health))
                 .collect();
-            let merged = match merge(live) {
+            let merged = match merge(live, members.len()) {
                 Some(o) if o.ok => "up",
                 Some(_) => "down",
                 None => "tie",

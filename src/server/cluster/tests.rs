@@ -21,6 +21,7 @@ zones_dir = "zones"
 
 [cluster]
 name = "m1"
+members = ["m1", "m2", "m3"]
 etcd = ["http://127.0.0.1:2379"]
 lease = "3s"
 on_lost = "{on_lost}"

@@ -191,7 +191,8 @@ impl Site {
     pub fn member_config(&self, i: usize, cluster_extra: &str, rest: &str) -> String {
         format!(
             "[admin]\nlisten = \"{ip}:9153\"\ntoken_file = \"token\"\n\n\
-             [cluster]\nname = \"{name}\"\netcd = [{endpoints}]\nprefix = \"/hadns/test/\"\n\
+             [cluster]\nname = \"{name}\"\nmembers = [\"m1\", \"m2\", \"m3\"]\n\
+             etcd = [{endpoints}]\nprefix = \"/hadns/test/\"\n\
              lease = \"2s\"\n{cluster_extra}\n\n{rest}",
             ip = self.member_ip(i),
             name = MEMBERS[i],
