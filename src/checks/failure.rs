@@ -47,6 +47,15 @@ pub async fn reconnect<T>(
     })
 }
 
+/// Whether a failure's reason (as `describe` words it) says the node's host refused or
+/// reset the connection: a process is not listening there, unlike a timeout or an
+/// unreachable host, which a partition also gives.
+pub fn refused(reason: &str) -> bool {
+    const REFUSALS: [&str; 2] = ["connection refused", "connection reset by peer"];
+    let last = reason.rsplit(": ").next().unwrap_or(reason);
+    REFUSALS.contains(&last)
+}
+
 /// A short, lowercase reason for an IO error: `connection refused`, `host unreachable`.
 pub fn describe(e: &io::Error) -> String {
     let text = e.to_string();

@@ -133,6 +133,11 @@ impl Prober {
             },
             Err(failure) => Observation {
                 conclusive: failure.conclusive,
+                // What a dns or exec check says is not the node's own refusal.
+                refused: matches!(
+                    self,
+                    Prober::Tcp | Prober::Http(_) | Prober::Postgres(_) | Prober::Mysql(_)
+                ) && failure::refused(&failure.reason),
                 ..Observation::down(failure.reason, latency)
             },
         }

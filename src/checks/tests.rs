@@ -209,3 +209,42 @@ fn running_out_of_descriptors_is_hadns_s_problem() {
     assert!(hadns_short_of_resources(&format!("connect: {enfile}")));
     assert!(!hadns_short_of_resources("connection refused"));
 }
+
+/// A refused or reset connection is the node's own word (nothing listens there); a
+/// timeout, an unreachable host or a probe that ran into its bound is not.
+#[tokio::test]
+async fn only_the_nodes_own_refusal_counts_as_refused() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = crate::config::Config::from_toml(
+        &format!(
+            "[[pool]]\nname = \"p\"\ncheck = \"tcp\"\n\
+             [[pool.node]]\nname = \"closed\"\naddress = \"127.0.0.1\"\nport = {closed}\n"
+        ),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let pool = &config.pools[0];
+    let node = &pool.nodes[0];
+    let closed = Prober::new(pool, node)
+        .probe(node, Duration::from_secs(2))
+        .await;
+    assert!(!closed.ok && closed.refused, "{closed:?}");
+
+    let reset = describe(&io::Error::from_raw_os_error(libc::ECONNRESET));
+    assert!(failure::refused(&reset), "{reset}");
+    assert!(failure::refused(
+        "session lost; reconnect failed: connection refused"
+    ));
+    for other in [
+        "connect timed out after 1s",
+        "no route to host",
+        "connection refused later",
+    ] {
+        assert!(!failure::refused(other), "{other}");
+    }
+    let unreachable = describe(&io::Error::from_raw_os_error(libc::EHOSTUNREACH));
+    assert!(!failure::refused(&unreachable), "{unreachable}");
+}

@@ -43,6 +43,7 @@ pub fn merge<'a>(
             detail,
             latency: Default::default(),
             conclusive: false,
+            refused: false,
             db,
         });
     }
@@ -57,10 +58,29 @@ pub fn merge<'a>(
             detail,
             latency: Default::default(),
             conclusive: true,
+            refused: down.iter().all(|(_, v)| v.refused),
             db: None,
         });
     }
     None
+}
+
+/// Whether the views prove that the node accepts no writes from anyone: a majority of
+/// the configured `members` say that its host refused the connection (down, `refused`)
+/// or that its database is read-only. A timeout or an unreachable host proves nothing:
+/// a partition gives the same, while the node may serve the clients on its side.
+pub fn unusable<'a>(
+    views: impl IntoIterator<Item = (&'a str, &'a NodeView)>,
+    members: usize,
+) -> bool {
+    let proofs = (views.into_iter())
+        .filter(|(_, view)| match view.health {
+            Health::Down => view.refused,
+            Health::Up => view.db.as_ref().is_some_and(|db| !db.writable),
+            Health::Unknown => false,
+        })
+        .count();
+    proofs > members / 2
 }
 
 /// The views of `key` (`pool/node`) held by the live members (their key is in etcd) that
@@ -95,6 +115,7 @@ mod tests {
             node: "node1".into(),
             health,
             reason: format!("{health}"),
+            refused: false,
             db: timeline.map(|t| DbStatus {
                 writable: true,
                 timeline: Some(t),
@@ -133,6 +154,35 @@ mod tests {
         // Two members configured: both must agree.
         assert_eq!(merge([("dc1", &down), ("dc2", &up)], 2), None);
         assert!(merge([("dc1", &up), ("dc2", &up)], 2).unwrap().ok);
+    }
+
+    #[test]
+    fn a_node_is_unusable_only_on_a_majority_of_refusals_or_read_only_reports() {
+        let timeout = view(Health::Down, None);
+        let refused = NodeView {
+            refused: true,
+            ..timeout.clone()
+        };
+        let mut read_only = view(Health::Up, Some(1));
+        read_only.db.as_mut().unwrap().writable = false;
+        let writable = view(Health::Up, Some(1));
+        // A partition: the majority's probes time out, which proves nothing.
+        assert!(!unusable([("dc1", &timeout), ("dc2", &timeout)], 3));
+        assert!(!unusable(
+            [("dc1", &refused), ("dc2", &timeout), ("dc3", &writable)],
+            3
+        ));
+        assert!(unusable([("dc1", &refused), ("dc2", &refused)], 3));
+        assert!(unusable([("dc1", &refused), ("dc2", &read_only)], 3));
+        assert!(!unusable([("dc1", &read_only), ("dc2", &writable)], 3));
+        assert!(
+            !unusable([("dc1", &refused)], 3),
+            "one member alone proves nothing"
+        );
+        assert!(
+            !unusable([("dc1", &view(Health::Up, None))], 1),
+            "up, no database: usable"
+        );
     }
 
     #[test]

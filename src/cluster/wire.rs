@@ -78,6 +78,11 @@ pub struct MemberInfo {
     /// Digest of the pools and records of its configuration (`config_digest`).
     pub digest: String,
     pub version: String,
+    /// The sequence number of the newest decision its supervisor has published: it names
+    /// nothing an older decision named and this one does not (the leader waits for it
+    /// before it names a different writer).
+    #[serde(default)]
+    pub served: u64,
 }
 
 /// One member's view of one node: its own checks, rise/fall applied.
@@ -88,6 +93,10 @@ pub struct NodeView {
     pub health: Health,
     /// The last probe's detail.
     pub reason: String,
+    /// Down, and the node's host refused or reset the last probe's connection: nothing
+    /// accepts writes there (`Observation::refused`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     #[serde(default)]
     pub db: Option<DbStatus>,
 }

@@ -33,6 +33,9 @@ pub struct Observation {
     /// A failure that needs no confirmation: the node's session broke and it refused a new
     /// one. The node goes down at once instead of after `fall` failures.
     pub conclusive: bool,
+    /// The node's host refused or reset the connection: nothing there accepts writes on
+    /// the checked port now (a timeout, which a partition also gives, is not this).
+    pub refused: bool,
     pub db: Option<DbStatus>,
 }
 
@@ -43,6 +46,7 @@ impl Observation {
             detail: detail.into(),
             latency,
             conclusive: false,
+            refused: false,
             db: None,
         }
     }

@@ -5,7 +5,7 @@
 use super::decisions::Fenced;
 use super::events::{EventKind, fence_event, log_event};
 use super::hooks;
-use super::supervisor::Supervisor;
+use super::supervisor::{Source, Supervisor};
 use crate::api::status::FenceStatus;
 use crate::dns::Snapshot;
 use crate::engine::{Event, NodeId};
@@ -69,6 +69,15 @@ impl Supervisor {
     pub(super) fn on_fenced(&mut self, fenced: Fenced) {
         self.outbox.fenced();
         let (pool, node) = self.config.names(fenced.node);
+        // In cluster mode a fenced writer may be replaced at once (`cluster/guard.rs`).
+        let proof = fenced.result.is_ok()
+            && match &mut self.source {
+                Source::Cluster { side, .. } => {
+                    side.fenced(&self.config, fenced.node);
+                    true
+                }
+                Source::Local => false,
+            };
         let (kind, detail, result) = match fenced.result {
             Ok(done) => (EventKind::Fenced, done, "fenced"),
             Err(why) => (EventKind::FenceFailed, why, "failed"),
@@ -87,5 +96,8 @@ impl Supervisor {
         );
         self.events.push(fence_event(pool, node, kind, &detail));
         self.advance();
+        if proof {
+            self.on_cluster(true);
+        }
     }
 }

@@ -97,14 +97,15 @@ impl Supervisor {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let in_cluster = self.in_cluster();
-            let release_at = match &self.source {
-                Source::Cluster { side, .. } => side.release_at(),
-                Source::Local => None,
+            let (release_at, wake_at) = match &self.source {
+                Source::Cluster { side, .. } => (side.release_at(), side.wake_at()),
+                Source::Local => (None, None),
             };
             let input = tokio::select! {
                 Some(report) = reports.recv() => Input::Report(report),
                 _ = cluster_changed(&mut self.source) => Input::Cluster,
                 _ = lease_ends(release_at) => Input::Cluster,
+                _ = lease_ends(wake_at) => Input::Tick,
                 _ = tick.tick(), if in_cluster => Input::Tick,
                 Some(command) = inputs.commands.recv() => Input::Command(command),
                 Some(fenced) = self.outbox.finished.recv() => Input::Fenced(fenced),

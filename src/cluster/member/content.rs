@@ -98,6 +98,7 @@ impl Member {
             Key::Decision if put => {
                 if let Some(decision) = self.read(key, value) {
                     self.state.decision = Some(decision);
+                    self.decision_revision = kv.mod_revision();
                 }
             }
             Key::Decision => self.state.decision = None,

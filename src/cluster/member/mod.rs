@@ -8,6 +8,7 @@
 //! reads the prefix again and watches from there.
 
 mod content;
+mod served;
 mod writers;
 mod writes;
 
@@ -26,7 +27,7 @@ use tracing::{info, warn};
 pub(crate) use writers::Writers;
 
 use super::state::{Request, State, keepalive_interval};
-use super::wire::{Keys, MemberInfo, NodeView};
+use super::wire::{Keys, NodeView};
 use crate::config;
 
 /// The wait between two sessions.
@@ -70,6 +71,9 @@ pub(super) async fn run(
         unsent: false,
         send_at: tokio::time::Instant::now(),
         unanswered: VecDeque::new(),
+        decision_revision: 0,
+        served: 0,
+        acked: 0,
     };
     loop {
         match member.session(&mut inbox, &mut writers, &shutdown).await {
@@ -112,6 +116,12 @@ struct Member {
     /// When each keepalive of this session not yet answered was sent (etcd answers them
     /// in order).
     unanswered: VecDeque<Instant>,
+    /// The revision at which the current decision was written.
+    decision_revision: i64,
+    /// The newest decision the supervisor has published, and the one etcd was told of
+    /// under the current lease (`served.rs`).
+    served: u64,
+    acked: u64,
 }
 
 impl Member {
@@ -173,7 +183,11 @@ impl Member {
                     None => return Err(Error::Lost("the watch ended".into())),
                 },
                 Some(request) = inbox.recv() => self.request(&mut client, request).await?,
-                Ok(()) = writers.served.changed() => writers.advance(&self.settings),
+                Ok(()) = writers.served.changed() => {
+                    writers.advance(&self.settings);
+                    let published = *writers.served.borrow();
+                    self.acknowledge(&mut client, published).await?;
+                }
             }
         }
     }
@@ -222,10 +236,7 @@ impl Member {
         lease: i64,
         resumed: bool,
     ) -> Result<(), Error> {
-        let info = MemberInfo {
-            digest: self.digest.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        };
+        let info = self.info();
         let with_lease = Some(PutOptions::new().with_lease(lease));
         let key = self.keys.member(&self.settings.name);
         // Another live member with this name (or this member's previous run, until its
@@ -244,6 +255,7 @@ impl Member {
         let put = self
             .timed(client.put(key, json(&info), with_lease.clone()))
             .await??;
+        self.acked = info.served;
         // Until the replay reaches this write, what the member knows is old: it is not
         // connected yet (it would serve, or hold vips for, an old decision). etcd delivers
         // a watch's events in revision order, so seeing this write means the rest came.
@@ -369,7 +381,7 @@ fn same_state(a: &NodeView, b: &NodeView) -> bool {
             db
         })
     };
-    a.health == b.health && strip(a) == strip(b)
+    a.health == b.health && a.refused == b.refused && strip(a) == strip(b)
 }
 
 /// The replication positions differ.

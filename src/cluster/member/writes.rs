@@ -6,7 +6,7 @@ use tracing::{error, info, warn};
 
 use super::{Error, Member, json, moved, same_state};
 use crate::cluster::state::Request;
-use crate::cluster::wire::{Agreed, MemberInfo, NodeView};
+use crate::cluster::wire::{Agreed, NodeView};
 
 impl Member {
     /// Takes the leader key when nobody holds it.
@@ -64,13 +64,7 @@ impl Member {
             }
             Request::Digest(digest) => {
                 self.digest = digest;
-                let info = MemberInfo {
-                    digest: self.digest.clone(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                };
-                let options = self.lease.map(|l| PutOptions::new().with_lease(l));
-                self.timed(client.put(self.keys.member(&self.settings.name), json(&info), options))
-                    .await??;
+                self.write_info(client).await?;
             }
         }
         Ok(())

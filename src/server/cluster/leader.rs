@@ -2,9 +2,10 @@
 //! cluster answers and proposes it.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::context::{Context, is_drained};
+use super::guard::Guard;
 use crate::cluster::merge::{live_views, merge};
 use crate::cluster::{Agreed, AgreedNode, AgreedRecord, State};
 use crate::config::Config;
@@ -19,6 +20,10 @@ pub(super) struct Leader {
     fed: HashMap<NodeId, Observation>,
     /// The last decision proposed: the next continues its numbers.
     proposed: Option<Agreed>,
+    /// The rule that holds back a new writer (`guard.rs`).
+    pub guard: Guard,
+    /// When a held-back writer may be named: the leader decides again then.
+    pub wake: Option<Instant>,
 }
 
 impl Leader {
@@ -39,22 +44,22 @@ impl Leader {
             engine,
             fed: HashMap::new(),
             proposed: None,
+            guard: Guard::new(config, agreed),
+            wake: None,
         }
     }
 
     /// Feeds the engine the merged views (all again on `refresh`) and the drains; the
     /// decision to carry out, if any: fences, the events only the leader sees, and the
     /// answers to propose when they differ from the newest decision.
-    pub fn decide(
-        &mut self,
-        state: &State,
-        refresh: bool,
-        config: &Config,
-        now: Duration,
-    ) -> Option<Decision> {
-        let events = self.feed(state, refresh, config, now);
+    pub fn decide(&mut self, state: &State, refresh: bool, cx: &Context) -> Option<Decision> {
+        let config = cx.config;
+        let events = self.feed(state, refresh, config, cx.now);
         let ready = (0..config.pools.len()).all(|p| self.engine.pool_ready(PoolId(p)));
-        let records = agreed_records(config, &self.engine, state.decision.as_ref());
+        let mut records = agreed_records(config, &self.engine, state.decision.as_ref());
+        self.guard.observe(state, config, cx.instant);
+        let latest = self.latest(state.decision.as_ref()).map_or(0, |d| d.seq);
+        self.wake = (self.guard).apply(&mut records, state, config, latest, cx.instant);
         let differs = self
             .latest(state.decision.as_ref())
             .is_none_or(|d| !same_answers(&d.records, &records));

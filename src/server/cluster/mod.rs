@@ -20,6 +20,7 @@
 
 mod context;
 mod follow;
+mod guard;
 mod leader;
 mod status;
 #[cfg(test)]
@@ -115,8 +116,7 @@ impl ClusterSource {
             self.leader = Some(Leader::new(epoch, cx.config, state.decision.as_ref()));
         }
         if let Some(leader) = &mut self.leader {
-            out.decisions
-                .extend(leader.decide(state, refresh, cx.config, cx.now));
+            out.decisions.extend(leader.decide(state, refresh, cx));
         }
     }
 
@@ -174,6 +174,19 @@ impl ClusterSource {
             .then(|| contact + release_after(&self.settings))
     }
 
+    /// When the leader decides again by itself: a writer it held back may be named then.
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.leader.as_ref().and_then(|l| l.wake)
+    }
+
+    /// A fence of `node` succeeded: as leader, that proves it takes no writes.
+    pub fn fenced(&mut self, config: &Config, node: NodeId) {
+        if let Some(leader) = &mut self.leader {
+            let (pool, node) = config.names(node);
+            leader.guard.fenced(pool, node);
+        }
+    }
+
     /// The etcd revision of the state last stepped.
     pub fn revision(&self) -> i64 {
         self.state.revision
@@ -218,6 +231,7 @@ pub fn view(config: &Config, engine: &Engine, id: NodeId) -> Option<Request> {
         reason: (state.last.as_ref())
             .map(|o| o.detail.clone())
             .unwrap_or_default(),
+        refused: state.health == Health::Down && state.last.as_ref().is_some_and(|o| o.refused),
         db: state.db.clone().filter(|_| state.health == Health::Up),
     }))
 }

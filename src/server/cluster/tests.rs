@@ -10,6 +10,8 @@ use crate::cluster::{AgreedAnswer, AgreedNode, MemberInfo};
 use crate::engine::{Answer, Observation};
 use crate::server::decisions::Route;
 
+mod guard;
+
 const MEMBERS: [&str; 3] = ["m1", "m2", "m3"];
 
 fn config(on_lost: &str) -> Config {
@@ -63,6 +65,7 @@ fn views(web1: Health, web2: Health) -> BTreeMap<String, NodeView> {
                 node: node.into(),
                 health,
                 reason: String::new(),
+                refused: false,
                 db: None,
             };
             (format!("web/{node}"), view)
@@ -107,6 +110,7 @@ fn state(leading: bool, web1: [Health; 3], decision: Option<Agreed>) -> State {
                 let info = MemberInfo {
                     digest: "d".into(),
                     version: "test".into(),
+                    served: 0,
                 };
                 (m.to_string(), info)
             })
@@ -117,6 +121,15 @@ fn state(leading: bool, web1: [Health; 3], decision: Option<Agreed>) -> State {
         decision,
         ..State::default()
     }
+}
+
+/// `state` where every member that sees web1 down says its host refused the connection.
+fn refused(mut state: State) -> State {
+    for views in state.views.values_mut() {
+        let web1 = views.get_mut("web/web1").unwrap();
+        web1.refused = web1.health == Health::Down;
+    }
+    state
 }
 
 /// A member's supervisor in miniature: its config, its local engine, its serials.
@@ -200,7 +213,7 @@ fn the_leader_moves_an_answer_only_when_a_majority_sees_the_node_down() {
     // Agreed; then a second member sees web1 down: a majority.
     let agreed = decision(1, 1);
     m1.step(state(true, [DOWN, UP, UP], Some(agreed.clone())), false);
-    let out = m1.step(state(true, [DOWN, DOWN, UP], Some(agreed)), false);
+    let out = m1.step(refused(state(true, [DOWN, DOWN, UP], Some(agreed))), false);
     let records = proposed(&out).expect("a majority moved web1 down");
     assert_eq!(records[0].answer, AgreedAnswer::Nodes(vec![agreed_node(2)]));
 }
@@ -226,10 +239,11 @@ fn a_new_leader_keeps_the_agreed_answer_until_its_merge_covers_the_pool() {
     }
     let out = m1.step(partial, false);
     assert!(proposed(&out).is_none(), "{:?}", proposed(&out));
-    // With every view merged, the leader's engine decides (web1 first again).
+    // With every view merged, the leader's engine decides (web1 first again: web2, still
+    // up, withdrawn first, see tests/guard.rs).
     let out = m1.step(state(true, [UP, UP, UP], Some(decision(4, 2))), false);
     let records = proposed(&out).expect("the merged round decides");
-    assert_eq!(records[0].answer, AgreedAnswer::Nodes(vec![agreed_node(1)]));
+    assert_eq!(records[0].answer, AgreedAnswer::Servfail);
 }
 
 #[test]
@@ -428,8 +442,10 @@ fn the_cluster_wide_drains_reach_the_local_engine() {
         node: "web1".into(),
         since: String::new(),
     }];
+    // (web1 still takes writes: withdrawn first, web2 once nobody names web1, see
+    // tests/guard.rs.)
     let records = proposed(&m1.step(leading, false)).expect("a drain moves the answer");
-    assert_eq!(records[0].answer, AgreedAnswer::Nodes(vec![agreed_node(2)]));
+    assert_eq!(records[0].answer, AgreedAnswer::Servfail);
     // The list to write: the current one with one entry changed, never duplicated.
     assert_eq!(
         m1.source

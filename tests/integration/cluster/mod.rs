@@ -6,6 +6,7 @@ mod agreement;
 mod members;
 mod moves;
 mod serials;
+mod writers;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::cluster::{MEMBERS, Site, web_pool};
+use crate::support::cluster::{MEMBERS, Site};
 use crate::support::secondaries::{
     Kind, Secondary, ZONE_NAME, all_answer, all_at_serial, soa_serial, transfer, wait_incremental,
 };
@@ -31,14 +31,20 @@ async fn agreed_serials_cross_the_wrap_and_every_members_secondary_follows() {
     site.etcdctl_run(&["put", "/hadns/test/decision", &decision]);
 
     let mut node1 = TcpBackend::start_at(&site.node_ip(0)).await;
-    let node2 = TcpBackend::start_at(&site.node_ip(1)).await;
+    let mut node2 = TcpBackend::start_at(&site.node_ip(1)).await;
     // Member i notifies secondary i, which listens on the host's side of the bridge.
     let ports: Vec<u16> = ALL.iter().map(|_| Secondary::port()).collect();
     let target = |i: usize| SocketAddr::new(site.client_ip(), ports[i]);
     let config = |i: usize| {
         let rest = format!(
             "{}\n[transfer]\nallow = [\"{}/24\"]\nnotify = [\"{}\"]\n",
-            web_pool(&node1, &node2),
+            // No failback: each change below is one decision (a failback to a node while
+            // the other still takes writes withdraws that one first, a decision more).
+            tcp_pool_config(
+                &[&node1, &node2],
+                "interval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1",
+                "failback = false",
+            ),
             site.ip(0),
             target(i)
         );
@@ -69,11 +75,19 @@ async fn agreed_serials_cross_the_wrap_and_every_members_secondary_follows() {
     // and every secondary.
     let mut serials = Vec::new();
     for step in 0..4 {
+        // The writer stops (its host refuses: replaced at once); the other one, back
+        // and seen up by every member first, takes over.
         let expected = if step % 2 == 0 {
+            if step > 0 {
+                node2.restart().await;
+                seen_up(&site, "web2").await;
+            }
             node1.stop().await;
             node2.ip()
         } else {
             node1.restart().await;
+            seen_up(&site, "web1").await;
+            node2.stop().await;
             node1.ip()
         };
         site.wait_answer(&ALL, WWW, Ok(vec![expected]), LIMIT).await;
@@ -119,4 +133,24 @@ async fn agreed_serials_cross_the_wrap_and_every_members_secondary_follows() {
     }
     // Knot and BIND took the changes incrementally.
     wait_incremental(&secondaries[1], &secondaries[2], 4).await;
+}
+
+/// Waits until every member's view of `node` (of the web pool) is up.
+async fn seen_up(site: &Site, node: &str) {
+    wait_for(LIMIT, &format!("every member to see {node} up"), || async {
+        let status = site.status(0).await;
+        let nodes = status["cluster"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let Some(views) = nodes
+            .iter()
+            .find(|n| n["node"] == node)
+            .map(|n| &n["views"])
+        else {
+            return false;
+        };
+        MEMBERS.iter().all(|m| views[*m] == "up")
+    })
+    .await;
 }

@@ -22,6 +22,7 @@ use crate::support::dbs::run;
 use crate::support::netns::ip;
 use crate::support::*;
 
+pub mod checker;
 mod etcd;
 
 pub use etcd::Tls;
