@@ -5,6 +5,7 @@
 mod agreement;
 mod members;
 mod moves;
+mod nemesis;
 mod serials;
 mod writers;
 
