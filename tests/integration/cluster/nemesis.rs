@@ -39,11 +39,15 @@ enum Fault {
     KillEtcd(usize),
     /// A node's listener closed (its host refuses), then open again.
     Crash(usize),
+    /// Data centre `d` cut off whole: its member from etcd, its etcd member stopped (the
+    /// others' majority goes on), and the other members from its node (node1 lives in
+    /// m1's data centre, node2 in m2's); the clients of its member still reach it.
+    IsolateDc(usize),
 }
 
 fn draw(rng: &mut StdRng) -> Fault {
     let m = rng.random_range(0..3);
-    match rng.random_range(0..9) {
+    match rng.random_range(0..11) {
         0 => Fault::CutFromEtcd(m),
         1 => Fault::CutFromNode(m, rng.random_range(0..2)),
         2 => Fault::Unplug(m),
@@ -52,7 +56,8 @@ fn draw(rng: &mut StdRng) -> Fault {
         5 => Fault::PauseLeader,
         6 => Fault::Kill(m),
         7 => Fault::KillEtcd(rng.random_range(0..3)),
-        _ => Fault::Crash(rng.random_range(0..2)),
+        8 => Fault::Crash(rng.random_range(0..2)),
+        _ => Fault::IsolateDc(rng.random_range(0..2)),
     }
 }
 
@@ -123,6 +128,13 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
                 killed.stop_with(Signal::SIGKILL).await;
             }
             Fault::KillEtcd(e) => site.stop_etcd_member(e),
+            Fault::IsolateDc(d) => {
+                site.cut_from_etcd(d);
+                site.stop_etcd_member(d);
+                for o in ALL.into_iter().filter(|&o| o != d) {
+                    site.cut(o, &site.node_ip(d));
+                }
+            }
             Fault::Crash(0) => node1.stop().await,
             Fault::Crash(_) => node2.stop().await,
         }
@@ -144,6 +156,13 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
                 members[m] = Some(site.start_member(m, &config).await);
             }
             Fault::KillEtcd(e) => site.restart_etcd_member(e),
+            Fault::IsolateDc(d) => {
+                site.restart_etcd_member(d);
+                site.heal_etcd(d);
+                for o in ALL.into_iter().filter(|&o| o != d) {
+                    site.heal(o, &site.node_ip(d));
+                }
+            }
             Fault::Crash(0) => node1.restart().await,
             Fault::Crash(_) => node2.restart().await,
         }
