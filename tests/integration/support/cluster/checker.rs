@@ -106,6 +106,17 @@ impl Drop for Sampler {
 /// How long two different writers were usable by some clients at once: each answer
 /// naming one node is usable for `ttl` after it was received.
 pub fn two_writers(samples: &[Sample], ttl: Duration) -> Duration {
+    two_writers_while_up(samples, ttl, &[])
+}
+
+/// `two_writers`, where an answer is not usable while its node was down (`down`: node,
+/// from, until): a node whose listener is closed takes no writes from anyone, which is
+/// what lets the leader replace it at once.
+pub fn two_writers_while_up(
+    samples: &[Sample],
+    ttl: Duration,
+    down: &[(IpAddr, Instant, Instant)],
+) -> Duration {
     // Per writer, its usable intervals merged; then a sweep over all of them.
     let mut usable: BTreeMap<IpAddr, Vec<(Instant, Instant)>> = BTreeMap::new();
     for sample in samples {
@@ -119,7 +130,14 @@ pub fn two_writers(samples: &[Sample], ttl: Duration) -> Duration {
         }
     }
     let mut edges: Vec<(Instant, i32)> = Vec::new();
-    for intervals in usable.values_mut() {
+    for (node, intervals) in usable.iter_mut() {
+        // Not usable while the node was down.
+        for &(_, from, until) in down.iter().filter(|(n, _, _)| n == node) {
+            *intervals = (intervals.iter())
+                .flat_map(|&(start, end)| [(start, end.min(from)), (start.max(until), end)])
+                .filter(|(start, end)| start < end)
+                .collect();
+        }
         intervals.sort();
         let mut merged: Vec<(Instant, Instant)> = Vec::new();
         for &(start, end) in intervals.iter() {
@@ -133,6 +151,7 @@ pub fn two_writers(samples: &[Sample], ttl: Duration) -> Duration {
             edges.push((end, -1));
         }
     }
+
     // Ends before starts at the same instant: touching intervals do not overlap.
     edges.sort();
     let (mut writers, mut since, mut total) = (0, None, Duration::ZERO);
@@ -200,6 +219,22 @@ mod tests {
         // node 2 at 1200 ms: usable with node 1's last answer for 300 ms.
         samples.push(at(t, 1200, 1, Some(2)));
         assert_eq!(two_writers(&samples, ttl), Duration::from_millis(300));
+        // node 1 down from 1000 to 1600 ms: its answer at 500 ms is usable only until then.
+        let down = [(
+            IpAddr::from([10, 0, 0, 1]),
+            t + Duration::from_millis(1000),
+            t + Duration::from_millis(1600),
+        )];
+        assert_eq!(two_writers_while_up(&samples, ttl, &down), Duration::ZERO);
+        let early = [(
+            IpAddr::from([10, 0, 0, 1]),
+            t + Duration::from_millis(1300),
+            t + Duration::from_millis(1600),
+        )];
+        assert_eq!(
+            two_writers_while_up(&samples, ttl, &early),
+            Duration::from_millis(100)
+        );
         // Two members naming different nodes at once: for node2's whole TTL.
         let split = [
             at(t, 0, 0, Some(1)),
