@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/packages.sh
-install_packages etcd-server etcd-client protobuf-compiler iproute2
+install_packages etcd-server etcd-client protobuf-compiler iproute2 nftables
 runs="${RUNS:-1}"
 for run in $(seq 1 "$runs"); do
   echo "## run $run of $runs"

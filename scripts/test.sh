@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 # etcd-client for etcdctl, which the tests use to wait for it and to cut it: only
 # suggested by etcd-server, so not installed with it), unbound
 # as the DNS server the dns check probes, nsd, knot and bind9 as the secondaries that
-# transfer zones from hadns, and protobuf-compiler to build hadns (the etcd-client crate
-# compiles etcd's gRPC API).
+# transfer zones from hadns, protobuf-compiler to build hadns (the etcd-client crate
+# compiles etcd's gRPC API), and nftables: the cluster tests' partitions are silent drops.
 needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf
-        etcd-server etcd-client unbound nsd knot bind9 protobuf-compiler)
+        etcd-server etcd-client unbound nsd knot bind9 protobuf-compiler nftables)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,6 +1,7 @@
 //! A randomized fault test with a checker (the Jepsen way): faults drawn at random from a
-//! printed seed, one at a time, on three members, a three-member etcd and two nodes, while
-//! a client samples every member every 10 ms; then the checker. `HADNS_NEMESIS_SECONDS`
+//! printed seed, one or two at a time and overlapping, on three data centres (each a
+//! member, an etcd member, a client, and in two of them a node), while each data centre's
+//! client asks every member every 10 ms; then the checker. `HADNS_NEMESIS_SECONDS`
 //! (default 90) and `HADNS_NEMESIS_SEED` (default: drawn, printed) set the run;
 //! bench/nemesis.sh runs it for as long as asked. The same seed draws the same faults
 //! (what the machine's timing does with them may differ).
@@ -13,41 +14,53 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::*;
-use crate::support::cluster::checker::{Sample, Sampler, Seen, two_writers_while_up};
-use crate::support::cluster::{web_cluster, web_pool};
+use crate::support::cluster::checker::{
+    Sample, Sampler, Seen, SerialSample, backwards, decided, out_of_turn, two_writers_while_up,
+    undecided,
+};
+use crate::support::cluster::{Site, web_cluster, web_pool};
 
 const TTL: Duration = Duration::from_secs(1);
 /// The members' lease (`member_config`).
 const LEASE: Duration = Duration::from_secs(2);
+const PREFIX: &str = "/hadns/test/";
 
-#[derive(Debug, Clone, Copy)]
+/// One fault. Every cut is a silent drop both ways (nftables, see support/cluster).
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
-    /// A member cut from every etcd member (blackhole routes in its namespace).
+    /// A member cut from every etcd member.
     CutFromEtcd(usize),
     /// A member cut from one node.
     CutFromNode(usize, usize),
-    /// A member's link down: silent drops both ways, from everything.
+    /// A member's link down: from everything, its clients included.
     Unplug(usize),
-    /// The current leader cut from etcd.
+    /// The current leader (found through `/status`) cut from etcd.
     CutLeader,
     /// SIGSTOP for longer than the lease, then SIGCONT (the zombie).
     Pause(usize),
     PauseLeader,
     /// SIGKILL, then a restart on the same configuration.
     Kill(usize),
-    /// An etcd member killed and restarted on its data.
+    /// An etcd member SIGKILLed and restarted on its data.
     KillEtcd(usize),
+    /// The etcd leader (found through `etcdctl endpoint status`) killed.
+    KillEtcdLeader,
+    /// An etcd member cut from the other etcd members (its clients still reach it).
+    IsolateEtcd(usize),
+    IsolateEtcdLeader,
     /// A node's listener closed (its host refuses), then open again.
     Crash(usize),
-    /// Data centre `d` cut off whole: its member from etcd, its etcd member stopped (the
-    /// others' majority goes on), and the other members from its node (node1 lives in
-    /// m1's data centre, node2 in m2's); the clients of its member still reach it.
+    /// Data centre `d` cut from the others whole: its member, etcd member, node, client.
     IsolateDc(usize),
+    /// A share (percent) of a member's packets lost, both ways.
+    Lossy(usize, u8),
+    /// A member's link congested both ways (queueing delay, then drops).
+    Slow(usize),
 }
 
 fn draw(rng: &mut StdRng) -> Fault {
     let m = rng.random_range(0..3);
-    match rng.random_range(0..11) {
+    match rng.random_range(0..16) {
         0 => Fault::CutFromEtcd(m),
         1 => Fault::CutFromNode(m, rng.random_range(0..2)),
         2 => Fault::Unplug(m),
@@ -55,9 +68,199 @@ fn draw(rng: &mut StdRng) -> Fault {
         4 => Fault::Pause(m),
         5 => Fault::PauseLeader,
         6 => Fault::Kill(m),
-        7 => Fault::KillEtcd(rng.random_range(0..3)),
-        8 => Fault::Crash(rng.random_range(0..2)),
-        _ => Fault::IsolateDc(rng.random_range(0..2)),
+        7 => Fault::KillEtcd(m),
+        8 => Fault::KillEtcdLeader,
+        9 => Fault::IsolateEtcd(m),
+        10 => Fault::IsolateEtcdLeader,
+        11 => Fault::Crash(rng.random_range(0..2)),
+        12 => Fault::Lossy(m, rng.random_range(10..60)),
+        13 => Fault::Slow(m),
+        _ => Fault::IsolateDc(m),
+    }
+}
+
+/// What a fault holds while it lasts: a second fault wanting the same is skipped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Holds {
+    Member(usize),
+    Etcd(usize),
+    Node(usize),
+    Link(usize),
+}
+
+/// The run's world: the site, the members (None while killed), the nodes, and what the
+/// faults in force hold.
+struct World {
+    site: Site,
+    members: Vec<Option<Hadns>>,
+    nodes: [TcpBackend; 2],
+    pool: String,
+    held: Vec<Holds>,
+    /// When each node's listener was closed, and each data centre isolated.
+    down: Vec<(IpAddr, Instant, Instant)>,
+    isolated: Vec<(usize, Instant, Instant)>,
+}
+
+/// A fault as applied: its targets resolved (the leaders found), what it holds.
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    fault: Fault,
+    /// The member or etcd member a leader fault found.
+    target: usize,
+    since: Instant,
+}
+
+impl World {
+    /// The hadns leader as a live member sees it (None: no answer within 1 s).
+    async fn leader(&self) -> Option<usize> {
+        for i in ALL.into_iter().filter(|&i| self.members[i].is_some()) {
+            if let Ok(Some(l)) =
+                tokio::time::timeout(Duration::from_secs(1), leader_index(&self.site, i)).await
+            {
+                return Some(l);
+            }
+        }
+        None
+    }
+
+    /// The etcd leader's index, through `etcdctl endpoint status`.
+    fn etcd_leader(&self) -> Option<usize> {
+        let out = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!(
+                "--endpoints={}",
+                (0..3)
+                    .map(|e| format!("http://{}:2379", self.site.etcd_ip(e)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .args(["--command-timeout=1s", "endpoint", "status", "-w", "json"])
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let endpoints = status.as_array()?;
+        let leader = endpoints
+            .iter()
+            .find_map(|e| e["Status"]["leader"].as_u64())?;
+        let found = endpoints
+            .iter()
+            .find(|e| e["Status"]["header"]["member_id"].as_u64() == Some(leader))?;
+        let endpoint = found["Endpoint"].as_str()?;
+        (0..3).find(|&e| endpoint.contains(&format!("//{}:", self.site.etcd_ip(e))))
+    }
+
+    /// Applies `fault`, or None when its target is missing or held by another fault.
+    async fn apply(&mut self, fault: Fault) -> Option<Applied> {
+        let target = match fault {
+            Fault::CutLeader | Fault::PauseLeader => self.leader().await?,
+            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => self.etcd_leader()?,
+            _ => 0,
+        };
+        let holds = match fault {
+            Fault::Pause(m) | Fault::Kill(m) => vec![Holds::Member(m)],
+            Fault::PauseLeader => vec![Holds::Member(target)],
+            Fault::KillEtcd(e) | Fault::IsolateEtcd(e) => vec![Holds::Etcd(e)],
+            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => vec![Holds::Etcd(target)],
+            Fault::Crash(n) => vec![Holds::Node(n)],
+            Fault::Unplug(m) | Fault::Lossy(m, _) | Fault::Slow(m) => vec![Holds::Link(m)],
+            _ => vec![],
+        };
+        let paused_or_killed =
+            |m: usize| self.members[m].is_none() || self.held.contains(&Holds::Member(m));
+        let needs_member = match fault {
+            Fault::Pause(m) | Fault::Kill(m) => Some(m),
+            Fault::PauseLeader => Some(target),
+            _ => None,
+        };
+        if holds.iter().any(|h| self.held.contains(h)) || needs_member.is_some_and(paused_or_killed)
+        {
+            return None;
+        }
+        self.held.extend(&holds);
+        let site = &mut self.site;
+        match fault {
+            Fault::CutFromEtcd(m) => site.cut_from_etcd(m),
+            Fault::CutLeader => site.cut_from_etcd(target),
+            Fault::CutFromNode(m, n) => site.cut(m, &site.node_ip(n)),
+            Fault::Unplug(m) => site.plug(m, false),
+            Fault::Pause(m) => self.members[m].as_ref().unwrap().signal(Signal::SIGSTOP),
+            Fault::PauseLeader => self.members[target]
+                .as_ref()
+                .unwrap()
+                .signal(Signal::SIGSTOP),
+            Fault::Kill(m) => {
+                let killed = self.members[m].take().unwrap();
+                killed.stop_with(Signal::SIGKILL).await;
+            }
+            Fault::KillEtcd(e) => site.stop_etcd_member(e),
+            Fault::KillEtcdLeader => site.stop_etcd_member(target),
+            Fault::IsolateEtcd(e) => isolate_etcd(site, e, true),
+            Fault::IsolateEtcdLeader => isolate_etcd(site, target, true),
+            Fault::Crash(n) => self.nodes[n].stop().await,
+            Fault::IsolateDc(d) => site.isolate_dc(d, true),
+            Fault::Lossy(m, percent) => site.lose(&site.member_ip(m), percent),
+            Fault::Slow(m) => site.slow(m, Some(200)),
+        }
+        Some(Applied {
+            fault,
+            target,
+            since: Instant::now(),
+        })
+    }
+
+    async fn heal(&mut self, applied: Applied) {
+        let Applied { fault, target, .. } = applied;
+        let site = &mut self.site;
+        match fault {
+            Fault::CutFromEtcd(m) => site.heal_etcd(m),
+            Fault::CutLeader => site.heal_etcd(target),
+            Fault::CutFromNode(m, n) => site.heal(m, &site.node_ip(n)),
+            Fault::Unplug(m) => site.plug(m, true),
+            Fault::Pause(m) => self.members[m].as_ref().unwrap().signal(Signal::SIGCONT),
+            Fault::PauseLeader => self.members[target]
+                .as_ref()
+                .unwrap()
+                .signal(Signal::SIGCONT),
+            Fault::Kill(m) => {
+                let config = site.member_config(m, "", &self.pool);
+                self.members[m] = Some(site.start_member(m, &config).await);
+            }
+            Fault::KillEtcd(e) => site.restart_etcd_member(e),
+            Fault::KillEtcdLeader => site.restart_etcd_member(target),
+            Fault::IsolateEtcd(e) => isolate_etcd(site, e, false),
+            Fault::IsolateEtcdLeader => isolate_etcd(site, target, false),
+            Fault::Crash(n) => {
+                self.nodes[n].restart().await;
+                let ip = self.nodes[n].ip();
+                self.down.push((ip, applied.since, Instant::now()));
+            }
+            Fault::IsolateDc(d) => {
+                site.isolate_dc(d, false);
+                self.isolated.push((d, applied.since, Instant::now()));
+            }
+            Fault::Lossy(m, _) => site.lose(&site.member_ip(m), 0),
+            Fault::Slow(m) => site.slow(m, None),
+        }
+        let released: Vec<Holds> = match fault {
+            Fault::Pause(m) | Fault::Kill(m) => vec![Holds::Member(m)],
+            Fault::PauseLeader => vec![Holds::Member(target)],
+            Fault::KillEtcd(e) | Fault::IsolateEtcd(e) => vec![Holds::Etcd(e)],
+            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => vec![Holds::Etcd(target)],
+            Fault::Crash(n) => vec![Holds::Node(n)],
+            Fault::Unplug(m) | Fault::Lossy(m, _) | Fault::Slow(m) => vec![Holds::Link(m)],
+            _ => vec![],
+        };
+        self.held.retain(|h| !released.contains(h));
+    }
+}
+
+/// Etcd member `e` cut from the other two (or healed).
+fn isolate_etcd(site: &Site, e: usize, cut: bool) {
+    for o in (0..3).filter(|&o| o != e) {
+        match cut {
+            true => site.cut_between(&site.etcd_ip(e), &site.etcd_ip(o)),
+            false => site.heal_between(&site.etcd_ip(e), &site.etcd_ip(o)),
+        }
     }
 }
 
@@ -72,109 +275,84 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     eprintln!("nemesis: seed {seed}, {seconds} s (HADNS_NEMESIS_SEED={seed} replays the faults)");
-    let Some((mut site, members, mut node1, mut node2)) = web_cluster(["", "", ""]).await else {
+    let Some((site, members, node1, node2)) = web_cluster(["", "", ""]).await else {
         return;
     };
-    let mut members: Vec<Option<Hadns>> = members.into_iter().map(Some).collect();
     let pool = web_pool(&node1, &node2);
     let nodes = [node1.ip(), node2.ip()];
-    let sampler = Sampler::start(&site, WWW, Duration::from_millis(10));
+    let clients: Vec<IpAddr> = (0..3).map(|d| site.dc_client_ip(d)).collect();
+    let sampler = Sampler::clients(&site, &clients, WWW, Duration::from_millis(10));
     sampler.wait_named(nodes[0]).await;
+    let mut world = World {
+        site,
+        members: members.into_iter().map(Some).collect(),
+        nodes: [node1, node2],
+        pool,
+        held: Vec::new(),
+        down: Vec::new(),
+        isolated: Vec::new(),
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
     let mut faults = 0;
-    // When each node's listener was closed: it takes no writes then.
-    let mut down: Vec<(IpAddr, Instant, Instant)> = Vec::new();
     while Instant::now() < end {
-        let fault = draw(&mut rng);
-        let hold = Duration::from_millis(rng.random_range(500..5000));
+        // One fault, or two overlapping: the second starts during the first and may end
+        // after it. Each event at its offset from the step's start.
+        let count = if rng.random_range(0..3) == 0 { 2 } else { 1 };
+        let mut events: Vec<(Duration, bool, usize)> = Vec::new();
+        let mut drawn = Vec::new();
+        for k in 0..count {
+            let fault = draw(&mut rng);
+            let start = match k {
+                0 => Duration::ZERO,
+                _ => Duration::from_millis(rng.random_range(0..3000)),
+            };
+            let mut hold = Duration::from_millis(rng.random_range(500..5000));
+            if matches!(fault, Fault::Pause(_) | Fault::PauseLeader) {
+                // Longer than the lease: the zombie's case.
+                hold += LEASE;
+            }
+            events.push((start, true, k));
+            events.push((start + hold, false, k));
+            drawn.push(fault);
+        }
         let rest = Duration::from_millis(rng.random_range(300..2000));
-        let leader = match fault {
-            Fault::CutLeader | Fault::PauseLeader => {
-                // Found through /status, as an operator would; none: skip this fault.
-                let mut found = None;
-                for i in ALL.into_iter().filter(|&i| members[i].is_some()) {
-                    if let Ok(Some(l)) =
-                        tokio::time::timeout(Duration::from_secs(1), leader_index(&site, i)).await
-                    {
-                        found = Some(l);
-                        break;
+        events.sort_by_key(|&(at, apply, _)| (at, !apply));
+        let step = Instant::now();
+        let mut applied: Vec<Option<Applied>> = vec![None; count];
+        for (at, apply, k) in events {
+            tokio::time::sleep_until((step + at).into()).await;
+            if apply {
+                applied[k] = world.apply(drawn[k]).await;
+                let Some(a) = applied[k] else { continue };
+                faults += 1;
+                let on = match drawn[k] {
+                    Fault::CutLeader | Fault::PauseLeader => format!(" (m{})", a.target + 1),
+                    Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => {
+                        format!(" (etcd e{})", a.target)
                     }
-                }
-                match found {
-                    Some(l) => l,
-                    None => continue,
-                }
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "nemesis: {:>6.1} s {:?}{on}",
+                    started.elapsed().as_secs_f64(),
+                    drawn[k]
+                );
+            } else if let Some(a) = applied[k].take() {
+                world.heal(a).await;
+                eprintln!(
+                    "nemesis: {:>6.1} s healed {:?}",
+                    started.elapsed().as_secs_f64(),
+                    drawn[k]
+                );
             }
-            _ => 0,
-        };
-        faults += 1;
-        let on = match fault {
-            Fault::CutLeader | Fault::PauseLeader => format!(" (m{})", leader + 1),
-            _ => String::new(),
-        };
-        eprintln!(
-            "nemesis: {:>6.1} s {fault:?}{on} for {hold:?}",
-            started.elapsed().as_secs_f64()
-        );
-        match fault {
-            Fault::CutFromEtcd(m) => site.cut_from_etcd(m),
-            Fault::CutLeader => site.cut_from_etcd(leader),
-            Fault::CutFromNode(m, n) => site.cut(m, &site.node_ip(n)),
-            Fault::Unplug(m) => site.plug(m, false),
-            Fault::Pause(m) => members[m].as_ref().unwrap().signal(Signal::SIGSTOP),
-            Fault::PauseLeader => members[leader].as_ref().unwrap().signal(Signal::SIGSTOP),
-            Fault::Kill(m) => {
-                let killed = members[m].take().unwrap();
-                killed.stop_with(Signal::SIGKILL).await;
-            }
-            Fault::KillEtcd(e) => site.stop_etcd_member(e),
-            Fault::IsolateDc(d) => {
-                site.cut_from_etcd(d);
-                site.stop_etcd_member(d);
-                for o in ALL.into_iter().filter(|&o| o != d) {
-                    site.cut(o, &site.node_ip(d));
-                }
-            }
-            Fault::Crash(0) => node1.stop().await,
-            Fault::Crash(_) => node2.stop().await,
-        }
-        // A pause lasts longer than the lease: the zombie's case.
-        let hold = match fault {
-            Fault::Pause(_) | Fault::PauseLeader => hold + LEASE,
-            _ => hold,
-        };
-        tokio::time::sleep(hold).await;
-        match fault {
-            Fault::CutFromEtcd(m) => site.heal_etcd(m),
-            Fault::CutLeader => site.heal_etcd(leader),
-            Fault::CutFromNode(m, n) => site.heal(m, &site.node_ip(n)),
-            Fault::Unplug(m) => site.plug(m, true),
-            Fault::Pause(m) => members[m].as_ref().unwrap().signal(Signal::SIGCONT),
-            Fault::PauseLeader => members[leader].as_ref().unwrap().signal(Signal::SIGCONT),
-            Fault::Kill(m) => {
-                let config = site.member_config(m, "", &pool);
-                members[m] = Some(site.start_member(m, &config).await);
-            }
-            Fault::KillEtcd(e) => site.restart_etcd_member(e),
-            Fault::IsolateDc(d) => {
-                site.restart_etcd_member(d);
-                site.heal_etcd(d);
-                for o in ALL.into_iter().filter(|&o| o != d) {
-                    site.heal(o, &site.node_ip(d));
-                }
-            }
-            Fault::Crash(0) => node1.restart().await,
-            Fault::Crash(_) => node2.restart().await,
-        }
-        if let Fault::Crash(n) = fault {
-            down.push((nodes[n], Instant::now() - hold, Instant::now()));
         }
         tokio::time::sleep(rest).await;
     }
     // Healed: every member agrees again.
     let healed = Instant::now();
+    let site = &world.site;
     wait_for(LIMIT, "every member to agree after the heal", || async {
         let mut answers = Vec::new();
         for i in ALL {
@@ -184,21 +362,28 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
     })
     .await;
     let agreed = healed.elapsed();
+    let serials = sampler.serials();
     let samples = sampler.stop();
-    let report = Report::of(&samples, &nodes, &down);
+    let decisions = site.decisions(PREFIX).await;
+    let report = Report::of(&samples, &serials, &decisions, &world);
     eprintln!(
-        "nemesis: seed {seed}: {faults} faults in {:.0} s, {} samples; two writers usable \
-         {:?}; answers no leader decided {}; answers naming two nodes {}; a writer named in \
-         {:.1}% of the answers, {:.1}% refused, {:.1}% lost; every member agreed {agreed:?} \
-         after the last heal",
+        "nemesis: seed {seed}: {faults} faults in {:.0} s, {} samples, {} decisions; two \
+         writers usable {:?}; answers no leader decided {}; decisions out of turn {}; \
+         serials gone back {}; answers naming two nodes {}; a writer named in {:.1}% of \
+         the answers, {:.1}% refused, {:.1}% lost; a majority-side client had a writer in \
+         {:.1}% of its rounds; every member agreed {agreed:?} after the last heal",
         started.elapsed().as_secs_f64(),
         samples.len(),
+        decisions.len(),
         report.two_writers,
         report.undecided,
+        report.out_of_turn,
+        report.backwards,
         report.two_nodes,
         report.named * 100.0,
         report.refused * 100.0,
         report.lost * 100.0,
+        report.majority_had_writer * 100.0,
     );
     assert_eq!(
         report.two_writers,
@@ -209,35 +394,68 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
         report.undecided, 0,
         "seed {seed}: answers no leader decided"
     );
+    assert_eq!(
+        report.out_of_turn, 0,
+        "seed {seed}: decisions written out of turn"
+    );
+    assert_eq!(
+        report.backwards, 0,
+        "seed {seed}: a member's serial went back"
+    );
     assert_eq!(report.two_nodes, 0, "seed {seed}: answers naming two nodes");
-    drop(members);
 }
 
 /// The checker's figures for one run.
 struct Report {
     two_writers: Duration,
-    /// Answers naming an address that is not one of the nodes.
+    /// Answers naming nodes that no decision in etcd's history named.
     undecided: usize,
+    out_of_turn: usize,
+    backwards: usize,
     two_nodes: usize,
     /// Fractions of all samples.
     named: f64,
     refused: f64,
     lost: f64,
+    /// Of the rounds of clients whose data centre was not isolated, those in which some
+    /// member named a writer (a resolver asks the next nameserver on a refusal).
+    majority_had_writer: f64,
 }
 
 impl Report {
-    fn of(samples: &[Sample], nodes: &[IpAddr], down: &[(IpAddr, Instant, Instant)]) -> Report {
+    fn of(
+        samples: &[Sample],
+        serials: &[SerialSample],
+        decisions: &[serde_json::Value],
+        world: &World,
+    ) -> Report {
         let count = |f: &dyn Fn(&Seen) -> bool| samples.iter().filter(|s| f(&s.seen)).count();
         let all = samples.len().max(1) as f64;
+        let mut rounds: std::collections::BTreeMap<(usize, u64), (Instant, bool)> =
+            Default::default();
+        for s in samples {
+            let named = matches!(&s.seen, Seen::Nodes(n) if !n.is_empty());
+            let round = rounds.entry((s.client, s.round)).or_insert((s.at, false));
+            round.1 |= named;
+        }
+        let majority: Vec<bool> = (rounds.iter())
+            .filter(|((client, _), (at, _))| {
+                !(world.isolated.iter())
+                    .any(|(d, from, until)| d == client && from <= at && at <= until)
+            })
+            .map(|(_, (_, named))| *named)
+            .collect();
         Report {
-            two_writers: two_writers_while_up(samples, TTL, down),
-            undecided: count(
-                &|s| matches!(s, Seen::Nodes(n) if n.iter().any(|a| !nodes.contains(a))),
-            ),
+            two_writers: two_writers_while_up(samples, TTL, &world.down),
+            undecided: undecided(samples, &decided(decisions, WWW)),
+            out_of_turn: out_of_turn(decisions),
+            backwards: backwards(serials, decisions),
             two_nodes: count(&|s| matches!(s, Seen::Nodes(n) if n.len() > 1)),
             named: count(&|s| matches!(s, Seen::Nodes(n) if !n.is_empty())) as f64 / all,
             refused: count(&|s| matches!(s, Seen::Refused(_))) as f64 / all,
             lost: count(&|s| matches!(s, Seen::Lost)) as f64 / all,
+            majority_had_writer: majority.iter().filter(|n| **n).count() as f64
+                / majority.len().max(1) as f64,
         }
     }
 }

@@ -28,51 +28,109 @@ pub enum Seen {
 pub struct Sample {
     /// When the answer was received.
     pub at: Instant,
+    /// Which client asked (`Sampler::clients`), and in which of its rounds (a round asks
+    /// every member at once).
+    pub client: usize,
+    pub round: u64,
     pub member: usize,
     pub seen: Seen,
+}
+
+/// A member's SOA serial, as a client saw it (every tenth round).
+#[derive(Debug, Clone)]
+pub struct SerialSample {
+    pub client: usize,
+    pub member: usize,
+    pub serial: u32,
 }
 
 /// Queries `name` on every member, one UDP query each (no retries: a lost query is a
 /// sample of its own), about every `every`, until dropped or `stop`ped.
 pub struct Sampler {
     samples: Arc<Mutex<Vec<Sample>>>,
-    task: JoinHandle<()>,
+    serials: Arc<Mutex<Vec<SerialSample>>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Sampler {
+    /// One client, the site's.
     pub fn start(site: &Site, name: &str, every: Duration) -> Sampler {
+        Sampler::clients(site, &[site.client_ip()], name, every)
+    }
+
+    /// A client at each of `clients`, each asking every member at once every `every`.
+    pub fn clients(site: &Site, clients: &[IpAddr], name: &str, every: Duration) -> Sampler {
         let samples = Arc::new(Mutex::new(Vec::new()));
+        let serials = Arc::new(Mutex::new(Vec::new()));
         let servers: Vec<SocketAddr> = (0..super::MEMBERS.len())
             .map(|i| format!("{}:53", site.member_ip(i)).parse().unwrap())
             .collect();
-        let (client, name, out) = (site.client_ip(), name.to_string(), samples.clone());
-        let task = tokio::spawn(async move {
-            let socket = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                for (member, server) in servers.iter().enumerate() {
-                    let query = query_message(&name, RecordType::A, None);
-                    let answer =
-                        udp_exchange_once(&socket, *server, &query, Duration::from_millis(200))
-                            .await;
-                    let seen = match answer {
-                        None => Seen::Lost,
-                        Some(m) if m.metadata.response_code == ResponseCode::NoError => {
-                            Seen::Nodes(addresses(&m))
-                        }
-                        Some(m) => Seen::Refused(m.metadata.response_code),
-                    };
-                    let sample = Sample {
-                        at: Instant::now(),
-                        member,
-                        seen,
-                    };
-                    out.lock().unwrap().push(sample);
+        let zone = site_zone(name);
+        let mut tasks = Vec::new();
+        for (client, &address) in clients.iter().enumerate() {
+            let (servers, name, zone) = (servers.clone(), name.to_string(), zone.clone());
+            let (out, serials_out) = (samples.clone(), serials.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut sockets = Vec::new();
+                for _ in &servers {
+                    sockets.push(UdpSocket::bind(SocketAddr::new(address, 0)).await.unwrap());
                 }
-            }
-        });
-        Sampler { samples, task }
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                for round in 0u64.. {
+                    tick.tick().await;
+                    let asks = servers.iter().zip(&sockets).map(|(server, socket)| {
+                        let (name, zone) = (&name, &zone);
+                        async move {
+                            let wait = Duration::from_millis(200);
+                            let query = query_message(name, RecordType::A, None);
+                            let answer = udp_exchange_once(socket, *server, &query, wait).await;
+                            let at = Instant::now();
+                            let serial = match round % 10 {
+                                0 => {
+                                    let query = query_message(zone, RecordType::SOA, None);
+                                    let soa = udp_exchange_once(socket, *server, &query, wait);
+                                    soa.await.and_then(|m| soa_serial(&m))
+                                }
+                                _ => None,
+                            };
+                            (answer, at, serial)
+                        }
+                    });
+                    let answers = futures_util::future::join_all(asks).await;
+                    for (member, (answer, at, serial)) in answers.into_iter().enumerate() {
+                        let seen = match answer {
+                            None => Seen::Lost,
+                            Some(m) if m.metadata.response_code == ResponseCode::NoError => {
+                                Seen::Nodes(addresses(&m))
+                            }
+                            Some(m) => Seen::Refused(m.metadata.response_code),
+                        };
+                        let sample = Sample {
+                            at,
+                            client,
+                            round,
+                            member,
+                            seen,
+                        };
+                        out.lock().unwrap().push(sample);
+                        if let Some(serial) = serial {
+                            let sample = SerialSample {
+                                client,
+                                member,
+                                serial,
+                            };
+                            serials_out.lock().unwrap().push(sample);
+                        }
+                    }
+                }
+            }));
+        }
+        Sampler {
+            samples,
+            serials,
+            tasks,
+        }
     }
 
     /// Waits until every member has been seen answering `node`.
@@ -92,15 +150,33 @@ impl Sampler {
 
     /// Stops sampling; the samples taken.
     pub fn stop(self) -> Vec<Sample> {
-        self.task.abort();
+        self.tasks.iter().for_each(JoinHandle::abort);
         self.samples()
+    }
+
+    /// The serials seen so far.
+    pub fn serials(&self) -> Vec<SerialSample> {
+        self.serials.lock().unwrap().clone()
     }
 }
 
 impl Drop for Sampler {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(JoinHandle::abort);
     }
+}
+
+/// The zone of `name`: its last two labels (`www.example.internal.` → `example.internal.`).
+fn site_zone(name: &str) -> String {
+    let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
+    format!("{}.", labels[labels.len().saturating_sub(2)..].join("."))
+}
+
+fn soa_serial(m: &hickory_proto::op::Message) -> Option<u32> {
+    m.answers.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
 }
 
 /// How long two different writers were usable by some clients at once: each answer
@@ -188,6 +264,84 @@ pub fn last_named(samples: &[Sample], node: IpAddr) -> [Option<Instant>; 3] {
     last
 }
 
+/// The answers `name` was given in `decisions` (etcd's JSON), each its addresses sorted.
+pub fn decided(decisions: &[serde_json::Value], name: &str) -> Vec<Vec<IpAddr>> {
+    fn addresses_in(v: &serde_json::Value, out: &mut Vec<IpAddr>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value.as_str().map(str::parse)) {
+                        ("address", Some(Ok(address))) => out.push(address),
+                        _ => addresses_in(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| addresses_in(i, out)),
+            _ => {}
+        }
+    }
+    let mut answers = Vec::new();
+    for decision in decisions {
+        let records = decision["records"].as_array().into_iter().flatten();
+        for record in records.filter(|r| r["name"] == name) {
+            let mut addresses = Vec::new();
+            addresses_in(&record["answer"], &mut addresses);
+            addresses.sort();
+            answers.push(addresses);
+        }
+    }
+    answers
+}
+
+/// Answers naming nodes that no decision named (`decided`).
+pub fn undecided(samples: &[Sample], decided: &[Vec<IpAddr>]) -> usize {
+    (samples.iter())
+        .filter(|s| match &s.seen {
+            Seen::Nodes(nodes) if !nodes.is_empty() => {
+                let mut nodes = nodes.clone();
+                nodes.sort();
+                !decided.contains(&nodes)
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// Decisions written out of turn: a seq that is not the one after the last, or an epoch
+/// (the leadership that wrote it) older than the last one's: a deposed leader's write.
+pub fn out_of_turn(decisions: &[serde_json::Value]) -> usize {
+    (decisions.windows(2))
+        .filter(|w| {
+            let (a, b) = (&w[0], &w[1]);
+            b["seq"].as_u64() != a["seq"].as_u64().map(|s| s + 1)
+                || b["epoch"].as_i64() < a["epoch"].as_i64()
+        })
+        .count()
+}
+
+/// Serials a member served after a later decision's serial, as one client saw them in
+/// order (each client asks each member one query at a time): a member's decisions must
+/// only move forward. Serials of no decision (a member's own before it agreed) are left
+/// out.
+pub fn backwards(serials: &[SerialSample], decisions: &[serde_json::Value]) -> usize {
+    let order: BTreeMap<u32, usize> = (decisions.iter().enumerate())
+        .filter_map(|(i, d)| Some((d["serial"].as_u64()? as u32, i)))
+        .collect();
+    let mut last: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    let mut count = 0;
+    for sample in serials {
+        let Some(&index) = order.get(&sample.serial) else {
+            continue;
+        };
+        let seen = last.entry((sample.client, sample.member)).or_insert(index);
+        if index < *seen {
+            count += 1;
+        }
+        *seen = index.max(*seen);
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +349,8 @@ mod tests {
     fn at(base: Instant, ms: u64, member: usize, node: Option<u8>) -> Sample {
         Sample {
             at: base + Duration::from_millis(ms),
+            client: 0,
+            round: ms / 10,
             member,
             seen: match node {
                 Some(n) => Seen::Nodes(vec![IpAddr::from([10, 0, 0, n])]),

@@ -210,3 +210,33 @@ impl Site {
         self.etcd[i] = Some(self.etcd_member(i, "existing"));
     }
 }
+
+impl Site {
+    /// Every decision the leaders wrote (`<prefix>decision`), oldest first, from etcd's
+    /// history of the key (these tests never compact it). Plain etcd only.
+    pub async fn decisions(&self, prefix: &str) -> Vec<serde_json::Value> {
+        use etcd_client::{Client, GetOptions};
+        let endpoints: Vec<String> = ETCD
+            .iter()
+            .map(|e| format!("http://{}:2379", self.ip(*e)))
+            .collect();
+        let mut client = Client::connect(endpoints, None).await.unwrap();
+        let key = format!("{prefix}decision");
+        let mut decisions = Vec::new();
+        let mut revision = 0;
+        loop {
+            let options = GetOptions::new().with_revision(revision);
+            let response = client.get(key.as_str(), Some(options)).await.unwrap();
+            let Some(kv) = response.kvs().first() else {
+                break;
+            };
+            decisions.push(serde_json::from_slice(kv.value()).unwrap());
+            if kv.version() == 1 {
+                break;
+            }
+            revision = kv.mod_revision() - 1;
+        }
+        decisions.reverse();
+        decisions
+    }
+}

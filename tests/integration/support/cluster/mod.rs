@@ -1,16 +1,23 @@
 //! A site for the cluster tests: a three-member etcd and the nodes on the host's side of a
 //! veth pair, and three hadns members, each in a network namespace of its own on a bridge,
 //! all on a /24 of 198.18.0.0/15 (RFC 2544 benchmarking addresses) that only this site
-//! uses. A member is cut off from an address with a blackhole route in its namespace.
+//! uses. Cuts are silent drops both ways, as real partitions are: nftables rules in the
+//! bridge's forward hook (between the namespaces and the host) and in the host's input hook
+//! (between addresses on the host, such as two etcd members); the sender's packets leave,
+//! nothing arrives, nobody is told. Loss is the same rules with a random share.
 //!
 //! ```text
-//! host: .1 .2 .3 etcd   .11 .12 .13 .14 nodes   .50 the test's client
-//!   | veth
+//! host: .1 .2 .3 etcd   .11 .12 .13 .14 nodes   .50 the test's client   .51 .52 .53 one
+//!   | veth                                                    client per data centre
 //! bridge (own namespace) -- m1 .21 -- m2 .22 -- m3 .23   (hadns: DNS :53, admin :9153)
 //! ```
+//!
+//! Data centre `d` (the nemesis's unit of isolation) is member `d`, etcd member `d`, node
+//! `d` (nodes 0 and 1) and client `d`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -34,6 +41,8 @@ const ETCD: [u8; 3] = [1, 2, 3];
 /// Host addresses for the nodes' services and databases.
 pub const NODES: [u8; 4] = [11, 12, 13, 14];
 const CLIENT: u8 = 50;
+/// One client per data centre (`dc_client_ip`).
+const DC_CLIENTS: [u8; 3] = [51, 52, 53];
 
 pub struct Site {
     prefix: String,
@@ -46,6 +55,15 @@ pub struct Site {
     tls: Option<Tls>,
     /// etcd's root user's password, once authentication is enabled.
     password: Option<String>,
+    /// The cuts in force (pairs of addresses, each dropped both ways; a pair cut twice
+    /// heals when healed twice) and the lossy addresses with their loss in percent.
+    filter: Mutex<Filter>,
+}
+
+#[derive(Default)]
+struct Filter {
+    cuts: Vec<(String, String)>,
+    lossy: Vec<(String, u8)>,
 }
 
 impl Site {
@@ -65,6 +83,7 @@ impl Site {
             dir: tempfile::tempdir().unwrap(),
             tls: None,
             password: None,
+            filter: Mutex::new(Filter::default()),
         };
         let br = site.ns("br");
         ip(&["netns", "add", &br]);
@@ -74,12 +93,18 @@ impl Site {
             "link", "add", &site.veth, "type", "veth", "peer", "name", "host", "netns", &br,
         ]);
         ip(&["-n", &br, "link", "set", "host", "master", "br0", "up"]);
-        for last in ETCD.iter().chain(&NODES).chain(&[CLIENT]) {
+        for last in ETCD
+            .iter()
+            .chain(&NODES)
+            .chain(&[CLIENT])
+            .chain(&DC_CLIENTS)
+        {
             let addr = format!("{}/24", site.ip(*last));
             // The first address is the route's source; the rest are secondary.
             ip(&["addr", "add", &addr, "dev", &site.veth]);
         }
         ip(&["link", "set", &site.veth, "up"]);
+        site.write_filter(&Filter::default());
         for (i, member) in MEMBERS.iter().enumerate() {
             let ns = site.ns(member);
             let port = format!("p{i}");
@@ -153,27 +178,144 @@ impl Site {
         ip(&["-n", &self.ns("br"), "link", "set", &format!("p{i}"), state]);
     }
 
-    /// Cuts `member` off from `address`: a blackhole route in its namespace.
+    /// Cuts `member` off from `address`: silent drops both ways.
     pub fn cut(&self, member: usize, address: &str) {
-        ip(&[
-            "-n",
-            &self.ns(MEMBERS[member]),
-            "route",
-            "add",
-            "blackhole",
-            &format!("{address}/32"),
-        ]);
+        self.cut_between(&self.member_ip(member), address);
     }
 
     pub fn heal(&self, member: usize, address: &str) {
-        ip(&[
-            "-n",
-            &self.ns(MEMBERS[member]),
-            "route",
-            "del",
-            "blackhole",
-            &format!("{address}/32"),
-        ]);
+        self.heal_between(&self.member_ip(member), address);
+    }
+
+    /// Drops every packet between addresses `a` and `b`, both ways, silently.
+    pub fn cut_between(&self, a: &str, b: &str) {
+        let mut filter = self.filter.lock().unwrap();
+        filter.cuts.push((a.to_string(), b.to_string()));
+        self.write_filter(&filter);
+    }
+
+    /// Undoes one `cut_between(a, b)` (or `(b, a)`).
+    pub fn heal_between(&self, a: &str, b: &str) {
+        let mut filter = self.filter.lock().unwrap();
+        let found = (filter.cuts.iter())
+            .position(|(x, y)| (x == a && y == b) || (x == b && y == a))
+            .unwrap_or_else(|| panic!("{a} and {b} were not cut"));
+        filter.cuts.remove(found);
+        self.write_filter(&filter);
+    }
+
+    /// Drops `percent` % of the packets to and from `address` (0: none again).
+    pub fn lose(&self, address: &str, percent: u8) {
+        let mut filter = self.filter.lock().unwrap();
+        filter.lossy.retain(|(a, _)| a != address);
+        if percent > 0 {
+            filter.lossy.push((address.to_string(), percent));
+        }
+        self.write_filter(&filter);
+    }
+
+    /// Makes member `i`'s link slow both ways (a token bucket of `kbit` kbit/s whose queue
+    /// holds up to 300 ms: queueing delay, then tail drops), or fast again (`None`). The
+    /// kernel here has no netem; this is how a congested link behaves.
+    pub fn slow(&self, i: usize, kbit: Option<u32>) {
+        let ends = [
+            (self.ns("br"), format!("p{i}")),
+            (self.ns(MEMBERS[i]), "eth0".into()),
+        ];
+        for (ns, dev) in ends {
+            let mut args: Vec<String> = ["-n", &ns, "qdisc"].map(String::from).to_vec();
+            match kbit {
+                Some(kbit) => args.extend(
+                    [
+                        "replace",
+                        "dev",
+                        &dev,
+                        "root",
+                        "tbf",
+                        "rate",
+                        &format!("{kbit}kbit"),
+                    ]
+                    .into_iter()
+                    .chain(["burst", "1600", "latency", "300ms"])
+                    .map(String::from),
+                ),
+                None => args.extend(["del", "dev", &dev, "root"].map(String::from)),
+            }
+            let out = Command::new("tc")
+                .args(&args)
+                .output()
+                .expect("cannot run tc");
+            assert!(
+                out.status.success(),
+                "tc {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// The host's table for this site (its name is the site's).
+    fn host_table(&self) -> String {
+        format!("hadns_{}", self.prefix)
+    }
+
+    /// Writes the filter whole, in one nftables transaction per namespace: the bridge's
+    /// forward hook (packets between namespaces and the host) and the host's input hook
+    /// (packets between the host's own addresses).
+    fn write_filter(&self, filter: &Filter) {
+        let mut rules = String::new();
+        for (a, b) in &filter.cuts {
+            rules += &format!("ip saddr {a} ip daddr {b} drop\nip saddr {b} ip daddr {a} drop\n");
+        }
+        for (a, percent) in &filter.lossy {
+            for dir in ["saddr", "daddr"] {
+                rules += &format!("ip {dir} {a} numgen random mod 100 < {percent} drop\n");
+            }
+        }
+        let table = |family: &str, name: &str, hook: &str| {
+            format!(
+                "table {family} {name} {{}}\ndelete table {family} {name}\n\
+                 table {family} {name} {{\nchain filter {{\n\
+                 type filter hook {hook} priority 0; policy accept;\n{rules}}}\n}}\n"
+            )
+        };
+        nft(Some(&self.ns("br")), &table("bridge", "hadns", "forward"));
+        nft(None, &table("inet", &self.host_table(), "input"));
+    }
+
+    /// Client `d`'s address: the client in data centre `d`.
+    pub fn dc_client_ip(&self, d: usize) -> IpAddr {
+        self.ip(DC_CLIENTS[d]).parse().unwrap()
+    }
+
+    /// Etcd member `e`'s address.
+    pub fn etcd_ip(&self, e: usize) -> String {
+        self.ip(ETCD[e])
+    }
+
+    /// Data centre `d`'s addresses: its member, its etcd member, its node (if it has one)
+    /// and its client.
+    pub fn dc(&self, d: usize) -> Vec<String> {
+        let mut hosts = vec![self.member_ip(d), self.etcd_ip(d)];
+        if d < 2 {
+            hosts.push(self.node_ip(d));
+        }
+        hosts.push(self.ip(DC_CLIENTS[d]));
+        hosts
+    }
+
+    /// Cuts data centre `d` off from the others (`heal_dc` undoes it).
+    pub fn isolate_dc(&self, d: usize, isolated: bool) {
+        for o in (0..MEMBERS.len()).filter(|&o| o != d) {
+            for a in self.dc(d) {
+                for b in self.dc(o) {
+                    match isolated {
+                        true => self.cut_between(&a, &b),
+                        false => self.heal_between(&a, &b),
+                    }
+                }
+            }
+        }
     }
 
     pub fn cut_from_etcd(&self, member: usize) {
@@ -359,6 +501,39 @@ pub async fn web_cluster(extras: [&str; 3]) -> Option<(Site, Vec<Hadns>, TcpBack
     Some((site, members, node1, node2))
 }
 
+/// Runs `script` with nft in namespace `ns` (None: the host's).
+fn nft(ns: Option<&str>, script: &str) {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, "nft", "-f", "-"]);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new("nft");
+            cmd.args(["-f", "-"]);
+            cmd
+        }
+    };
+    let mut child = (cmd.stdin(Stdio::piped()).stdout(Stdio::null()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run nft (the nftables package; scripts/test.sh installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether the host of namespace `ns` holds `address` on its eth0.
 pub fn holds(ns: &str, address: &str) -> bool {
     let out = Command::new("ip")
@@ -392,6 +567,9 @@ impl Drop for Site {
         }
         let _ = Command::new("ip")
             .args(["link", "del", &self.veth])
+            .output();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.host_table()])
             .output();
     }
 }
