@@ -58,23 +58,28 @@ enum Fault {
     Slow(usize),
 }
 
+/// Draws a fault. Those that move the writer (a node crashed, the writer's data centre
+/// or a member cut from a node) weigh more: a run where the writer never moves tests
+/// little.
 fn draw(rng: &mut StdRng) -> Fault {
     let m = rng.random_range(0..3);
-    match rng.random_range(0..16) {
+    let n = rng.random_range(0..2);
+    match rng.random_range(0..22) {
         0 => Fault::CutFromEtcd(m),
-        1 => Fault::CutFromNode(m, rng.random_range(0..2)),
-        2 => Fault::Unplug(m),
-        3 => Fault::CutLeader,
-        4 => Fault::Pause(m),
-        5 => Fault::PauseLeader,
-        6 => Fault::Kill(m),
-        7 => Fault::KillEtcd(m),
-        8 => Fault::KillEtcdLeader,
-        9 => Fault::IsolateEtcd(m),
-        10 => Fault::IsolateEtcdLeader,
-        11 => Fault::Crash(rng.random_range(0..2)),
-        12 => Fault::Lossy(m, rng.random_range(10..60)),
-        13 => Fault::Slow(m),
+        1 | 2 => Fault::CutFromNode(m, n),
+        3 => Fault::Unplug(m),
+        4 => Fault::CutLeader,
+        5 => Fault::Pause(m),
+        6 => Fault::PauseLeader,
+        7 => Fault::Kill(m),
+        8 => Fault::KillEtcd(m),
+        9 => Fault::KillEtcdLeader,
+        10 => Fault::IsolateEtcd(m),
+        11 => Fault::IsolateEtcdLeader,
+        12..=15 => Fault::Crash(n),
+        16 => Fault::Lossy(m, rng.random_range(10..60)),
+        17 => Fault::Slow(m),
+        18 | 19 => Fault::IsolateDc(n),
         _ => Fault::IsolateDc(m),
     }
 }
