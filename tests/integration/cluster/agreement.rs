@@ -105,8 +105,8 @@ async fn a_member_cut_off_from_a_node_moves_nobody_where_alone_it_would() {
             .any(|n| n["node"] == "web1" && n["views"]["m1"] == "down" && n["merged"] == "up")
     })
     .await;
-    // Ten probe intervals: nobody moves.
-    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), Duration::from_secs(1)).await;
+    // Thirty probe intervals, a lease and a TTL: nobody moves.
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), STILL).await;
 
     // The same member's view alone: a hadns without [cluster] in the same namespace moves.
     let alone = tcp_pool_config(&[&node1, &node2], "interval = \"100ms\"\nfall = 1", "");
@@ -129,13 +129,7 @@ async fn a_member_cut_off_from_a_node_moves_nobody_where_alone_it_would() {
         addresses(&m) == vec![node2.ip()]
     })
     .await;
-    holds_for(
-        &site,
-        &ALL,
-        &Ok(vec![node1.ip()]),
-        Duration::from_millis(300),
-    )
-    .await;
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), STILL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,12 +137,32 @@ async fn a_crashed_node_moves_every_member() {
     let Some((site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
         return;
     };
+    // A client on each member, asking as fast as answers come, one try each: a lost query
+    // or an answer with two nodes fails the test.
+    let loops: Vec<QueryLoop> = (ALL.iter())
+        .map(|&i| {
+            let server = format!("{}:53", site.member_ip(i)).parse().unwrap();
+            QueryLoop::start_from(site.client_ip(), server, WWW)
+        })
+        .collect();
     node1.stop().await;
     site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;
     node1.restart().await;
     site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
         .await;
+    for (i, client) in ALL.into_iter().zip(loops) {
+        let (seen, sequence) = client.finish_with_sequence().await;
+        // Refusals between the writers (the old one withdrawn first) are left out: each
+        // member named node1, node2, node1, and never went back.
+        let writers: Vec<_> = sequence.into_iter().flatten().collect();
+        assert_eq!(
+            writers,
+            [node1.ip(), node2.ip(), node1.ip()],
+            "{}: {seen:?}",
+            MEMBERS[i]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,33 +211,31 @@ async fn a_killed_leader_is_replaced_and_the_new_one_follows_a_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
-    // m2 as by default: its writer record (www, `first`) is refused once it cannot vouch
-    // for its view; m3 chose `keep` for writers, the risk docs/cluster.md describes.
-    let extras = ["", "", "writers_on_lost = \"keep\""];
-    let Some((site, _members, mut node1, node2)) = web_cluster(extras).await else {
+async fn members_cut_off_from_etcd_refuse_writers_and_rejoin() {
+    let Some((site, _members, mut node1, node2)) = web_cluster(["", "", ""]).await else {
         return;
     };
-    site.cut_from_etcd(1);
-    site.cut_from_etcd(2);
-    wait_connected(&site, 1, false).await;
-    wait_connected(&site, 2, false).await;
-    site.wait_answer(&[1], WWW, Err(ResponseCode::ServFail), LIMIT)
+    // The two that do not lead are cut off: the leader is left alone, connected, with no
+    // majority of the configured members behind it (`without_etcd_quorum_...` cuts the
+    // leader off with the rest; `writers::a_cut_off_leader_...` the leader alone).
+    let leader = leader_index(&site, 0).await.expect("a leader");
+    let cut: Vec<usize> = ALL.into_iter().filter(|&i| i != leader).collect();
+    for &i in &cut {
+        site.cut_from_etcd(i);
+    }
+    for &i in &cut {
+        wait_connected(&site, i, false).await;
+    }
+    // By default a writer record (www, `first`) is refused once a member cannot vouch for
+    // its view.
+    site.wait_answer(&cut, WWW, Err(ResponseCode::ServFail), LIMIT)
         .await;
-    holds_for(
-        &site,
-        &[2],
-        &Ok(vec![node1.ip()]),
-        Duration::from_millis(300),
-    )
-    .await;
-    let status = site.status(1).await;
+    let status = site.status(cut[0]).await;
     assert_eq!(status["cluster"]["writers_on_lost"], "servfail");
     assert_eq!(status["cluster"]["writers_current_seconds"], 0.0);
     let www = &status["records"].as_array().unwrap()[0];
     assert_eq!(www["answer"], "servfail", "{www}");
-    assert_eq!(site.status(2).await["cluster"]["writers_on_lost"], "keep");
-    let metrics = site.get(1, "/metrics").await;
+    let metrics = site.get(cut[0], "/metrics").await;
     assert!(
         metrics.contains("hadns_cluster{what=\"connected\"} 0"),
         "{metrics}"
@@ -233,38 +245,35 @@ async fn a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins() {
         "{metrics}"
     );
 
-    // The connected member alone is not a majority of the three configured: it sees
-    // node1 fail and moves nothing (its own view says down: the leader waits).
+    // The connected leader alone is not a majority of the three configured: it sees node1
+    // fail and moves nothing (its own view says down: it waits for a majority's).
     node1.stop().await;
-    wait_for(LIMIT, "m1 to see node1 down", || async {
-        let status = site.status(0).await;
+    wait_for(LIMIT, "the leader to see node1 down", || async {
+        let status = site.status(leader).await;
         let nodes = status["cluster"]["nodes"].as_array().unwrap().clone();
-        (nodes.iter()).any(|n| n["node"] == "web1" && n["views"]["m1"] == "down")
+        (nodes.iter()).any(|n| n["node"] == "web1" && n["views"][MEMBERS[leader]] == "down")
     })
     .await;
-    holds_for(
-        &site,
-        &[0, 2],
-        &Ok(vec![node1.ip()]),
-        Duration::from_secs(2),
-    )
-    .await;
-    site.wait_answer(&[1], WWW, Err(ResponseCode::ServFail), LIMIT)
+    holds_for(&site, &[leader], &Ok(vec![node1.ip()]), STILL).await;
+    site.wait_answer(&cut, WWW, Err(ResponseCode::ServFail), LIMIT)
         .await;
 
-    site.heal_etcd(1);
-    site.heal_etcd(2);
+    for &i in &cut {
+        site.heal_etcd(i);
+    }
     site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;
-    wait_connected(&site, 1, true).await;
-    assert_eq!(site.status(1).await["cluster"]["serving"], "agreed");
+    for &i in &cut {
+        wait_connected(&site, i, true).await;
+        assert_eq!(site.status(i).await["cluster"]["serving"], "agreed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_etcd_quorum_no_answer_changes_until_it_returns() {
     // Writers kept (`writers_on_lost = "keep"`) to see that nothing is decided: by
     // default they would be refused once etcd stops confirming the leases (see
-    // a_member_cut_off_from_etcd_keeps_or_refuses_and_rejoins).
+    // members_cut_off_from_etcd_refuse_writers_and_rejoin).
     let keep = "writers_on_lost = \"keep\"";
     let Some((mut site, _members, mut node1, node2)) = web_cluster([keep; 3]).await else {
         return;
@@ -273,9 +282,15 @@ async fn without_etcd_quorum_no_answer_changes_until_it_returns() {
     site.stop_etcd_member(2);
     for i in ALL {
         wait_connected(&site, i, false).await;
+        let status = site.status(i).await;
+        assert_eq!(
+            status["cluster"]["writers_on_lost"], "keep",
+            "{}",
+            MEMBERS[i]
+        );
     }
     node1.stop().await;
-    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), Duration::from_secs(2)).await;
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), STILL).await;
     site.restart_etcd_member(1);
     site.restart_etcd_member(2);
     site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
@@ -325,13 +340,7 @@ async fn an_unreadable_decision_is_counted_and_the_last_one_kept() {
         )
         .await;
     }
-    holds_for(
-        &site,
-        &ALL,
-        &Ok(vec![node1.ip()]),
-        Duration::from_millis(300),
-    )
-    .await;
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), STILL).await;
     node1.stop().await;
     site.wait_answer(&ALL, WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;

@@ -2,7 +2,7 @@
 //! a user, a taken name, answers by site, and every member a primary of secondaries.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -165,13 +165,7 @@ async fn a_second_member_with_a_taken_name_stays_out() {
     let status = site.status(0).await;
     assert_eq!(status["cluster"]["connected"], true);
     assert_eq!(status["cluster"]["members"].as_array().unwrap().len(), 3);
-    holds_for(
-        &site,
-        &ALL,
-        &Ok(vec![node1.ip()]),
-        Duration::from_millis(300),
-    )
-    .await;
+    holds_for(&site, &ALL, &Ok(vec![node1.ip()]), STILL).await;
     drop(copy);
 }
 

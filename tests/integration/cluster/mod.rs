@@ -1,6 +1,6 @@
 //! Cluster mode (docs/cluster.md): three hadns members, each in a namespace of its own,
 //! agreeing through a real three-member etcd (support/cluster/). Members are cut off from a
-//! node or from etcd with blackhole routes; etcd members and hadns members are killed.
+//! node or from etcd by silent drops (nftables, both ways); etcd members and hadns members are killed.
 
 mod agreement;
 mod members;
@@ -22,6 +22,10 @@ pub const DB: &str = "db.example.internal.";
 /// Generous: etcd elections, leases of 2 s, and a loaded machine.
 pub const LIMIT: Duration = Duration::from_secs(30);
 pub const ALL: [usize; 3] = [0, 1, 2];
+/// How long "nothing moved" is watched: a lease (2 s) and a TTL (1 s), the longest any rule
+/// makes the leader wait before it names another writer, so a move a broken rule allowed
+/// would have happened within it.
+pub const STILL: Duration = Duration::from_secs(3);
 
 /// Asserts that every member in `members` answers `expected` on every query for `period`
 /// (what must not happen is a move: this watches for one).

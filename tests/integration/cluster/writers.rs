@@ -44,27 +44,43 @@ async fn a_silent_writer_is_replaced_only_once_no_member_or_cache_names_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cut_off_member_and_the_majority_never_name_two_writers() {
+async fn a_cut_off_leader_and_the_majority_never_name_two_writers() {
+    cut_off_member_and_majority(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_off_follower_and_the_majority_never_name_two_writers() {
+    cut_off_member_and_majority(false).await;
+}
+
+/// One member (the leader, or one that does not lead) loses etcd, with node1 on its side;
+/// the other two lose node1: the cut-off member's clients could still write to node1
+/// while it names it. The majority moves to node2 only once no client can use node1.
+async fn cut_off_member_and_majority(leader: bool) {
     let Some((site, _members, node1, node2)) = web_cluster(["", "", ""]).await else {
         return;
     };
     let sampler = Sampler::start(&site, WWW, Duration::from_millis(10));
     sampler.wait_named(node1.ip()).await;
-    // m1 (with node1 on its side) loses etcd; m2 and m3 lose node1: m1's clients could
-    // still write to node1 while m1 names it.
+    let leads = leader_index(&site, 0).await.expect("a leader");
+    let alone = match leader {
+        true => leads,
+        false => (leads + 1) % ALL.len(),
+    };
+    let majority: Vec<usize> = ALL.into_iter().filter(|&i| i != alone).collect();
     let cut = Instant::now();
-    site.cut_from_etcd(0);
-    for i in [1, 2] {
+    site.cut_from_etcd(alone);
+    for &i in &majority {
         site.cut(i, &site.node_ip(0));
     }
-    site.wait_answer(&[1, 2], WWW, Ok(vec![node2.ip()]), LIMIT)
+    site.wait_answer(&majority, WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;
     let moved = cut.elapsed();
-    // m1 refuses from its deadline on and names node2 only once back.
-    site.wait_answer(&[0], WWW, Err(ResponseCode::ServFail), LIMIT)
+    // The cut-off member refuses from its deadline on and names node2 only once back.
+    site.wait_answer(&[alone], WWW, Err(ResponseCode::ServFail), LIMIT)
         .await;
-    site.heal_etcd(0);
-    site.wait_answer(&[0], WWW, Ok(vec![node2.ip()]), LIMIT)
+    site.heal_etcd(alone);
+    site.wait_answer(&[alone], WWW, Ok(vec![node2.ip()]), LIMIT)
         .await;
     sampler.wait_named(node2.ip()).await;
     let samples = sampler.stop();
@@ -72,9 +88,10 @@ async fn a_cut_off_member_and_the_majority_never_name_two_writers() {
     let last = last_named(&samples, node1.ip());
     let first = first_named(&samples, node2.ip()).unwrap();
     eprintln!(
-        "majority on node2 {moved:?} after the cut (lease 2 s, TTL 1 s); m1 named node1 until \
-         {:?}; two writers usable {overlap:?}",
-        last[0].map(|l| l - cut)
+        "{} cut off (leader: {leader}); majority on node2 {moved:?} after the cut (lease 2 s, \
+         TTL 1 s); it named node1 until {:?}; two writers usable {overlap:?}",
+        MEMBERS[alone],
+        last[alone].map(|l| l - cut)
     );
     assert_eq!(overlap, Duration::ZERO, "two writers usable at once");
     assert!(last.iter().flatten().all(|l| first - *l >= TTL));

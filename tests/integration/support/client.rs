@@ -153,10 +153,15 @@ pub type Seen = std::collections::HashMap<Option<IpAddr>, u64>;
 
 impl QueryLoop {
     pub fn start(server: SocketAddr, name: &str) -> QueryLoop {
+        QueryLoop::start_from([127, 0, 0, 1].into(), server, name)
+    }
+
+    /// The loop from a client at `client` (an address of this host).
+    pub fn start_from(client: IpAddr, server: SocketAddr, name: &str) -> QueryLoop {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (stop2, name) = (stop.clone(), name.to_string());
         let task = tokio::spawn(async move {
-            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let socket = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
             let mut seen = Seen::new();
             let mut sequence = Sequence::new();
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {

@@ -374,13 +374,34 @@ impl Site {
         self.exchange(i, &query_message(name, qtype, None)).await
     }
 
-    /// Sends `query` to member `i` over UDP from the host's client address.
+    /// Sends `query` to member `i` over UDP from the host's client address: one try, no
+    /// retry, so that a member that stops answering is seen (a lost query fails the test;
+    /// `ask` returns it).
     pub async fn exchange(&self, i: usize, query: &Message) -> Message {
+        let answer = self.exchange_once(i, query).await;
+        answer.unwrap_or_else(|| panic!("{} lost a query ({:?})", MEMBERS[i], query.queries))
+    }
+
+    /// One query to member `i`, its answer if it came within a second (a member answers in
+    /// well under a millisecond: a second is a loaded machine's margin, not a retry).
+    async fn exchange_once(&self, i: usize, query: &Message) -> Option<Message> {
         let socket = UdpSocket::bind(SocketAddr::new(self.client_ip(), 0))
             .await
             .unwrap();
         let server: SocketAddr = format!("{}:53", self.member_ip(i)).parse().unwrap();
-        udp_exchange(&socket, server, query).await
+        udp_exchange_once(&socket, server, query, Duration::from_secs(1)).await
+    }
+
+    /// What a client asking member `i` for `name` once saw, a lost query included.
+    pub async fn ask(&self, i: usize, name: &str) -> checker::Seen {
+        let query = query_message(name, RecordType::A, None);
+        match self.exchange_once(i, &query).await {
+            None => checker::Seen::Lost,
+            Some(m) if m.metadata.response_code == ResponseCode::NoError => {
+                checker::Seen::Nodes(addresses(&m))
+            }
+            Some(m) => checker::Seen::Refused(m.metadata.response_code),
+        }
     }
 
     pub fn client_ip(&self) -> IpAddr {
@@ -404,7 +425,8 @@ impl Site {
         }
     }
 
-    /// Waits until each of `members` answers `name` with `expected`.
+    /// Waits until each of `members` answers `name` with `expected` (a lost query is not
+    /// `expected`: the wait goes on).
     pub async fn wait_answer(
         &self,
         members: &[usize],
@@ -416,7 +438,14 @@ impl Site {
             wait_for(
                 limit,
                 &format!("{} to answer {name} {expected:?}", MEMBERS[i]),
-                || async { self.answer(i, name).await == expected },
+                || async {
+                    let seen = match self.ask(i, name).await {
+                        checker::Seen::Nodes(nodes) => Ok(nodes),
+                        checker::Seen::Refused(code) => Err(code),
+                        checker::Seen::Lost => return false,
+                    };
+                    seen == expected
+                },
             )
             .await;
         }
