@@ -119,6 +119,10 @@ pub struct ClusterStatus {
     /// Why not, while cut off.
     #[serde(default)]
     pub lost_reason: Option<String>,
+    /// The etcd endpoint of the current session, or the one being tried (one at a time,
+    /// the next one after each loss).
+    #[serde(default)]
+    pub endpoint: Option<String>,
     /// Seconds since etcd last confirmed this member's lease.
     #[serde(default)]
     pub last_contact_seconds: Option<f64>,

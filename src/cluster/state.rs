@@ -18,6 +18,8 @@ pub struct State {
     pub last_contact: Option<Instant>,
     /// Why the connection was lost, while it is.
     pub lost_reason: Option<String>,
+    /// The etcd endpoint of the current session (or the one being tried).
+    pub endpoint: Option<String>,
     /// This member holds the leader key (under its current lease).
     pub leading: bool,
     /// The leader's name and the create revision of its key (the decision epoch).

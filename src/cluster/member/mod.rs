@@ -75,10 +75,19 @@ pub(super) async fn run(
         served: 0,
         acked: 0,
     };
-    loop {
-        match member.session(&mut inbox, &mut writers, &shutdown).await {
+    // One endpoint per session, the next one after each loss: a session's streams (the
+    // keepalive, the watch) stay on one connection, so a member whose etcd member went
+    // silent (cut off from the others, or a dead host that sends no reset) must leave it
+    // for another, not keep a balanced client whose requests still land there.
+    for endpoint in (0..member.settings.etcd.len()).cycle() {
+        let endpoint = member.settings.etcd[endpoint].clone();
+        member.state.endpoint = Some(endpoint.clone());
+        match member
+            .session(&endpoint, &mut inbox, &mut writers, &shutdown)
+            .await
+        {
             Ok(()) => return,
-            Err(error) => member.lost(&error.to_string()),
+            Err(error) => member.lost(&format!("{endpoint}: {error}")),
         }
         let retry = tokio::time::sleep(RETRY);
         tokio::pin!(retry);
@@ -127,12 +136,13 @@ struct Member {
 impl Member {
     async fn session(
         &mut self,
+        endpoint: &str,
         inbox: &mut mpsc::UnboundedReceiver<Request>,
         writers: &mut Writers,
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
         let mut client = self
-            .timed(Client::connect(&self.settings.etcd, Some(self.options()?)))
+            .timed(Client::connect([endpoint], Some(self.options()?)))
             .await??;
         let lease = self.lease(&mut client).await?;
         let (mut keeper, mut keepalive) = self.timed(client.lease_keep_alive(lease)).await??;

@@ -22,6 +22,7 @@ impl ClusterSource {
             name: self.settings.name.clone(),
             connected: state.connected,
             lost_reason: state.lost_reason.clone(),
+            endpoint: state.endpoint.clone(),
             last_contact_seconds: state.last_contact.map(|t| since(t).as_secs_f64()),
             expired: !state.connected
                 && (state.last_contact).is_none_or(|t| since(t) >= self.settings.lease),

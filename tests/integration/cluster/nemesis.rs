@@ -15,8 +15,8 @@ use rand::{RngExt, SeedableRng};
 
 use super::*;
 use crate::support::cluster::checker::{
-    Sample, Sampler, Seen, SerialSample, backwards, decided, out_of_turn, two_writers_while_up,
-    undecided,
+    Sample, Sampler, Seen, SerialSample, backwards, decided, out_of_turn, overlaps,
+    two_writers_while_up, undecided, usable_during,
 };
 use crate::support::cluster::{Site, web_cluster, web_pool};
 
@@ -128,37 +128,11 @@ impl World {
         None
     }
 
-    /// The etcd leader's index, through `etcdctl endpoint status`.
-    fn etcd_leader(&self) -> Option<usize> {
-        let out = std::process::Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!(
-                "--endpoints={}",
-                (0..3)
-                    .map(|e| format!("http://{}:2379", self.site.etcd_ip(e)))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ))
-            .args(["--command-timeout=1s", "endpoint", "status", "-w", "json"])
-            .output()
-            .ok()?;
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let endpoints = status.as_array()?;
-        let leader = endpoints
-            .iter()
-            .find_map(|e| e["Status"]["leader"].as_u64())?;
-        let found = endpoints
-            .iter()
-            .find(|e| e["Status"]["header"]["member_id"].as_u64() == Some(leader))?;
-        let endpoint = found["Endpoint"].as_str()?;
-        (0..3).find(|&e| endpoint.contains(&format!("//{}:", self.site.etcd_ip(e))))
-    }
-
     /// Applies `fault`, or None when its target is missing or held by another fault.
     async fn apply(&mut self, fault: Fault) -> Option<Applied> {
         let target = match fault {
             Fault::CutLeader | Fault::PauseLeader => self.leader().await?,
-            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => self.etcd_leader()?,
+            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => self.site.etcd_leader()?,
             _ => 0,
         };
         let holds = match fault {
@@ -391,6 +365,9 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
         report.lost * 100.0,
         report.majority_had_writer * 100.0,
     );
+    for (from, until) in overlaps(&samples, TTL, &world.down).into_iter().take(5) {
+        print_overlap(&samples, started, from, until);
+    }
     assert_eq!(
         report.two_writers,
         Duration::ZERO,
@@ -412,6 +389,35 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
 }
 
 /// The checker's figures for one run.
+/// Who named which node, usable during an overlap of two writers: per node, per client
+/// and member, the first and last such answer (seconds into the run).
+fn print_overlap(samples: &[Sample], started: Instant, from: Instant, until: Instant) {
+    let at = |t: Instant| t.saturating_duration_since(started).as_secs_f64();
+    eprintln!(
+        "nemesis: two writers usable from {:.3} s to {:.3} s:",
+        at(from),
+        at(until)
+    );
+    let mut named: std::collections::BTreeMap<(String, usize, usize), (Instant, Instant)> =
+        Default::default();
+    for s in usable_during(samples, TTL, from, until) {
+        let Seen::Nodes(nodes) = &s.seen else {
+            continue;
+        };
+        let key = (format!("{nodes:?}"), s.client, s.member);
+        let span = named.entry(key).or_insert((s.at, s.at));
+        span.1 = s.at;
+    }
+    for ((nodes, client, member), (first, last)) in named {
+        eprintln!(
+            "nemesis:   {nodes} from m{} to client {client}, answers at {:.3}-{:.3} s",
+            member + 1,
+            at(first),
+            at(last)
+        );
+    }
+}
+
 struct Report {
     two_writers: Duration,
     /// Answers naming nodes that no decision in etcd's history named.

@@ -98,3 +98,54 @@ async fn cut_off_member_and_majority(leader: bool) {
     // lease + TTL + detection, with slack for a loaded machine.
     assert!(moved < Duration::from_secs(15), "{moved:?}");
 }
+
+/// The issue's first measurement: data centre A (m1, its etcd member and node1) cut off
+/// whole, a real partition (silent drops both ways), with the etcd leader outside A or
+/// inside it (then etcd elects another first, and renews every lease as it does). A client
+/// in each data centre asks every member; B and C name node2 once A's lease has ended and
+/// the TTL passed, A refuses from its deadline on; healed, all fail back to node1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_centre_cut_off_whole_never_gives_two_writers() {
+    isolate_data_centre(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_centre_cut_off_with_the_etcd_leader_never_gives_two_writers() {
+    isolate_data_centre(0).await;
+}
+
+async fn isolate_data_centre(etcd_leader: usize) {
+    let Some((site, _members, node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    site.move_etcd_leader(etcd_leader).await;
+    let clients: Vec<_> = ALL.iter().map(|&d| site.dc_client_ip(d)).collect();
+    let sampler = Sampler::clients(&site, &clients, WWW, Duration::from_millis(10));
+    sampler.wait_named(node1.ip()).await;
+    let cut = Instant::now();
+    site.isolate_dc(0, true);
+    site.wait_answer(&[1, 2], WWW, Ok(vec![node2.ip()]), LIMIT)
+        .await;
+    let moved = cut.elapsed();
+    site.wait_answer(&[0], WWW, Err(ResponseCode::ServFail), LIMIT)
+        .await;
+    // A stays refused for as long as the partition lasts.
+    holds_for(&site, &[0], &Err(ResponseCode::ServFail), STILL).await;
+    site.isolate_dc(0, false);
+    site.wait_answer(&ALL, WWW, Ok(vec![node1.ip()]), LIMIT)
+        .await;
+    let samples = sampler.stop();
+    let overlap = two_writers(&samples, TTL);
+    let first = first_named(&samples, node2.ip()).unwrap();
+    let before: Vec<_> = samples.into_iter().filter(|s| s.at < first).collect();
+    let last = last_named(&before, node1.ip());
+    eprintln!(
+        "data centre A cut off (etcd leader e{etcd_leader}): B and C on node2 {moved:?} after \
+         the cut (lease 2 s, TTL 1 s, checks every 100 ms); node1 last named {:?} after the \
+         cut (by m1 at {:?}); two writers usable {overlap:?}",
+        last.iter().flatten().max().map(|l| *l - cut),
+        last[0].map(|l| l - cut)
+    );
+    assert_eq!(overlap, Duration::ZERO, "two writers usable at once");
+    assert!(moved < Duration::from_secs(15), "{moved:?}");
+}

@@ -193,6 +193,18 @@ pub fn two_writers_while_up(
     ttl: Duration,
     down: &[(IpAddr, Instant, Instant)],
 ) -> Duration {
+    (overlaps(samples, ttl, down).iter())
+        .map(|(from, until)| *until - *from)
+        .sum()
+}
+
+/// The intervals during which two different writers were usable at once
+/// (`two_writers_while_up` is their total), in order.
+pub fn overlaps(
+    samples: &[Sample],
+    ttl: Duration,
+    down: &[(IpAddr, Instant, Instant)],
+) -> Vec<(Instant, Instant)> {
     // Per writer, its usable intervals merged; then a sweep over all of them.
     let mut usable: BTreeMap<IpAddr, Vec<(Instant, Instant)>> = BTreeMap::new();
     for sample in samples {
@@ -230,19 +242,35 @@ pub fn two_writers_while_up(
 
     // Ends before starts at the same instant: touching intervals do not overlap.
     edges.sort();
-    let (mut writers, mut since, mut total) = (0, None, Duration::ZERO);
+    let (mut writers, mut since, mut found) = (0, None, Vec::new());
     for (at, step) in edges {
         writers += step;
         match (writers >= 2, since) {
             (true, None) => since = Some(at),
             (false, Some(from)) => {
-                total += at - from;
+                if at > from {
+                    found.push((from, at));
+                }
                 since = None;
             }
             _ => {}
         }
     }
-    total
+    found
+}
+
+/// The answers naming a node that were usable during `[from, until)`: what a failing
+/// run prints to show who named whom.
+pub fn usable_during(
+    samples: &[Sample],
+    ttl: Duration,
+    from: Instant,
+    until: Instant,
+) -> Vec<&Sample> {
+    (samples.iter())
+        .filter(|s| matches!(&s.seen, Seen::Nodes(n) if !n.is_empty()))
+        .filter(|s| s.at < until && s.at + ttl > from)
+        .collect()
 }
 
 /// When any member first answered `node`, if it did.

@@ -1,5 +1,5 @@
-//! The site's etcd: three members on the host, plain or with TLS and users, stopped,
-//! restarted and asked with etcdctl.
+//! The site's etcd: three members, each in a namespace of its own on the bridge, plain or
+//! with TLS and users, stopped, restarted and asked with etcdctl.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -20,9 +20,12 @@ impl Site {
     }
 
     /// `"http://a:2379", ...` for a `[cluster] etcd` line.
-    pub fn endpoints(&self) -> String {
-        ETCD.iter()
-            .map(|e| format!("\"{}://{}:2379\"", self.scheme(), self.ip(*e)))
+    /// The etcd endpoints as member `first`'s configuration lists them: its own data
+    /// centre's first (a member tries them in order, one at a time).
+    pub fn endpoints(&self, first: usize) -> String {
+        (0..ETCD.len())
+            .map(|k| ETCD[(first + k) % ETCD.len()])
+            .map(|e| format!("\"{}://{}:2379\"", self.scheme(), self.ip(e)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -120,9 +123,13 @@ impl Site {
     }
 
     fn etcdctl(&self) -> Command {
-        let endpoints: Vec<String> = ETCD
-            .iter()
-            .map(|e| format!("{}://{}:2379", self.scheme(), self.ip(*e)))
+        self.etcdctl_to(&[0, 1, 2])
+    }
+
+    /// etcdctl asking etcd members `members` only.
+    fn etcdctl_to(&self, members: &[usize]) -> Command {
+        let endpoints: Vec<String> = (members.iter())
+            .map(|&e| format!("{}://{}:2379", self.scheme(), self.etcd_ip(e)))
             .collect();
         let mut cmd = Command::new("etcdctl");
         cmd.env("ETCDCTL_API", "3")
@@ -137,6 +144,46 @@ impl Site {
         cmd
     }
 
+    /// The etcd leader's index, through `etcdctl endpoint status` (None: no leader, or
+    /// etcd did not answer).
+    pub fn etcd_leader(&self) -> Option<usize> {
+        let out = self
+            .etcdctl()
+            .args(["endpoint", "status", "-w", "json"])
+            .output();
+        let status: serde_json::Value = serde_json::from_slice(&out.ok()?.stdout).ok()?;
+        let endpoints = status.as_array()?;
+        let leader = (endpoints.iter()).find_map(|e| e["Status"]["leader"].as_u64())?;
+        let found = (endpoints.iter())
+            .find(|e| e["Status"]["header"]["member_id"].as_u64() == Some(leader))?;
+        let endpoint = found["Endpoint"].as_str()?;
+        (0..ETCD.len()).find(|&e| endpoint.contains(&format!("//{}:", self.etcd_ip(e))))
+    }
+
+    /// Makes etcd member `e` the etcd leader (`etcdctl move-leader`, asked of the current
+    /// one), and waits until it is.
+    pub async fn move_etcd_leader(&self, e: usize) {
+        let current = self.etcd_leader().expect("an etcd leader");
+        if current != e {
+            let list = self.etcdctl_run(&["member", "list", "-w", "json"]);
+            let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+            let name = format!("e{e}");
+            let id = (list["members"].as_array().unwrap().iter())
+                .find(|m| m["name"] == name.as_str())
+                .and_then(|m| m["ID"].as_u64())
+                .unwrap_or_else(|| panic!("no etcd member {name}: {list}"));
+            let mut cmd = self.etcdctl_to(&[current]);
+            cmd.args(["move-leader", &format!("{id:x}")]);
+            run(cmd);
+        }
+        wait_for(
+            Duration::from_secs(10),
+            &format!("e{e} to lead etcd"),
+            || async { self.etcd_leader() == Some(e) },
+        )
+        .await;
+    }
+
     /// Runs etcdctl with `args`; its stdout.
     pub fn etcdctl_run(&self, args: &[&str]) -> String {
         let mut cmd = self.etcdctl();
@@ -146,6 +193,11 @@ impl Site {
 
     /// Starts the three etcd members and waits until the cluster has a leader.
     pub async fn start_etcd(&mut self) {
+        let installed = Command::new("etcd").arg("--version").output();
+        assert!(
+            installed.is_ok_and(|o| o.status.success()),
+            "cannot run etcd (the etcd-server package; scripts/test.sh installs it)"
+        );
         for i in 0..ETCD.len() {
             let child = self.etcd_member(i, "new");
             self.etcd.push(Some(child));
@@ -169,7 +221,8 @@ impl Site {
         let data: PathBuf = self.dir.path().join(format!("e{i}"));
         let log = std::fs::File::create(self.dir.path().join(format!("e{i}.log"))).unwrap();
         let scheme = self.scheme();
-        let mut etcd = Command::new("etcd");
+        let mut etcd = Command::new("ip");
+        etcd.args(["netns", "exec", &self.ns(&format!("e{i}")), "etcd"]);
         if let Some(tls) = &self.tls {
             etcd.arg("--cert-file")
                 .arg(&tls.cert)
@@ -194,7 +247,7 @@ impl Site {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("cannot start etcd (the etcd-server package; scripts/test.sh installs it)")
+            .expect("cannot run ip netns exec")
     }
 
     /// Stops etcd member `i` (SIGKILL).

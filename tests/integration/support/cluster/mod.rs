@@ -1,15 +1,18 @@
-//! A site for the cluster tests: a three-member etcd and the nodes on the host's side of a
-//! veth pair, and three hadns members, each in a network namespace of its own on a bridge,
-//! all on a /24 of 198.18.0.0/15 (RFC 2544 benchmarking addresses) that only this site
-//! uses. Cuts are silent drops both ways, as real partitions are: nftables rules in the
-//! bridge's forward hook (between the namespaces and the host) and in the host's input hook
-//! (between addresses on the host, such as two etcd members); the sender's packets leave,
-//! nothing arrives, nobody is told. Loss is the same rules with a random share.
+//! A site for the cluster tests: the nodes and the clients on the host's side of a veth
+//! pair, three etcd members and three hadns members, each in a network namespace of its
+//! own on a bridge, all on a /24 of 198.18.0.0/15 (RFC 2544 benchmarking addresses) that
+//! only this site uses. Cuts are silent drops both ways, as real partitions are: nftables
+//! rules in the bridge's forward hook (between the namespaces and the host) and in the
+//! host's input hook (between addresses on the host); the sender's packets leave, nothing
+//! arrives, nobody is told. Loss is the same rules with a random share. Every host opens
+//! its connections from its own address (the host's first address, .50, is the test's
+//! client, which no cut names), so a cut between two addresses is what it says.
 //!
 //! ```text
-//! host: .1 .2 .3 etcd   .11 .12 .13 .14 nodes   .50 the test's client   .51 .52 .53 one
-//!   | veth                                                    client per data centre
+//! host: .50 the test's client   .11 .12 .13 .14 nodes   .51 .52 .53 one client per DC
+//!   | veth
 //! bridge (own namespace) -- m1 .21 -- m2 .22 -- m3 .23   (hadns: DNS :53, admin :9153)
+//!                        -- e0 .1  -- e1 .2  -- e2 .3    (etcd: clients :2379, peers :2380)
 //! ```
 //!
 //! Data centre `d` (the nemesis's unit of isolation) is member `d`, etcd member `d`, node
@@ -93,33 +96,38 @@ impl Site {
             "link", "add", &site.veth, "type", "veth", "peer", "name", "host", "netns", &br,
         ]);
         ip(&["-n", &br, "link", "set", "host", "master", "br0", "up"]);
-        for last in ETCD
-            .iter()
-            .chain(&NODES)
-            .chain(&[CLIENT])
-            .chain(&DC_CLIENTS)
-        {
+        // The first address is the source of every connection the host opens to an
+        // address of its own (the others are secondary): the test's client, never cut.
+        for last in [CLIENT].iter().chain(&NODES).chain(&DC_CLIENTS) {
             let addr = format!("{}/24", site.ip(*last));
-            // The first address is the route's source; the rest are secondary.
             ip(&["addr", "add", &addr, "dev", &site.veth]);
         }
         ip(&["link", "set", &site.veth, "up"]);
         site.write_filter(&Filter::default());
         for (i, member) in MEMBERS.iter().enumerate() {
-            let ns = site.ns(member);
-            let port = format!("p{i}");
-            ip(&["netns", "add", &ns]);
-            ip(&[
-                "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &ns,
-            ]);
-            ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            let addr = format!("{}/24", site.member_ip(i));
-            ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            site.attach(member, &format!("p{i}"), &site.member_ip(i));
+        }
+        // etcd members each in a namespace of their own: their connections to each other
+        // leave from their own addresses, so a cut between two of them is one rule (on
+        // the host they would all leave from its first address).
+        for e in 0..ETCD.len() {
+            site.attach(&format!("e{e}"), &format!("q{e}"), &site.etcd_ip(e));
         }
         Some(site)
+    }
+
+    /// A namespace `host` on the bridge through port `port`, with `address` on its eth0.
+    fn attach(&self, host: &str, port: &str, address: &str) {
+        let (ns, br) = (self.ns(host), self.ns("br"));
+        ip(&["netns", "add", &ns]);
+        ip(&[
+            "-n", &br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        ip(&["-n", &br, "link", "set", port, "master", "br0", "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        let addr = format!("{address}/24");
+        ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
     }
 
     pub fn ns(&self, host: &str) -> String {
@@ -339,7 +347,7 @@ impl Site {
              lease = \"2s\"\n{cluster_extra}\n\n{rest}",
             ip = self.member_ip(i),
             name = MEMBERS[i],
-            endpoints = self.endpoints(),
+            endpoints = self.endpoints(i),
         )
     }
 
@@ -589,7 +597,7 @@ impl Drop for Site {
         for i in 0..self.etcd.len() {
             self.stop_etcd_member(i);
         }
-        for host in MEMBERS.iter().chain(&["br"]) {
+        for host in MEMBERS.iter().chain(&["e0", "e1", "e2", "br"]) {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(host)])
                 .output();
