@@ -9,9 +9,15 @@ cd "$(dirname "$0")/.."
 source bench/packages.sh
 install_packages etcd-server etcd-client protobuf-compiler iproute2 nftables
 runs="${RUNS:-1}"
+failed=0
 for run in $(seq 1 "$runs"); do
   echo "## run $run of $runs"
-  HADNS_NEMESIS_SECONDS="${SECONDS_PER_RUN:-600}" \
+  # A failing run does not stop the others; the script fails at the end.
+  if ! HADNS_NEMESIS_SECONDS="${SECONDS_PER_RUN:-600}" \
     cargo test -q --release --test integration -- cluster::nemesis --nocapture 2>&1 \
-    | grep -E '^nemesis:|panicked|^test result'
+    | grep -E '^nemesis:|panicked|^test result'; then
+    failed=$((failed + 1))
+  fi
 done
+echo "## $failed of $runs runs failed"
+[ "$failed" -eq 0 ]
