@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/packages.sh
-install_packages etcd-server etcd-client protobuf-compiler iproute2
+install_packages etcd-server etcd-client protobuf-compiler iproute2 nftables
 cargo bench -q --bench hadns -- cluster 2>/dev/null \
   | grep -E '^\||^$'

@@ -7,6 +7,7 @@ mod members;
 mod moves;
 mod nemesis;
 mod serials;
+mod vips;
 mod writers;
 
 use std::net::IpAddr;
