@@ -2,7 +2,7 @@
 //! a PostgreSQL split brain seen differently.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::*;
 use crate::support::cluster::{MEMBERS, Site, web_cluster};
