@@ -96,12 +96,16 @@ impl Member {
             // A decision or drain list that cannot be read keeps the last one read: never
             // forgetting the agreed answers (or every drain) because of one bad write.
             Key::Decision if put => {
+                self.decision_key = kv.mod_revision();
                 if let Some(decision) = self.read(key, value) {
                     self.state.decision = Some(decision);
                     self.decision_revision = kv.mod_revision();
                 }
             }
-            Key::Decision => self.state.decision = None,
+            Key::Decision => {
+                self.decision_key = 0;
+                self.state.decision = None;
+            }
             Key::Drains if put => {
                 if let Some(drains) = self.read(key, value) {
                     self.state.drains = drains;

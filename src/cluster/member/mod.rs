@@ -72,6 +72,8 @@ pub(super) async fn run(
         send_at: tokio::time::Instant::now(),
         unanswered: VecDeque::new(),
         decision_revision: 0,
+        decision_key: 0,
+        wrote: None,
         served: 0,
         acked: 0,
     };
@@ -127,6 +129,10 @@ struct Member {
     unanswered: VecDeque<Instant>,
     /// The revision at which the current decision was written.
     decision_revision: i64,
+    /// The decision key's last revision, readable or not (0: absent).
+    decision_key: i64,
+    /// The sequence number and revision of the last decision this member wrote.
+    wrote: Option<(u64, i64)>,
     /// The newest decision the supervisor has published, and the one etcd was told of
     /// under the current lease (`served.rs`).
     served: u64,

@@ -70,7 +70,10 @@ impl Member {
         Ok(())
     }
 
-    /// Writes the decision if this member still holds the leader key it decided under.
+    /// Writes the decision if this member still holds the leader key it decided under, and
+    /// the decision key still holds the decision it follows (the agreed one, or the last
+    /// one this member wrote): decisions are numbered one after another, none written
+    /// twice, none skipped, even when a write that timed out here was applied by etcd.
     pub(super) async fn propose(
         &mut self,
         client: &mut Client,
@@ -79,22 +82,43 @@ impl Member {
         let Some(lease) = self.lease else {
             return Ok(());
         };
+        let agreed = self.state.decision.as_ref().map_or(0, |d| d.seq);
+        let follows = match self.wrote {
+            Some((seq, revision)) if seq + 1 == decision.seq && seq > agreed => Some(revision),
+            _ if agreed + 1 == decision.seq => Some(self.decision_key),
+            _ => None,
+        };
+        let Some(follows) = follows else {
+            warn!(
+                member = %self.settings.name,
+                seq = decision.seq,
+                agreed,
+                "decision not written: it does not follow the newest one"
+            );
+            return Ok(());
+        };
         let key = self.keys.leader();
+        let decision_key = self.keys.decision();
         let txn = Txn::new()
             .when([
                 Compare::create_revision(key.as_str(), CompareOp::Equal, decision.epoch),
                 Compare::lease(key.as_str(), CompareOp::Equal, lease),
+                Compare::mod_revision(decision_key.as_str(), CompareOp::Equal, follows),
             ])
-            .and_then([TxnOp::put(self.keys.decision(), json(&decision), None)]);
+            .and_then([TxnOp::put(decision_key.as_str(), json(&decision), None)]);
         // A refused write (too large for etcd's request limit, say) is this decision's
         // problem, not the connection's: the session goes on, and the leader proposes
         // again at its next tick. A lost connection shows in the keepalive.
         match self.timed(client.txn(txn)).await {
-            Ok(Ok(written)) if written.succeeded() => {}
+            Ok(Ok(written)) if written.succeeded() => {
+                self.wrote = written.header().map(|h| (decision.seq, h.revision()));
+            }
             Ok(Ok(_)) => warn!(
                 member = %self.settings.name,
                 epoch = decision.epoch,
-                "decision not written: this member no longer leads"
+                seq = decision.seq,
+                "decision not written: this member no longer leads, or a newer decision is in \
+                 etcd"
             ),
             Ok(Err(error)) => error!(
                 member = %self.settings.name,

@@ -18,8 +18,11 @@ pub(super) struct Leader {
     engine: Engine,
     /// What the engine was last fed, per node.
     fed: HashMap<NodeId, Observation>,
-    /// The last decision proposed: the next continues its numbers.
-    proposed: Option<Agreed>,
+    /// The last decision proposed, and when: the next continues its numbers while it is
+    /// not yet seen agreed, for one lease at most (then etcd did not take it: the member
+    /// writes a decision only after the one it follows, so the next is numbered after the
+    /// agreed one again).
+    proposed: Option<(Agreed, Instant)>,
     /// The rule that holds back a new writer (`guard.rs`).
     pub guard: Guard,
     /// When a held-back writer may be named: the leader decides again then.
@@ -58,10 +61,12 @@ impl Leader {
         let ready = (0..config.pools.len()).all(|p| self.engine.pool_ready(PoolId(p)));
         let mut records = agreed_records(config, &self.engine, state.decision.as_ref());
         self.guard.observe(state, config, cx.instant);
-        let latest = self.latest(state.decision.as_ref()).map_or(0, |d| d.seq);
+        let latest = self
+            .latest(state.decision.as_ref(), cx)
+            .map_or(0, |d| d.seq);
         self.wake = (self.guard).apply(&mut records, state, config, latest, cx.instant);
         let differs = self
-            .latest(state.decision.as_ref())
+            .latest(state.decision.as_ref(), cx)
             .is_none_or(|d| !same_answers(&d.records, &records));
         let changed = (events.iter()).any(|e| matches!(e, Event::AnswerChanged { .. }));
         let fences = fences(&events);
@@ -112,8 +117,16 @@ impl Leader {
     }
 
     /// The newest decision: agreed, or proposed by this leader and not yet seen agreed.
-    fn latest<'a>(&'a self, agreed: Option<&'a Agreed>) -> Option<&'a Agreed> {
-        match (agreed, &self.proposed) {
+    fn latest<'a>(&'a self, agreed: Option<&'a Agreed>, cx: &Context) -> Option<&'a Agreed> {
+        let lease = cx
+            .config
+            .cluster
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.lease);
+        let proposed = (self.proposed.as_ref())
+            .filter(|(_, at)| cx.instant < *at + lease)
+            .map(|(p, _)| p);
+        match (agreed, proposed) {
             (Some(a), Some(p)) if p.seq > a.seq => Some(p),
             (None, Some(p)) => Some(p),
             (a, _) => a,
@@ -132,7 +145,7 @@ impl Leader {
         digest: &str,
         cx: &Context,
     ) -> Option<Agreed> {
-        let latest = self.latest(agreed);
+        let latest = self.latest(agreed, cx);
         if latest.is_some_and(|d| same_answers(&d.records, &records)) {
             return None;
         }
@@ -155,7 +168,7 @@ impl Leader {
             digest: digest.into(),
             records,
         };
-        self.proposed = Some(decision.clone());
+        self.proposed = Some((decision.clone(), cx.instant));
         Some(decision)
     }
 }

@@ -262,6 +262,29 @@ fn proposals_are_numbered_after_the_agreed_decision_and_never_twice() {
 }
 
 #[test]
+fn a_proposal_etcd_did_not_take_within_a_lease_is_numbered_again_after_the_agreed_one() {
+    let mut m1 = Member::new("keep");
+    let agreed = decision(7, 1);
+    let out = m1.step(state(true, [DOWN, DOWN, UP], Some(agreed.clone())), false);
+    let records = proposed(&out).unwrap();
+    assert_eq!(m1.propose(records.clone()).unwrap().seq, 8);
+    // Within the lease (3 s) the leader counts on it: a further change follows it.
+    m1.instant += Duration::from_millis(2900);
+    let out = m1.step(state(true, [DOWN, DOWN, UP], Some(agreed.clone())), true);
+    assert!(
+        proposed(&out).is_none(),
+        "the same answers: nothing to propose"
+    );
+    // Past the lease and still not agreed: it was lost (the member writes a decision only
+    // after the one it follows), so the same answers are proposed again, as seq 8.
+    m1.instant += Duration::from_millis(200);
+    let out = m1.step(state(true, [DOWN, DOWN, UP], Some(agreed.clone())), true);
+    let again = m1.propose(proposed(&out).expect("proposed again")).unwrap();
+    assert_eq!(again.seq, 8);
+    assert_eq!(again.serial, crate::dns::serial_next(agreed.serial));
+}
+
+#[test]
 fn the_first_decision_moves_every_serial() {
     let mut m1 = Member::new("keep");
     // A zone's serial far above the Unix time (a date-style serial).

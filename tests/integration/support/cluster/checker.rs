@@ -338,13 +338,18 @@ pub fn undecided(samples: &[Sample], decided: &[Vec<IpAddr>]) -> usize {
 /// Decisions written out of turn: a seq that is not the one after the last, or an epoch
 /// (the leadership that wrote it) older than the last one's: a deposed leader's write.
 pub fn out_of_turn(decisions: &[serde_json::Value]) -> usize {
-    (decisions.windows(2))
-        .filter(|w| {
-            let (a, b) = (&w[0], &w[1]);
+    out_of_turn_at(decisions).len()
+}
+
+/// Where decisions were written out of turn: the index of each such decision.
+pub fn out_of_turn_at(decisions: &[serde_json::Value]) -> Vec<usize> {
+    (1..decisions.len())
+        .filter(|&i| {
+            let (a, b) = (&decisions[i - 1], &decisions[i]);
             b["seq"].as_u64() != a["seq"].as_u64().map(|s| s + 1)
                 || b["epoch"].as_i64() < a["epoch"].as_i64()
         })
-        .count()
+        .collect()
 }
 
 /// Serials a member served after a later decision's serial, as one client saw them in
