@@ -77,7 +77,19 @@ impl Site {
             return None;
         }
         let n = SITES.fetch_add(1, Ordering::SeqCst);
-        let index = (std::process::id() * 16 + n) % 512;
+        // A /24 no other site on this host uses (another test process may run beside
+        // this one): the first free one from a start that differs per process.
+        let start = (std::process::id().wrapping_mul(2_654_435_761) >> 7) + n * 37;
+        let index = (0..512)
+            .map(|k| (start + k) % 512)
+            .find(|&i| {
+                let net = format!("198.{}.{}.0/24", 18 + i / 256, i % 256);
+                let out = Command::new("ip")
+                    .args(["-o", "addr", "show", "to", &net])
+                    .output();
+                out.is_ok_and(|o| o.stdout.is_empty())
+            })
+            .expect("a free /24 in 198.18.0.0/15");
         let site = Site {
             prefix: format!("hc{}x{n}", std::process::id()),
             net: format!("198.{}.{}.", 18 + index / 256, index % 256),
