@@ -10,7 +10,7 @@
 //! - `leader.rs`: while this member leads, a second engine on the merged views of the live
 //!   members (a node is down when a majority of those that observe it say so) proposes
 //!   (`Route::Propose`: fenced first, then written in a transaction guarded by the
-//!   leadership).
+//!   leadership and by the decision it follows).
 //! - `follow.rs`: every member serves what etcd's watch says was agreed (`Route::Agreed`),
 //!   or, cut off, keeps it or refuses (`on_lost`), and releases its vips at the lease's end.
 //! - `status.rs`: the cluster part of `/status`.
