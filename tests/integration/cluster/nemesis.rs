@@ -138,15 +138,7 @@ impl World {
             Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => self.site.etcd_leader()?,
             _ => 0,
         };
-        let holds = match fault {
-            Fault::Pause(m) | Fault::Kill(m) => vec![Holds::Member(m)],
-            Fault::PauseLeader => vec![Holds::Member(target)],
-            Fault::KillEtcd(e) | Fault::IsolateEtcd(e) => vec![Holds::Etcd(e)],
-            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => vec![Holds::Etcd(target)],
-            Fault::Crash(n) => vec![Holds::Node(n)],
-            Fault::Unplug(m) | Fault::Lossy(m, _) | Fault::Slow(m) => vec![Holds::Link(m)],
-            _ => vec![],
-        };
+        let holds = holds(fault, target);
         let paused_or_killed =
             |m: usize| self.members[m].is_none() || self.held.contains(&Holds::Member(m));
         let needs_member = match fault {
@@ -223,16 +215,22 @@ impl World {
             Fault::Lossy(m, _) => site.lose(&site.member_ip(m), 0),
             Fault::Slow(m) => site.slow(m, None),
         }
-        let released: Vec<Holds> = match fault {
-            Fault::Pause(m) | Fault::Kill(m) => vec![Holds::Member(m)],
-            Fault::PauseLeader => vec![Holds::Member(target)],
-            Fault::KillEtcd(e) | Fault::IsolateEtcd(e) => vec![Holds::Etcd(e)],
-            Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => vec![Holds::Etcd(target)],
-            Fault::Crash(n) => vec![Holds::Node(n)],
-            Fault::Unplug(m) | Fault::Lossy(m, _) | Fault::Slow(m) => vec![Holds::Link(m)],
-            _ => vec![],
-        };
+        let released = holds(fault, target);
         self.held.retain(|h| !released.contains(h));
+    }
+}
+
+/// What `fault` (on `target`, for the faults that find theirs) holds while in force: no
+/// other fault may take it meanwhile.
+fn holds(fault: Fault, target: usize) -> Vec<Holds> {
+    match fault {
+        Fault::Pause(m) | Fault::Kill(m) => vec![Holds::Member(m)],
+        Fault::PauseLeader => vec![Holds::Member(target)],
+        Fault::KillEtcd(e) | Fault::IsolateEtcd(e) => vec![Holds::Etcd(e)],
+        Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => vec![Holds::Etcd(target)],
+        Fault::Crash(n) => vec![Holds::Node(n)],
+        Fault::Unplug(m) | Fault::Lossy(m, _) | Fault::Slow(m) => vec![Holds::Link(m)],
+        _ => vec![],
     }
 }
 
