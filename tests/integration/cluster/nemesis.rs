@@ -23,9 +23,10 @@ use crate::support::cluster::{Site, web_cluster, web_pool};
 const TTL: Duration = Duration::from_secs(1);
 /// The members' lease (`member_config`).
 const LEASE: Duration = Duration::from_secs(2);
-/// The least time a crashed node stays down: the TTL and a second for detection and
-/// propagation.
-const CRASH_DOWN: Duration = Duration::from_secs(2);
+/// The least time a crashed node stays down: a member that has not yet heard of its
+/// replacement names it until its writers deadline (at most the lease after its last
+/// answered keepalive), a client holds that for the TTL; and a second for detection.
+const CRASH_DOWN: Duration = Duration::from_secs(4);
 const PREFIX: &str = "/hadns/test/";
 
 /// One fault. Every cut is a silent drop both ways (nftables, see support/cluster).
@@ -295,10 +296,10 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
             }
             if matches!(fault, Fault::Crash(_)) {
                 // A crashed writer is replaced at once (its refusals prove it takes no
-                // writes); one back within the TTL of the last answer naming it would take
-                // writes from the clients that still hold it. docs/cluster.md states this
-                // limit of the fast path: it holds for writers down longer than the TTL
-                // and the detection.
+                // writes), without waiting for every member to serve that; one back before
+                // every member and every client cache let go of it would take writes from
+                // the clients that still hold it. docs/cluster.md states this condition of
+                // the fast path: a crashed writer stays down for the lease and the TTL.
                 hold = hold.max(CRASH_DOWN);
             }
             events.push((start, true, k));
