@@ -15,7 +15,7 @@ for run in $(seq 1 "$runs"); do
   # A failing run does not stop the others; the script fails at the end.
   if ! HADNS_NEMESIS_SECONDS="${SECONDS_PER_RUN:-600}" \
     cargo test -q --release --test integration -- cluster::nemesis --nocapture 2>&1 \
-    | grep -E '^nemesis:|panicked|^test result'; then
+    | grep --line-buffered -E '^nemesis:|panicked|^test result'; then
     failed=$((failed + 1))
   fi
 done
