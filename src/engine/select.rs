@@ -172,9 +172,13 @@ impl Engine {
             state.from_on_empty = false;
             return Next::Answer(Answer::Nodes(choice.nodes.clone()), reason);
         }
-        let unreachable = self.nodes[pool]
-            .iter()
-            .all(|n| n.health == super::Health::Down);
+        // A node whose host refused the connection was reached (nothing listens there):
+        // only a pool none of whose nodes could be reached suggests that hadns itself is
+        // cut off. Keeping a refusing writer named would keep clients' caches of it fresh,
+        // and it may come back while its replacement is named.
+        let unreachable = self.nodes[pool].iter().all(|n| {
+            n.health == super::Health::Down && !n.last.as_ref().is_some_and(|o| o.refused)
+        });
         let empty = empty_answer(spec.on_empty, self.nodes[pool].len());
         let keep_stale = unreachable
             && !spec.max_stale.is_zero()

@@ -191,6 +191,10 @@ fn run(config: &Config, transcript: &str) {
                         conclusive: true,
                         ..Observation::down(rest.join(" "), Duration::from_millis(1))
                     },
+                    "refused" => Observation {
+                        refused: true,
+                        ..Observation::down("connection refused", Duration::from_millis(1))
+                    },
                     role @ ("primary" | "standby") => db_observation(config, role, rest),
                     other => panic!("line {n}: unknown result {other}"),
                 };
@@ -424,6 +428,24 @@ fn an_unreachable_pool_keeps_its_answer_until_max_stale() {
     );
     // With a node still reachable nothing is kept: see primary_and_replicas_follow_roles,
     // where the primary's loss gives NODATA at once while the standbys answer probes.
+}
+
+#[test]
+fn a_pool_whose_hosts_refuse_is_reachable_and_keeps_no_stale_answer() {
+    // Every process down but their hosts answering (connection refused): hadns is not the
+    // one cut off, and a dead writer kept named would keep clients' caches of it fresh.
+    run(
+        &tcp("fall = 1", "max_stale = \"10s\""),
+        "at 0ms n1 ok
+         at 0ms n2 ok
+         at 0ms n3 ok
+         at 1s n2 refused
+         at 1s n3 fail timeout
+         expect www = n1
+         at 2s n1 refused
+         expect event answer
+         expect www = nodata",
+    );
 }
 
 #[test]
