@@ -2,11 +2,13 @@
 //! member's lease and renews it three times per lease, writes the member key and this
 //! member's views under it, reads the prefix and watches it from the revision it read,
 //! campaigns when there is no leader, and writes the leader's decisions in a transaction
-//! guarded by its leadership. Any failure ends the session: the state says the member is
-//! cut off (and keeps what it knew), and a new session starts after a short wait, its
-//! watch resuming from the last revision seen. A watch whose revision etcd compacted away
-//! reads the prefix again and watches from there.
+//! guarded by its leadership and by the decision they follow. A session talks to one etcd
+//! endpoint, the next one after each loss. Any failure ends the session: the state says
+//! the member is cut off (and keeps what it knew), and a new session starts after a short
+//! wait, its watch resuming from the last revision seen. A watch whose revision etcd
+//! compacted away reads the prefix again and watches from there.
 
+mod connect;
 mod content;
 mod served;
 mod writers;
@@ -16,10 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{
-    Certificate, Client, ConnectOptions, EventType, Identity, PutOptions, TlsOptions,
-    WatchResponse, WatchStream,
-};
+use etcd_client::{Client, EventType, PutOptions, WatchResponse, WatchStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -283,33 +282,6 @@ impl Member {
         info!(member = %self.settings.name, lease, "connected to etcd");
         self.campaign(client).await?;
         Ok(())
-    }
-
-    fn options(&self) -> Result<ConnectOptions, Error> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(self.budget)
-            .with_timeout(self.budget)
-            // No HTTP/2 pings: etcd answers pings more often than every 5 s
-            // (--grpc-keepalive-min-time) by closing the connection. A dead connection is
-            // noticed by the lease keepalive going unanswered instead.
-            .with_require_leader(true);
-        if let Some((user, password)) = &self.settings.auth {
-            options = options.with_user(user.clone(), password.clone());
-        }
-        if let Some(tls) = &self.settings.tls {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).map_err(|e| Error::Lost(format!("{}: {e}", path.display())))
-            };
-            let mut options_tls = TlsOptions::new();
-            if let Some(ca) = &tls.ca_file {
-                options_tls = options_tls.ca_certificate(Certificate::from_pem(read(ca)?));
-            }
-            if let Some((cert, key)) = &tls.identity {
-                options_tls = options_tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-            }
-            options = options.with_tls(options_tls);
-        }
-        Ok(options)
     }
 
     /// The lease of the last session when etcd still has it (its keys are still there),
