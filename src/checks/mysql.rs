@@ -177,6 +177,14 @@ async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
             .map_err(|e| describe(&e))?,
     };
     let replication = replica.as_ref().map(replication);
+    let received_gtid = match (
+        &gtid,
+        replica.as_ref().and_then(|r| retrieved(r, s.mariadb)),
+    ) {
+        (Ok(executed), Some(retrieved)) => Some(executed.union(&retrieved)),
+        (Ok(executed), None) => Some(executed.clone()),
+        (Err(_), _) => None,
+    };
     let read_only = row.0 != 0 || row.1 != 0;
     let role = if read_only { "read-only" } else { "writable" };
     let replicating = match &replication {
@@ -193,9 +201,12 @@ async fn query(s: &mut Session) -> Result<(String, DbStatus), String> {
     let status = DbStatus {
         writable: !read_only,
         cluster: None,
+        server: Some(row.2),
         timeline: None,
         position: gtid.as_ref().map(Gtid::transactions),
         gtid,
+        received: received_gtid.as_ref().map(Gtid::transactions),
+        received_gtid,
         replication,
     };
     Ok((detail, status))
@@ -239,11 +250,27 @@ fn replication(row: &Row) -> Replication {
     }
     Replication {
         running: io == "Yes" && sql == "Yes",
+        receiving: io == "Yes",
         source_host: host,
         source_port: port,
         source_addresses: Vec::new(),
         state,
     }
+}
+
+/// What a replica's IO thread received (relay log included): MariaDB `Gtid_IO_Pos`,
+/// MySQL `Retrieved_Gtid_Set`; `None` when absent or unreadable.
+fn retrieved(row: &Row, mariadb: bool) -> Option<Gtid> {
+    let (column, parse): (&str, fn(&str) -> Result<Gtid, String>) = if mariadb {
+        ("Gtid_IO_Pos", Gtid::parse_mariadb)
+    } else {
+        ("Retrieved_Gtid_Set", Gtid::parse_mysql)
+    };
+    let text: String = row
+        .get_opt::<Option<String>, &str>(column)?
+        .ok()
+        .flatten()?;
+    parse(&text).ok()
 }
 
 /// Sleeps in a query until the session dies, then reports it.

@@ -26,7 +26,8 @@ const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
     THEN COALESCE(r.received_tli, (SELECT timeline_id FROM pg_control_checkpoint())) \
     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END, \
   (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn, \
-  r.pid, r.status, r.sender_host, r.sender_port \
+  r.pid, r.status, r.sender_host, r.sender_port, \
+  (CASE WHEN pg_is_in_recovery() THEN GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn \
   FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true";
 
 pub struct PgProber {
@@ -168,6 +169,7 @@ fn read_probe_row(row: &tokio_postgres::SimpleQueryRow) -> (String, DbStatus) {
         (None, _) => None,
         (Some(_), None) => Some(Replication {
             running: false,
+            receiving: false,
             state: "the WAL receiver's state is hidden: the role needs pg_read_all_stats \
                     (or pg_monitor)"
                 .into(),
@@ -177,6 +179,7 @@ fn read_probe_row(row: &tokio_postgres::SimpleQueryRow) -> (String, DbStatus) {
         }),
         (Some(_), Some(state)) => Some(Replication {
             running: state == "streaming",
+            receiving: state == "streaming",
             source_host: text(7).unwrap_or_default(),
             source_port: row.get(8).and_then(|p| p.parse::<u16>().ok()),
             source_addresses: Vec::new(),
@@ -186,9 +189,12 @@ fn read_probe_row(row: &tokio_postgres::SimpleQueryRow) -> (String, DbStatus) {
     let status = DbStatus {
         writable: !in_recovery && !read_only,
         cluster: text(2),
+        server: None,
         timeline: number(3),
         position: number(4),
         gtid: None,
+        received: number(9),
+        received_gtid: None,
         replication,
     };
     let timeline = status.timeline.unwrap_or(0);

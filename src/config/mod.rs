@@ -22,6 +22,7 @@ mod fields;
 mod network;
 mod parse;
 mod pool;
+mod promote;
 mod record;
 mod site;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use digest::digest;
 pub use error::{ConfigError, Problem};
 pub use fields::{normalize_name, parse_duration};
 pub use network::Network;
+pub use promote::{Promote, PromoteMode, Rejoin};
 pub use site::{Site, site_of};
 pub use transfer::{Transfer, TsigAlgorithm, TsigKey, ZoneNotify};
 
@@ -141,6 +143,10 @@ pub struct Pool {
     pub fall: u32,
     /// How the loser of a primary election is fenced; empty = not at all.
     pub fence: Fencing,
+    /// `[pool.promote]`: whether and how hadns promotes a replica itself. Left out of the
+    /// cluster digest while off, so that older members agree.
+    #[serde(skip_serializing_if = "Promote::is_off")]
+    pub promote: Promote,
     pub nodes: Vec<Node>,
 }
 
@@ -265,6 +271,13 @@ pub struct Node {
     pub priority: u32,
     /// The node's `[[site]]` (an index into `Config::sites`).
     pub site: Option<usize>,
+    /// `promote = false`: never a candidate for promotion (in the digest only then).
+    #[serde(skip_serializing_if = "is_true")]
+    pub promote: bool,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -42,6 +42,7 @@ pub(super) struct RawPool {
     postgres: Option<RawDb>,
     mysql: Option<RawDb>,
     dns: Option<RawDns>,
+    promote: Option<super::promote::RawPromote>,
     #[serde(default)]
     node: Vec<RawNode>,
 }
@@ -59,6 +60,7 @@ struct RawNode {
     port: Option<i64>,
     priority: Option<i64>,
     site: Option<String>,
+    promote: Option<bool>,
 }
 
 /// `fence = "..."`.
@@ -122,6 +124,7 @@ pub(super) fn validate_pool(
         problems,
     );
 
+    let promote = super::promote::validate_promote(raw.promote, &check, &fence, path, problems);
     let nodes = validate_nodes(raw.node, &name, &check, path, problems);
     Pool {
         name,
@@ -132,6 +135,7 @@ pub(super) fn validate_pool(
         rise,
         fall,
         fence,
+        promote,
         nodes,
     }
 }
@@ -285,5 +289,6 @@ fn validate_node(raw: RawNode, path: &str, needs_port: bool, problems: &mut Vec<
         port,
         priority,
         site: None,
+        promote: raw.promote.unwrap_or(true),
     }
 }

@@ -101,6 +101,83 @@ impl Gtid {
     }
 }
 
+impl Gtid {
+    /// Every transaction of either position: MariaDB keeps each domain's later sequence,
+    /// MySQL joins the intervals. Positions of different kinds give `self`.
+    pub fn union(&self, other: &Gtid) -> Gtid {
+        match (self, other) {
+            (Gtid::Mariadb(mine), Gtid::Mariadb(theirs)) => {
+                let mut domains = mine.clone();
+                for (&domain, &(server, seq)) in theirs {
+                    let entry = domains.entry(domain).or_insert((server, seq));
+                    if seq > entry.1 {
+                        *entry = (server, seq);
+                    }
+                }
+                Gtid::Mariadb(domains)
+            }
+            (Gtid::Mysql(mine), Gtid::Mysql(theirs)) => {
+                let mut sets = mine.clone();
+                for (key, intervals) in theirs {
+                    let set = sets.entry(key.clone()).or_default();
+                    set.extend(intervals);
+                    set.sort_unstable();
+                    let mut joined: Vec<(u64, u64)> = Vec::with_capacity(set.len());
+                    for &(s, e) in set.iter() {
+                        match joined.last_mut() {
+                            Some(last) if s <= last.1.saturating_add(1) => last.1 = last.1.max(e),
+                            _ => joined.push((s, e)),
+                        }
+                    }
+                    *set = joined;
+                }
+                Gtid::Mysql(sets)
+            }
+            _ => self.clone(),
+        }
+    }
+
+    /// What `self` (a replica) has that `primary` (its primary as last seen, whose own
+    /// server id or UUID is `server`) never had, as far as positions tell; `None` when
+    /// nothing. Transactions the primary wrote after it was last seen are not errant: a
+    /// MariaDB domain's later sequence written by the primary's server, a MySQL set's
+    /// transactions of the primary's UUID above its last one.
+    pub fn errant(&self, primary: &Gtid, server: Option<&str>) -> Option<String> {
+        let bad: Vec<String> = match (self, primary) {
+            (Gtid::Mariadb(mine), Gtid::Mariadb(theirs)) => mine
+                .iter()
+                .filter(|&(domain, &(s, seq))| {
+                    let own = server == Some(s.to_string().as_str());
+                    match theirs.get(domain) {
+                        None => !own,
+                        Some(&(their_server, their_seq)) => {
+                            (seq == their_seq && s != their_server) || (seq > their_seq && !own)
+                        }
+                    }
+                })
+                .map(|(d, (s, n))| format!("{d}-{s}-{n}"))
+                .collect(),
+            (Gtid::Mysql(mine), Gtid::Mysql(theirs)) => {
+                let mut bad = Vec::new();
+                for (key, intervals) in mine {
+                    let covering = theirs.get(key).map(Vec::as_slice).unwrap_or_default();
+                    let own = server.is_some_and(|u| key.split(':').next() == Some(u));
+                    let last = covering.last().map_or(0, |&(_, e)| e);
+                    for &(start, end) in intervals {
+                        let known_end = if own { end.min(last) } else { end };
+                        if start <= known_end && !covered(start, known_end, covering) {
+                            bad.push(format!("{key}:{start}-{end}"));
+                        }
+                    }
+                }
+                bad
+            }
+            _ => vec!["positions of another kind".into()],
+        };
+        (!bad.is_empty()).then(|| bad.join(","))
+    }
+}
+
 /// Whether `start..=end` lies within the sorted intervals `set` (adjacent ones joined).
 fn covered(start: u64, end: u64, set: &[(u64, u64)]) -> bool {
     let mut next = start;
@@ -172,6 +249,34 @@ mod tests {
         );
         assert!(Gtid::parse_mariadb("0-2").is_err());
         assert!(Gtid::parse_mariadb("a-b-c").is_err());
+    }
+
+    #[test]
+    fn a_replica_is_errant_only_with_what_its_primary_never_wrote() {
+        let primary = Gtid::parse_mariadb("0-3-10").unwrap();
+        let m = |t: &str| Gtid::parse_mariadb(t).unwrap();
+        let errant = |t: &str| m(t).errant(&primary, Some("1"));
+        assert_eq!(errant("0-3-8"), None);
+        assert_eq!(errant("0-3-10"), None);
+        // Written by the primary (server 1) after hadns last saw it: received, not errant.
+        assert_eq!(errant("0-1-12"), None);
+        assert_eq!(errant("0-2-11"), Some("0-2-11".into()));
+        assert_eq!(errant("0-2-10"), Some("0-2-10".into()));
+        assert_eq!(errant("0-3-10,5-2-1"), Some("5-2-1".into()));
+        assert_eq!(errant("0-3-10,5-1-1"), None);
+        assert_eq!(
+            m("0-1-12").union(&m("0-1-9,1-3-2")).to_string(),
+            "0-1-12,1-3-2"
+        );
+        let mysql = Gtid::parse_mysql("p:1-10,old:1-3").unwrap();
+        let y = |t: &str| Gtid::parse_mysql(t).unwrap();
+        let errant = |t: &str| y(t).errant(&mysql, Some("p"));
+        assert_eq!(errant("p:1-8,old:1-3"), None);
+        assert_eq!(errant("p:1-14"), None);
+        assert_eq!(errant("p:1-10,r:1"), Some("r:1-1".into()));
+        assert_eq!(errant("old:1-4"), Some("old:1-4".into()));
+        assert_eq!(errant("q:1"), Some("q:1-1".into()));
+        assert_eq!(y("p:1-3").union(&y("p:4-6:9")).to_string(), "p:1-6:9");
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub struct DbStatus {
     pub writable: bool,
     /// PostgreSQL `system_identifier`; nodes of one cluster share it.
     pub cluster: Option<String>,
+    /// MySQL/MariaDB: the server's own identity (`server_uuid`, MariaDB `server_id`), which
+    /// its own transactions carry in their GTIDs.
+    #[serde(default)]
+    pub server: Option<String>,
     /// PostgreSQL timeline: a promotion starts a higher one.
     pub timeline: Option<u64>,
     /// How far the node's data goes. PostgreSQL: the WAL position in bytes (the write
@@ -19,6 +23,15 @@ pub struct DbStatus {
     pub position: Option<u64>,
     /// MySQL/MariaDB GTID position, to tell a replica that diverged from its primary.
     pub gtid: Option<Gtid>,
+    /// How far a replica has *received* (applied or not), which is what a promotion keeps:
+    /// PostgreSQL `pg_last_wal_receive_lsn()` in bytes; MySQL/MariaDB the transactions of
+    /// `received_gtid`. The same as `position` on a primary.
+    #[serde(default)]
+    pub received: Option<u64>,
+    /// MySQL/MariaDB: the GTID position with the relay log included (MariaDB
+    /// `Gtid_IO_Pos`, MySQL `Retrieved_Gtid_Set`, joined with the executed position).
+    #[serde(default)]
+    pub received_gtid: Option<Gtid>,
     /// How the node replicates; `None` when no replication is configured on it.
     pub replication: Option<Replication>,
 }

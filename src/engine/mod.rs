@@ -11,6 +11,9 @@ mod event;
 mod gtid;
 mod inputs;
 mod node;
+mod promote;
+#[cfg(test)]
+mod promote_tests;
 mod replica_select;
 mod replicas;
 mod select;
@@ -28,6 +31,7 @@ pub use event::Event;
 pub use gtid::Gtid;
 pub use inputs::{DbStatus, Observation};
 pub use node::NodeState;
+pub use promote::{Ask, Plan, Verdict};
 pub use replicas::{Lag, Replication};
 
 use crate::config::{Check, Config, MaxLag, OnEmpty, Select};
@@ -292,6 +296,39 @@ impl Engine {
             events.extend(self.update_pool(pool, now, &why));
         }
         events
+    }
+
+    /// Marks a node replaced by a promotion (or no longer): a deposed node is never
+    /// answered and is fenced whenever it is writable.
+    pub fn set_deposed(&mut self, id: NodeId, deposed: bool, now: Duration) -> Vec<Event> {
+        let (pool, node) = (id.pool.0, id.index);
+        let state = &mut self.nodes[pool][node];
+        if state.deposed == deposed {
+            return Vec::new();
+        }
+        state.deposed = deposed;
+        state.fenced = false;
+        let name = &self.pools[pool].node_names[node];
+        let why = if deposed {
+            format!("{name} was replaced by a promotion")
+        } else {
+            format!("{name} replicates from the primary again")
+        };
+        if self.ready[pool] {
+            return self.update_pool(pool, now, &why);
+        }
+        Vec::new()
+    }
+
+    /// Whether node `node` replicates, running, from the node its pool's `primary`
+    /// record answers.
+    pub fn follows_primary(&self, node: NodeId) -> bool {
+        let p = node.pool.0;
+        let Some(primary) = self.references[p].as_ref().filter(|r| r.current) else {
+            return false;
+        };
+        self.nodes[p][node.index].health == Health::Up
+            && self.replicates_from(p, node.index, primary.node, |r| r.running)
     }
 
     /// Why node `node` is not answered by the `replicas` record `record`, if it is not.

@@ -22,6 +22,9 @@ pub struct NodeState {
     pub last_at: Duration,
     /// Set by an operator: the node leaves every answer but is still checked.
     pub drained: bool,
+    /// Replaced by a promotion: never answered, fenced whenever it is writable, until it
+    /// replicates from the pool's primary again.
+    pub deposed: bool,
     /// Fencing was requested during the node's current writable episode.
     pub(super) fenced: bool,
 }
@@ -38,6 +41,7 @@ impl NodeState {
             excluded: None,
             last_at: Duration::ZERO,
             drained: false,
+            deposed: false,
             fenced: false,
         }
     }
@@ -49,7 +53,7 @@ impl NodeState {
 
     /// Reachable and not drained: it may be answered.
     pub(super) fn eligible(&self) -> bool {
-        self.reachable() && !self.drained
+        self.reachable() && !self.drained && !self.deposed
     }
 
     pub(super) fn writable(&self) -> bool {

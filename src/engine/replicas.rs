@@ -29,6 +29,10 @@ pub struct Replication {
     /// Receiving and applying now: PostgreSQL's WAL receiver is streaming; MySQL's IO and
     /// SQL threads are both running.
     pub running: bool,
+    /// Connected to its source and receiving (MySQL's IO thread `Yes`, PostgreSQL's WAL
+    /// receiver streaming), whether or not it applies: proof that the source is alive.
+    #[serde(default)]
+    pub receiving: bool,
     /// The server's words for the state (`streaming`, `IO thread Connecting, SQL thread Yes`).
     pub state: String,
     /// The source's host as the server names it (an address, a name, or a socket
@@ -119,6 +123,22 @@ impl Reference {
     }
 
     /// The replica with `position` (and `gtid`), observed at `seen`, compared at `now`.
+    /// How far `received` (a replica's received position) was behind this primary when it
+    /// was last seen: what a promotion of that replica loses at most, as far as hadns saw.
+    pub fn lost_at_promotion(&self, received: u64) -> Option<Lag> {
+        let &(_, latest) = self.history.back()?;
+        let at_or_before = self.history.iter().rposition(|&(_, p)| p <= received);
+        let time = match at_or_before {
+            Some(i) if i + 1 == self.history.len() => Duration::ZERO,
+            Some(i) => self.last_seen.saturating_sub(self.history[i].0),
+            None => self.last_seen.saturating_sub(self.history[0].0),
+        };
+        Some(Lag {
+            behind: latest.saturating_sub(received),
+            time,
+        })
+    }
+
     pub fn lag(
         &self,
         position: u64,

@@ -212,19 +212,27 @@ impl Engine {
     }
 
     /// With a single winner, every other writable node of the same cluster is a loser to
-    /// fence, once per writable episode.
+    /// fence, once per writable episode; a deposed node that is writable is fenced even
+    /// while there is no winner.
     fn fence_losers(&mut self, record: usize, to: &Answer) -> Vec<Event> {
-        let Answer::Nodes(winner) = to else {
-            return Vec::new();
+        let winner = match to {
+            Answer::Nodes(winner) => winner.as_slice(),
+            _ => &[],
         };
         let pool = self.records[record].pool;
+        let names = &self.pools[pool].node_names;
         let mut events = Vec::new();
         for (i, node) in self.nodes[pool].iter_mut().enumerate() {
-            if !winner.contains(&i) && node.writable() && !node.fenced {
+            let loser = !winner.is_empty() || node.deposed;
+            if loser && !winner.contains(&i) && node.writable() && !node.fenced {
                 node.fenced = true;
+                let reason = match winner.first() {
+                    Some(&w) if !node.deposed => format!("{} is the primary", names[w]),
+                    _ => format!("{} was replaced by a promotion", names[i]),
+                };
                 events.push(Event::Fence {
                     node: NodeId::new(pool, i),
-                    reason: format!("{} is the primary", self.pools[pool].node_names[winner[0]]),
+                    reason,
                 });
             }
         }
@@ -262,7 +270,10 @@ impl Engine {
         let names = &self.pools[pool].node_names;
         // A drained node that is still writable counts in the split-brain rules (it is
         // a writable primary all the same) but is never the answer.
-        let writable: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].writable()).collect();
+        // A deposed node (replaced by a promotion) is no contender: it is only fenced.
+        let writable: Vec<usize> = (0..nodes.len())
+            .filter(|&i| nodes[i].writable() && !nodes[i].deposed)
+            .collect();
         if writable.len() < 2 {
             return Choice::plain(
                 writable

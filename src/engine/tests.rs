@@ -21,7 +21,7 @@ use super::*;
 use crate::config::parse_duration;
 use crate::engine::{Gtid, Replication};
 
-fn config(check: &str, pool_extra: &str, records: &str) -> Config {
+pub(super) fn config(check: &str, pool_extra: &str, records: &str) -> Config {
     let section = match check {
         "postgres" | "mysql" => format!("[pool.{check}]\nuser = \"hadns\"\n"),
         _ => String::new(),
@@ -111,10 +111,18 @@ fn db_observation(config: &Config, role: &str, args: &[&str]) -> Observation {
                 db.position = Some(gtid.transactions());
                 db.gtid = Some(gtid);
             }
-            "from" | "stopped" => {
+            "recv" => {
+                let gtid = Gtid::parse_mariadb(v).unwrap();
+                db.received = Some(gtid.transactions());
+                db.received_gtid = Some(gtid);
+            }
+            "rlsn" => db.received = Some(v.parse().unwrap()),
+            "server" => db.server = Some(v.to_string()),
+            "from" | "stopped" | "io" | "lost" => {
                 let node = config.pools[0].nodes.iter().find(|n| n.name == v).unwrap();
                 db.replication = Some(Replication {
                     running: k == "from",
+                    receiving: k == "from" || k == "io",
                     state: if k == "from" { "streaming" } else { "stopped" }.into(),
                     source_host: v.to_string(),
                     source_addresses: vec![node.address],
@@ -159,7 +167,7 @@ fn event_matches(event: &Event, kind: &str, node: Option<usize>) -> bool {
     }
 }
 
-fn run(config: &Config, transcript: &str) {
+pub(super) fn run(config: &Config, transcript: &str) {
     let mut engine = Engine::new(config);
     let pool = &config.pools[0];
     let node_index = |name: &str| pool.nodes.iter().position(|x| x.name == name).unwrap();
@@ -176,6 +184,35 @@ fn run(config: &Config, transcript: &str) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
+            ["at", time, action @ ("depose" | "undepose"), node] => {
+                let now = parse_duration(time).unwrap();
+                let id = NodeId::new(0, node_index(node));
+                let new = engine.set_deposed(id, *action == "depose", now);
+                take(&mut events, &mut expected, new);
+            }
+            ["expect", which @ ("promote" | "ask"), text @ ..] => {
+                let ask = (*which == "ask").then(Ask::default);
+                let got = match engine.promotion(PoolId(0), pool, ask) {
+                    Verdict::Promote(plan) => format!(
+                        "{}{} replaces {}, others [{}]",
+                        if plan.switchover { "switchover: " } else { "" },
+                        pool.nodes[plan.candidate].name,
+                        pool.nodes[plan.old].name,
+                        plan.others
+                            .iter()
+                            .map(|&i| pool.nodes[i].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    Verdict::Idle(why) => format!("idle: {why}"),
+                    Verdict::Refused(why) => format!("refused: {why}"),
+                };
+                let want = text.join(" ");
+                assert!(
+                    got.contains(&want),
+                    "line {n} `{line}`: the verdict is {got:?}"
+                );
+            }
             ["at", time, action @ ("drain" | "undrain"), node] => {
                 let now = parse_duration(time).unwrap();
                 let new =
