@@ -80,6 +80,24 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Promote a replica of a database pool now: a switchover when the primary is up
+    /// (demoted first, nothing lost), a failover when it is down. Waits for the end.
+    Promote {
+        #[command(flatten)]
+        admin: AdminArgs,
+        pool: String,
+        /// The replica to promote (default: the one the rules choose).
+        node: Option<String>,
+        /// Promote past max_lag, or while a replica still receives from the old primary.
+        #[arg(long)]
+        allow_data_loss: bool,
+    },
+    /// Lift a pool's promotion block (automatic promotion allowed again at once).
+    Ack {
+        #[command(flatten)]
+        admin: AdminArgs,
+        pool: String,
+    },
     /// A self-contained demonstration: two local backends, one name, failover on a timer.
     Demo {
         /// Stop and restart the primary backend this many times (0 = until Ctrl-C).
@@ -195,6 +213,17 @@ fn main() -> ExitCode {
         }),
         Command::Reload { admin } => admin_command(&runtime, &admin, |e| async move {
             hadns::admin::client::reload(&e).await
+        }),
+        Command::Promote {
+            admin,
+            pool,
+            node,
+            allow_data_loss,
+        } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::promote(&e, &pool, node.as_deref(), allow_data_loss).await
+        }),
+        Command::Ack { admin, pool } => admin_command(&runtime, &admin, |e| async move {
+            hadns::admin::client::ack(&e, &pool).await
         }),
         Command::Demo { cycles, port } => match runtime
             .block_on(async { hadns::demo::run(cycles, port, shutdown_on_signal()).await })

@@ -84,8 +84,12 @@ impl Endpoint {
     }
 
     async fn post(&self, path: &str) -> Result<String, String> {
+        self.post_within(path, REQUEST_TIMEOUT).await
+    }
+
+    async fn post_within(&self, path: &str, timeout: Duration) -> Result<String, String> {
         let url = format!("{}{path}", self.base);
-        let mut request = client()?.post(&url);
+        let mut request = client()?.post(&url).timeout(timeout);
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
@@ -158,4 +162,34 @@ pub async fn drain(
 
 pub async fn reload(endpoint: &Endpoint) -> Result<String, String> {
     endpoint.post("/reload").await
+}
+
+/// How long `hadns promote` waits for the promotion to end.
+const PROMOTE_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub async fn promote(
+    endpoint: &Endpoint,
+    pool: &str,
+    node: Option<&str>,
+    allow_data_loss: bool,
+) -> Result<String, String> {
+    let mut query = Vec::new();
+    if let Some(node) = node {
+        query.push(format!("node={node}"));
+    }
+    if allow_data_loss {
+        query.push("allow_data_loss=true".into());
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    endpoint
+        .post_within(&format!("/pools/{pool}/promote{query}"), PROMOTE_TIMEOUT)
+        .await
+}
+
+pub async fn ack(endpoint: &Endpoint, pool: &str) -> Result<String, String> {
+    endpoint.post(&format!("/pools/{pool}/ack")).await
 }

@@ -9,6 +9,8 @@
 //! | POST | `/pools/{pool}/nodes/{node}/drain` | maintenance: the node leaves every answer |
 //! | POST | `/pools/{pool}/nodes/{node}/undrain` | and returns |
 //! | POST | `/reload` | same as SIGHUP |
+//! | POST | `/pools/{pool}/promote?node=N&allow_data_loss=true` | promote a replica (switchover when the primary is up); answered when it ended |
+//! | POST | `/pools/{pool}/ack` | lift the pool's promotion `block` |
 //!
 //! The POST endpoints need `Authorization: Bearer <token>` with the token from
 //! `[admin] token_file`; without a token file they are disabled (403). A wrong or missing
@@ -81,6 +83,8 @@ pub async fn serve(
         .route("/events", get(events))
         .route("/pools/{pool}/nodes/{node}/{action}", post(drain))
         .route("/reload", post(reload))
+        .route("/pools/{pool}/promote", post(promote))
+        .route("/pools/{pool}/ack", post(ack))
         .layer(middleware::from_fn_with_state(state.hosts.clone(), screen))
         .with_state(state);
     let open = Connections::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT);
@@ -227,6 +231,50 @@ async fn reload(
     outcome(ask(&state, Command::Reload).await)
 }
 
+#[derive(Deserialize)]
+struct PromoteQuery {
+    node: Option<String>,
+    #[serde(default)]
+    allow_data_loss: bool,
+}
+
+/// `POST /pools/{pool}/promote`: answered when the promotion ended (or was refused).
+async fn promote(
+    axum::extract::State(state): axum::extract::State<State>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Query(query): Query<PromoteQuery>,
+) -> Response {
+    if let Err(refusal) = authorize(&state, &headers, peer, uri.path()) {
+        return refusal.into_response();
+    }
+    outcome(
+        ask(&state, |reply| Command::Promote {
+            pool,
+            node: query.node,
+            allow_data_loss: query.allow_data_loss,
+            reply,
+        })
+        .await,
+    )
+}
+
+/// `POST /pools/{pool}/ack`.
+async fn ack(
+    axum::extract::State(state): axum::extract::State<State>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+) -> Response {
+    if let Err(refusal) = authorize(&state, &headers, peer, uri.path()) {
+        return refusal.into_response();
+    }
+    outcome(ask(&state, |reply| Command::Ack { pool, reply }).await)
+}
+
 fn outcome(result: Result<Result<String, CommandError>, Unavailable>) -> Response {
     let (status, body) = match result {
         Err(e) => return e.into_response(),
@@ -234,6 +282,14 @@ fn outcome(result: Result<Result<String, CommandError>, Unavailable>) -> Respons
             StatusCode::OK,
             Outcome {
                 ok: true,
+                message,
+                problems: Vec::new(),
+            },
+        ),
+        Ok(Err(CommandError::Refused(message))) => (
+            StatusCode::CONFLICT,
+            Outcome {
+                ok: false,
                 message,
                 problems: Vec::new(),
             },

@@ -20,6 +20,18 @@ pub enum Command {
         reply: oneshot::Sender<Result<String, CommandError>>,
     },
     Reload(oneshot::Sender<Result<String, CommandError>>),
+    /// `hadns promote POOL [NODE]`: answered when the promotion ended.
+    Promote {
+        pool: String,
+        node: Option<String>,
+        allow_data_loss: bool,
+        reply: oneshot::Sender<Result<String, CommandError>>,
+    },
+    /// `hadns ack POOL`: lifts the pool's `block`.
+    Ack {
+        pool: String,
+        reply: oneshot::Sender<Result<String, CommandError>>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,4 +44,7 @@ pub enum CommandError {
     /// A drain or undrain could not be written to the drain file, so it was not applied.
     #[error("{0}; nothing changed")]
     Unsaved(String),
+    /// Not done now, and why (a promotion refused or already running).
+    #[error("{0}")]
+    Refused(String),
 }

@@ -27,6 +27,14 @@ pub enum EventKind {
     Reload,
     ReloadRejected,
     HookFailed,
+    /// A promotion started, or one of its steps ended (the message has its duration).
+    Promotion,
+    /// A replica was promoted and accepts writes.
+    Promoted,
+    /// A promotion stopped before its candidate was promoted.
+    PromotionFailed,
+    /// The primary is down but no replica may be promoted, or promotion is blocked.
+    PromotionRefused,
 }
 
 impl fmt::Display for EventKind {

@@ -239,6 +239,56 @@ pub struct PoolStatus {
     /// Some record of the pool has no answer or a stale one: probing at `fast_interval`.
     pub degraded: bool,
     pub nodes: Vec<NodeStatus>,
+    /// `[pool.promote]` with a mode other than `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionStatus>,
+}
+
+/// Where a pool's promotion stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionStatus {
+    /// `manual` or `auto`.
+    pub mode: String,
+    /// `idle`, `running`, `refused` or `blocked`.
+    pub state: String,
+    /// The step running: `fence`, `catch_up`, `promote`, `publish`, `repoint`.
+    #[serde(default)]
+    pub step: Option<String>,
+    /// Why it is refused or blocked, or what keeps it idle.
+    #[serde(default)]
+    pub detail: String,
+    /// No automatic promotion before this (`hadns ack` lifts it).
+    #[serde(default)]
+    pub blocked_until: Option<String>,
+    /// The running or last promotion.
+    #[serde(default)]
+    pub last: Option<PromotionRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionRecord {
+    pub started: String,
+    pub old: String,
+    pub candidate: String,
+    pub switchover: bool,
+    pub manual: bool,
+    /// What the candidate had not received when the old primary was last seen.
+    #[serde(default)]
+    pub behind: Option<String>,
+    /// `promoted`, or why it stopped; absent while it runs.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    pub steps: Vec<StepStatus>,
+}
+
+/// One step of a promotion, as it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStatus {
+    pub step: String,
+    pub node: String,
+    pub ms: f64,
+    pub ok: bool,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

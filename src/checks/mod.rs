@@ -12,6 +12,7 @@ mod http;
 mod mysql;
 mod postgres;
 mod privileges;
+pub mod promote;
 mod tcp;
 mod tls;
 

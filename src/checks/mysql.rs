@@ -261,16 +261,21 @@ fn replication(row: &Row) -> Replication {
 /// What a replica's IO thread received (relay log included): MariaDB `Gtid_IO_Pos`,
 /// MySQL `Retrieved_Gtid_Set`; `None` when absent or unreadable.
 fn retrieved(row: &Row, mariadb: bool) -> Option<Gtid> {
-    let (column, parse): (&str, fn(&str) -> Result<Gtid, String>) = if mariadb {
-        ("Gtid_IO_Pos", Gtid::parse_mariadb)
+    let column = if mariadb {
+        "Gtid_IO_Pos"
     } else {
-        ("Retrieved_Gtid_Set", Gtid::parse_mysql)
+        "Retrieved_Gtid_Set"
     };
     let text: String = row
         .get_opt::<Option<String>, &str>(column)?
         .ok()
         .flatten()?;
-    parse(&text).ok()
+    let parsed = if mariadb {
+        Gtid::parse_mariadb(&text)
+    } else {
+        Gtid::parse_mysql(&text)
+    };
+    parsed.ok()
 }
 
 /// Sleeps in a query until the session dies, then reports it.

@@ -41,7 +41,7 @@ pub struct State {
 /// What the supervisor asks of the member task.
 pub enum Request {
     /// This member's view of a node (written when it differs from the last one written).
-    View(NodeView),
+    View(Box<NodeView>),
     /// The leader's decision, to be written if this member still leads.
     Propose(Agreed),
     /// The cluster-wide drain list, replaced; the reply says whether etcd took it.

@@ -134,13 +134,13 @@ impl Engine {
         let names = &self.pools[p].node_names;
         let mut fit = Vec::new();
         let mut unfit = Vec::new();
-        for i in 0..self.nodes[p].len() {
+        for (i, name) in names.iter().enumerate() {
             if i == old || ask.and_then(|a| a.node).is_some_and(|n| n != i) {
                 continue;
             }
             match self.candidate(p, config, old, i, ask, switchover) {
                 Ok((received, behind)) => fit.push((i, received, behind)),
-                Err(why) => unfit.push(format!("{}: {why}", names[i])),
+                Err(why) => unfit.push(format!("{name}: {why}")),
             }
         }
         // The most received first; then priority, then config order.

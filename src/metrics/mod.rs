@@ -24,6 +24,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub hooks: IntCounterVec,
     pub fences: IntCounterVec,
+    /// Promotions by outcome (promoted, failed, refused).
+    pub promotions: IntCounterVec,
     /// NOTIFYs to secondaries, by target and result (sent, acknowledged, failed).
     pub notifies: IntCounterVec,
     node_up: IntGaugeVec,
@@ -33,6 +35,7 @@ pub struct Metrics {
     zone_serial: IntGaugeVec,
     notify_state: IntGaugeVec,
     cluster: IntGaugeVec,
+    promotion_state: IntGaugeVec,
     /// Cluster mode: from the leader's decision to its being served here.
     pub decision_served: prometheus::Histogram,
 }
@@ -169,6 +172,19 @@ impl Metrics {
                 "Fences of a losing writable node, by result (fenced, failed).",
                 &["pool", "node", "result"],
             ),
+            promotions: counter(
+                "promotions_total",
+                "Promotions by outcome: promoted, failed (stopped before the candidate was \
+                 promoted), refused (the primary is down but no replica may be promoted, or \
+                 promotion is blocked).",
+                &["pool", "outcome"],
+            ),
+            promotion_state: gauge(
+                "promotion_state",
+                "1 for where the pool's promotion stands (idle, running, refused, blocked), \
+                 0 for the other states; pools with promotion off have none.",
+                &["pool", "state"],
+            ),
             node_up: gauge(
                 "node_up",
                 "1 when the node is up, 0 when down or not probed yet.",
@@ -287,6 +303,16 @@ impl Metrics {
                 self.notify_state
                     .with_label_values(&[n.target.as_str(), n.zone.as_str(), &state.to_string()])
                     .set(i64::from(n.state == state));
+            }
+        }
+        self.promotion_state.reset();
+        for pool in &status.pools {
+            if let Some(p) = &pool.promotion {
+                for state in ["idle", "running", "refused", "blocked"] {
+                    self.promotion_state
+                        .with_label_values(&[pool.name.as_str(), state])
+                        .set(i64::from(p.state == state));
+                }
             }
         }
         self.cluster.reset();

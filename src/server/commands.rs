@@ -31,6 +31,15 @@ impl Supervisor {
             Command::Reload(reply) => {
                 let _ = reply.send(self.reload(tasks).await);
             }
+            Command::Promote {
+                pool,
+                node,
+                allow_data_loss,
+                reply,
+            } => self.promote_command(&pool, node.as_deref(), allow_data_loss, reply),
+            Command::Ack { pool, reply } => {
+                let _ = reply.send(self.ack(&pool));
+            }
         }
     }
 
@@ -47,6 +56,14 @@ impl Supervisor {
             fences: &self.outbox.last,
             notify: self.notify.statuses(),
         });
+        let now = std::time::Instant::now();
+        for (pool, config) in status.pools.iter_mut().zip(&self.config.pools) {
+            if config.promote.mode != crate::config::PromoteMode::Off {
+                let idle = super::promotion::PoolPromotion::default();
+                let entry = self.promotions.pools.get(&config.name).unwrap_or(&idle);
+                pool.promotion = Some(entry.status(config.promote.mode, now));
+            }
+        }
         if let Source::Cluster { side, .. } = &self.source {
             side.status(
                 &self.config,

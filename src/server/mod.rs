@@ -43,6 +43,8 @@ mod handle;
 mod hooks;
 mod plan;
 mod prepare;
+mod promoting;
+mod promotion;
 mod publication;
 mod reload;
 mod serials;
@@ -179,6 +181,7 @@ async fn run(
         drains: Drains::new(prepared.drained, drain_file),
         source,
         notify,
+        promotions: promotion::Promotions::new(),
     };
     sup.start(&mut tasks).await;
 

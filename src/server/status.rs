@@ -70,6 +70,8 @@ pub fn build(cx: &Context<'_>) -> Status {
             nodes: (0..pool.nodes.len())
                 .map(|n| node(cx, NodeId { pool: p, index: n }, &records))
                 .collect(),
+            // The supervisor adds it (it owns the promotions).
+            promotion: None,
         })
         .collect();
     Status {

@@ -36,6 +36,7 @@ enum Input {
     Report(Report),
     Command(Command),
     Fenced(Fenced),
+    Promotion(super::promotion::Progress),
     Side(crate::api::event::EventRecord),
     Hangup,
     /// The cluster member task's state changed; `Tick`: once a second in cluster mode.
@@ -82,6 +83,8 @@ pub(super) struct Supervisor {
     pub(super) source: Source,
     /// Where the NOTIFYs to each secondary stand (written by the NOTIFY tasks).
     pub(super) notify: crate::dns::notify::Board,
+    /// Each pool's promotion and the tasks that carry them out.
+    pub(super) promotions: super::promotion::Promotions,
 }
 
 impl Supervisor {
@@ -109,6 +112,7 @@ impl Supervisor {
                 _ = tick.tick(), if in_cluster => Input::Tick,
                 Some(command) = inputs.commands.recv() => Input::Command(command),
                 Some(fenced) = self.outbox.finished.recv() => Input::Fenced(fenced),
+                Some(progress) = self.promotions.finished.recv() => Input::Promotion(progress),
                 Some(event) = side_events.recv() => Input::Side(event),
                 _ = inputs.hangup.recv() => Input::Hangup,
                 // Checkers stopped by a reload end here.
@@ -119,6 +123,7 @@ impl Supervisor {
                 Input::Report(report) => self.on_report(report),
                 Input::Command(command) => self.on_command(command, tasks).await,
                 Input::Fenced(fenced) => self.on_fenced(fenced),
+                Input::Promotion(progress) => self.on_promotion(progress),
                 Input::Side(event) => self.events.push(event),
                 Input::Hangup => {
                     info!("SIGHUP: reloading the configuration");
@@ -168,6 +173,7 @@ impl Supervisor {
             changed,
         );
         self.decide(events, &[id.pool]);
+        self.consider_promotion(id.pool);
         self.share_view(id);
         self.check_ready();
     }

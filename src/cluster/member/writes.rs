@@ -41,7 +41,7 @@ impl Member {
             Request::View(view) => {
                 let key = format!("{}/{}", view.pool, view.node);
                 let urgent = self.written.get(&key).is_none_or(|w| !same_state(w, &view));
-                self.views.insert(key, view);
+                self.views.insert(key, *view);
                 if urgent {
                     self.write_views(client, false).await?;
                 }
@@ -169,7 +169,7 @@ impl Member {
         match request {
             Request::View(view) => {
                 self.views
-                    .insert(format!("{}/{}", view.pool, view.node), view);
+                    .insert(format!("{}/{}", view.pool, view.node), *view);
             }
             Request::Drains(_, reply) => {
                 let _ = reply.send(Err("this member cannot reach etcd".into()));

@@ -224,7 +224,7 @@ pub fn view(config: &Config, engine: &Engine, id: NodeId) -> Option<Request> {
         return None;
     }
     let (pool, node) = config.names(id);
-    Some(Request::View(NodeView {
+    Some(Request::View(Box::new(NodeView {
         pool: pool.into(),
         node: node.into(),
         health: state.health,
@@ -233,7 +233,7 @@ pub fn view(config: &Config, engine: &Engine, id: NodeId) -> Option<Request> {
             .unwrap_or_default(),
         refused: state.health == Health::Down && state.last.as_ref().is_some_and(|o| o.refused),
         db: state.db.clone().filter(|_| state.health == Health::Up),
-    }))
+    })))
 }
 
 fn all_views(config: &Config, engine: &Engine) -> Vec<Request> {

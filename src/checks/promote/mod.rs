@@ -1,0 +1,144 @@
+//! Carrying out a promotion (the engine's `promote.rs` decides it): fence the old primary,
+//! let the candidate apply what it received, promote it, repoint the other replicas and
+//! check that each replicates from it. Each step is reported with its duration as it
+//! ends; the supervisor publishes the new primary once its checker sees it writable.
+//!
+//! MySQL/MariaDB: `MASTER_GTID_WAIT` / `WAIT_FOR_EXECUTED_GTID_SET` on the received
+//! position (the relay log is applied, never dropped), then `STOP SLAVE`, `RESET SLAVE
+//! ALL`, `read_only = OFF`; the others `CHANGE MASTER TO ... MASTER_USE_GTID = slave_pos`
+//! (MySQL `SOURCE_AUTO_POSITION = 1`), keeping their credentials. PostgreSQL:
+//! `pg_promote()`, the others' `primary_conninfo` with the new host and port, reloaded
+//! (13+), the new timeline followed (`recovery_target_timeline = 'latest'`).
+
+mod mysql;
+mod postgres;
+
+use std::time::{Duration, Instant};
+
+use crate::config::{Check, Node, Pool};
+
+/// One promotion to carry out.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub pool: Pool,
+    pub old: Node,
+    pub candidate: Node,
+    /// The other replicas, to repoint at the candidate.
+    pub others: Vec<Node>,
+    /// The old primary is alive: demote it first and lose nothing (else a failover).
+    pub switchover: bool,
+}
+
+/// The steps, in order, as `/status` and the events name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Fence,
+    CatchUp,
+    Promote,
+    Publish,
+    Repoint,
+    Rejoin,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(name.as_str().unwrap_or_default())
+    }
+}
+
+/// One step that ended.
+#[derive(Debug, Clone)]
+pub struct StepDone {
+    pub step: Step,
+    /// The node it was done on.
+    pub node: String,
+    pub took: Duration,
+    /// What was done, or why it failed.
+    pub result: Result<String, String>,
+}
+
+/// How a promotion ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The candidate accepts writes.
+    Promoted,
+    /// Stopped before the candidate was made writable, and why; nothing was promoted.
+    Aborted(String),
+}
+
+/// Runs `job`, telling `report` about each step as it ends.
+pub async fn promote(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) -> Outcome {
+    let timed = |step: Step, node: &Node, started: Instant, result: Result<String, String>| {
+        report(StepDone {
+            step,
+            node: node.name.clone(),
+            took: started.elapsed(),
+            result: result.clone(),
+        });
+        result
+    };
+    let started = Instant::now();
+    let fenced = timed(
+        Step::Fence,
+        &job.old,
+        started,
+        super::fence(&job.pool, &job.old).await,
+    );
+    // A failover's old primary is down by the rules already: a fence that cannot reach it
+    // is reported and blocks nothing. A switchover's must be demoted, or nothing moves.
+    if job.switchover
+        && let Err(why) = fenced
+    {
+        return Outcome::Aborted(format!("the old primary could not be demoted: {why}"));
+    }
+    let result = match &job.pool.check {
+        Check::Mysql(check) => mysql::promote(job, check, &timed).await,
+        Check::Postgres(check) => postgres::promote(job, check, &timed).await,
+        _ => Err("promotion needs a mysql or postgres check".into()),
+    };
+    match result {
+        Ok(()) => Outcome::Promoted,
+        Err(why) => Outcome::Aborted(why),
+    }
+}
+
+/// Repoints the other replicas at the new primary (after it was published), then, for a
+/// switchover, the old primary when `rejoin` allows.
+pub async fn repoint(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) {
+    for node in &job.others {
+        let started = Instant::now();
+        let result = match &job.pool.check {
+            Check::Mysql(check) => mysql::repoint(job, check, node).await,
+            Check::Postgres(check) => postgres::repoint(job, check, node).await,
+            _ => Err("not a database pool".into()),
+        };
+        report(StepDone {
+            step: Step::Repoint,
+            node: node.name.clone(),
+            took: started.elapsed(),
+            result,
+        });
+    }
+}
+
+/// Attaches the old primary (fenced, back) as a replica of `primary` when its GTID set is
+/// contained in the new primary's (MySQL/MariaDB, `rejoin = "auto"`).
+pub async fn rejoin(pool: &Pool, old: &Node, primary: &Node) -> Result<String, String> {
+    match &pool.check {
+        Check::Mysql(check) => mysql::rejoin(pool, check, old, primary).await,
+        _ => Err("rejoin is for mysql pools".into()),
+    }
+}
+
+/// `step` bounded by `limit`, its timeout named.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    step: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(limit, step)
+        .await
+        .unwrap_or_else(|_| Err(format!("{what} timed out after {limit:?}")))
+}

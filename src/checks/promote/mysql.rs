@@ -1,0 +1,318 @@
+//! Promotion on MySQL and MariaDB (GTID replication).
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+
+use super::{Job, Step, within};
+use crate::checks::mysql::{connect, connection_opts, describe};
+use crate::config::{DbCheck, Node, Pool};
+use crate::engine::Gtid;
+
+type Timed<'a> = dyn Fn(Step, &Node, Instant, Result<String, String>) -> Result<String, String>
+    + Send
+    + Sync
+    + 'a;
+
+/// A session on `node`, and whether the server is MariaDB.
+async fn open(check: &DbCheck, node: &Node) -> Result<(Conn, bool), String> {
+    let mut conn = connect(&connection_opts(check, node), check.sslmode)
+        .await
+        .map_err(|e| describe(&e))?;
+    let version: Option<String> = conn
+        .query_first("SELECT @@version")
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok((conn, version.unwrap_or_default().contains("MariaDB")))
+}
+
+/// `sql`, its failure named after `what`.
+async fn run(conn: &mut Conn, sql: &str, what: &str) -> Result<(), String> {
+    conn.query_drop(sql)
+        .await
+        .map_err(|e| format!("{what}: {}", describe(&e)))
+}
+
+fn text(row: &Row, names: [&str; 2]) -> String {
+    names
+        .iter()
+        .find_map(|name| row.get_opt::<Option<String>, &str>(name)?.ok().flatten())
+        .unwrap_or_default()
+}
+
+async fn replica_status(conn: &mut Conn, mariadb: bool) -> Result<Option<Row>, String> {
+    let sql = if mariadb {
+        "SHOW SLAVE STATUS"
+    } else {
+        "SHOW REPLICA STATUS"
+    };
+    conn.query_first(sql)
+        .await
+        .map_err(|e| format!("{sql}: {}", describe(&e)))
+}
+
+/// Catch-up and promotion of the candidate.
+pub(super) async fn promote(job: &Job, check: &DbCheck, timed: &Timed<'_>) -> Result<(), String> {
+    let promote = &job.pool.promote;
+    let started = Instant::now();
+    let caught_up = within(
+        promote.apply_timeout + promote.step_timeout,
+        "catching up",
+        catch_up(job, check),
+    )
+    .await;
+    timed(Step::CatchUp, &job.candidate, started, caught_up)?;
+    let started = Instant::now();
+    let promoted = within(
+        promote.step_timeout,
+        "promoting",
+        make_primary(check, &job.candidate),
+    )
+    .await;
+    timed(Step::Promote, &job.candidate, started, promoted)?;
+    Ok(())
+}
+
+/// Lets the candidate apply everything it received (a switchover: everything the demoted
+/// primary has), within `apply_timeout`; on a timeout its replication is left running.
+async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
+    let target = if job.switchover {
+        let (mut old, mariadb) = open(check, &job.old).await?;
+        let sql = if mariadb {
+            "SELECT @@gtid_binlog_pos"
+        } else {
+            "SELECT @@gtid_executed"
+        };
+        let pos: Option<String> = old
+            .query_first(sql)
+            .await
+            .map_err(|e| format!("reading the old primary's position: {}", describe(&e)))?;
+        Some(pos.unwrap_or_default())
+    } else {
+        None
+    };
+    let (mut conn, mariadb) = open(check, &job.candidate).await?;
+    let status = replica_status(&mut conn, mariadb)
+        .await?
+        .ok_or("the candidate does not replicate")?;
+    let received = text(&status, ["Gtid_IO_Pos", "Retrieved_Gtid_Set"]);
+    let delay = text(&status, ["SQL_Delay", "SQL_Delay"]);
+    let sql_running = text(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]) == "Yes";
+    // A failover: nothing more may arrive from the old primary should it come back.
+    if !job.switchover {
+        let stop_io = if mariadb {
+            "STOP SLAVE IO_THREAD"
+        } else {
+            "STOP REPLICA IO_THREAD"
+        };
+        run(&mut conn, stop_io, "stopping the IO thread").await?;
+    }
+    if delay.parse::<u64>().unwrap_or(0) > 0 || !sql_running {
+        let (stop, delay, start) = if mariadb {
+            (
+                "STOP SLAVE SQL_THREAD",
+                "CHANGE MASTER TO MASTER_DELAY = 0",
+                "START SLAVE SQL_THREAD",
+            )
+        } else {
+            (
+                "STOP REPLICA SQL_THREAD",
+                "CHANGE REPLICATION SOURCE TO SOURCE_DELAY = 0",
+                "START REPLICA SQL_THREAD",
+            )
+        };
+        run(&mut conn, stop, "stopping the SQL thread").await?;
+        run(&mut conn, delay, "removing the replication delay").await?;
+        run(&mut conn, start, "starting the SQL thread").await?;
+    }
+    let target = target.unwrap_or(received);
+    let seconds = job.pool.promote.apply_timeout.as_secs_f64();
+    let wait = if mariadb {
+        format!("SELECT MASTER_GTID_WAIT('{}', {seconds})", quote(&target))
+    } else {
+        format!(
+            "SELECT WAIT_FOR_EXECUTED_GTID_SET('{}', {seconds})",
+            quote(&target)
+        )
+    };
+    let result: Option<i64> = conn
+        .query_first(&wait)
+        .await
+        .map_err(|e| format!("waiting for the relay log to be applied: {}", describe(&e)))?;
+    let _ = conn.disconnect().await;
+    match result {
+        Some(0) => Ok(format!("applied everything up to {target}")),
+        _ => Err(format!(
+            "did not apply everything it received ({target}) within apply_timeout ({:?}); \
+             not promoted, nothing of its relay log dropped",
+            job.pool.promote.apply_timeout
+        )),
+    }
+}
+
+/// Ends replication on `node` and makes it writable.
+async fn make_primary(check: &DbCheck, node: &Node) -> Result<String, String> {
+    let (mut conn, mariadb) = open(check, node).await?;
+    let steps: &[(&str, &str)] = if mariadb {
+        &[
+            ("STOP SLAVE", "STOP SLAVE"),
+            ("RESET SLAVE ALL", "RESET SLAVE ALL"),
+            ("SET GLOBAL read_only = OFF", "SET GLOBAL read_only = OFF"),
+        ]
+    } else {
+        &[
+            ("STOP REPLICA", "STOP REPLICA"),
+            ("RESET REPLICA ALL", "RESET REPLICA ALL"),
+            (
+                "SET GLOBAL super_read_only = OFF",
+                "SET GLOBAL super_read_only = OFF",
+            ),
+            ("SET GLOBAL read_only = OFF", "SET GLOBAL read_only = OFF"),
+        ]
+    };
+    for (sql, what) in steps {
+        run(&mut conn, sql, what).await?;
+    }
+    let _ = conn.disconnect().await;
+    Ok("replication reset, read_only off".into())
+}
+
+/// Points replica `node` at the new primary and checks that it replicates from it.
+pub(super) async fn repoint(job: &Job, check: &DbCheck, node: &Node) -> Result<String, String> {
+    let limit = job.pool.promote.step_timeout;
+    within(limit, "repointing", async {
+        let (mut conn, mariadb) = open(check, node).await?;
+        let port = job.candidate.port.unwrap_or(3306);
+        let host = job.candidate.address;
+        let (stop, change, start) = if mariadb {
+            (
+                "STOP SLAVE",
+                format!("CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, MASTER_USE_GTID = slave_pos"),
+                "START SLAVE",
+            )
+        } else {
+            (
+                "STOP REPLICA",
+                format!("CHANGE REPLICATION SOURCE TO SOURCE_HOST = '{host}', SOURCE_PORT = {port}, SOURCE_AUTO_POSITION = 1"),
+                "START REPLICA",
+            )
+        };
+        run(&mut conn, stop, "stopping replication").await?;
+        run(&mut conn, &change, "pointing replication at the new primary").await?;
+        run(&mut conn, start, "starting replication").await?;
+        replicating(&mut conn, mariadb, limit).await
+    })
+    .await
+}
+
+/// Waits until both replication threads run; the last error otherwise.
+async fn replicating(conn: &mut Conn, mariadb: bool, limit: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = replica_status(conn, mariadb)
+            .await?
+            .ok_or("no replication configured")?;
+        let io = text(&status, ["Slave_IO_Running", "Replica_IO_Running"]);
+        let sql = text(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]);
+        if io == "Yes" && sql == "Yes" {
+            return Ok(format!(
+                "replicates from {}:{}",
+                text(&status, ["Master_Host", "Source_Host"]),
+                text(&status, ["Master_Port", "Source_Port"])
+            ));
+        }
+        let errors = [
+            text(&status, ["Last_IO_Error", "Last_IO_Error"]),
+            text(&status, ["Last_SQL_Error", "Last_SQL_Error"]),
+        ];
+        if let Some(error) = errors.iter().find(|e| !e.is_empty()) {
+            return Err(format!("IO thread {io}, SQL thread {sql}: {error}"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("IO thread {io}, SQL thread {sql} after {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Attaches `old` as a replica of `primary` when its GTID set is contained in the
+/// primary's: nothing of it would be lost or conflict.
+pub(super) async fn rejoin(
+    pool: &Pool,
+    check: &DbCheck,
+    old: &Node,
+    primary: &Node,
+) -> Result<String, String> {
+    let limit = pool.promote.step_timeout;
+    within(limit, "rejoining", async {
+        let (mut conn, mariadb) = open(check, old).await?;
+        let (mut new, _) = open(check, primary).await?;
+        let sql = if mariadb {
+            "SELECT @@gtid_binlog_pos"
+        } else {
+            "SELECT @@gtid_executed"
+        };
+        let parse = if mariadb {
+            Gtid::parse_mariadb
+        } else {
+            Gtid::parse_mysql
+        };
+        let mine: Option<String> = conn.query_first(sql).await.map_err(|e| describe(&e))?;
+        let theirs: Option<String> = new.query_first(sql).await.map_err(|e| describe(&e))?;
+        let (mine, theirs) = (
+            parse(&mine.unwrap_or_default())?,
+            parse(&theirs.unwrap_or_default())?,
+        );
+        if !mine.within(&theirs) {
+            return Err(format!(
+                "its GTID position {mine} is not contained in the new primary's {theirs}: \
+                 it has transactions the new primary lacks; left fenced (rebuild it or \
+                 reconcile by hand)"
+            ));
+        }
+        let user = pool.promote.replication_user.as_deref().unwrap_or_default();
+        let password = pool
+            .promote
+            .replication_password
+            .as_deref()
+            .unwrap_or_default();
+        let port = primary.port.unwrap_or(3306);
+        let change = if mariadb {
+            format!(
+                "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {port}, MASTER_USER = '{}', \
+                 MASTER_PASSWORD = '{}', MASTER_USE_GTID = current_pos",
+                primary.address,
+                quote(user),
+                quote(password)
+            )
+        } else {
+            format!(
+                "CHANGE REPLICATION SOURCE TO SOURCE_HOST = '{}', SOURCE_PORT = {port}, \
+                 SOURCE_USER = '{}', SOURCE_PASSWORD = '{}', SOURCE_AUTO_POSITION = 1",
+                primary.address,
+                quote(user),
+                quote(password)
+            )
+        };
+        let start = if mariadb {
+            "START SLAVE"
+        } else {
+            "START REPLICA"
+        };
+        run(
+            &mut conn,
+            &change,
+            "configuring replication from the new primary",
+        )
+        .await?;
+        run(&mut conn, start, "starting replication").await?;
+        replicating(&mut conn, mariadb, limit).await
+    })
+    .await
+}
+
+/// `text` inside a single-quoted SQL string.
+fn quote(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\'', "''")
+}

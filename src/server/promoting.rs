@@ -1,0 +1,435 @@
+//! The supervisor's side of promotion: after each decision about a pool, ask the engine
+//! whether to promote (`engine::promote`), start it, follow its steps, publish, repoint,
+//! depose the old primary; `hadns promote` and `hadns ack`.
+
+use std::time::{Instant, SystemTime};
+
+use tracing::{error, info, warn};
+
+use super::promotion::{Progress, Record, State};
+use super::supervisor::Supervisor;
+use crate::api::command::CommandError;
+use crate::api::event::{EventKind, EventRecord};
+use crate::checks::promote::{Job, Outcome, Step, StepDone};
+use crate::config::{PromoteMode, Rejoin, Select};
+use crate::engine::{Answer, Ask, NodeId, Plan, PoolId, Verdict};
+
+impl Supervisor {
+    /// After a decision about `pool`: deposed nodes that follow the primary again are
+    /// released, a promotion waiting for its publication goes on, and with `mode = "auto"`
+    /// the engine's rule may start one.
+    pub(super) fn consider_promotion(&mut self, pool: PoolId) {
+        let config = &self.config.pools[pool.0];
+        if config.promote.mode == PromoteMode::Off || self.in_cluster() {
+            return;
+        }
+        self.release_deposed(pool);
+        self.check_published(pool);
+        self.start_rejoins(pool);
+        let config = &self.config.pools[pool.0];
+        let name = config.name.clone();
+        let now = Instant::now();
+        let entry = self.promotions.pool(&name);
+        if config.promote.mode != PromoteMode::Auto || entry.busy() {
+            return;
+        }
+        let state = match self.engine.promotion(pool, config, None) {
+            Verdict::Idle(why) => State::Watching(why),
+            Verdict::Refused(why) => State::Refused(why),
+            Verdict::Promote(plan) => match entry.blocked(now) {
+                Some(until) => State::Blocked(format!(
+                    "{} would replace {}, but automatic promotion is blocked until {} \
+                     (`block`, after the last one; `hadns ack {name}` lifts it)",
+                    config.nodes[plan.candidate].name,
+                    config.nodes[plan.old].name,
+                    crate::api::event::rfc3339(until)
+                )),
+                None if entry.retry_at.is_some_and(|at| at > now) => return,
+                None => {
+                    self.start_promotion(pool, plan, false);
+                    return;
+                }
+            },
+        };
+        self.set_state(pool, state);
+    }
+
+    /// Records a new state; a refusal or a block is an event (once per reason).
+    fn set_state(&mut self, pool: PoolId, state: State) {
+        let name = self.config.pools[pool.0].name.clone();
+        let entry = self.promotions.pool(&name);
+        if entry.state == state {
+            return;
+        }
+        entry.state = state.clone();
+        if let State::Refused(why) | State::Blocked(why) = &state {
+            warn!(pool = %name, %why, "promotion refused");
+            self.metrics
+                .promotions
+                .with_label_values(&[name.as_str(), "refused"])
+                .inc();
+            let mut record = EventRecord::new(EventKind::PromotionRefused, why.clone());
+            record.pool = Some(name);
+            self.events.push(record);
+        }
+    }
+
+    /// Starts carrying out `plan` (`manual`: an operator asked).
+    fn start_promotion(&mut self, pool: PoolId, plan: Plan, manual: bool) {
+        let config = &self.config.pools[pool.0];
+        let job = Job {
+            pool: config.clone(),
+            old: config.nodes[plan.old].clone(),
+            candidate: config.nodes[plan.candidate].clone(),
+            others: plan
+                .others
+                .iter()
+                .map(|&i| config.nodes[i].clone())
+                .collect(),
+            switchover: plan.switchover,
+        };
+        let kind = if plan.switchover {
+            "switchover"
+        } else {
+            "failover"
+        };
+        let message = format!(
+            "{kind}: promoting {} in place of {}{}",
+            job.candidate.name,
+            job.old.name,
+            plan.behind
+                .as_ref()
+                .map(|b| format!("; it was {b}"))
+                .unwrap_or_default()
+        );
+        info!(pool = %config.name, %message, "promotion started");
+        let mut record = EventRecord::new(EventKind::Promotion, message)
+            .at(&config.name, &job.candidate.name)
+            .change(&job.old.name, &job.candidate.name);
+        record.pool = Some(config.name.clone());
+        self.events.push(record);
+        let name = config.name.clone();
+        let entry = self.promotions.pool(&name);
+        entry.state = State::Running(Step::Fence);
+        entry.last = Some(Record {
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            job: job.clone(),
+            old: plan.old,
+            candidate: plan.candidate,
+            behind: plan.behind,
+            manual,
+            steps: Vec::new(),
+            promoted_at: None,
+            outcome: None,
+        });
+        self.promotions.start(name, job);
+    }
+
+    /// What a promotion task reported.
+    pub(super) fn on_promotion(&mut self, progress: Progress) {
+        match progress {
+            Progress::Step(pool, done) => self.on_step(&pool, done),
+            Progress::Finished(pool, outcome) => self.on_finished(&pool, outcome),
+            Progress::Repointed(pool) => self.finish(&pool, "promoted".into(), Ok(())),
+            Progress::Rejoined(pool, node, result) => {
+                let done = StepDone {
+                    step: Step::Rejoin,
+                    node: node.clone(),
+                    took: std::time::Duration::ZERO,
+                    result,
+                };
+                self.log_step(&pool, &done);
+                let entry = self.promotions.pool(&pool);
+                entry.rejoining.retain(|n| *n != node);
+            }
+        }
+    }
+
+    fn log_step(&mut self, pool: &str, done: &StepDone) {
+        let (kind, text) = match &done.result {
+            Ok(what) => (EventKind::Promotion, what.clone()),
+            Err(why) => (EventKind::PromotionFailed, why.clone()),
+        };
+        let ms = done.took.as_secs_f64() * 1000.0;
+        let message = format!("{} on {} ({ms:.0} ms): {text}", done.step, done.node);
+        if done.result.is_ok() {
+            info!(pool, step = %done.step, node = %done.node, ms, %text, "promotion step");
+        } else {
+            warn!(pool, step = %done.step, node = %done.node, ms, %text, "promotion step failed");
+        }
+        self.events
+            .push(EventRecord::new(kind, message).at(pool, &done.node));
+    }
+
+    fn on_step(&mut self, pool: &str, done: StepDone) {
+        self.log_step(pool, &done);
+        let entry = self.promotions.pool(pool);
+        let next = match done.step {
+            Step::Fence => Step::CatchUp,
+            Step::CatchUp => Step::Promote,
+            Step::Promote => Step::Publish,
+            other => other,
+        };
+        if entry.busy() {
+            entry.state = State::Running(next);
+        }
+        if let Some(record) = &mut entry.last {
+            record.steps.push(done);
+        }
+    }
+
+    fn on_finished(&mut self, pool: &str, outcome: Outcome) {
+        let Some(p) = self.config.pools.iter().position(|x| x.name == pool) else {
+            return;
+        };
+        let entry = self.promotions.pool(pool);
+        let Some(record) = &mut entry.last else {
+            return;
+        };
+        match outcome {
+            Outcome::Aborted(why) => {
+                let candidate = record.job.candidate.name.clone();
+                self.finish(pool, format!("not promoted: {why}"), Err(candidate))
+            }
+            Outcome::Promoted => {
+                record.promoted_at = Some(Instant::now());
+                let (old, candidate) = (record.old, record.candidate);
+                let manual = record.manual;
+                entry.state = State::Running(Step::Publish);
+                let block = self.config.pools[p].promote.block;
+                // Anti-flap for automatic promotions; a person's is their own decision.
+                if !manual && !block.is_zero() {
+                    entry.blocked_until = Some((Instant::now() + block, SystemTime::now() + block));
+                }
+                let message = format!(
+                    "{} promoted in place of {}",
+                    self.config.pools[p].nodes[candidate].name,
+                    self.config.pools[p].nodes[old].name
+                );
+                info!(pool, %message, "promoted");
+                self.metrics
+                    .promotions
+                    .with_label_values(&[pool, "promoted"])
+                    .inc();
+                self.events.push(
+                    EventRecord::new(EventKind::Promoted, message)
+                        .at(pool, &self.config.pools[p].nodes[candidate].name),
+                );
+                let now = self.clock.now();
+                let events = self.engine.set_deposed(NodeId::new(p, old), true, now);
+                self.decide(events, &[PoolId(p)]);
+                self.consider_promotion(PoolId(p));
+            }
+        }
+    }
+
+    /// A promoted candidate whose pool's `primary` records now answer it: published; the
+    /// other replicas are repointed next.
+    fn check_published(&mut self, pool: PoolId) {
+        let config = &self.config;
+        let name = config.pools[pool.0].name.clone();
+        let entry = self.promotions.pool(&name);
+        if entry.state != State::Running(Step::Publish) {
+            return;
+        }
+        let Some(record) = &mut entry.last else {
+            return;
+        };
+        let candidate = record.candidate;
+        let answered = config
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.pool == pool && r.select == Select::Primary)
+            .all(|(i, _)| {
+                self.engine.answer(crate::engine::RecordId(i)) == &Answer::Nodes(vec![candidate])
+            });
+        if !answered {
+            return;
+        }
+        let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
+        let done = StepDone {
+            step: Step::Publish,
+            node: record.job.candidate.name.clone(),
+            took,
+            result: Ok("answered by every primary record of the pool".into()),
+        };
+        let job = record.job.clone();
+        self.on_step(&name, done);
+        self.promotions.pool(&name).state = State::Running(Step::Repoint);
+        self.promotions.repoint(name, job);
+    }
+
+    /// Ends the running promotion: its outcome, the operator's reply, the state.
+    fn finish(&mut self, pool: &str, outcome: String, result: Result<(), String>) {
+        let retry = self
+            .config
+            .pools
+            .iter()
+            .find(|x| x.name == pool)
+            .map(|p| p.promote.step_timeout)
+            .unwrap_or_default();
+        let entry = self.promotions.pool(pool);
+        let Some(record) = &mut entry.last else {
+            return;
+        };
+        record.outcome = Some(outcome.clone());
+        let summary = format!(
+            "{}: {outcome} ({:.0} ms)",
+            record.job.candidate.name,
+            record.took().as_secs_f64() * 1000.0
+        );
+        entry.state = match &result {
+            Ok(()) => State::Idle,
+            Err(_) => State::Refused(outcome.clone()),
+        };
+        if result.is_err() {
+            entry.retry_at = Some(Instant::now() + retry);
+            error!(pool, %summary, "promotion failed");
+            self.metrics
+                .promotions
+                .with_label_values(&[pool, "failed"])
+                .inc();
+            self.events.push(
+                EventRecord::new(EventKind::PromotionFailed, summary.clone())
+                    .at(pool, &record.job.candidate.name),
+            );
+        }
+        if let Some(reply) = entry.reply.take() {
+            let _ = reply.send(
+                result
+                    .map(|()| summary)
+                    .map_err(|_| CommandError::Refused(outcome)),
+            );
+        }
+    }
+
+    /// Deposed nodes that replicate from the pool's primary again are no danger: released.
+    fn release_deposed(&mut self, pool: PoolId) {
+        let count = self.config.pools[pool.0].nodes.len();
+        for n in 0..count {
+            let id = NodeId::new(pool.0, n);
+            if self.engine.node(id).deposed && self.engine.follows_primary(id) {
+                let events = self.engine.set_deposed(id, false, self.clock.now());
+                let name = &self.config.pools[pool.0].nodes[n].name;
+                info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
+                self.decide(events, &[pool]);
+            }
+        }
+    }
+
+    /// `rejoin = "auto"`: a deposed node that is back and read-only is attached to the new
+    /// primary (once per time it is back).
+    fn start_rejoins(&mut self, pool: PoolId) {
+        let config = &self.config.pools[pool.0];
+        if config.promote.rejoin != Rejoin::Auto {
+            return;
+        }
+        let Some(record) = self
+            .config
+            .records
+            .iter()
+            .position(|r| r.pool == pool && r.select == Select::Primary)
+        else {
+            return;
+        };
+        let Answer::Nodes(winner) = self.engine.answer(crate::engine::RecordId(record)) else {
+            return;
+        };
+        let Some(&primary) = winner.first() else {
+            return;
+        };
+        for n in 0..config.nodes.len() {
+            let state = self.engine.node(NodeId::new(pool.0, n));
+            let back = state.deposed
+                && state.health == crate::engine::Health::Up
+                && state.db.as_ref().is_some_and(|d| !d.writable);
+            let entry = self.promotions.pool(&config.name);
+            let name = &config.nodes[n].name;
+            if back && !entry.rejoining.contains(name) {
+                entry.rejoining.push(name.clone());
+                self.promotions
+                    .rejoin(config, &config.nodes[n], &config.nodes[primary]);
+            }
+        }
+    }
+
+    /// `hadns promote POOL [NODE] [--allow-data-loss]`; the reply waits for the end.
+    pub(super) fn promote_command(
+        &mut self,
+        pool: &str,
+        node: Option<&str>,
+        allow_data_loss: bool,
+        reply: tokio::sync::oneshot::Sender<Result<String, CommandError>>,
+    ) {
+        let refuse = |reply: tokio::sync::oneshot::Sender<_>, why: CommandError| {
+            let _ = reply.send(Err(why));
+        };
+        let Some(p) = self.config.pools.iter().position(|x| x.name == pool) else {
+            return refuse(
+                reply,
+                CommandError::NotFound(format!("no pool named {pool:?}")),
+            );
+        };
+        let config = &self.config.pools[p];
+        if config.promote.mode == PromoteMode::Off {
+            return refuse(
+                reply,
+                CommandError::Refused(format!(
+                    "pool {pool:?} has promotion off: set [pool.promote] mode = \"manual\" or \"auto\""
+                )),
+            );
+        }
+        let node = match node.map(|n| config.nodes.iter().position(|x| x.name == n)) {
+            Some(None) => {
+                return refuse(
+                    reply,
+                    CommandError::NotFound(format!(
+                        "pool {pool:?} has no node named {:?}",
+                        node.unwrap_or_default()
+                    )),
+                );
+            }
+            Some(found) => found,
+            None => None,
+        };
+        if self.promotions.pool(pool).busy() {
+            return refuse(
+                reply,
+                CommandError::Refused(format!("a promotion of pool {pool:?} is running")),
+            );
+        }
+        let ask = Ask {
+            node,
+            allow_data_loss,
+        };
+        match self.engine.promotion(PoolId(p), config, Some(ask)) {
+            Verdict::Promote(plan) => {
+                self.start_promotion(PoolId(p), plan, true);
+                self.promotions.pool(pool).reply = Some(reply);
+            }
+            Verdict::Idle(why) | Verdict::Refused(why) => {
+                refuse(reply, CommandError::Refused(format!("not promoted: {why}")))
+            }
+        }
+    }
+
+    /// `hadns ack POOL`: lifts the pool's block.
+    pub(super) fn ack(&mut self, pool: &str) -> Result<String, CommandError> {
+        let Some(p) = self.config.pools.iter().position(|x| x.name == pool) else {
+            return Err(CommandError::NotFound(format!("no pool named {pool:?}")));
+        };
+        let entry = self.promotions.pool(pool);
+        let was = entry.blocked_until.take();
+        entry.retry_at = None;
+        if matches!(entry.state, State::Blocked(_) | State::Refused(_)) {
+            entry.state = State::Idle;
+        }
+        self.consider_promotion(PoolId(p));
+        Ok(match was {
+            Some(_) => format!("pool {pool}: automatic promotion unblocked"),
+            None => format!("pool {pool}: automatic promotion was not blocked"),
+        })
+    }
+}
