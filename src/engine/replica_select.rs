@@ -47,6 +47,7 @@ impl Engine {
             .as_ref()
             .map(|d| (d.position, d.gtid.clone()))
             .unwrap_or_default();
+        let server = state.db.as_ref().and_then(|d| d.server.clone());
         match &mut self.references[pool] {
             Some(reference) if reference.node == node => {
                 if fresh {
@@ -56,6 +57,11 @@ impl Engine {
                 }
             }
             slot => *slot = Some(Reference::new(node, state.last_at, position, gtid)),
+        }
+        if let Some(reference) = &mut self.references[pool]
+            && server.is_some()
+        {
+            reference.server = server;
         }
     }
 

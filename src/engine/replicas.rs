@@ -66,6 +66,9 @@ pub(super) struct Reference {
     /// `(when, position)` each time the position was seen to advance, oldest first.
     history: VecDeque<(Duration, u64)>,
     gtid: Option<Gtid>,
+    /// Its own server id or UUID (MySQL/MariaDB): transactions it wrote after it was last
+    /// seen carry it, and are not a replica's divergence.
+    pub server: Option<String>,
 }
 
 /// How far a replica is behind the reference primary.
@@ -84,6 +87,7 @@ impl Reference {
             last_seen: at,
             history: VecDeque::new(),
             gtid: None,
+            server: None,
         };
         reference.observe(at, position, gtid);
         reference
@@ -151,10 +155,11 @@ impl Reference {
             .back()
             .ok_or("the primary reports no position to compare with")?;
         if let (Some(mine), Some(primary)) = (gtid, &self.gtid)
-            && !mine.within(primary)
+            && let Some(errant) = mine.errant(primary, self.server.as_deref())
         {
             return Err(format!(
-                "has transactions the primary has not (GTID {mine} against {primary}): it diverged"
+                "has transactions the primary has not (GTID {errant}; the primary at \
+                 {primary}): it diverged"
             ));
         }
         // The last time the primary was seen at or before the replica's position.

@@ -132,17 +132,9 @@ impl Supervisor {
             Progress::Step(pool, done) => self.on_step(&pool, done),
             Progress::Finished(pool, outcome) => self.on_finished(&pool, outcome),
             Progress::Repointed(pool) => self.finish(&pool, "promoted".into(), Ok(())),
-            Progress::Rejoined(pool, node, result) => {
-                let done = StepDone {
-                    step: Step::Rejoin,
-                    node: node.clone(),
-                    took: std::time::Duration::ZERO,
-                    result,
-                };
-                self.log_step(&pool, &done);
-                let entry = self.promotions.pool(&pool);
-                entry.rejoining.retain(|n| *n != node);
-            }
+            // The node stays in `rejoining` until it is released or goes down: one
+            // attempt per time it is back.
+            Progress::Rejoined(pool, done) => self.log_step(&pool, &done),
         }
     }
 
@@ -313,6 +305,8 @@ impl Supervisor {
             if self.engine.node(id).deposed && self.engine.follows_primary(id) {
                 let events = self.engine.set_deposed(id, false, self.clock.now());
                 let name = &self.config.pools[pool.0].nodes[n].name;
+                let entry = self.promotions.pool(&self.config.pools[pool.0].name);
+                entry.rejoining.retain(|r| r != name);
                 info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
                 self.decide(events, &[pool]);
             }
@@ -347,6 +341,9 @@ impl Supervisor {
                 && state.db.as_ref().is_some_and(|d| !d.writable);
             let entry = self.promotions.pool(&config.name);
             let name = &config.nodes[n].name;
+            if state.health != crate::engine::Health::Up {
+                entry.rejoining.retain(|r| r != name);
+            }
             if back && !entry.rejoining.contains(name) {
                 entry.rejoining.push(name.clone());
                 self.promotions

@@ -22,7 +22,7 @@ pub enum Progress {
     /// The other replicas were repointed (each reported as a step).
     Repointed(String),
     /// A rejoin of the old primary ended.
-    Rejoined(String, String, Result<String, String>),
+    Rejoined(String, StepDone),
 }
 
 /// One pool's promotion.
@@ -132,8 +132,15 @@ impl Promotions {
         let (pool, old, primary) = (pool.clone(), old.clone(), primary.clone());
         let progress = self.progress.clone();
         self.tasks.spawn(async move {
+            let started = Instant::now();
             let result = crate::checks::promote::rejoin(&pool, &old, &primary).await;
-            let _ = progress.send(Progress::Rejoined(pool.name, old.name, result));
+            let done = StepDone {
+                step: Step::Rejoin,
+                node: old.name,
+                took: started.elapsed(),
+                result,
+            };
+            let _ = progress.send(Progress::Rejoined(pool.name, done));
         });
     }
 }

@@ -17,6 +17,7 @@ mod mysql;
 mod notify_zones;
 mod postgres;
 mod privileges;
+mod promotion;
 mod reload;
 mod replicas;
 mod resolver_vip;

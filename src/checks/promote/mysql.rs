@@ -248,27 +248,27 @@ pub(super) async fn rejoin(
     within(limit, "rejoining", async {
         let (mut conn, mariadb) = open(check, old).await?;
         let (mut new, _) = open(check, primary).await?;
+        // MariaDB: the binlog state has every (domain, server)'s last sequence, so a
+        // transaction the old primary wrote and no replica received shows; MySQL: the
+        // executed sets.
         let sql = if mariadb {
-            "SELECT @@gtid_binlog_pos"
+            "SELECT @@gtid_binlog_state"
         } else {
             "SELECT @@gtid_executed"
         };
-        let parse = if mariadb {
-            Gtid::parse_mariadb
-        } else {
-            Gtid::parse_mysql
-        };
         let mine: Option<String> = conn.query_first(sql).await.map_err(|e| describe(&e))?;
         let theirs: Option<String> = new.query_first(sql).await.map_err(|e| describe(&e))?;
-        let (mine, theirs) = (
-            parse(&mine.unwrap_or_default())?,
-            parse(&theirs.unwrap_or_default())?,
-        );
-        if !mine.within(&theirs) {
+        let (mine, theirs) = (mine.unwrap_or_default(), theirs.unwrap_or_default());
+        let contained = if mariadb {
+            states_contained(&mine, &theirs)?
+        } else {
+            Gtid::parse_mysql(&mine)?.within(&Gtid::parse_mysql(&theirs)?)
+        };
+        if !contained {
             return Err(format!(
-                "its GTID position {mine} is not contained in the new primary's {theirs}: \
-                 it has transactions the new primary lacks; left fenced (rebuild it or \
-                 reconcile by hand)"
+                "its GTIDs {mine} are not all in the new primary's {theirs}: it has \
+                 transactions the new primary lacks; left fenced (rebuild it, or reconcile \
+                 by hand and undo its read_only)"
             ));
         }
         let user = pool.promote.replication_user.as_deref().unwrap_or_default();
@@ -312,7 +312,49 @@ pub(super) async fn rejoin(
     .await
 }
 
+/// Whether every (domain, server) sequence of MariaDB binlog state `mine` is at most the
+/// same (domain, server)'s in `theirs`.
+fn states_contained(mine: &str, theirs: &str) -> Result<bool, String> {
+    let parse = |text: &str| -> Result<std::collections::HashMap<(u32, u32), u64>, String> {
+        let mut state = std::collections::HashMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let numbers: Vec<&str> = part.split('-').collect();
+            let parsed = match numbers.as_slice() {
+                [d, s, n] => (|| Some((d.parse().ok()?, s.parse().ok()?, n.parse().ok()?)))(),
+                _ => None,
+            };
+            let (domain, server, seq) =
+                parsed.ok_or_else(|| format!("{part:?} is not a MariaDB GTID"))?;
+            state.insert((domain, server), seq);
+        }
+        Ok(state)
+    };
+    let (mine, theirs) = (parse(mine)?, parse(theirs)?);
+    Ok(mine
+        .iter()
+        .all(|(key, seq)| theirs.get(key).is_some_and(|their| their >= seq)))
+}
+
 /// `text` inside a single-quoted SQL string.
 fn quote(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\'', "''")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_no_replica_received_keeps_the_old_primary_out() {
+        // The old primary (server 1) wrote 0-1-501, which the new primary (server 2,
+        // continuing the domain from 0-1-500) never received.
+        assert_eq!(states_contained("0-1-501", "0-1-500,0-2-600"), Ok(false));
+        assert_eq!(states_contained("0-1-500", "0-1-500,0-2-600"), Ok(true));
+        assert_eq!(
+            states_contained("0-1-5,1-1-3", "0-1-500,0-2-600"),
+            Ok(false)
+        );
+        assert_eq!(states_contained("", "0-1-1"), Ok(true));
+        assert!(states_contained("x", "").is_err());
+    }
 }

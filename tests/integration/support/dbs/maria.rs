@@ -14,6 +14,7 @@ pub struct Maria {
     pub ip: IpAddr,
     pub port: u16,
     pub child: std::process::Child,
+    pub server_id: u32,
     dir: tempfile::TempDir,
 }
 
@@ -51,6 +52,7 @@ impl Maria {
             ip,
             port: 0,
             child: Command::new("true").spawn().unwrap(),
+            server_id,
             dir,
         };
         if tls {
@@ -89,6 +91,9 @@ impl Maria {
             .args([
                 "--skip-name-resolve",
                 "--log-bin=binlog",
+                // A replica's binary log has what it replicated, so that it can be
+                // promoted and the others can follow it (GTID replication).
+                "--log-slave-updates",
                 "--innodb-buffer-pool-size=16M",
             ])
             .arg(format!(
@@ -191,6 +196,32 @@ impl Maria {
         ))
         .await;
         self.execute("START SLAVE").await;
+    }
+
+    /// Starts the server again on its data directory (after `kill`), writable unless
+    /// `read_only`, as a crashed primary comes back.
+    pub async fn restart(&mut self, read_only: bool) {
+        self.launch(self.server_id, read_only, false).await;
+    }
+
+    /// Semi-synchronous replication, lossless (AFTER_SYNC), waiting up to a minute for an
+    /// acknowledgement: as the primary (`primary`) or as a replica (its IO thread is
+    /// restarted to take it up).
+    pub async fn semisync(&self, primary: bool) {
+        if primary {
+            self.execute(
+                "SET GLOBAL rpl_semi_sync_master_enabled = ON; \
+                 SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC; \
+                 SET GLOBAL rpl_semi_sync_master_timeout = 60000",
+            )
+            .await;
+        } else {
+            self.execute(
+                "SET GLOBAL rpl_semi_sync_slave_enabled = ON; \
+                 STOP SLAVE IO_THREAD; START SLAVE IO_THREAD",
+            )
+            .await;
+        }
     }
 
     pub fn kill(&mut self) {

@@ -9,9 +9,11 @@ use std::process::Command;
 
 mod maria;
 mod pg;
+mod writer;
 
 pub use maria::Maria;
 pub use pg::Pg;
+pub use writer::Writer;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
