@@ -299,15 +299,22 @@ impl Engine {
     }
 
     /// Marks a node replaced by a promotion (or no longer): a deposed node is never
-    /// answered and is fenced whenever it is writable.
-    pub fn set_deposed(&mut self, id: NodeId, deposed: bool, now: Duration) -> Vec<Event> {
+    /// answered and is fenced whenever it is writable. `fencing`: the caller fences it
+    /// now (a switchover's demotion), so this writable episode asks for no other fence.
+    pub fn set_deposed(
+        &mut self,
+        id: NodeId,
+        deposed: bool,
+        fencing: bool,
+        now: Duration,
+    ) -> Vec<Event> {
         let (pool, node) = (id.pool.0, id.index);
         let state = &mut self.nodes[pool][node];
         if state.deposed == deposed {
             return Vec::new();
         }
         state.deposed = deposed;
-        state.fenced = false;
+        state.fenced = fencing;
         let name = &self.pools[pool].node_names[node];
         let why = if deposed {
             format!("{name} was replaced by a promotion")

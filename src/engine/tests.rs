@@ -187,7 +187,7 @@ pub(super) fn run(config: &Config, transcript: &str) {
             ["at", time, action @ ("depose" | "undepose"), node] => {
                 let now = parse_duration(time).unwrap();
                 let id = NodeId::new(0, node_index(node));
-                let new = engine.set_deposed(id, *action == "depose", now);
+                let new = engine.set_deposed(id, *action == "depose", false, now);
                 take(&mut events, &mut expected, new);
             }
             ["expect", which @ ("promote" | "ask"), text @ ..] => {

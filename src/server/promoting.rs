@@ -109,6 +109,12 @@ impl Supervisor {
         record.pool = Some(config.name.clone());
         self.events.push(record);
         let name = config.name.clone();
+        // From now on the old primary is never answered, and fenced whenever it is
+        // writable: should it come back during the promotion, no client reaches it.
+        let old = NodeId::new(pool.0, plan.old);
+        let was_deposed = self.engine.node(old).deposed;
+        let events = (self.engine).set_deposed(old, true, plan.switchover, self.clock.now());
+        self.decide(events, &[pool]);
         let entry = self.promotions.pool(&name);
         entry.state = State::Running(Step::Fence);
         entry.last = Some(Record {
@@ -122,6 +128,7 @@ impl Supervisor {
             steps: Vec::new(),
             promoted_at: None,
             outcome: None,
+            was_deposed,
         });
         self.promotions.start(name, job);
     }
@@ -182,7 +189,17 @@ impl Supervisor {
         match outcome {
             Outcome::Aborted(why) => {
                 let candidate = record.job.candidate.name.clone();
-                self.finish(pool, format!("not promoted: {why}"), Err(candidate))
+                let (old, was_deposed) = (record.old, record.was_deposed);
+                self.finish(pool, format!("not promoted: {why}"), Err(candidate));
+                if !was_deposed {
+                    let events = self.engine.set_deposed(
+                        NodeId::new(p, old),
+                        false,
+                        false,
+                        self.clock.now(),
+                    );
+                    self.decide(events, &[PoolId(p)]);
+                }
             }
             Outcome::Promoted => {
                 record.promoted_at = Some(Instant::now());
@@ -209,7 +226,7 @@ impl Supervisor {
                         .at(pool, &self.config.pools[p].nodes[candidate].name),
                 );
                 let now = self.clock.now();
-                let events = self.engine.set_deposed(NodeId::new(p, old), true, now);
+                let events = (self.engine).set_deposed(NodeId::new(p, old), true, false, now);
                 self.decide(events, &[PoolId(p)]);
                 self.consider_promotion(PoolId(p));
             }
@@ -303,7 +320,7 @@ impl Supervisor {
         for n in 0..count {
             let id = NodeId::new(pool.0, n);
             if self.engine.node(id).deposed && self.engine.follows_primary(id) {
-                let events = self.engine.set_deposed(id, false, self.clock.now());
+                let events = (self.engine).set_deposed(id, false, false, self.clock.now());
                 let name = &self.config.pools[pool.0].nodes[n].name;
                 let entry = self.promotions.pool(&self.config.pools[pool.0].name);
                 entry.rejoining.retain(|r| r != name);

@@ -65,6 +65,8 @@ pub struct Record {
     /// When the candidate was promoted: publication is timed from here.
     pub promoted_at: Option<Instant>,
     pub outcome: Option<String>,
+    /// The old primary was deposed already (by an earlier promotion) when this one began.
+    pub was_deposed: bool,
 }
 
 /// Every pool's promotion, by pool name (kept across reloads), and the running tasks.

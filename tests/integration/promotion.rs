@@ -24,6 +24,10 @@ async fn mariadb_trio(semisync: bool) -> Vec<Maria> {
     let m3 = Maria::start(3, true).await;
     m1.execute("CREATE DATABASE app; CREATE TABLE app.t (n BIGINT PRIMARY KEY)")
         .await;
+    // The application's account, on each server: read_only applies to it.
+    for m in [&m1, &m2, &m3] {
+        m.create_user("app", "SELECT, INSERT").await;
+    }
     for replica in [&m2, &m3] {
         replica.replicate_from(&m1).await;
     }
@@ -67,9 +71,22 @@ fn ports(servers: &[Maria]) -> HashMap<IpAddr, u16> {
 
 /// The pool's promotion in /status.
 async fn promotion(hadns: &mut Hadns) -> Value {
-    let admin = hadns.admin().await;
+    promotion_at(hadns.admin().await).await
+}
+
+async fn promotion_at(admin: std::net::SocketAddr) -> Value {
     let status = admin::get_json(admin, "/status").await;
     status["pools"][0]["promotion"].clone()
+}
+
+/// Waits until the pool's promotion is in `state`; returns the promotion part.
+async fn promotion_state(hadns: &mut Hadns, state: &str) -> Value {
+    let admin = hadns.admin().await;
+    wait_for(LIMIT, &format!("the promotion to be {state}"), || async {
+        promotion_at(admin).await["state"] == state
+    })
+    .await;
+    promotion_at(admin).await
 }
 
 /// Waits until the last promotion has an outcome; returns the promotion part.
@@ -220,5 +237,255 @@ async fn mariadb_a_killed_primary_is_replaced_and_no_acknowledged_write_is_lost(
         ),
         Some(1.0)
     );
+    hadns.stop().await;
+}
+
+/// `m` writes `count` rows (numbers from `from`) into `app.t`, one transaction each.
+async fn write_rows(m: &Maria, from: u64, count: u64) {
+    let mut conn = mysql_async::Conn::new(m.opts()).await.unwrap();
+    for n in from..from + count {
+        conn.query_drop(format!("INSERT INTO app.t (n) VALUES ({n})"))
+            .await
+            .unwrap();
+    }
+}
+
+/// The replica's received position (`Gtid_IO_Pos`).
+async fn received(m: &Maria) -> String {
+    let mut conn = mysql_async::Conn::new(m.opts()).await.unwrap();
+    let row: mysql_async::Row = conn
+        .query_first("SHOW SLAVE STATUS")
+        .await
+        .unwrap()
+        .unwrap();
+    row.get::<Option<String>, &str>("Gtid_IO_Pos")
+        .flatten()
+        .unwrap_or_default()
+}
+
+async fn gtid_current_pos(m: &Maria) -> String {
+    let mut conn = mysql_async::Conn::new(m.opts()).await.unwrap();
+    conn.query_first("SELECT @@gtid_current_pos")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_an_errant_replica_is_never_promoted() {
+    let mut servers = mariadb_trio(false).await;
+    let config = maria_config(&servers, "mode = \"auto\"\nblock = \"1h\"");
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .start()
+        .await;
+    let (m1, m3) = (servers[0].ip, servers[2].ip);
+    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
+    write_rows(&servers[0], 1, 10).await;
+    let primary_pos = gtid_current_pos(&servers[0]).await;
+    for replica in &servers[1..] {
+        wait_for_value(LIMIT, "the replica to apply the rows", &primary_pos, || {
+            gtid_current_pos(replica)
+        })
+        .await;
+    }
+    // m2 (priority 50, before m3) takes a write of its own: a transaction m1 never had.
+    servers[1]
+        .execute("INSERT INTO app.t (n) VALUES (1000)")
+        .await;
+    let errant = gtid_current_pos(&servers[1]).await;
+    assert!(errant.starts_with("0-2-"), "{errant}");
+    // hadns has seen it (a probe after the write) before the primary dies.
+    let admin = hadns.admin().await;
+    wait_for(LIMIT, "hadns to see m2's own transaction", || async {
+        let status = admin::get_json(admin, "/status").await;
+        admin::node(&status, "db", "m2")["last_probe"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&errant))
+    })
+    .await;
+    servers[0].kill();
+    let p = promotion_ended(&mut hadns).await;
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    assert_eq!(
+        p["last"]["candidate"], "m3",
+        "m2 has an errant transaction: {p:#}"
+    );
+    hadns.wait_for_answer(DB, &[m3], LIMIT).await;
+    // m2 cannot follow m3 without its errant transaction conflicting: whatever the
+    // repointing did, it is not answered as a replica of m3.
+    assert!(
+        hadns
+            .addresses(DB_RO)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .all(|a| *a != servers[1].ip),
+        "the errant replica is answered"
+    );
+
+    // The new primary dies too: m2, the only replica left, has that transaction still
+    // (it is not in m3's history): refused, and /status and the events say why.
+    servers[2].kill();
+    let p = promotion_state(&mut hadns, "refused").await;
+    println!("refused: {p:#}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("m2: has transactions the primary never had"),
+        "{detail}"
+    );
+    assert_eq!(hadns.addresses(DB).await, Ok(vec![]));
+    let kinds = admin::event_kinds(hadns.admin().await).await;
+    assert!(kinds.iter().any(|k| k == "promotion_refused"), "{kinds:?}");
+    let metrics = admin::get(hadns.admin().await, "/metrics").await.1;
+    let refused = [("pool", "db"), ("state", "refused")];
+    assert_eq!(
+        admin::sample(&metrics, "hadns_promotion_state", &refused),
+        Some(1.0)
+    );
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_a_candidate_applies_its_relay_log_first_and_max_lag_refuses() {
+    let mut servers = mariadb_trio(false).await;
+    let config = maria_config(&servers, "mode = \"auto\"\nmax_lag = \"5 transactions\"");
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .start()
+        .await;
+    let m1 = servers[0].ip;
+    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
+    // m2 receives but does not apply; m3 receives nothing more.
+    servers[1].execute("STOP SLAVE SQL_THREAD").await;
+    servers[2].execute("STOP SLAVE IO_THREAD").await;
+    write_rows(&servers[0], 1, 20).await;
+    let primary_pos = gtid_current_pos(&servers[0]).await;
+    wait_for_value(LIMIT, "m2 to receive the rows", &primary_pos, || {
+        received(&servers[1])
+    })
+    .await;
+    assert_ne!(
+        gtid_current_pos(&servers[1]).await,
+        primary_pos,
+        "m2 applied already"
+    );
+    servers[0].kill();
+    let p = promotion_ended(&mut hadns).await;
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    assert_eq!(p["last"]["candidate"], "m2", "{p:#}");
+    // Everything m2 had received was applied before it took writes.
+    assert_eq!(numbers(&servers[1]).await, (1..=20).collect::<Vec<u64>>());
+    let catch_up = &p["last"]["steps"][1];
+    assert_eq!(catch_up["step"], "catch_up");
+    assert!(
+        catch_up["detail"].as_str().unwrap().contains(&primary_pos),
+        "{p:#}"
+    );
+    hadns.stop().await;
+
+    // Again, but the only replica left lags more than max_lag: refused, and an operator
+    // overrides it with --allow-data-loss.
+    let mut servers = mariadb_trio(false).await;
+    let config = maria_config(&servers, "mode = \"auto\"\nmax_lag = \"5 transactions\"");
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .start()
+        .await;
+    hadns.wait_for_answer(DB, &[servers[0].ip], LIMIT).await;
+    servers[2].kill();
+    servers[1].execute("STOP SLAVE IO_THREAD").await;
+    write_rows(&servers[0], 1, 20).await;
+    let admin = hadns.admin().await;
+    wait_for(LIMIT, "hadns to see m2 20 transactions behind", || async {
+        let status = admin::get_json(admin, "/status").await;
+        admin::node(&status, "db", "m2")["lag_transactions"] == 20
+    })
+    .await;
+    servers[0].kill();
+    let p = promotion_state(&mut hadns, "refused").await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("m2: 20 transactions") && detail.contains("over max_lag"),
+        "{detail}"
+    );
+    assert_eq!(hadns.addresses(DB).await, Ok(vec![]));
+    let (ok, out, err) = admin::cli(&mut hadns, &["promote", "db", "m2"]).await;
+    assert!(
+        !ok,
+        "promoted past max_lag without --allow-data-loss: {out}"
+    );
+    assert!(err.contains("over max_lag"), "{err}");
+    let (ok, out, err) =
+        admin::cli(&mut hadns, &["promote", "db", "m2", "--allow-data-loss"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("promoted"), "{out}");
+    hadns.wait_for_answer(DB, &[servers[1].ip], LIMIT).await;
+    hadns.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_a_planned_switchover_loses_no_write() {
+    let servers = mariadb_trio(false).await;
+    let config = maria_config(
+        &servers,
+        "mode = \"manual\"\nrejoin = \"auto\"\nreplication_user = \"root\"\n\
+         replication_password = \"\"",
+    );
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .start()
+        .await;
+    let (m1, m3) = (servers[0].ip, servers[2].ip);
+    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
+    let writer = Writer::start(hadns.addr, DB, ports(&servers));
+    let started = Instant::now();
+    writer.wait_for_write(m1, started, LIMIT).await;
+    wait_for(LIMIT, "100 acknowledged writes", || async {
+        writer.acks().len() >= 100
+    })
+    .await;
+    let asked = Instant::now();
+    let (ok, out, err) = admin::cli(&mut hadns, &["promote", "db", "m3"]).await;
+    assert!(ok, "{out}{err}");
+    println!("hadns promote: {out}");
+    let resumed = writer.wait_for_write(m3, asked, LIMIT).await;
+    println!(
+        "switchover: first write on m3 {:?} after the command",
+        resumed - asked
+    );
+    // The old primary replicates from the new one; the other replica too.
+    wait_for(LIMIT, "m1 and m2 to replicate from m3", || async {
+        let mut all = true;
+        for m in &servers[..2] {
+            all &= replication_source(m).await.map(|r| r.0) == Some(m3.to_string());
+        }
+        all
+    })
+    .await;
+    wait_for(LIMIT, "more writes on m3", || async {
+        writer.acks().iter().filter(|a| a.server == m3).count() >= 50
+    })
+    .await;
+    let acks = writer.stop().await;
+    let on_m3 = numbers(&servers[2]).await;
+    let lost: Vec<u64> = acks
+        .iter()
+        .map(|a| a.n)
+        .filter(|n| on_m3.binary_search(n).is_err())
+        .collect();
+    println!("{} writes acknowledged, lost: {lost:?}", acks.len());
+    assert!(
+        lost.is_empty(),
+        "a switchover lost acknowledged writes: {lost:?}"
+    );
+    // Writes acknowledged by m1 after m3 took over would be split brain.
+    let first_on_m3 = acks.iter().find(|a| a.server == m3).unwrap().n;
+    assert!(
+        acks.iter().all(|a| a.server == m3 || a.n < first_on_m3),
+        "m1 took writes after m3"
+    );
+    let p = promotion(&mut hadns).await;
+    assert_eq!(p["last"]["switchover"], true, "{p:#}");
     hadns.stop().await;
 }

@@ -4,7 +4,8 @@
 //! ends; the supervisor publishes the new primary once its checker sees it writable.
 //!
 //! MySQL/MariaDB: `MASTER_GTID_WAIT` / `WAIT_FOR_EXECUTED_GTID_SET` on the received
-//! position (the relay log is applied, never dropped), then `STOP SLAVE`, `RESET SLAVE
+//! position (the relay log is applied, never dropped: no `CHANGE MASTER` before, which
+//! would purge it under GTID replication), then `STOP SLAVE`, `RESET SLAVE
 //! ALL`, `read_only = OFF`; the others `CHANGE MASTER TO ... MASTER_USE_GTID = slave_pos`
 //! (MySQL `SOURCE_AUTO_POSITION = 1`), keeping their credentials. PostgreSQL:
 //! `pg_promote()`, the others' `primary_conninfo` with the new host and port, reloaded

@@ -99,33 +99,20 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
     let received = text(&status, ["Gtid_IO_Pos", "Retrieved_Gtid_Set"]);
     let delay = text(&status, ["SQL_Delay", "SQL_Delay"]);
     let sql_running = text(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]) == "Yes";
-    // A failover: nothing more may arrive from the old primary should it come back.
-    if !job.switchover {
-        let stop_io = if mariadb {
-            "STOP SLAVE IO_THREAD"
+    // Only start a stopped SQL thread, while the IO thread is left as it is: under GTID
+    // replication MariaDB purges the relay log when a thread starts after both were
+    // stopped, and any CHANGE MASTER (to drop a MASTER_DELAY, say) purges it too; with it
+    // would go what the candidate received and the dead primary can no longer send. A
+    // delayed replica applies at its pace, within apply_timeout, or is not promoted.
+    if !sql_running {
+        let start = if mariadb {
+            "START SLAVE SQL_THREAD"
         } else {
-            "STOP REPLICA IO_THREAD"
+            "START REPLICA SQL_THREAD"
         };
-        run(&mut conn, stop_io, "stopping the IO thread").await?;
-    }
-    if delay.parse::<u64>().unwrap_or(0) > 0 || !sql_running {
-        let (stop, delay, start) = if mariadb {
-            (
-                "STOP SLAVE SQL_THREAD",
-                "CHANGE MASTER TO MASTER_DELAY = 0",
-                "START SLAVE SQL_THREAD",
-            )
-        } else {
-            (
-                "STOP REPLICA SQL_THREAD",
-                "CHANGE REPLICATION SOURCE TO SOURCE_DELAY = 0",
-                "START REPLICA SQL_THREAD",
-            )
-        };
-        run(&mut conn, stop, "stopping the SQL thread").await?;
-        run(&mut conn, delay, "removing the replication delay").await?;
         run(&mut conn, start, "starting the SQL thread").await?;
     }
+    let delay = delay.parse::<u64>().unwrap_or(0);
     let target = target.unwrap_or(received);
     let seconds = job.pool.promote.apply_timeout.as_secs_f64();
     let wait = if mariadb {
@@ -144,9 +131,14 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
     match result {
         Some(0) => Ok(format!("applied everything up to {target}")),
         _ => Err(format!(
-            "did not apply everything it received ({target}) within apply_timeout ({:?}); \
+            "did not apply everything it received ({target}) within apply_timeout ({:?}{}); \
              not promoted, nothing of its relay log dropped",
-            job.pool.promote.apply_timeout
+            job.pool.promote.apply_timeout,
+            if delay > 0 {
+                format!("; it has MASTER_DELAY = {delay} s")
+            } else {
+                String::new()
+            }
         )),
     }
 }

@@ -30,8 +30,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Writes into `app.t (n)` on whatever `name` answers; `ports` maps each server's
-    /// address to its port.
+    /// Writes into `app.t (n)` on whatever `name` answers, as the user `app` (password
+    /// `app`: an application's account, which `read_only` stops); `ports` maps each
+    /// server's address to its port.
     pub fn start(dns: SocketAddr, name: &str, ports: HashMap<IpAddr, u16>) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -51,7 +52,8 @@ impl Writer {
                         let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
                             .ip_or_hostname(ip.to_string())
                             .tcp_port(ports[&ip])
-                            .user(Some("root"))
+                            .user(Some("app"))
+                            .pass(Some("app"))
                             .prefer_socket(false)
                             .into();
                         match tokio::time::timeout(
