@@ -27,7 +27,8 @@ const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END, \
   (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn, \
   r.pid, r.status, r.sender_host, r.sender_port, \
-  (CASE WHEN pg_is_in_recovery() THEN GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn \
+  (CASE WHEN pg_is_in_recovery() THEN GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END) - '0/0'::pg_lsn, \
+  (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo') \
   FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true";
 
 pub struct PgProber {
@@ -165,8 +166,9 @@ fn read_probe_row(row: &tokio_postgres::SimpleQueryRow) -> (String, DbStatus) {
     let in_recovery = text(0).as_deref() == Some("t");
     let read_only = text(1).as_deref() == Some("t");
     let replication = match (text(5), text(6)) {
-        // No WAL receiver: a primary, or a standby that receives nothing.
-        (None, _) => None,
+        // No WAL receiver: a primary, or a standby that receives nothing now (its primary
+        // is gone, say); such a standby still says where it replicates from.
+        (None, _) => configured_source(in_recovery, text(10).as_deref()),
         (Some(_), None) => Some(Replication {
             running: false,
             receiving: false,
@@ -208,9 +210,69 @@ fn read_probe_row(row: &tokio_postgres::SimpleQueryRow) -> (String, DbStatus) {
                 r.source()
             )
         }
+        (true, _, Some(r)) if r.state == "no WAL receiver" => format!(
+            "standby, timeline {timeline}, no WAL receiver (primary_conninfo {})",
+            r.source()
+        ),
         (true, _, Some(r)) => format!("standby, timeline {timeline}, WAL receiver {}", r.state),
     };
     (detail, status)
+}
+
+/// A standby without a WAL receiver, as its `primary_conninfo` configures it (`None`: a
+/// primary, no primary_conninfo, or one hadns may not read: pg_read_all_settings).
+fn configured_source(in_recovery: bool, conninfo: Option<&str>) -> Option<Replication> {
+    let conninfo = conninfo.filter(|c| in_recovery && !c.is_empty())?;
+    let words = conninfo_words(conninfo);
+    let value = |key: &str| {
+        words
+            .iter()
+            .filter_map(|w| w.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().trim_matches('\'').to_string())
+    };
+    let host = value("hostaddr").or_else(|| value("host"))?;
+    let port = value("port").and_then(|p| p.parse().ok()).or(Some(5432));
+    Some(Replication {
+        running: false,
+        receiving: false,
+        state: "no WAL receiver".into(),
+        source_host: host,
+        source_port: port,
+        source_addresses: Vec::new(),
+    })
+}
+
+/// The `key=value` words of a libpq conninfo string, quoted values kept whole.
+pub(super) fn conninfo_words(conninfo: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut chars = conninfo.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                word.push(c);
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+            }
+            '\'' => {
+                quoted = !quoted;
+                word.push(c);
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// The server's own message for database errors (`password authentication failed for user

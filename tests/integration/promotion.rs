@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::support::dbs::{Maria, Writer};
+use crate::support::dbs::{self, Maria, Pg, Writer};
 use crate::support::*;
 
 const DB: &str = "db.example.internal.";
@@ -487,5 +487,120 @@ async fn mariadb_a_planned_switchover_loses_no_write() {
     );
     let p = promotion(&mut hadns).await;
     assert_eq!(p["last"]["switchover"], true, "{p:#}");
+    hadns.stop().await;
+}
+
+/// The text of the one value `sql` returns on `pg`.
+async fn lsn(pg: &Pg, sql: &str) -> String {
+    let row = pg.client().await.query_one(sql, &[]).await.unwrap();
+    row.get::<_, Option<String>>(0).unwrap_or_default()
+}
+
+/// Writes one row through the name until a server accepts it; returns that server.
+async fn write_through_name(hadns: &Hadns, servers: &[&Pg], n: i64) -> IpAddr {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Ok([ip]) = hadns.addresses(DB).await.as_deref()
+            && let Some(pg) = servers.iter().find(|p| p.ip == *ip)
+        {
+            let connected = tokio::time::timeout(
+                Duration::from_secs(1),
+                pg.config("postgres").connect(tokio_postgres::NoTls),
+            )
+            .await;
+            if let Ok(Ok((client, connection))) = connected {
+                tokio::spawn(connection);
+                if client
+                    .execute("INSERT INTO t (n) VALUES ($1)", &[&n])
+                    .await
+                    .is_ok()
+                {
+                    return *ip;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no write through the name");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_the_standby_that_received_most_is_promoted_and_the_other_follows() {
+    let p1 = Pg::init_primary();
+    p1.execute("CREATE TABLE t (n bigint PRIMARY KEY, pad text)")
+        .await;
+    let p2 = Pg::init_standby(&p1);
+    let p3 = Pg::init_standby(&p1);
+    p2.wait_replaying().await;
+    p3.wait_replaying().await;
+    // p3 has the higher priority, but will have received less.
+    let nodes = p1.node("p1", 100) + &p2.node("p2", 50) + &p3.node("p3", 80);
+    // pg_pool's interval is 1s: the kill is seen at once through the broken session.
+    let config = dbs::pg_pool(&nodes, "fence = \"read-only\"").replace(
+        "[pool.postgres]",
+        "[pool.promote]\nmode = \"auto\"\nmax_lag = \"1GB\"\n[pool.postgres]",
+    ) + &admin::admin_section(true);
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .start()
+        .await;
+    hadns.wait_for_answer(DB, &[p1.ip], LIMIT).await;
+    // p3's WAL receiver is stopped (SIGSTOP) while p1 writes far more WAL than a socket
+    // buffer holds: p2 receives it all, p3 a part.
+    let receiver: i32 = p3
+        .client()
+        .await
+        .query_one("SELECT pid FROM pg_stat_wal_receiver", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let receiver = nix::unistd::Pid::from_raw(receiver);
+    nix::sys::signal::kill(receiver, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    p1.execute("INSERT INTO t SELECT n, repeat('x', 200) FROM generate_series(1, 300000) AS n")
+        .await;
+    let written = lsn(&p1, "SELECT pg_current_wal_lsn()::text").await;
+    wait_for_value(LIMIT, "p2 to receive everything", &written, || {
+        lsn(&p2, "SELECT pg_last_wal_receive_lsn()::text")
+    })
+    .await;
+    p1.kill_postmaster();
+    let killed = Instant::now();
+    nix::sys::signal::kill(receiver, nix::sys::signal::Signal::SIGCONT).unwrap();
+
+    let p = promotion_ended(&mut hadns).await;
+    println!("promotion: {}", steps(&p));
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    assert_eq!(p["last"]["candidate"], "p2", "{p:#}");
+    let first = write_through_name(&hadns, &[&p1, &p2, &p3], 1_000_001).await;
+    println!(
+        "from the kill to the first write through the name: {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(first, p2.ip);
+    // p3 follows p2 on its new timeline.
+    let p3_client = p3.client().await;
+    wait_for(LIMIT, "p3 to stream from p2 on timeline 2", || async {
+        let row = p3_client
+            .query_opt(
+                "SELECT sender_host, received_tli FROM pg_stat_wal_receiver \
+                 WHERE status = 'streaming'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.is_some_and(|r| {
+            r.get::<_, Option<String>>(0) == Some(p2.ip.to_string()) && r.get::<_, i32>(1) == 2
+        })
+    })
+    .await;
+    wait_for(LIMIT, "the write through the name on p3", || async {
+        p3_client
+            .query_opt("SELECT 1 FROM t WHERE n = 1000001", &[])
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    hadns.wait_for_answer(DB_RO, &[p3.ip], LIMIT).await;
     hadns.stop().await;
 }

@@ -147,7 +147,7 @@ pub(super) async fn repoint(job: &Job, check: &DbCheck, node: &Node) -> Result<S
 /// `conninfo` (libpq `key=value` words) with `host` and `port` replaced, every other word
 /// kept as written.
 fn with_host(conninfo: &str, host: &str, port: &str) -> String {
-    let mut words: Vec<String> = split_words(conninfo)
+    let mut words: Vec<String> = crate::checks::postgres::conninfo_words(conninfo)
         .into_iter()
         .filter(|w| {
             !matches!(
@@ -159,38 +159,6 @@ fn with_host(conninfo: &str, host: &str, port: &str) -> String {
     words.push(format!("host={host}"));
     words.push(format!("port={port}"));
     words.join(" ")
-}
-
-/// The `key=value` words of a conninfo string, quoted values kept whole.
-fn split_words(conninfo: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut chars = conninfo.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                word.push(c);
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-            }
-            '\'' => {
-                quoted = !quoted;
-                word.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
 }
 
 #[cfg(test)]

@@ -124,7 +124,6 @@ impl Writer {
         self.stop.store(true, Ordering::Relaxed);
         let acks = self.acks;
         let _ = self.task.await;
-        let acks = acks.lock().unwrap().clone();
-        acks
+        acks.lock().unwrap().clone()
     }
 }
