@@ -167,38 +167,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig { config } => match hadns::prepare(&config) {
-            Ok(p) => {
-                say!(
-                    "{}: ok ({} pools, {} records, {} zones)",
-                    config.display(),
-                    p.config.pools.len(),
-                    p.config.records.len(),
-                    p.zones.zones.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                complain!("{e}");
-                ExitCode::from(EXIT_INVALID_CONFIG)
-            }
-        },
-        Command::Serve { config } => {
-            let prepared = match hadns::prepare(&config) {
-                Ok(p) => p,
-                Err(e) => {
-                    complain!("{e}");
-                    return ExitCode::from(EXIT_INVALID_CONFIG);
-                }
-            };
-            match runtime.block_on(serve(config, prepared)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    error!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Serve { config } => serve_config(&runtime, config),
         Command::Status { admin, json } => admin_command(&runtime, &admin, |e| async move {
             hadns::admin::client::status(&e, json).await
         }),
@@ -234,6 +204,44 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `hadns check-config`: every problem, or a one-line summary.
+fn check_config(config: &std::path::Path) -> ExitCode {
+    match hadns::prepare(config) {
+        Ok(p) => {
+            say!(
+                "{}: ok ({} pools, {} records, {} zones)",
+                config.display(),
+                p.config.pools.len(),
+                p.config.records.len(),
+                p.zones.zones.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            complain!("{e}");
+            ExitCode::from(EXIT_INVALID_CONFIG)
+        }
+    }
+}
+
+/// `hadns serve`: prepares the configuration fully, then serves until a signal.
+fn serve_config(runtime: &tokio::runtime::Runtime, config: PathBuf) -> ExitCode {
+    let prepared = match hadns::prepare(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            complain!("{e}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    match runtime.block_on(serve(config, prepared)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -119,49 +119,17 @@ pub(super) fn validate_promote(
              pool, so that the old primary is fenced before and after it is replaced",
         ));
     }
-    let max_lag = raw.max_lag.as_deref().and_then(|text| {
-        let lag_path = format!("{path}.max_lag");
-        let lag = super::record::parse_max_lag(text)
-            .map_err(|m| problems.push(Problem::new(&lag_path, m)))
-            .ok()?;
-        match (lag, check) {
-            (MaxLag::Bytes(_), Check::Mysql(_)) => problems.push(Problem::new(
-                lag_path,
-                "a size is a PostgreSQL WAL distance; for mysql use a number of \
-                 transactions (\"100 transactions\") or a time (\"5s\")",
-            )),
-            (MaxLag::Transactions(_), Check::Postgres(_)) => problems.push(Problem::new(
-                lag_path,
-                "transactions are counted on mysql pools only; for postgres use a size \
-                 (\"1MB\") or a time (\"5s\")",
-            )),
-            _ => {}
-        }
-        Some(lag)
-    });
-    let rejoin = choice(
+    let max_lag = raw
+        .max_lag
+        .as_deref()
+        .and_then(|text| validate_max_lag(text, check, &path, problems));
+    let rejoin = validate_rejoin(
         raw.rejoin.as_deref(),
-        Rejoin::Off,
-        ("rejoin", "off | auto"),
-        &format!("{path}.rejoin"),
+        check,
+        raw.replication_user.is_some(),
+        &path,
         problems,
     );
-    if rejoin == Rejoin::Auto {
-        if !matches!(check, Check::Mysql(_)) {
-            problems.push(Problem::new(
-                format!("{path}.rejoin"),
-                "\"auto\" is for mysql pools: a PostgreSQL primary needs pg_rewind, which \
-                 hadns does not run (it says which command to run)",
-            ));
-        }
-        if raw.replication_user.is_none() {
-            problems.push(Problem::new(
-                format!("{path}.replication_user"),
-                "missing: rejoin = \"auto\" configures the old primary's replication, \
-                 which needs the replicas' account",
-            ));
-        }
-    }
     Promote {
         mode,
         max_lag,
@@ -182,4 +150,65 @@ pub(super) fn validate_promote(
         replication_user: raw.replication_user,
         replication_password: raw.replication_password,
     }
+}
+
+/// `promote.max_lag`: in a unit the pool's database counts.
+fn validate_max_lag(
+    text: &str,
+    check: &Check,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<MaxLag> {
+    let lag_path = format!("{path}.max_lag");
+    let lag = super::record::parse_max_lag(text)
+        .map_err(|m| problems.push(Problem::new(&lag_path, m)))
+        .ok()?;
+    match (lag, check) {
+        (MaxLag::Bytes(_), Check::Mysql(_)) => problems.push(Problem::new(
+            lag_path,
+            "a size is a PostgreSQL WAL distance; for mysql use a number of \
+             transactions (\"100 transactions\") or a time (\"5s\")",
+        )),
+        (MaxLag::Transactions(_), Check::Postgres(_)) => problems.push(Problem::new(
+            lag_path,
+            "transactions are counted on mysql pools only; for postgres use a size \
+             (\"1MB\") or a time (\"5s\")",
+        )),
+        _ => {}
+    }
+    Some(lag)
+}
+
+/// `promote.rejoin`: `auto` only on mysql pools, and with the replicas' account.
+fn validate_rejoin(
+    rejoin: Option<&str>,
+    check: &Check,
+    has_user: bool,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Rejoin {
+    let rejoin = choice(
+        rejoin,
+        Rejoin::Off,
+        ("rejoin", "off | auto"),
+        &format!("{path}.rejoin"),
+        problems,
+    );
+    if rejoin == Rejoin::Auto {
+        if !matches!(check, Check::Mysql(_)) {
+            problems.push(Problem::new(
+                format!("{path}.rejoin"),
+                "\"auto\" is for mysql pools: a PostgreSQL primary needs pg_rewind, which \
+                 hadns does not run (it says which command to run)",
+            ));
+        }
+        if !has_user {
+            problems.push(Problem::new(
+                format!("{path}.replication_user"),
+                "missing: rejoin = \"auto\" configures the old primary's replication, \
+                 which needs the replicas' account",
+            ));
+        }
+    }
+    rejoin
 }

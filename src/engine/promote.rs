@@ -9,7 +9,9 @@
 //! never had (MySQL/MariaDB errant GTIDs), the one that *received* the most, within
 //! `max_lag` of the primary's last seen position; ties by priority, then config order.
 
-use super::{Engine, Health, PoolId};
+use std::time::Duration;
+
+use super::{Engine, Event, Health, NodeId, PoolId};
 use crate::config::{MaxLag, Pool};
 
 /// What the engine says about promoting in a pool.
@@ -47,6 +49,46 @@ pub struct Ask {
 }
 
 impl Engine {
+    /// Marks a node replaced by a promotion (or no longer): a deposed node is never
+    /// answered and is fenced whenever it is writable. `fencing`: the caller fences it
+    /// now (a switchover's demotion), so this writable episode asks for no other fence.
+    pub fn set_deposed(
+        &mut self,
+        id: NodeId,
+        deposed: bool,
+        fencing: bool,
+        now: Duration,
+    ) -> Vec<Event> {
+        let (pool, node) = (id.pool.0, id.index);
+        let state = &mut self.nodes[pool][node];
+        if state.deposed == deposed {
+            return Vec::new();
+        }
+        state.deposed = deposed;
+        state.fenced = fencing;
+        let name = &self.pools[pool].node_names[node];
+        let why = if deposed {
+            format!("{name} was replaced by a promotion")
+        } else {
+            format!("{name} replicates from the primary again")
+        };
+        if self.ready[pool] {
+            return self.update_pool(pool, now, &why);
+        }
+        Vec::new()
+    }
+
+    /// Whether node `node` replicates, running, from the node its pool's `primary`
+    /// record answers.
+    pub fn follows_primary(&self, node: NodeId) -> bool {
+        let p = node.pool.0;
+        let Some(primary) = self.references[p].as_ref().filter(|r| r.current) else {
+            return false;
+        };
+        self.nodes[p][node.index].health == Health::Up
+            && self.replicates_from(p, node.index, primary.node, |r| r.running)
+    }
+
     /// Whether to promote in `pool` now (`config` is the pool's configuration); `ask`:
     /// an operator's command instead of the automatic rule.
     pub fn promotion(&self, pool: PoolId, config: &Pool, ask: Option<Ask>) -> Verdict {

@@ -305,16 +305,7 @@ impl Metrics {
                     .set(i64::from(n.state == state));
             }
         }
-        self.promotion_state.reset();
-        for pool in &status.pools {
-            if let Some(p) = &pool.promotion {
-                for state in ["idle", "running", "refused", "blocked"] {
-                    self.promotion_state
-                        .with_label_values(&[pool.name.as_str(), state])
-                        .set(i64::from(p.state == state));
-                }
-            }
-        }
+        self.render_promotions(status);
         self.cluster.reset();
         if let Some(c) = &status.cluster {
             for (what, value) in [
@@ -336,6 +327,22 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Metrics {
+    /// One `promotion_state` per pool that promotes: 1 for its state, 0 for the others.
+    fn render_promotions(&self, status: &Status) {
+        self.promotion_state.reset();
+        for pool in &status.pools {
+            if let Some(p) = &pool.promotion {
+                for state in ["idle", "running", "refused", "blocked"] {
+                    self.promotion_state
+                        .with_label_values(&[pool.name.as_str(), state])
+                        .set(i64::from(p.state == state));
+                }
+            }
+        }
     }
 }
 

@@ -43,6 +43,8 @@ mod handle;
 mod hooks;
 mod plan;
 mod prepare;
+mod promote_command;
+mod promoted;
 mod promoting;
 mod promotion;
 mod publication;

@@ -11,8 +11,8 @@ use super::supervisor::Supervisor;
 use crate::api::command::CommandError;
 use crate::api::event::{EventKind, EventRecord};
 use crate::checks::promote::{Job, Outcome, Step, StepDone};
-use crate::config::{PromoteMode, Rejoin, Select};
-use crate::engine::{Answer, Ask, NodeId, Plan, PoolId, Verdict};
+use crate::config::PromoteMode;
+use crate::engine::{NodeId, Plan, PoolId, Verdict};
 
 impl Supervisor {
     /// After a decision about `pool`: deposed nodes that follow the primary again are
@@ -75,7 +75,7 @@ impl Supervisor {
     }
 
     /// Starts carrying out `plan` (`manual`: an operator asked).
-    fn start_promotion(&mut self, pool: PoolId, plan: Plan, manual: bool) {
+    pub(super) fn start_promotion(&mut self, pool: PoolId, plan: Plan, manual: bool) {
         let config = &self.config.pools[pool.0];
         let job = Job {
             pool: config.clone(),
@@ -161,7 +161,7 @@ impl Supervisor {
             .push(EventRecord::new(kind, message).at(pool, &done.node));
     }
 
-    fn on_step(&mut self, pool: &str, done: StepDone) {
+    pub(super) fn on_step(&mut self, pool: &str, done: StepDone) {
         self.log_step(pool, &done);
         let entry = self.promotions.pool(pool);
         let next = match done.step {
@@ -233,45 +233,8 @@ impl Supervisor {
         }
     }
 
-    /// A promoted candidate whose pool's `primary` records now answer it: published; the
-    /// other replicas are repointed next.
-    fn check_published(&mut self, pool: PoolId) {
-        let config = &self.config;
-        let name = config.pools[pool.0].name.clone();
-        let entry = self.promotions.pool(&name);
-        if entry.state != State::Running(Step::Publish) {
-            return;
-        }
-        let Some(record) = &mut entry.last else {
-            return;
-        };
-        let candidate = record.candidate;
-        let answered = config
-            .records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.pool == pool && r.select == Select::Primary)
-            .all(|(i, _)| {
-                self.engine.answer(crate::engine::RecordId(i)) == &Answer::Nodes(vec![candidate])
-            });
-        if !answered {
-            return;
-        }
-        let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
-        let done = StepDone {
-            step: Step::Publish,
-            node: record.job.candidate.name.clone(),
-            took,
-            result: Ok("answered by every primary record of the pool".into()),
-        };
-        let job = record.job.clone();
-        self.on_step(&name, done);
-        self.promotions.pool(&name).state = State::Running(Step::Repoint);
-        self.promotions.repoint(name, job);
-    }
-
     /// Ends the running promotion: its outcome, the operator's reply, the state.
-    fn finish(&mut self, pool: &str, outcome: String, result: Result<(), String>) {
+    pub(super) fn finish(&mut self, pool: &str, outcome: String, result: Result<(), String>) {
         let retry = self
             .config
             .pools
@@ -312,138 +275,5 @@ impl Supervisor {
                     .map_err(|_| CommandError::Refused(outcome)),
             );
         }
-    }
-
-    /// Deposed nodes that replicate from the pool's primary again are no danger: released.
-    fn release_deposed(&mut self, pool: PoolId) {
-        let count = self.config.pools[pool.0].nodes.len();
-        for n in 0..count {
-            let id = NodeId::new(pool.0, n);
-            if self.engine.node(id).deposed && self.engine.follows_primary(id) {
-                let events = (self.engine).set_deposed(id, false, false, self.clock.now());
-                let name = &self.config.pools[pool.0].nodes[n].name;
-                let entry = self.promotions.pool(&self.config.pools[pool.0].name);
-                entry.rejoining.retain(|r| r != name);
-                info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
-                self.decide(events, &[pool]);
-            }
-        }
-    }
-
-    /// `rejoin = "auto"`: a deposed node that is back and read-only is attached to the new
-    /// primary (once per time it is back).
-    fn start_rejoins(&mut self, pool: PoolId) {
-        let config = &self.config.pools[pool.0];
-        if config.promote.rejoin != Rejoin::Auto {
-            return;
-        }
-        let Some(record) = self
-            .config
-            .records
-            .iter()
-            .position(|r| r.pool == pool && r.select == Select::Primary)
-        else {
-            return;
-        };
-        let Answer::Nodes(winner) = self.engine.answer(crate::engine::RecordId(record)) else {
-            return;
-        };
-        let Some(&primary) = winner.first() else {
-            return;
-        };
-        for n in 0..config.nodes.len() {
-            let state = self.engine.node(NodeId::new(pool.0, n));
-            let back = state.deposed
-                && state.health == crate::engine::Health::Up
-                && state.db.as_ref().is_some_and(|d| !d.writable);
-            let entry = self.promotions.pool(&config.name);
-            let name = &config.nodes[n].name;
-            if state.health != crate::engine::Health::Up {
-                entry.rejoining.retain(|r| r != name);
-            }
-            if back && !entry.rejoining.contains(name) {
-                entry.rejoining.push(name.clone());
-                self.promotions
-                    .rejoin(config, &config.nodes[n], &config.nodes[primary]);
-            }
-        }
-    }
-
-    /// `hadns promote POOL [NODE] [--allow-data-loss]`; the reply waits for the end.
-    pub(super) fn promote_command(
-        &mut self,
-        pool: &str,
-        node: Option<&str>,
-        allow_data_loss: bool,
-        reply: tokio::sync::oneshot::Sender<Result<String, CommandError>>,
-    ) {
-        let refuse = |reply: tokio::sync::oneshot::Sender<_>, why: CommandError| {
-            let _ = reply.send(Err(why));
-        };
-        let Some(p) = self.config.pools.iter().position(|x| x.name == pool) else {
-            return refuse(
-                reply,
-                CommandError::NotFound(format!("no pool named {pool:?}")),
-            );
-        };
-        let config = &self.config.pools[p];
-        if config.promote.mode == PromoteMode::Off {
-            return refuse(
-                reply,
-                CommandError::Refused(format!(
-                    "pool {pool:?} has promotion off: set [pool.promote] mode = \"manual\" or \"auto\""
-                )),
-            );
-        }
-        let node = match node.map(|n| config.nodes.iter().position(|x| x.name == n)) {
-            Some(None) => {
-                return refuse(
-                    reply,
-                    CommandError::NotFound(format!(
-                        "pool {pool:?} has no node named {:?}",
-                        node.unwrap_or_default()
-                    )),
-                );
-            }
-            Some(found) => found,
-            None => None,
-        };
-        if self.promotions.pool(pool).busy() {
-            return refuse(
-                reply,
-                CommandError::Refused(format!("a promotion of pool {pool:?} is running")),
-            );
-        }
-        let ask = Ask {
-            node,
-            allow_data_loss,
-        };
-        match self.engine.promotion(PoolId(p), config, Some(ask)) {
-            Verdict::Promote(plan) => {
-                self.start_promotion(PoolId(p), plan, true);
-                self.promotions.pool(pool).reply = Some(reply);
-            }
-            Verdict::Idle(why) | Verdict::Refused(why) => {
-                refuse(reply, CommandError::Refused(format!("not promoted: {why}")))
-            }
-        }
-    }
-
-    /// `hadns ack POOL`: lifts the pool's block.
-    pub(super) fn ack(&mut self, pool: &str) -> Result<String, CommandError> {
-        let Some(p) = self.config.pools.iter().position(|x| x.name == pool) else {
-            return Err(CommandError::NotFound(format!("no pool named {pool:?}")));
-        };
-        let entry = self.promotions.pool(pool);
-        let was = entry.blocked_until.take();
-        entry.retry_at = None;
-        if matches!(entry.state, State::Blocked(_) | State::Refused(_)) {
-            entry.state = State::Idle;
-        }
-        self.consider_promotion(PoolId(p));
-        Ok(match was {
-            Some(_) => format!("pool {pool}: automatic promotion unblocked"),
-            None => format!("pool {pool}: automatic promotion was not blocked"),
-        })
     }
 }

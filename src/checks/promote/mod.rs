@@ -11,63 +11,14 @@
 //! `pg_promote()`, the others' `primary_conninfo` with the new host and port, reloaded
 //! (13+), the new timeline followed (`recovery_target_timeline = 'latest'`).
 
+mod job;
 mod mysql;
 mod postgres;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Check, Node, Pool};
-
-/// One promotion to carry out.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub pool: Pool,
-    pub old: Node,
-    pub candidate: Node,
-    /// The other replicas, to repoint at the candidate.
-    pub others: Vec<Node>,
-    /// The old primary is alive: demote it first and lose nothing (else a failover).
-    pub switchover: bool,
-}
-
-/// The steps, in order, as `/status` and the events name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    Fence,
-    CatchUp,
-    Promote,
-    Publish,
-    Repoint,
-    Rejoin,
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
-        f.write_str(name.as_str().unwrap_or_default())
-    }
-}
-
-/// One step that ended.
-#[derive(Debug, Clone)]
-pub struct StepDone {
-    pub step: Step,
-    /// The node it was done on.
-    pub node: String,
-    pub took: Duration,
-    /// What was done, or why it failed.
-    pub result: Result<String, String>,
-}
-
-/// How a promotion ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The candidate accepts writes.
-    Promoted,
-    /// Stopped before the candidate was made writable, and why; nothing was promoted.
-    Aborted(String),
-}
+pub use job::{Job, Outcome, Step, StepDone};
 
 /// Runs `job`, telling `report` about each step as it ends.
 pub async fn promote(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) -> Outcome {
@@ -131,15 +82,4 @@ pub async fn rejoin(pool: &Pool, old: &Node, primary: &Node) -> Result<String, S
         Check::Mysql(check) => mysql::rejoin(pool, check, old, primary).await,
         _ => Err("rejoin is for mysql pools".into()),
     }
-}
-
-/// `step` bounded by `limit`, its timeout named.
-async fn within<T>(
-    limit: Duration,
-    what: &str,
-    step: impl Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    tokio::time::timeout(limit, step)
-        .await
-        .unwrap_or_else(|_| Err(format!("{what} timed out after {limit:?}")))
 }

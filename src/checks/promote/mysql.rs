@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use super::{Job, Step, within};
+use super::job::{Job, Step, within};
 use crate::checks::mysql::{connect, connection_opts, describe};
 use crate::config::{DbCheck, Node, Pool};
 use crate::engine::Gtid;

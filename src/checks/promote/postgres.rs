@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
-use super::{Job, Step, within};
+use super::job::{Job, Step, within};
 use crate::checks::postgres::{connect, connection_config, describe};
 use crate::config::{DbCheck, Node};
 

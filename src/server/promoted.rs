@@ -1,0 +1,104 @@
+//! After a promotion: the new primary published (then the others repointed), deposed
+//! nodes released once they follow the primary, and (`rejoin = "auto"`) attached to it.
+
+use tracing::info;
+
+use super::promotion::State;
+use super::supervisor::Supervisor;
+use crate::checks::promote::{Step, StepDone};
+use crate::config::{Rejoin, Select};
+use crate::engine::{Answer, NodeId, PoolId};
+
+impl Supervisor {
+    /// A promoted candidate whose pool's `primary` records now answer it: published; the
+    /// other replicas are repointed next.
+    pub(super) fn check_published(&mut self, pool: PoolId) {
+        let config = &self.config;
+        let name = config.pools[pool.0].name.clone();
+        let entry = self.promotions.pool(&name);
+        if entry.state != State::Running(Step::Publish) {
+            return;
+        }
+        let Some(record) = &mut entry.last else {
+            return;
+        };
+        let candidate = record.candidate;
+        let answered = config
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.pool == pool && r.select == Select::Primary)
+            .all(|(i, _)| {
+                self.engine.answer(crate::engine::RecordId(i)) == &Answer::Nodes(vec![candidate])
+            });
+        if !answered {
+            return;
+        }
+        let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
+        let done = StepDone {
+            step: Step::Publish,
+            node: record.job.candidate.name.clone(),
+            took,
+            result: Ok("answered by every primary record of the pool".into()),
+        };
+        let job = record.job.clone();
+        self.on_step(&name, done);
+        self.promotions.pool(&name).state = State::Running(Step::Repoint);
+        self.promotions.repoint(name, job);
+    }
+
+    /// Deposed nodes that replicate from the pool's primary again are no danger: released.
+    pub(super) fn release_deposed(&mut self, pool: PoolId) {
+        let count = self.config.pools[pool.0].nodes.len();
+        for n in 0..count {
+            let id = NodeId::new(pool.0, n);
+            if self.engine.node(id).deposed && self.engine.follows_primary(id) {
+                let events = (self.engine).set_deposed(id, false, false, self.clock.now());
+                let name = &self.config.pools[pool.0].nodes[n].name;
+                let entry = self.promotions.pool(&self.config.pools[pool.0].name);
+                entry.rejoining.retain(|r| r != name);
+                info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
+                self.decide(events, &[pool]);
+            }
+        }
+    }
+
+    /// `rejoin = "auto"`: a deposed node that is back and read-only is attached to the new
+    /// primary (once per time it is back).
+    pub(super) fn start_rejoins(&mut self, pool: PoolId) {
+        let config = &self.config.pools[pool.0];
+        if config.promote.rejoin != Rejoin::Auto {
+            return;
+        }
+        let Some(record) = self
+            .config
+            .records
+            .iter()
+            .position(|r| r.pool == pool && r.select == Select::Primary)
+        else {
+            return;
+        };
+        let Answer::Nodes(winner) = self.engine.answer(crate::engine::RecordId(record)) else {
+            return;
+        };
+        let Some(&primary) = winner.first() else {
+            return;
+        };
+        for n in 0..config.nodes.len() {
+            let state = self.engine.node(NodeId::new(pool.0, n));
+            let back = state.deposed
+                && state.health == crate::engine::Health::Up
+                && state.db.as_ref().is_some_and(|d| !d.writable);
+            let entry = self.promotions.pool(&config.name);
+            let name = &config.nodes[n].name;
+            if state.health != crate::engine::Health::Up {
+                entry.rejoining.retain(|r| r != name);
+            }
+            if back && !entry.rejoining.contains(name) {
+                entry.rejoining.push(name.clone());
+                self.promotions
+                    .rejoin(config, &config.nodes[n], &config.nodes[primary]);
+            }
+        }
+    }
+}
