@@ -70,7 +70,7 @@ impl Engine {
         let why = if deposed {
             format!("{name} was replaced by a promotion")
         } else {
-            format!("{name} replicates from the primary again")
+            format!("{name} is no longer set aside after a promotion")
         };
         if self.ready[pool] {
             return self.update_pool(pool, now, &why);

@@ -168,6 +168,7 @@ impl Supervisor {
             Step::Fence => Step::CatchUp,
             Step::CatchUp => Step::Promote,
             Step::Promote => Step::Publish,
+            Step::Undo => Step::Undo,
             other => other,
         };
         if entry.busy() {

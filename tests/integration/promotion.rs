@@ -46,8 +46,14 @@ async fn mariadb_trio(semisync: bool) -> Vec<Maria> {
     vec![m1, m2, m3]
 }
 
-/// The pool `db` over `servers` (priorities 100, 50, 10), promoting with `promote`.
+/// The pool `db` over `servers` (priorities 100, 50, 10), checked as root, promoting
+/// with `promote`.
 fn maria_config(servers: &[Maria], promote: &str) -> String {
+    maria_config_as(servers, "user = \"root\"", promote)
+}
+
+/// The same, checked with the credentials `user` (`[pool.mysql]` keys).
+fn maria_config_as(servers: &[Maria], user: &str, promote: &str) -> String {
     let nodes: String = servers
         .iter()
         .zip([100, 50, 10])
@@ -57,7 +63,7 @@ fn maria_config(servers: &[Maria], promote: &str) -> String {
     format!(
         "[[pool]]\nname = \"db\"\ncheck = \"mysql\"\ninterval = \"200ms\"\ntimeout = \"500ms\"\n\
          rise = 1\nfall = 2\nfence = \"read-only\"\n\
-         [pool.mysql]\nuser = \"root\"\nsslmode = \"disable\"\n\
+         [pool.mysql]\n{user}\nsslmode = \"disable\"\n\
          [pool.promote]\n{promote}\n{nodes}\n\
          [[record]]\nname = \"{DB}\"\npool = \"db\"\nselect = \"primary\"\nttl = 1\n\
          [[record]]\nname = \"{DB_RO}\"\npool = \"db\"\nselect = \"replicas\"\nttl = 1\n{}",
@@ -424,11 +430,23 @@ async fn mariadb_a_candidate_applies_its_relay_log_first_and_max_lag_refuses() {
     hadns.stop().await;
 }
 
+/// The grants docs/configuration.md lists for checking, fencing and promoting on
+/// MariaDB 10.11: the switchover below runs with exactly these.
+const PROMOTION_GRANTS: &str =
+    "SLAVE MONITOR, PROCESS, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, RELOAD";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_a_planned_switchover_loses_no_write() {
     let servers = mariadb_trio(false).await;
-    let config = maria_config(
+    // First without RELOAD (RESET SLAVE ALL needs it): the switchover stops after the
+    // demotion, which is undone.
+    let without_reload = PROMOTION_GRANTS.replace(", RELOAD", "");
+    for m in &servers {
+        m.create_user("hadns", &without_reload).await;
+    }
+    let config = maria_config_as(
         &servers,
+        "user = \"hadns\"\npassword = \"hadns\"",
         "mode = \"manual\"\nrejoin = \"auto\"\nreplication_user = \"root\"\n\
          replication_password = \"\"",
     );
@@ -445,6 +463,23 @@ async fn mariadb_a_planned_switchover_loses_no_write() {
         writer.acks().len() >= 100
     })
     .await;
+    let (ok, out, err) = admin::cli(&mut hadns, &["promote", "db", "m3"]).await;
+    assert!(!ok, "promoted without RELOAD: {out}");
+    assert!(err.contains("RELOAD"), "{err}");
+    let p = promotion(&mut hadns).await;
+    let undo = p["last"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "undo");
+    assert!(undo.is_some_and(|u| u["ok"] == true), "{p:#}");
+    let failed = Instant::now();
+    writer.wait_for_write(m1, failed, LIMIT).await;
+    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
+    for m in &servers {
+        m.execute("SET SESSION sql_log_bin = 0; GRANT RELOAD ON *.* TO 'hadns'@'127.%'")
+            .await;
+    }
     let asked = Instant::now();
     let (ok, out, err) = admin::cli(&mut hadns, &["promote", "db", "m3"]).await;
     assert!(ok, "{out}{err}");

@@ -27,6 +27,8 @@ pub enum Step {
     Publish,
     Repoint,
     Rejoin,
+    /// A switchover that stopped after the demotion: the old primary made writable again.
+    Undo,
 }
 
 impl std::fmt::Display for Step {

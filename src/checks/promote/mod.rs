@@ -52,7 +52,21 @@ pub async fn promote(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) -> Ou
     };
     match result {
         Ok(()) => Outcome::Promoted,
-        Err(why) => Outcome::Aborted(why),
+        Err(why) => {
+            // A switchover that demoted the old primary and then stopped would leave the
+            // pool without a writer: the demotion is undone (the candidate is left a
+            // replica, its replication started again).
+            if job.switchover {
+                let started = Instant::now();
+                let undone = match &job.pool.check {
+                    Check::Mysql(check) => mysql::undo(job, check).await,
+                    Check::Postgres(check) => postgres::undo(job, check).await,
+                    _ => Ok(String::new()),
+                };
+                let _ = timed(Step::Undo, &job.old, started, undone);
+            }
+            Outcome::Aborted(why)
+        }
     }
 }
 

@@ -170,6 +170,43 @@ async fn make_primary(check: &DbCheck, node: &Node) -> Result<String, String> {
     Ok("replication reset, read_only off".into())
 }
 
+/// Undoes a switchover's demotion: the candidate replicates again (if it still can), the
+/// old primary takes writes again.
+pub(super) async fn undo(job: &Job, check: &DbCheck) -> Result<String, String> {
+    within(
+        job.pool.promote.step_timeout,
+        "undoing the demotion",
+        async {
+            if let Ok((mut candidate, mariadb)) = open(check, &job.candidate).await {
+                let start = if mariadb {
+                    "START SLAVE"
+                } else {
+                    "START REPLICA"
+                };
+                // Fails when replication was reset already; the node is then left read-only.
+                let _ = candidate.query_drop(start).await;
+            }
+            let (mut old, mariadb) = open(check, &job.old).await?;
+            if !mariadb {
+                run(
+                    &mut old,
+                    "SET GLOBAL super_read_only = OFF",
+                    "SET GLOBAL super_read_only = OFF",
+                )
+                .await?;
+            }
+            run(
+                &mut old,
+                "SET GLOBAL read_only = OFF",
+                "SET GLOBAL read_only = OFF",
+            )
+            .await?;
+            Ok("the old primary takes writes again (read_only off)".to_string())
+        },
+    )
+    .await
+}
+
 /// Points replica `node` at the new primary and checks that it replicates from it.
 pub(super) async fn repoint(job: &Job, check: &DbCheck, node: &Node) -> Result<String, String> {
     let limit = job.pool.promote.step_timeout;

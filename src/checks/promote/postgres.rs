@@ -97,6 +97,33 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
     }
 }
 
+/// Undoes a switchover's demotion: the old primary's `default_transaction_read_only`
+/// reset (the candidate is still a standby: `pg_promote` is the last thing that can fail).
+pub(super) async fn undo(job: &Job, check: &DbCheck) -> Result<String, String> {
+    within(
+        job.pool.promote.step_timeout,
+        "undoing the demotion",
+        async {
+            let client = open(check, &job.old).await?;
+            client
+                .batch_execute("ALTER SYSTEM RESET default_transaction_read_only")
+                .await
+                .map_err(|e| {
+                    format!(
+                        "ALTER SYSTEM RESET default_transaction_read_only: {}",
+                        describe(&e)
+                    )
+                })?;
+            value(&client, "SELECT pg_reload_conf()", "pg_reload_conf()").await?;
+            Ok(
+                "the old primary takes writes again (default_transaction_read_only reset)"
+                    .to_string(),
+            )
+        },
+    )
+    .await
+}
+
 /// Points standby `node` at the new primary (its `primary_conninfo` with the new host and
 /// port, every other setting kept) and checks that it streams from it.
 pub(super) async fn repoint(job: &Job, check: &DbCheck, node: &Node) -> Result<String, String> {
