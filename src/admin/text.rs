@@ -69,6 +69,25 @@ pub fn status(status: &Status) -> String {
         nodes.extend(pool.nodes.iter().map(|n| node_row(&pool.name, n)));
     }
     out.push_str(&table(&nodes));
+    let promoting: Vec<_> = status
+        .pools
+        .iter()
+        .filter_map(|p| p.promotion.as_ref().map(|promotion| (&p.name, promotion)))
+        .collect();
+    if !promoting.is_empty() {
+        let mut rows = vec![vec![
+            "POOL".into(),
+            "PROMOTION".into(),
+            "STATE".into(),
+            "DETAIL".into(),
+            "LAST".into(),
+        ]];
+        for (pool, p) in promoting {
+            rows.push(promotion_row(pool, p));
+        }
+        out.push('\n');
+        out.push_str(&table(&rows));
+    }
     if !status.notify.is_empty() {
         let mut notify = vec![vec![
             "NOTIFY TARGET".into(),
@@ -96,6 +115,37 @@ pub fn status(status: &Status) -> String {
         out.push_str(&format_cluster(cluster));
     }
     out
+}
+
+/// One pool's promotion: mode, state (and step), why, and the last one's steps.
+fn promotion_row(pool: &str, p: &crate::api::status::PromotionStatus) -> Vec<String> {
+    let state = match &p.step {
+        Some(step) => format!("{} ({step})", p.state),
+        None => p.state.clone(),
+    };
+    let mut detail = p.detail.clone();
+    if let Some(until) = &p.blocked_until {
+        detail = format!("{detail} (blocked until {until})");
+    }
+    let last = p.last.as_ref().map_or("-".to_string(), |last| {
+        let steps: Vec<String> = last
+            .steps
+            .iter()
+            .map(|s| {
+                let failed = if s.ok { "" } else { " FAILED" };
+                format!("{} {} {:.0} ms{failed}", s.step, s.node, s.ms)
+            })
+            .collect();
+        format!(
+            "{} {} in place of {}: {} [{}]",
+            last.started,
+            last.candidate,
+            last.old,
+            last.outcome.as_deref().unwrap_or("running"),
+            steps.join(", ")
+        )
+    });
+    vec![pool.to_string(), p.mode.clone(), state, detail, last]
 }
 
 /// Cluster mode: this member, the leader, the served decision, each member's view.

@@ -225,3 +225,75 @@ fn a_cluster_section_has_defaults_and_keeps_its_names() {
             .contains(&"cluster.members: does not list this member's own name \"dc1\"".to_string())
     );
 }
+
+#[test]
+fn promotion_settings_are_checked_against_the_pool() {
+    let pool = |check: &str, extra: &str, promote: &str| {
+        format!(
+            "[[pool]]\nname = \"db\"\ncheck = \"{check}\"\n{extra}\n[pool.{check}]\nuser = \"h\"\n\
+             [pool.promote]\n{promote}\n[[pool.node]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\
+             promote = false\n"
+        )
+    };
+    let fenced = "fence = \"read-only\"";
+    assert_eq!(
+        problems(&pool(
+            "mysql",
+            fenced,
+            "mode = \"auto\"\nmax_lag = \"1MB\"\nblock = \"0s\""
+        )),
+        vec![
+            "pool[0].promote.max_lag: a size is a PostgreSQL WAL distance; for mysql use a \
+             number of transactions (\"100 transactions\") or a time (\"5s\")"
+        ]
+    );
+    let unfenced = problems(&pool("mysql", "", "mode = \"manual\""));
+    assert!(
+        unfenced[0].starts_with("pool[0].promote.mode: promotion needs fencing"),
+        "{unfenced:?}"
+    );
+    let rejoin = problems(&pool(
+        "postgres",
+        fenced,
+        "mode = \"auto\"\nrejoin = \"auto\"",
+    ));
+    assert!(
+        rejoin
+            .iter()
+            .any(|p| p.starts_with("pool[0].promote.rejoin: \"auto\" is for mysql")),
+        "{rejoin:?}"
+    );
+    assert!(
+        rejoin
+            .iter()
+            .any(|p| p.starts_with("pool[0].promote.replication_user: missing")),
+        "{rejoin:?}"
+    );
+    let typo = problems(&pool(
+        "postgres",
+        fenced,
+        "mode = \"automatic\"\nblok = \"1h\"",
+    ));
+    assert!(
+        typo.iter()
+            .any(|p| p.contains("unknown mode \"automatic\"")),
+        "{typo:?}"
+    );
+    assert!(
+        typo.iter().any(|p| p.contains("pool[0].promote.blok")),
+        "{typo:?}"
+    );
+    // One promoter: not in cluster mode (yet).
+    let cluster = format!(
+        "{}\n[cluster]\nname = \"a\"\nendpoints = [\"http://10.0.0.9:2379\"]\nmembers = [\"a\", \"b\", \"c\"]\n",
+        pool("postgres", fenced, "mode = \"auto\"")
+    );
+    let in_cluster = problems(&cluster);
+    assert!(
+        in_cluster
+            .iter()
+            .any(|p| p
+                .starts_with("pool[0].promote.mode: promotion is not available in cluster mode")),
+        "{in_cluster:?}"
+    );
+}
