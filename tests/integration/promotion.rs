@@ -12,13 +12,13 @@ use tokio::time::Instant;
 use crate::support::dbs::{self, Maria, Pg, Writer};
 use crate::support::*;
 
-const DB: &str = "db.example.internal.";
+pub(crate) const DB: &str = "db.example.internal.";
 const DB_RO: &str = "db-ro.example.internal.";
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// A primary (server 1) and two replicas of it, a table `app.t` on all three; with
 /// `semisync`, lossless semi-synchronous replication.
-async fn mariadb_trio(semisync: bool) -> Vec<Maria> {
+pub(crate) async fn mariadb_trio(semisync: bool) -> Vec<Maria> {
     let m1 = Maria::start(1, false).await;
     let m2 = Maria::start(2, true).await;
     let m3 = Maria::start(3, true).await;
@@ -48,7 +48,7 @@ async fn mariadb_trio(semisync: bool) -> Vec<Maria> {
 
 /// The pool `db` over `servers` (priorities 100, 50, 10), checked as root, promoting
 /// with `promote`.
-fn maria_config(servers: &[Maria], promote: &str) -> String {
+pub(crate) fn maria_config(servers: &[Maria], promote: &str) -> String {
     maria_config_as(servers, "user = \"root\"", promote)
 }
 
@@ -71,7 +71,7 @@ fn maria_config_as(servers: &[Maria], user: &str, promote: &str) -> String {
     )
 }
 
-fn ports(servers: &[Maria]) -> HashMap<IpAddr, u16> {
+pub(crate) fn ports(servers: &[Maria]) -> HashMap<IpAddr, u16> {
     servers.iter().map(|m| (m.ip, m.port)).collect()
 }
 
@@ -96,7 +96,7 @@ async fn promotion_state(hadns: &mut Hadns, state: &str) -> Value {
 }
 
 /// Waits until the last promotion has an outcome; returns the promotion part.
-async fn promotion_ended(hadns: &mut Hadns) -> Value {
+pub(crate) async fn promotion_ended(hadns: &mut Hadns) -> Value {
     let deadline = Instant::now() + LIMIT;
     loop {
         let p = promotion(hadns).await;
@@ -526,13 +526,13 @@ async fn mariadb_a_planned_switchover_loses_no_write() {
 }
 
 /// The text of the one value `sql` returns on `pg`.
-async fn lsn(pg: &Pg, sql: &str) -> String {
+pub(crate) async fn lsn(pg: &Pg, sql: &str) -> String {
     let row = pg.client().await.query_one(sql, &[]).await.unwrap();
     row.get::<_, Option<String>>(0).unwrap_or_default()
 }
 
 /// Writes one row through the name until a server accepts it; returns that server.
-async fn write_through_name(hadns: &Hadns, servers: &[&Pg], n: i64) -> IpAddr {
+pub(crate) async fn write_through_name(hadns: &Hadns, servers: &[&Pg], n: i64) -> IpAddr {
     let deadline = Instant::now() + LIMIT;
     loop {
         if let Ok([ip]) = hadns.addresses(DB).await.as_deref()

@@ -1,0 +1,155 @@
+//! Promotion: from a primary's death (SIGKILL) to the first write a client that reconnects
+//! at once gets accepted through the name, over rounds, for MariaDB (semi-synchronous, a
+//! writer running all along) and PostgreSQL; each round split into detection (kill to the
+//! promotion's start), fence, catch-up, promotion, publication and reconnect (the rest).
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::promotion::{
+    DB, lsn, maria_config, mariadb_trio, ports, promotion_ended, write_through_name,
+};
+use crate::support::dbs::{Pg, Writer, pg_pool};
+use crate::support::*;
+
+const ROUNDS: usize = 10;
+
+/// One round: the total and its parts, in milliseconds.
+struct Round {
+    total: f64,
+    parts: Vec<(String, f64)>,
+}
+
+fn parse_time(text: &str) -> SystemTime {
+    humantime::parse_rfc3339(text).expect("an RFC 3339 time")
+}
+
+/// The round's split from the promotion in /status: detection from the kill's wall time.
+fn split(p: &Value, killed_wall: SystemTime, total: Duration) -> Round {
+    let started = parse_time(p["last"]["started"].as_str().unwrap());
+    let detection = started.duration_since(killed_wall).unwrap_or_default();
+    let mut parts = vec![("detection".to_string(), detection.as_secs_f64() * 1000.0)];
+    for step in p["last"]["steps"].as_array().unwrap() {
+        let name = step["step"].as_str().unwrap();
+        if ["fence", "catch_up", "promote", "publish"].contains(&name) {
+            parts.push((name.to_string(), step["ms"].as_f64().unwrap()));
+        }
+    }
+    let total = total.as_secs_f64() * 1000.0;
+    let known: f64 = parts.iter().map(|(_, ms)| ms).sum();
+    parts.push(("reconnect".to_string(), (total - known).max(0.0)));
+    Round { total, parts }
+}
+
+async fn mariadb_round() -> Round {
+    let mut servers = mariadb_trio(true).await;
+    let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .log("warn")
+        .start()
+        .await;
+    hadns
+        .wait_for_answer(DB, &[servers[0].ip], Duration::from_secs(30))
+        .await;
+    let writer = Writer::start(hadns.addr, DB, ports(&servers));
+    wait_for(Duration::from_secs(30), "100 writes", || async {
+        writer.acks().len() >= 100
+    })
+    .await;
+    let killed_wall = SystemTime::now();
+    servers[0].kill();
+    let killed = Instant::now();
+    let resumed = writer
+        .wait_for_write(servers[1].ip, killed, Duration::from_secs(30))
+        .await;
+    let p = promotion_ended(&mut hadns).await;
+    writer.stop().await;
+    hadns.stop().await;
+    split(&p, killed_wall, resumed - killed)
+}
+
+async fn postgres_round() -> Round {
+    let p1 = Pg::init_primary();
+    p1.execute("CREATE TABLE t (n bigint PRIMARY KEY, pad text)")
+        .await;
+    let p2 = Pg::init_standby(&p1);
+    let p3 = Pg::init_standby(&p1);
+    p2.wait_replaying().await;
+    p3.wait_replaying().await;
+    let nodes = p1.node("p1", 100) + &p2.node("p2", 50) + &p3.node("p3", 10);
+    let config = pg_pool(&nodes, "fence = \"read-only\"").replace(
+        "[pool.postgres]",
+        "[pool.promote]\nmode = \"auto\"\nblock = \"0s\"\n[pool.postgres]",
+    ) + &admin::admin_section(true);
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .log("warn")
+        .start()
+        .await;
+    hadns
+        .wait_for_answer(DB, &[p1.ip], Duration::from_secs(30))
+        .await;
+    let written = lsn(&p1, "SELECT pg_current_wal_lsn()::text").await;
+    for standby in [&p2, &p3] {
+        wait_for_value(
+            Duration::from_secs(30),
+            "the standby to receive",
+            &written,
+            || lsn(standby, "SELECT pg_last_wal_receive_lsn()::text"),
+        )
+        .await;
+    }
+    let killed_wall = SystemTime::now();
+    p1.kill_postmaster();
+    let killed = Instant::now();
+    write_through_name(&hadns, &[&p1, &p2, &p3], 1).await;
+    let total = killed.elapsed();
+    let p = promotion_ended(&mut hadns).await;
+    hadns.stop().await;
+    split(&p, killed_wall, total)
+}
+
+fn report(name: &str, rounds: &[Round]) {
+    let mut totals: Vec<f64> = rounds.iter().map(|r| r.total).collect();
+    totals.sort_by(f64::total_cmp);
+    let median = totals[totals.len() / 2];
+    let max = totals[totals.len() - 1];
+    let parts: Vec<String> = rounds[0]
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, (part, _))| {
+            let mut values: Vec<f64> = rounds.iter().map(|r| r.parts[i].1).collect();
+            values.sort_by(f64::total_cmp);
+            format!("{part} {:.0}", values[values.len() / 2])
+        })
+        .collect();
+    println!(
+        "| {name} | {} | {median:.0} ms | {max:.0} ms | {} |",
+        rounds.len(),
+        parts.join(" · ")
+    );
+}
+
+pub async fn promotion_benchmark() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    println!("| database | rounds | median to first write | max | median split (ms) |");
+    println!("| --- | --- | --- | --- | --- |");
+    let mut maria = Vec::new();
+    for _ in 0..rounds {
+        maria.push(mariadb_round().await);
+    }
+    report("MariaDB 10.11, semi-sync, single hadns", &maria);
+    let mut pg = Vec::new();
+    for _ in 0..rounds {
+        pg.push(postgres_round().await);
+    }
+    report("PostgreSQL, single hadns", &pg);
+    println!();
+}
