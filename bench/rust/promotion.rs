@@ -48,7 +48,6 @@ async fn mariadb_round() -> Round {
     let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
     let mut hadns = Hadns::with(&config)
         .prepare(admin::write_token)
-        .log("warn")
         .start()
         .await;
     hadns
@@ -62,10 +61,16 @@ async fn mariadb_round() -> Round {
     let killed_wall = SystemTime::now();
     servers[0].kill();
     let killed = Instant::now();
-    let resumed = writer
-        .wait_for_write(servers[1].ip, killed, Duration::from_secs(30))
-        .await;
     let p = promotion_ended(&mut hadns).await;
+    let candidate = p["last"]["candidate"].as_str().unwrap();
+    let ip = if candidate == "m2" {
+        servers[1].ip
+    } else {
+        servers[2].ip
+    };
+    let resumed = writer
+        .wait_for_write(ip, killed, Duration::from_secs(30))
+        .await;
     writer.stop().await;
     hadns.stop().await;
     split(&p, killed_wall, resumed - killed)
@@ -86,7 +91,6 @@ async fn postgres_round() -> Round {
     ) + &admin::admin_section(true);
     let mut hadns = Hadns::with(&config)
         .prepare(admin::write_token)
-        .log("warn")
         .start()
         .await;
     hadns
