@@ -9,9 +9,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::promotion::{
-    DB, lsn, maria_config, mariadb_trio, ports, promotion_ended, write_through_name,
+    DB, lsn, maria_config, mariadb_trio, promotion_ended, write_through_name, writing,
 };
-use crate::support::dbs::{Pg, Writer, pg_pool};
+use crate::support::dbs::{Pg, pg_pool};
 use crate::support::*;
 
 const ROUNDS: usize = 10;
@@ -50,14 +50,7 @@ async fn mariadb_round() -> Round {
         .prepare(admin::write_token)
         .start()
         .await;
-    hadns
-        .wait_for_answer(DB, &[servers[0].ip], Duration::from_secs(30))
-        .await;
-    let writer = Writer::start(hadns.addr, DB, ports(&servers));
-    wait_for(Duration::from_secs(30), "100 writes", || async {
-        writer.acks().len() >= 100
-    })
-    .await;
+    let writer = writing(&hadns, &servers, 100).await;
     let killed_wall = SystemTime::now();
     servers[0].kill();
     let killed = Instant::now();

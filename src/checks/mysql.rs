@@ -79,6 +79,16 @@ pub async fn connect(opts: &Opts, sslmode: SslMode) -> Result<Conn, mysql_async:
     }
 }
 
+/// A session with `opts`, and whether the server is MariaDB.
+pub async fn session(opts: &Opts, sslmode: SslMode) -> Result<(Conn, bool), String> {
+    let mut conn = connect(opts, sslmode).await.map_err(|e| describe(&e))?;
+    let version: Option<String> = conn
+        .query_first("SELECT @@version")
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok((conn, version.unwrap_or_default().contains("MariaDB")))
+}
+
 impl MysqlProber {
     pub fn new(check: &DbCheck, pool: &Pool, node: &Node) -> MysqlProber {
         MysqlProber {
@@ -98,14 +108,7 @@ impl MysqlProber {
     }
 
     async fn open(&self) -> Result<Session, String> {
-        let mut conn = connect(&self.opts, self.sslmode)
-            .await
-            .map_err(|e| describe(&e))?;
-        let version: Option<String> = conn
-            .query_first("SELECT @@version")
-            .await
-            .map_err(|e| describe(&e))?;
-        let mariadb = version.unwrap_or_default().contains("MariaDB");
+        let (mut conn, mariadb) = session(&self.opts, self.sslmode).await?;
         if !self.privileges_checked.swap(true, Ordering::Relaxed) {
             let missing = super::privileges::mysql_missing_on(&mut conn, self.fencing)
                 .await

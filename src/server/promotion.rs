@@ -96,13 +96,7 @@ impl Promotions {
     pub fn start(&mut self, pool: String, job: Job) {
         let progress = self.progress.clone();
         self.tasks.spawn(async move {
-            let report = {
-                let (progress, pool) = (progress.clone(), pool.clone());
-                move |done: StepDone| {
-                    // The receiver lives as long as the promotions, which own this task.
-                    let _ = progress.send(Progress::Step(pool.clone(), done));
-                }
-            };
+            let report = reporter(&progress, &pool);
             let outcome = crate::checks::promote::promote(&job, &report).await;
             let _ = progress.send(Progress::Finished(pool, outcome));
         });
@@ -113,12 +107,7 @@ impl Promotions {
     pub fn repoint(&mut self, pool: String, job: Job) {
         let progress = self.progress.clone();
         self.tasks.spawn(async move {
-            let report = {
-                let (progress, pool) = (progress.clone(), pool.clone());
-                move |done: StepDone| {
-                    let _ = progress.send(Progress::Step(pool.clone(), done));
-                }
-            };
+            let report = reporter(&progress, &pool);
             crate::checks::promote::repoint(&job, &report).await;
             let _ = progress.send(Progress::Repointed(pool));
         });
@@ -144,6 +133,15 @@ impl Promotions {
             };
             let _ = progress.send(Progress::Rejoined(pool.name, done));
         });
+    }
+}
+
+/// Sends each step of `pool`'s promotion to the supervisor as it ends.
+fn reporter(progress: &mpsc::UnboundedSender<Progress>, pool: &str) -> impl Fn(StepDone) + use<> {
+    let (progress, pool) = (progress.clone(), pool.to_string());
+    move |done: StepDone| {
+        // The receiver lives as long as the promotions, which own the task.
+        let _ = progress.send(Progress::Step(pool.clone(), done));
     }
 }
 

@@ -75,6 +75,18 @@ pub(crate) fn ports(servers: &[Maria]) -> HashMap<IpAddr, u16> {
     servers.iter().map(|m| (m.ip, m.port)).collect()
 }
 
+/// A client writing through `db` once it answers the first server, after `count` writes
+/// were acknowledged.
+pub(crate) async fn writing(hadns: &Hadns, servers: &[Maria], count: usize) -> Writer {
+    hadns.wait_for_answer(DB, &[servers[0].ip], LIMIT).await;
+    let writer = Writer::start(hadns.addr, DB, ports(servers));
+    wait_for(LIMIT, "writes through the name", || async {
+        writer.acks().len() >= count
+    })
+    .await;
+    writer
+}
+
 /// The pool's promotion in /status.
 async fn promotion(hadns: &mut Hadns) -> Value {
     promotion_at(hadns.admin().await).await
@@ -161,15 +173,8 @@ async fn mariadb_a_killed_primary_is_replaced_and_no_acknowledged_write_is_lost(
         .start()
         .await;
     let m1 = servers[0].ip;
-    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
-    let writer = Writer::start(hadns.addr, DB, ports(&servers));
-    let started = Instant::now();
-    writer.wait_for_write(m1, started, LIMIT).await;
     // Let some writes through, then kill the primary in the middle of them.
-    wait_for(LIMIT, "200 acknowledged writes", || async {
-        writer.acks().len() >= 200
-    })
-    .await;
+    let writer = writing(&hadns, &servers, 200).await;
     let queries = QueryLoop::start(hadns.addr, DB);
     servers[0].kill();
     let killed = Instant::now();
@@ -481,14 +486,7 @@ async fn mariadb_a_planned_switchover_loses_no_write() {
         .start()
         .await;
     let (m1, m3) = (servers[0].ip, servers[2].ip);
-    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
-    let writer = Writer::start(hadns.addr, DB, ports(&servers));
-    let started = Instant::now();
-    writer.wait_for_write(m1, started, LIMIT).await;
-    wait_for(LIMIT, "100 acknowledged writes", || async {
-        writer.acks().len() >= 100
-    })
-    .await;
+    let writer = writing(&hadns, &servers, 100).await;
     let (ok, out, err) = admin::cli(&mut hadns, &["promote", "db", "m3"]).await;
     assert!(!ok, "promoted without RELOAD: {out}");
     assert!(err.contains("RELOAD"), "{err}");

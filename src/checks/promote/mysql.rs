@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use super::job::{Job, Step, within};
-use crate::checks::mysql::{connect, connection_opts, describe};
+use crate::checks::mysql::{connection_opts, describe, session};
 use crate::config::{DbCheck, Node, Pool};
 use crate::engine::Gtid;
 
@@ -17,14 +17,7 @@ type Timed<'a> = dyn Fn(Step, &Node, Instant, Result<String, String>) -> Result<
 
 /// A session on `node`, and whether the server is MariaDB.
 async fn open(check: &DbCheck, node: &Node) -> Result<(Conn, bool), String> {
-    let mut conn = connect(&connection_opts(check, node), check.sslmode)
-        .await
-        .map_err(|e| describe(&e))?;
-    let version: Option<String> = conn
-        .query_first("SELECT @@version")
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok((conn, version.unwrap_or_default().contains("MariaDB")))
+    session(&connection_opts(check, node), check.sslmode).await
 }
 
 /// `sql`, its failure named after `what`.
