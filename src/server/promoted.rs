@@ -31,10 +31,24 @@ impl Supervisor {
             .all(|(i, _)| {
                 self.engine.answer(crate::engine::RecordId(i)) == &Answer::Nodes(vec![candidate])
             });
+        let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
         if !answered {
+            // The candidate was promoted but is not seen writable (its probes fail, say):
+            // after step_timeout the promotion ends, reported, and the rules take over.
+            let limit = self.config.pools[pool.0].promote.step_timeout;
+            if took > limit {
+                let done = StepDone {
+                    step: Step::Publish,
+                    node: record.job.candidate.name.clone(),
+                    took,
+                    result: Err(format!("not seen writable within step_timeout ({limit:?})")),
+                };
+                let candidate = done.node.clone();
+                self.on_step(&name, done);
+                self.finish(&name, "promoted, not published".into(), Err(candidate));
+            }
             return;
         }
-        let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
         let done = StepDone {
             step: Step::Publish,
             node: record.job.candidate.name.clone(),

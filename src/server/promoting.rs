@@ -171,7 +171,8 @@ impl Supervisor {
             Step::Undo => Step::Undo,
             other => other,
         };
-        if entry.busy() {
+        // Only forward: a failover's fence may end after the steps that follow it.
+        if entry.state == State::Running(done.step) {
             entry.state = State::Running(next);
         }
         if let Some(record) = &mut entry.last {

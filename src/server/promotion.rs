@@ -97,8 +97,10 @@ impl Promotions {
         let progress = self.progress.clone();
         self.tasks.spawn(async move {
             let report = reporter(&progress, &pool);
-            let outcome = crate::checks::promote::promote(&job, &report).await;
-            let _ = progress.send(Progress::Finished(pool, outcome));
+            let finished = |outcome| {
+                let _ = progress.send(Progress::Finished(pool.clone(), outcome));
+            };
+            crate::checks::promote::promote(&job, &report, &finished).await;
         });
         while self.tasks.try_join_next().is_some() {}
     }

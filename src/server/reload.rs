@@ -54,6 +54,13 @@ impl Supervisor {
     }
 
     async fn try_reload(&mut self, tasks: &mut JoinSet<()>) -> Result<String, CommandError> {
+        // A running promotion holds node positions of the running configuration.
+        if let Some(pool) = self.promotions.pools.iter().find(|(_, p)| p.busy()) {
+            return Err(CommandError::Rejected(vec![format!(
+                "a promotion of pool {:?} is running; reload once it has ended (hadns status)",
+                pool.0
+            )]));
+        }
         let path = self.config_file.clone().ok_or_else(|| {
             CommandError::Rejected(vec![
                 "hadns was started without a config file; there is nothing to reload".into(),

@@ -676,3 +676,92 @@ async fn postgres_the_standby_that_received_most_is_promoted_and_the_other_follo
     hadns.wait_for_answer(DB_RO, &[p3.ip], LIMIT).await;
     hadns.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_a_paused_primary_is_replaced_once_its_replicas_let_go_and_fenced_when_it_resumes()
+{
+    let servers = mariadb_trio(false).await;
+    // Replicas notice a silent primary within 2 s (heartbeats every 0.5 s).
+    for replica in &servers[1..] {
+        replica
+            .execute(
+                "SET GLOBAL slave_net_timeout = 2; STOP SLAVE; \
+                 CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 0.5; START SLAVE",
+            )
+            .await;
+    }
+    let config = maria_config(&servers, "mode = \"auto\"");
+    let mut hadns = Hadns::with(&config)
+        .prepare(admin::write_token)
+        .start()
+        .await;
+    let m1 = servers[0].ip;
+    hadns.wait_for_answer(DB, &[m1], LIMIT).await;
+    // An application session on m1, open before the pause.
+    let mut app = mysql_async::Conn::new(servers[0].opts_as("app"))
+        .await
+        .unwrap();
+    app.query_drop("INSERT INTO app.t (n) VALUES (1)")
+        .await
+        .unwrap();
+    let m1_pid = nix::unistd::Pid::from_raw(servers[0].child.id() as i32);
+    nix::sys::signal::kill(m1_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let paused = Instant::now();
+    // m1 is down for hadns (its probes time out), but while a replica still holds its
+    // connection the primary is alive for it: no promotion yet.
+    let admin = hadns.admin().await;
+    wait_for(
+        LIMIT,
+        "the replicas' connection to veto the promotion",
+        || async {
+            let p = promotion_at(admin).await;
+            p["state"] == "idle"
+                && p["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("still receives")
+        },
+    )
+    .await;
+    println!("vetoed {:?} after the pause", paused.elapsed());
+    let p = promotion_ended(&mut hadns).await;
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    let new = if p["last"]["candidate"] == "m2" { 1 } else { 2 };
+    hadns.wait_for_answer(DB, &[servers[new].ip], LIMIT).await;
+    println!("promoted {:?} after the pause", paused.elapsed());
+    let queries = QueryLoop::start(hadns.addr, DB);
+    // m1 resumes: its old session tries to write; hadns fences it (deposed, writable).
+    nix::sys::signal::kill(m1_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let resumed = Instant::now();
+    let mut accepted = 0;
+    let mut n = 2;
+    while app
+        .query_drop(format!("INSERT INTO app.t (n) VALUES ({n})"))
+        .await
+        .is_ok()
+    {
+        accepted += 1;
+        n += 1;
+        assert!(
+            resumed.elapsed() < LIMIT,
+            "the resumed old primary is never fenced"
+        );
+    }
+    println!(
+        "the resumed old primary took {accepted} writes of an old session in {:?} before its fence",
+        resumed.elapsed()
+    );
+    let mut admin_conn = mysql_async::Conn::new(servers[0].opts()).await.unwrap();
+    let read_only: i64 = admin_conn
+        .query_first("SELECT @@read_only")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_only, 1);
+    let seen = queries.finish().await;
+    assert!(
+        !seen.contains_key(&Some(m1)),
+        "the old primary was answered: {seen:?}"
+    );
+    hadns.stop().await;
+}

@@ -20,8 +20,17 @@ use std::time::Instant;
 use crate::config::{Check, Node, Pool};
 pub use job::{Job, Outcome, Step, StepDone};
 
-/// Runs `job`, telling `report` about each step as it ends.
-pub async fn promote(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) -> Outcome {
+/// Runs `job`, telling `report` about each step as it ends and `finished` the outcome as
+/// soon as it is known. A switchover demotes (fences) the old primary first and stops if
+/// that fails. A failover's old primary is down for hadns and for every replica: its fence
+/// runs beside the other steps, is reported when it ends (this returns after it), and is
+/// never waited for: a silent host would only delay the failover by `fence_timeout`, and a
+/// deposed node is fenced again whenever it shows up writable.
+pub async fn promote(
+    job: &Job,
+    report: &(dyn Fn(StepDone) + Send + Sync),
+    finished: &(dyn Fn(Outcome) + Send + Sync),
+) {
     let timed = |step: Step, node: &Node, started: Instant, result: Result<String, String>| {
         report(StepDone {
             step,
@@ -31,23 +40,46 @@ pub async fn promote(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) -> Ou
         });
         result
     };
-    let started = Instant::now();
-    let fenced = timed(
-        Step::Fence,
-        &job.old,
-        started,
-        super::fence(&job.pool, &job.old).await,
-    );
-    // A failover's old primary is down by the rules already: a fence that cannot reach it
-    // is reported and blocks nothing. A switchover's must be demoted, or nothing moves.
-    if job.switchover
-        && let Err(why) = fenced
-    {
-        return Outcome::Aborted(format!("the old primary could not be demoted: {why}"));
+    let fence = async {
+        let started = Instant::now();
+        timed(
+            Step::Fence,
+            &job.old,
+            started,
+            super::fence(&job.pool, &job.old).await,
+        )
+    };
+    if job.switchover {
+        if let Err(why) = fence.await {
+            return finished(Outcome::Aborted(format!(
+                "the old primary could not be demoted: {why}"
+            )));
+        }
+        return finished(steps(job, &timed).await);
     }
+    let fence = std::pin::pin!(fence);
+    let steps = std::pin::pin!(steps(job, &timed));
+    match futures_util::future::select(fence, steps).await {
+        futures_util::future::Either::Left((_, steps)) => finished(steps.await),
+        futures_util::future::Either::Right((outcome, fence)) => {
+            finished(outcome);
+            let _ = fence.await;
+        }
+    }
+}
+
+/// Catch-up and promotion of the candidate; a switchover's demotion undone on failure.
+async fn steps(
+    job: &Job,
+    timed: &(
+         dyn Fn(Step, &Node, Instant, Result<String, String>) -> Result<String, String>
+             + Send
+             + Sync
+     ),
+) -> Outcome {
     let result = match &job.pool.check {
-        Check::Mysql(check) => mysql::promote(job, check, &timed).await,
-        Check::Postgres(check) => postgres::promote(job, check, &timed).await,
+        Check::Mysql(check) => mysql::promote(job, check, timed).await,
+        Check::Postgres(check) => postgres::promote(job, check, timed).await,
         _ => Err("promotion needs a mysql or postgres check".into()),
     };
     match result {
