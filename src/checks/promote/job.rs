@@ -38,6 +38,13 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// Times a step that started at the given instant on a node, reports it, and hands its
+/// result back.
+pub(super) type Timed<'a> = dyn Fn(Step, &Node, std::time::Instant, Result<String, String>) -> Result<String, String>
+    + Send
+    + Sync
+    + 'a;
+
 /// One step that ended.
 #[derive(Debug, Clone)]
 pub struct StepDone {

@@ -69,14 +69,7 @@ pub async fn promote(
 }
 
 /// Catch-up and promotion of the candidate; a switchover's demotion undone on failure.
-async fn steps(
-    job: &Job,
-    timed: &(
-         dyn Fn(Step, &Node, Instant, Result<String, String>) -> Result<String, String>
-             + Send
-             + Sync
-     ),
-) -> Outcome {
+async fn steps(job: &Job, timed: &job::Timed<'_>) -> Outcome {
     let result = match &job.pool.check {
         Check::Mysql(check) => mysql::promote(job, check, timed).await,
         Check::Postgres(check) => postgres::promote(job, check, timed).await,

@@ -5,15 +5,10 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use super::job::{Job, Step, within};
+use super::job::{Job, Step, Timed, within};
 use crate::checks::mysql::{connection_opts, describe, session};
 use crate::config::{DbCheck, Node, Pool};
 use crate::engine::Gtid;
-
-type Timed<'a> = dyn Fn(Step, &Node, Instant, Result<String, String>) -> Result<String, String>
-    + Send
-    + Sync
-    + 'a;
 
 /// A session on `node`, and whether the server is MariaDB.
 async fn open(check: &DbCheck, node: &Node) -> Result<(Conn, bool), String> {

@@ -6,14 +6,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
-use super::job::{Job, Step, within};
+use super::job::{Job, Step, Timed, within};
 use crate::checks::postgres::{connect, connection_config, describe};
 use crate::config::{DbCheck, Node};
-
-type Timed<'a> = dyn Fn(Step, &Node, Instant, Result<String, String>) -> Result<String, String>
-    + Send
-    + Sync
-    + 'a;
 
 async fn open(check: &DbCheck, node: &Node) -> Result<Client, String> {
     connect(&connection_config(check, node), Arc::new(Notify::new())).await
