@@ -80,8 +80,13 @@ impl Holders {
         let (ns1, ns2, vip, done) = (site.ns("m1"), site.ns("m2"), vip.to_string(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut samples = Vec::new();
+            // Each sample is timed after m1's state was read: a release seen in it happened
+            // before that time (an upper bound, which is what the assertions need: "released
+            // after the wake-up" fails only when it surely happened before).
             while !done.load(Ordering::Relaxed) {
-                samples.push((Instant::now(), holds(&ns1, &vip), holds(&ns2, &vip)));
+                let m1 = holds(&ns1, &vip);
+                let at = Instant::now();
+                samples.push((at, m1, holds(&ns2, &vip)));
             }
             samples
         });
