@@ -36,9 +36,13 @@ impl Supervisor {
                 node,
                 allow_data_loss,
                 reply,
-            } => self.promote_command(&pool, node.as_deref(), allow_data_loss, reply),
+            } => {
+                self.promote_command(&pool, node.as_deref(), allow_data_loss, reply);
+                self.save_promotions();
+            }
             Command::Ack { pool, reply } => {
                 let _ = reply.send(self.ack(&pool));
+                self.save_promotions();
             }
         }
     }

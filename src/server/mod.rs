@@ -47,6 +47,7 @@ mod promote_command;
 mod promoted;
 mod promoting;
 mod promotion;
+mod promotion_file;
 mod publication;
 mod reload;
 mod serials;
@@ -185,6 +186,12 @@ async fn run(
         notify,
         promotions: promotion::Promotions::new(),
     };
+    sup.promotions.file = promotion_file::path(
+        sup.config
+            .admin
+            .as_ref()
+            .and_then(|a| a.drain_file.as_deref()),
+    );
     sup.start(&mut tasks).await;
 
     sup.serve(

@@ -1,7 +1,7 @@
 //! After a promotion: the new primary published (then the others repointed), deposed
 //! nodes released once they follow the primary, and (`rejoin = "auto"`) attached to it.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::promotion::State;
 use super::supervisor::Supervisor;
@@ -113,6 +113,81 @@ impl Supervisor {
                 self.promotions
                     .rejoin(config, &config.nodes[n], &config.nodes[primary]);
             }
+        }
+    }
+
+    /// At start: the deposed nodes and blocks that `promotions.toml` kept, by name.
+    pub(super) fn load_promotions(&mut self) {
+        let Some(file) = self.promotions.file.clone() else {
+            return;
+        };
+        let saved = match super::promotion_file::load(&file) {
+            Ok(saved) => saved,
+            Err(error) => {
+                warn!(%error, "cannot read the promotion state; starting without it");
+                return;
+            }
+        };
+        let now = self.clock.now();
+        for pool in &saved.pool {
+            let Some(p) = self.config.pools.iter().position(|x| x.name == pool.name) else {
+                continue;
+            };
+            for name in &pool.deposed {
+                if let Some(n) = self.config.pools[p]
+                    .nodes
+                    .iter()
+                    .position(|x| &x.name == name)
+                {
+                    info!(pool = %pool.name, node = %name, "still deposed after a promotion (promotions.toml)");
+                    let events = (self.engine).set_deposed(NodeId::new(p, n), true, false, now);
+                    self.decide(events, &[PoolId(p)]);
+                }
+            }
+            let until = pool
+                .blocked_until_unix_ms
+                .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+            if let Some(left) =
+                until.and_then(|u| u.duration_since(std::time::SystemTime::now()).ok())
+            {
+                let entry = self.promotions.pool(&pool.name);
+                entry.blocked_until = until.map(|u| (std::time::Instant::now() + left, u));
+            }
+        }
+        self.promotions.saved = saved;
+    }
+
+    /// Writes the promotion state when it changed (a failure is logged: the state in
+    /// memory stays authoritative).
+    pub(super) fn save_promotions(&mut self) {
+        let Some(file) = self.promotions.file.clone() else {
+            return;
+        };
+        let mut saved = super::promotion_file::Saved::default();
+        for (p, config) in self.config.pools.iter().enumerate() {
+            let deposed: Vec<String> = (0..config.nodes.len())
+                .filter(|&n| self.engine.node(NodeId::new(p, n)).deposed)
+                .map(|n| config.nodes[n].name.clone())
+                .collect();
+            let blocked = self.promotions.pools.get(&config.name).and_then(|e| {
+                e.blocked(std::time::Instant::now())
+                    .and_then(|u| u.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64)
+            });
+            if !deposed.is_empty() || blocked.is_some() {
+                saved.pool.push(super::promotion_file::SavedPool {
+                    name: config.name.clone(),
+                    deposed,
+                    blocked_until_unix_ms: blocked,
+                });
+            }
+        }
+        if saved == self.promotions.saved {
+            return;
+        }
+        match super::promotion_file::save(&file, &saved) {
+            Ok(()) => self.promotions.saved = saved,
+            Err(error) => warn!(%error, "cannot write the promotion state"),
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct Record {
 /// Every pool's promotion, by pool name (kept across reloads), and the running tasks.
 pub struct Promotions {
     pub pools: HashMap<String, PoolPromotion>,
+    /// `promotions.toml` (beside the drain file), and what was last written to it.
+    pub file: Option<std::path::PathBuf>,
+    pub saved: super::promotion_file::Saved,
     tasks: JoinSet<()>,
     progress: mpsc::UnboundedSender<Progress>,
     pub finished: mpsc::UnboundedReceiver<Progress>,
@@ -82,6 +85,8 @@ impl Promotions {
         let (progress, finished) = mpsc::unbounded_channel();
         Promotions {
             pools: HashMap::new(),
+            file: None,
+            saved: Default::default(),
             tasks: JoinSet::new(),
             progress,
             finished,

@@ -123,7 +123,10 @@ impl Supervisor {
                 Input::Report(report) => self.on_report(report),
                 Input::Command(command) => self.on_command(command, tasks).await,
                 Input::Fenced(fenced) => self.on_fenced(fenced),
-                Input::Promotion(progress) => self.on_promotion(progress),
+                Input::Promotion(progress) => {
+                    self.on_promotion(progress);
+                    self.save_promotions();
+                }
                 Input::Side(event) => self.events.push(event),
                 Input::Hangup => {
                     info!("SIGHUP: reloading the configuration");
@@ -141,6 +144,7 @@ impl Supervisor {
     pub(super) async fn start(&mut self, tasks: &mut JoinSet<()>) {
         let (events, dropped) = self.apply_drain_list();
         self.decide(events, &[]);
+        self.load_promotions();
         if dropped && let Err(error) = self.drains.save().await {
             warn!(%error, "cannot rewrite the drain file");
         }
@@ -174,6 +178,7 @@ impl Supervisor {
         );
         self.decide(events, &[id.pool]);
         self.consider_promotion(id.pool);
+        self.save_promotions();
         self.share_view(id);
         self.check_ready();
     }

@@ -765,3 +765,59 @@ async fn mariadb_a_paused_primary_is_replaced_once_its_replicas_let_go_and_fence
     );
     hadns.stop().await;
 }
+
+/// A restart of hadns forgets nothing that matters: the old primary, back writable as a
+/// crashed server restarts, is still deposed (fenced, never answered) and the block holds.
+/// Without `promotions.toml` the restarted hadns would see two writable nodes and answer
+/// neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_the_deposed_primary_and_the_block_survive_a_restart_of_hadns() {
+    let mut servers = mariadb_trio(false).await;
+    let config =
+        maria_config(&servers, "mode = \"auto\"") + "drain_file = \"state/drained.toml\"\n";
+    let with_state = |dir: &std::path::Path| {
+        admin::write_token(dir);
+        std::fs::create_dir(dir.join("state")).unwrap();
+    };
+    let mut hadns = Hadns::with(&config).prepare(with_state).start().await;
+    hadns.wait_for_answer(DB, &[servers[0].ip], LIMIT).await;
+    servers[0].kill();
+    let p = promotion_ended(&mut hadns).await;
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    let new = servers[if p["last"]["candidate"] == "m2" { 1 } else { 2 }].ip;
+    hadns.wait_for_answer(DB, &[new], LIMIT).await;
+    let saved = std::fs::read_to_string(hadns.dir().join("state/promotions.toml")).unwrap();
+    assert!(
+        saved.contains("deposed = [\"m1\"]") && saved.contains("blocked_until"),
+        "{saved}"
+    );
+    hadns.stop().await;
+
+    servers[0].restart(false).await;
+    let restored = |dir: &std::path::Path| {
+        with_state(dir);
+        std::fs::write(dir.join("state/promotions.toml"), &saved).unwrap();
+    };
+    let mut hadns = Hadns::with(&config).prepare(restored).start().await;
+    let queries = QueryLoop::start(hadns.addr, DB);
+    hadns.wait_for_answer(DB, &[new], LIMIT).await;
+    let first = hadns.wait_for_log("from=pending", LIMIT).await;
+    assert!(!first.contains("m1("), "{first}");
+    let old = &servers[0];
+    wait_for(LIMIT, "the old primary to be fenced", || async {
+        let mut conn = mysql_async::Conn::new(old.opts()).await.unwrap();
+        conn.query_first::<i64, _>("SELECT @@read_only")
+            .await
+            .unwrap()
+            == Some(1)
+    })
+    .await;
+    let p = promotion(&mut hadns).await;
+    assert!(
+        p["blocked_until"].is_string(),
+        "the block was forgotten: {p:#}"
+    );
+    let seen = queries.finish().await;
+    assert!(!seen.contains_key(&Some(servers[0].ip)), "{seen:?}");
+    hadns.stop().await;
+}
