@@ -181,17 +181,11 @@ async fn run(
         metrics: shared.metrics,
         all_ready: false,
         token: shared.token,
-        drains: Drains::new(prepared.drained, drain_file),
+        drains: Drains::new(prepared.drained, drain_file.clone()),
         source,
         notify,
-        promotions: promotion::Promotions::new(),
+        promotions: promotion::Promotions::new(promotion_file::path(drain_file.as_deref())),
     };
-    sup.promotions.file = promotion_file::path(
-        sup.config
-            .admin
-            .as_ref()
-            .and_then(|a| a.drain_file.as_deref()),
-    );
     sup.start(&mut tasks).await;
 
     sup.serve(

@@ -81,11 +81,12 @@ pub struct Promotions {
 }
 
 impl Promotions {
-    pub fn new() -> Promotions {
+    /// `file`: where the state is kept across restarts (none: in memory only).
+    pub fn new(file: Option<std::path::PathBuf>) -> Promotions {
         let (progress, finished) = mpsc::unbounded_channel();
         Promotions {
             pools: HashMap::new(),
-            file: None,
+            file,
             saved: Default::default(),
             tasks: JoinSet::new(),
             progress,
