@@ -19,14 +19,7 @@ impl Gtid {
     /// Parses MariaDB's `domain-server-sequence[,...]`; an empty text is an empty position.
     pub fn parse_mariadb(text: &str) -> Result<Gtid, String> {
         let mut domains = BTreeMap::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let numbers: Vec<&str> = part.split('-').collect();
-            let parsed = match numbers.as_slice() {
-                [d, s, n] => (|| Some((d.parse().ok()?, s.parse().ok()?, n.parse().ok()?)))(),
-                _ => None,
-            };
-            let (domain, server, sequence) =
-                parsed.ok_or_else(|| format!("{part:?} is not a MariaDB GTID"))?;
+        for (domain, server, sequence) in mariadb_gtids(text)? {
             domains.insert(domain, (server, sequence));
         }
         Ok(Gtid::Mariadb(domains))
@@ -99,6 +92,23 @@ impl Gtid {
             _ => false,
         }
     }
+}
+
+/// Each `domain-server-sequence` of a MariaDB GTID list (a position, or a binlog state
+/// with one per domain and server), in order.
+pub fn mariadb_gtids(text: &str) -> Result<Vec<(u32, u32, u64)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let numbers: Vec<&str> = part.split('-').collect();
+            let parsed = match numbers.as_slice() {
+                [d, s, n] => (|| Some((d.parse().ok()?, s.parse().ok()?, n.parse().ok()?)))(),
+                _ => None,
+            };
+            parsed.ok_or_else(|| format!("{part:?} is not a MariaDB GTID"))
+        })
+        .collect()
 }
 
 impl Gtid {

@@ -28,7 +28,7 @@ pub use crate::api::id::{NodeId, PoolId, RecordId};
 pub use crate::api::status::Health;
 pub use answer::{Answer, Sited};
 pub use event::Event;
-pub use gtid::Gtid;
+pub use gtid::{Gtid, mariadb_gtids};
 pub use inputs::{DbStatus, Observation};
 pub use node::NodeState;
 pub use promote::{Ask, Plan, Verdict};

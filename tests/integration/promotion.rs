@@ -362,7 +362,17 @@ async fn mariadb_an_errant_replica_is_never_promoted() {
     );
 
     // The new primary dies too: m2, the only replica left, has that transaction still
-    // (it is not in m3's history): refused, and /status and the events say why.
+    // (it is not in m3's history): refused, and /status and the events say why. (Once
+    // hadns has seen m2 replicate from m3: before that, m2 is refused as a replica of m1.)
+    let admin = hadns.admin().await;
+    let source = format!("{}:{}", servers[2].ip, servers[2].port);
+    wait_for(LIMIT, "hadns to see m2 replicate from m3", || async {
+        let status = admin::get_json(admin, "/status").await;
+        admin::node(&status, "db", "m2")["replication"]
+            .as_str()
+            .is_some_and(|r| r.contains(&source) && r.contains("replicating"))
+    })
+    .await;
     servers[2].kill();
     let p = promotion_state(&mut hadns, "refused").await;
     println!("refused: {p:#}");

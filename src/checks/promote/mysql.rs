@@ -8,7 +8,7 @@ use mysql_async::{Conn, Row};
 use super::job::{Job, Step, Timed, within};
 use crate::checks::mysql::{connection_opts, describe, session};
 use crate::config::{DbCheck, Node, Pool};
-use crate::engine::Gtid;
+use crate::engine::{Gtid, mariadb_gtids};
 
 /// A session on `node`, and whether the server is MariaDB.
 async fn open(check: &DbCheck, node: &Node) -> Result<(Conn, bool), String> {
@@ -333,18 +333,10 @@ pub(super) async fn rejoin(
 /// same (domain, server)'s in `theirs`.
 fn states_contained(mine: &str, theirs: &str) -> Result<bool, String> {
     let parse = |text: &str| -> Result<std::collections::HashMap<(u32, u32), u64>, String> {
-        let mut state = std::collections::HashMap::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let numbers: Vec<&str> = part.split('-').collect();
-            let parsed = match numbers.as_slice() {
-                [d, s, n] => (|| Some((d.parse().ok()?, s.parse().ok()?, n.parse().ok()?)))(),
-                _ => None,
-            };
-            let (domain, server, seq) =
-                parsed.ok_or_else(|| format!("{part:?} is not a MariaDB GTID"))?;
-            state.insert((domain, server), seq);
-        }
-        Ok(state)
+        Ok(mariadb_gtids(text)?
+            .into_iter()
+            .map(|(domain, server, seq)| ((domain, server), seq))
+            .collect())
     };
     let (mine, theirs) = (parse(mine)?, parse(theirs)?);
     Ok(mine
