@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::promotion::{
-    DB, lsn, maria_config, mariadb_trio, promotion_ended, write_through_name, writing,
+    DB, lsn, maria_config, mariadb_trio, promotion_ended, with_admin, write_through_name, writing,
 };
 use crate::support::dbs::{Pg, pg_pool};
 use crate::support::*;
@@ -46,10 +46,7 @@ fn split(p: &Value, killed_wall: SystemTime, total: Duration) -> Round {
 async fn mariadb_round() -> Round {
     let mut servers = mariadb_trio(true).await;
     let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     let writer = writing(&hadns, &servers, 100).await;
     let killed_wall = SystemTime::now();
     servers[0].kill();
@@ -82,10 +79,7 @@ async fn postgres_round() -> Round {
         "[pool.postgres]",
         "[pool.promote]\nmode = \"auto\"\nblock = \"0s\"\n[pool.postgres]",
     ) + &admin::admin_section(true);
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     hadns
         .wait_for_answer(DB, &[p1.ip], Duration::from_secs(30))
         .await;

@@ -276,48 +276,36 @@ async fn ack(
 }
 
 fn outcome(result: Result<Result<String, CommandError>, Unavailable>) -> Response {
-    let (status, body) = match result {
+    let error = match result {
         Err(e) => return e.into_response(),
-        Ok(Ok(message)) => (
-            StatusCode::OK,
-            Outcome {
+        Ok(Ok(message)) => {
+            let body = Outcome {
                 ok: true,
                 message,
                 problems: Vec::new(),
-            },
+            };
+            return (StatusCode::OK, Json(body)).into_response();
+        }
+        Ok(Err(error)) => error,
+    };
+    let status = match &error {
+        CommandError::Refused(_) => StatusCode::CONFLICT,
+        CommandError::NotFound(_) => StatusCode::NOT_FOUND,
+        CommandError::Unsaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        CommandError::Rejected(_) => StatusCode::BAD_REQUEST,
+    };
+    // The error's own words (`Display`), and a rejected reload's problems one by one.
+    let (message, problems) = match error {
+        CommandError::Rejected(problems) => (
+            "configuration rejected; the running one stays".to_string(),
+            problems,
         ),
-        Ok(Err(CommandError::Refused(message))) => (
-            StatusCode::CONFLICT,
-            Outcome {
-                ok: false,
-                message,
-                problems: Vec::new(),
-            },
-        ),
-        Ok(Err(CommandError::NotFound(message))) => (
-            StatusCode::NOT_FOUND,
-            Outcome {
-                ok: false,
-                message,
-                problems: Vec::new(),
-            },
-        ),
-        Ok(Err(CommandError::Unsaved(message))) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Outcome {
-                ok: false,
-                message: format!("{message}; nothing changed"),
-                problems: Vec::new(),
-            },
-        ),
-        Ok(Err(CommandError::Rejected(problems))) => (
-            StatusCode::BAD_REQUEST,
-            Outcome {
-                ok: false,
-                message: "configuration rejected; the running one stays".into(),
-                problems,
-            },
-        ),
+        other => (other.to_string(), Vec::new()),
+    };
+    let body = Outcome {
+        ok: false,
+        message,
+        problems,
     };
     (status, Json(body)).into_response()
 }

@@ -232,12 +232,7 @@ fn gtid_position(text: &str, mode: &str, mariadb: bool) -> Result<Gtid, String> 
 /// The replication state from a `SHOW REPLICA STATUS` row (MariaDB and MySQL before 8.0.22
 /// name the columns `Master_*` and `Slave_*`, later MySQL `Source_*` and `Replica_*`).
 fn replication(row: &Row) -> Replication {
-    let text = |names: [&str; 2]| {
-        names
-            .iter()
-            .find_map(|name| row.get_opt::<Option<String>, &str>(name)?.ok().flatten())
-            .unwrap_or_default()
-    };
+    let text = |names: [&str; 2]| column(row, names);
     let io = text(["Slave_IO_Running", "Replica_IO_Running"]);
     let sql = text(["Slave_SQL_Running", "Replica_SQL_Running"]);
     let host = text(["Master_Host", "Source_Host"]);
@@ -259,6 +254,15 @@ fn replication(row: &Row) -> Replication {
         source_addresses: Vec::new(),
         state,
     }
+}
+
+/// A `SHOW REPLICA STATUS` column by either of its names (MariaDB and older MySQL
+/// `Master_*`/`Slave_*`, later MySQL `Source_*`/`Replica_*`); empty when absent.
+pub(super) fn column(row: &Row, names: [&str; 2]) -> String {
+    names
+        .iter()
+        .find_map(|name| row.get_opt::<Option<String>, &str>(name)?.ok().flatten())
+        .unwrap_or_default()
 }
 
 /// What a replica's IO thread received (relay log included): MariaDB `Gtid_IO_Pos`,

@@ -119,10 +119,9 @@ pub(super) fn validate_promote(
              pool, so that the old primary is fenced before and after it is replaced",
         ));
     }
-    let max_lag = raw
-        .max_lag
-        .as_deref()
-        .and_then(|text| validate_max_lag(text, check, &path, problems));
+    let max_lag = raw.max_lag.as_deref().and_then(|text| {
+        super::record::parse_lag_for(text, Some(check), &format!("{path}.max_lag"), problems)
+    });
     let rejoin = validate_rejoin(
         raw.rejoin.as_deref(),
         check,
@@ -150,33 +149,6 @@ pub(super) fn validate_promote(
         replication_user: raw.replication_user,
         replication_password: raw.replication_password,
     }
-}
-
-/// `promote.max_lag`: in a unit the pool's database counts.
-fn validate_max_lag(
-    text: &str,
-    check: &Check,
-    path: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<MaxLag> {
-    let lag_path = format!("{path}.max_lag");
-    let lag = super::record::parse_max_lag(text)
-        .map_err(|m| problems.push(Problem::new(&lag_path, m)))
-        .ok()?;
-    match (lag, check) {
-        (MaxLag::Bytes(_), Check::Mysql(_)) => problems.push(Problem::new(
-            lag_path,
-            "a size is a PostgreSQL WAL distance; for mysql use a number of \
-             transactions (\"100 transactions\") or a time (\"5s\")",
-        )),
-        (MaxLag::Transactions(_), Check::Postgres(_)) => problems.push(Problem::new(
-            lag_path,
-            "transactions are counted on mysql pools only; for postgres use a size \
-             (\"1MB\") or a time (\"5s\")",
-        )),
-        _ => {}
-    }
-    Some(lag)
 }
 
 /// `promote.rejoin`: `auto` only on mysql pools, and with the replicas' account.

@@ -170,10 +170,36 @@ fn validate_max_lag(
         ));
         return None;
     }
+    let lag = parse_lag_for(text, pool.map(|p| &p.check), lag_path, problems)?;
+    match (lag, pool) {
+        // hadns measures a time lag from its own probes of the primary, which errs
+        // long by up to one interval: a healthy replica must fit under half the limit.
+        (MaxLag::Time(max), Some(p)) if max < p.interval * 2 => problems.push(Problem::new(
+            lag_path,
+            format!(
+                "{text:?} is shorter than two check intervals of the pool ({:?}); \
+                     lag is measured with the interval's resolution",
+                p.interval * 2
+            ),
+        )),
+        _ => {}
+    }
+    Some(lag)
+}
+
+/// A lag (`parse_max_lag`) in a unit the pool's database counts: sizes for PostgreSQL,
+/// transactions for MySQL/MariaDB, times for both. `max_lag` of records and of
+/// `[pool.promote]`.
+pub(super) fn parse_lag_for(
+    text: &str,
+    check: Option<&Check>,
+    lag_path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<MaxLag> {
     let lag = parse_max_lag(text)
         .map_err(|m| problems.push(Problem::new(lag_path, m)))
         .ok()?;
-    match (lag, pool.map(|p| &p.check)) {
+    match (lag, check) {
         (MaxLag::Bytes(_), Some(Check::Mysql(_))) => problems.push(Problem::new(
             lag_path,
             "a size is a PostgreSQL WAL distance; for mysql use a number of transactions \
@@ -184,19 +210,6 @@ fn validate_max_lag(
             "transactions are counted on mysql pools only; for postgres use a size \
              (\"16MB\") or a time (\"5s\")",
         )),
-        // hadns measures a time lag from its own probes of the primary, which errs
-        // long by up to one interval: a healthy replica must fit under half the limit.
-        (MaxLag::Time(max), _) if pool.is_some_and(|p| max < p.interval * 2) => {
-            let interval = pool.map(|p| p.interval).unwrap_or_default();
-            problems.push(Problem::new(
-                lag_path,
-                format!(
-                    "{text:?} is shorter than two check intervals of the pool ({:?}); \
-                     lag is measured with the interval's resolution",
-                    interval * 2
-                ),
-            ))
-        }
         _ => {}
     }
     Some(lag)

@@ -9,6 +9,12 @@ use super::{Answer, Engine};
 use crate::config::{MaxLag, Select};
 
 impl Engine {
+    /// The pool's primary now: what its `primary` record answers (or, without one, its
+    /// only writable node).
+    pub fn primary(&self, pool: super::PoolId) -> Option<usize> {
+        self.reference_node(pool.0)
+    }
+
     /// The node replicas are compared with: the node the pool's `primary` record answers,
     /// or, in a pool without one, its only writable node.
     fn reference_node(&self, pool: usize) -> Option<usize> {

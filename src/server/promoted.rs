@@ -6,15 +6,14 @@ use tracing::{info, warn};
 use super::promotion::State;
 use super::supervisor::Supervisor;
 use crate::checks::promote::{Step, StepDone};
-use crate::config::{Rejoin, Select};
-use crate::engine::{Answer, NodeId, PoolId};
+use crate::config::Rejoin;
+use crate::engine::{NodeId, PoolId};
 
 impl Supervisor {
     /// A promoted candidate whose pool's `primary` records now answer it: published; the
     /// other replicas are repointed next.
     pub(super) fn check_published(&mut self, pool: PoolId) {
-        let config = &self.config;
-        let name = config.pools[pool.0].name.clone();
+        let name = self.config.pools[pool.0].name.clone();
         let entry = self.promotions.pool(&name);
         if entry.state != State::Running(Step::Publish) {
             return;
@@ -22,15 +21,7 @@ impl Supervisor {
         let Some(record) = &mut entry.last else {
             return;
         };
-        let candidate = record.candidate;
-        let answered = config
-            .records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.pool == pool && r.select == Select::Primary)
-            .all(|(i, _)| {
-                self.engine.answer(crate::engine::RecordId(i)) == &Answer::Nodes(vec![candidate])
-            });
+        let answered = self.engine.primary(pool) == Some(record.candidate);
         let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
         if !answered {
             // The candidate was promoted but is not seen writable (its probes fail, say):
@@ -84,18 +75,7 @@ impl Supervisor {
         if config.promote.rejoin != Rejoin::Auto {
             return;
         }
-        let Some(record) = self
-            .config
-            .records
-            .iter()
-            .position(|r| r.pool == pool && r.select == Select::Primary)
-        else {
-            return;
-        };
-        let Answer::Nodes(winner) = self.engine.answer(crate::engine::RecordId(record)) else {
-            return;
-        };
-        let Some(&primary) = winner.first() else {
+        let Some(primary) = self.engine.primary(pool) else {
             return;
         };
         for n in 0..config.nodes.len() {

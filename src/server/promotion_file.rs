@@ -69,5 +69,10 @@ mod tests {
         assert_eq!(load(&file), Ok(saved));
         std::fs::write(&file, "pool = 3").unwrap();
         assert!(load(&file).unwrap_err().contains("promotions.toml"));
+        // A file that cannot be written (its directory gone, a full disk) is an error that
+        // names it; the old file is left as it was.
+        let gone = dir.path().join("gone/promotions.toml");
+        let error = save(&gone, &Saved::default()).unwrap_err();
+        assert!(error.contains("gone/promotions.toml"), "{error}");
     }
 }

@@ -87,6 +87,14 @@ pub(crate) async fn writing(hadns: &Hadns, servers: &[Maria], count: usize) -> W
     writer
 }
 
+/// hadns on `config`, its admin token written (the promotion commands need it).
+pub(crate) async fn with_admin(config: &str) -> Hadns {
+    Hadns::with(config)
+        .prepare(admin::write_token)
+        .start()
+        .await
+}
+
 /// The pool's promotion in /status.
 async fn promotion(hadns: &mut Hadns) -> Value {
     promotion_at(hadns.admin().await).await
@@ -168,10 +176,7 @@ async fn mariadb_a_killed_primary_is_replaced_and_no_acknowledged_write_is_lost(
         "mode = \"auto\"\nmax_lag = \"100 transactions\"\nrejoin = \"auto\"\n\
          replication_user = \"root\"\nreplication_password = \"\"",
     );
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     let m1 = servers[0].ip;
     // Let some writes through, then kill the primary in the middle of them.
     let writer = writing(&hadns, &servers, 200).await;
@@ -312,10 +317,7 @@ async fn gtid_current_pos(m: &Maria) -> String {
 async fn mariadb_an_errant_replica_is_never_promoted() {
     let mut servers = mariadb_trio(false).await;
     let config = maria_config(&servers, "mode = \"auto\"\nblock = \"1h\"");
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     let (m1, m3) = (servers[0].ip, servers[2].ip);
     hadns.wait_for_answer(DB, &[m1], LIMIT).await;
     write_rows(&servers[0], 1, 10).await;
@@ -390,6 +392,25 @@ async fn mariadb_an_errant_replica_is_never_promoted() {
         admin::sample(&metrics, "hadns_promotion_state", &refused),
         Some(1.0)
     );
+    // `hadns status` and the status page show it too.
+    let (ok, out, err) = admin::cli(&mut hadns, &["status"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("PROMOTION") && out.contains("refused"),
+        "{out}"
+    );
+    assert!(out.contains("m3 in place of m1: promoted"), "{out}");
+    let dom = admin::browser_dom(&format!("http://{}/", hadns.admin().await)).await;
+    assert!(dom.contains("<h2>Promotion</h2>"), "{dom}");
+    assert!(dom.contains("errant GTID"), "the page does not say why");
+    // An operator's typo gets the name back, and changes nothing.
+    let (ok, _, err) = admin::cli(&mut hadns, &["promote", "dbx"]).await;
+    assert!(!ok && err.contains("no pool named \"dbx\""), "{err}");
+    let (ok, _, err) = admin::cli(&mut hadns, &["promote", "db", "m9"]).await;
+    assert!(!ok && err.contains("has no node named \"m9\""), "{err}");
+    let (ok, _, err) = admin::cli(&mut hadns, &["ack", "dbx"]).await;
+    assert!(!ok && err.contains("no pool named"), "{err}");
+    assert_eq!(promotion(&mut hadns).await["state"], "refused");
     hadns.stop().await;
 }
 
@@ -397,10 +418,7 @@ async fn mariadb_an_errant_replica_is_never_promoted() {
 async fn mariadb_a_candidate_applies_its_relay_log_first_and_max_lag_refuses() {
     let mut servers = mariadb_trio(false).await;
     let config = maria_config(&servers, "mode = \"auto\"\nmax_lag = \"5 transactions\"");
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     let m1 = servers[0].ip;
     hadns.wait_for_answer(DB, &[m1], LIMIT).await;
     // m2 receives but does not apply; m3 receives nothing more.
@@ -435,10 +453,7 @@ async fn mariadb_a_candidate_applies_its_relay_log_first_and_max_lag_refuses() {
     // overrides it with --allow-data-loss.
     let mut servers = mariadb_trio(false).await;
     let config = maria_config(&servers, "mode = \"auto\"\nmax_lag = \"5 transactions\"");
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     hadns.wait_for_answer(DB, &[servers[0].ip], LIMIT).await;
     servers[2].kill();
     servers[1].execute("STOP SLAVE IO_THREAD").await;
@@ -491,10 +506,7 @@ async fn mariadb_a_planned_switchover_loses_no_write() {
         "mode = \"manual\"\nrejoin = \"auto\"\nreplication_user = \"root\"\n\
          replication_password = \"\"",
     );
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     let (m1, m3) = (servers[0].ip, servers[2].ip);
     let writer = writing(&hadns, &servers, 100).await;
     let (ok, out, err) = admin::cli(&mut hadns, &["promote", "db", "m3"]).await;
@@ -622,10 +634,7 @@ async fn postgres_the_standby_that_received_most_is_promoted_and_the_other_follo
         )
         .replace("user = \"postgres\"", "user = \"hadns\"")
         + &admin::admin_section(true);
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     hadns.wait_for_answer(DB, &[p1.ip], LIMIT).await;
     // p3's WAL receiver is stopped (SIGSTOP) while p1 writes far more WAL than a socket
     // buffer holds: p2 receives it all, p3 a part.
@@ -701,10 +710,7 @@ async fn mariadb_a_paused_primary_is_replaced_once_its_replicas_let_go_and_fence
             .await;
     }
     let config = maria_config(&servers, "mode = \"auto\"");
-    let mut hadns = Hadns::with(&config)
-        .prepare(admin::write_token)
-        .start()
-        .await;
+    let mut hadns = with_admin(&config).await;
     let m1 = servers[0].ip;
     hadns.wait_for_answer(DB, &[m1], LIMIT).await;
     // An application session on m1, open before the pause.

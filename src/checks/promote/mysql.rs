@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use super::job::{Job, Step, Timed, within};
-use crate::checks::mysql::{connection_opts, describe, session};
+use crate::checks::mysql::{column, connection_opts, describe, session};
 use crate::config::{DbCheck, Node, Pool};
 use crate::engine::{Gtid, mariadb_gtids};
 
@@ -20,13 +20,6 @@ async fn run(conn: &mut Conn, sql: &str, what: &str) -> Result<(), String> {
     conn.query_drop(sql)
         .await
         .map_err(|e| format!("{what}: {}", describe(&e)))
-}
-
-fn text(row: &Row, names: [&str; 2]) -> String {
-    names
-        .iter()
-        .find_map(|name| row.get_opt::<Option<String>, &str>(name)?.ok().flatten())
-        .unwrap_or_default()
 }
 
 async fn replica_status(conn: &mut Conn, mariadb: bool) -> Result<Option<Row>, String> {
@@ -84,9 +77,9 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
     let status = replica_status(&mut conn, mariadb)
         .await?
         .ok_or("the candidate does not replicate")?;
-    let received = text(&status, ["Gtid_IO_Pos", "Retrieved_Gtid_Set"]);
-    let delay = text(&status, ["SQL_Delay", "SQL_Delay"]);
-    let sql_running = text(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]) == "Yes";
+    let received = column(&status, ["Gtid_IO_Pos", "Retrieved_Gtid_Set"]);
+    let delay = column(&status, ["SQL_Delay", "SQL_Delay"]);
+    let sql_running = column(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]) == "Yes";
     // Only start a stopped SQL thread, while the IO thread is left as it is: under GTID
     // replication MariaDB purges the relay log when a thread starts after both were
     // stopped, and any CHANGE MASTER (to drop a MASTER_DELAY, say) purges it too; with it
@@ -230,18 +223,18 @@ async fn replicating(conn: &mut Conn, mariadb: bool, limit: Duration) -> Result<
         let status = replica_status(conn, mariadb)
             .await?
             .ok_or("no replication configured")?;
-        let io = text(&status, ["Slave_IO_Running", "Replica_IO_Running"]);
-        let sql = text(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]);
+        let io = column(&status, ["Slave_IO_Running", "Replica_IO_Running"]);
+        let sql = column(&status, ["Slave_SQL_Running", "Replica_SQL_Running"]);
         if io == "Yes" && sql == "Yes" {
             return Ok(format!(
                 "replicates from {}:{}",
-                text(&status, ["Master_Host", "Source_Host"]),
-                text(&status, ["Master_Port", "Source_Port"])
+                column(&status, ["Master_Host", "Source_Host"]),
+                column(&status, ["Master_Port", "Source_Port"])
             ));
         }
         let errors = [
-            text(&status, ["Last_IO_Error", "Last_IO_Error"]),
-            text(&status, ["Last_SQL_Error", "Last_SQL_Error"]),
+            column(&status, ["Last_IO_Error", "Last_IO_Error"]),
+            column(&status, ["Last_SQL_Error", "Last_SQL_Error"]),
         ];
         if let Some(error) = errors.iter().find(|e| !e.is_empty()) {
             return Err(format!("IO thread {io}, SQL thread {sql}: {error}"));
