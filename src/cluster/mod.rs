@@ -2,7 +2,7 @@
 //! that knows etcd.
 //!
 //! ```text
-//! Supervisor --Request{View, Propose, Drains, Digest}--> member task (member.rs)
+//! Supervisor --Request{View, Propose, Drains, Promotion, Digest}--> member task (member.rs)
 //!     ^                                                    | lease + keepalive, member key,
 //!     |                                                    | views on change, campaign,
 //!     +------------- watch<State> <------------------------+ one watch on the prefix
@@ -29,7 +29,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use state::{Request, State, keepalive_interval};
-pub use wire::{Agreed, AgreedAnswer, AgreedNode, AgreedRecord, Drain, MemberInfo, NodeView};
+pub use wire::{
+    Agreed, AgreedAnswer, AgreedNode, AgreedPromotion, AgreedRecord, Drain, MemberInfo, NodeView,
+    RunningPromotion,
+};
 
 /// The supervisor's side of the member task.
 pub struct Cluster {

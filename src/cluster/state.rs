@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::wire::{Agreed, Drain, MemberInfo, NodeView};
+use super::wire::{Agreed, AgreedPromotion, Drain, MemberInfo, NodeView};
 
 /// What this member knows of the cluster: etcd's content under the prefix, and its own
 /// connection to etcd.
@@ -29,6 +29,8 @@ pub struct State {
     pub views: BTreeMap<String, BTreeMap<String, NodeView>>,
     pub decision: Option<Agreed>,
     pub drains: Vec<Drain>,
+    /// Each pool's promotion, by pool name.
+    pub promotions: BTreeMap<String, AgreedPromotion>,
     /// etcd's revision of this content.
     pub revision: i64,
     /// Times this member resynchronised its watch after a compaction.
@@ -46,6 +48,14 @@ pub enum Request {
     Propose(Agreed),
     /// The cluster-wide drain list, replaced; the reply says whether etcd took it.
     Drains(Vec<Drain>, oneshot::Sender<Result<(), String>>),
+    /// A pool's promotion, to be written if this member still leads under `epoch`; the
+    /// reply says whether etcd took it.
+    Promotion {
+        pool: String,
+        epoch: i64,
+        record: AgreedPromotion,
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
     /// The configuration was reloaded: its new digest.
     Digest(String),
 }

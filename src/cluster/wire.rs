@@ -43,11 +43,19 @@ impl Keys {
         format!("{}drains", self.prefix)
     }
 
+    /// `{prefix}promotions/{pool}`: a pool's promotion, written by the leader (no lease).
+    pub fn promotion(&self, pool: &str) -> String {
+        format!("{}promotions/{pool}", self.prefix)
+    }
+
     /// What a key is, relative to the prefix.
     pub fn parse<'k>(&self, key: &'k str) -> Option<Key<'k>> {
         let rest = key.strip_prefix(self.prefix.as_str())?;
         if let Some(member) = rest.strip_prefix("members/") {
             return Some(Key::Member(member));
+        }
+        if let Some(pool) = rest.strip_prefix("promotions/") {
+            return Some(Key::Promotion(pool));
         }
         if let Some(view) = rest.strip_prefix("views/") {
             let (member, node) = view.split_once('/')?;
@@ -70,6 +78,7 @@ pub enum Key<'k> {
     Leader,
     Decision,
     Drains,
+    Promotion(&'k str),
 }
 
 /// A live member.
@@ -139,6 +148,37 @@ pub struct AgreedNode {
     pub address: IpAddr,
 }
 
+/// A pool's promotion, cluster-wide (docs/failover-semantics.md, "Promotion"): written
+/// by the leader before each stage, so that the next leader can finish it or say that it
+/// stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgreedPromotion {
+    /// Nodes replaced by a promotion, until they replicate from the primary: never
+    /// answered, fenced whenever writable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deposed: Vec<String>,
+    /// No automatic promotion before this (Unix milliseconds; `block`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_until_ms: Option<u64>,
+    /// The promotion under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<RunningPromotion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningPromotion {
+    /// The leader carrying it out, and its leadership (the leader key's create revision).
+    pub leader: String,
+    pub epoch: i64,
+    pub old: String,
+    pub candidate: String,
+    pub switchover: bool,
+    /// `started` (the steps may be under way) or `promoted` (the candidate takes writes;
+    /// publication and repointing follow).
+    pub stage: String,
+    pub started_ms: u64,
+}
+
 /// A drained node, cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
@@ -198,6 +238,10 @@ mod tests {
         assert_eq!(keys.parse(&keys.leader()), Some(Key::Leader));
         assert_eq!(keys.parse(&keys.decision()), Some(Key::Decision));
         assert_eq!(keys.parse(&keys.drains()), Some(Key::Drains));
+        assert_eq!(
+            keys.parse(&keys.promotion("db")),
+            Some(Key::Promotion("db"))
+        );
         assert_eq!(keys.parse("/hadns/other/leader"), None);
         assert_eq!(keys.parse("/hadns/prod/unknown"), None);
     }

@@ -101,18 +101,6 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let cluster = raw
         .cluster
         .map(|c| super::cluster::validate_cluster(c, base, problems));
-    if cluster.is_some() {
-        for (i, pool) in pools.iter().enumerate() {
-            if pool.promote.mode != super::PromoteMode::Off {
-                problems.push(Problem::new(
-                    format!("pool[{i}].promote.mode"),
-                    "promotion is not available in cluster mode yet: with [cluster] every \
-                     member would promote on its own view; use one hadns without [cluster] \
-                     to promote this pool, or an HA manager (docs/failover-semantics.md)",
-                ));
-            }
-        }
-    }
     let keys = super::transfer::validate_tsig(raw.tsig, base, problems);
     let transfer = raw
         .transfer

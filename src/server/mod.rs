@@ -47,6 +47,7 @@ mod promote_command;
 mod promoted;
 mod promoting;
 mod promotion;
+mod promotion_cluster;
 mod promotion_file;
 mod publication;
 mod reload;

@@ -57,7 +57,11 @@ impl Supervisor {
             node,
             allow_data_loss,
         };
-        match self.engine.promotion(PoolId(p), config, Some(ask)) {
+        let Some(verdict) = (self.promoter()).map(|e| e.promotion(PoolId(p), config, Some(ask)))
+        else {
+            return refuse(reply, CommandError::Refused(self.not_leading()));
+        };
+        match verdict {
             Verdict::Promote(plan) => {
                 self.start_promotion(PoolId(p), plan, true);
                 self.promotions.pool(pool).reply = Some(reply);
@@ -68,11 +72,29 @@ impl Supervisor {
         }
     }
 
+    /// Why a member that does not lead refuses: the leader promotes, and lifts blocks.
+    fn not_leading(&self) -> String {
+        let leader = match &self.source {
+            super::supervisor::Source::Cluster { side, .. } => side.state().leader.clone(),
+            super::supervisor::Source::Local => None,
+        };
+        match leader {
+            Some((name, _)) => format!(
+                "only the cluster's leader promotes: ask {name} (this member does not lead)"
+            ),
+            None => "only the cluster's leader promotes, and none leads now".into(),
+        }
+    }
+
     /// `hadns ack POOL`: lifts the pool's block.
     pub(super) fn ack(&mut self, pool: &str) -> Result<String, CommandError> {
         let Some(p) = self.config.pools.iter().position(|x| x.name == pool) else {
             return Err(CommandError::NotFound(format!("no pool named {pool:?}")));
         };
+        if self.promoter().is_none() {
+            return Err(CommandError::Refused(self.not_leading()));
+        }
+        self.write_promotion(PoolId(p), None, |record| record.blocked_until_ms = None);
         let entry = self.promotions.pool(pool);
         let was = entry.blocked_until.take();
         entry.retry_at = None;

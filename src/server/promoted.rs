@@ -21,7 +21,12 @@ impl Supervisor {
         let Some(record) = &mut entry.last else {
             return;
         };
-        let answered = self.engine.primary(pool) == Some(record.candidate);
+        let candidate = record.candidate;
+        let answered = self.published_primary(pool) == Some(candidate);
+        let entry = self.promotions.pool(&name);
+        let Some(record) = &mut entry.last else {
+            return;
+        };
         let took = record.promoted_at.map(|t| t.elapsed()).unwrap_or_default();
         if !answered {
             // The candidate was promoted but is not seen writable (its probes fail, say):
@@ -54,17 +59,22 @@ impl Supervisor {
 
     /// Deposed nodes that replicate from the pool's primary again are no danger: released.
     pub(super) fn release_deposed(&mut self, pool: PoolId) {
+        let Some(engine) = self.promoter() else {
+            return;
+        };
         let count = self.config.pools[pool.0].nodes.len();
-        for n in 0..count {
-            let id = NodeId::new(pool.0, n);
-            if self.engine.node(id).deposed && self.engine.follows_primary(id) {
-                let events = (self.engine).set_deposed(id, false, false, self.clock.now());
-                let name = &self.config.pools[pool.0].nodes[n].name;
-                let entry = self.promotions.pool(&self.config.pools[pool.0].name);
-                entry.rejoining.retain(|r| r != name);
-                info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
-                self.decide(events, &[pool]);
-            }
+        let released: Vec<usize> = (0..count)
+            .filter(|&n| {
+                let id = NodeId::new(pool.0, n);
+                engine.node(id).deposed && engine.follows_primary(id)
+            })
+            .collect();
+        for n in released {
+            let name = self.config.pools[pool.0].nodes[n].name.clone();
+            let entry = self.promotions.pool(&self.config.pools[pool.0].name);
+            entry.rejoining.retain(|r| *r != name);
+            info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
+            self.depose(pool, n, false, false);
         }
     }
 
@@ -75,11 +85,16 @@ impl Supervisor {
         if config.promote.rejoin != Rejoin::Auto {
             return;
         }
-        let Some(primary) = self.engine.primary(pool) else {
+        let Some(engine) = self.promoter() else {
             return;
         };
-        for n in 0..config.nodes.len() {
-            let state = self.engine.node(NodeId::new(pool.0, n));
+        let Some(primary) = engine.primary(pool) else {
+            return;
+        };
+        let states: Vec<_> = (0..config.nodes.len())
+            .map(|n| engine.node(NodeId::new(pool.0, n)).clone())
+            .collect();
+        for (n, state) in states.iter().enumerate() {
             let back = state.deposed
                 && state.health == crate::engine::Health::Up
                 && state.db.as_ref().is_some_and(|d| !d.writable);
@@ -98,7 +113,8 @@ impl Supervisor {
 
     /// At start: the deposed nodes and blocks that `promotions.toml` kept, by name.
     pub(super) fn load_promotions(&mut self) {
-        let Some(file) = self.promotions.file.clone() else {
+        // In cluster mode etcd keeps them.
+        let Some(file) = self.promotions.file.clone().filter(|_| !self.in_cluster()) else {
             return;
         };
         let saved = match super::promotion_file::load(&file) {
@@ -140,7 +156,7 @@ impl Supervisor {
     /// Writes the promotion state when it changed (a failure is logged: the state in
     /// memory stays authoritative).
     pub(super) fn save_promotions(&mut self) {
-        let Some(file) = self.promotions.file.clone() else {
+        let Some(file) = self.promotions.file.clone().filter(|_| !self.in_cluster()) else {
             return;
         };
         let mut saved = super::promotion_file::Saved::default();

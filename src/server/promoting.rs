@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use tracing::{error, info, warn};
 
 use super::promotion::{Progress, Record, State};
-use super::supervisor::Supervisor;
+use super::supervisor::{Source, Supervisor};
 use crate::api::command::CommandError;
 use crate::api::event::{EventKind, EventRecord};
 use crate::checks::promote::{Job, Outcome, Step, StepDone};
@@ -20,7 +20,7 @@ impl Supervisor {
     /// the engine's rule may start one.
     pub(super) fn consider_promotion(&mut self, pool: PoolId) {
         let config = &self.config.pools[pool.0];
-        if config.promote.mode == PromoteMode::Off || self.in_cluster() {
+        if config.promote.mode == PromoteMode::Off || self.promoter().is_none() {
             return;
         }
         self.release_deposed(pool);
@@ -29,11 +29,14 @@ impl Supervisor {
         let config = &self.config.pools[pool.0];
         let name = config.name.clone();
         let now = Instant::now();
+        let Some(verdict) = self.promoter().map(|e| e.promotion(pool, config, None)) else {
+            return;
+        };
         let entry = self.promotions.pool(&name);
         if config.promote.mode != PromoteMode::Auto || entry.busy() {
             return;
         }
-        let state = match self.engine.promotion(pool, config, None) {
+        let state = match verdict {
             Verdict::Idle(why) => State::Watching(why),
             Verdict::Refused(why) => State::Refused(why),
             Verdict::Promote(plan) => match entry.blocked(now) {
@@ -87,6 +90,7 @@ impl Supervisor {
                 .map(|&i| config.nodes[i].clone())
                 .collect(),
             switchover: plan.switchover,
+            until: None,
         };
         let kind = if plan.switchover {
             "switchover"
@@ -110,11 +114,27 @@ impl Supervisor {
         self.events.push(record);
         let name = config.name.clone();
         // From now on the old primary is never answered, and fenced whenever it is
-        // writable: should it come back during the promotion, no client reaches it.
+        // writable: should it come back during the promotion, no client reaches it. In
+        // cluster mode etcd records it first, with the promotion, before any step.
         let old = NodeId::new(pool.0, plan.old);
-        let was_deposed = self.engine.node(old).deposed;
-        let events = (self.engine).set_deposed(old, true, plan.switchover, self.clock.now());
-        self.decide(events, &[pool]);
+        let was_deposed = self.promoter().is_some_and(|e| e.node(old).deposed);
+        let mut job = job;
+        let recorded = match self.running_record(&job) {
+            Some((running, until)) => {
+                job.until = Some(until);
+                let (taken, recorded) = tokio::sync::oneshot::channel();
+                self.write_promotion(pool, Some(taken), |record| {
+                    record.deposed.retain(|d| *d != running.old);
+                    record.deposed.push(running.old.clone());
+                    record.running = Some(running);
+                });
+                Some(recorded)
+            }
+            None => {
+                self.depose(pool, plan.old, true, plan.switchover);
+                None
+            }
+        };
         let entry = self.promotions.pool(&name);
         entry.state = State::Running(Step::Fence);
         entry.last = Some(Record {
@@ -130,7 +150,7 @@ impl Supervisor {
             outcome: None,
             was_deposed,
         });
-        self.promotions.start(name, job);
+        self.promotions.start(name, job, recorded);
     }
 
     /// What a promotion task reported.
@@ -171,12 +191,22 @@ impl Supervisor {
             Step::Undo => Step::Undo,
             other => other,
         };
+        let fenced = (done.step == Step::Fence && done.result.is_ok())
+            .then(|| entry.last.as_ref().map(|l| l.old))
+            .flatten();
         // Only forward: a failover's fence may end after the steps that follow it.
         if entry.state == State::Running(done.step) {
             entry.state = State::Running(next);
         }
         if let Some(record) = &mut entry.last {
             record.steps.push(done);
+        }
+        // In cluster mode a fenced old primary is proven unusable: the guard may name the
+        // new one without waiting for every member and the TTL.
+        if let (Some(old), Some(p)) = (fenced, self.config.pools.iter().position(|x| x.name == pool))
+            && let Source::Cluster { side, .. } = &mut self.source
+        {
+            side.fenced(&self.config, NodeId::new(p, old));
         }
     }
 
@@ -194,13 +224,7 @@ impl Supervisor {
                 let (old, was_deposed) = (record.old, record.was_deposed);
                 self.finish(pool, format!("not promoted: {why}"), Err(candidate));
                 if !was_deposed {
-                    let events = self.engine.set_deposed(
-                        NodeId::new(p, old),
-                        false,
-                        false,
-                        self.clock.now(),
-                    );
-                    self.decide(events, &[PoolId(p)]);
+                    self.depose(PoolId(p), old, false, false);
                 }
             }
             Outcome::Promoted => {
@@ -227,9 +251,18 @@ impl Supervisor {
                     EventRecord::new(EventKind::Promoted, message)
                         .at(pool, &self.config.pools[p].nodes[candidate].name),
                 );
-                let now = self.clock.now();
-                let events = (self.engine).set_deposed(NodeId::new(p, old), true, false, now);
-                self.decide(events, &[PoolId(p)]);
+                let blocked = (self.promotions.pool(pool).blocked_until)
+                    .and_then(|(_, until)| until.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                self.write_promotion(PoolId(p), None, |record| {
+                    if let Some(running) = &mut record.running {
+                        running.stage = "promoted".into();
+                    }
+                    record.blocked_until_ms = blocked;
+                });
+                if !self.in_cluster() {
+                    self.depose(PoolId(p), old, true, false);
+                }
                 self.consider_promotion(PoolId(p));
             }
         }
@@ -249,6 +282,7 @@ impl Supervisor {
             return;
         };
         record.outcome = Some(outcome.clone());
+        let p = self.config.pools.iter().position(|x| x.name == pool);
         let summary = format!(
             "{}: {outcome} ({:.0} ms)",
             record.job.candidate.name,
@@ -276,6 +310,9 @@ impl Supervisor {
                     .map(|()| summary)
                     .map_err(|_| CommandError::Refused(outcome)),
             );
+        }
+        if let Some(p) = p {
+            self.write_promotion(PoolId(p), None, |record| record.running = None);
         }
     }
 }

@@ -14,6 +14,9 @@ use crate::api::status::{PromotionRecord, PromotionStatus, StepStatus};
 use crate::checks::promote::{Job, Outcome, Step, StepDone};
 use crate::config::PromoteMode;
 
+/// Whether etcd took a promotion's record (cluster mode).
+pub type Recorded = oneshot::Receiver<Result<(), String>>;
+
 /// What a promotion task tells the supervisor.
 pub enum Progress {
     Step(String, StepDone),
@@ -40,6 +43,10 @@ pub struct PoolPromotion {
     /// Deposed nodes a rejoin was started for (once per time back).
     pub rejoining: Vec<String>,
 }
+
+/// Cluster mode: the record of each pool this leader last wrote, with its leadership (the
+/// next change starts from it, not from a watch that may not have delivered it yet).
+pub type Written = HashMap<String, (i64, crate::cluster::AgreedPromotion)>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum State {
@@ -75,6 +82,7 @@ pub struct Promotions {
     /// `promotions.toml` (beside the drain file), and what was last written to it.
     pub file: Option<std::path::PathBuf>,
     pub saved: super::promotion_file::Saved,
+    pub written: Written,
     tasks: JoinSet<()>,
     progress: mpsc::UnboundedSender<Progress>,
     pub finished: mpsc::UnboundedReceiver<Progress>,
@@ -88,6 +96,7 @@ impl Promotions {
             pools: HashMap::new(),
             file,
             saved: Default::default(),
+            written: HashMap::new(),
             tasks: JoinSet::new(),
             progress,
             finished,
@@ -98,14 +107,24 @@ impl Promotions {
         self.pools.entry(name.to_string()).or_default()
     }
 
-    /// Runs the promotion of `job` in its own task.
-    pub fn start(&mut self, pool: String, job: Job) {
+    /// Runs the promotion of `job` in its own task; in cluster mode once etcd took its
+    /// record (`recorded`: otherwise it stops before any step).
+    pub fn start(&mut self, pool: String, job: Job, recorded: Option<Recorded>) {
         let progress = self.progress.clone();
         self.tasks.spawn(async move {
             let report = reporter(&progress, &pool);
             let finished = |outcome| {
                 let _ = progress.send(Progress::Finished(pool.clone(), outcome));
             };
+            if let Some(recorded) = recorded {
+                let taken = recorded
+                    .await
+                    .unwrap_or_else(|_| Err("this member stopped".into()));
+                if let Err(why) = taken {
+                    let why = format!("its record could not be written to etcd: {why}");
+                    return finished(Outcome::Aborted(why));
+                }
+            }
             crate::checks::promote::promote(&job, &report, &finished).await;
         });
         while self.tasks.try_join_next().is_some() {}

@@ -274,6 +274,7 @@ impl Supervisor {
         if let Some(out) = self.with_cluster(|side, cx| side.step(state, refresh, cx)) {
             self.carry_cluster(out);
         }
+        self.cluster_promotions();
     }
 
     /// Runs `step` on the cluster side with what it reads of the supervisor; `None`

@@ -22,6 +22,11 @@ pub(crate) async fn mariadb_trio(semisync: bool) -> Vec<Maria> {
     let m1 = Maria::start(1, false).await;
     let m2 = Maria::start(2, true).await;
     let m3 = Maria::start(3, true).await;
+    replicated_trio([m1, m2, m3], semisync).await
+}
+
+/// `m1` the primary of the two others, with `app.t` and the application's account.
+pub(crate) async fn replicated_trio([m1, m2, m3]: [Maria; 3], semisync: bool) -> Vec<Maria> {
     m1.execute("CREATE DATABASE app; CREATE TABLE app.t (n BIGINT PRIMARY KEY)")
         .await;
     // The application's account, on each server: read_only applies to it.

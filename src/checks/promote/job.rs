@@ -1,7 +1,10 @@
 //! What a promotion is made of, shared by the steps of each database: the job, its steps
 //! as they end, its outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::api::deadline::Deadline;
 
 use crate::config::{Node, Pool};
 
@@ -15,6 +18,22 @@ pub struct Job {
     pub others: Vec<Node>,
     /// The old primary is alive: demote it first and lose nothing (else a failover).
     pub switchover: bool,
+    /// Cluster mode: the leader acts only before this (its lease proven current, the
+    /// writers' deadline). A leader that stalled (SIGSTOP, a frozen VM) or lost etcd
+    /// stops before promoting: another may lead by then.
+    pub until: Option<Arc<Deadline>>,
+}
+
+impl Job {
+    /// Whether this member may still take the next step.
+    pub fn may_act(&self) -> Result<(), String> {
+        match &self.until {
+            Some(until) if until.is_past() => Err("this member's leadership is no longer \
+                                                  proven (its lease): the next leader decides"
+                .into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The steps, in order, as `/status` and the events name them.

@@ -70,6 +70,9 @@ pub async fn promote(
 
 /// Catch-up and promotion of the candidate; a switchover's demotion undone on failure.
 async fn steps(job: &Job, timed: &job::Timed<'_>) -> Outcome {
+    if let Err(why) = job.may_act() {
+        return Outcome::Aborted(why);
+    }
     let result = match &job.pool.check {
         Check::Mysql(check) => mysql::promote(job, check, timed).await,
         Check::Postgres(check) => postgres::promote(job, check, timed).await,

@@ -44,6 +44,7 @@ pub(super) async fn promote(job: &Job, check: &DbCheck, timed: &Timed<'_>) -> Re
     )
     .await;
     timed(Step::CatchUp, &job.candidate, started, caught_up)?;
+    job.may_act()?;
     let started = Instant::now();
     let promoted = within(
         promote.step_timeout,

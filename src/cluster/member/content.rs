@@ -24,19 +24,25 @@ impl Member {
         std::mem::swap(&mut self.state, &mut state);
         self.state.connected = state.connected;
         self.state.last_contact = state.last_contact;
-        // An unreadable decision or drain list keeps the one known before the read (see
+        // An unreadable decision, drain list or promotion keeps the one known before the read (see
         // `apply`); a key that is gone is gone.
         self.state.decision = state.decision;
         self.state.drains = state.drains;
+        self.state.promotions = state.promotions;
         let (mut decision, mut drains) = (false, false);
+        let mut promotions = std::collections::BTreeSet::new();
         for kv in read.kvs() {
             match kv.key_str().ok().and_then(|k| self.keys.parse(k)) {
                 Some(Key::Decision) => decision = true,
                 Some(Key::Drains) => drains = true,
+                Some(Key::Promotion(pool)) => {
+                    promotions.insert(pool.to_string());
+                }
                 _ => {}
             }
             self.apply(kv, true);
         }
+        self.state.promotions.retain(|pool, _| promotions.contains(pool));
         if !decision {
             self.state.decision = None;
         }
@@ -112,6 +118,15 @@ impl Member {
                 }
             }
             Key::Drains => self.state.drains = Vec::new(),
+            Key::Promotion(pool) => match put.then(|| self.read(key, value)).flatten() {
+                Some(record) => {
+                    self.state.promotions.insert(pool.into(), record);
+                }
+                None if put => {}
+                None => {
+                    self.state.promotions.remove(pool);
+                }
+            },
         }
     }
 

@@ -1,12 +1,14 @@
 //! What this member writes: the leader key, its views, the leader's decisions, the drain
-//! list; and what it does with requests while cut off.
+//! list, the promotions; and what it does with requests while cut off.
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tracing::{error, info, warn};
 
 use super::{Error, Member, json, moved, same_state};
 use crate::cluster::state::Request;
-use crate::cluster::wire::{Agreed, NodeView};
+use tokio::sync::oneshot;
+
+use crate::cluster::wire::{Agreed, AgreedPromotion, NodeView};
 
 impl Member {
     /// Takes the leader key when nobody holds it.
@@ -62,10 +64,58 @@ impl Member {
                     return Err(Error::Lost("the drain list could not be written".into()));
                 }
             }
+            Request::Promotion {
+                pool,
+                epoch,
+                record,
+                reply,
+            } => self.write_promotion(client, &pool, epoch, &record, reply).await?,
             Request::Digest(digest) => {
                 self.digest = digest;
                 self.write_info(client).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Writes a pool's promotion if this member still holds the leader key of `epoch`
+    /// under its lease: a deposed leader's record never lands.
+    async fn write_promotion(
+        &mut self,
+        client: &mut Client,
+        pool: &str,
+        epoch: i64,
+        record: &AgreedPromotion,
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> Result<(), Error> {
+        let Some(lease) = self.lease else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err("this member has no session with etcd".into()));
+            }
+            return Ok(());
+        };
+        let key = self.keys.leader();
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(key.as_str(), CompareOp::Equal, epoch),
+                Compare::lease(key.as_str(), CompareOp::Equal, lease),
+            ])
+            .and_then([TxnOp::put(self.keys.promotion(pool), json(record), None)]);
+        let result = match self.timed(client.txn(txn)).await {
+            Ok(Ok(written)) if written.succeeded() => Ok(()),
+            Ok(Ok(_)) => Err("this member no longer leads the cluster".to_string()),
+            Ok(Err(e)) => Err(format!("etcd: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = &result {
+            warn!(member = %self.settings.name, pool, %why, "promotion record not written");
+        }
+        let lost = matches!(&result, Err(why) if !why.contains("no longer leads"));
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+        if lost {
+            return Err(Error::Lost("the promotion record could not be written".into()));
         }
         Ok(())
     }
@@ -175,6 +225,11 @@ impl Member {
                 let _ = reply.send(Err("this member cannot reach etcd".into()));
             }
             Request::Propose(_) => {}
+            Request::Promotion { reply, .. } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err("this member cannot reach etcd".into()));
+                }
+            }
             Request::Digest(digest) => self.digest = digest,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::Drain;
+use crate::cluster::{Drain, State};
 use crate::config::Config;
 use crate::engine::Engine;
 
@@ -23,6 +23,16 @@ pub struct Context<'a> {
 
 pub(super) fn is_drained(drains: &[Drain], pool: &str, node: &str) -> bool {
     drains.iter().any(|d| d.pool == pool && d.node == node)
+}
+
+/// Whether `pool`/`node` is deposed by a promotion (etcd's record), and whether a
+/// switchover demotes it now (its fence is the promotion's first step, not the engine's).
+pub(super) fn is_deposed(state: &State, pool: &str, node: &str) -> (bool, bool) {
+    let Some(record) = state.promotions.get(pool) else {
+        return (false, false);
+    };
+    let demoting = (record.running.as_ref()).is_some_and(|r| r.switchover && r.old == node);
+    (record.deposed.iter().any(|d| d == node), demoting)
 }
 
 /// How long after its last answered keepalive a cut-off member releases its vips: the

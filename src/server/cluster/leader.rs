@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::context::{Context, is_drained};
+use super::context::{Context, is_deposed, is_drained};
 use super::guard::Guard;
 use crate::cluster::merge::{live_views, merge};
 use crate::cluster::{Agreed, AgreedNode, AgreedRecord, State};
@@ -111,9 +111,18 @@ impl Leader {
                 if self.engine.node(id).drained != drained {
                     events.extend(self.engine.set_drained(id, drained, now));
                 }
+                let (deposed, demoting) = is_deposed(state, &pool.name, &node.name);
+                if self.engine.node(id).deposed != deposed {
+                    events.extend(self.engine.set_deposed(id, deposed, demoting, now));
+                }
             }
         }
         events
+    }
+
+    /// The engine that decides for the cluster (promotion asks it whom to promote).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The newest decision: agreed, or proposed by this leader and not yet seen agreed.

@@ -15,8 +15,8 @@
 //!   or, cut off, keeps it or refuses (`on_lost`), and releases its vips at the lease's end.
 //! - `status.rs`: the cluster part of `/status`.
 //!
-//! The partition rules and promotion steps to come belong here, as further steps of this
-//! source, tested in `tests.rs` without etcd.
+//! Promotion reads the leader's engine (`leading`) and the promotion records in etcd
+//! (`State::promotions`), whose deposed nodes both engines follow.
 
 mod context;
 mod follow;
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use context::Context;
-use context::{is_drained, release_after};
+use context::{is_deposed, is_drained, release_after};
 use follow::Follower;
 use leader::Leader;
 
@@ -187,6 +187,27 @@ impl ClusterSource {
         }
     }
 
+    /// While this member leads: the engine that decides for the cluster, and its
+    /// leadership (the epoch its writes are guarded by).
+    pub fn leading(&self) -> Option<(&Engine, i64)> {
+        self.leader.as_ref().map(|l| (l.engine(), l.epoch))
+    }
+
+    /// Until when this member may act as the cluster's writer-namer (its lease proven).
+    pub fn writers(&self) -> Arc<Deadline> {
+        self.writers.clone()
+    }
+
+    /// This member's name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The cluster's state last stepped.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// The etcd revision of the state last stepped.
     pub fn revision(&self) -> i64 {
         self.state.revision
@@ -243,8 +264,8 @@ fn all_views(config: &Config, engine: &Engine) -> Vec<Request> {
         .collect()
 }
 
-/// The local engine's drained flags follow the cluster's list (for the status and the
-/// log; the leader's engine decides with the same list).
+/// The local engine's drained and deposed flags follow the cluster's lists (for the
+/// status and the log; the leader's engine decides with the same lists).
 fn sync_drains(state: &State, cx: &mut Context) -> Option<Decision> {
     let mut events = Vec::new();
     for (p, pool) in cx.config.pools.iter().enumerate() {
@@ -253,6 +274,10 @@ fn sync_drains(state: &State, cx: &mut Context) -> Option<Decision> {
             let drained = is_drained(&state.drains, &pool.name, &node.name);
             if cx.engine.node(id).drained != drained {
                 events.extend(cx.engine.set_drained(id, drained, cx.now));
+            }
+            let (deposed, demoting) = is_deposed(state, &pool.name, &node.name);
+            if cx.engine.node(id).deposed != deposed {
+                events.extend(cx.engine.set_deposed(id, deposed, demoting, cx.now));
             }
         }
     }

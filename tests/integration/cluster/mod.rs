@@ -6,6 +6,7 @@ mod agreement;
 mod members;
 mod moves;
 mod nemesis;
+mod promotion;
 mod serials;
 mod vips;
 mod writers;

@@ -73,7 +73,13 @@ pub async fn udp_query(
     qtype: RecordType,
     edns: Option<u16>,
 ) -> Message {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Loopback for hadns on loopback; any address (the route's) for one on a test site.
+    let bind = if server.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let socket = UdpSocket::bind(bind).await.unwrap();
     udp_exchange(&socket, server, &query_message(name, qtype, edns)).await
 }
 

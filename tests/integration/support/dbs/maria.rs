@@ -26,8 +26,11 @@ impl Maria {
 
     /// `tls`: serve TLS with a self-signed certificate.
     pub async fn start_with(server_id: u32, read_only: bool, tls: bool) -> Maria {
-        let ip = loopback();
-        let ip = ip.as_str();
+        Maria::start_on(&loopback(), server_id, read_only, tls).await
+    }
+
+    /// A server on `ip` (a cluster site's node address, say).
+    pub async fn start_on(ip: &str, server_id: u32, read_only: bool, tls: bool) -> Maria {
         let dir = tempfile::Builder::new()
             .prefix("hadns-maria")
             .tempdir()
@@ -137,10 +140,11 @@ impl Maria {
         let mut conn = mysql_async::Conn::new(socket).await.unwrap();
         // Not in the binary log: each server has its own accounts, and a GTID written here
         // would make a replica look diverged.
-        conn.query_drop(
-            "SET SESSION sql_log_bin = 0; CREATE USER IF NOT EXISTS 'root'@'127.%'; \
-             GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.%' WITH GRANT OPTION",
-        )
+        let hosts = self.hosts();
+        conn.query_drop(format!(
+            "SET SESSION sql_log_bin = 0; CREATE USER IF NOT EXISTS 'root'@'{hosts}'; \
+             GRANT ALL PRIVILEGES ON *.* TO 'root'@'{hosts}' WITH GRANT OPTION"
+        ))
         .await
         .unwrap();
         conn.disconnect().await.unwrap();
@@ -149,16 +153,23 @@ impl Maria {
     /// Creates `user` (password `user`) with the global privileges `grants` (`""`: none),
     /// on this server only (not in the binary log).
     pub async fn create_user(&self, user: &str, grants: &str) {
+        let hosts = self.hosts();
         let grant = if grants.is_empty() {
             String::new()
         } else {
-            format!("; GRANT {grants} ON *.* TO '{user}'@'127.%'")
+            format!("; GRANT {grants} ON *.* TO '{user}'@'{hosts}'")
         };
         self.execute(&format!(
-            "SET SESSION sql_log_bin = 0; DROP USER IF EXISTS '{user}'@'127.%'; \
-             CREATE USER '{user}'@'127.%' IDENTIFIED BY '{user}'{grant}"
+            "SET SESSION sql_log_bin = 0; DROP USER IF EXISTS '{user}'@'{hosts}'; \
+             CREATE USER '{user}'@'{hosts}' IDENTIFIED BY '{user}'{grant}"
         ))
         .await;
+    }
+
+    /// Where accounts may connect from: loopback, or anywhere for a server on a cluster
+    /// site's address (the site's hosts are the test's own namespaces).
+    fn hosts(&self) -> &'static str {
+        if self.ip.is_loopback() { "127.%" } else { "%" }
     }
 
     /// Connection settings for `user` created by `create_user`.

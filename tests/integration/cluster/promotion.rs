@@ -1,0 +1,234 @@
+//! Promotion in cluster mode (issue 25): only the leader promotes, on the majority's
+//! merged views, under the rules that keep two writers from being named. Three real
+//! MariaDB servers on the site's node addresses (the host's side), three hadns members in
+//! their namespaces, a real three-member etcd.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+
+use super::*;
+use crate::promotion::{ports, replicated_trio};
+use crate::support::cluster::checker::{
+    Sampler, Seen, first_named, last_named, two_writers, two_writers_while_up,
+};
+use crate::support::dbs::{Maria, Writer};
+
+const TTL: Duration = Duration::from_secs(1);
+
+/// The site, its members (promoting `db` automatically) and the three servers: m1 the
+/// primary (priority 100), m2 (50) and m3 (10) its replicas, which notice a silent
+/// primary within 2 s (`slave_net_timeout`).
+async fn maria_cluster(semisync: bool) -> Option<(Site, Vec<Hadns>, Vec<Maria>)> {
+    let mut site = Site::build()?;
+    site.start_etcd().await;
+    let mut servers = Vec::new();
+    for (i, read_only) in [false, true, true].into_iter().enumerate() {
+        servers.push(Maria::start_on(&site.node_ip(i), i as u32 + 1, read_only, false).await);
+    }
+    let servers: [Maria; 3] = servers.try_into().ok().unwrap();
+    let servers = replicated_trio(servers, semisync).await;
+    for replica in &servers[1..] {
+        replica
+            .execute("SET GLOBAL slave_net_timeout = 2; STOP SLAVE; START SLAVE")
+            .await;
+    }
+    let nodes: String = (servers.iter().zip([100, 50, 10]).enumerate())
+        .map(|(i, (m, priority))| m.node(&format!("m{}", i + 1), priority))
+        .collect();
+    let pool = format!(
+        "[[pool]]\nname = \"db\"\ncheck = \"mysql\"\ninterval = \"200ms\"\ntimeout = \"500ms\"\n\
+         rise = 1\nfall = 2\nfence = \"read-only\"\n\
+         [pool.mysql]\nuser = \"root\"\nsslmode = \"disable\"\n\
+         [pool.promote]\nmode = \"auto\"\nrejoin = \"auto\"\nreplication_user = \"root\"\n\
+         replication_password = \"\"\n{nodes}\n\
+         [[record]]\nname = \"{DB}\"\npool = \"db\"\nselect = \"primary\"\nttl = 1\n"
+    );
+    let members = site
+        .start_members(|i| site.member_config(i, "", &pool))
+        .await;
+    site.wait_answer(&ALL, DB, Ok(vec![servers[0].ip]), LIMIT)
+        .await;
+    Some((site, members, servers))
+}
+
+/// Member `i`'s view of pool `db`'s promotion (`/status`).
+async fn promotion(site: &Site, i: usize) -> Value {
+    site.status(i).await["pools"][0]["promotion"].clone()
+}
+
+async fn read_only(server: &Maria) -> bool {
+    let mut conn = mysql_async::Conn::new(server.opts()).await.unwrap();
+    let on: Option<u8> = conn.query_first("SELECT @@read_only").await.unwrap();
+    on == Some(1)
+}
+
+async fn numbers(server: &Maria) -> Vec<u64> {
+    let mut conn = mysql_async::Conn::new(server.opts()).await.unwrap();
+    conn.query("SELECT n FROM app.t ORDER BY n").await.unwrap()
+}
+
+/// Events of kind `kind` on member `i`.
+async fn events_of(site: &Site, i: usize, kind: &str) -> Vec<Value> {
+    (site.events(i).await.into_iter())
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_promotes_a_killed_primarys_replica_and_no_acknowledged_write_is_lost() {
+    let Some((site, _members, mut servers)) = maria_cluster(true).await else {
+        return;
+    };
+    let dns: SocketAddr = format!("{}:53", site.member_ip(1)).parse().unwrap();
+    let writer = Writer::start(dns, DB, ports(&servers));
+    wait_for(LIMIT, "writes through the name", || async {
+        writer.acks().len() >= 200
+    })
+    .await;
+    let sampler = Sampler::start(&site, DB, Duration::from_millis(10));
+    let killed = tokio::time::Instant::now();
+    servers[0].kill();
+    site.wait_answer(&ALL, DB, Ok(vec![servers[1].ip]), LIMIT)
+        .await;
+    let moved = killed.elapsed();
+    let first = writer
+        .wait_for_write(servers[1].ip, killed, LIMIT)
+        .await;
+    let samples = sampler.stop();
+    // m1 takes no writes from anyone while it is down (until its restart below).
+    let restart = Instant::now() + Duration::from_secs(3600);
+    let down = [(servers[0].ip, killed.into_std(), restart)];
+    let overlap = two_writers_while_up(&samples, TTL, &down);
+    let acks = writer.stop().await;
+    // Semi-synchronous: every acknowledged write is on the new primary.
+    let kept = numbers(&servers[1]).await;
+    let lost: Vec<u64> = (acks.iter().map(|a| a.n))
+        .filter(|n| kept.binary_search(n).is_err())
+        .collect();
+    eprintln!(
+        "{} writes acknowledged, {} lost; every member named m2 {moved:?} after the kill, the \
+         first write on m2 {:?} after it; two usable writers named {overlap:?}",
+        acks.len(),
+        lost.len(),
+        first - killed,
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert_eq!(overlap, Duration::ZERO);
+    // One member promoted: the leader. Every member shows the outcome in its way.
+    let leader = leader_index(&site, 0).await.expect("a leader");
+    let mut promoted = Vec::new();
+    for i in ALL {
+        if !events_of(&site, i, "promoted").await.is_empty() {
+            promoted.push(i);
+        }
+    }
+    assert_eq!(promoted, vec![leader], "only the leader promotes");
+    wait_for(LIMIT, "the promotion to end on the leader", || async {
+        promotion(&site, leader).await["last"]["outcome"] == "promoted"
+    })
+    .await;
+    let other = (leader + 1) % 3;
+    let shown = promotion(&site, other).await;
+    assert_eq!(shown["state"], "idle", "{shown:#}");
+    assert!(
+        shown["detail"].as_str().unwrap().contains("leader"),
+        "{shown:#}"
+    );
+    // The other replica follows the new primary.
+    wait_for(LIMIT, "m3 to replicate from m2", || async {
+        let mut conn = mysql_async::Conn::new(servers[2].opts()).await.unwrap();
+        let row: Option<mysql_async::Row> = conn.query_first("SHOW SLAVE STATUS").await.unwrap();
+        row.and_then(|r| r.get::<String, _>("Master_Host"))
+            .is_some_and(|h| h == servers[1].ip.to_string())
+    })
+    .await;
+    // The old primary back, writable: fenced by the leader, never named, rejoined.
+    servers[0].restart(false).await;
+    wait_for(LIMIT, "the old primary fenced", || read_only(&servers[0])).await;
+    wait_for(LIMIT, "the old primary rejoined", || async {
+        let mut conn = mysql_async::Conn::new(servers[0].opts()).await.unwrap();
+        let row: Option<mysql_async::Row> = conn.query_first("SHOW SLAVE STATUS").await.unwrap();
+        row.and_then(|r| r.get::<String, _>("Master_Host"))
+            .is_some_and(|h| h == servers[1].ip.to_string())
+    })
+    .await;
+    for i in ALL {
+        assert_eq!(site.answer(i, DB).await, Ok(vec![servers[1].ip]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_cut_off_from_one_member_only_is_not_replaced() {
+    let Some((site, _members, servers)) = maria_cluster(false).await else {
+        return;
+    };
+    let alone = 2;
+    site.cut(alone, &site.node_ip(0));
+    wait_for(LIMIT, "m3 to see m1 down", || async {
+        site.status(alone).await["pools"][0]["nodes"][0]["health"] == "down"
+    })
+    .await;
+    // Long enough for a promotion a broken rule allowed: detection, the steps, a lease.
+    let end = Instant::now() + STILL;
+    while Instant::now() < end {
+        for i in ALL {
+            assert_eq!(site.answer(i, DB).await, Ok(vec![servers[0].ip]), "{}", MEMBERS[i]);
+        }
+    }
+    assert!(read_only(&servers[1]).await && read_only(&servers[2]).await);
+    assert!(!read_only(&servers[0]).await);
+    for i in ALL {
+        assert!(events_of(&site, i, "promotion").await.is_empty());
+    }
+    site.heal(alone, &site.node_ip(0));
+}
+
+/// Data centre A (m1's member, its etcd member, the primary and A's client) cut off whole,
+/// the replicas' streams from the primary with it (the host's own connections to the
+/// primary's address: the replicas). The majority promotes m2, but names it only once A's
+/// member cannot name m1 (its lease ended) and the TTL passed; A refuses meanwhile. Healed,
+/// the old primary (never fenced: it was out of reach, and took writes on its side) is
+/// fenced at once and never named.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primarys_data_centre_cut_off_is_replaced_only_under_the_partition_rules() {
+    let Some((site, _members, servers)) = maria_cluster(false).await else {
+        return;
+    };
+    let clients: Vec<IpAddr> = ALL.iter().map(|&d| site.dc_client_ip(d)).collect();
+    let sampler = Sampler::clients(&site, &clients, DB, Duration::from_millis(10));
+    sampler.wait_named(servers[0].ip).await;
+    let primary = site.node_ip(0);
+    let cut = Instant::now();
+    site.isolate_dc(0, true);
+    site.cut_between(&primary, &primary);
+    site.wait_answer(&[1, 2], DB, Ok(vec![servers[1].ip]), LIMIT)
+        .await;
+    let moved = cut.elapsed();
+    site.wait_answer(&[0], DB, Err(ResponseCode::ServFail), LIMIT)
+        .await;
+    assert!(!read_only(&servers[1]).await, "m2 promoted");
+    site.isolate_dc(0, false);
+    site.heal_between(&primary, &primary);
+    wait_for(LIMIT, "the old primary fenced", || read_only(&servers[0])).await;
+    site.wait_answer(&ALL, DB, Ok(vec![servers[1].ip]), LIMIT)
+        .await;
+    let samples = sampler.stop();
+    let overlap = two_writers(&samples, TTL);
+    let first = first_named(&samples, servers[1].ip).unwrap();
+    let last = last_named(&samples, servers[0].ip);
+    eprintln!(
+        "data centre A cut off: B and C name m2 {moved:?} after the cut (lease 2 s, TTL 1 s); \
+         m1 last named {:?} after the cut; two writers named {overlap:?}",
+        last.iter().flatten().max().map(|l| *l - cut)
+    );
+    assert_eq!(overlap, Duration::ZERO, "two writers named at once");
+    assert!(last.iter().flatten().all(|l| first - *l >= TTL));
+    assert!(
+        (samples.iter()).all(|s| s.at < first || !matches!(&s.seen, Seen::Nodes(n) if n.contains(&servers[0].ip))),
+        "the old primary named again"
+    );
+}
