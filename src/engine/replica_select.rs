@@ -37,6 +37,24 @@ impl Engine {
         }
     }
 
+    /// Takes `from`'s last primary (its positions, its last database status) for each
+    /// pool that has none here: a new cluster leader's engine starts from what this member
+    /// saw itself, so that a primary that failed before this member led (its data centre
+    /// cut off with the old leader, say) is still known, and its replicas can be compared
+    /// with it and promoted. The two engines must run the same configuration.
+    pub fn adopt_references(&mut self, from: &Engine) {
+        for (p, theirs) in from.references.iter().enumerate() {
+            let Some(reference) = theirs.as_ref().filter(|_| self.references[p].is_none()) else {
+                continue;
+            };
+            let node = &mut self.nodes[p][reference.node];
+            if node.db.is_none() {
+                node.db.clone_from(&from.nodes[p][reference.node].db);
+            }
+            self.references[p] = Some(reference.clone());
+        }
+    }
+
     /// Records the reference primary's latest observation, or that there is none now.
     pub(super) fn update_reference(&mut self, pool: usize) {
         let Some(node) = self.reference_node(pool) else {

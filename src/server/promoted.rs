@@ -1,6 +1,8 @@
 //! After a promotion: the new primary published (then the others repointed), deposed
 //! nodes released once they follow the primary, and (`rejoin = "auto"`) attached to it.
 
+use std::time::Instant;
+
 use tracing::{info, warn};
 
 use super::promotion::State;
@@ -101,6 +103,11 @@ impl Supervisor {
             let entry = self.promotions.pool(&config.name);
             let name = &config.nodes[n].name;
             if state.health != crate::engine::Health::Up {
+                entry.rejoining.retain(|r| r != name);
+            }
+            let retry = (entry.rejoin_after.get(name)).is_some_and(|at| *at <= Instant::now());
+            if retry {
+                entry.rejoin_after.remove(name);
                 entry.rejoining.retain(|r| r != name);
             }
             if back && !entry.rejoining.contains(name) {

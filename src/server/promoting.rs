@@ -2,7 +2,7 @@
 //! whether to promote (`engine::promote`), start it, follow its steps, publish, repoint,
 //! depose the old primary; `hadns promote` and `hadns ack`.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{error, info, warn};
 
@@ -159,9 +159,17 @@ impl Supervisor {
             Progress::Step(pool, done) => self.on_step(&pool, done),
             Progress::Finished(pool, outcome) => self.on_finished(&pool, outcome),
             Progress::Repointed(pool) => self.finish(&pool, "promoted".into(), Ok(())),
-            // The node stays in `rejoining` until it is released or goes down: one
-            // attempt per time it is back.
-            Progress::Rejoined(pool, done) => self.log_step(&pool, &done),
+            // The node stays in `rejoining` until it is released or goes down; a failed
+            // attempt is made again after step_timeout.
+            Progress::Rejoined(pool, done) => {
+                self.log_step(&pool, &done);
+                let retry = (self.config.pools.iter().find(|p| p.name == pool))
+                    .map_or(Duration::from_secs(10), |p| p.promote.step_timeout);
+                let entry = self.promotions.pool(&pool);
+                if done.result.is_err() && entry.rejoining.contains(&done.node) {
+                    entry.rejoin_after.insert(done.node, Instant::now() + retry);
+                }
+            }
         }
     }
 
@@ -203,8 +211,10 @@ impl Supervisor {
         }
         // In cluster mode a fenced old primary is proven unusable: the guard may name the
         // new one without waiting for every member and the TTL.
-        if let (Some(old), Some(p)) = (fenced, self.config.pools.iter().position(|x| x.name == pool))
-            && let Source::Cluster { side, .. } = &mut self.source
+        if let (Some(old), Some(p)) = (
+            fenced,
+            self.config.pools.iter().position(|x| x.name == pool),
+        ) && let Source::Cluster { side, .. } = &mut self.source
         {
             side.fenced(&self.config, NodeId::new(p, old));
         }

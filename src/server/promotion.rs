@@ -40,8 +40,11 @@ pub struct PoolPromotion {
     pub last: Option<Record>,
     /// The operator's `hadns promote`, answered when the promotion ends.
     pub reply: Option<oneshot::Sender<Result<String, CommandError>>>,
-    /// Deposed nodes a rejoin was started for (once per time back).
+    /// Deposed nodes a rejoin was started for (once per time back), and when one that
+    /// failed is tried again (`step_timeout` later: it may have met a node still
+    /// starting, or a fence; one that cannot rejoin says so again each time).
     pub rejoining: Vec<String>,
+    pub rejoin_after: HashMap<String, Instant>,
 }
 
 /// Cluster mode: the record of each pool this leader last wrote, with its leadership (the

@@ -86,7 +86,10 @@ impl Supervisor {
     pub(super) fn running_record(
         &self,
         job: &Job,
-    ) -> Option<(RunningPromotion, std::sync::Arc<crate::api::deadline::Deadline>)> {
+    ) -> Option<(
+        RunningPromotion,
+        std::sync::Arc<crate::api::deadline::Deadline>,
+    )> {
         let Source::Cluster { side, .. } = &self.source else {
             return None;
         };
@@ -182,8 +185,9 @@ impl Supervisor {
                 running.candidate, running.old, running.leader, running.candidate, running.leader
             );
             warn!(pool = %name, %message, "promotion taken over");
-            self.events
-                .push(EventRecord::new(EventKind::PromotionFailed, message).at(&name, &running.candidate));
+            self.events.push(
+                EventRecord::new(EventKind::PromotionFailed, message).at(&name, &running.candidate),
+            );
             return self.write_promotion(pool, None, |r| r.running = None);
         };
         let message = format!(
@@ -191,9 +195,8 @@ impl Supervisor {
             running.leader, running.candidate
         );
         info!(pool = %name, %message, "promotion taken over");
-        self.events.push(
-            EventRecord::new(EventKind::Promotion, message).at(&name, &running.candidate),
-        );
+        self.events
+            .push(EventRecord::new(EventKind::Promotion, message).at(&name, &running.candidate));
         let job = Job {
             pool: config.clone(),
             old: config.nodes[old].clone(),
@@ -235,7 +238,9 @@ fn shown(record: &AgreedPromotion, leader: &str) -> State {
     match &record.running {
         Some(r) if r.stage == "promoted" => State::Running(Step::Publish),
         Some(_) => State::Running(Step::Promote),
-        None => State::Watching(format!("the cluster's leader ({leader}) decides promotions")),
+        None => State::Watching(format!(
+            "the cluster's leader ({leader}) decides promotions"
+        )),
     }
 }
 

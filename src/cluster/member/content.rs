@@ -42,7 +42,9 @@ impl Member {
             }
             self.apply(kv, true);
         }
-        self.state.promotions.retain(|pool, _| promotions.contains(pool));
+        self.state
+            .promotions
+            .retain(|pool, _| promotions.contains(pool));
         if !decision {
             self.state.decision = None;
         }

@@ -69,7 +69,10 @@ impl Member {
                 epoch,
                 record,
                 reply,
-            } => self.write_promotion(client, &pool, epoch, &record, reply).await?,
+            } => {
+                self.write_promotion(client, &pool, epoch, &record, reply)
+                    .await?
+            }
             Request::Digest(digest) => {
                 self.digest = digest;
                 self.write_info(client).await?;
@@ -115,7 +118,9 @@ impl Member {
             let _ = reply.send(result);
         }
         if lost {
-            return Err(Error::Lost("the promotion record could not be written".into()));
+            return Err(Error::Lost(
+                "the promotion record could not be written".into(),
+            ));
         }
         Ok(())
     }

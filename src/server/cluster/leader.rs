@@ -32,8 +32,11 @@ pub(super) struct Leader {
 impl Leader {
     /// A new leadership: an engine that starts from the agreed answers, so that a new
     /// leader does not move an answer its merged views do not move.
-    pub fn new(epoch: i64, config: &Config, agreed: Option<&Agreed>) -> Leader {
+    /// `local`: this member's own engine, whose last primary per pool the new engine
+    /// knows from the start (`Engine::adopt_references`).
+    pub fn new(epoch: i64, config: &Config, agreed: Option<&Agreed>, local: &Engine) -> Leader {
         let mut engine = Engine::new(&leader_config(config));
+        engine.adopt_references(local);
         if let Some(agreed) = agreed {
             let by_name = agreed.by_name();
             for (r, record) in config.records.iter().enumerate() {

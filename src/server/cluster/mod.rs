@@ -113,7 +113,8 @@ impl ClusterSource {
         };
         if self.leader.as_ref().is_none_or(|l| l.epoch != epoch) {
             tracing::info!(member = %self.settings.name, epoch, "leading the cluster");
-            self.leader = Some(Leader::new(epoch, cx.config, state.decision.as_ref()));
+            let decision = state.decision.as_ref();
+            self.leader = Some(Leader::new(epoch, cx.config, decision, cx.engine));
         }
         if let Some(leader) = &mut self.leader {
             out.decisions.extend(leader.decide(state, refresh, cx));
