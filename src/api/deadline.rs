@@ -48,6 +48,24 @@ impl Deadline {
     }
 }
 
+/// In cluster mode, the leadership this member holds now (the leader key's create
+/// revision; 0: none), set by the member task as it learns it. With the writers'
+/// [`Deadline`] it tells a promotion step whether its leader still leads: a leader that
+/// stalled past its lease and reconnected holds another lease and no leader key.
+#[derive(Debug, Default)]
+pub struct Leadership(std::sync::atomic::AtomicI64);
+
+impl Leadership {
+    pub fn set(&self, epoch: Option<i64>) {
+        self.0.store(epoch.unwrap_or(0), Ordering::Release);
+    }
+
+    /// Whether this member leads under `epoch`.
+    pub fn holds(&self, epoch: i64) -> bool {
+        epoch != 0 && self.0.load(Ordering::Acquire) == epoch
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::api::deadline::Deadline;
+use crate::api::deadline::{Deadline, Leadership};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,8 @@ pub struct Cluster {
     /// supervisor's word): the member task moves the writers' deadline on only for what
     /// is served.
     pub published: watch::Sender<i64>,
+    /// The leadership this member holds now, as the member task knows it.
+    pub leadership: Arc<Leadership>,
 }
 
 /// Starts this member's task into `tasks`; it runs until `shutdown`, then revokes its
@@ -58,12 +60,20 @@ pub fn start(
     let (publish, state) = watch::channel(Arc::new(State::default()));
     let (published, served) = watch::channel(0);
     let writers = member::Writers::new(writers, served);
+    let leadership = Arc::new(Leadership::default());
     tasks.spawn(member::run(
-        settings, digest, writers, inbox, publish, shutdown,
+        settings,
+        digest,
+        writers,
+        leadership.clone(),
+        inbox,
+        publish,
+        shutdown,
     ));
     Cluster {
         requests,
         state,
         published,
+        leadership,
     }
 }

@@ -90,7 +90,7 @@ impl Supervisor {
                 .map(|&i| config.nodes[i].clone())
                 .collect(),
             switchover: plan.switchover,
-            until: None,
+            mandate: None,
         };
         let kind = if plan.switchover {
             "switchover"
@@ -120,8 +120,8 @@ impl Supervisor {
         let was_deposed = self.promoter().is_some_and(|e| e.node(old).deposed);
         let mut job = job;
         let recorded = match self.running_record(&job) {
-            Some((running, until)) => {
-                job.until = Some(until);
+            Some((running, mandate)) => {
+                job.mandate = Some(mandate);
                 let (taken, recorded) = tokio::sync::oneshot::channel();
                 self.write_promotion(pool, Some(taken), |record| {
                     record.deposed.retain(|d| *d != running.old);

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::promotion::{Record, State};
 use super::supervisor::{Source, Supervisor, unix_ms};
 use crate::api::event::{EventKind, EventRecord};
-use crate::checks::promote::{Job, Step};
+use crate::checks::promote::{Job, Mandate, Step};
 use crate::cluster::{AgreedPromotion, Request, RunningPromotion};
 use crate::config::{PromoteMode, Select};
 use crate::engine::{Answer, Engine, Health, NodeId, PoolId};
@@ -81,16 +81,10 @@ impl Supervisor {
         });
     }
 
-    /// The record of a promotion this leader starts, and the deadline its steps are
+    /// The record of a promotion this leader starts, and the leadership its steps are
     /// bounded by (`None` without `[cluster]`).
-    pub(super) fn running_record(
-        &self,
-        job: &Job,
-    ) -> Option<(
-        RunningPromotion,
-        std::sync::Arc<crate::api::deadline::Deadline>,
-    )> {
-        let Source::Cluster { side, .. } = &self.source else {
+    pub(super) fn running_record(&self, job: &Job) -> Option<(RunningPromotion, Mandate)> {
+        let Source::Cluster { side, member } = &self.source else {
             return None;
         };
         let (_, epoch) = side.leading()?;
@@ -103,7 +97,7 @@ impl Supervisor {
             stage: "started".into(),
             started_ms: unix_ms(),
         };
-        Some((running, side.writers()))
+        Some((running, side.mandate(&member.leadership)?))
     }
 
     /// The node a pool's `primary` records answer as served here: the local engine's, or
@@ -206,7 +200,7 @@ impl Supervisor {
                 .map(|n| config.nodes[n].clone())
                 .collect(),
             switchover: running.switchover,
-            until: None,
+            mandate: None,
         };
         let mine = self.running_record(&job).map(|(mut mine, _)| {
             mine.stage = "promoted".into();

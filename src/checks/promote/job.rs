@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::deadline::Deadline;
+use crate::api::deadline::{Deadline, Leadership};
 
 use crate::config::{Node, Pool};
 
@@ -18,19 +18,27 @@ pub struct Job {
     pub others: Vec<Node>,
     /// The old primary is alive: demote it first and lose nothing (else a failover).
     pub switchover: bool,
-    /// Cluster mode: the leader acts only before this (its lease proven current, the
-    /// writers' deadline). A leader that stalled (SIGSTOP, a frozen VM) or lost etcd
-    /// stops before promoting: another may lead by then.
-    pub until: Option<Arc<Deadline>>,
+    /// Cluster mode: the leadership the promotion was decided under.
+    pub mandate: Option<Mandate>,
+}
+
+/// A cluster leader acts only while it still leads under the epoch it decided in and its
+/// lease is proven current (the writers' deadline): a leader that stalled (SIGSTOP, a
+/// frozen VM) or lost etcd stops before its next step, since another may lead by then.
+#[derive(Debug, Clone)]
+pub struct Mandate {
+    pub epoch: i64,
+    pub leadership: Arc<Leadership>,
+    pub writers: Arc<Deadline>,
 }
 
 impl Job {
     /// Whether this member may still take the next step.
     pub fn may_act(&self) -> Result<(), String> {
-        match &self.until {
-            Some(until) if until.is_past() => Err("this member's leadership is no longer \
-                                                  proven (its lease): the next leader decides"
-                .into()),
+        match &self.mandate {
+            Some(m) if m.writers.is_past() || !m.leadership.holds(m.epoch) => Err(
+                "this member no longer leads under a proven lease: the next leader decides".into(),
+            ),
             _ => Ok(()),
         }
     }

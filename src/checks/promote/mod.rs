@@ -18,7 +18,7 @@ mod postgres;
 use std::time::Instant;
 
 use crate::config::{Check, Node, Pool};
-pub use job::{Job, Outcome, Step, StepDone};
+pub use job::{Job, Mandate, Outcome, Step, StepDone};
 
 /// Runs `job`, telling `report` about each step as it ends and `finished` the outcome as
 /// soon as it is known. A switchover demotes (fences) the old primary first and stops if

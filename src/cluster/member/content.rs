@@ -159,5 +159,7 @@ impl Member {
                 .leader
                 .as_ref()
                 .is_some_and(|(n, _)| *n == self.settings.name);
+        let epoch = self.state.leader.as_ref().map(|(_, epoch)| *epoch);
+        self.leadership.set(epoch.filter(|_| self.state.leading));
     }
 }

@@ -27,6 +27,7 @@ pub(crate) use writers::Writers;
 
 use super::state::{Request, State, keepalive_interval};
 use super::wire::{Keys, NodeView};
+use crate::api::deadline::Leadership;
 use crate::config;
 
 /// The wait between two sessions.
@@ -49,6 +50,7 @@ pub(super) async fn run(
     settings: config::Cluster,
     digest: String,
     mut writers: Writers,
+    leadership: Arc<Leadership>,
     mut inbox: mpsc::UnboundedReceiver<Request>,
     publish: watch::Sender<Arc<State>>,
     shutdown: CancellationToken,
@@ -75,6 +77,7 @@ pub(super) async fn run(
         wrote: None,
         served: 0,
         acked: 0,
+        leadership,
     };
     // One endpoint per session, the next one after each loss: a session's streams (the
     // keepalive, the watch) stay on one connection, so a member whose etcd member went
@@ -136,6 +139,8 @@ struct Member {
     /// under the current lease (`served.rs`).
     served: u64,
     acked: u64,
+    /// The leadership held, for promotion steps (`Leadership`).
+    leadership: Arc<Leadership>,
 }
 
 impl Member {
@@ -329,6 +334,7 @@ impl Member {
         }
         self.state.connected = false;
         self.state.leading = false;
+        self.leadership.set(None);
         self.catching_up = None;
         self.state.lost_reason = Some(reason.to_string());
         self.send();

@@ -35,7 +35,8 @@ use follow::Follower;
 use leader::Leader;
 
 use super::decisions::Decision;
-use crate::api::deadline::Deadline;
+use crate::api::deadline::{Deadline, Leadership};
+use crate::checks::promote::Mandate;
 use crate::cluster::{Agreed, AgreedRecord, Drain, NodeView, Request, State};
 use crate::config::Config;
 use crate::engine::{Engine, Event, Health, NodeId};
@@ -194,9 +195,14 @@ impl ClusterSource {
         self.leader.as_ref().map(|l| (l.engine(), l.epoch))
     }
 
-    /// Until when this member may act as the cluster's writer-namer (its lease proven).
-    pub fn writers(&self) -> Arc<Deadline> {
-        self.writers.clone()
+    /// What a promotion this leader starts is bounded by (`checks::promote::Mandate`).
+    pub fn mandate(&self, leadership: &Arc<Leadership>) -> Option<Mandate> {
+        let leader = self.leader.as_ref()?;
+        Some(Mandate {
+            epoch: leader.epoch,
+            leadership: leadership.clone(),
+            writers: self.writers.clone(),
+        })
     }
 
     /// This member's name.

@@ -244,3 +244,92 @@ async fn a_primarys_data_centre_cut_off_is_replaced_only_under_the_partition_rul
         "the old primary named again"
     );
 }
+
+/// The leader stalls (SIGSTOP) while its candidate is still applying what it received (a
+/// table lock holds its SQL thread): the next leader finds the promotion in etcd, reports
+/// that it stopped, and promotes itself once the candidate can apply; the stalled leader,
+/// resumed, stops before promoting anything (its lease is no longer proven).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_stalled_mid_promotion_is_relieved_by_the_next_and_never_promotes() {
+    let Some((site, members, mut servers)) = maria_cluster(false).await else {
+        return;
+    };
+    let leader = leader_index(&site, 0).await.expect("a leader");
+    // m2's SQL thread waits behind a lock; what m1 writes meanwhile sits in its relay log.
+    let mut lock = mysql_async::Conn::new(servers[1].opts()).await.unwrap();
+    lock.query_drop("LOCK TABLES app.t WRITE").await.unwrap();
+    servers[0]
+        .execute("INSERT INTO app.t (n) VALUES (1), (2), (3)")
+        .await;
+    wait_for(LIMIT, "m2 to receive the writes, not applied", || async {
+        let mut conn = mysql_async::Conn::new(servers[1].opts()).await.unwrap();
+        let row: Option<mysql_async::Row> = conn.query_first("SHOW SLAVE STATUS").await.unwrap();
+        let received = row.unwrap().get::<String, _>("Gtid_IO_Pos");
+        let applied: Option<String> = conn.query_first("SELECT @@gtid_slave_pos").await.unwrap();
+        received.is_some_and(|r| r.ends_with("-3")) && applied.is_some_and(|a| a.ends_with("-2"))
+    })
+    .await;
+    servers[0].kill();
+    // Its record is in etcd and its steps are under way (the failover's fence, refused,
+    // ends at once; the catch-up waits behind the lock).
+    wait_for(LIMIT, "the leader to be catching m2 up", || async {
+        let p = promotion(&site, leader).await;
+        p["state"] == "running" && p["last"]["steps"].as_array().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    members[leader].signal(nix::sys::signal::Signal::SIGSTOP);
+    let others: Vec<usize> = ALL.into_iter().filter(|&i| i != leader).collect();
+    let next = loop {
+        if let Some(next) = leader_index(&site, others[0])
+            .await
+            .filter(|&n| n != leader)
+        {
+            break next;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    wait_for(
+        LIMIT,
+        "the next leader to report the stopped promotion",
+        || async {
+            (events_of(&site, next, "promotion_failed").await.iter()).any(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("stopped before")
+            })
+        },
+    )
+    .await;
+    assert!(
+        read_only(&servers[1]).await,
+        "m2 promoted while it had not applied"
+    );
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    site.wait_answer(&others, DB, Ok(vec![servers[1].ip]), LIMIT)
+        .await;
+    assert_eq!(numbers(&servers[1]).await, vec![1, 2, 3], "applied first");
+    // The stalled leader wakes: it never takes another step.
+    members[leader].signal(nix::sys::signal::Signal::SIGCONT);
+    site.wait_answer(&ALL, DB, Ok(vec![servers[1].ip]), LIMIT)
+        .await;
+    wait_for(LIMIT, "the stalled leader's promotion to end", || async {
+        promotion(&site, leader).await["last"]["outcome"].is_string()
+    })
+    .await;
+    let last = promotion(&site, leader).await["last"].clone();
+    let steps = last["steps"].as_array().unwrap();
+    assert!(
+        !steps.iter().any(|s| s["step"] == "promote"),
+        "the stalled leader took the promotion step: {last:#}"
+    );
+    assert!(
+        last["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("no longer leads"),
+        "{last:#}"
+    );
+    let promoted = events_of(&site, next, "promoted").await;
+    assert_eq!(promoted.len(), 1, "{promoted:#?}");
+}
