@@ -11,6 +11,7 @@ use crate::engine::{Answer, Observation};
 use crate::server::decisions::Route;
 
 mod guard;
+mod promotion;
 
 const MEMBERS: [&str; 3] = ["m1", "m2", "m3"];
 
