@@ -48,6 +48,7 @@ impl Supervisor {
                     crate::api::event::rfc3339(until)
                 )),
                 None if entry.retry_at.is_some_and(|at| at > now) => return,
+                None if !self.may_promote() => return,
                 None => {
                     self.start_promotion(pool, plan, false);
                     return;

@@ -100,6 +100,18 @@ impl Supervisor {
         Some((running, side.mandate(&member.leadership)?))
     }
 
+    /// Whether this member may start a promotion now: always without `[cluster]`; in
+    /// cluster mode while it leads with a proven lease (a start it could not finish would
+    /// only wait for its retry).
+    pub(super) fn may_promote(&self) -> bool {
+        match &self.source {
+            Source::Local => true,
+            Source::Cluster { side, member } => {
+                (side.mandate(&member.leadership)).is_some_and(|m| m.check().is_ok())
+            }
+        }
+    }
+
     /// The node a pool's `primary` records answer as served here: the local engine's, or
     /// the agreed decision's in cluster mode.
     pub(super) fn published_primary(&self, pool: PoolId) -> Option<usize> {

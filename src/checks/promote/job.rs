@@ -35,12 +35,28 @@ pub struct Mandate {
 impl Job {
     /// Whether this member may still take the next step.
     pub fn may_act(&self) -> Result<(), String> {
-        match &self.mandate {
-            Some(m) if m.writers.is_past() || !m.leadership.holds(m.epoch) => Err(
-                "this member no longer leads under a proven lease: the next leader decides".into(),
-            ),
-            _ => Ok(()),
+        self.mandate.as_ref().map_or(Ok(()), Mandate::check)
+    }
+}
+
+impl Mandate {
+    /// Whether the leader still leads under its epoch with a proven lease.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.leadership.holds(self.epoch) {
+            return Err(format!(
+                "this member no longer leads the cluster (it decided as leader {}): the next \
+                 leader decides",
+                self.epoch
+            ));
         }
+        if self.writers.is_past() {
+            return Err(
+                "this member's lease is not proven current (etcd has not confirmed \
+                        it in time): the next leader decides"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 

@@ -95,7 +95,13 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
         run(&mut conn, start, "starting the SQL thread").await?;
     }
     let delay = delay.parse::<u64>().unwrap_or(0);
-    let target = target.unwrap_or(received);
+    let mut target = target.unwrap_or(received);
+    if mariadb {
+        target = still_to_apply(&mut conn, &target).await?;
+        if target.is_empty() {
+            return Ok("nothing left to apply".into());
+        }
+    }
     let seconds = job.pool.promote.apply_timeout.as_secs_f64();
     let wait = if mariadb {
         format!("SELECT MASTER_GTID_WAIT('{}', {seconds})", quote(&target))
@@ -123,6 +129,30 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
             }
         )),
     }
+}
+
+/// The part of MariaDB GTID position `target` the candidate has not executed yet, per
+/// domain: `MASTER_GTID_WAIT` follows `gtid_slave_pos` alone, which never reaches what a
+/// server wrote itself (an old primary that rejoined received its own transactions
+/// back); its binary log says it has them.
+async fn still_to_apply(conn: &mut Conn, target: &str) -> Result<String, String> {
+    let (binlog, slave): (Option<String>, Option<String>) = conn
+        .query_first("SELECT @@gtid_binlog_pos, @@gtid_slave_pos")
+        .await
+        .map_err(|e| format!("reading the candidate's positions: {}", describe(&e)))?
+        .unwrap_or_default();
+    let mut done: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    for text in [binlog.unwrap_or_default(), slave.unwrap_or_default()] {
+        for (domain, _, seq) in mariadb_gtids(&text)? {
+            let best = done.entry(domain).or_default();
+            *best = (*best).max(seq);
+        }
+    }
+    Ok((mariadb_gtids(target)?.into_iter())
+        .filter(|(domain, _, seq)| done.get(domain).is_none_or(|d| d < seq))
+        .map(|(domain, server, seq)| format!("{domain}-{server}-{seq}"))
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// Ends replication on `node` and makes it writable.
@@ -281,6 +311,19 @@ pub(super) async fn rejoin(
                  transactions the new primary lacks; left fenced (rebuild it, or reconcile \
                  by hand and undo its read_only)"
             ));
+        }
+        // Already attached (a rejoin that ended while hadns looked away, or a second
+        // attempt): nothing to change, and a CHANGE MASTER would be refused anyway.
+        if let Some(status) = replica_status(&mut conn, mariadb).await? {
+            let host = column(&status, ["Master_Host", "Source_Host"]);
+            let port = column(&status, ["Master_Port", "Source_Port"]);
+            let io = column(&status, ["Slave_IO_Running", "Replica_IO_Running"]);
+            if host == primary.address.to_string()
+                && port == primary.port.unwrap_or(3306).to_string()
+                && io != "No"
+            {
+                return Ok(format!("replicates from {host}:{port} already"));
+            }
         }
         let user = pool.promote.replication_user.as_deref().unwrap_or_default();
         let password = pool

@@ -13,12 +13,14 @@ use nix::sys::signal::Signal;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use super::promotion::maria_cluster_with;
 use super::*;
 use crate::support::cluster::checker::{
     Sample, Sampler, Seen, SerialSample, backwards, decided, out_of_turn, out_of_turn_at, overlaps,
     two_writers_while_up, undecided, usable_during,
 };
 use crate::support::cluster::{Site, web_cluster, web_pool};
+use crate::support::dbs::Maria;
 
 const TTL: Duration = Duration::from_secs(1);
 /// The members' lease (`member_config`).
@@ -52,8 +54,11 @@ enum Fault {
     /// An etcd member cut from the other etcd members (its clients still reach it).
     IsolateEtcd(usize),
     IsolateEtcdLeader,
-    /// A node's listener closed (its host refuses), then open again.
+    /// A node's listener closed (its host refuses), then open again; with databases, its
+    /// server SIGKILLed, then restarted as it was (a primary comes back writable).
     Crash(usize),
+    /// With databases: the server that takes writes now killed (hadns promotes a replica).
+    CrashWriter,
     /// Data centre `d` cut from the others whole: its member, etcd member, node, client.
     IsolateDc(usize),
     /// A share (percent) of a member's packets lost, both ways.
@@ -65,10 +70,11 @@ enum Fault {
 /// Draws a fault. Those that move the writer (a node crashed, the writer's data centre
 /// or a member cut from a node) weigh more: a run where the writer never moves tests
 /// little.
-fn draw(rng: &mut StdRng) -> Fault {
+fn draw(rng: &mut StdRng, databases: bool) -> Fault {
     let m = rng.random_range(0..3);
     let n = rng.random_range(0..2);
     match rng.random_range(0..22) {
+        12..=14 if databases => Fault::CrashWriter,
         0 => Fault::CutFromEtcd(m),
         1 | 2 => Fault::CutFromNode(m, n),
         3 => Fault::Unplug(m),
@@ -97,14 +103,25 @@ enum Holds {
     Link(usize),
 }
 
+/// The nodes: two web servers, or three MariaDB servers promoted by hadns
+/// (`[pool.promote]`, the "promotion" target).
+enum Nodes {
+    Web([TcpBackend; 2]),
+    Databases(Vec<Maria>),
+}
+
 /// The run's world: the site, the members (None while killed), the nodes, and what the
 /// faults in force hold.
 struct World {
     site: Site,
     members: Vec<Option<Hadns>>,
-    nodes: [TcpBackend; 2],
+    nodes: Nodes,
+    /// The writer record the clients ask.
+    name: &'static str,
     pool: String,
     held: Vec<Holds>,
+    /// Per database server, whether it was writable when it was killed.
+    restart_writable: [bool; 3],
     /// When each node's listener was closed, and each data centre isolated.
     down: Vec<(IpAddr, Instant, Instant)>,
     isolated: Vec<(usize, Instant, Instant)>,
@@ -137,6 +154,7 @@ impl World {
         let target = match fault {
             Fault::CutLeader | Fault::PauseLeader => self.leader().await?,
             Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => self.site.etcd_leader()?,
+            Fault::CrashWriter => self.writer().await?,
             _ => 0,
         };
         let holds = holds(fault, target);
@@ -171,7 +189,8 @@ impl World {
             Fault::KillEtcdLeader => site.stop_etcd_member(target),
             Fault::IsolateEtcd(e) => isolate_etcd(site, e, true),
             Fault::IsolateEtcdLeader => isolate_etcd(site, target, true),
-            Fault::Crash(n) => self.nodes[n].stop().await,
+            Fault::Crash(n) => self.crash(n).await,
+            Fault::CrashWriter => self.crash(target).await,
             Fault::IsolateDc(d) => site.isolate_dc(d, true),
             Fault::Lossy(m, percent) => site.lose(&site.member_ip(m), percent),
             Fault::Slow(m) => site.slow(m, Some(200)),
@@ -204,11 +223,8 @@ impl World {
             Fault::KillEtcdLeader => site.restart_etcd_member(target),
             Fault::IsolateEtcd(e) => isolate_etcd(site, e, false),
             Fault::IsolateEtcdLeader => isolate_etcd(site, target, false),
-            Fault::Crash(n) => {
-                self.nodes[n].restart().await;
-                let ip = self.nodes[n].ip();
-                self.down.push((ip, applied.since, Instant::now()));
-            }
+            Fault::Crash(n) => self.restart(n, applied.since).await,
+            Fault::CrashWriter => self.restart(target, applied.since).await,
             Fault::IsolateDc(d) => {
                 site.isolate_dc(d, false);
                 self.isolated.push((d, applied.since, Instant::now()));
@@ -221,6 +237,58 @@ impl World {
     }
 }
 
+impl World {
+    /// The database server that takes writes now, if one does.
+    async fn writer(&self) -> Option<usize> {
+        let Nodes::Databases(servers) = &self.nodes else {
+            return None;
+        };
+        for (i, server) in servers.iter().enumerate() {
+            if !self.held.contains(&Holds::Node(i)) && !read_only(server).await? {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    async fn crash(&mut self, n: usize) {
+        match &mut self.nodes {
+            Nodes::Web(nodes) => nodes[n].stop().await,
+            Nodes::Databases(servers) => {
+                let writable = read_only(&servers[n]).await == Some(false);
+                self.restart_writable[n] = writable;
+                servers[n].kill();
+            }
+        }
+    }
+
+    async fn restart(&mut self, n: usize, since: Instant) {
+        let ip = match &mut self.nodes {
+            Nodes::Web(nodes) => {
+                nodes[n].restart().await;
+                nodes[n].ip()
+            }
+            Nodes::Databases(servers) => {
+                servers[n].restart(!self.restart_writable[n]).await;
+                servers[n].ip
+            }
+        };
+        self.down.push((ip, since, Instant::now()));
+    }
+}
+
+/// Whether `server` is read-only (None: it does not answer).
+async fn read_only(server: &Maria) -> Option<bool> {
+    use mysql_async::prelude::Queryable;
+    let connect = mysql_async::Conn::new(server.opts());
+    let mut conn = tokio::time::timeout(Duration::from_secs(1), connect)
+        .await
+        .ok()?
+        .ok()?;
+    let on: Option<u8> = conn.query_first("SELECT @@read_only").await.ok()?;
+    Some(on? == 1)
+}
+
 /// What `fault` (on `target`, for the faults that find theirs) holds while in force: no
 /// other fault may take it meanwhile.
 fn holds(fault: Fault, target: usize) -> Vec<Holds> {
@@ -230,6 +298,7 @@ fn holds(fault: Fault, target: usize) -> Vec<Holds> {
         Fault::KillEtcd(e) | Fault::IsolateEtcd(e) => vec![Holds::Etcd(e)],
         Fault::KillEtcdLeader | Fault::IsolateEtcdLeader => vec![Holds::Etcd(target)],
         Fault::Crash(n) => vec![Holds::Node(n)],
+        Fault::CrashWriter => vec![Holds::Node(target)],
         Fault::Unplug(m) | Fault::Lossy(m, _) | Fault::Slow(m) => vec![Holds::Link(m)],
         _ => vec![],
     }
@@ -247,27 +316,73 @@ fn isolate_etcd(site: &Site, e: usize, cut: bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_randomized_fault_run_never_shows_two_writers() {
+    let Some((site, members, node1, node2)) = web_cluster(["", "", ""]).await else {
+        return;
+    };
+    let pool = web_pool(&node1, &node2);
+    let first = node1.ip();
+    run(
+        site,
+        members,
+        Nodes::Web([node1, node2]),
+        WWW,
+        pool,
+        first,
+        90,
+    )
+    .await;
+}
+
+/// The same faults, and the writer's database killed at random, on MariaDB servers that
+/// hadns promotes itself (`block = "0s"`: every kill gets its promotion; the old primary
+/// rejoins when it is back).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_randomized_fault_run_with_promotion_never_shows_two_writers() {
+    let promote = "mode = \"auto\"\nblock = \"0s\"";
+    let Some((site, members, servers, pool)) = maria_cluster_with(false, promote).await else {
+        return;
+    };
+    let first = servers[0].ip;
+    run(
+        site,
+        members,
+        Nodes::Databases(servers),
+        DB,
+        pool,
+        first,
+        60,
+    )
+    .await;
+}
+
+async fn run(
+    site: Site,
+    members: Vec<Hadns>,
+    nodes: Nodes,
+    name: &'static str,
+    pool: String,
+    first: IpAddr,
+    default_seconds: u64,
+) {
     let seconds: u64 = std::env::var("HADNS_NEMESIS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(90);
+        .unwrap_or(default_seconds);
     let seed: u64 = std::env::var("HADNS_NEMESIS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     eprintln!("nemesis: seed {seed}, {seconds} s (HADNS_NEMESIS_SEED={seed} replays the faults)");
-    let Some((site, members, node1, node2)) = web_cluster(["", "", ""]).await else {
-        return;
-    };
-    let pool = web_pool(&node1, &node2);
-    let nodes = [node1.ip(), node2.ip()];
+    let databases = matches!(nodes, Nodes::Databases(_));
     let clients: Vec<IpAddr> = (0..3).map(|d| site.dc_client_ip(d)).collect();
-    let sampler = Sampler::clients(&site, &clients, WWW, Duration::from_millis(10));
-    sampler.wait_named(nodes[0]).await;
+    let sampler = Sampler::clients(&site, &clients, name, Duration::from_millis(10));
+    sampler.wait_named(first).await;
     let mut world = World {
         site,
         members: members.into_iter().map(Some).collect(),
-        nodes: [node1, node2],
+        nodes,
+        name,
+        restart_writable: [false; 3],
         pool,
         held: Vec::new(),
         down: Vec::new(),
@@ -284,7 +399,7 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
         let mut events: Vec<(Duration, bool, usize)> = Vec::new();
         let mut drawn = Vec::new();
         for k in 0..count {
-            let fault = draw(&mut rng);
+            let fault = draw(&mut rng, databases);
             let start = match k {
                 0 => Duration::ZERO,
                 _ => Duration::from_millis(rng.random_range(0..3000)),
@@ -294,7 +409,7 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
                 // Longer than the lease: the zombie's case.
                 hold += LEASE;
             }
-            if matches!(fault, Fault::Crash(_)) {
+            if matches!(fault, Fault::Crash(_) | Fault::CrashWriter) {
                 // A crashed writer is replaced at once (its refusals prove it takes no
                 // writes), without waiting for every member to serve that; one back before
                 // every member and every client cache let go of it would take writes from
@@ -345,7 +460,7 @@ async fn a_randomized_fault_run_never_shows_two_writers() {
     wait_for(LIMIT, "every member to agree after the heal", || async {
         let mut answers = Vec::new();
         for i in ALL {
-            answers.push(site.ask(i, WWW).await);
+            answers.push(site.ask(i, world.name).await);
         }
         matches!(&answers[0], Seen::Nodes(a) if a.len() == 1)
             && answers.iter().all(|a| *a == answers[0])
@@ -477,7 +592,7 @@ impl Report {
             .collect();
         Report {
             two_writers: two_writers_while_up(samples, TTL, &world.down),
-            undecided: undecided(samples, &decided(decisions, WWW)),
+            undecided: undecided(samples, &decided(decisions, world.name)),
             out_of_turn: out_of_turn(decisions),
             backwards: backwards(serials, decisions),
             two_nodes: count(&|s| matches!(s, Seen::Nodes(n) if n.len() > 1)),
