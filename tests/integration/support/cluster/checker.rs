@@ -42,6 +42,8 @@ pub struct SerialSample {
     pub client: usize,
     pub member: usize,
     pub serial: u32,
+    /// When it was received, in Unix milliseconds (the decisions' clock).
+    pub at_ms: u64,
 }
 
 /// Queries `name` on every member, one UDP query each (no retries: a lost query is a
@@ -115,10 +117,14 @@ impl Sampler {
                         };
                         out.lock().unwrap().push(sample);
                         if let Some(serial) = serial {
+                            let at_ms = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64);
                             let sample = SerialSample {
                                 client,
                                 member,
                                 serial,
+                                at_ms,
                             };
                             serials_out.lock().unwrap().push(sample);
                         }
@@ -355,17 +361,24 @@ pub fn out_of_turn_at(decisions: &[serde_json::Value]) -> Vec<usize> {
 /// Serials a member served after a later decision's serial, as one client saw them in
 /// order (each client asks each member one query at a time): a member's decisions must
 /// only move forward. Serials of no decision (a member's own before it agreed) are left
-/// out.
+/// out, and so is a serial seen before the decision that carries it was decided: a
+/// restarted member's own serial (its clock) can equal a later decision's.
 pub fn backwards(serials: &[SerialSample], decisions: &[serde_json::Value]) -> usize {
-    let order: BTreeMap<u32, usize> = (decisions.iter().enumerate())
-        .filter_map(|(i, d)| Some((d["serial"].as_u64()? as u32, i)))
+    let order: BTreeMap<u32, (usize, u64)> = (decisions.iter().enumerate())
+        .filter_map(|(i, d)| {
+            let decided = d["decided_ms"].as_u64()?;
+            Some((d["serial"].as_u64()? as u32, (i, decided)))
+        })
         .collect();
     let mut last: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     let mut count = 0;
     for sample in serials {
-        let Some(&index) = order.get(&sample.serial) else {
+        let Some(&(index, decided)) = order.get(&sample.serial) else {
             continue;
         };
+        if sample.at_ms < decided {
+            continue;
+        }
         let seen = last.entry((sample.client, sample.member)).or_insert(index);
         if index < *seen {
             count += 1;

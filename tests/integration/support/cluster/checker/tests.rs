@@ -87,7 +87,7 @@ fn decision(seq: u64, epoch: i64, serial: u32, nodes: &[u8]) -> serde_json::Valu
         epoch,
         seq,
         serial,
-        decided_ms: 0,
+        decided_ms: seq * 1000,
         digest: String::new(),
         records: vec![
             record("db.example.internal.", db),
@@ -165,6 +165,7 @@ fn a_member_serving_an_older_decision_after_a_newer_one_is_backwards() {
         client,
         member,
         serial,
+        at_ms: 10_000,
     };
     // Each (client, member) forward; members apart from each other may lag; serials of no
     // decision (a member's own, before it agreed) are left out.
@@ -180,4 +181,11 @@ fn a_member_serving_an_older_decision_after_a_newer_one_is_backwards() {
     let mut samples = forward.to_vec();
     samples.extend([seen(0, 0, 101), seen(0, 0, 100)]);
     assert_eq!(backwards(&samples, &decisions), 2);
+    // A restarted member's own serial, equal to a decision not yet decided when it was
+    // seen, then the agreed one: not that decision, so not backwards.
+    let own = SerialSample {
+        at_ms: 500,
+        ..seen(2, 2, 102)
+    };
+    assert_eq!(backwards(&[own, seen(2, 2, 100)], &decisions), 0);
 }
