@@ -145,7 +145,11 @@ impl Supervisor {
             if config.promote.mode == PromoteMode::Off {
                 continue;
             }
-            let record = records.get(&config.name).cloned().unwrap_or_default();
+            // What this leader last wrote, before its watch brings it back.
+            let record = match self.promotions.written.get(&config.name) {
+                Some((e, record)) if Some(*e) == epoch => record.clone(),
+                _ => records.get(&config.name).cloned().unwrap_or_default(),
+            };
             let entry = self.promotions.pool(&config.name);
             entry.blocked_until = record.blocked_until_ms.and_then(blocked_until);
             let ours = (entry.last.as_ref()).is_some_and(|l| l.outcome.is_none());
