@@ -11,6 +11,7 @@
 //! `pg_promote()`, the others' `primary_conninfo` with the new host and port, reloaded
 //! (13+), the new timeline followed (`recovery_target_timeline = 'latest'`).
 
+mod gtids;
 mod job;
 mod mysql;
 mod postgres;

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
+use super::gtids::{not_executed, states_contained};
 use super::job::{Job, Step, Timed, within};
 use crate::checks::mysql::{column, connection_opts, describe, session};
 use crate::config::{DbCheck, Node, Pool};
-use crate::engine::{Gtid, mariadb_gtids};
+use crate::engine::Gtid;
 
 /// A session on `node`, and whether the server is MariaDB.
 async fn open(check: &DbCheck, node: &Node) -> Result<(Conn, bool), String> {
@@ -131,28 +132,19 @@ async fn catch_up(job: &Job, check: &DbCheck) -> Result<String, String> {
     }
 }
 
-/// The part of MariaDB GTID position `target` the candidate has not executed yet, per
-/// domain: `MASTER_GTID_WAIT` follows `gtid_slave_pos` alone, which never reaches what a
-/// server wrote itself (an old primary that rejoined received its own transactions
-/// back); its binary log says it has them.
+/// The part of MariaDB GTID position `target` the candidate has not executed yet
+/// (`gtids::not_executed`).
 async fn still_to_apply(conn: &mut Conn, target: &str) -> Result<String, String> {
     let (binlog, slave): (Option<String>, Option<String>) = conn
         .query_first("SELECT @@gtid_binlog_pos, @@gtid_slave_pos")
         .await
         .map_err(|e| format!("reading the candidate's positions: {}", describe(&e)))?
         .unwrap_or_default();
-    let mut done: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
-    for text in [binlog.unwrap_or_default(), slave.unwrap_or_default()] {
-        for (domain, _, seq) in mariadb_gtids(&text)? {
-            let best = done.entry(domain).or_default();
-            *best = (*best).max(seq);
-        }
-    }
-    Ok((mariadb_gtids(target)?.into_iter())
-        .filter(|(domain, _, seq)| done.get(domain).is_none_or(|d| d < seq))
-        .map(|(domain, server, seq)| format!("{domain}-{server}-{seq}"))
-        .collect::<Vec<_>>()
-        .join(","))
+    not_executed(
+        target,
+        &binlog.unwrap_or_default(),
+        &slave.unwrap_or_default(),
+    )
 }
 
 /// Ends replication on `node` and makes it writable.
@@ -312,18 +304,8 @@ pub(super) async fn rejoin(
                  by hand and undo its read_only)"
             ));
         }
-        // Already attached (a rejoin that ended while hadns looked away, or a second
-        // attempt): nothing to change, and a CHANGE MASTER would be refused anyway.
-        if let Some(status) = replica_status(&mut conn, mariadb).await? {
-            let host = column(&status, ["Master_Host", "Source_Host"]);
-            let port = column(&status, ["Master_Port", "Source_Port"]);
-            let io = column(&status, ["Slave_IO_Running", "Replica_IO_Running"]);
-            if host == primary.address.to_string()
-                && port == primary.port.unwrap_or(3306).to_string()
-                && io != "No"
-            {
-                return Ok(format!("replicates from {host}:{port} already"));
-            }
+        if let Some(done) = attached(&mut conn, mariadb, primary).await? {
+            return Ok(done);
         }
         let user = pool.promote.replication_user.as_deref().unwrap_or_default();
         let password = pool
@@ -366,41 +348,26 @@ pub(super) async fn rejoin(
     .await
 }
 
-/// Whether every (domain, server) sequence of MariaDB binlog state `mine` is at most the
-/// same (domain, server)'s in `theirs`.
-fn states_contained(mine: &str, theirs: &str) -> Result<bool, String> {
-    let parse = |text: &str| -> Result<std::collections::HashMap<(u32, u32), u64>, String> {
-        Ok(mariadb_gtids(text)?
-            .into_iter()
-            .map(|(domain, server, seq)| ((domain, server), seq))
-            .collect())
+/// Already attached to `primary` (a rejoin that ended while hadns looked away, or a
+/// second attempt): what to report; a CHANGE MASTER would be refused anyway.
+async fn attached(
+    conn: &mut Conn,
+    mariadb: bool,
+    primary: &Node,
+) -> Result<Option<String>, String> {
+    let Some(status) = replica_status(conn, mariadb).await? else {
+        return Ok(None);
     };
-    let (mine, theirs) = (parse(mine)?, parse(theirs)?);
-    Ok(mine
-        .iter()
-        .all(|(key, seq)| theirs.get(key).is_some_and(|their| their >= seq)))
+    let host = column(&status, ["Master_Host", "Source_Host"]);
+    let port = column(&status, ["Master_Port", "Source_Port"]);
+    let io = column(&status, ["Slave_IO_Running", "Replica_IO_Running"]);
+    let same = host == primary.address.to_string()
+        && port == primary.port.unwrap_or(3306).to_string()
+        && io != "No";
+    Ok(same.then(|| format!("replicates from {host}:{port} already")))
 }
 
 /// `text` inside a single-quoted SQL string.
 fn quote(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\'', "''")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_write_no_replica_received_keeps_the_old_primary_out() {
-        // The old primary (server 1) wrote 0-1-501, which the new primary (server 2,
-        // continuing the domain from 0-1-500) never received.
-        assert_eq!(states_contained("0-1-501", "0-1-500,0-2-600"), Ok(false));
-        assert_eq!(states_contained("0-1-500", "0-1-500,0-2-600"), Ok(true));
-        assert_eq!(
-            states_contained("0-1-5,1-1-3", "0-1-500,0-2-600"),
-            Ok(false)
-        );
-        assert_eq!(states_contained("", "0-1-1"), Ok(true));
-        assert!(states_contained("x", "").is_err());
-    }
 }

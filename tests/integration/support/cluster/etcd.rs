@@ -277,9 +277,21 @@ impl Site {
         let key = format!("{prefix}decision");
         let mut decisions = Vec::new();
         let mut revision = 0;
+        // Right after a heal etcd may still be electing ("leader changed"): asked again
+        // until it answers, within a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let options = GetOptions::new().with_revision(revision);
-            let response = client.get(key.as_str(), Some(options)).await.unwrap();
+            let response = loop {
+                match client.get(key.as_str(), Some(options.clone())).await {
+                    Ok(response) => break response,
+                    Err(error) if std::time::Instant::now() < deadline => {
+                        eprintln!("etcd history: {error}; asking again");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(error) => panic!("etcd history unreadable: {error}"),
+                }
+            };
             let Some(kv) = response.kvs().first() else {
                 break;
             };
