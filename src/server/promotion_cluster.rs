@@ -157,7 +157,9 @@ impl Supervisor {
                 // Another member leads: show its promotion; one this member had under way
                 // is its to finish now.
                 if ours && let Some(last) = &mut entry.last {
-                    last.outcome = Some("handed over: this member no longer leads".into());
+                    last.outcome = Some(
+                        "handed over: this member no longer leads; the next leader decides".into(),
+                    );
                 }
                 entry.state = shown(&record, &leader);
                 continue;
