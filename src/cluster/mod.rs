@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub use state::{Request, State, keepalive_interval};
 pub use wire::{
     Agreed, AgreedAnswer, AgreedNode, AgreedPromotion, AgreedRecord, Drain, MemberInfo, NodeView,
-    RunningPromotion,
+    RunningPromotion, Stage,
 };
 
 /// The supervisor's side of the member task.

@@ -173,10 +173,18 @@ pub struct RunningPromotion {
     pub old: String,
     pub candidate: String,
     pub switchover: bool,
-    /// `started` (the steps may be under way) or `promoted` (the candidate takes writes;
-    /// publication and repointing follow).
-    pub stage: String,
+    pub stage: Stage,
     pub started_ms: u64,
+}
+
+/// How far a recorded promotion got (`"started"`, `"promoted"` in etcd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The steps may be under way; the candidate may not take writes yet.
+    Started,
+    /// The candidate takes writes; publication and repointing follow.
+    Promoted,
 }
 
 /// A drained node, cluster-wide.

@@ -73,8 +73,6 @@ impl Supervisor {
             .collect();
         for n in released {
             let name = self.config.pools[pool.0].nodes[n].name.clone();
-            let entry = self.promotions.pool(&self.config.pools[pool.0].name);
-            entry.rejoining.retain(|r| *r != name);
             info!(pool = %self.config.pools[pool.0].name, node = %name, "deposed node replicates from the primary: released");
             self.depose(pool, n, false, false);
         }
@@ -102,7 +100,9 @@ impl Supervisor {
                 && state.db.as_ref().is_some_and(|d| !d.writable);
             let entry = self.promotions.pool(&config.name);
             let name = &config.nodes[n].name;
-            if state.health != crate::engine::Health::Up {
+            // One attempt per time it is back: forgotten once it is down or released (in
+            // cluster mode that is when etcd's record says so, not when it is asked).
+            if state.health != crate::engine::Health::Up || !state.deposed {
                 entry.rejoining.retain(|r| r != name);
             }
             let retry = (entry.rejoin_after.get(name)).is_some_and(|at| *at <= Instant::now());

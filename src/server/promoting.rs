@@ -81,18 +81,8 @@ impl Supervisor {
     /// Starts carrying out `plan` (`manual`: an operator asked).
     pub(super) fn start_promotion(&mut self, pool: PoolId, plan: Plan, manual: bool) {
         let config = &self.config.pools[pool.0];
-        let job = Job {
-            pool: config.clone(),
-            old: config.nodes[plan.old].clone(),
-            candidate: config.nodes[plan.candidate].clone(),
-            others: plan
-                .others
-                .iter()
-                .map(|&i| config.nodes[i].clone())
-                .collect(),
-            switchover: plan.switchover,
-            mandate: None,
-        };
+        let others = plan.others.iter().copied();
+        let job = Job::new(config, plan.old, plan.candidate, others, plan.switchover);
         let kind = if plan.switchover {
             "switchover"
         } else {
@@ -267,7 +257,7 @@ impl Supervisor {
                     .map(|d| d.as_millis() as u64);
                 self.write_promotion(PoolId(p), None, |record| {
                     if let Some(running) = &mut record.running {
-                        running.stage = "promoted".into();
+                        running.stage = crate::cluster::Stage::Promoted;
                     }
                     record.blocked_until_ms = blocked;
                 });

@@ -15,7 +15,7 @@ use super::promotion::{Record, State};
 use super::supervisor::{Source, Supervisor, unix_ms};
 use crate::api::event::{EventKind, EventRecord};
 use crate::checks::promote::{Job, Mandate, Step};
-use crate::cluster::{AgreedPromotion, Request, RunningPromotion};
+use crate::cluster::{AgreedPromotion, Request, RunningPromotion, Stage};
 use crate::config::{PromoteMode, Select};
 use crate::engine::{Answer, Engine, Health, NodeId, PoolId};
 
@@ -94,7 +94,7 @@ impl Supervisor {
             old: job.old.name.clone(),
             candidate: job.candidate.name.clone(),
             switchover: job.switchover,
-            stage: "started".into(),
+            stage: Stage::Started,
             started_ms: unix_ms(),
         };
         Some((running, side.mandate(&member.leadership)?))
@@ -209,19 +209,10 @@ impl Supervisor {
         info!(pool = %name, %message, "promotion taken over");
         self.events
             .push(EventRecord::new(EventKind::Promotion, message).at(&name, &running.candidate));
-        let job = Job {
-            pool: config.clone(),
-            old: config.nodes[old].clone(),
-            candidate: config.nodes[candidate].clone(),
-            others: (0..config.nodes.len())
-                .filter(|&n| n != old && n != candidate)
-                .map(|n| config.nodes[n].clone())
-                .collect(),
-            switchover: running.switchover,
-            mandate: None,
-        };
+        let others = (0..config.nodes.len()).filter(|&n| n != old && n != candidate);
+        let job = Job::new(config, old, candidate, others, running.switchover);
         let mine = self.running_record(&job).map(|(mut mine, _)| {
-            mine.stage = "promoted".into();
+            mine.stage = Stage::Promoted;
             mine.started_ms = running.started_ms;
             mine
         });
@@ -248,7 +239,7 @@ impl Supervisor {
 /// What a member that does not lead shows of a pool's promotion.
 fn shown(record: &AgreedPromotion, leader: &str) -> State {
     match &record.running {
-        Some(r) if r.stage == "promoted" => State::Running(Step::Publish),
+        Some(r) if r.stage == Stage::Promoted => State::Running(Step::Publish),
         Some(_) => State::Running(Step::Promote),
         None => State::Watching(format!(
             "the cluster's leader ({leader}) decides promotions"

@@ -33,6 +33,25 @@ pub struct Mandate {
 }
 
 impl Job {
+    /// The promotion of node `candidate` of `pool` in place of node `old` (positions in the
+    /// pool), repointing `others`; without a mandate (cluster mode sets one).
+    pub fn new(
+        pool: &Pool,
+        old: usize,
+        candidate: usize,
+        others: impl IntoIterator<Item = usize>,
+        switchover: bool,
+    ) -> Job {
+        Job {
+            pool: pool.clone(),
+            old: pool.nodes[old].clone(),
+            candidate: pool.nodes[candidate].clone(),
+            others: others.into_iter().map(|i| pool.nodes[i].clone()).collect(),
+            switchover,
+            mandate: None,
+        }
+    }
+
     /// Whether this member may still take the next step.
     pub fn may_act(&self) -> Result<(), String> {
         self.mandate.as_ref().map_or(Ok(()), Mandate::check)

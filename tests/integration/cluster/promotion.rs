@@ -150,9 +150,15 @@ async fn the_leader_promotes_a_killed_primarys_replica_and_no_acknowledged_write
         promotion(&site, leader).await["last"]["outcome"] == "promoted"
     })
     .await;
+    // Another member shows it from etcd once the leader's last record reached it.
     let other = (leader + 1) % 3;
+    wait_for(
+        LIMIT,
+        "another member to show the promotion ended",
+        || async { promotion(&site, other).await["state"] == "idle" },
+    )
+    .await;
     let shown = promotion(&site, other).await;
-    assert_eq!(shown["state"], "idle", "{shown:#}");
     assert!(
         shown["detail"].as_str().unwrap().contains("leader"),
         "{shown:#}"
@@ -290,15 +296,13 @@ async fn a_leader_stalled_mid_promotion_is_relieved_by_the_next_and_never_promot
     .await;
     members[leader].signal(nix::sys::signal::Signal::SIGSTOP);
     let others: Vec<usize> = ALL.into_iter().filter(|&i| i != leader).collect();
-    let next = loop {
-        if let Some(next) = leader_index(&site, others[0])
+    wait_for(LIMIT, "another member to lead", || async {
+        leader_index(&site, others[0])
             .await
-            .filter(|&n| n != leader)
-        {
-            break next;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+            .is_some_and(|n| n != leader)
+    })
+    .await;
+    let next = leader_index(&site, others[0]).await.expect("a leader");
     wait_for(
         LIMIT,
         "the next leader to report the stopped promotion",
