@@ -1,7 +1,8 @@
 //! Promotion: from a primary's death (SIGKILL) to the first write a client that reconnects
 //! at once gets accepted through the name, over rounds, for MariaDB (semi-synchronous, a
 //! writer running all along) and PostgreSQL; each round split into detection (kill to the
-//! promotion's start), fence, catch-up, promotion, publication and reconnect (the rest).
+//! promotion's start), fence, catch-up, promotion, publication and reconnect (the rest);
+//! and for MariaDB a primary's host that goes silent, to the name's new answer.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,9 +10,11 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::promotion::{
-    DB, lsn, maria_config, mariadb_trio, promotion_ended, with_admin, write_through_name, writing,
+    DB, answered_instead_of, lsn, maria_config, mariadb_trio, promotion_ended,
+    replicas_let_go_after, with_admin, write_through_name, writing,
 };
 use crate::support::dbs::{Pg, pg_pool};
+use crate::support::nft::Silenced;
 use crate::support::*;
 
 const ROUNDS: usize = 10;
@@ -26,20 +29,21 @@ fn parse_time(text: &str) -> SystemTime {
     humantime::parse_rfc3339(text).expect("an RFC 3339 time")
 }
 
-/// The round's split from the promotion in /status: detection from the kill's wall time.
-fn split(p: &Value, killed_wall: SystemTime, total: Duration) -> Round {
+/// The round's split from the promotion in /status: detection from the fault's wall time,
+/// then `steps`, then `rest` (what is left of the total).
+fn split(p: &Value, killed_wall: SystemTime, total: Duration, steps: &[&str], rest: &str) -> Round {
     let started = parse_time(p["last"]["started"].as_str().unwrap());
     let detection = started.duration_since(killed_wall).unwrap_or_default();
     let mut parts = vec![("detection".to_string(), detection.as_secs_f64() * 1000.0)];
     for step in p["last"]["steps"].as_array().unwrap() {
         let name = step["step"].as_str().unwrap();
-        if ["fence", "catch_up", "promote", "publish"].contains(&name) {
+        if steps.contains(&name) {
             parts.push((name.to_string(), step["ms"].as_f64().unwrap()));
         }
     }
     let total = total.as_secs_f64() * 1000.0;
     let known: f64 = parts.iter().map(|(_, ms)| ms).sum();
-    parts.push(("reconnect".to_string(), (total - known).max(0.0)));
+    parts.push((rest.to_string(), (total - known).max(0.0)));
     Round { total, parts }
 }
 
@@ -63,7 +67,32 @@ async fn mariadb_round() -> Round {
         .await;
     writer.stop().await;
     hadns.stop().await;
-    split(&p, killed_wall, resumed - killed)
+    split(&p, killed_wall, resumed - killed, KILLED_STEPS, "reconnect")
+}
+
+/// The steps a killed primary's promotion waits for, in order.
+const KILLED_STEPS: &[&str] = &["fence", "catch_up", "promote", "publish"];
+
+/// The primary's host goes silent: its packets dropped both ways (nftables, so root), the
+/// replicas letting go after 1 s (`slave_net_timeout`); from the silence to the name
+/// answering the new primary. The old primary's fence runs beside the other steps (it
+/// waits for `fence_timeout`): it is not in the split.
+async fn mariadb_silent_round() -> Round {
+    let servers = mariadb_trio(true).await;
+    replicas_let_go_after(&servers, 1).await;
+    let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
+    let mut hadns = with_admin(&config).await;
+    let writer = writing(&hadns, &servers, 100).await;
+    let silent_wall = SystemTime::now();
+    let silence = Silenced::server(servers[0].ip, servers[0].port);
+    let silent = Instant::now();
+    let (_, moved) = answered_instead_of(&hadns, servers[0].ip).await;
+    let p = promotion_ended(&mut hadns).await;
+    drop(silence);
+    writer.stop().await;
+    hadns.stop().await;
+    let steps = &["catch_up", "promote", "publish"];
+    split(&p, silent_wall, moved - silent, steps, "answer")
 }
 
 async fn postgres_round() -> Round {
@@ -100,7 +129,7 @@ async fn postgres_round() -> Round {
     let total = killed.elapsed();
     let p = promotion_ended(&mut hadns).await;
     hadns.stop().await;
-    split(&p, killed_wall, total)
+    split(&p, killed_wall, total, KILLED_STEPS, "reconnect")
 }
 
 fn report(name: &str, rounds: &[Round]) {
@@ -142,5 +171,15 @@ pub async fn promotion_benchmark() {
         pg.push(postgres_round().await);
     }
     report("PostgreSQL, single hadns", &pg);
+    println!();
+    let mut silent = Vec::new();
+    for _ in 0..rounds {
+        silent.push(mariadb_silent_round().await);
+    }
+    println!(
+        "| primary's host silent | rounds | median to the new answer | max | median split (ms) |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    report("MariaDB 10.11, semi-sync, single hadns", &silent);
     println!();
 }

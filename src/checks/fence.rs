@@ -109,20 +109,34 @@ async fn postgres_read_only(config: &tokio_postgres::Config) -> Result<String, S
 /// Sets `read_only` (MySQL: `super_read_only`) and kills every client connection but those
 /// of hadns's own user. Without `PROCESS` the other users' connections are invisible, so
 /// the fence fails rather than report that there were none.
+///
+/// The kills run while `read_only` is being set, not after: a commit waiting for a
+/// semi-synchronous ACK that will never come (its replicas now follow the new primary)
+/// holds `SET GLOBAL read_only` back until `rpl_semi_sync_master_timeout`, and then
+/// answers its client OK as an asynchronous commit. Killed, its session ends without an
+/// OK and `read_only` goes through. Sessions are killed again once it is set.
 async fn mysql_read_only(opts: &mysql_async::Opts, sslmode: SslMode) -> Result<String, String> {
-    let mut conn = mysql::connect(opts, sslmode)
-        .await
-        .map_err(|e| mysql::describe(&e))?;
-    let result = mysql_fence(&mut conn).await;
-    let _ = conn.disconnect().await;
+    let connect = || async {
+        mysql::connect(opts, sslmode)
+            .await
+            .map_err(|e| mysql::describe(&e))
+    };
+    let (mut setter, mut killer) = (connect().await?, connect().await?);
+    let result = mysql_fence(&mut setter, &mut killer).await;
+    let _ = setter.disconnect().await;
+    let _ = killer.disconnect().await;
     result
 }
 
-async fn mysql_fence(conn: &mut mysql_async::Conn) -> Result<String, String> {
-    let my = |step: &'static str| {
-        move |e: mysql_async::Error| format!("{step}: {}", mysql::describe(&e))
-    };
-    let version: Option<String> = conn
+fn my(step: &'static str) -> impl Fn(mysql_async::Error) -> String {
+    move |e| format!("{step}: {}", mysql::describe(&e))
+}
+
+async fn mysql_fence(
+    setter: &mut mysql_async::Conn,
+    killer: &mut mysql_async::Conn,
+) -> Result<String, String> {
+    let version: Option<String> = killer
         .query_first("SELECT @@version")
         .await
         .map_err(my("reading the version"))?;
@@ -132,46 +146,81 @@ async fn mysql_fence(conn: &mut mysql_async::Conn) -> Result<String, String> {
     } else {
         "super_read_only"
     };
-    conn.query_drop(format!("SET GLOBAL {variable} = ON"))
+    let grants: Vec<String> = killer
+        .query("SHOW GRANTS")
         .await
-        .map_err(my("SET GLOBAL read_only"))?;
-    let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(my("SHOW GRANTS"))?;
+        .map_err(my("SHOW GRANTS"))?;
     let process =
         privileges::mysql_missing(&[vec!["PROCESS"]], &privileges::global_privileges(&grants));
+    let mut kills = Kills::default();
+    {
+        let set = setter.query_drop(format!("SET GLOBAL {variable} = ON"));
+        let mut set = std::pin::pin!(set);
+        // Sessions that reconnect while it waits are killed again on the next tick.
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                set = &mut set => {
+                    set.map_err(my("SET GLOBAL read_only"))?;
+                    break;
+                }
+                _ = tick.tick(), if process.is_empty() => kills.pass(killer).await?,
+            }
+        }
+    }
     if !process.is_empty() {
         return Err(format!(
             "set {variable}, but cannot see other users' connections to kill them: \
              the user needs the PROCESS privilege"
         ));
     }
-    let sessions: Vec<(u64, String)> = conn
-        .query(
-            "SELECT id, user FROM information_schema.processlist \
-             WHERE id <> CONNECTION_ID() AND user <> SUBSTRING_INDEX(CURRENT_USER(), '@', 1) \
-             AND command NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID') \
-             AND user NOT IN ('system user', 'event_scheduler')",
-        )
-        .await
-        .map_err(my("listing client connections"))?;
-    let mut killed = 0;
-    let mut failed = Vec::new();
-    for (id, user) in sessions {
-        match conn.query_drop(format!("KILL {id}")).await {
-            Ok(()) => killed += 1,
-            // ER_NO_SUCH_THREAD: ended by itself in the meantime.
-            Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
-            Err(e) => failed.push(format!(
-                "connection {id} of {user}: {}",
-                mysql::describe(&e)
-            )),
-        }
-    }
+    kills.pass(killer).await?;
     outcome(
-        format!("set {variable}, killed {killed} client connections"),
-        failed,
+        format!(
+            "set {variable}, killed {} client connections",
+            kills.killed.len()
+        ),
+        kills.failed,
         "could not kill",
         "CONNECTION ADMIN, or SUPER",
     )
+}
+
+/// The client connections a fence killed, and those it could not.
+#[derive(Default)]
+struct Kills {
+    killed: std::collections::BTreeSet<u64>,
+    failed: Vec<String>,
+}
+
+impl Kills {
+    /// Kills every client connection but the fence's own and those of hadns's user.
+    async fn pass(&mut self, conn: &mut mysql_async::Conn) -> Result<(), String> {
+        let sessions: Vec<(u64, String)> = conn
+            .query(
+                "SELECT id, user FROM information_schema.processlist \
+                 WHERE id <> CONNECTION_ID() AND user <> SUBSTRING_INDEX(CURRENT_USER(), '@', 1) \
+                 AND command NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID') \
+                 AND user NOT IN ('system user', 'event_scheduler')",
+            )
+            .await
+            .map_err(my("listing client connections"))?;
+        self.failed.clear();
+        for (id, user) in sessions {
+            match conn.query_drop(format!("KILL {id}")).await {
+                Ok(()) => {
+                    self.killed.insert(id);
+                }
+                // ER_NO_SUCH_THREAD: ended by itself in the meantime.
+                Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+                Err(e) => self.failed.push(format!(
+                    "connection {id} of {user}: {}",
+                    mysql::describe(&e)
+                )),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a fence did, or, when some sessions survived it, a failure that says what was done,

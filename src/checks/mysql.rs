@@ -27,7 +27,7 @@ pub struct MysqlProber {
     /// Who is checked, for the privilege warning; and whether the pool fences.
     pool: String,
     node: String,
-    fencing: bool,
+    duties: super::privileges::Duties,
     /// The privileges have been checked (once, on the first session).
     privileges_checked: AtomicBool,
     sslmode: SslMode,
@@ -95,7 +95,10 @@ impl MysqlProber {
             opts: connection_opts(check, node),
             pool: pool.name.clone(),
             node: node.name.clone(),
-            fencing: pool.fence.read_only,
+            duties: super::privileges::Duties {
+                fencing: pool.fence.read_only,
+                promoting: !pool.promote.is_off(),
+            },
             privileges_checked: AtomicBool::new(false),
             sslmode: check.sslmode,
             session: Mutex::new(None),
@@ -110,7 +113,7 @@ impl MysqlProber {
     async fn open(&self) -> Result<Session, String> {
         let (mut conn, mariadb) = session(&self.opts, self.sslmode).await?;
         if !self.privileges_checked.swap(true, Ordering::Relaxed) {
-            let missing = super::privileges::mysql_missing_on(&mut conn, self.fencing)
+            let missing = super::privileges::mysql_missing_on(&mut conn, self.duties)
                 .await
                 .map_err(|e| describe(&e));
             let user = self.opts.user().unwrap_or_default();

@@ -94,14 +94,26 @@ pub fn mysql_version(text: &str) -> ((u32, u32, u32), bool) {
     ((next(), next(), next()), text.contains("MariaDB"))
 }
 
+/// What hadns does on a node beside checking it; each needs privileges of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Duties {
+    /// `fence = "read-only"`.
+    pub fencing: bool,
+    /// `[pool.promote]`: replication stopped, reset and repointed, read_only lifted.
+    pub promoting: bool,
+}
+
 /// The privileges each thing hadns does needs, any one of each group sufficing, for a
 /// server `version`.
 pub fn mysql_needs(
     version: (u32, u32, u32),
     mariadb: bool,
-    fencing: bool,
+    duties: Duties,
 ) -> Vec<Vec<&'static str>> {
+    let Duties { fencing, promoting } = duties;
     let mut needs = Vec::new();
+    // Lifting read_only after a promotion needs what setting it needs.
+    let fencing = fencing || promoting;
     if mariadb {
         // MariaDB 10.5.9 split SLAVE MONITOR (alias REPLICA MONITOR) off; 10.11 took
         // READ_ONLY ADMIN out of SUPER.
@@ -125,12 +137,25 @@ pub fn mysql_needs(
                 vec!["SUPER"]
             });
         }
+        if promoting {
+            needs.push(if version >= (10, 5, 2) {
+                vec!["REPLICATION SLAVE ADMIN", "SUPER"]
+            } else {
+                vec!["SUPER"]
+            });
+            // RESET SLAVE ALL.
+            needs.push(vec!["RELOAD"]);
+        }
     } else {
         needs.push(vec!["REPLICATION CLIENT", "SUPER"]);
         if fencing {
             needs.push(vec!["SYSTEM_VARIABLES_ADMIN", "SUPER"]);
             needs.push(vec!["PROCESS"]);
             needs.push(vec!["CONNECTION_ADMIN", "SUPER"]);
+        }
+        if promoting {
+            needs.push(vec!["REPLICATION_SLAVE_ADMIN", "SUPER"]);
+            needs.push(vec!["RELOAD"]);
         }
     }
     needs
@@ -172,13 +197,13 @@ pub fn mysql_missing(needs: &[Vec<&str>], privileges: &[String]) -> Vec<String> 
 /// The privileges `conn`'s account lacks, named as MySQL/MariaDB name them.
 pub async fn mysql_missing_on(
     conn: &mut mysql_async::Conn,
-    fencing: bool,
+    duties: Duties,
 ) -> Result<Vec<String>, mysql_async::Error> {
     let version: Option<String> = conn.query_first("SELECT @@version").await?;
     let (version, mariadb) = mysql_version(&version.unwrap_or_default());
     let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
     Ok(mysql_missing(
-        &mysql_needs(version, mariadb, fencing),
+        &mysql_needs(version, mariadb, duties),
         &global_privileges(&grants),
     ))
 }
@@ -188,12 +213,59 @@ mod tests {
     use super::*;
 
     fn missing(version: &str, fencing: bool, grants: &[&str]) -> Vec<String> {
+        let duties = Duties {
+            fencing,
+            promoting: false,
+        };
+        missing_for(version, duties, grants)
+    }
+
+    fn missing_for(version: &str, duties: Duties, grants: &[&str]) -> Vec<String> {
         let (v, mariadb) = mysql_version(version);
         let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
         mysql_missing(
-            &mysql_needs(v, mariadb, fencing),
+            &mysql_needs(v, mariadb, duties),
             &global_privileges(&grants),
         )
+    }
+
+    #[test]
+    fn promoting_needs_replication_admin_and_reload() {
+        let promoting = Duties {
+            fencing: true,
+            promoting: true,
+        };
+        // docs/configuration.md's list for MariaDB 10.11.
+        let documented = "GRANT SLAVE MONITOR, PROCESS, CONNECTION ADMIN, READ_ONLY ADMIN, \
+                          REPLICATION SLAVE ADMIN, RELOAD ON *.* TO `hadns`@`%`";
+        assert!(missing_for("10.11.2-MariaDB", promoting, &[documented]).is_empty());
+        let without = documented.replace(", RELOAD", "");
+        assert_eq!(
+            missing_for("10.11.2-MariaDB", promoting, &[&without]),
+            vec!["RELOAD"]
+        );
+        // Without fencing configured, lifting read_only still needs READ_ONLY ADMIN.
+        let only_promoting = Duties {
+            fencing: false,
+            promoting: true,
+        };
+        let no_read_only = documented.replace("READ_ONLY ADMIN, ", "");
+        assert_eq!(
+            missing_for("10.11.2-MariaDB", only_promoting, &[&no_read_only]),
+            vec!["READ_ONLY ADMIN"]
+        );
+        assert_eq!(
+            missing_for(
+                "8.0.36",
+                promoting,
+                &["GRANT PROCESS, REPLICATION CLIENT, RELOAD ON *.* TO `h`@`%`"]
+            ),
+            vec![
+                "SYSTEM_VARIABLES_ADMIN or SUPER",
+                "CONNECTION_ADMIN or SUPER",
+                "REPLICATION_SLAVE_ADMIN or SUPER"
+            ]
+        );
     }
 
     #[test]

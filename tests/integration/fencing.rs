@@ -152,6 +152,57 @@ async fn mariadb_fencing_with_exactly_the_documented_grants() {
     }
 }
 
+/// A commit waiting for a semi-synchronous ACK that never comes (no replica left: they
+/// follow a new primary) holds `SET GLOBAL read_only` back, and after
+/// `rpl_semi_sync_master_timeout` (60 s here) would answer its client OK as an
+/// asynchronous commit on the loser. The fence kills the session while read_only waits:
+/// fenced within fence_timeout, and the client never gets its OK.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_a_fence_ends_a_commit_waiting_for_a_semi_sync_ack() {
+    let m1 = Maria::start(1, false).await;
+    let m2 = Maria::start(2, true).await;
+    m2.execute("CREATE DATABASE app; CREATE TABLE app.t (n BIGINT PRIMARY KEY)")
+        .await;
+    m2.semisync(true).await;
+    // An account that may write while read_only is on (READ_ONLY ADMIN, as a DBA's).
+    m2.create_user("dba", "ALL PRIVILEGES").await;
+    let nodes = m1.node("m1", 100) + &m2.node("m2", 50);
+    let mut hadns = Hadns::start(&config("mysql", "root", false, &nodes)).await;
+    hadns.wait_for_answer(DB, &[m1.ip], LIMIT).await;
+    let mut dba = mysql_async::Conn::new(m2.opts_as("dba")).await.unwrap();
+    let insert =
+        tokio::spawn(async move { dba.query_drop("INSERT INTO app.t (n) VALUES (1)").await });
+    wait_for(
+        LIMIT,
+        "the commit to wait for its semi-sync ACK",
+        || async {
+            let mut conn = mysql_async::Conn::new(m2.opts()).await.unwrap();
+            let waiting: Option<u64> = conn
+                .query_first(
+                    "SELECT id FROM information_schema.processlist \
+                 WHERE user = 'dba' AND state LIKE 'Waiting for semi-sync ACK%'",
+                )
+                .await
+                .unwrap();
+            waiting.is_some()
+        },
+    )
+    .await;
+    m2.execute("SET GLOBAL read_only = 0").await;
+    let line = hadns.wait_for_log("fenced pool=db node=m2", LIMIT).await;
+    assert!(line.contains("killed 1 client connections"), "{line}");
+    let acknowledged = insert.await.unwrap();
+    assert!(acknowledged.is_err(), "the client got its OK on the loser");
+    let read_only: Option<i64> = mysql_async::Conn::new(m2.opts())
+        .await
+        .unwrap()
+        .query_first("SELECT @@read_only")
+        .await
+        .unwrap();
+    assert_eq!(read_only, Some(1));
+    hadns.stop().await;
+}
+
 /// PostgreSQL 15's grants, as docs/configuration.md gives them.
 const POSTGRES_GRANTS: [&str; 3] = [
     "pg_signal_backend",

@@ -92,6 +92,38 @@ pub(crate) async fn writing(hadns: &Hadns, servers: &[Maria], count: usize) -> W
     writer
 }
 
+/// The replicas give up a silent primary after `seconds` (its heartbeats every half of
+/// that: the period is fixed when replication is configured, hence the restart).
+pub(crate) async fn replicas_let_go_after(servers: &[Maria], seconds: u32) {
+    let half = f64::from(seconds) / 2.0;
+    for replica in &servers[1..] {
+        replica
+            .execute(&format!(
+                "SET GLOBAL slave_net_timeout = {seconds}; STOP SLAVE; \
+                 CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {half}; START SLAVE"
+            ))
+            .await;
+    }
+}
+
+/// Waits until `db` answers one address other than `old`; returns it and when it was
+/// first seen (asked every 5 ms).
+pub(crate) async fn answered_instead_of(hadns: &Hadns, old: IpAddr) -> (IpAddr, Instant) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Ok(&[ip]) = hadns.addresses(DB).await.as_deref()
+            && ip != old
+        {
+            return (ip, Instant::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{DB} never answered other than {old}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// hadns on `config`, its admin token written (the promotion commands need it).
 pub(crate) async fn with_admin(config: &str) -> Hadns {
     Hadns::with(config)
@@ -707,15 +739,8 @@ async fn postgres_the_standby_that_received_most_is_promoted_and_the_other_follo
 async fn mariadb_a_paused_primary_is_replaced_once_its_replicas_let_go_and_fenced_when_it_resumes()
 {
     let servers = mariadb_trio(false).await;
-    // Replicas notice a silent primary within 2 s (heartbeats every 0.5 s).
-    for replica in &servers[1..] {
-        replica
-            .execute(
-                "SET GLOBAL slave_net_timeout = 2; STOP SLAVE; \
-                 CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 0.5; START SLAVE",
-            )
-            .await;
-    }
+    // Replicas notice a silent primary within 2 s (heartbeats every second).
+    replicas_let_go_after(&servers, 2).await;
     let config = maria_config(&servers, "mode = \"auto\"");
     let mut hadns = with_admin(&config).await;
     let m1 = servers[0].ip;
@@ -921,5 +946,66 @@ async fn mariadb_asynchronous_losses_are_reported_and_within_max_lag() {
         acks.len()
     );
     assert!(reported >= 100, "{behind}");
-    assert!(reported <= lost, "reported {reported}, lost {lost}");
+    // The one writer may have had its last transaction committed on the primary (and
+    // seen by hadns's probe) when the kill took its OK away: lost, but not acknowledged.
+    assert!(reported <= lost + 1, "reported {reported}, lost {lost}");
+}
+
+/// A primary's host goes silent (its packets dropped both ways: no reset, no answer; the
+/// replicas' streams and the clients' sessions hang): hadns's probes time out, the
+/// replicas let go, the replica with the most is promoted, and the host, heard again
+/// still writable, is fenced and never answered. Semi-sync: no acknowledged write lost.
+/// The pool's `interval x fall + timeout` is 0.9 s and the replicas let go after 1 s: the
+/// name moves within about 2 s (the bound here is generous, for a loaded machine).
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_a_silent_primary_host_is_replaced_and_fenced_when_heard_again() {
+    let servers = mariadb_trio(true).await;
+    replicas_let_go_after(&servers, 1).await;
+    let config = maria_config(&servers, "mode = \"auto\"");
+    let mut hadns = with_admin(&config).await;
+    let m1 = servers[0].ip;
+    let writer = writing(&hadns, &servers, 100).await;
+    let queries = QueryLoop::start(hadns.addr, DB);
+    let silence = nft::Silenced::server(m1, servers[0].port);
+    let silent = Instant::now();
+    let (new_ip, moved) = answered_instead_of(&hadns, m1).await;
+    let p = promotion_ended(&mut hadns).await;
+    println!(
+        "silent -> {new_ip} answered: {:?}; steps: {}",
+        moved - silent,
+        steps(&p)
+    );
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    assert!(
+        moved - silent < Duration::from_secs(6),
+        "{:?}",
+        moved - silent
+    );
+    let new = servers.iter().position(|m| m.ip == new_ip).unwrap();
+    writer.wait_for_write(new_ip, silent, LIMIT).await;
+
+    // Heard again, m1 is still writable (nothing reached it): fenced, never answered.
+    drop(silence);
+    wait_for(LIMIT, "the old primary read-only", || async {
+        let Ok(mut conn) = mysql_async::Conn::new(servers[0].opts()).await else {
+            return false;
+        };
+        let on: Option<i64> = conn.query_first("SELECT @@read_only").await.unwrap_or(None);
+        on == Some(1)
+    })
+    .await;
+    let acks = writer.stop().await;
+    let (_, sequence) = queries.finish_with_sequence().await;
+    let after: Vec<_> = sequence.iter().skip_while(|a| **a == Some(m1)).collect();
+    assert!(
+        after.iter().all(|a| a.is_none() || **a == Some(new_ip)),
+        "{sequence:?}"
+    );
+    let on_new = numbers(&servers[new]).await;
+    let lost: Vec<u64> = (acks.iter().map(|a| a.n))
+        .filter(|n| on_new.binary_search(n).is_err())
+        .collect();
+    println!("{} writes acknowledged, lost: {lost:?}", acks.len());
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    hadns.stop().await;
 }

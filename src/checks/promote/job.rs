@@ -87,6 +87,8 @@ pub enum Step {
     CatchUp,
     Promote,
     Publish,
+    /// The new primary's replication from the old one reset (MySQL/MariaDB).
+    Detach,
     Repoint,
     Rejoin,
     /// A switchover that stopped after the demotion: the old primary made writable again.

@@ -99,9 +99,20 @@ async fn steps(job: &Job, timed: &job::Timed<'_>) -> Outcome {
     }
 }
 
-/// Repoints the other replicas at the new primary (after it was published), then, for a
-/// switchover, the old primary when `rejoin` allows.
+/// Resets the new primary's replication (MySQL/MariaDB, `mysql::detach`), repoints the
+/// other replicas at it (after it was published), then, for a switchover, the old primary
+/// when `rejoin` allows.
 pub async fn repoint(job: &Job, report: &(dyn Fn(StepDone) + Send + Sync)) {
+    if let Check::Mysql(check) = &job.pool.check {
+        let started = Instant::now();
+        let result = mysql::detach(job, check).await;
+        report(StepDone {
+            step: Step::Detach,
+            node: job.candidate.name.clone(),
+            took: started.elapsed(),
+            result,
+        });
+    }
     for node in &job.others {
         let started = Instant::now();
         let result = match &job.pool.check {

@@ -8,6 +8,7 @@ use mysql_async::{Conn, Row};
 use super::gtids::{not_executed, states_contained};
 use super::job::{Job, Step, Timed, within};
 use crate::checks::mysql::{column, connection_opts, describe, session};
+use crate::checks::privileges::{Duties, mysql_missing_on};
 use crate::config::{DbCheck, Node, Pool};
 use crate::engine::Gtid;
 
@@ -147,31 +148,69 @@ async fn still_to_apply(conn: &mut Conn, target: &str) -> Result<String, String>
     )
 }
 
-/// Ends replication on `node` and makes it writable.
+/// Stops applying on `node` and makes it writable. Its replication is reset later
+/// (`detach`, after publication): `STOP SLAVE` waits for an IO thread that is reconnecting
+/// to a silent old primary until that connect times out (`slave_net_timeout`, in 2 s
+/// ticks on MariaDB), while with the SQL thread stopped nothing it still receives is
+/// applied.
 async fn make_primary(check: &DbCheck, node: &Node) -> Result<String, String> {
     let (mut conn, mariadb) = open(check, node).await?;
-    let steps: &[(&str, &str)] = if mariadb {
-        &[
-            ("STOP SLAVE", "STOP SLAVE"),
-            ("RESET SLAVE ALL", "RESET SLAVE ALL"),
-            ("SET GLOBAL read_only = OFF", "SET GLOBAL read_only = OFF"),
-        ]
+    // What `detach` needs is checked now: after the publication it is too late to stop.
+    let duties = Duties {
+        fencing: false,
+        promoting: true,
+    };
+    let missing = mysql_missing_on(&mut conn, duties)
+        .await
+        .map_err(|e| format!("reading the account's grants: {}", describe(&e)))?;
+    if !missing.is_empty() {
+        return Err(format!(
+            "the account lacks {} on {} (a promotion stops, resets and repoints \
+             replication): nothing done",
+            missing.join(", "),
+            node.name
+        ));
+    }
+    let steps: &[&str] = if mariadb {
+        &["STOP SLAVE SQL_THREAD", "SET GLOBAL read_only = OFF"]
     } else {
         &[
-            ("STOP REPLICA", "STOP REPLICA"),
-            ("RESET REPLICA ALL", "RESET REPLICA ALL"),
-            (
-                "SET GLOBAL super_read_only = OFF",
-                "SET GLOBAL super_read_only = OFF",
-            ),
-            ("SET GLOBAL read_only = OFF", "SET GLOBAL read_only = OFF"),
+            "STOP REPLICA SQL_THREAD",
+            "SET GLOBAL super_read_only = OFF",
+            "SET GLOBAL read_only = OFF",
         ]
     };
-    for (sql, what) in steps {
-        run(&mut conn, sql, what).await?;
+    for sql in steps {
+        run(&mut conn, sql, sql).await?;
     }
     let _ = conn.disconnect().await;
-    Ok("replication reset, read_only off".into())
+    Ok("applying stopped, read_only off".into())
+}
+
+/// Ends the new primary's replication from the old one (`make_primary` left its IO
+/// thread as it was); nothing to do when none is configured.
+pub(super) async fn detach(job: &Job, check: &DbCheck) -> Result<String, String> {
+    within(
+        job.pool.promote.step_timeout,
+        "resetting replication",
+        async {
+            let (mut conn, mariadb) = open(check, &job.candidate).await?;
+            if replica_status(&mut conn, mariadb).await?.is_none() {
+                return Ok("no replication configured".to_string());
+            }
+            let steps: &[&str] = if mariadb {
+                &["STOP SLAVE", "RESET SLAVE ALL"]
+            } else {
+                &["STOP REPLICA", "RESET REPLICA ALL"]
+            };
+            for sql in steps {
+                run(&mut conn, sql, sql).await?;
+            }
+            let _ = conn.disconnect().await;
+            Ok("replication stopped and reset".to_string())
+        },
+    )
+    .await
 }
 
 /// Undoes a switchover's demotion: the candidate replicates again (if it still can), the

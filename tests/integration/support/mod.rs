@@ -20,6 +20,7 @@ pub mod client;
 pub mod cluster;
 pub mod dbs;
 pub mod netns;
+pub mod nft;
 pub mod process;
 pub mod raw;
 pub mod secondaries;

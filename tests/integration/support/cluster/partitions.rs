@@ -5,9 +5,10 @@
 //! member's link (the kernel here has no netem).
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::*;
+use crate::support::nft::nft;
 
 #[derive(Default)]
 pub(super) struct Filter {
@@ -174,37 +175,4 @@ impl Site {
             self.heal(member, &self.ip(e));
         }
     }
-}
-
-/// Runs `script` with nft in namespace `ns` (None: the host's).
-fn nft(ns: Option<&str>, script: &str) {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", ns, "nft", "-f", "-"]);
-            cmd
-        }
-        None => {
-            let mut cmd = Command::new("nft");
-            cmd.args(["-f", "-"]);
-            cmd
-        }
-    };
-    let mut child = (cmd.stdin(Stdio::piped()).stdout(Stdio::null()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run nft (the nftables package; scripts/test.sh installs it)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "nft: {}\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
