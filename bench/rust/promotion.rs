@@ -83,9 +83,8 @@ async fn mariadb_silent_round() -> Round {
     let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
     let mut hadns = with_admin(&config).await;
     let writer = writing(&hadns, &servers, 100).await;
-    let silent_wall = SystemTime::now();
     let silence = Silenced::server(servers[0].ip, servers[0].port);
-    let silent = Instant::now();
+    let (silent_wall, silent) = (SystemTime::now(), Instant::now());
     let (_, moved) = answered_instead_of(&hadns, servers[0].ip).await;
     let p = promotion_ended(&mut hadns).await;
     drop(silence);
