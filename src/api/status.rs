@@ -64,6 +64,36 @@ pub struct Status {
     /// NOTIFY to secondaries: one entry per (target, zone) announced to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyStatus>,
+    /// `[resolver]`: names outside the zones forwarded; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<ResolverStatus>,
+}
+
+/// The forwarder: its counts (since its configuration was loaded) and each upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolverStatus {
+    /// Queries for other names from allowed clients.
+    pub queries: u64,
+    pub cache_hits: u64,
+    /// Cache misses an upstream answered.
+    pub forwarded: u64,
+    /// Answered SERVFAIL: no upstream up, or none answered.
+    pub servfail: u64,
+    pub upstreams: Vec<UpstreamStatus>,
+}
+
+/// One recursive resolver hadns forwards to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamStatus {
+    pub address: String,
+    pub up: bool,
+    /// Smoothed round trip of its checks and answered queries (0 before the first).
+    pub rtt_ms: f64,
+    /// Queries sent to it (checks aside), and those it did not answer in time.
+    pub queries: u64,
+    pub failed: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// Where the NOTIFYs of one zone to one secondary stand.

@@ -15,9 +15,17 @@ pub struct DnsProber {
 
 impl DnsProber {
     pub fn new(check: &DnsCheck, node: &Node) -> DnsProber {
+        // Validation gives dns nodes port 53 when they have none.
+        DnsProber::to(
+            SocketAddr::new(node.address, node.port.unwrap_or(53)),
+            check,
+        )
+    }
+
+    /// Asks `server` (a `[resolver]` upstream, say).
+    pub fn to(server: SocketAddr, check: &DnsCheck) -> DnsProber {
         DnsProber {
-            // Validation gives dns nodes port 53 when they have none.
-            server: SocketAddr::new(node.address, node.port.unwrap_or(53)),
+            server,
             check: check.clone(),
         }
     }

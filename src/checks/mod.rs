@@ -4,7 +4,7 @@
 //! Probes run every `interval` (up to 10% earlier, so checkers of many nodes spread out),
 //! each bounded by `timeout`; the first probe runs at once.
 
-mod dns;
+pub mod dns;
 mod exec;
 mod failure;
 mod fence;

@@ -103,7 +103,11 @@ pub(super) fn validate_check(
             Check::Postgres(validate_db(raw.postgres, "postgres", path, base, problems))
         }
         CheckKind::Mysql => Check::Mysql(validate_db(raw.mysql, "mysql", path, base, problems)),
-        CheckKind::Dns => Check::Dns(validate_dns_check(raw.dns, path, problems)),
+        CheckKind::Dns => Check::Dns(validate_dns_check(
+            raw.dns,
+            &format!("{path}.dns"),
+            problems,
+        )),
     };
     let sections = [
         ("http", raw.http.is_some()),
@@ -126,11 +130,15 @@ pub(super) fn validate_check(
     check
 }
 
-fn validate_dns_check(raw: Option<&RawDns>, path: &str, problems: &mut Vec<Problem>) -> DnsCheck {
-    let section = format!("{path}.dns");
+/// A `dns` check's question, from the section at `section` (`pool[0].dns`).
+pub(super) fn validate_dns_check(
+    raw: Option<&RawDns>,
+    section: &str,
+    problems: &mut Vec<Problem>,
+) -> DnsCheck {
     let Some(raw) = raw else {
         problems.push(Problem::new(
-            &section,
+            section,
             "missing: check = \"dns\" needs [pool.dns] with the name to ask",
         ));
         return DnsCheck {

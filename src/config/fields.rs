@@ -186,6 +186,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
+/// A size: `"64MB"`, `"512kB"`, `"1GB"` (powers of 1024, as PostgreSQL writes sizes) or
+/// `"100B"`.
+pub(super) fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "B" => 1,
+        "kB" | "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size such as \"64MB\" or \"512kB\""
+            ));
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as \"64MB\""))?;
+    Ok(n.saturating_mul(scale))
+}
+
 /// One of an enum's values, read through serde (its `rename`s are the names); `default`
 /// when absent. Anything else is a problem: `unknown {what} "x" ({known})`.
 pub(super) fn choice<T: DeserializeOwned>(

@@ -24,6 +24,7 @@ mod parse;
 mod pool;
 mod promote;
 mod record;
+mod resolver;
 mod site;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use error::{ConfigError, Problem};
 pub use fields::{normalize_name, parse_duration};
 pub use network::Network;
 pub use promote::{Promote, PromoteMode, Rejoin};
+pub use resolver::Resolver;
 pub use site::{Site, site_of};
 pub use transfer::{Transfer, TsigAlgorithm, TsigKey, ZoneNotify};
 
@@ -57,6 +59,9 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// `[transfer]`: zone transfers to secondaries and NOTIFY; absent = AXFR/IXFR refused.
     pub transfer: Option<Transfer>,
+    /// `[resolver]`: names outside the zones forwarded for allowed clients; absent =
+    /// REFUSED for everyone.
+    pub resolver: Option<Resolver>,
 }
 
 /// `[admin]`: status, metrics, events and maintenance over HTTP.

@@ -219,30 +219,21 @@ pub(super) fn parse_lag_for(
 /// transactions (`"100 transactions"`), or a duration.
 pub(super) fn parse_max_lag(text: &str) -> Result<MaxLag, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let scale: u64 = match unit.trim() {
-        "transactions" | "transaction" => {
-            return number
-                .parse()
-                .map(MaxLag::Transactions)
-                .map_err(|_| format!("{text:?} is not a count such as \"100 transactions\""));
-        }
-        "B" => 1,
-        "kB" | "KB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        _ => {
-            return parse_duration(t).map(MaxLag::Time).map_err(|_| {
-                format!(
-                    "{text:?} is neither a size (\"16MB\", \"512kB\"), a number of transactions \
-                     (\"100 transactions\") nor a duration (\"5s\")"
-                )
-            });
-        }
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as \"16MB\""))?;
-    Ok(MaxLag::Bytes(n.saturating_mul(scale)))
+    if let Some(number) = (t.strip_suffix("transactions")).or_else(|| t.strip_suffix("transaction"))
+    {
+        return number
+            .trim()
+            .parse()
+            .map(MaxLag::Transactions)
+            .map_err(|_| format!("{text:?} is not a count such as \"100 transactions\""));
+    }
+    if let Ok(bytes) = super::fields::parse_size(t) {
+        return Ok(MaxLag::Bytes(bytes));
+    }
+    parse_duration(t).map(MaxLag::Time).map_err(|_| {
+        format!(
+            "{text:?} is neither a size (\"16MB\", \"512kB\"), a number of transactions \
+             (\"100 transactions\") nor a duration (\"5s\")"
+        )
+    })
 }

@@ -220,7 +220,11 @@ pub(super) fn validate_transfer(
 }
 
 /// NOTIFY targets: addresses, port 53 unless given, each once.
-fn targets(entries: Vec<String>, path: &str, problems: &mut Vec<Problem>) -> Vec<SocketAddr> {
+pub(super) fn targets(
+    entries: Vec<String>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<SocketAddr> {
     let mut notify = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let parsed = entry

@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     tsig: Vec<super::transfer::RawTsig>,
     #[serde(default)]
     site: Vec<super::site::RawSite>,
+    resolver: Option<super::resolver::RawResolver>,
 }
 
 #[derive(Deserialize, Default)]
@@ -105,6 +106,9 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
     let transfer = raw
         .transfer
         .map(|t| super::transfer::validate_transfer(t, &keys, problems));
+    let resolver = raw
+        .resolver
+        .map(|r| super::resolver::validate_resolver(r, problems));
     let mut config = Config {
         dns,
         pools,
@@ -114,6 +118,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, problems: &mut Vec<Problem>)
         cluster,
         transfer,
         sites,
+        resolver,
     };
     resolve_programs(&mut config, base);
     config

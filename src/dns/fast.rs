@@ -106,6 +106,9 @@ pub struct FastTable {
     /// for clients of no site.
     sited: FxHashMap<Vec<u8>, Vec<SiteAnswers>>,
     sites: std::sync::Arc<Vec<crate::config::Site>>,
+    /// `[resolver] allow`: these clients' recursive queries for names outside every zone
+    /// go to the forwarder (hickory's path) instead of REFUSED.
+    forwarded: Option<std::sync::Arc<Vec<crate::config::Network>>>,
 }
 
 /// One `by_site` name's prepared answers for the clients of one site.
@@ -192,6 +195,14 @@ impl FastTable {
                             Some(zone) => Some((zone, RCODE_NXDOMAIN)),
                         },
                     };
+                    let recursive = query[2] & 0x01 != 0;
+                    if negative.is_none()
+                        && recursive
+                        && (self.forwarded.as_ref())
+                            .is_some_and(|a| a.iter().any(|n| n.contains(src)))
+                    {
+                        return Verdict::Fallback;
+                    }
                     built = match negative {
                         None => Prepared {
                             authoritative: false,

@@ -18,6 +18,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::warn;
 
 use super::answers::{Answer, FailoverEntry};
+use super::forward::Forwarder;
 use super::snapshot::Snapshot;
 use crate::metrics::QueryCounters;
 
@@ -47,12 +48,15 @@ impl RequestHandler for Handler {
         let snapshot = self.snapshot.load_full();
         let info = match failover_entry(&snapshot, request) {
             Some(entry) => answer_failover(&snapshot, entry, request, response_handle).await,
-            None => {
-                snapshot
-                    .catalog
-                    .handle_request::<R, T>(request, response_handle)
-                    .await
-            }
+            None => match forwarder(&snapshot, request) {
+                Some(forwarder) => answer_forwarded(forwarder, request, response_handle).await,
+                None => {
+                    snapshot
+                        .catalog
+                        .handle_request::<R, T>(request, response_handle)
+                        .await
+                }
+            },
         };
         let tcp = request.protocol() == hickory_server::net::xfer::Protocol::Tcp;
         self.counters.add(tcp, u16::from(info.response_code), 1);
@@ -78,6 +82,83 @@ fn failover_entry<'s>(snapshot: &'s Snapshot, request: &Request) -> Option<&'s F
         return None;
     }
     snapshot.failover.get(query.name())
+}
+
+/// The forwarder, when `[resolver]` answers this request: a plain recursive query (RD) of
+/// an allowed client for a name outside every zone. Anything else outside the zones goes
+/// to the catalog, which refuses it.
+fn forwarder<'s>(snapshot: &'s Snapshot, request: &Request) -> Option<&'s Forwarder> {
+    let forwarder = snapshot.resolver.as_deref()?;
+    let metadata = &request.metadata;
+    if metadata.message_type != MessageType::Query
+        || metadata.op_code != OpCode::Query
+        || !metadata.recursion_desired
+        || request.edns.as_ref().is_some_and(|e| e.version() > 0)
+        || !forwarder.config.allows(request.src().ip())
+    {
+        return None;
+    }
+    let [query] = request.queries.queries() else {
+        return None;
+    };
+    let qtype = query.query_type();
+    if query.query_class() != DNSClass::IN
+        || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+        || snapshot.catalog.find(query.name()).is_some()
+    {
+        return None;
+    }
+    Some(forwarder)
+}
+
+/// A forwarded question's answer: from the cache or an upstream, RA set, never
+/// authoritative.
+async fn answer_forwarded<R: ResponseHandler>(
+    forwarder: &Forwarder,
+    request: &Request,
+    mut response_handle: R,
+) -> ResponseInfo {
+    let query = request.queries.queries()[0].original().clone();
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    let resolution = forwarder.resolve(&query, dnssec_ok).await;
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.recursion_available = true;
+    metadata.response_code = resolution.rcode;
+    let edns = request.edns.as_ref().map(|req| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(req.max_payload().max(512));
+        edns.set_version(0);
+        edns.set_dnssec_ok(dnssec_ok);
+        edns
+    });
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(edns) = &edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(
+        metadata,
+        resolution.answers.iter(),
+        resolution.authorities.iter(),
+        None,
+        None,
+    );
+    sent(response_handle.send_response(response).await, request)
+}
+
+/// What was sent, or a SERVFAIL header when the response could not be.
+fn sent(result: Result<ResponseInfo, impl std::fmt::Display>, request: &Request) -> ResponseInfo {
+    match result {
+        Ok(info) => info,
+        Err(error) => {
+            warn!(%error, "cannot send a response");
+            let mut header = Metadata::response_from_request(&request.metadata);
+            header.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(hickory_proto::op::Header {
+                metadata: header,
+                counts: Default::default(),
+            })
+        }
+    }
 }
 
 async fn answer_failover<R: ResponseHandler>(
@@ -138,18 +219,7 @@ async fn answer_failover<R: ResponseHandler>(
         builder.edns(edns);
     }
     let response = builder.build(metadata, answers.iter(), None, soa, None);
-    match response_handle.send_response(response).await {
-        Ok(info) => info,
-        Err(error) => {
-            warn!(%error, "cannot send a response");
-            let mut header = Metadata::response_from_request(&request.metadata);
-            header.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(hickory_proto::op::Header {
-                metadata: header,
-                counts: Default::default(),
-            })
-        }
-    }
+    sent(response_handle.send_response(response).await, request)
 }
 
 /// The response's OPT record when the query had one: version 0, the query's payload (at

@@ -11,6 +11,7 @@ pub mod client;
 mod fast;
 #[cfg(test)]
 mod fast_tests;
+pub mod forward;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;

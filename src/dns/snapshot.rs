@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub(crate) transfer: Option<Transfer>,
     /// `[[site]]`: where clients are, for `by_site` answers.
     pub(crate) sites: Arc<Vec<config::Site>>,
+    /// `[resolver]`: other names forwarded for allowed clients.
+    pub(crate) resolver: Option<Arc<super::forward::Forwarder>>,
 }
 
 /// Zone transfers as of one snapshot.
@@ -128,6 +130,7 @@ pub struct SnapshotBuilder {
     last: Option<Vec<Published>>,
     transfer: Option<TransferState>,
     sites: Arc<Vec<config::Site>>,
+    resolver: Option<Arc<super::forward::Forwarder>>,
     /// Until when guarded records may be answered (cluster mode).
     guard: Option<Arc<Deadline>>,
 }
@@ -193,6 +196,7 @@ impl SnapshotBuilder {
             last: None,
             transfer,
             sites: Arc::new(Vec::new()),
+            resolver: None,
             guard: None,
         }
     }
@@ -209,6 +213,11 @@ impl SnapshotBuilder {
     /// The sites `by_site` answers are chosen by (`[[site]]`).
     pub fn set_sites(&mut self, sites: Vec<config::Site>) {
         self.sites = Arc::new(sites);
+    }
+
+    /// The forwarder for names outside the zones (`[resolver]`).
+    pub fn set_resolver(&mut self, resolver: Option<Arc<super::forward::Forwarder>>) {
+        self.resolver = resolver;
     }
 
     /// The zones' origins (`example.internal.`), in zone order.
@@ -319,6 +328,9 @@ impl SnapshotBuilder {
             &soas,
             &failover,
             self.sites.clone(),
+            self.resolver
+                .as_ref()
+                .map(|r| Arc::new(r.config.allow.clone())),
         );
         let serials = &self.serials;
         let guarded_zones = (self.records.iter())
@@ -340,6 +352,7 @@ impl SnapshotBuilder {
             serials: self.serials.clone(),
             transfer,
             sites: self.sites.clone(),
+            resolver: self.resolver.clone(),
         }
     }
 }

@@ -11,6 +11,7 @@ use prometheus::{
 use crate::api::status::{Health, NotifyState, Role, Status};
 
 mod dns;
+mod resolver;
 use dns::RCODES;
 pub use dns::{Anomaly, QueryCounters, RCODE_SLOTS};
 
@@ -36,6 +37,8 @@ pub struct Metrics {
     notify_state: IntGaugeVec,
     cluster: IntGaugeVec,
     promotion_state: IntGaugeVec,
+    /// `[resolver]`, from `/status` at each scrape.
+    resolver: resolver::ResolverMetrics,
     /// Cluster mode: from the leader's decision to its being served here.
     pub decision_served: prometheus::Histogram,
 }
@@ -179,6 +182,7 @@ impl Metrics {
                  promotion is blocked).",
                 &["pool", "outcome"],
             ),
+            resolver: resolver::ResolverMetrics::new(&registry),
             promotion_state: gauge(
                 "promotion_state",
                 "1 for where the pool's promotion stands (idle, running, refused, blocked), \
@@ -306,6 +310,7 @@ impl Metrics {
             }
         }
         self.render_promotions(status);
+        self.resolver.render(status);
         self.cluster.reset();
         if let Some(c) = &status.cluster {
             for (what, value) in [

@@ -51,6 +51,7 @@ mod promotion_cluster;
 mod promotion_file;
 mod publication;
 mod reload;
+mod resolver;
 mod serials;
 pub mod status;
 mod supervisor;

@@ -22,6 +22,8 @@ pub struct Publication {
     /// Cluster mode: until when the writer records may be answered (the member task
     /// moves it on); they answer SERVFAIL after it, whatever was published.
     writers: Arc<Deadline>,
+    /// `[resolver]`: the forwarder the snapshots carry, and its upstreams' checks.
+    resolver: super::resolver::Resolver,
 }
 
 impl Publication {
@@ -37,6 +39,8 @@ impl Publication {
         let mut builder =
             SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
         builder.set_sites(config.sites.clone());
+        let resolver = super::resolver::Resolver::new(config.resolver.as_ref());
+        builder.set_resolver(resolver.forwarder());
         let writers = Arc::new(Deadline::passed());
         builder.set_guard(writers.clone(), &config.guarded_records());
         builder.raise_serials(|origin| serials.floor(origin));
@@ -50,6 +54,7 @@ impl Publication {
             serials,
             published: tokio::sync::watch::Sender::new(()),
             writers,
+            resolver,
         };
         publication.reserve();
         if config.dns.serial_file.is_none() {
@@ -138,6 +143,8 @@ impl Publication {
         self.builder =
             SnapshotBuilder::new(zones, &config.records, unix_now(), config.transfer.as_ref());
         self.builder.set_sites(config.sites.clone());
+        self.resolver.reload(config.resolver.as_ref());
+        self.builder.set_resolver(self.resolver.forwarder());
         (self.builder).set_guard(self.writers.clone(), &config.guarded_records());
         let serials = &self.serials;
         self.builder

@@ -94,6 +94,28 @@ pub fn build(cx: &Context<'_>) -> Status {
         pools,
         cluster: None,
         notify: cx.notify.clone(),
+        resolver: cx.snapshot.resolver.as_deref().map(resolver),
+    }
+}
+
+/// The forwarder's counts and upstreams.
+fn resolver(f: &crate::dns::forward::Forwarder) -> ResolverStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    ResolverStatus {
+        queries: f.counters.queries.load(Relaxed),
+        cache_hits: f.counters.cache_hits.load(Relaxed),
+        forwarded: f.counters.forwarded.load(Relaxed),
+        servfail: f.counters.servfail.load(Relaxed),
+        upstreams: (f.upstreams.iter())
+            .map(|u| UpstreamStatus {
+                address: u.address.to_string(),
+                up: u.is_up(),
+                rtt_ms: u.srtt().as_secs_f64() * 1000.0,
+                queries: u.forwarded.load(Relaxed),
+                failed: u.failed.load(Relaxed),
+                last_error: u.last_error(),
+            })
+            .collect(),
     }
 }
 

@@ -20,6 +20,7 @@ mod privileges;
 mod promotion;
 mod reload;
 mod replicas;
+mod resolver;
 mod resolver_vip;
 mod secondaries;
 mod serials;

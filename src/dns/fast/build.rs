@@ -234,6 +234,7 @@ impl FastTable {
         soas: &[Record],
         failover: &HashMap<LowerName, FailoverEntry>,
         sites: std::sync::Arc<Vec<crate::config::Site>>,
+        forwarded: Option<std::sync::Arc<Vec<crate::config::Network>>>,
     ) -> FastTable {
         let soas: Vec<Option<Soa>> = zones
             .iter()
@@ -243,6 +244,7 @@ impl FastTable {
         let mut table = FastTable {
             statics,
             sites,
+            forwarded,
             ..FastTable::default()
         };
         for (name, entry) in failover {
