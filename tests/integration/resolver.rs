@@ -2,6 +2,7 @@
 //! servers for allowed clients, hadns's own names always from its snapshot, upstreams
 //! killed and hung, and forged answers raced against the real one.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -121,5 +122,231 @@ async fn other_names_are_forwarded_for_allowed_clients_and_hadns_names_never() {
     assert!(metrics.contains(&format!(
         "hadns_resolver_upstream_up{{upstream=\"{u1}\"}} 1"
     )));
+    hadns.stop().await;
+}
+
+/// `count` lookups of fresh names (cache misses) from an allowed client, one after
+/// another: how long each took, and how many failed (not NOERROR).
+async fn lookups(server: SocketAddr, tag: &str, count: usize) -> (Vec<Duration>, usize) {
+    let (mut took, mut failed) = (Vec::new(), 0);
+    for i in 0..count {
+        let started = std::time::Instant::now();
+        let answer = ask_from(
+            "127.0.0.1",
+            server,
+            &format!("{tag}-{i}.corp.example."),
+            true,
+        )
+        .await;
+        took.push(started.elapsed());
+        if answer.metadata.response_code != ResponseCode::NoError {
+            failed += 1;
+        }
+    }
+    (took, failed)
+}
+
+/// An upstream killed, then the other hung (SIGSTOP): lookups go on through the one left;
+/// an upstream costs at most its timeout once. Both gone: SERVFAIL at once, the cache
+/// still answers; one back: answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_or_hung_upstream_costs_its_timeout_once_and_none_left_is_a_quick_servfail() {
+    let (u1, u2) = (upstream_addr(), upstream_addr());
+    let unbound1 = corporate_unbound(u1).await;
+    let unbound2 = corporate_unbound(u2).await;
+    let web = TcpBackend::start().await;
+    let timeout = Duration::from_millis(500);
+    let config = tcp_pool_config(&[&web], "interval = \"100ms\"", "")
+        + &resolver_section(&[u1, u2], "500ms")
+        + &admin::admin_section(false);
+    let mut hadns = Hadns::start(&config).await;
+    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+    let admin = hadns.admin().await;
+    let cached = ask_from("127.0.0.1", hadns.addr, "kept.corp.example.", true).await;
+    assert_eq!(addresses(&cached), vec![ip("10.1.0.5")]);
+
+    // Killed: its port refuses at once.
+    drop(unbound1);
+    let (took, failed) = lookups(hadns.addr, "killed", 50).await;
+    let worst = took.iter().max().unwrap();
+    println!("upstream killed: 50 lookups, worst {worst:?}, failed {failed}");
+    assert_eq!(failed, 0);
+    let slow = took.iter().filter(|t| **t >= timeout / 2).count();
+    assert!(
+        slow <= 1,
+        "{slow} lookups waited for the killed upstream: {took:?}"
+    );
+
+    // u1 back; then u2 hung: it answers nothing, not even a refusal.
+    let _unbound1 = corporate_unbound(u1).await;
+    wait_for(LIMIT, "both upstreams up", || async {
+        let status = admin::get_json(admin, "/status").await;
+        let upstreams = status["resolver"]["upstreams"].as_array().unwrap().clone();
+        upstreams.iter().all(|u| u["up"] == true)
+    })
+    .await;
+    let u2_pid = nix::unistd::Pid::from_raw(unbound2.pid() as i32);
+    nix::sys::signal::kill(u2_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let (took, failed) = lookups(hadns.addr, "hung", 50).await;
+    let worst = took.iter().max().unwrap();
+    println!("upstream hung: 50 lookups, worst {worst:?}, failed {failed}");
+    assert_eq!(failed, 0);
+    let slow = took.iter().filter(|t| **t >= timeout / 2).count();
+    assert!(
+        slow <= 1,
+        "{slow} lookups waited for the hung upstream: {took:?}"
+    );
+    assert!(*worst < timeout + Duration::from_millis(500), "{worst:?}");
+
+    // Both gone: SERVFAIL, quickly once both are known down; the cache still answers.
+    drop(_unbound1);
+    wait_for(LIMIT, "both upstreams down", || async {
+        let status = admin::get_json(admin, "/status").await;
+        let upstreams = status["resolver"]["upstreams"].as_array().unwrap().clone();
+        upstreams.iter().all(|u| u["up"] == false)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let answer = ask_from("127.0.0.1", hadns.addr, "gone.corp.example.", true).await;
+    println!("no upstream: SERVFAIL in {:?}", started.elapsed());
+    assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    let cached = ask_from("127.0.0.1", hadns.addr, "kept.corp.example.", true).await;
+    assert_eq!(addresses(&cached), vec![ip("10.1.0.5")]);
+    let own = ask_from("127.0.0.1", hadns.addr, WWW, true).await;
+    assert_eq!(addresses(&own), vec![web.ip()]);
+
+    // The hung one resumes: its next check brings it back.
+    nix::sys::signal::kill(u2_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    wait_for(LIMIT, "lookups answered again", || async {
+        let answer = ask_from("127.0.0.1", hadns.addr, "back.corp.example.", true).await;
+        answer.metadata.response_code == ResponseCode::NoError
+    })
+    .await;
+    drop(unbound2);
+    hadns.stop().await;
+}
+
+/// A fake upstream that races forged answers against its real one: first a wrong ID, then
+/// the right ID with another question, then the answer, which carries records about names
+/// nobody asked for (an address for bank.example., a delegation of example.).
+async fn forging_upstream(
+    socket: UdpSocket,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(u16, u16, String)>>>,
+) {
+    use hickory_proto::rr::rdata::{A, NS};
+    use hickory_proto::rr::{Name, RData, Record};
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((len, from)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        let Ok(query) = Message::from_vec(&buf[..len]) else {
+            continue;
+        };
+        let Some(q) = query.queries.first().cloned() else {
+            continue;
+        };
+        let name = q.name().to_ascii().to_ascii_lowercase();
+        seen.lock()
+            .unwrap()
+            .push((from.port(), query.metadata.id, name.clone()));
+        let record = |owner: &str, octets: [u8; 4]| {
+            Record::from_rdata(
+                Name::from_ascii(owner).unwrap(),
+                300,
+                RData::A(A(std::net::Ipv4Addr::from(octets))),
+            )
+        };
+        let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+        reply.metadata.recursion_available = true;
+        reply.add_query(q.clone());
+        if name == "race.corp.example." {
+            let mut wrong_id = reply.clone();
+            wrong_id.metadata.id ^= 0x5a5a;
+            wrong_id.add_answer(record("race.corp.example.", [6, 6, 6, 1]));
+            let _ = socket.send_to(&wrong_id.to_vec().unwrap(), from).await;
+            let mut other = Message::response(query.metadata.id, query.metadata.op_code);
+            other.add_query(hickory_proto::op::Query::query(
+                Name::from_ascii("other.corp.example.").unwrap(),
+                RecordType::A,
+            ));
+            other.add_answer(record("race.corp.example.", [6, 6, 6, 2]));
+            let _ = socket.send_to(&other.to_vec().unwrap(), from).await;
+            reply.add_answer(record("race.corp.example.", [10, 9, 9, 9]));
+            reply.add_answer(record("bank.example.", [6, 6, 6, 3]));
+            reply.add_authority(Record::from_rdata(
+                Name::from_ascii("example.").unwrap(),
+                300,
+                RData::NS(NS(Name::from_ascii("evil.example.").unwrap())),
+            ));
+            reply.add_additional(record("bank.example.", [6, 6, 6, 4]));
+        } else if name == "bank.example." {
+            reply.add_answer(record("bank.example.", [10, 7, 7, 7]));
+        } else {
+            reply.add_answer(record(&name, [10, 9, 9, 1]));
+        }
+        let _ = socket.send_to(&reply.to_vec().unwrap(), from).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_answers_lose_the_race_and_nothing_outside_the_asked_name_is_kept() {
+    let socket = UdpSocket::bind(upstream_addr()).await.unwrap();
+    let upstream = socket.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::spawn(forging_upstream(socket, seen.clone()));
+    let web = TcpBackend::start().await;
+    let config = tcp_pool_config(&[&web], "interval = \"100ms\"", "")
+        + &resolver_section(&[upstream], "1s")
+        + &admin::admin_section(false);
+    let hadns = Hadns::start(&config).await;
+    hadns.wait_for_answer(WWW, &[web.ip()], LIMIT).await;
+
+    let answer = ask_from("127.0.0.1", hadns.addr, "race.corp.example.", true).await;
+    println!("race: {answer:?}");
+    assert_eq!(addresses(&answer), vec![ip("10.9.9.9")], "{answer:?}");
+    assert!(
+        answer.authorities.is_empty() && answer.additionals.is_empty(),
+        "{answer:?}"
+    );
+    // bank.example. was never cached from that answer: it is asked for.
+    let bank = ask_from("127.0.0.1", hadns.addr, "bank.example.", true).await;
+    assert_eq!(addresses(&bank), vec![ip("10.7.7.7")], "{bank:?}");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, _, n)| n == "bank.example.")
+    );
+
+    // A fresh source port and ID per upstream query.
+    seen.lock().unwrap().clear();
+    let (_, failed) = lookups(hadns.addr, "spread", 50).await;
+    assert_eq!(failed, 0);
+    let seen = seen.lock().unwrap().clone();
+    let asked: Vec<_> = seen
+        .iter()
+        .filter(|(_, _, n)| n.starts_with("spread-"))
+        .collect();
+    let ports: HashSet<u16> = asked.iter().map(|(p, _, _)| *p).collect();
+    let ids: HashSet<u16> = asked.iter().map(|(_, id, _)| *id).collect();
+    println!(
+        "{} upstream queries: {} source ports, {} IDs",
+        asked.len(),
+        ports.len(),
+        ids.len()
+    );
+    assert_eq!(asked.len(), 50);
+    assert!(
+        ports.len() >= 45 && ids.len() >= 45,
+        "ports {} ids {}",
+        ports.len(),
+        ids.len()
+    );
     hadns.stop().await;
 }

@@ -1,9 +1,10 @@
 //! What of an upstream's answer is kept: only records about the asked name. The answer
 //! section is the chain from the question's name (CNAMEs followed in order, a DNAME above
-//! a name of the chain), the authority section the zone cut above the chain's last name
-//! (its SOA or NS, and the NSEC/NSEC3 and signatures under that zone, which prove a
-//! negative answer); the additional section is dropped (a stub needs no glue). Anything
-//! else an upstream, or a forger that got through, adds is never cached nor answered.
+//! a name of the chain); of the authority section, the SOA of the zone above the chain's
+//! last name and the NSEC/NSEC3 and signatures under that zone, which prove a negative
+//! answer; NS records and the additional section are dropped (a stub needs no delegation
+//! nor glue). Anything else an upstream, or a forger that got through,
+//! adds is never cached nor answered.
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -38,14 +39,14 @@ pub fn answers(qname: &Name, answers: Vec<Record>) -> Vec<Record> {
         .collect()
 }
 
-/// Keeps the authority records of the zone above `last` (the chain's last name): SOA and
-/// NS at an ancestor of it, and whatever lies under the deepest such zone (NSEC, NSEC3,
-/// RRSIG proving a negative answer).
+/// Keeps, of the authority records, the SOA of the zone above `last` (the
+/// chain's last name; the deepest such SOA) and the records under that zone (NSEC, NSEC3,
+/// RRSIG proving the answer). NS records are dropped: a stub needs no delegation, and a
+/// forged one must not travel.
 pub fn authorities(last: &Name, authorities: Vec<Record>) -> Vec<Record> {
     let zone = authorities
         .iter()
-        .filter(|r| matches!(r.record_type(), RecordType::SOA | RecordType::NS))
-        .filter(|r| r.name.zone_of(last))
+        .filter(|r| r.record_type() == RecordType::SOA && r.name.zone_of(last))
         .map(|r| r.name.clone())
         .max_by_key(|n| n.num_labels());
     let Some(zone) = zone else {
@@ -54,7 +55,8 @@ pub fn authorities(last: &Name, authorities: Vec<Record>) -> Vec<Record> {
     authorities
         .into_iter()
         .filter(|r| match r.record_type() {
-            RecordType::SOA | RecordType::NS => r.name == zone,
+            RecordType::SOA => r.name == zone,
+            RecordType::NS => false,
             _ => zone.zone_of(&r.name),
         })
         .collect()

@@ -59,6 +59,12 @@ impl Unbound {
     }
 }
 
+impl Unbound {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Unbound {
     fn drop(&mut self) {
         let _ = self.child.kill();
