@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::net::UdpSocket;
 
 use crate::support::dbs::free_port;
+use crate::support::netns;
 use crate::support::unbound::Unbound;
 use crate::support::*;
 
@@ -349,4 +350,85 @@ async fn forged_answers_lose_the_race_and_nothing_outside_the_asked_name_is_kept
         ids.len()
     );
     hadns.stop().await;
+}
+
+/// One getaddrinfo per name in the client namespace (glibc, through its resolv.conf):
+/// the first IPv4 address of each, or the error.
+const GETADDRINFO: &str = r#"
+import socket, sys
+for name in sys.argv[1:]:
+    try:
+        print(name, socket.getaddrinfo(name, 80, socket.AF_INET)[0][4][0])
+    except Exception as e:
+        print(name, "error", e)
+"#;
+
+fn glibc_lookup(topology: &netns::Topology, names: &[&str]) -> Vec<String> {
+    let out = topology
+        .command("client", "python3")
+        .args(["-c", GETADDRINFO])
+        .args(names)
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// A host whose resolv.conf lists only hadns: glibc resolves a failover name and a name a
+/// real upstream serves, and after a failover its next lookup has the new address.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_glibc_client_listing_only_hadns_resolves_both_kinds_and_sees_a_failover_next() {
+    let Some(topology) = netns::Topology::build() else {
+        return;
+    };
+    let mut service1 = topology.start_service("node1");
+    let _service2 = topology.start_service("node2");
+    let upstream: SocketAddr = "192.0.2.12:5353".parse().unwrap();
+    let _unbound = Unbound::start_in(
+        &topology.ns("node2"),
+        upstream,
+        "local-zone: \"corp.example.\" redirect\nlocal-data: \"corp.example. 300 IN A 10.1.0.5\"\n",
+        "check.corp.example.",
+    );
+    let config = netns::service_pool("ttl = 1")
+        + &format!(
+            "[resolver]\nforward = [\"{upstream}\"]\nallow = [\"192.0.2.0/24\"]\n\
+             [resolver.check]\nname = \"check.corp.example.\"\ntype = \"A\"\n"
+        );
+    let mut hadns = Hadns::with(&config)
+        .netns(&topology.ns("node1"))
+        .listen(&["192.0.2.11:53"])
+        .start()
+        .await;
+    let etc = format!("/etc/netns/{}", topology.ns("client"));
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(format!("{etc}/resolv.conf"), "nameserver 192.0.2.11\n").unwrap();
+    let _etc = scopeguard(etc);
+    hadns
+        .wait_for_log("answer changed record=svc.example.internal. from=pending", LIMIT)
+        .await;
+    let names = ["svc.example.internal", "host.corp.example"];
+    assert_eq!(glibc_lookup(&topology, &names), vec!["192.0.2.11", "10.1.0.5"]);
+
+    // node1's service stops: the lookup right after hadns moved the name has node2.
+    let _ = service1.kill();
+    let _ = service1.wait();
+    hadns
+        .wait_for_log("answer changed record=svc.example.internal. from=node1", LIMIT)
+        .await;
+    assert_eq!(glibc_lookup(&topology, &names), vec!["192.0.2.12", "10.1.0.5"]);
+    hadns.stop().await;
+}
+
+/// Removes a directory when dropped.
+fn scopeguard(dir: String) -> impl Drop {
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    Remove(dir)
 }
