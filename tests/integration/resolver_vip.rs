@@ -1,7 +1,8 @@
 //! DNS itself made redundant (issue 14): two hadns members, on node1 and node2, serve one
 //! resolver address as a `[[vip]]` driven by a `check = "dns"` pool of both members; a
 //! glibc client (Python's getaddrinfo) in the client namespace resolves through that
-//! address in a loop. One member is killed (SIGKILL), then the other is hung (SIGSTOP) and
+//! address in a loop, one of hadns's names and one its `[resolver]` upstream (a real
+//! unbound) serves, each round (issue 26). One member is killed (SIGKILL), then the other is hung (SIGSTOP) and
 //! fenced by the survivor's `fence_command`. Prints the longest lookup and the time without
 //! an answer each round (docs/performance.md) and holds them to generous bounds.
 
@@ -16,6 +17,9 @@ use crate::support::*;
 const VIP: &str = "192.0.2.53";
 const RESOLVER: &str = "resolver.example.internal.";
 const TAKEOVER: Duration = Duration::from_millis(500);
+/// The corporate resolver both members forward other names to (unbound, in the client's
+/// namespace).
+const UPSTREAM: &str = "192.0.2.50:5353";
 
 /// The loop: one getaddrinfo after another, each printed as `start duration ok`.
 const LOOKUPS: &str = r#"
@@ -23,7 +27,9 @@ import socket, sys, time
 while True:
     t = time.time()
     try:
+        # One of hadns's names, then one its upstream serves (a fresh one: a cache miss).
         socket.getaddrinfo("mail.example.internal", 25, socket.AF_INET)
+        socket.getaddrinfo("h%d.corp.example" % int(t * 100), 25, socket.AF_INET)
         ok = 1
     except Exception as e:
         ok = 0
@@ -163,6 +169,13 @@ announce_count = 3
 announce_interval = "100ms"
 takeover_timeout = "{}ms"
 fence_command = ["ip", "netns", "exec", "{}", "ip", "addr", "del", "{VIP}/32", "dev", "eth0"]
+
+[resolver]
+forward = ["{UPSTREAM}"]
+allow = ["192.0.2.0/24"]
+[resolver.check]
+name = "check.corp.example."
+type = "A"
 "#,
         TAKEOVER.as_millis(),
         topology.ns(other),
@@ -214,6 +227,12 @@ async fn a_resolver_vip_over_two_members_survives_a_kill_and_a_hang() {
                 .await
         }
     };
+    let _upstream = crate::support::unbound::Unbound::start_in(
+        &topology.ns("client"),
+        UPSTREAM.parse().unwrap(),
+        "local-zone: \"corp.example.\" redirect\nlocal-data: \"corp.example. 300 IN A 10.1.0.5\"\n",
+        "check.corp.example.",
+    );
     let first = start("node1", "r1", "node2").await;
     let second = start("node2", "r2", "node1").await;
     topology.wait_holds("node1", VIP.parse().unwrap(), true, Duration::from_secs(20));
