@@ -208,6 +208,29 @@ pub async fn mysql_missing_on(
     ))
 }
 
+/// Fails, naming what is missing, when the account on `node` lacks a grant a promotion
+/// needs (checked before anything is done).
+pub async fn mysql_may_promote(conn: &mut mysql_async::Conn, node: &str) -> Result<(), String> {
+    let duties = Duties {
+        fencing: false,
+        promoting: true,
+    };
+    let missing = mysql_missing_on(conn, duties).await.map_err(|e| {
+        format!(
+            "reading the account's grants: {}",
+            super::mysql::describe(&e)
+        )
+    })?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the account lacks {} on {node} (a promotion stops, resets and repoints \
+         replication): nothing done",
+        missing.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

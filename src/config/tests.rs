@@ -294,3 +294,38 @@ fn promotion_settings_are_checked_against_the_pool() {
         "{in_cluster:?}"
     );
 }
+
+#[test]
+fn resolver_keys_parse_and_their_problems_name_the_key() {
+    let text = format!(
+        "{GOOD}\n[resolver]\nforward = [\"10.0.0.53\", \"10.0.1.53:5353\"]\n\
+         allow = [\"10.0.0.0/8\"]\ncache = \"16MB\"\nmax_ttl = \"1h\"\n\
+         [resolver.check]\nname = \"corp.example.\"\ntype = \"SOA\"\n"
+    );
+    let c = Config::from_toml(&text, Path::new("/etc/hadns")).unwrap();
+    let r = c.resolver.unwrap();
+    assert_eq!(r.forward[0], "10.0.0.53:53".parse().unwrap());
+    assert_eq!(r.forward[1], "10.0.1.53:5353".parse().unwrap());
+    assert_eq!(r.cache_bytes, 16 << 20);
+    assert_eq!(
+        (r.max_ttl, r.check.qtype.as_str()),
+        (Duration::from_secs(3600), "SOA")
+    );
+    assert!(r.allows("10.9.9.9".parse().unwrap()) && !r.allows("192.0.2.1".parse().unwrap()));
+
+    let bad = format!(
+        "{GOOD}\n[resolver]\nforward = [\"nowhere\"]\ncache = \"lots\"\nmin_ttl = \"2h\"\n\
+         max_ttl = \"1h\"\nbogus = 1\n"
+    );
+    let got = problems(&bad);
+    for want in [
+        "resolver.forward[0]: \"nowhere\" is not an address",
+        "resolver.forward: needs at least one recursive resolver",
+        "resolver.allow: needs the clients",
+        "resolver.cache: \"lots\" is not a size",
+        "resolver.min_ttl: 7200s is above max_ttl",
+        "resolver.bogus: unknown key",
+    ] {
+        assert!(got.iter().any(|p| p.starts_with(want)), "{want}: {got:#?}");
+    }
+}

@@ -106,8 +106,7 @@ pub struct FastTable {
     /// for clients of no site.
     sited: FxHashMap<Vec<u8>, Vec<SiteAnswers>>,
     sites: std::sync::Arc<Vec<crate::config::Site>>,
-    /// `[resolver] allow`: these clients' recursive queries for names outside every zone
-    /// go to the forwarder (hickory's path) instead of REFUSED.
+    /// `[resolver] allow`: see `forwards`.
     forwarded: Option<std::sync::Arc<Vec<crate::config::Network>>>,
 }
 
@@ -195,12 +194,7 @@ impl FastTable {
                             Some(zone) => Some((zone, RCODE_NXDOMAIN)),
                         },
                     };
-                    let recursive = query[2] & 0x01 != 0;
-                    if negative.is_none()
-                        && recursive
-                        && (self.forwarded.as_ref())
-                            .is_some_and(|a| a.iter().any(|n| n.contains(src)))
-                    {
+                    if negative.is_none() && self.forwards(query, src) {
                         return Verdict::Fallback;
                     }
                     built = match negative {

@@ -384,7 +384,7 @@ async fn a_glibc_client_listing_only_hadns_resolves_both_kinds_and_sees_a_failov
         return;
     };
     let mut service1 = topology.start_service("node1");
-    let _service2 = topology.start_service("node2");
+    let mut service2 = topology.start_service("node2");
     let upstream: SocketAddr = "192.0.2.12:5353".parse().unwrap();
     let _unbound = Unbound::start_in(
         &topology.ns("node2"),
@@ -407,19 +407,33 @@ async fn a_glibc_client_listing_only_hadns_resolves_both_kinds_and_sees_a_failov
     std::fs::write(format!("{etc}/resolv.conf"), "nameserver 192.0.2.11\n").unwrap();
     let _etc = scopeguard(etc);
     hadns
-        .wait_for_log("answer changed record=svc.example.internal. from=pending", LIMIT)
+        .wait_for_log(
+            "answer changed record=svc.example.internal. from=pending",
+            LIMIT,
+        )
         .await;
     let names = ["svc.example.internal", "host.corp.example"];
-    assert_eq!(glibc_lookup(&topology, &names), vec!["192.0.2.11", "10.1.0.5"]);
+    assert_eq!(
+        glibc_lookup(&topology, &names),
+        vec!["192.0.2.11", "10.1.0.5"]
+    );
 
     // node1's service stops: the lookup right after hadns moved the name has node2.
     let _ = service1.kill();
     let _ = service1.wait();
     hadns
-        .wait_for_log("answer changed record=svc.example.internal. from=node1", LIMIT)
+        .wait_for_log(
+            "answer changed record=svc.example.internal. from=node1",
+            LIMIT,
+        )
         .await;
-    assert_eq!(glibc_lookup(&topology, &names), vec!["192.0.2.12", "10.1.0.5"]);
+    assert_eq!(
+        glibc_lookup(&topology, &names),
+        vec!["192.0.2.12", "10.1.0.5"]
+    );
     hadns.stop().await;
+    let _ = service2.kill();
+    let _ = service2.wait();
 }
 
 /// Removes a directory when dropped.

@@ -8,7 +8,7 @@ use mysql_async::{Conn, Row};
 use super::gtids::{not_executed, states_contained};
 use super::job::{Job, Step, Timed, within};
 use crate::checks::mysql::{column, connection_opts, describe, session};
-use crate::checks::privileges::{Duties, mysql_missing_on};
+use crate::checks::privileges::mysql_may_promote;
 use crate::config::{DbCheck, Node, Pool};
 use crate::engine::Gtid;
 
@@ -156,21 +156,7 @@ async fn still_to_apply(conn: &mut Conn, target: &str) -> Result<String, String>
 async fn make_primary(check: &DbCheck, node: &Node) -> Result<String, String> {
     let (mut conn, mariadb) = open(check, node).await?;
     // What `detach` needs is checked now: after the publication it is too late to stop.
-    let duties = Duties {
-        fencing: false,
-        promoting: true,
-    };
-    let missing = mysql_missing_on(&mut conn, duties)
-        .await
-        .map_err(|e| format!("reading the account's grants: {}", describe(&e)))?;
-    if !missing.is_empty() {
-        return Err(format!(
-            "the account lacks {} on {} (a promotion stops, resets and repoints \
-             replication): nothing done",
-            missing.join(", "),
-            node.name
-        ));
-    }
+    mysql_may_promote(&mut conn, &node.name).await?;
     let steps: &[&str] = if mariadb {
         &["STOP SLAVE SQL_THREAD", "SET GLOBAL read_only = OFF"]
     } else {

@@ -226,6 +226,13 @@ impl StaticTable {
 }
 
 impl FastTable {
+    /// Whether `query` (a name outside every zone) goes to the forwarder (hickory's path)
+    /// instead of REFUSED: `[resolver]`, RD set, and `src` in its `allow`.
+    pub(super) fn forwards(&self, query: &[u8], src: std::net::IpAddr) -> bool {
+        let recursive = query[2] & 0x01 != 0;
+        recursive && (self.forwarded.as_ref()).is_some_and(|a| a.iter().any(|n| n.contains(src)))
+    }
+
     /// Prepares the answers of one snapshot over the zones' prepared `statics`. `soas`
     /// holds each zone's SOA for negative answers, its serial already current.
     pub(crate) fn build(

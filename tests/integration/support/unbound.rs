@@ -40,7 +40,9 @@ impl Unbound {
         let query = query_message(probe, RecordType::A, None).to_vec().unwrap();
         crate::support::netns::in_namespace(ns, move || {
             let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-            socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             let mut buf = [0u8; 1500];
             loop {
@@ -48,7 +50,10 @@ impl Unbound {
                 if socket.recv_from(&mut buf).is_ok() {
                     return;
                 }
-                assert!(std::time::Instant::now() < deadline, "unbound on {addr} did not answer");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "unbound on {addr} did not answer"
+                );
             }
         });
         unbound
