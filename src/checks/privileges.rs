@@ -215,12 +215,8 @@ pub async fn mysql_may_promote(conn: &mut mysql_async::Conn, node: &str) -> Resu
         fencing: false,
         promoting: true,
     };
-    let missing = mysql_missing_on(conn, duties).await.map_err(|e| {
-        format!(
-            "reading the account's grants: {}",
-            super::mysql::describe(&e)
-        )
-    })?;
+    let missing = (mysql_missing_on(conn, duties).await)
+        .map_err(|e| format!("reading the account's grants: {e}"))?;
     if missing.is_empty() {
         return Ok(());
     }

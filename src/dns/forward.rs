@@ -7,7 +7,8 @@
 //! honoured and clamped, negative answers by their SOA). What is here is the choice of
 //! upstream: the healthy ones, fastest first (smoothed round trip of checks and queries),
 //! each given `timeout` once; an upstream that did not answer in time is down until its
-//! next check says otherwise, so it costs that timeout once. None up: SERVFAIL at once.
+//! next check says otherwise, so it costs that timeout once (the last one up is taken down
+//! only by its check). None up: SERVFAIL at once.
 //! Only records about the asked name are kept (`bailiwick`), and DNSSEC records go to
 //! clients that set the DO bit (upstreams are always asked with it). hadns's own zones
 //! never reach this module: they are answered from the snapshot.
@@ -152,14 +153,14 @@ impl Upstream {
         !self.up.swap(true, Ordering::Relaxed)
     }
 
-    /// No answer (a check's or a query's): down until the next check answers. Returns
-    /// whether it was up.
-    pub fn failed(&self, why: String) -> bool {
+    /// No answer (a check's or a query's): with `down`, down until the next check
+    /// answers. Returns whether it was up and is now down.
+    pub fn failed(&self, why: String, down: bool) -> bool {
         self.failed.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some(why);
         }
-        self.up.swap(false, Ordering::Relaxed)
+        down && self.up.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -282,7 +283,11 @@ impl Forwarder {
                     NetError::Timeout => format!("no answer within {:?}", self.config.timeout),
                     other => other.to_string(),
                 };
-                if upstream.failed(why.clone()) {
+                // The last one up is taken down only by its check: one lost packet must
+                // not turn every lookup into SERVFAIL until then.
+                let others =
+                    (self.upstreams.iter()).any(|u| !std::ptr::eq(u, upstream) && u.is_up());
+                if upstream.failed(why.clone(), others) {
                     tracing::warn!(upstream = %upstream.address, %why, "resolver upstream down");
                 }
                 None

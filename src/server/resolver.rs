@@ -83,7 +83,7 @@ async fn check(forwarder: Weak<Forwarder>, i: usize) {
                 }
             }
             Err(why) => {
-                if upstream.failed(why.clone()) {
+                if upstream.failed(why.clone(), true) {
                     warn!(upstream = %address, %why, "resolver upstream down");
                 }
             }
