@@ -22,6 +22,9 @@ use super::wire::{
 };
 
 mod build;
+mod parse;
+
+use parse::parse;
 
 use crate::api::deadline::Deadline;
 
@@ -107,7 +110,7 @@ pub struct FastTable {
     sited: FxHashMap<Vec<u8>, Vec<SiteAnswers>>,
     sites: std::sync::Arc<Vec<crate::config::Site>>,
     /// `[resolver] allow`: see `forwards`.
-    forwarded: Option<std::sync::Arc<Vec<crate::config::Network>>>,
+    forwarded: Option<std::sync::Arc<crate::dns::forward::Forwarder>>,
 }
 
 /// One `by_site` name's prepared answers for the clients of one site.
@@ -144,6 +147,8 @@ impl FastTable {
         key[q.name_len..q.name_len + 2].copy_from_slice(&q.qtype.to_be_bytes());
         let name = &key[..q.name_len];
         let built;
+        // RA: set on the answers of `[resolver]`.
+        let mut recursion = 0;
         // The ECS scope (RFC 7871): the site network's prefix for a by_site answer, 0 for
         // an answer that is the same for everyone.
         let mut scope = 0;
@@ -194,10 +199,17 @@ impl FastTable {
                             Some(zone) => Some((zone, RCODE_NXDOMAIN)),
                         },
                     };
-                    if negative.is_none() && self.forwards(query, src) {
-                        return Verdict::Fallback;
-                    }
+                    let forwarded = negative.is_none() && self.forwards(query, src);
                     built = match negative {
+                        // [resolver]: from its cache, or through hickory.
+                        None if forwarded => {
+                            recursion = 0x80;
+                            let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
+                            match self.forwarded_answer(&key[..q.name_len + 2], dnssec_ok) {
+                                Some(answer) => answer,
+                                None => return Verdict::Fallback,
+                            }
+                        }
                         None => Prepared {
                             authoritative: false,
                             rcode: RCODE_REFUSED,
@@ -246,7 +258,7 @@ impl FastTable {
         out.extend_from_slice(&query[0..2]);
         // QR, the request's opcode (0) and RD; AA as prepared; RA, AD clear; CD copied.
         let flags_hi = 0x80 | (query[2] & 0x01) | if prepared.authoritative { 0x04 } else { 0 };
-        let flags_lo = (query[3] & 0x10) | prepared.rcode;
+        let flags_lo = recursion | (query[3] & 0x10) | prepared.rcode;
         out.extend_from_slice(&[flags_hi, flags_lo, 0, 1]);
         out.extend_from_slice(&prepared.answers.to_be_bytes());
         out.extend_from_slice(&prepared.authorities.to_be_bytes());
@@ -299,101 +311,4 @@ impl StaticTable {
             offset += 1 + len;
         }
     }
-}
-
-struct Question {
-    name_len: usize,
-    qtype: u16,
-    edns: Option<EdnsRequest>,
-}
-
-#[derive(Clone, Copy)]
-struct EdnsRequest {
-    payload: u16,
-    dnssec_ok: bool,
-    ecs: Option<Ecs>,
-}
-
-/// A query's client subnet option (RFC 7871).
-#[derive(Clone, Copy)]
-struct Ecs {
-    /// Where its data (family, source, scope, address) starts in the query, and its length.
-    offset: usize,
-    len: usize,
-    source: u8,
-    address: IpAddr,
-}
-
-/// A plain query the fast path covers, or None.
-fn parse(query: &[u8]) -> Option<Question> {
-    let opcode = (query[2] >> 3) & 0x0f;
-    let count = |i: usize| u16::from_be_bytes([query[i], query[i + 1]]);
-    if opcode != 0
-        || query[2] & 0x02 != 0
-        || count(4) != 1
-        || count(6) != 0
-        || count(8) != 0
-        || count(10) > 1
-    {
-        return None;
-    }
-    // The question name: plain labels only (no compression), at most 255 bytes.
-    let mut i = super::wire::plain_name_end(query, 12)?;
-    let name_len = i - 12;
-    let qtype = u16::from_be_bytes([*query.get(i)?, *query.get(i + 1)?]);
-    let qclass = u16::from_be_bytes([*query.get(i + 2)?, *query.get(i + 3)?]);
-    if qclass != CLASS_IN {
-        return None;
-    }
-    i += 4;
-    let mut edns = None;
-    if count(10) == 1 {
-        // An OPT record: root name, type 41, class = payload, ttl = rcode/version/flags.
-        let opt = query.get(i..i + 11)?;
-        if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT || opt[6] != 0 {
-            return None;
-        }
-        let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
-        i += 11;
-        // Options (code, length, data) must fill the OPT data exactly; a client subnet
-        // must be well formed and come once (else hickory's path decides).
-        let options = query.get(i..i + rdlen)?;
-        let mut o = 0;
-        let mut ecs = None;
-        while o < options.len() {
-            let code = u16::from_be_bytes([*options.get(o)?, *options.get(o + 1)?]);
-            let len = usize::from(u16::from_be_bytes([
-                *options.get(o + 2)?,
-                *options.get(o + 3)?,
-            ]));
-            if code == OPTION_ECS {
-                if ecs.is_some() {
-                    return None;
-                }
-                let data = options.get(o + 4..o + 4 + len)?;
-                let (source, address) = super::wire::parse_ecs(data)?;
-                ecs = Some(Ecs {
-                    offset: i + o + 4,
-                    len,
-                    source,
-                    address,
-                });
-            }
-            o += 4 + len;
-        }
-        if o != options.len() {
-            return None;
-        }
-        edns = Some(EdnsRequest {
-            payload: u16::from_be_bytes([opt[3], opt[4]]),
-            dnssec_ok: opt[7] & 0x80 != 0,
-            ecs,
-        });
-        i += rdlen;
-    }
-    (i == query.len()).then_some(Question {
-        name_len,
-        qtype,
-        edns,
-    })
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Query, ResponseCode};
 use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::BinEncodable;
 use hickory_resolver::config::{NameServerConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::FirstAnswer;
@@ -29,6 +30,9 @@ use hickory_resolver::{NameServerPool, PoolContext, ResponseCache, TlsConfig, Tt
 use crate::config;
 
 pub mod bailiwick;
+mod wire;
+
+pub use wire::WireAnswer;
 
 /// What one cache entry is counted as, against `cache`'s byte bound: a typical answer
 /// (its records, names and the cache's own bookkeeping) measured in memory.
@@ -40,7 +44,26 @@ pub struct Forwarder {
     pub config: config::Resolver,
     pub upstreams: Vec<Upstream>,
     cache: Option<ResponseCache>,
+    /// The cache's answers in wire form for the UDP fast path, per lower-case wire name,
+    /// type and DO bit (`prepared_key`), as many as the cache holds.
+    prepared: Option<moka::sync::Cache<Vec<u8>, Arc<WireAnswer>>>,
     pub counters: Counters,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("forward", &self.config.forward)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fast path's key of a question: its lower-case wire name, type and DO bit.
+pub fn prepared_key(name_and_type: &[u8], dnssec_ok: bool) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name_and_type.len() + 1);
+    key.extend_from_slice(name_and_type);
+    key.push(u8::from(dnssec_ok));
+    key
 }
 
 /// One recursive resolver and what hadns knows of it.
@@ -178,16 +201,39 @@ impl Forwarder {
         let upstreams = (config.forward.iter())
             .map(|&address| Upstream::new(address, &options))
             .collect();
-        let cache = (config.cache_bytes > 0).then(|| {
-            let entries = (config.cache_bytes / ENTRY_BYTES).max(1);
-            ResponseCache::new(entries, TtlConfig::from_opts(&options))
-        });
+        let entries = (config.cache_bytes / ENTRY_BYTES).max(1);
+        let cache = (config.cache_bytes > 0)
+            .then(|| ResponseCache::new(entries, TtlConfig::from_opts(&options)));
+        let prepared = (config.cache_bytes > 0).then(|| moka::sync::Cache::new(entries));
         Forwarder {
             config: config.clone(),
             upstreams,
             cache,
+            prepared,
             counters: Counters::default(),
         }
+    }
+
+    /// Keeps `resolution` of `query` in wire form for the fast path.
+    pub fn prepare(&self, query: &Query, dnssec_ok: bool, resolution: &Resolution) {
+        let Some(prepared) = &self.prepared else {
+            return;
+        };
+        let mut key = query.name().to_lowercase().to_bytes().unwrap_or_default();
+        key.extend_from_slice(&u16::from(query.query_type()).to_be_bytes());
+        if let Some(wire) = WireAnswer::encode(query, resolution, Instant::now()) {
+            prepared.insert(prepared_key(&key, dnssec_ok), Arc::new(wire));
+        }
+    }
+
+    /// A cached answer for the fast path (`prepared_key`): its rcode, counts and records
+    /// with their TTLs counted down; counted as a cache hit.
+    pub fn prepared(&self, key: &[u8]) -> Option<(u8, u16, u16, Vec<u8>)> {
+        let wire = self.prepared.as_ref()?.get(key)?;
+        let body = wire.body_at(Instant::now())?;
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some((wire.rcode, wire.answers, wire.authorities, body))
     }
 
     /// The upstreams to ask, in order: those up, fastest first.

@@ -121,6 +121,7 @@ async fn answer_forwarded<R: ResponseHandler>(
     let query = request.queries.queries()[0].original().clone();
     let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     let resolution = forwarder.resolve(&query, dnssec_ok).await;
+    forwarder.prepare(&query, dnssec_ok, &resolution);
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.recursion_available = true;
     metadata.response_code = resolution.rcode;

@@ -295,9 +295,7 @@ impl SnapshotBuilder {
             &soas,
             &failover,
             self.sites.clone(),
-            self.resolver
-                .as_ref()
-                .map(|r| Arc::new(r.config.allow.clone())),
+            self.resolver.clone(),
         );
         let serials = &self.serials;
         let guarded_zones = (self.records.iter())

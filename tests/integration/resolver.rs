@@ -78,8 +78,17 @@ async fn other_names_are_forwarded_for_allowed_clients_and_hadns_names_never() {
     assert!(answer.metadata.recursion_available && !answer.metadata.authoritative);
     let again = ask_from("127.0.0.1", hadns.addr, "host.corp.example.", true).await;
     assert_eq!(addresses(&again), vec![ip("10.1.0.5")]);
+    // The cached answer (the UDP fast path's): still RA, never AA, its TTL counting down.
+    assert!(again.metadata.recursion_available && !again.metadata.authoritative);
+    assert!(again.answers[0].ttl <= 300, "{again:?}");
+    // Also in another letter case, over TCP (hickory's path), from the same cache.
+    let mut tcp = tokio::net::TcpStream::connect(hadns.addr).await.unwrap();
+    let query = query_message("HOST.corp.EXAMPLE.", RecordType::A, None);
+    let over_tcp = tcp_exchange(&mut tcp, &query).await;
+    assert_eq!(addresses(&over_tcp), vec![ip("10.1.0.5")]);
+    assert!(over_tcp.metadata.recursion_available);
     let status = resolver_status(&mut hadns).await;
-    assert_eq!(status["cache_hits"], 1, "{status:#}");
+    assert_eq!(status["cache_hits"], 2, "{status:#}");
     assert_eq!(status["forwarded"], 1, "{status:#}");
 
     // hadns's own name: authoritative, never forwarded, and the next query after a
@@ -97,7 +106,7 @@ async fn other_names_are_forwarded_for_allowed_clients_and_hadns_names_never() {
     assert_eq!(addresses(&own), vec![web2.ip()]);
     let status = resolver_status(&mut hadns).await;
     assert_eq!(
-        status["queries"], 2,
+        status["queries"], 3,
         "hadns's names reached the forwarder: {status:#}"
     );
 
@@ -109,7 +118,6 @@ async fn other_names_are_forwarded_for_allowed_clients_and_hadns_names_never() {
     assert_eq!(stranger.metadata.response_code, ResponseCode::Refused);
     let own = ask_from("127.0.0.2", hadns.addr, WWW, true).await;
     assert_eq!(addresses(&own), vec![web2.ip()]);
-    // A negative answer passes through.
     let metrics = admin::get(hadns.admin().await, "/metrics").await.1;
     assert_eq!(
         admin::sample(
@@ -117,7 +125,7 @@ async fn other_names_are_forwarded_for_allowed_clients_and_hadns_names_never() {
             "hadns_resolver_queries_total",
             &[("result", "cache_hit")]
         ),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
     assert!(metrics.contains(&format!(

@@ -230,7 +230,24 @@ impl FastTable {
     /// instead of REFUSED: `[resolver]`, RD set, and `src` in its `allow`.
     pub(super) fn forwards(&self, query: &[u8], src: std::net::IpAddr) -> bool {
         let recursive = query[2] & 0x01 != 0;
-        recursive && (self.forwarded.as_ref()).is_some_and(|a| a.iter().any(|n| n.contains(src)))
+        recursive && (self.forwarded.as_ref()).is_some_and(|f| f.config.allows(src))
+    }
+
+    /// The forwarder's cached answer to the question `key` (lower-case wire name and type)
+    /// with `dnssec_ok`, prepared: not authoritative, TTLs counted down.
+    pub(super) fn forwarded_answer(&self, key: &[u8], dnssec_ok: bool) -> Option<Prepared> {
+        let forwarder = self.forwarded.as_ref()?;
+        let key = crate::dns::forward::prepared_key(key, dnssec_ok);
+        let (rcode, answers, authorities, body) = forwarder.prepared(&key)?;
+        Some(Prepared {
+            authoritative: false,
+            rcode,
+            answers,
+            authorities,
+            body,
+            case: Vec::new(),
+            guard: None,
+        })
     }
 
     /// Prepares the answers of one snapshot over the zones' prepared `statics`. `soas`
@@ -241,7 +258,7 @@ impl FastTable {
         soas: &[Record],
         failover: &HashMap<LowerName, FailoverEntry>,
         sites: std::sync::Arc<Vec<crate::config::Site>>,
-        forwarded: Option<std::sync::Arc<Vec<crate::config::Network>>>,
+        forwarded: Option<std::sync::Arc<crate::dns::forward::Forwarder>>,
     ) -> FastTable {
         let soas: Vec<Option<Soa>> = zones
             .iter()
