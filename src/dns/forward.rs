@@ -341,3 +341,35 @@ impl Forwarder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    use super::*;
+
+    #[test]
+    fn dnssec_records_go_only_to_clients_that_set_do_or_ask_for_them() {
+        let name = Name::from_str("www.corp.example.").unwrap();
+        let a = Record::from_rdata(name.clone(), 60, RData::A(A([10, 0, 0, 5].into())));
+        let mut sig = a.clone();
+        sig.data = RData::Update0(RecordType::RRSIG);
+        let resolution = || Resolution {
+            rcode: ResponseCode::NoError,
+            answers: vec![a.clone(), sig.clone()],
+            authorities: Vec::new(),
+        };
+        assert_eq!(
+            resolution().for_client(true, RecordType::A).answers.len(),
+            2
+        );
+        let plain = resolution().for_client(false, RecordType::A);
+        assert_eq!(plain.answers, vec![a.clone()]);
+        // Asked for by type: kept.
+        let asked = resolution().for_client(false, RecordType::RRSIG);
+        assert_eq!(asked.answers.len(), 2);
+    }
+}

@@ -124,6 +124,19 @@ pub(crate) async fn answered_instead_of(hadns: &Hadns, old: IpAddr) -> (IpAddr, 
     }
 }
 
+/// Waits until `server` is read-only (a session of the test's may be ended by a fence that
+/// lands meanwhile: it asks again then).
+async fn wait_read_only(server: &Maria) {
+    wait_for(LIMIT, "the old primary read-only", || async {
+        let Ok(mut conn) = mysql_async::Conn::new(server.opts()).await else {
+            return false;
+        };
+        let on: Option<i64> = conn.query_first("SELECT @@read_only").await.unwrap_or(None);
+        on == Some(1)
+    })
+    .await;
+}
+
 /// hadns on `config`, its admin token written (the promotion commands need it).
 pub(crate) async fn with_admin(config: &str) -> Hadns {
     Hadns::with(config)
@@ -799,16 +812,8 @@ async fn mariadb_a_paused_primary_is_replaced_once_its_replicas_let_go_and_fence
         "the resumed old primary took {accepted} writes of an old session in {:?} before its fence",
         resumed.elapsed()
     );
-    // Read-only now (a session of this test may be ended by a second fence: the pending
-    // one of the promotion and the engine's both land; ask again then).
-    wait_for(LIMIT, "the old primary read-only", || async {
-        let Ok(mut conn) = mysql_async::Conn::new(servers[0].opts()).await else {
-            return false;
-        };
-        let on: Option<i64> = conn.query_first("SELECT @@read_only").await.unwrap_or(None);
-        on == Some(1)
-    })
-    .await;
+    // Read-only now (the pending fence of the promotion and the engine's both land).
+    wait_read_only(&servers[0]).await;
     let seen = queries.finish().await;
     assert!(
         !seen.contains_key(&Some(m1)),
@@ -986,14 +991,7 @@ async fn mariadb_a_silent_primary_host_is_replaced_and_fenced_when_heard_again()
 
     // Heard again, m1 is still writable (nothing reached it): fenced, never answered.
     drop(silence);
-    wait_for(LIMIT, "the old primary read-only", || async {
-        let Ok(mut conn) = mysql_async::Conn::new(servers[0].opts()).await else {
-            return false;
-        };
-        let on: Option<i64> = conn.query_first("SELECT @@read_only").await.unwrap_or(None);
-        on == Some(1)
-    })
-    .await;
+    wait_read_only(&servers[0]).await;
     let acks = writer.stop().await;
     let (_, sequence) = queries.finish_with_sequence().await;
     let after: Vec<_> = sequence.iter().skip_while(|a| **a == Some(m1)).collect();

@@ -55,6 +55,16 @@ async fn ask_from(from: &str, server: SocketAddr, name: &str, rd: bool) -> Messa
         .unwrap_or_else(|| panic!("{name}: no answer from {server}"))
 }
 
+/// Waits until every upstream is `up` (or every one down) in `/status`.
+async fn wait_upstreams(admin: SocketAddr, up: bool) {
+    wait_for(LIMIT, &format!("every upstream up: {up}"), || async {
+        let status = admin::get_json(admin, "/status").await;
+        let upstreams = status["resolver"]["upstreams"].as_array().unwrap().clone();
+        upstreams.iter().all(|u| u["up"] == up)
+    })
+    .await;
+}
+
 async fn resolver_status(hadns: &mut Hadns) -> Value {
     admin::get_json(hadns.admin().await, "/status").await["resolver"].clone()
 }
@@ -188,12 +198,7 @@ async fn a_killed_or_hung_upstream_costs_its_timeout_once_and_none_left_is_a_qui
 
     // u1 back; then u2 hung: it answers nothing, not even a refusal.
     let _unbound1 = corporate_unbound(u1).await;
-    wait_for(LIMIT, "both upstreams up", || async {
-        let status = admin::get_json(admin, "/status").await;
-        let upstreams = status["resolver"]["upstreams"].as_array().unwrap().clone();
-        upstreams.iter().all(|u| u["up"] == true)
-    })
-    .await;
+    wait_upstreams(admin, true).await;
     let u2_pid = nix::unistd::Pid::from_raw(unbound2.pid() as i32);
     nix::sys::signal::kill(u2_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     let (took, failed) = lookups(hadns.addr, "hung", 50).await;
@@ -209,12 +214,7 @@ async fn a_killed_or_hung_upstream_costs_its_timeout_once_and_none_left_is_a_qui
 
     // Both gone: SERVFAIL, quickly once both are known down; the cache still answers.
     drop(_unbound1);
-    wait_for(LIMIT, "both upstreams down", || async {
-        let status = admin::get_json(admin, "/status").await;
-        let upstreams = status["resolver"]["upstreams"].as_array().unwrap().clone();
-        upstreams.iter().all(|u| u["up"] == false)
-    })
-    .await;
+    wait_upstreams(admin, false).await;
     let started = std::time::Instant::now();
     let answer = ask_from("127.0.0.1", hadns.addr, "gone.corp.example.", true).await;
     println!("no upstream: SERVFAIL in {:?}", started.elapsed());
