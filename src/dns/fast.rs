@@ -256,7 +256,8 @@ impl FastTable {
         }
         out.clear();
         out.extend_from_slice(&query[0..2]);
-        // QR, the request's opcode (0) and RD; AA as prepared; RA, AD clear; CD copied.
+        // QR, the request's opcode (0) and RD; AA as prepared; RA on [resolver] answers;
+        // AD clear; CD copied.
         let flags_hi = 0x80 | (query[2] & 0x01) | if prepared.authoritative { 0x04 } else { 0 };
         let flags_lo = recursion | (query[3] & 0x10) | prepared.rcode;
         out.extend_from_slice(&[flags_hi, flags_lo, 0, 1]);
