@@ -94,7 +94,13 @@ async fn steps(job: &Job, timed: &job::Timed<'_>) -> Outcome {
                 };
                 let _ = timed(Step::Undo, &job.old, started, undone);
             }
-            Outcome::Aborted(why)
+            // A leader that lost its mandate while a step ran (paused, cut off) failed
+            // because the next leader acted: that is the outcome, the step's error its
+            // detail.
+            match job.may_act() {
+                Err(mandate) => Outcome::Aborted(format!("{mandate} (then: {why})")),
+                Ok(()) => Outcome::Aborted(why),
+            }
         }
     }
 }
