@@ -315,6 +315,7 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
         tokio::spawn(hadns::admin::serve(listener, state, shutdown))
     });
     let served = server.wait().await;
+    hadns::server::stopping::stage("the admin endpoint");
     if let Some(admin) = admin {
         match admin.await {
             Ok(Ok(())) => {}
@@ -324,6 +325,7 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
     }
     served.context("serving")?;
     info!("stopped");
+    hadns::server::stopping::stage("the runtime's blocking tasks");
     Ok(())
 }
 
@@ -347,6 +349,8 @@ fn shutdown_on_signal() -> CancellationToken {
             _ = int.recv() => "SIGINT",
         };
         info!(signal = name, "shutting down");
+        hadns::server::stopping::stage("the supervisor to stop");
+        hadns::server::stopping::watch();
         cancel.cancel();
     });
     token

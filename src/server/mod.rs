@@ -29,6 +29,7 @@
 //! - `effects.rs`, `events.rs`, `hooks.rs`: what follows an event: log, `/events`,
 //!   metrics, `on_change` commands (one queue per record, off the answer path).
 //! - `status.rs`: the `/status` document.
+//! - `stopping.rs`: shutdown's stages, watched; a stuck one is named and bounded.
 
 mod changes;
 mod checkers;
@@ -54,6 +55,7 @@ mod reload;
 mod resolver;
 mod serials;
 pub mod status;
+pub mod stopping;
 mod supervisor;
 
 pub use descriptors::descriptor_budget;
@@ -203,8 +205,13 @@ async fn run(
     // their reply channel dropped (503).
     drop(reports);
     drop(inputs);
-    while tasks.join_next().await.is_some() {}
+    while !tasks.is_empty() {
+        stopping::stage(format!("the server's tasks ({} left)", tasks.len()));
+        tasks.join_next().await;
+    }
+    stopping::hooks();
     sup.hooks.finish().await;
+    stopping::stage("the DNS listeners");
     match dns.await {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(format!("dns server task: {e}"))),

@@ -380,10 +380,17 @@ impl Hadns {
     /// Sends `signal` and waits for the exit status.
     pub async fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         self.signal(signal);
-        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("hadns did not exit within 10s of the signal")
-            .unwrap()
+        let waited = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let log = self.log.lock().unwrap();
+        // hadns ends a stuck shutdown itself (server/stopping.rs) and says where it was.
+        let stuck = log.iter().any(|l| l.contains("shutdown did not finish"));
+        match waited {
+            Ok(status) if !stuck => status.unwrap(),
+            _ => {
+                let tail = log[log.len().saturating_sub(40)..].join("\n");
+                panic!("hadns did not stop promptly after {signal}; its last log lines:\n{tail}")
+            }
+        }
     }
 
     pub async fn query(&self, name: &str, qtype: RecordType) -> Message {
