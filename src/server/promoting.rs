@@ -106,8 +106,15 @@ impl Supervisor {
         let name = config.name.clone();
         // From now on the old primary is never answered, and fenced whenever it is
         // writable: should it come back during the promotion, no client reaches it. In
-        // cluster mode etcd records it first, with the promotion, before any step.
+        // cluster mode etcd records it first, with the promotion, before any step. The
+        // candidate is released if an earlier promotion deposed it: it replicates from the
+        // old primary (or it would not be a candidate), and a deposed candidate would be
+        // fenced the moment it is promoted (seen in the nemesis run: the new primary made
+        // read-only again, never published, the pool left without a writer).
         let old = NodeId::new(pool.0, plan.old);
+        let candidate_deposed = self
+            .promoter()
+            .is_some_and(|e| e.node(NodeId::new(pool.0, plan.candidate)).deposed);
         let was_deposed = self.promoter().is_some_and(|e| e.node(old).deposed);
         let mut job = job;
         let recorded = match self.running_record(&job) {
@@ -115,7 +122,9 @@ impl Supervisor {
                 job.mandate = Some(mandate);
                 let (taken, recorded) = tokio::sync::oneshot::channel();
                 self.write_promotion(pool, Some(taken), |record| {
-                    record.deposed.retain(|d| *d != running.old);
+                    record
+                        .deposed
+                        .retain(|d| *d != running.old && *d != running.candidate);
                     record.deposed.push(running.old.clone());
                     record.running = Some(running);
                 });
@@ -123,6 +132,9 @@ impl Supervisor {
             }
             None => {
                 self.depose(pool, plan.old, true, plan.switchover);
+                if candidate_deposed {
+                    self.depose(pool, plan.candidate, false, false);
+                }
                 None
             }
         };
