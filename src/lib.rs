@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod api;
 pub mod checks;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;

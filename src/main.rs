@@ -4,124 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use hadns::cli::{AdminArgs, Cli, Command, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
-
-#[derive(Parser)]
-#[command(
-    name = "hadns",
-    version,
-    about = "Authoritative DNS whose answers follow the healthy primary"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Log level or filter (RUST_LOG syntax); RUST_LOG wins when set.
-    #[arg(long, global = true, default_value = "info")]
-    log_level: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve DNS and run the health checks.
-    Serve {
-        #[arg(long, default_value = "config/hadns.toml")]
-        config: PathBuf,
-    },
-    /// Validate a configuration and its zone files, report every problem, bind nothing.
-    CheckConfig {
-        #[arg(long, default_value = "config/hadns.toml")]
-        config: PathBuf,
-    },
-    /// Show what the running hadns believes: records, nodes, health (from its [admin] endpoint).
-    Status {
-        #[command(flatten)]
-        admin: AdminArgs,
-        /// Print the JSON document as served.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show the running hadns's recent events, newest first.
-    Events {
-        #[command(flatten)]
-        admin: AdminArgs,
-        /// How many events.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Maintenance: take a node out of every answer (it is still checked).
-    Drain {
-        #[command(flatten)]
-        admin: AdminArgs,
-        pool: String,
-        node: String,
-    },
-    /// Put a drained node back: it is answered again as its health allows.
-    Undrain {
-        #[command(flatten)]
-        admin: AdminArgs,
-        pool: String,
-        node: String,
-    },
-    /// Ask the running hadns to re-read its config and zone files (like SIGHUP).
-    Reload {
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// Promote a replica of a database pool now: a switchover when the primary is up
-    /// (demoted first, nothing lost), a failover when it is down. Waits for the end.
-    Promote {
-        #[command(flatten)]
-        admin: AdminArgs,
-        pool: String,
-        /// The replica to promote (default: the one the rules choose).
-        node: Option<String>,
-        /// Promote past max_lag, or while a replica still receives from the old primary.
-        #[arg(long)]
-        allow_data_loss: bool,
-    },
-    /// Lift a pool's promotion block (automatic promotion allowed again at once).
-    Ack {
-        #[command(flatten)]
-        admin: AdminArgs,
-        pool: String,
-    },
-    /// A self-contained demonstration: two local backends, one name, failover on a timer.
-    Demo {
-        /// Stop and restart the primary backend this many times (0 = until Ctrl-C).
-        #[arg(long, default_value_t = 3)]
-        cycles: u32,
-        /// DNS port for the demo server (0 = any free port).
-        #[arg(long, default_value_t = 5353)]
-        port: u16,
-    },
-}
-
-/// How the admin commands find the running hadns.
-#[derive(clap::Args)]
-struct AdminArgs {
-    /// The config whose [admin] section names the endpoint and the token file.
-    #[arg(long, default_value = "config/hadns.toml")]
-    config: PathBuf,
-    /// The endpoint's URL (http://127.0.0.1:9153), instead of the config's.
-    #[arg(long)]
-    admin: Option<String>,
-    /// The bearer token's file, instead of the config's [admin] token_file.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-}
 
 /// Exit code for an invalid configuration.
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -172,8 +58,17 @@ fn main() -> ExitCode {
         Command::Status { admin, json } => admin_command(&runtime, &admin, |e| async move {
             hadns::admin::client::status(&e, json).await
         }),
-        Command::Events { admin, limit, json } => admin_command(&runtime, &admin, |e| async move {
-            hadns::admin::client::events(&e, limit, json).await
+        Command::Events {
+            admin,
+            limit,
+            json,
+            timeline,
+        } => admin_command(&runtime, &admin, |e| async move {
+            if timeline {
+                hadns::admin::client::timeline(&e, limit).await
+            } else {
+                hadns::admin::client::events(&e, limit, json).await
+            }
         }),
         Command::Drain { admin, pool, node } => admin_command(&runtime, &admin, |e| async move {
             hadns::admin::client::drain(&e, &pool, &node, true).await
@@ -195,6 +90,14 @@ fn main() -> ExitCode {
         Command::Ack { admin, pool } => admin_command(&runtime, &admin, |e| async move {
             hadns::admin::client::ack(&e, &pool).await
         }),
+        Command::Completions { shell } => print_bytes(&hadns::cli::completions(shell)),
+        Command::Man => match hadns::cli::manual() {
+            Ok(page) => print_bytes(&page),
+            Err(e) => {
+                complain!("hadns: cannot render the manual page: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo { cycles, port } => match runtime
             .block_on(async { hadns::demo::run(cycles, port, shutdown_on_signal()).await })
         {
@@ -327,6 +230,18 @@ async fn serve(config_file: PathBuf, prepared: hadns::Prepared) -> anyhow::Resul
     info!("stopped");
     hadns::server::stopping::stage("the runtime's blocking tasks");
     Ok(())
+}
+
+/// Writes generated text (a manual page, completions) to standard output.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            complain!("hadns: cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A token cancelled by the first SIGINT or SIGTERM. The handlers are in place when this

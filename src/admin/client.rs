@@ -148,6 +148,17 @@ pub async fn events(endpoint: &Endpoint, limit: usize, json: bool) -> Result<Str
     Ok(super::text::events(&events))
 }
 
+/// `hadns events --timeline`: the last `limit` answer changes drawn on a time axis.
+pub async fn timeline(endpoint: &Endpoint, limit: usize) -> Result<String, String> {
+    let body = endpoint.get(&format!("/timeline?limit={limit}")).await?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("unexpected /timeline answer: {e}"))?;
+    let timelines: Vec<crate::api::timeline::Timeline> =
+        serde_json::from_value(doc["timelines"].clone())
+            .map_err(|e| format!("unexpected /timeline answer: {e}"))?;
+    Ok(super::timeline::text(&timelines))
+}
+
 pub async fn drain(
     endpoint: &Endpoint,
     pool: &str,

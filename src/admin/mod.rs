@@ -6,6 +6,7 @@
 //! | GET | `/status` | JSON: records, pools, nodes ([`crate::api::status::Status`]) |
 //! | GET | `/metrics` | Prometheus text format |
 //! | GET | `/events?limit=N` | JSON: recent events, newest first |
+//! | GET | `/timeline?limit=N` | JSON: the last N answer changes, each with its chain of events ([`crate::api::timeline`]) |
 //! | POST | `/pools/{pool}/nodes/{node}/drain` | maintenance: the node leaves every answer |
 //! | POST | `/pools/{pool}/nodes/{node}/undrain` | and returns |
 //! | POST | `/reload` | same as SIGHUP |
@@ -30,6 +31,7 @@ use shared::REFUSED_LOG;
 pub use shared::{Outcome, State};
 pub mod client;
 mod text;
+mod timeline;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -81,6 +83,7 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
+        .route("/timeline", get(timeline))
         .route("/pools/{pool}/nodes/{node}/{action}", post(drain))
         .route("/reload", post(reload))
         .route("/pools/{pool}/promote", post(promote))
@@ -189,6 +192,25 @@ async fn events(
     let limit = query.limit.unwrap_or(DEFAULT_EVENTS);
     match ask(&state, |reply| Command::Events { limit, reply }).await {
         Ok(events) => Json(events).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Answer changes `/timeline` shows when it gets no `limit`.
+const DEFAULT_TIMELINES: usize = 10;
+
+/// `GET /timeline`: built from the whole event log, so the chains are complete.
+async fn timeline(
+    axum::extract::State(state): axum::extract::State<State>,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(DEFAULT_TIMELINES);
+    let all = usize::MAX;
+    match ask(&state, |reply| Command::Events { limit: all, reply }).await {
+        Ok(events) => Json(serde_json::json!({
+            "timelines": crate::api::timeline::build(&events, limit)
+        }))
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

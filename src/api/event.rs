@@ -35,6 +35,13 @@ pub enum EventKind {
     PromotionFailed,
     /// The primary is down but no replica may be promoted, or promotion is blocked.
     PromotionRefused,
+    /// A probe result that moves a node towards a change: a failure while it is up (one of
+    /// `fall`), a success while it is down (one of `rise`). Others are not recorded.
+    Probe,
+    /// A secondary acknowledged the NOTIFY for a zone's serial, or did not (retried).
+    Notify,
+    /// A secondary transferred a zone (AXFR or IXFR).
+    Transfer,
 }
 
 impl fmt::Display for EventKind {
@@ -62,6 +69,9 @@ pub struct EventRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     pub message: String,
+    /// The zone serial the event is about: an answer's publication, a NOTIFY, a transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u32>,
 }
 
 impl EventRecord {
@@ -75,6 +85,7 @@ impl EventRecord {
             from: None,
             to: None,
             message: message.into(),
+            serial: None,
         }
     }
 
@@ -94,4 +105,23 @@ impl EventRecord {
 /// `2026-11-23T17:01:02.345Z`
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Where parts that run outside the supervisor (NOTIFY, zone transfers) send events for
+/// the event log. Bounded and never waiting: when the queue is full the event is dropped
+/// (it is in the log too); answering a query never waits for the event log.
+#[derive(Clone, Default, Debug)]
+pub struct EventSink(Option<tokio::sync::mpsc::Sender<EventRecord>>);
+
+impl EventSink {
+    /// A sink into `sender`.
+    pub fn new(sender: tokio::sync::mpsc::Sender<EventRecord>) -> EventSink {
+        EventSink(Some(sender))
+    }
+
+    pub fn send(&self, event: EventRecord) {
+        if let Some(sender) = &self.0 {
+            let _ = sender.try_send(event);
+        }
+    }
 }

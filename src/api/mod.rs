@@ -8,3 +8,4 @@ pub mod deadline;
 pub mod event;
 pub mod id;
 pub mod status;
+pub mod timeline;

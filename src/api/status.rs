@@ -47,6 +47,9 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub version: String,
+    /// The commit hadns was built from (`unknown` outside a git checkout).
+    #[serde(default)]
+    pub commit: String,
     pub started: String,
     pub uptime_seconds: f64,
     /// Every pool has completed its first round of checks.

@@ -57,13 +57,15 @@ pub use zones::ZoneSet;
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the DNS server answers, from `[dns]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeSettings {
     pub udp_coalesce: Duration,
     pub max_udp_size: u16,
     pub tcp_connections: usize,
     pub tcp_connections_per_client: usize,
     pub rate_limit: rrl::RrlSettings,
+    /// Where served zone transfers are told (the event log).
+    pub events: crate::api::event::EventSink,
 }
 
 /// The bound DNS sockets: per listen address, `udp_workers` UDP sockets sharing the port
@@ -171,11 +173,10 @@ pub async fn serve(
 ) -> io::Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handler = handler::Handler::new(snapshot.clone(), counters.clone());
-    let responder = Arc::new(respond::Responder::new(
-        handler,
-        counters.clone(),
-        settings.max_udp_size,
-    ));
+    let responder = Arc::new(
+        respond::Responder::new(handler, counters.clone(), settings.max_udp_size)
+            .with_events(settings.events.clone()),
+    );
     let mut parts = JoinSet::new();
     let udp_settings = udp::UdpSettings {
         coalesce: settings.udp_coalesce,

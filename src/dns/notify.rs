@@ -35,6 +35,7 @@ use schedule::{Answer, Report, Schedule};
 
 use super::snapshot::{Snapshot, Transfer};
 use super::tsig;
+use crate::api::event::{EventKind, EventRecord, EventSink};
 use crate::api::status::NotifyStatus;
 
 /// Where every (target, zone) stands, for `/status`; written by the NOTIFY tasks.
@@ -64,6 +65,7 @@ pub async fn run(
     mut published: watch::Receiver<()>,
     counters: IntCounterVec,
     board: Board,
+    events: EventSink,
     shutdown: CancellationToken,
 ) {
     let mut running: HashMap<SocketAddr, CancellationToken> = HashMap::new();
@@ -87,6 +89,7 @@ pub async fn run(
                     published.clone(),
                     counters.clone(),
                     board.clone(),
+                    events.clone(),
                     stop.clone(),
                 ));
                 stop
@@ -124,6 +127,7 @@ async fn notify_target(
     mut published: watch::Receiver<()>,
     counters: IntCounterVec,
     board: Board,
+    events: EventSink,
     stop: CancellationToken,
 ) {
     let label = target.to_string();
@@ -171,7 +175,7 @@ async fn notify_target(
         });
         signed.retain(|id, _| schedule.is_outstanding(*id));
         for report in reports {
-            log(target, &report, &count);
+            events.send(log(target, &report, &count));
         }
         board.set(target, Some(statuses(&schedule, &label)));
     }
@@ -260,8 +264,9 @@ fn statuses(schedule: &Schedule, label: &str) -> Vec<NotifyStatus> {
 }
 
 /// One zone's outcome in the log and the counters.
-fn log(target: SocketAddr, report: &Report, count: &impl Fn(&str)) {
-    match report {
+/// Logs and counts a report; the event for the event log.
+fn log(target: SocketAddr, report: &Report, count: &impl Fn(&str)) -> EventRecord {
+    let (zone, serial, message) = match report {
         Report::Acknowledged {
             zone,
             serial,
@@ -269,6 +274,11 @@ fn log(target: SocketAddr, report: &Report, count: &impl Fn(&str)) {
         } => {
             count("acknowledged");
             info!(%target, %zone, serial, attempts, "notify acknowledged");
+            (
+                zone,
+                serial,
+                format!("{target} acknowledged {zone} serial {serial}"),
+            )
         }
         Report::NotServed {
             zone,
@@ -277,6 +287,11 @@ fn log(target: SocketAddr, report: &Report, count: &impl Fn(&str)) {
         } => {
             count("not_served");
             warn!(%target, %zone, serial, %answer, "the NOTIFY target does not serve this zone; it gets one NOTIFY per later serial only");
+            (
+                zone,
+                serial,
+                format!("{target} does not serve {zone} ({answer})"),
+            )
         }
         Report::Failed {
             zone,
@@ -286,8 +301,18 @@ fn log(target: SocketAddr, report: &Report, count: &impl Fn(&str)) {
         } => {
             count("failed");
             warn!(%target, %zone, serial, attempt, %problem, "notify not acknowledged; retrying");
+            let text = format!(
+                "{target} did not acknowledge {zone} serial {serial} (attempt {attempt}): {problem}"
+            );
+            (zone, serial, text)
         }
-    }
+    };
+    let mut event = EventRecord::new(EventKind::Notify, message);
+    // The zone where a record's name goes, the secondary where a node's.
+    event.record = Some(zone.to_string());
+    event.node = Some(target.to_string());
+    event.serial = Some(*serial);
+    event
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hickory_proto::rr::LowerName;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::serialize::binary::BinEncoder;
@@ -18,6 +19,7 @@ use tracing::{info, warn};
 use super::handler::Handler;
 use super::wire::{self, Refusal};
 use super::{tsig, xfr};
+use crate::api::event::{EventKind, EventRecord, EventSink};
 use crate::limits::Occasional;
 use crate::metrics::{Anomaly, QueryCounters};
 
@@ -35,6 +37,8 @@ pub struct Responder {
     counters: Arc<QueryCounters>,
     /// The largest UDP response hadns sends (`dns.max_udp_size`).
     max_udp: u16,
+    /// Where served zone transfers are told, for the event log and its timeline.
+    events: EventSink,
 }
 
 impl Responder {
@@ -43,7 +47,14 @@ impl Responder {
             handler,
             counters,
             max_udp,
+            events: EventSink::default(),
         }
+    }
+
+    /// Served zone transfers are sent to `events` too.
+    pub fn with_events(mut self, events: EventSink) -> Responder {
+        self.events = events;
+        self
     }
 
     pub fn counters(&self) -> &QueryCounters {
@@ -230,6 +241,11 @@ impl Responder {
                 );
                 self.counters.transfer(kind_label, served.as_str());
                 self.counters.add(tcp, 0, messages.len() as u64);
+                // An up-to-date client's SOA-only answer changes nothing: not an event.
+                if served != xfr::Served::Soa {
+                    self.events
+                        .send(transfer_event(src, &zone_name, kind, served, &snapshot));
+                }
                 messages
             }
             Err(error) => {
@@ -244,6 +260,33 @@ impl Responder {
         self.counters.add(tcp, u16::from(rcode), 1);
         vec![wire::error_response(query, rcode)]
     }
+}
+
+/// The event log's record of a served transfer.
+fn transfer_event(
+    src: SocketAddr,
+    zone: &LowerName,
+    kind: xfr::Kind,
+    served: xfr::Served,
+    snapshot: &super::snapshot::Snapshot,
+) -> EventRecord {
+    let serial = snapshot.serial_of_zone(zone);
+    let asked = match kind {
+        xfr::Kind::Axfr => "AXFR".to_string(),
+        xfr::Kind::Ixfr(from) => format!("IXFR from serial {from}"),
+    };
+    let text = match serial {
+        Some(serial) => format!(
+            "{src} transferred {zone} serial {serial} ({asked}: {})",
+            served.as_str()
+        ),
+        None => format!("{src} transferred {zone} ({asked}: {})", served.as_str()),
+    };
+    let mut event = EventRecord::new(EventKind::Transfer, text);
+    event.record = Some(zone.to_string());
+    event.node = Some(src.to_string());
+    event.serial = serial;
+    event
 }
 
 /// A hickory ResponseHandler that keeps the encoded response, whole: [`wire::fit`] decides

@@ -97,10 +97,12 @@ impl Metrics {
         });
         let build = gauge(
             "build_info",
-            "Always 1; the version in a label.",
-            &["version"],
+            "Always 1; the version and the commit in labels.",
+            &["version", "commit"],
         );
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::cli::COMMIT])
+            .set(1);
         let probe_duration = register(
             &registry,
             HistogramVec::new(

@@ -105,6 +105,7 @@ pub(super) fn log_event(
             .change(from_text, to_text);
             e.record = Some(name.clone());
             e.pool = Some(config.record_pool(*record).name.clone());
+            e.serial = Some(serial);
             e
         }
         Event::SplitBrain {
@@ -207,6 +208,44 @@ pub fn log_failure_change(
         _ => {}
     }
     *last = failure;
+}
+
+/// The event of a probe that moves `node` of `pool` towards a change (a failure while it
+/// was up, a success while it was down), after the engine took it: `before` is the
+/// node's health before, `counted` its consecutive failures or successes after. Other
+/// probes (the steady state) are not events: the event log stays the story of changes.
+pub(super) fn probe_event(
+    pool: &crate::config::Pool,
+    node: &str,
+    before: crate::api::status::Health,
+    counted: (u32, u32),
+    observation: &crate::engine::Observation,
+) -> Option<EventRecord> {
+    use crate::api::status::Health;
+    let (failures, successes) = counted;
+    let ms = observation.latency.as_secs_f64() * 1000.0;
+    let message = match (before, observation.ok) {
+        (Health::Up, false) if observation.conclusive => {
+            format!(
+                "probe failed ({ms:.0} ms), conclusive: {}",
+                observation.detail
+            )
+        }
+        (Health::Up, false) => format!(
+            "probe failed ({} of fall {}, {ms:.0} ms): {}",
+            failures.min(pool.fall),
+            pool.fall,
+            observation.detail
+        ),
+        (Health::Down, true) => format!(
+            "probe succeeded ({} of rise {}, {ms:.0} ms): {}",
+            successes.min(pool.rise),
+            pool.rise,
+            observation.detail
+        ),
+        _ => return None,
+    };
+    Some(EventRecord::new(EventKind::Probe, message).at(&pool.name, node))
 }
 
 #[cfg(test)]

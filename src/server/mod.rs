@@ -75,6 +75,7 @@ use tracing::{error, warn};
 
 pub use crate::api::command::{Command, CommandError};
 use crate::api::deadline::Deadline;
+use crate::api::event::{EventRecord, EventSink};
 use crate::config::Config;
 use crate::dns::Sockets;
 use crate::engine::Engine;
@@ -149,17 +150,19 @@ async fn run(
     let serials = load_serials(&config);
     let publication = Publication::new(prepared.zones, &config, &engine, serials);
     let mut tasks = JoinSet::new();
+    // Events from vip actors and hook runners, for the event log; NOTIFY and transfers
+    // send theirs through a bounded sink that never waits (forwarded here).
+    let (side_tx, mut side_events) = mpsc::unbounded_channel();
+    let sink = event_sink(side_tx.clone(), &shutdown, &mut tasks);
     let (dns, notify) = start_dns(
         options.sockets,
         &publication,
         &shared.metrics,
-        &config,
+        (&config, sink),
         &shutdown,
         &mut tasks,
     );
     let (reports_tx, mut reports) = mpsc::channel(REPORT_QUEUE);
-    // Events from vip actors and hook runners, for the event log.
-    let (side_tx, mut side_events) = mpsc::unbounded_channel();
     let vips = options
         .vips
         .into_iter()
@@ -224,7 +227,7 @@ fn start_dns(
     sockets: Sockets,
     publication: &Publication,
     metrics: &Metrics,
-    config: &Config,
+    (config, events): (&Config, EventSink),
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> (
@@ -235,7 +238,7 @@ fn start_dns(
         sockets,
         publication.store(),
         metrics.queries.clone(),
-        serve_settings(config),
+        serve_settings(config, events.clone()),
         shutdown.clone(),
     ));
     let board = crate::dns::notify::Board::default();
@@ -244,9 +247,33 @@ fn start_dns(
         publication.subscribe(),
         metrics.notifies.clone(),
         board.clone(),
+        events,
         shutdown.clone(),
     ));
     (dns, board)
+}
+
+/// How many events NOTIFY and transfers may have waiting for the event log.
+const SINK_QUEUE: usize = 256;
+
+/// A sink whose events reach the supervisor's side channel, until `shutdown` (the DNS
+/// server, which holds a sender, stops after the supervisor's tasks).
+fn event_sink(
+    side: mpsc::UnboundedSender<EventRecord>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> EventSink {
+    let (tx, mut rx) = mpsc::channel(SINK_QUEUE);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                Some(event) = rx.recv() => if side.send(event).is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
+    EventSink::new(tx)
 }
 
 /// The serials reserved in `dns.serial_file`. Cluster mode: the serials are the agreed
@@ -288,7 +315,7 @@ fn start_source(
     }
 }
 
-fn serve_settings(config: &Config) -> crate::dns::ServeSettings {
+fn serve_settings(config: &Config, events: EventSink) -> crate::dns::ServeSettings {
     crate::dns::ServeSettings {
         udp_coalesce: config.dns.udp_coalesce,
         max_udp_size: config.dns.max_udp_size,
@@ -300,6 +327,7 @@ fn serve_settings(config: &Config) -> crate::dns::ServeSettings {
             ipv4_prefix: config.dns.rate_limit.ipv4_prefix,
             ipv6_prefix: config.dns.rate_limit.ipv6_prefix,
         },
+        events,
     }
 }
 

@@ -165,7 +165,15 @@ impl Supervisor {
             .with_label_values(&[pool.name.as_str()])
             .observe(observation.latency.as_secs_f64());
         let failure = (!observation.ok).then(|| observation.detail.clone());
-        let events = self.engine.observe(id, observation, self.clock.now());
+        let before = self.engine.node(id).health;
+        let events = self
+            .engine
+            .observe(id, observation.clone(), self.clock.now());
+        let after = self.engine.node(id);
+        let counted = (after.failures, after.successes);
+        if let Some(probe) = events::probe_event(pool, &node.name, before, counted, &observation) {
+            self.events.push(probe);
+        }
         let changed = events
             .iter()
             .any(|e| matches!(e, Event::NodeChanged { node, .. } if *node == id));

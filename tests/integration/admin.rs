@@ -274,6 +274,7 @@ async fn the_status_page_renders_nodes_and_events_in_a_browser() {
         + &admin_section(false);
     let mut hadns = Hadns::start(&config).await;
     let admin = hadns.admin().await;
+    hadns.wait_for_answer(WWW, &[web1.ip()], LIMIT).await;
     web1.stop().await;
     hadns.wait_for_answer(WWW, &[web2.ip()], LIMIT).await;
 
@@ -292,6 +293,58 @@ async fn the_status_page_renders_nodes_and_events_in_a_browser() {
         "{record_row}"
     );
     assert!(dom.contains("answer_changed"), "the events table is filled");
+
+    // The failover timeline: the change drawn as an SVG, the failed probe and web1 going
+    // down before the publication (the dashed bar at 0), in time order.
+    let at = dom
+        .find("<svg viewBox=")
+        .unwrap_or_else(|| panic!("no timeline drawn: {dom}"));
+    let svg = &dom[at..at + dom[at..].find("</svg>").unwrap()];
+    assert!(
+        svg.contains("data-record=\"www.example.internal.\""),
+        "{svg}"
+    );
+    let dots: Vec<(String, i64)> = svg
+        .split("<circle ")
+        .skip(1)
+        .map(|c| {
+            let attr = |name: &str| {
+                let from = c.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                c[from..from + c[from..].find('"').unwrap()].to_string()
+            };
+            (attr("data-kind"), attr("data-offset").parse().unwrap())
+        })
+        .collect();
+    let kinds: Vec<&str> = dots.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        kinds.ends_with(&["probe", "node_changed", "answer_changed"]),
+        "{svg}"
+    );
+    let last = &dots[dots.len() - 3..];
+    assert!(
+        last[0].1 <= last[1].1 && last[1].1 <= 0 && last[2].1 == 0,
+        "{dots:?}"
+    );
+    assert!(svg.contains("probe failed (1 of fall 1"), "{svg}");
+
+    // The same chain in the terminal.
+    let (ok, out, err) = cli(&mut hadns, &["events", "--timeline"]).await;
+    assert!(ok, "{err}");
+    let head = format!(
+        "www.example.internal.: web1({}) -> web2({})",
+        web1.ip(),
+        web2.ip()
+    );
+    assert!(out.starts_with(&head), "{out}");
+    let line = |kind: &str| {
+        out.lines()
+            .position(|l| l.contains(&format!("  {kind} ")))
+            .unwrap()
+    };
+    assert!(
+        line("probe") < line("node_changed") && line("node_changed") < line("answer_changed"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -95,9 +95,44 @@ async fn secondaries_that_carry_some_zones_follow_at_notify_speed() {
     web1.restart().await;
     let second = followed(&primary, &secondaries, &[web1.ip()]).await;
     eprintln!("secondaries followed after (NSD, Knot, BIND): {first:?}, {second:?}");
+    // The failover timeline of the second change: each target's acknowledged NOTIFY and
+    // each secondary's transfer of the new serial follow the publication (offset 0).
+    let targets: Vec<String> = secondaries.iter().map(|s| s.addr.to_string()).collect();
+    let last_change = wait_for_some(LIMIT, "the change's NOTIFYs and transfers", || async {
+        let doc = crate::support::admin::get_json(admin, "/timeline?limit=5").await;
+        let change = doc["timelines"]
+            .as_array()?
+            .iter()
+            .find(|t| t["record"] == WWW)?
+            .clone();
+        let after = |kind: &str, target: &str| {
+            change["entries"].as_array().is_some_and(|entries| {
+                entries.iter().any(|e| {
+                    e["kind"] == kind
+                        && e["offset_ms"].as_i64().is_some_and(|ms| ms >= 0)
+                        && e["subject"].as_str().is_some_and(|s| s.contains(target))
+                })
+            })
+        };
+        let notified = targets.iter().all(|t| after("notify", t));
+        // A transfer comes from the secondary's own address, not from its listening port.
+        let transfers = change["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["kind"] == "transfer" && e["offset_ms"].as_i64() >= Some(0))
+            .count();
+        (notified && transfers >= targets.len()).then_some(change)
+    })
+    .await;
+    assert!(
+        last_change["to"]
+            .as_str()
+            .unwrap()
+            .contains(&web1.ip().to_string()),
+        "{last_change}"
+    );
 
     // The other zone: refused by each, said once, in /status and the metrics.
-    let targets: Vec<String> = secondaries.iter().map(|s| s.addr.to_string()).collect();
     wait_for(LIMIT, "every target's aaa.internal not_served", || async {
         let states = notify_states(admin).await;
         targets.iter().all(|t| {

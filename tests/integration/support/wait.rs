@@ -34,3 +34,23 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Waits until `value()` is `Some`, asking again every few milliseconds, until `limit`;
+/// returns what it held.
+pub async fn wait_for_some<T, F, Fut>(limit: Duration, what: &str, mut value: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = value().await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
