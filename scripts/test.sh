@@ -13,9 +13,12 @@ cd "$(dirname "$0")/.."
 # suggested by etcd-server, so not installed with it), unbound
 # as the DNS server the dns check probes, nsd, knot and bind9 as the secondaries that
 # transfer zones from hadns, protobuf-compiler to build hadns (the etcd-client crate
-# compiles etcd's gRPC API), and nftables: the cluster tests' partitions are silent drops.
+# compiles etcd's gRPC API), nftables: the cluster tests' partitions are silent drops;
+# prometheus for promtool (the alert rules' tests, the dashboard's queries), systemd for
+# systemd-analyze (the package's unit is verified) and adduser (the package's postinst).
 needed=(ca-certificates postgresql mariadb-server iproute2 python3 openssl chromium dnsperf
-        etcd-server etcd-client unbound nsd knot bind9 protobuf-compiler nftables)
+        etcd-server etcd-client unbound nsd knot bind9 protobuf-compiler nftables prometheus
+        systemd adduser)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -33,6 +36,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         nsd) systemctl disable --now nsd >/dev/null 2>&1 || true ;;
         knot) systemctl disable --now knot >/dev/null 2>&1 || true ;;
         bind9) systemctl disable --now named >/dev/null 2>&1 || true ;;
+        prometheus) systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true ;;
       esac
     done
   fi

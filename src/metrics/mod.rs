@@ -33,6 +33,7 @@ pub struct Metrics {
     node_role: IntGaugeVec,
     node_drained: IntGaugeVec,
     record_nodes: IntGaugeVec,
+    record_stale: IntGaugeVec,
     zone_serial: IntGaugeVec,
     notify_state: IntGaugeVec,
     cluster: IntGaugeVec,
@@ -211,6 +212,12 @@ impl Metrics {
                 "Nodes in the record's current answer.",
                 &["record"],
             ),
+            record_stale: gauge(
+                "record_stale",
+                "1 while no node of the record's pool can be reached and its last answer is \
+                 kept (up to max_stale).",
+                &["record"],
+            ),
             zone_serial: gauge("zone_serial", "The zone's current SOA serial.", &["zone"]),
             notify_state: gauge(
                 "notify_state",
@@ -229,8 +236,18 @@ impl Metrics {
         for result in ["applied", "rejected"] {
             self.reloads.with_label_values(&[result]);
         }
+        for kind in ["axfr", "ixfr"] {
+            for result in ["full", "incremental", "soa", "refused"] {
+                self.queries.transfers.with_label_values(&[kind, result]);
+            }
+        }
         for pool in &config.pools {
             self.probe_duration.with_label_values(&[pool.name.as_str()]);
+            if pool.promote.mode != crate::config::PromoteMode::Off {
+                for outcome in ["promoted", "failed", "refused"] {
+                    self.promotions.with_label_values(&[&pool.name, outcome]);
+                }
+            }
             for node in &pool.nodes {
                 if pool.fence.is_enabled() {
                     for result in ["fenced", "failed"] {
@@ -267,6 +284,7 @@ impl Metrics {
             gauge.reset();
         }
         self.record_nodes.reset();
+        self.record_stale.reset();
         self.zone_serial.reset();
         for pool in &status.pools {
             for node in &pool.nodes {
@@ -292,6 +310,9 @@ impl Metrics {
             self.record_nodes
                 .with_label_values(&[record.name.as_str()])
                 .set(record.nodes.len() as i64);
+            self.record_stale
+                .with_label_values(&[record.name.as_str()])
+                .set(i64::from(record.stale));
         }
         for zone in &status.zones {
             self.zone_serial

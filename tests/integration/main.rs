@@ -4,6 +4,7 @@ mod admin;
 mod cluster;
 mod concurrency;
 mod config_errors;
+mod contrib;
 mod demo;
 mod dns_behaviour;
 mod dns_check;

@@ -45,6 +45,14 @@ async fn a_member_whose_configuration_differs_from_the_leaders_is_reported() {
         metrics.contains("hadns_cluster{what=\"config_mismatch\"} 1"),
         "{metrics}"
     );
+    // The alert rules and the dashboard select only cluster series a member exports
+    // (contrib.rs holds the other series against a single hadns).
+    let wanted = crate::support::contrib::referenced()
+        .into_iter()
+        .filter(|s| s.name.starts_with("hadns_cluster"))
+        .collect();
+    let unmet = crate::support::contrib::unmet(&metrics, &wanted);
+    assert!(unmet.is_empty(), "{unmet:#?}\n{metrics}");
 
     // m3 reloads the common configuration: its new digest goes to etcd, nobody differs,
     // and every member goes on serving the agreed answer.

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod backends;
 pub mod client;
 pub mod cluster;
+pub mod contrib;
 pub mod dbs;
 pub mod netns;
 pub mod nft;
