@@ -59,4 +59,6 @@ cp "$out/hadns.toml" "$out/etc/hadns.toml"
 cp zones/example.internal.zone "$out/etc/zones/"
 "$hadns" check-config --config "$out/etc/hadns.toml" >/dev/null
 
-cargo deb --no-build "${args[@]}"
+# The binary is stripped; its line tables (panic backtraces with file and line) go to
+# hadns-dbgsym, a .ddeb beside the package, for those who want them.
+cargo deb --no-build --dbgsym --compress-debug-symbols=zlib "${args[@]}"

@@ -14,6 +14,18 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The files hadns reads and writes, for `--help` and the manual page.
+const FILES: &str = "\
+Files:
+  /etc/hadns/hadns.toml   the configuration every command reads when --config is not
+                          given (config/hadns.toml instead, when the current directory
+                          has one: a source checkout); docs: /usr/share/doc/hadns/
+  /var/lib/hadns/         the service's state directory (the packaged configuration keeps
+                          its drain file there)
+  /usr/share/hadns/       Prometheus alert rules and a Grafana dashboard
+
+Each subcommand has its own help: hadns help SUBCOMMAND.";
+
 /// The commit hadns was built from (`unknown` outside a git checkout).
 pub const COMMIT: &str = env!("HADNS_COMMIT");
 
@@ -21,7 +33,8 @@ pub const COMMIT: &str = env!("HADNS_COMMIT");
 #[command(
     name = "hadns",
     version = VERSION,
-    about = "Authoritative DNS whose answers follow the healthy primary"
+    about = "Authoritative DNS whose answers follow the healthy primary",
+    after_long_help = FILES
 )]
 pub struct Cli {
     /// Log format.

@@ -16,6 +16,7 @@ mod hooks;
 mod hostile;
 mod mysql;
 mod notify_zones;
+mod package;
 mod postgres;
 mod privileges;
 mod promotion;
