@@ -74,10 +74,15 @@ fn one(t: &Timeline) -> String {
         } else {
             e.offset_ms.to_string()
         };
+        let change = e
+            .change
+            .as_ref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default();
         let message: String = e.message.chars().take(MESSAGE).collect();
         let _ = writeln!(
             out,
-            "  {offset:>8} ms  {axis}  {:<kind_width$}  {}  {message}",
+            "  {offset:>8} ms  {axis}  {:<kind_width$}  {}  {change}{message}",
             e.kind.to_string(),
             e.subject
         );
@@ -97,6 +102,7 @@ mod tests {
             offset_ms,
             kind,
             subject: "db/m1".into(),
+            change: None,
             message: "m".into(),
         };
         let t = Timeline {

@@ -8,8 +8,9 @@
 //!   node changes, split brains, fences, promotion steps and refusals, drains, cluster
 //!   identity changes, stale answers, and reloads;
 //! - the answer changes of P's other records in the same span;
-//! - after, up to the next change of R or [`FOLLOW`]: the same kinds for P, and the NOTIFYs
-//!   and transfers of a serial at least R's new one (the secondaries taking the change).
+//! - after, up to the next change of R or [`FOLLOW`]: P's fences and promotion steps (not
+//!   its probes and node changes: those are the next change's story), and the NOTIFYs and
+//!   transfers of a serial at least R's new one (the secondaries taking the change).
 
 use std::time::{Duration, SystemTime};
 
@@ -44,6 +45,9 @@ pub struct Entry {
     pub kind: EventKind,
     /// The record, `pool/node`, or zone and secondary the event is about.
     pub subject: String,
+    /// `from -> to`, for the events that change something (a node, an answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
     pub message: String,
 }
 
@@ -123,6 +127,10 @@ fn chain(timed: &[(SystemTime, &EventRecord)], k: usize) -> Timeline {
             EventKind::Notify | EventKind::Transfer => {
                 !before && e.serial.zip(change.serial).is_some_and(|(s, c)| s >= c)
             }
+            // After the publication only what follows from it: fences, the promotion's
+            // later steps, the pool's other records; probes and node changes then are the
+            // next change's story.
+            EventKind::Probe | EventKind::NodeChanged if !before => false,
             kind => pool_kind(kind) && e.pool.is_some() && e.pool == change.pool,
         }
     };
@@ -134,6 +142,11 @@ fn chain(timed: &[(SystemTime, &EventRecord)], k: usize) -> Timeline {
             offset_ms: offset_ms(at, *when),
             kind: e.kind,
             subject: subject(e),
+            change: e
+                .from
+                .as_ref()
+                .zip(e.to.as_ref())
+                .map(|(f, t)| format!("{f} -> {t}")),
             message: e.message.clone(),
         })
         .collect();
