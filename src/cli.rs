@@ -6,14 +6,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// The version and the commit it was built from (build.rs): `0.1.0 (commit 1a2b3c4d5e6f)`.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("HADNS_COMMIT"),
-    ")"
-);
-
 /// The files hadns reads and writes, for `--help` and the manual page.
 const FILES: &str = "\
 Files:
@@ -26,13 +18,10 @@ Files:
 
 Each subcommand has its own help: hadns help SUBCOMMAND.";
 
-/// The commit hadns was built from (`unknown` outside a git checkout).
-pub const COMMIT: &str = env!("HADNS_COMMIT");
-
 #[derive(Parser)]
 #[command(
     name = "hadns",
-    version = VERSION,
+    version = crate::api::VERSION,
     about = "Authoritative DNS whose answers follow the healthy primary",
     after_long_help = FILES
 )]

@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["checks"],
     &["vip", "admin"],
     &["server"],
-    &["demo"],
+    &["demo", "cli"],
     &["", "main"],
 ];
 

@@ -124,4 +124,11 @@ impl EventSink {
             let _ = sender.try_send(event);
         }
     }
+
+    /// Sends `event` when there is one.
+    pub fn send_some(&self, event: Option<EventRecord>) {
+        if let Some(event) = event {
+            self.send(event);
+        }
+    }
 }

@@ -241,11 +241,8 @@ impl Responder {
                 );
                 self.counters.transfer(kind_label, served.as_str());
                 self.counters.add(tcp, 0, messages.len() as u64);
-                // An up-to-date client's SOA-only answer changes nothing: not an event.
-                if served != xfr::Served::Soa {
-                    self.events
-                        .send(transfer_event(src, &zone_name, kind, served, &snapshot));
-                }
+                self.events
+                    .send_some(transfer_event(src, &zone_name, kind, served, &snapshot));
                 messages
             }
             Err(error) => {
@@ -262,14 +259,18 @@ impl Responder {
     }
 }
 
-/// The event log's record of a served transfer.
+/// The event log's record of a served transfer; none for an up-to-date client's SOA-only
+/// answer, which changes nothing.
 fn transfer_event(
     src: SocketAddr,
     zone: &LowerName,
     kind: xfr::Kind,
     served: xfr::Served,
     snapshot: &super::snapshot::Snapshot,
-) -> EventRecord {
+) -> Option<EventRecord> {
+    if served == xfr::Served::Soa {
+        return None;
+    }
     let serial = snapshot.serial_of_zone(zone);
     let asked = match kind {
         xfr::Kind::Axfr => "AXFR".to_string(),
@@ -286,7 +287,7 @@ fn transfer_event(
     event.record = Some(zone.to_string());
     event.node = Some(src.to_string());
     event.serial = serial;
-    event
+    Some(event)
 }
 
 /// A hickory ResponseHandler that keeps the encoded response, whole: [`wire::fit`] decides

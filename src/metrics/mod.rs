@@ -102,7 +102,7 @@ impl Metrics {
             &["version", "commit"],
         );
         build
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::cli::COMMIT])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::api::COMMIT])
             .set(1);
         let probe_duration = register(
             &registry,

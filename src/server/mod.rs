@@ -208,12 +208,23 @@ async fn run(
     // their reply channel dropped (503).
     drop(reports);
     drop(inputs);
+    stop_in_stages(tasks, sup.hooks, dns).await
+}
+
+/// After the supervisor stopped: its tasks end (checkers, NOTIFY, vips, the cluster
+/// member), the queued hooks run, the DNS listeners close; each stage named for the
+/// shutdown watch (`stopping.rs`).
+async fn stop_in_stages(
+    mut tasks: JoinSet<()>,
+    hooks: hooks::Hooks,
+    dns: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> std::io::Result<()> {
     while !tasks.is_empty() {
         stopping::stage(format!("the server's tasks ({} left)", tasks.len()));
         tasks.join_next().await;
     }
     stopping::hooks();
-    sup.hooks.finish().await;
+    hooks.finish().await;
     stopping::stage("the DNS listeners");
     match dns.await {
         Ok(result) => result,

@@ -76,7 +76,7 @@ pub fn build(cx: &Context<'_>) -> Status {
         .collect();
     Status {
         version: env!("CARGO_PKG_VERSION").into(),
-        commit: crate::cli::COMMIT.into(),
+        commit: crate::api::COMMIT.into(),
         started: rfc3339(cx.clock.started_wall),
         uptime_seconds: now.as_secs_f64(),
         ready: (0..config.pools.len()).all(|p| engine.pool_ready(PoolId(p))),
