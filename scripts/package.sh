@@ -4,6 +4,8 @@
 #   scripts/package.sh                  build hadns (release) and package it
 #   scripts/package.sh --no-build       package the binary already in target/release
 #   scripts/package.sh --deb-version V  the package's version (default: Cargo's, revision 1)
+#   scripts/package.sh --tool-only      only install cargo-deb (scripts/test.sh does, so
+#                                       that the package test does not compile it)
 #
 # Installs cargo-deb (a pinned version, with cargo) when it is missing. Generates from the
 # built binary what the package carries besides it: the manual page and the shell
@@ -15,10 +17,12 @@ cd "$(dirname "$0")/.."
 
 CARGO_DEB_VERSION=3.8.0
 build=1
+tool_only=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) build=0 ;;
+    --tool-only) tool_only=1 ;;
     --deb-version) args+=(--deb-version "$2"); shift ;;
     *) echo "package.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -27,6 +31,9 @@ done
 
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
   cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
+fi
+if [ "$tool_only" = 1 ]; then
+  exit 0
 fi
 if [ "$build" = 1 ]; then
   cargo build --release

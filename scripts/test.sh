@@ -50,4 +50,7 @@ if [ "${HADNS_SKIP_NETNS:-}" = 1 ]; then
   fi
 fi
 
+# cargo-deb, for the package test (scripts/package.sh pins its version).
+scripts/package.sh --tool-only
+
 cargo test --release --all-targets "$@"
