@@ -113,6 +113,18 @@ fn chain(timed: &[(SystemTime, &EventRecord)], k: usize) -> Timeline {
         if i == k {
             return true;
         }
+        // NOTIFYs and transfers belong by serial: from this change's to the next one's (a
+        // secondary's transfer can be logged in the millisecond of the publication, before
+        // the change itself is).
+        if matches!(e.kind, EventKind::Notify | EventKind::Transfer) {
+            let ours = e.serial.is_some_and(|s| {
+                change.serial.is_some_and(|c| serial_at_least(s, c))
+                    && next
+                        .and_then(|n| n.1.serial)
+                        .is_none_or(|n| !serial_at_least(s, n))
+            });
+            return ours && when >= at && when <= end;
+        }
         let before = i < k;
         let in_span = if before {
             when >= start && previous.is_none_or(|p| when > p.0)
@@ -124,9 +136,6 @@ fn chain(timed: &[(SystemTime, &EventRecord)], k: usize) -> Timeline {
         }
         match e.kind {
             EventKind::Reload => before,
-            EventKind::Notify | EventKind::Transfer => {
-                !before && e.serial.zip(change.serial).is_some_and(|(s, c)| s >= c)
-            }
             // After the publication only what follows from it: fences, the promotion's
             // later steps, the pool's other records; probes and node changes then are the
             // next change's story.
@@ -158,6 +167,11 @@ fn chain(timed: &[(SystemTime, &EventRecord)], k: usize) -> Timeline {
         serial: change.serial,
         entries,
     }
+}
+
+/// Whether serial `s` is `than` or after it (RFC 1982 arithmetic: serials wrap).
+fn serial_at_least(s: u32, than: u32) -> bool {
+    s.wrapping_sub(than) < 1 << 31
 }
 
 /// Milliseconds from `zero` to `when`, negative before it.

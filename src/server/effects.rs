@@ -12,9 +12,19 @@ use crate::engine::{Event, NodeId};
 
 impl Supervisor {
     /// Logs, records, counts and queues the hook of one event, after `snapshot` (the one
-    /// holding its answer) was published.
-    pub(super) fn effects(&mut self, event: &Event, snapshot: &Snapshot) {
-        if let Some(record) = log_event(&self.config, snapshot, event) {
+    /// holding its answer) was published, at `published` when this decision published it.
+    pub(super) fn effects(
+        &mut self,
+        event: &Event,
+        snapshot: &Snapshot,
+        published: Option<std::time::SystemTime>,
+    ) {
+        if let Some(mut record) = log_event(&self.config, snapshot, event) {
+            // Stamped with the publication: NOTIFY and transfers of its serial, which can
+            // come before these lines are logged, fall after it on the timeline.
+            if let Some(at) = published {
+                record.time = crate::api::event::rfc3339(at);
+            }
             self.events.push(record);
         }
         let metrics = &self.metrics;

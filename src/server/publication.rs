@@ -24,6 +24,9 @@ pub struct Publication {
     writers: Arc<Deadline>,
     /// `[resolver]`: the forwarder the snapshots carry, and its upstreams' checks.
     resolver: super::resolver::Resolver,
+    /// When the last snapshot was stored: the time of the events it carries out, so that
+    /// the timeline's 0 is the publication, not the moment its events were logged after it.
+    published_at: std::time::SystemTime,
 }
 
 impl Publication {
@@ -55,6 +58,7 @@ impl Publication {
             published: tokio::sync::watch::Sender::new(()),
             writers,
             resolver,
+            published_at: std::time::SystemTime::now(),
         };
         publication.reserve();
         if config.dns.serial_file.is_none() {
@@ -102,6 +106,11 @@ impl Publication {
         self.store.load()
     }
 
+    /// When the last snapshot was stored.
+    pub fn published_at(&self) -> std::time::SystemTime {
+        self.published_at
+    }
+
     pub fn zone_names(&self) -> &[String] {
         &self.zone_names
     }
@@ -109,6 +118,7 @@ impl Publication {
     /// Builds a snapshot of `answers` (one per record) and stores it.
     pub fn publish(&mut self, answers: &[Published]) {
         self.store.store(Arc::new(self.builder.build(answers)));
+        self.published_at = std::time::SystemTime::now();
         self.reserve();
         self.published.send_replace(());
     }
@@ -118,6 +128,7 @@ impl Publication {
     pub fn publish_at(&mut self, answers: &[Published], serial: u32) {
         self.store
             .store(Arc::new(self.builder.build_at(answers, serial)));
+        self.published_at = std::time::SystemTime::now();
         self.reserve();
         self.published.send_replace(());
     }

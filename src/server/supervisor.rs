@@ -252,17 +252,24 @@ impl Supervisor {
     /// Publishes a decision's answers in one snapshot; then logs, records, counts and
     /// queues hooks for its events, and tells the vip actors.
     pub(super) fn carry_out(&mut self, decision: Decision) {
-        match (&decision.route, &decision.answers) {
-            (Route::Local, Some(answers)) => self.publication.publish(answers),
-            (Route::Agreed { serial }, Some(answers)) => {
-                self.publication.publish_at(answers, *serial)
+        let published = match (&decision.route, &decision.answers) {
+            (Route::Local, Some(answers)) => {
+                self.publication.publish(answers);
+                Some(self.publication.published_at())
             }
-            (Route::Propose(records), _) => self.propose(records.clone()),
-            (_, None) => {}
-        }
+            (Route::Agreed { serial }, Some(answers)) => {
+                self.publication.publish_at(answers, *serial);
+                Some(self.publication.published_at())
+            }
+            (Route::Propose(records), _) => {
+                self.propose(records.clone());
+                None
+            }
+            (_, None) => None,
+        };
         let snapshot = self.publication.load();
         for event in &decision.events {
-            self.effects(event, &snapshot);
+            self.effects(event, &snapshot, published);
         }
         for (wanted, hold) in self.vips.iter().zip(decision.holds.into_iter().flatten()) {
             wanted.send_if_modified(|w| std::mem::replace(w, hold) != hold);

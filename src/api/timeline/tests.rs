@@ -97,6 +97,13 @@ fn a_chain_stops_at_the_records_previous_and_next_changes_and_its_windows() {
     ];
     let timelines = build(&events, 10);
     assert_eq!(timelines.len(), 2);
+    // A transfer logged in the publication's millisecond before the change's own line is
+    // the change's by its serial; serials wrap.
+    let mut same_ms = vec![peer(41_000, Transfer, 2)];
+    same_ms.extend(events.clone());
+    let timelines_same_ms = build(&same_ms, 10);
+    assert!(offsets(&timelines_same_ms[0]).contains(&(0, Transfer)));
+    assert!(serial_at_least(5, u32::MAX - 3) && !serial_at_least(u32::MAX - 3, 5));
     // Newest first.
     assert_eq!(timelines[0].serial, Some(2));
     assert_eq!(
