@@ -39,20 +39,10 @@ fn one(t: &Timeline) -> String {
         "{}: {} -> {}, published {}{serial}",
         t.record, t.from, t.to, t.time
     );
-    let first = t
-        .entries
-        .iter()
-        .map(|e| e.offset_ms)
-        .min()
-        .unwrap_or(0)
-        .min(0);
-    let last = t
-        .entries
-        .iter()
-        .map(|e| e.offset_ms)
-        .max()
-        .unwrap_or(0)
-        .max(0);
+    // The axis spans every entry and the publication (0).
+    let offsets = t.entries.iter().map(|e| e.offset_ms);
+    let first = offsets.clone().fold(0, i64::min);
+    let last = offsets.fold(0, i64::max);
     let column = |offset: i64| -> usize {
         let span = (last - first).max(1) as f64;
         (((offset - first) as f64 / span) * (WIDTH - 1) as f64).round() as usize
