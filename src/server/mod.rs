@@ -30,6 +30,7 @@
 //!   metrics, `on_change` commands (one queue per record, off the answer path).
 //! - `status.rs`: the `/status` document.
 //! - `stopping.rs`: shutdown's stages, watched; a stuck one is named and bounded.
+//! - `withdrawals.rs`: until when clients may use a published writer (promotion waits).
 
 mod changes;
 mod checkers;
@@ -57,6 +58,7 @@ mod serials;
 pub mod status;
 pub mod stopping;
 mod supervisor;
+mod withdrawals;
 
 pub use descriptors::descriptor_budget;
 pub use drains::Drained;

@@ -24,6 +24,7 @@ impl Supervisor {
             return;
         }
         self.release_deposed(pool);
+        self.follow_old_primary(pool);
         self.check_published(pool);
         self.start_rejoins(pool);
         let config = &self.config.pools[pool.0];
@@ -154,6 +155,7 @@ impl Supervisor {
             was_deposed,
         });
         self.promotions.start(name, job, recorded);
+        self.follow_old_primary(pool);
     }
 
     /// What a promotion task reported.
@@ -197,7 +199,8 @@ impl Supervisor {
         let entry = self.promotions.pool(pool);
         let next = match done.step {
             Step::Fence => Step::CatchUp,
-            Step::CatchUp => Step::Promote,
+            Step::CatchUp => Step::Expire,
+            Step::Expire => Step::Promote,
             Step::Promote => Step::Publish,
             Step::Undo => Step::Undo,
             other => other,

@@ -2,7 +2,7 @@
 //! workers load per query.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use tracing::error;
@@ -27,6 +27,8 @@ pub struct Publication {
     /// When the last snapshot was stored: the time of the events it carries out, so that
     /// the timeline's 0 is the publication, not the moment its events were logged after it.
     published_at: std::time::SystemTime,
+    /// Until when clients may use what was published of each writer (promotion waits).
+    withdrawals: super::withdrawals::Withdrawals,
 }
 
 impl Publication {
@@ -59,6 +61,7 @@ impl Publication {
             writers,
             resolver,
             published_at: std::time::SystemTime::now(),
+            withdrawals: super::withdrawals::Withdrawals::new(config, Instant::now()),
         };
         publication.reserve();
         if config.dns.serial_file.is_none() {
@@ -118,9 +121,7 @@ impl Publication {
     /// Builds a snapshot of `answers` (one per record) and stores it.
     pub fn publish(&mut self, answers: &[Published]) {
         self.store.store(Arc::new(self.builder.build(answers)));
-        self.published_at = std::time::SystemTime::now();
-        self.reserve();
-        self.published.send_replace(());
+        self.stored(answers);
     }
 
     /// Builds a snapshot of agreed `answers` whose zones all carry `serial` (cluster mode)
@@ -128,9 +129,20 @@ impl Publication {
     pub fn publish_at(&mut self, answers: &[Published], serial: u32) {
         self.store
             .store(Arc::new(self.builder.build_at(answers, serial)));
+        self.stored(answers);
+    }
+
+    fn stored(&mut self, answers: &[Published]) {
         self.published_at = std::time::SystemTime::now();
+        self.withdrawals.published(answers, Instant::now());
         self.reserve();
         self.published.send_replace(());
+    }
+
+    /// Until when a client may still use an answer published here that names `address`
+    /// as a writer (`None`: one is served now).
+    pub fn writer_usable_until(&self, address: std::net::IpAddr) -> Option<Instant> {
+        self.withdrawals.usable_until(address)
     }
 
     /// Takes the zones of a reloaded configuration. Every zone's serial goes up, whatever
@@ -161,6 +173,7 @@ impl Publication {
         self.builder
             .raise_serials(|origin| before.get(origin).copied().or(serials.floor(origin)));
         self.zone_names = self.builder.zone_names();
+        self.withdrawals.reload(config, Instant::now());
     }
 }
 

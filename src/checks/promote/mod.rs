@@ -19,14 +19,17 @@ mod postgres;
 use std::time::Instant;
 
 use crate::config::{Check, Node, Pool};
-pub use job::{Job, Mandate, Outcome, Step, StepDone};
+pub use job::{Job, Mandate, OldPrimary, Outcome, Step, StepDone};
 
 /// Runs `job`, telling `report` about each step as it ends and `finished` the outcome as
 /// soon as it is known. A switchover demotes (fences) the old primary first and stops if
 /// that fails. A failover's old primary is down for hadns and for every replica: its fence
 /// runs beside the other steps, is reported when it ends (this returns after it), and is
-/// never waited for: a silent host would only delay the failover by `fence_timeout`, and a
-/// deposed node is fenced again whenever it shows up writable.
+/// not waited for as such: a silent host would only delay the failover by `fence_timeout`,
+/// and a deposed node is fenced again whenever it shows up writable. The candidate is made
+/// writable only once no client can write to the old primary (step `expire`): its fence
+/// succeeded, or every answer naming it expired, since a crashed server may be restarted
+/// writable within a TTL of its withdrawal.
 pub async fn promote(
     job: &Job,
     report: &(dyn Fn(StepDone) + Send + Sync),
@@ -43,12 +46,11 @@ pub async fn promote(
     };
     let fence = async {
         let started = Instant::now();
-        timed(
-            Step::Fence,
-            &job.old,
-            started,
-            super::fence(&job.pool, &job.old).await,
-        )
+        let fenced = super::fence(&job.pool, &job.old).await;
+        if fenced.is_ok() {
+            job.old_primary.send_replace(OldPrimary::Fenced);
+        }
+        timed(Step::Fence, &job.old, started, fenced)
     };
     if job.switchover {
         if let Err(why) = fence.await {

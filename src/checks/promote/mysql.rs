@@ -46,7 +46,7 @@ pub(super) async fn promote(job: &Job, check: &DbCheck, timed: &Timed<'_>) -> Re
     )
     .await;
     timed(Step::CatchUp, &job.candidate, started, caught_up)?;
-    job.may_act()?;
+    super::job::expire(job, timed).await?;
     let started = Instant::now();
     let promoted = within(
         promote.step_timeout,

@@ -33,7 +33,7 @@ pub(super) async fn promote(job: &Job, check: &DbCheck, timed: &Timed<'_>) -> Re
     let started = Instant::now();
     let caught_up = within(promote.apply_timeout, "catching up", catch_up(job, check)).await;
     timed(Step::CatchUp, &job.candidate, started, caught_up)?;
-    job.may_act()?;
+    super::job::expire(job, timed).await?;
     let started = Instant::now();
     let seconds = promote.step_timeout.as_secs().max(1);
     let promoted = within(

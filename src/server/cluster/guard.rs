@@ -78,6 +78,35 @@ impl Guard {
         self.fenced.insert((pool.into(), node.into()));
     }
 
+    /// Until when a client may still use an answer that names `node` of `pool` as a
+    /// writer: every member served a decision that withdrew it (or left), then the TTL
+    /// (`None`: still named, or not every member is known to have stopped naming it).
+    /// Proofs do not count here: a refused connection says nothing of a restart.
+    pub fn usable_until(
+        &self,
+        config: &Config,
+        pool: &str,
+        node: &str,
+        now: Instant,
+    ) -> Option<Instant> {
+        let mut until = now;
+        for (r, spec) in config.records.iter().enumerate() {
+            if !spec.select.names_a_writer() || config.record_pool(RecordId(r)).name != pool {
+                continue;
+            }
+            match self.records.get(&spec.name) {
+                Some(Named::Writers(named)) if named.contains(node) => return None,
+                Some(Named::Withdrawn { from, done, .. })
+                    if from.as_ref().is_none_or(|f| f.contains(node)) =>
+                {
+                    until = until.max((*done)? + Duration::from_secs(spec.ttl.into()));
+                }
+                _ => {}
+            }
+        }
+        Some(until)
+    }
+
     /// Follows the withdrawals through etcd: the agreed decision that carries each, then
     /// the members' acknowledgements of it.
     pub fn observe(&mut self, state: &State, config: &Config, now: Instant) {

@@ -189,6 +189,20 @@ impl ClusterSource {
         }
     }
 
+    /// As leader: until when a client may still use an answer any member served that
+    /// names `node` as a writer (`None`: still named, or not known yet; not leading).
+    pub fn writer_usable_until(
+        &self,
+        config: &Config,
+        node: NodeId,
+        now: Instant,
+    ) -> Option<Instant> {
+        let (pool, name) = config.names(node);
+        (self.leader.as_ref())?
+            .guard
+            .usable_until(config, pool, name, now)
+    }
+
     /// While this member leads: the engine that decides for the cluster, and its
     /// leadership (the epoch its writes are guarded by).
     pub fn leading(&self) -> Option<(&Engine, i64)> {

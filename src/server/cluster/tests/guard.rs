@@ -82,6 +82,36 @@ fn a_silent_writer_is_withdrawn_until_every_member_served_that_and_the_ttl_passe
 }
 
 #[test]
+fn a_refused_writer_may_be_used_until_every_member_served_its_withdrawal_and_the_ttl() {
+    // What a promotion waits for before its candidate takes writes: a refused connection
+    // proves the writer unusable now, not for the TTL ahead (a crashed server may be
+    // restarted writable), so answers naming it count until they expire everywhere.
+    let mut m1 = Member::new("servfail");
+    let no_web2 = |mut s: State| {
+        for views in s.views.values_mut() {
+            views.get_mut("web/web2").unwrap().health = Health::Down;
+        }
+        refused(s)
+    };
+    let web1 = NodeId::new(0, 0);
+    let usable = |m: &Member| m.source.writer_usable_until(&m.config, web1, m.instant);
+    assert_eq!(usable(&m1), None, "not leading: not known");
+    let (answer, written) = web1_lost(&mut m1, no_web2);
+    assert_ne!(answer, Some(AgreedAnswer::Nodes(vec![agreed_node(1)])));
+    assert_eq!(usable(&m1), None, "nobody served the withdrawal yet");
+    let down = || no_web2(state(true, [DOWN, DOWN, UP], Some(written.clone())));
+    m1.step(serving(down(), [Some(2), Some(2), Some(1)]), false);
+    assert_eq!(
+        usable(&m1),
+        None,
+        "m3 still serves decision 1, which names web1"
+    );
+    let t0 = m1.instant;
+    m1.step(serving(down(), [Some(2), Some(2), Some(2)]), false);
+    assert_eq!(usable(&m1), Some(t0 + ttl(&m1)));
+}
+
+#[test]
 fn a_member_that_left_etcd_names_nothing_and_is_not_waited_for() {
     let mut m1 = Member::new("servfail");
     let (_, written) = web1_lost(&mut m1, |s| s);
