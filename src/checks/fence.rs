@@ -32,8 +32,14 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
         let summary = tokio::time::timeout(pool.fence.timeout, read_only)
             .await
             .unwrap_or_else(|_| Err(format!("timed out after {:?}", pool.fence.timeout)))
-            .map_err(|e| format!("read-only fence failed: {e}"))?;
-        done.push(summary);
+            .map_err(|e| format!("read-only fence failed: {e}"));
+        match summary {
+            Ok(summary) => done.push(summary),
+            // A node that cannot be made read-only (down, silent, a missing grant) is
+            // still fenced by the command, if there is one: exit 0 means fenced.
+            Err(failed) if pool.fence.command.is_some() => done.push(failed),
+            Err(failed) => return Err(failed),
+        }
     }
     if let Some(command) = &pool.fence.command {
         let prober = exec::ExecProber::new(
@@ -43,10 +49,10 @@ pub async fn fence(pool: &Pool, node: &Node) -> Result<String, String> {
             pool,
             node,
         );
-        prober
-            .probe(pool.fence.timeout)
-            .await
-            .map_err(|e| format!("fence_command failed: {e}"))?;
+        prober.probe(pool.fence.timeout).await.map_err(|e| {
+            done.push(format!("fence_command failed: {e}"));
+            done.join("; ")
+        })?;
         done.push(format!("ran {}", command[0]));
     }
     Ok(done.join("; "))

@@ -1160,3 +1160,58 @@ async fn mariadb_a_crashed_primary_restarted_at_once_never_takes_writes_beside_t
     assert_eq!(expire["node"], "m1", "{p:#}");
     hadns.stop().await;
 }
+
+/// The same crash with a `fence_command` (a STONITH: exit 0 means the node takes no
+/// writes): the old primary cannot be made read-only, but the command fences it, and the
+/// candidate takes writes without waiting out the TTL.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_a_killed_primary_fenced_by_its_command_is_replaced_within_the_ttl() {
+    let servers = mariadb_trio(true).await;
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("fenced");
+    let command = format!(
+        "fence_command = [\"sh\", \"-c\", \"echo $HADNS_NODE >> {}\"]\n",
+        mark.display()
+    );
+    let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"").replacen(
+        "fence = \"read-only\"\n",
+        &format!("fence = \"read-only\"\n{command}"),
+        1,
+    );
+    let mut hadns = with_admin(&config).await;
+    let mut servers = servers;
+    let writer = writing(&hadns, &servers, 20).await;
+    servers[0].kill();
+    let killed = Instant::now();
+    let p = promotion_ended(&mut hadns).await;
+    assert_eq!(p["last"]["outcome"], "promoted", "{p:#}");
+    let new = if p["last"]["candidate"] == "m2" { 1 } else { 2 };
+    let resumed = writer.wait_for_write(servers[new].ip, killed, LIMIT).await;
+    writer.stop().await;
+    println!(
+        "from the kill to the first write on the new primary: {:?}; steps: {}",
+        resumed - killed,
+        steps(&p)
+    );
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "m1\n");
+    let step = |name: &str| {
+        (p["last"]["steps"].as_array().unwrap().iter())
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no {name} step: {p:#}"))
+            .clone()
+    };
+    let fence = step("fence");
+    assert_eq!(fence["ok"], true, "{p:#}");
+    assert!(
+        fence["detail"]
+            .as_str()
+            .unwrap()
+            .contains("read-only fence failed"),
+        "{p:#}"
+    );
+    let expire = step("expire");
+    assert_eq!(expire["detail"], "m1 is fenced", "{p:#}");
+    // A generous bound that only a wait for the TTL (1 s) breaks.
+    assert!(resumed - killed < Duration::from_millis(900), "{p:#}");
+    hadns.stop().await;
+}
