@@ -2,7 +2,9 @@
 //! at once gets accepted through the name, over rounds, for MariaDB (semi-synchronous, a
 //! writer running all along) and PostgreSQL; each round split into detection (kill to the
 //! promotion's start), fence, catch-up, promotion, publication and reconnect (the rest);
-//! and for MariaDB a primary's host that goes silent, to the name's new answer.
+//! and for MariaDB a primary's host that goes silent, to the name's new answer. The
+//! candidate takes writes once no answer naming the old primary is usable (`expire`: the
+//! TTL after its withdrawal), or at once when a `fence_command` fenced it.
 
 use std::time::{Duration, SystemTime};
 
@@ -35,11 +37,12 @@ fn split(p: &Value, killed_wall: SystemTime, total: Duration, steps: &[&str], re
     let started = parse_time(p["last"]["started"].as_str().unwrap());
     let detection = started.duration_since(killed_wall).unwrap_or_default();
     let mut parts = vec![("detection".to_string(), detection.as_secs_f64() * 1000.0)];
-    for step in p["last"]["steps"].as_array().unwrap() {
-        let name = step["step"].as_str().unwrap();
-        if steps.contains(&name) {
-            parts.push((name.to_string(), step["ms"].as_f64().unwrap()));
-        }
+    // In the order given: a failover's fence ends before or after the catch-up.
+    let done = p["last"]["steps"].as_array().unwrap();
+    for name in steps {
+        let ms =
+            (done.iter().find(|s| s["step"] == *name)).map_or(0.0, |s| s["ms"].as_f64().unwrap());
+        parts.push((name.to_string(), ms));
     }
     let total = total.as_secs_f64() * 1000.0;
     let known: f64 = parts.iter().map(|(_, ms)| ms).sum();
@@ -47,9 +50,15 @@ fn split(p: &Value, killed_wall: SystemTime, total: Duration, steps: &[&str], re
     Round { total, parts }
 }
 
-async fn mariadb_round() -> Round {
+/// `stonith`: the pool has a `fence_command` (here one that only says it ran), which
+/// fences the dead primary: the candidate does not wait for the answers naming it to expire.
+async fn mariadb_round(stonith: bool) -> Round {
     let mut servers = mariadb_trio(true).await;
-    let config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
+    let mut config = maria_config(&servers, "mode = \"auto\"\nblock = \"0s\"");
+    if stonith {
+        let command = "fence = \"read-only\"\nfence_command = [\"true\"]\n";
+        config = config.replacen("fence = \"read-only\"\n", command, 1);
+    }
     let mut hadns = with_admin(&config).await;
     let writer = writing(&hadns, &servers, 100).await;
     let killed_wall = SystemTime::now();
@@ -71,7 +80,7 @@ async fn mariadb_round() -> Round {
 }
 
 /// The steps a killed primary's promotion waits for, in order.
-const KILLED_STEPS: &[&str] = &["fence", "catch_up", "promote", "publish"];
+const KILLED_STEPS: &[&str] = &["fence", "catch_up", "expire", "promote", "publish"];
 
 /// The primary's host goes silent: its packets dropped both ways (nftables, so root), the
 /// replicas letting go after 1 s (`slave_net_timeout`); from the silence to the name
@@ -90,7 +99,7 @@ async fn mariadb_silent_round() -> Round {
     drop(silence);
     writer.stop().await;
     hadns.stop().await;
-    let steps = &["catch_up", "promote", "publish"];
+    let steps = &["catch_up", "expire", "promote", "publish"];
     split(&p, silent_wall, moved - silent, steps, "answer")
 }
 
@@ -162,9 +171,17 @@ pub async fn promotion_benchmark() {
     println!("| --- | --- | --- | --- | --- |");
     let mut maria = Vec::new();
     for _ in 0..rounds {
-        maria.push(mariadb_round().await);
+        maria.push(mariadb_round(false).await);
     }
     report("MariaDB 10.11, semi-sync, single hadns", &maria);
+    let mut stonith = Vec::new();
+    for _ in 0..rounds {
+        stonith.push(mariadb_round(true).await);
+    }
+    report(
+        "MariaDB 10.11, semi-sync, single hadns, fence_command",
+        &stonith,
+    );
     let mut pg = Vec::new();
     for _ in 0..rounds {
         pg.push(postgres_round().await);
