@@ -284,7 +284,7 @@ pub struct PromotionStatus {
     pub mode: String,
     /// `idle`, `running`, `refused` or `blocked`.
     pub state: String,
-    /// The step running: `fence`, `catch_up`, `promote`, `publish`, `repoint`.
+    /// The step running: `fence`, `catch_up`, `expire`, `promote`, `publish`, `repoint`.
     #[serde(default)]
     pub step: Option<String>,
     /// Why it is refused or blocked, or what keeps it idle.
