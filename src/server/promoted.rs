@@ -25,9 +25,8 @@ impl Supervisor {
             return;
         }
         let until = match &self.source {
-            Source::Local => {
-                (self.publication).writer_usable_until(config.nodes[record.old].address)
-            }
+            Source::Local => (self.publication)
+                .writer_usable_until(&config.name, config.nodes[record.old].address),
             Source::Cluster { side, .. } => {
                 let old = NodeId::new(pool.0, record.old);
                 side.writer_usable_until(&self.config, old, Instant::now())

@@ -139,10 +139,10 @@ impl Publication {
         self.published.send_replace(());
     }
 
-    /// Until when a client may still use an answer published here that names `address`
-    /// as a writer (`None`: one is served now).
-    pub fn writer_usable_until(&self, address: std::net::IpAddr) -> Option<Instant> {
-        self.withdrawals.usable_until(address)
+    /// Until when a client may still use an answer of `pool` published here that names
+    /// `address` as a writer (`None`: one is served now).
+    pub fn writer_usable_until(&self, pool: &str, address: std::net::IpAddr) -> Option<Instant> {
+        self.withdrawals.usable_until(pool, address)
     }
 
     /// Takes the zones of a reloaded configuration. Every zone's serial goes up, whatever
