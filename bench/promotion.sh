@@ -23,7 +23,7 @@ for _ in $(seq "${ROUNDS:-10}"); do
   line=$(cargo test -q --release --test integration \
            cluster::promotion::the_leader -- --nocapture 2>&1 | grep 'writes acknowledged')
   echo "$line"
-  times+=("$(sed -E 's/.*first write on m2 ([0-9.]+)(ms|s) after.*/\1 \2/' <<<"$line" \
+  times+=("$(sed -E 's/.*first write on m[23] ([0-9.]+)(ms|s) after.*/\1 \2/' <<<"$line" \
              | awk '{ print ($2 == "s") ? $1 * 1000 : $1 }')")
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END {
