@@ -6,35 +6,12 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::promotion::State;
-use super::supervisor::{Source, Supervisor};
+use super::supervisor::Supervisor;
 use crate::checks::promote::{Step, StepDone};
 use crate::config::Rejoin;
 use crate::engine::{NodeId, PoolId};
 
 impl Supervisor {
-    /// Tells a running promotion of `pool` until when answers naming its old primary may
-    /// be used (`checks::promote::OldPrimary`): from this hadns's publications, or in
-    /// cluster mode from the leader's guard, which knows what every member served.
-    pub(super) fn follow_old_primary(&mut self, pool: PoolId) {
-        let config = &self.config.pools[pool.0];
-        let Some(record) = (self.promotions.pools.get(&config.name)).and_then(|e| e.last.as_ref())
-        else {
-            return;
-        };
-        if record.outcome.is_some() || record.promoted_at.is_some() {
-            return;
-        }
-        let until = match &self.source {
-            Source::Local => (self.publication)
-                .writer_usable_until(&config.name, config.nodes[record.old].address),
-            Source::Cluster { side, .. } => {
-                let old = NodeId::new(pool.0, record.old);
-                side.writer_usable_until(&self.config, old, Instant::now())
-            }
-        };
-        record.job.old_primary_named(until);
-    }
-
     /// A promoted candidate whose pool's `primary` records now answer it: published; the
     /// other replicas are repointed next.
     pub(super) fn check_published(&mut self, pool: PoolId) {

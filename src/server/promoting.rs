@@ -1,6 +1,7 @@
 //! The supervisor's side of promotion: after each decision about a pool, ask the engine
 //! whether to promote (`engine::promote`), start it, follow its steps, publish, repoint,
-//! depose the old primary; `hadns promote` and `hadns ack`.
+//! depose the old primary; the running failover told when the old primary's answers
+//! expire (`follow_old_primary`); `hadns promote` and `hadns ack`.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,6 +58,29 @@ impl Supervisor {
             },
         };
         self.set_state(pool, state);
+    }
+
+    /// Tells a running promotion of `pool` until when answers naming its old primary may
+    /// be used (`checks::promote::OldPrimary`): from this hadns's publications, or in
+    /// cluster mode from the leader's guard, which knows what every member served.
+    pub(super) fn follow_old_primary(&mut self, pool: PoolId) {
+        let config = &self.config.pools[pool.0];
+        let Some(record) = (self.promotions.pools.get(&config.name)).and_then(|e| e.last.as_ref())
+        else {
+            return;
+        };
+        if record.outcome.is_some() || record.promoted_at.is_some() {
+            return;
+        }
+        let until = match &self.source {
+            Source::Local => (self.publication)
+                .writer_usable_until(&config.name, config.nodes[record.old].address),
+            Source::Cluster { side, .. } => {
+                let old = NodeId::new(pool.0, record.old);
+                side.writer_usable_until(&self.config, old, Instant::now())
+            }
+        };
+        record.job.old_primary_named(until);
     }
 
     /// Records a new state; a refusal or a block is an event (once per reason).

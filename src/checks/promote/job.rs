@@ -211,7 +211,7 @@ pub(super) async fn within<T>(
 /// The `expire` step (on the old primary): the wait of `Job::wait_old_primary_out`, within
 /// `step_timeout` for the expiry to be known; then the mandate is checked again.
 pub(super) async fn expire(job: &Job, timed: &Timed<'_>) -> Result<(), String> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let out = job
         .wait_old_primary_out(job.pool.promote.step_timeout)
         .await;
